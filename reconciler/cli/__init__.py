@@ -1,0 +1,16 @@
+"""The `reconciler` command line; each area of commands lives in its own module."""
+
+from __future__ import annotations
+
+import click
+
+from reconciler.cli import repo
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="reconciler")
+def main() -> None:
+    """reconciler: git-driven configuration for fleets of Linux servers."""
+
+
+repo.register(main)

@@ -1,0 +1,49 @@
+"""Shared CLI plumbing: the one place where error values become messages and exit codes."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from reconciler.errors import ReconcilerError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+
+
+def fail(error: ReconcilerError) -> None:
+    """Print every problem as `path:line: message` on stderr and exit 1."""
+    for problem in error.problems:
+        click.echo(str(problem), err=True)
+    sys.exit(EXIT_REFUSED)
+
+
+def handles_errors(func: F) -> F:
+    """Turn user mistakes (error values) into clean messages, never tracebacks."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ReconcilerError as exc:
+            fail(exc)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def repo_options(func: F) -> F:
+    """--repo and --rev, shared by every command that reads the config repo."""
+    func = click.option("--rev", default=None, metavar="REV",
+                        help="Read this commit's tree (not the working tree).")(func)
+    func = click.option("--repo", default=".", show_default=True,
+                        type=click.Path(file_okay=False), help="The config repo.")(func)
+    return func

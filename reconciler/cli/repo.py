@@ -1,0 +1,199 @@
+"""Commands that read the config repo: init, validate, nodes, explain, render."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reconciler.cli.common import handles_errors, repo_options
+from reconciler.compile import Fleet, compile_node, load_fleet
+from reconciler.config import NodeConfig, Variable
+from reconciler.errors import UsageError
+from reconciler.snapshot import open_snapshot
+
+
+def register(group: click.Group) -> None:
+    for command in (init, validate_cmd, nodes, explain, render):
+        group.add_command(command)
+
+
+def _fleet(repo: str, rev: str | None) -> Fleet:
+    return load_fleet(open_snapshot(repo, rev))
+
+
+def example_dir(name: str) -> Path:
+    """A directory bundled with the package: repo_layout, templates or hooks."""
+    return Path(str(resources.files("reconciler") / "data" / name))
+
+
+@click.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@handles_errors
+def init(directory: str) -> None:
+    """Create a new config repo in DIRECTORY holding the example fleet, first commit on main."""
+    target = Path(directory)
+    if target.exists() and any(target.iterdir()):
+        raise UsageError.because(f"{directory} exists and is not empty")
+    target.mkdir(parents=True, exist_ok=True)
+    layout = example_dir("repo_layout")
+    for item in sorted(layout.iterdir()):
+        if item.is_dir():
+            shutil.copytree(item, target / item.name)
+        else:
+            shutil.copy2(item, target / item.name)
+    shutil.copytree(example_dir("templates"), target / "templates")
+    git = ["git", "-C", str(target)]
+    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    identity = [] if _has_git_identity(target) else [
+        "-c", "user.name=reconciler", "-c", "user.email=reconciler@localhost"]
+    subprocess.run([*git, *identity, "commit", "-q", "--no-verify", "-m",
+                    "Example fleet from reconciler init"], check=True)
+    click.echo(f"created config repo {target} (branch main) with the example fleet")
+
+
+def _has_git_identity(repo: Path) -> bool:
+    found = subprocess.run(["git", "-C", str(repo), "config", "user.email"],
+                           capture_output=True, text=True)
+    return found.returncode == 0 and bool(found.stdout.strip())
+
+
+@click.command("validate")
+@repo_options
+@click.option("--jobs", "-j", type=int, default=None, help="Worker processes (default: all cores).")
+@handles_errors
+def validate_cmd(repo: str, rev: str | None, jobs: int | None) -> None:
+    """Check schema, compile every node and render every template; list every error."""
+    from reconciler.validate import validate
+
+    result = validate(open_snapshot(repo, rev), jobs)
+    if not result.ok:
+        for finding in result.findings:
+            more = f" (and {finding.nodes - 1} more nodes)" if finding.nodes > 1 else ""
+            click.echo(f"{finding.problem}{more}", err=True)
+        click.echo(f"invalid: {len(result.findings)} distinct problem(s)", err=True)
+        raise SystemExit(1)
+    click.echo(f"ok: {result.nodes} nodes, {result.classes} classes, {result.files} files rendered "
+               f"in {result.seconds:.2f}s")
+
+
+@click.command()
+@repo_options
+@click.option("--class", "cls", default=None, help="Only nodes of this class.")
+@click.option("--product", default=None, help="Only nodes of this product.")
+@click.option("--cluster", default=None, help="Only nodes of this cluster.")
+@handles_errors
+def nodes(repo: str, rev: str | None, cls: str | None, product: str | None,
+          cluster: str | None) -> None:
+    """List node names, one per line."""
+    fleet = _fleet(repo, rev)
+    for name in fleet.node_names(cls, product, cluster):
+        click.echo(name)
+
+
+def _show(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+@click.command()
+@repo_options
+@click.argument("node")
+@click.argument("var", required=False)
+@handles_errors
+def explain(repo: str, rev: str | None, node: str, var: str | None) -> None:
+    """Show how NODE's configuration was resolved (or where VAR comes from)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    config = compile_node(_fleet(repo, rev), node)
+    console = Console()
+    if var is not None:
+        variable = config.variables.get(var)
+        if variable is None:
+            raise UsageError.because(f"variable {var!r} is not set for {node}")
+        _explain_variable(console, variable)
+        return
+    console.print(f"[bold]{config.name}[/]  class [cyan]{config.cls}[/] "
+                  f"product {config.product} cluster {config.cluster} number {config.number}")
+    console.print("class chain: " + " → ".join(config.class_chain))
+    policy = config.policy
+    console.print(f"policy: mode {policy.mode}, max-severity {policy.max_severity}, "
+                  f"interval {policy.interval}s, splay {policy.splay}s, "
+                  f"local-edits {policy.local_edits}, prune {str(policy.prune).lower()}")
+    table = Table(title="variables", title_justify="left")
+    for column in ("name", "value", "layer", "set at", "overrode"):
+        table.add_column(column, overflow="fold")
+    for variable in config.variables.values():
+        overrode = ", ".join(f"{_show(p.value)} ({p.layer})" for p in reversed(variable.overrode))
+        table.add_row(variable.name, _show(variable.value), variable.set_by.layer,
+                      str(variable.set_by.origin), overrode)
+    console.print(table)
+    _print_actions(console, config)
+
+
+def _explain_variable(console: Any, variable: Variable) -> None:
+    console.print(f"[bold]{variable.name}[/] = {_show(variable.value)}")
+    console.print(f"  set by {variable.set_by.layer} at {variable.set_by.origin}")
+    for step in reversed(variable.overrode):
+        console.print(f"  overrode {_show(step.value)} from {step.layer} at {step.origin}")
+
+
+def _print_actions(console: Any, config: NodeConfig) -> None:
+    from rich.table import Table
+
+    table = Table(title="actions", title_justify="left")
+    for column in ("action", "severity", "from", "requires", "notify"):
+        table.add_column(column, overflow="fold")
+    for action in config.actions:
+        table.add_row(action.id, str(action.severity),
+                      f"{action.declared_in} ({action.origin})",
+                      " ".join(action.requires),
+                      " ".join(f"{n.target}:{n.verb}" for n in action.notify))
+    console.print(table)
+
+
+@click.command()
+@repo_options
+@click.argument("node")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Write the files under this directory at their node paths.")
+@handles_errors
+def render(repo: str, rev: str | None, node: str, out: str | None) -> None:
+    """Render NODE's files, to stdout with headers or under --out DIR."""
+    from reconciler.errors import ConfigError
+    from reconciler.render import Renderer, render_node
+
+    fleet = _fleet(repo, rev)
+    config = compile_node(fleet, node)
+    files, problems = render_node(Renderer(fleet), config)
+    if problems:
+        raise ConfigError(problems)
+    for item in files:
+        secret = item.action.secret
+        if out is not None:
+            if item.content is None:
+                continue
+            dest = Path(out) / item.path.lstrip("/")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(item.content)
+            os.chmod(dest, 0o600 if secret else 0o644)
+            click.echo(f"wrote {dest}")
+            continue
+        click.echo(f"==> {item.path} ({item.source}) <==")
+        if item.content is None:
+            click.echo("(absent)")
+        elif secret:
+            digest = hashlib.sha256(item.content).hexdigest()
+            click.echo(f"(secret: {len(item.content)} bytes, sha256 {digest[:12]}…)")
+        else:
+            click.echo(item.content.decode("utf-8", "replace"), nl=False)
+            if item.content and not item.content.endswith(b"\n"):
+                click.echo()

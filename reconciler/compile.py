@@ -1,0 +1,706 @@
+"""Compile: the config repo at one revision → one validated `NodeConfig` per node.
+
+`load_fleet` parses fleet.xml and every class once per revision (collecting every
+problem, not just the first); `compile_node` then resolves one node cheaply: its class
+chain, its variable layers with provenance, its policy and its actions.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from lxml import etree
+from pydantic import ValidationError
+
+from reconciler import names, xmlload
+from reconciler.config import (
+    PATH_KINDS,
+    Action,
+    CommandAction,
+    DirectoryAction,
+    FileAction,
+    NodeConfig,
+    Notify,
+    Origin,
+    PackageAction,
+    Policy,
+    Provenance,
+    ServiceAction,
+    ServiceCommands,
+    Severity,
+    SymlinkAction,
+    TreeAction,
+    Variable,
+)
+from reconciler.errors import ConfigError, Problem, UsageError
+from reconciler.snapshot import Snapshot, clean_relpath
+
+FLEET_FILE = "fleet.xml"
+CLASSES_DIR = "classes"
+TEMPLATES_DIR = "templates"
+MAX_PROBLEMS = 200
+
+DEFAULT_SEVERITY = {
+    "file": Severity.NONE,
+    "tree": Severity.NONE,
+    "directory": Severity.NONE,
+    "symlink": Severity.NONE,
+    "package": Severity.RESTART,
+    "service": Severity.RESTART,
+    "command": Severity.RESTART,
+}
+_SELECTOR_RANK = {"class": 0, "cluster": 1, "product": 2}
+
+
+@dataclass(frozen=True)
+class VarDecl:
+    name: str
+    value: Any
+    origin: Origin
+
+
+@dataclass
+class Layer:
+    """A set of variable declarations that apply together, e.g. one <vars> block."""
+
+    label: str
+    decls: list[VarDecl] = field(default_factory=list)
+
+
+@dataclass
+class Block:
+    """A `<vars>` block and the selector that picks its nodes."""
+
+    selector: dict[str, str]
+    layer: Layer
+    order: int
+
+    def matches(self, cls: str, product: str, cluster: str) -> bool:
+        wanted = {"class": cls, "product": product, "cluster": cluster}
+        return all(wanted[key] == value for key, value in self.selector.items())
+
+    @property
+    def specificity(self) -> tuple[int, int, int]:
+        rank = min(_SELECTOR_RANK[k] for k in self.selector) if len(self.selector) == 1 else 0
+        return (len(self.selector), rank, self.order)
+
+
+@dataclass
+class NodeDecl:
+    name: names.NodeName
+    origin: Origin
+    range_layer: Layer | None = None
+    range_policy: dict[str, Any] = field(default_factory=dict)
+    node_layer: Layer | None = None
+    node_policy: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ClassDecl:
+    name: str
+    path: str
+    origin: Origin
+    inherits: str | None
+    policy: dict[str, Any]
+    layer: Layer
+    actions: list[Action]
+
+
+@dataclass
+class Fleet:
+    """The whole repo at one revision, parsed and checked; compile nodes from it."""
+
+    snapshot: Snapshot
+    domain: str
+    defaults: Layer
+    default_policy: dict[str, Any]
+    blocks: list[Block]
+    nodes: dict[str, NodeDecl]
+    classes: dict[str, ClassDecl]
+    _chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    _class_actions: dict[str, tuple[Action, ...]] = field(default_factory=dict)
+
+    @property
+    def revision(self) -> str | None:
+        return self.snapshot.revision
+
+    def node_names(
+        self, cls: str | None = None, product: str | None = None, cluster: str | None = None
+    ) -> list[str]:
+        """Sorted fqdn names of the nodes matching every given filter."""
+        return [
+            fqdn
+            for fqdn, decl in self._sorted_nodes
+            if (cls is None or decl.name.cls == cls)
+            and (product is None or decl.name.product == product)
+            and (cluster is None or decl.name.cluster == cluster)
+        ]
+
+    @cached_property
+    def _sorted_nodes(self) -> list[tuple[str, NodeDecl]]:
+        return sorted(self.nodes.items(), key=lambda item: item[1].name)
+
+    def chain(self, cls: str) -> tuple[str, ...]:
+        """The class chain, most general first (cycles were refused at load)."""
+        if cls not in self._chains:
+            chain: list[str] = []
+            current: str | None = cls
+            while current is not None:
+                chain.append(current)
+                current = self.classes[current].inherits
+            self._chains[cls] = tuple(reversed(chain))
+        return self._chains[cls]
+
+    def class_actions(self, cls: str) -> tuple[Action, ...]:
+        if cls not in self._class_actions:
+            self._class_actions[cls] = _resolve_actions(self, self.chain(cls))
+        return self._class_actions[cls]
+
+
+def load_fleet(snapshot: Snapshot) -> Fleet:
+    """Parse and check fleet.xml and every class; raise ConfigError listing every problem."""
+    problems: list[Problem] = []
+    classes = _load_classes(snapshot, problems)
+    fleet_doc = _load_doc(snapshot, FLEET_FILE, problems)
+    if fleet_doc is None:
+        raise ConfigError(problems[:MAX_PROBLEMS])
+    if fleet_doc.root.tag != "fleet":
+        problems.append(fleet_doc.problem(fleet_doc.root, "fleet.xml must have a <fleet> root"))
+        raise ConfigError(problems[:MAX_PROBLEMS])
+    fleet = _parse_fleet(snapshot, fleet_doc, classes, problems)
+    _check_classes(fleet, problems)
+    for cls in fleet.classes:
+        if not any(p.path == fleet.classes[cls].path for p in problems):
+            try:
+                fleet.class_actions(cls)
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems[:MAX_PROBLEMS])
+    return fleet
+
+
+def compile_node(fleet: Fleet, name: str) -> NodeConfig:
+    """Resolve one node: class chain, variables with provenance, policy, actions."""
+    decl = fleet.nodes.get(name)
+    if decl is None:
+        raise UsageError.because(
+            f"unknown node {name!r}: not in {FLEET_FILE} at {fleet.snapshot.label}"
+        )
+    node = decl.name
+    chain = fleet.chain(node.cls)
+    layers = [fleet.defaults]
+    layers += [fleet.classes[c].layer for c in chain]
+    layers += [
+        b.layer
+        for b in sorted(fleet.blocks, key=lambda b: b.specificity)
+        if b.matches(node.cls, node.product, node.cluster)
+    ]
+    layers += [layer for layer in (decl.range_layer, decl.node_layer) if layer is not None]
+    policy_values = dict(fleet.default_policy)
+    for cls in chain:
+        policy_values.update(fleet.classes[cls].policy)
+    policy_values.update(decl.range_policy)
+    policy_values.update(decl.node_policy)
+    return NodeConfig(
+        name=name,
+        cls=node.cls,
+        number=node.number,
+        product=node.product,
+        cluster=node.cluster,
+        domain=node.domain,
+        class_chain=chain,
+        variables=_merge_layers(layers),
+        policy=Policy(**policy_values),
+        actions=fleet.class_actions(node.cls),
+        revision=fleet.revision,
+    )
+
+
+def iter_nodes(fleet: Fleet, names_: list[str] | None = None) -> Iterator[NodeConfig]:
+    for name in names_ if names_ is not None else fleet.node_names():
+        yield compile_node(fleet, name)
+
+
+# ---------------------------------------------------------------- variables
+
+
+def _merge_layers(layers: list[Layer]) -> dict[str, Variable]:
+    history: dict[str, list[Provenance]] = {}
+    for layer in layers:
+        for decl in layer.decls:
+            history.setdefault(decl.name, []).append(
+                Provenance.model_construct(layer=layer.label, origin=decl.origin, value=decl.value)
+            )
+    return {
+        name: Variable.model_construct(
+            name=name, value=steps[-1].value, set_by=steps[-1], overrode=tuple(steps[:-1])
+        )
+        for name, steps in sorted(history.items())
+    }
+
+
+def _parse_value(doc: xmlload.XmlDoc, element: etree._Element, problems: list[Problem]) -> Any:
+    kind = element.get("type", "string")
+    if kind == "list":
+        return [_parse_value(doc, item, problems) for item in element if item.tag == "item"]
+    if kind == "map":
+        result: dict[str, Any] = {}
+        for entry in element:
+            key = entry.get("key", "")
+            if key in result:
+                problems.append(doc.problem(entry, f"duplicate map key {key!r}"))
+            result[key] = _parse_value(doc, entry, problems)
+        return result
+    text = element.text or ""
+    if kind == "int":
+        try:
+            return int(text.strip())
+        except ValueError:
+            problems.append(doc.problem(element, f"{text.strip()!r} is not an integer"))
+            return 0
+    if kind == "bool":
+        word = text.strip()
+        if word not in ("true", "false"):
+            problems.append(doc.problem(element, f"{word!r} is not a boolean (true or false)"))
+        return word == "true"
+    return text
+
+
+def _parse_vars(
+    doc: xmlload.XmlDoc, parent: etree._Element, label: str, problems: list[Problem]
+) -> Layer:
+    layer = Layer(label)
+    seen: set[str] = set()
+    for element in parent.iterchildren("var"):
+        name = element.get("name", "")
+        if name in seen:
+            problems.append(doc.problem(element, f"variable {name!r} set twice in one block"))
+        seen.add(name)
+        value = _parse_value(doc, element, problems)
+        layer.decls.append(VarDecl(name, value, _origin(doc, element)))
+    return layer
+
+
+def _parse_policy(doc: xmlload.XmlDoc, parent: etree._Element) -> dict[str, Any]:
+    element = parent.find("policy")
+    if element is None:
+        return {}
+    values: dict[str, Any] = {}
+    for key, raw in element.attrib.items():
+        field_name = key.replace("-", "_")
+        if field_name == "max_severity":
+            values[field_name] = Severity.parse(raw)
+        elif field_name in ("interval", "splay"):
+            values[field_name] = int(raw)
+        elif field_name == "prune":
+            values[field_name] = raw == "true"
+        else:
+            values[field_name] = raw
+    return values
+
+
+def _origin(doc: xmlload.XmlDoc, element: etree._Element) -> Origin:
+    return Origin.model_construct(path=doc.file_of(element), line=element.sourceline or 0)
+
+
+# ---------------------------------------------------------------- fleet.xml
+
+
+def _load_doc(snapshot: Snapshot, path: str, problems: list[Problem]) -> xmlload.XmlDoc | None:
+    if not snapshot.is_file(path):
+        problems.append(Problem("file not found", path))
+        return None
+    try:
+        return xmlload.load(snapshot, path)
+    except xmlload.XmlError as exc:
+        problems.extend(exc.problems)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    return None
+
+
+def _parse_fleet(
+    snapshot: Snapshot,
+    doc: xmlload.XmlDoc,
+    classes: dict[str, ClassDecl],
+    problems: list[Problem],
+) -> Fleet:
+    root = doc.root
+    domain = root.get("domain", "")
+    defaults_el = root.find("defaults")
+    defaults = Layer("defaults")
+    default_policy: dict[str, Any] = {}
+    if defaults_el is not None:
+        defaults = _parse_vars(doc, defaults_el, "defaults", problems)
+        default_policy = _parse_policy(doc, defaults_el)
+    fleet = Fleet(snapshot, domain, defaults, default_policy, [], {}, classes)
+    for order, element in enumerate(root):
+        if element.tag == "vars":
+            selector = {k: element.get(k, "") for k in ("class", "product", "cluster")
+                        if element.get(k) is not None}
+            if "class" in selector and selector["class"] not in classes:
+                problems.append(doc.problem(element, f"unknown class {selector['class']!r}"))
+            label = "vars " + " ".join(f"{k}={v}" for k, v in selector.items())
+            if not selector:
+                label = "vars (every node)"
+            fleet.blocks.append(Block(selector, _parse_vars(doc, element, label, problems), order))
+        elif element.tag == "nodes":
+            _expand_range(doc, element, fleet, problems)
+    for element in root.iterchildren("node"):
+        _add_single_node(doc, element, fleet, problems)
+    return fleet
+
+
+def _expand_range(
+    doc: xmlload.XmlDoc, element: etree._Element, fleet: Fleet, problems: list[Problem]
+) -> None:
+    cls, product, cluster = (element.get(k, "") for k in ("class", "product", "cluster"))
+    count = int(element.get("count", "0"))
+    start = int(element.get("start", "1"))
+    width = int(element.get("width", "2"))
+    if cls not in fleet.classes:
+        problems.append(doc.problem(element, f"unknown class {cls!r} (no classes/{cls}.xml)"))
+        return
+    label = f"nodes {cls}.{product}.{cluster}"
+    layer = _parse_vars(doc, element, label, problems)
+    policy = _parse_policy(doc, element)
+    origin = _origin(doc, element)
+    for number in range(start, start + count):
+        name = names.make(cls, number, product, cluster, fleet.domain, width)
+        fqdn = name.fqdn
+        if fqdn in fleet.nodes:
+            first = fleet.nodes[fqdn].origin
+            problems.append(doc.problem(element, f"duplicate node {fqdn} (first declared at {first})"))
+            continue
+        fleet.nodes[fqdn] = NodeDecl(name, origin, range_layer=layer, range_policy=policy)
+
+
+def _add_single_node(
+    doc: xmlload.XmlDoc, element: etree._Element, fleet: Fleet, problems: list[Problem]
+) -> None:
+    fqdn = element.get("name", "")
+    try:
+        name = names.parse(fqdn)
+    except names.NodeNameError as exc:
+        problems.append(doc.problem(element, str(exc)))
+        return
+    if name.domain != fleet.domain:
+        problems.append(doc.problem(element, f"node {fqdn} is not in the fleet's domain {fleet.domain!r}"))
+        return
+    if name.cls not in fleet.classes:
+        problems.append(doc.problem(element, f"unknown class {name.cls!r} in node name {fqdn} "
+                                             f"(no classes/{name.cls}.xml)"))
+        return
+    decl = fleet.nodes.get(fqdn)
+    if decl is None:
+        decl = NodeDecl(name, _origin(doc, element))
+        fleet.nodes[fqdn] = decl
+    elif decl.node_layer is not None:
+        problems.append(doc.problem(element, f"duplicate node {fqdn} (first declared at {decl.origin})"))
+        return
+    decl.node_layer = _parse_vars(doc, element, "node", problems)
+    decl.node_policy = _parse_policy(doc, element)
+
+
+# ---------------------------------------------------------------- classes
+
+
+def _load_classes(snapshot: Snapshot, problems: list[Problem]) -> dict[str, ClassDecl]:
+    classes: dict[str, ClassDecl] = {}
+    for filename in snapshot.listdir(CLASSES_DIR):
+        if not filename.endswith(".xml"):
+            continue
+        path = f"{CLASSES_DIR}/{filename}"
+        doc = _load_doc(snapshot, path, problems)
+        if doc is None:
+            continue
+        root = doc.root
+        if root.tag != "class":
+            problems.append(doc.problem(root, "a class file must have a <class> root"))
+            continue
+        name = root.get("name", "")
+        if filename != f"{name}.xml":
+            problems.append(doc.problem(root, f"class {name!r} must live in classes/{name}.xml"))
+            continue
+        count_before = len(problems)
+        actions = [a for a in (_parse_action(doc, el, name, problems) for el in root
+                               if el.tag not in ("var", "policy")) if a is not None]
+        _check_duplicates_in_class(doc, actions, problems)
+        if len(problems) > count_before:
+            continue
+        classes[name] = ClassDecl(
+            name=name,
+            path=path,
+            origin=_origin(doc, root),
+            inherits=root.get("inherits"),
+            policy=_parse_policy(doc, root),
+            layer=_parse_vars(doc, root, f"class {name}", problems),
+            actions=actions,
+        )
+    return classes
+
+
+def _check_classes(fleet: Fleet, problems: list[Problem]) -> None:
+    """Every parent exists and no chain loops back on itself."""
+    broken: set[str] = set()
+    for name, decl in fleet.classes.items():
+        seen = [name]
+        current = decl.inherits
+        while current is not None:
+            if current not in fleet.classes:
+                problems.append(Problem(f"class {seen[-1]!r} inherits unknown class {current!r}",
+                                        fleet.classes[seen[-1]].path,
+                                        fleet.classes[seen[-1]].origin.line))
+                broken.add(name)
+                break
+            if current in seen:
+                cycle = " -> ".join([*seen, current])
+                problems.append(Problem(f"class inheritance cycle: {cycle}", decl.path,
+                                        decl.origin.line))
+                broken.add(name)
+                break
+            seen.append(current)
+            current = fleet.classes[current].inherits
+    for name in broken:
+        del fleet.classes[name]
+
+
+def _path_key(action: Action) -> str | None:
+    return posixpath.normpath(action.path) if action.kind in PATH_KINDS else None  # type: ignore[union-attr]
+
+
+def _check_duplicates_in_class(
+    doc: xmlload.XmlDoc, actions: list[Action], problems: list[Problem]
+) -> None:
+    by_id: dict[str, Action] = {}
+    by_path: dict[str, Action] = {}
+    for action in actions:
+        key = _path_key(action)
+        previous = by_path.get(key) if key is not None else by_id.get(action.id)
+        if previous is not None:
+            what = f"path {key}" if key is not None else action.id
+            problems.append(Problem(f"{what} is declared twice in this class "
+                                    f"(also at line {previous.origin.line})",
+                                    action.origin.path, action.origin.line))
+        by_id[action.id] = action
+        if key is not None:
+            by_path[key] = action
+
+
+def _resolve_actions(fleet: Fleet, chain: tuple[str, ...]) -> tuple[Action, ...]:
+    """Walk the chain general → specific; a child's action replaces the parent's on the same
+    path (or id), keeping the parent's position; then check references and cycles."""
+    ordered: dict[str, Action] = {}
+    for cls in chain:
+        for action in fleet.classes[cls].actions:
+            key = _path_key(action) or action.id
+            ordered[key] = action
+    actions = tuple(ordered.values())
+    problems: list[Problem] = []
+    raw_paths: dict[str, Action] = {}
+    for action in actions:
+        key = _path_key(action)
+        if key is None:
+            continue
+        first = raw_paths.setdefault(key, action)
+        if first is not action:
+            problems.append(Problem(
+                f"{action.id} and {first.id} name the same file",
+                action.origin.path, action.origin.line))
+    ids = {a.id for a in actions}
+    for action in actions:
+        for ref in action.requires:
+            if ref not in ids:
+                problems.append(Problem(f"requires unknown action {ref!r}",
+                                        action.origin.path, action.origin.line,
+                                        action=action.id))
+        for notify in action.notify:
+            if notify.target not in ids:
+                problems.append(Problem(f"notifies unknown action {notify.target!r}",
+                                        action.origin.path, action.origin.line,
+                                        action=action.id))
+    if not problems:
+        cycle = _find_cycle(actions)
+        if cycle:
+            culprit = next(a for a in actions if a.id == cycle[0])
+            problems.append(Problem("dependency cycle: " + " -> ".join(cycle),
+                                    culprit.origin.path, culprit.origin.line))
+    if problems:
+        raise ConfigError(problems)
+    return actions
+
+
+def _find_cycle(actions: tuple[Action, ...]) -> list[str] | None:
+    """A cycle in requires/notify edges (both mean 'before'), or None."""
+    edges: dict[str, list[str]] = {a.id: [] for a in actions}
+    for action in actions:
+        for ref in action.requires:
+            edges[ref].append(action.id)
+        for notify in action.notify:
+            edges[action.id].append(notify.target)
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        state[node] = 1
+        for nxt in edges[node]:
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt):], nxt] if nxt in path else [node, nxt]
+            if nxt not in state:
+                found = visit(nxt, [*path, nxt])
+                if found:
+                    return found
+        state[node] = 2
+        return None
+
+    for start in edges:
+        if start not in state:
+            found = visit(start, [start])
+            if found:
+                return found
+    return None
+
+
+# ---------------------------------------------------------------- actions
+
+
+def _check_node_path(raw: str) -> str:
+    if "\0" in raw:
+        raise ValueError(f"path {raw!r} contains a NUL byte")
+    if not raw.startswith("/"):
+        raise ValueError(f"path {raw!r} must be absolute")
+    if ".." in raw.split("/"):
+        raise ValueError(f"path {raw!r} must not contain '..'")
+    if raw != "/" and raw.endswith("/"):
+        raise ValueError(f"path {raw!r} must not end with '/'")
+    return raw
+
+
+def _mode(raw: str | None) -> int | None:
+    return int(raw, 8) if raw is not None else None
+
+
+def _notify(raw: str) -> tuple[Notify, ...]:
+    result = []
+    for word in raw.split():
+        kind, _, rest = word.partition(":")
+        if kind == "service":
+            name, _, verb = rest.rpartition(":")
+            if verb in ("reload", "restart") and name:
+                result.append(Notify(target=f"service:{name}", verb=verb))  # type: ignore[arg-type]
+            else:
+                result.append(Notify(target=f"service:{rest}", verb="restart"))
+        elif kind == "command" and rest:
+            result.append(Notify(target=word, verb="run"))
+        else:
+            raise ValueError(f"notify target {word!r} must be service:NAME[:reload|:restart] "
+                             "or command:NAME")
+    return tuple(result)
+
+
+def _template_ref(raw: str | None, what: str) -> str | None:
+    return None if raw is None else clean_relpath(raw, what)
+
+
+def _parse_action(
+    doc: xmlload.XmlDoc, element: etree._Element, cls: str, problems: list[Problem]
+) -> Action | None:
+    kind = str(element.tag)
+    get = element.get
+    try:
+        common: dict[str, Any] = {
+            "severity": Severity.parse(get("severity")) if get("severity")
+            else DEFAULT_SEVERITY[kind],
+            "requires": tuple(get("requires", "").split()),
+            "notify": _notify(get("notify", "")),
+            "origin": _origin(doc, element),
+            "declared_in": cls,
+        }
+        ownership = {"owner": get("owner"), "group": get("group")}
+        action: Action
+        if kind == "file":
+            path = _check_node_path(get("path", ""))
+            content_el = element.find("content")
+            action = FileAction(
+                id=f"file:{path}", path=path, ensure=get("ensure", "present"),
+                template=_template_ref(get("template"), "template"),
+                source=_template_ref(get("source"), "source"),
+                content=(content_el.text or "") if content_el is not None else None,
+                mode=_mode(get("mode")), validate_cmd=get("validate"),
+                secret=get("secret") == "true", **ownership, **common)
+            if action.ensure == "present" and action.template is None and action.source is None \
+                    and action.content is None:
+                raise ValueError("a present file needs template=, source= or <content>")
+            if action.validate_cmd is not None and "%s" not in action.validate_cmd:
+                raise ValueError("validate= must contain %s (the new file's path)")
+        elif kind == "tree":
+            path = _check_node_path(get("path", ""))
+            action = TreeAction(
+                id=f"tree:{path}", path=path, source=clean_relpath(get("source", ""), "source"),
+                mode=_mode(get("mode")), dir_mode=_mode(get("dir-mode")),
+                secret=get("secret") == "true", **ownership, **common)
+        elif kind == "directory":
+            path = _check_node_path(get("path", ""))
+            action = DirectoryAction(id=f"directory:{path}", path=path,
+                                     ensure=get("ensure", "present"), mode=_mode(get("mode")),
+                                     **ownership, **common)
+        elif kind == "symlink":
+            path = _check_node_path(get("path", ""))
+            ensure = get("ensure", "present")
+            target = get("target", "")
+            if ensure == "present" and not target:
+                raise ValueError("a present symlink needs target=")
+            if "\0" in target:
+                raise ValueError("symlink target contains a NUL byte")
+            action = SymlinkAction(id=f"symlink:{path}", path=path, target=target, ensure=ensure,
+                                   **ownership, **common)
+        elif kind == "package":
+            name = get("name", "")
+            action = PackageAction(id=f"package:{name}", name=name, ensure=get("ensure", "present"),
+                                   version=get("version"),
+                                   deb=_template_ref(get("deb"), "deb"), **common)
+        elif kind == "service":
+            name = get("name", "")
+            state = get("state", "running")
+            enabled = get("enabled")
+            commands = None
+            if get("backend") == "command":
+                commands = ServiceCommands(**{
+                    child.tag.replace("-", "_"): (child.text or "").strip()
+                    for child in element if isinstance(child.tag, str)})
+            action = ServiceAction(
+                id=f"service:{name}", name=name,
+                state=None if state == "unmanaged" else state,
+                enabled=None if enabled is None else enabled == "true",
+                backend=get("backend", "systemd"), commands=commands, **common)
+        elif kind == "command":
+            name = get("name", "")
+            creates = get("creates")
+            cwd = get("cwd")
+            action = CommandAction(
+                id=f"command:{name}", name=name, run=get("run", ""),
+                creates=_check_node_path(creates) if creates is not None else None,
+                unless=get("unless"), onlyif=get("onlyif"),
+                refresh_only=get("refresh-only") == "true",
+                timeout=float(get("timeout", "300")),
+                cwd=_check_node_path(cwd) if cwd is not None else None,
+                env=tuple((e.get("name", ""), e.text or "") for e in element.iterchildren("env")),
+                **common)
+        else:
+            problems.append(doc.problem(element, f"unknown element <{kind}>"))
+            return None
+    except ValidationError as exc:
+        detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                           for e in exc.errors())
+        problems.append(doc.problem(element, f"<{kind}>: {detail}"))
+        return None
+    except ValueError as exc:
+        problems.append(doc.problem(element, f"<{kind}>: {exc}"))
+        return None
+    if action.id in {r for r in action.requires}:
+        problems.append(doc.problem(element, f"{action.id} requires itself"))
+    return action

@@ -1,0 +1,220 @@
+"""Render: file actions' templates through a sandboxed Jinja2 environment.
+
+One `Renderer` per revision: templates are loaded only from the repo's `templates/`
+at that revision and compiled once, then rendered for any number of nodes.
+Undefined variables are errors; errors name the template, its line, and the node.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from reconciler.compile import TEMPLATES_DIR, Fleet
+from reconciler.config import FileAction, NodeConfig, TreeAction
+from reconciler.errors import ConfigError, Problem
+from reconciler.snapshot import Snapshot, clean_relpath
+
+
+class SnapshotLoader(jinja2.BaseLoader):
+    """Loads templates from `templates/` of one snapshot; nothing else is reachable."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        try:
+            rel = clean_relpath(template, "template")
+        except ValueError as exc:
+            raise jinja2.TemplateNotFound(f"{template} ({exc})") from None
+        path = f"{TEMPLATES_DIR}/{rel}"
+        try:
+            if not self.snapshot.is_file(path):
+                raise jinja2.TemplateNotFound(template)
+            source = self.snapshot.read(path).decode("utf-8")
+        except ConfigError as exc:
+            raise jinja2.TemplateNotFound(f"{template} ({exc.problems[0].message})") from None
+        except UnicodeDecodeError:
+            raise jinja2.TemplateNotFound(f"{template} (not UTF-8 text)") from None
+        return source, path, lambda: True
+
+
+class NodeView:
+    """What a template sees as `node`: identity only, read-only."""
+
+    __slots__ = ("cls", "cluster", "domain", "host", "name", "number", "product")
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.name = config.name
+        self.host = config.name.split(".", 1)[0]
+        self.cls = config.cls
+        self.number = config.number
+        self.product = config.product
+        self.cluster = config.cluster
+        self.domain = config.domain
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Renderer:
+    """Renders templates of one revision for any node of its fleet."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+        self.env = SandboxedEnvironment(
+            loader=SnapshotLoader(fleet.snapshot),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=True,
+            auto_reload=False,
+            cache_size=-1,
+        )
+        self.env.globals["nodes"] = self._nodes
+        self._node_cache: dict[tuple[str | None, str | None, str | None], list[str]] = {}
+
+    def _nodes(
+        self, cls: str | None = None, product: str | None = None, cluster: str | None = None
+    ) -> list[str]:
+        key = (cls, product, cluster)
+        if key not in self._node_cache:
+            self._node_cache[key] = self.fleet.node_names(cls, product, cluster)
+        return list(self._node_cache[key])
+
+    def template(self, name: str, node: str | None = None) -> jinja2.Template:
+        try:
+            return self.env.get_template(name)
+        except jinja2.TemplateSyntaxError as exc:
+            raise _template_error(exc, name, node) from None
+        except jinja2.TemplateNotFound as exc:
+            raise ConfigError([Problem(f"template not found: {exc.message or name}",
+                                       f"{TEMPLATES_DIR}/{name}", None, node)]) from None
+
+    def render(self, node: NodeConfig, name: str, extra: dict[str, Any] | None = None) -> str:
+        """Render template `name` (relative to templates/) for `node`."""
+        template = self.template(name, node.name)
+        context = node.values()
+        context["node"] = NodeView(node)
+        if extra:
+            context.update(extra)
+        try:
+            return template.render(context)
+        except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError,
+                LookupError, AttributeError) as exc:
+            raise _template_error(exc, name, node.name) from None
+
+
+def _template_error(exc: Exception, name: str, node: str | None) -> ConfigError:
+    """Turn a Jinja2 error into `templates/x.j2:LINE: message (node N)`."""
+    path, line = f"{TEMPLATES_DIR}/{name}", None
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        path = exc.filename or (f"{TEMPLATES_DIR}/{exc.name}" if exc.name else path)
+        line = exc.lineno
+        message = f"template syntax error: {exc.message}"
+    else:
+        found = _template_frame(exc.__traceback__)
+        if found:
+            path, line = found
+        if isinstance(exc, jinja2.sandbox.SecurityError):
+            message = f"unsafe template operation refused by the sandbox: {exc}"
+        elif isinstance(exc, jinja2.UndefinedError):
+            detail = str(exc)
+            prefix = "unsafe access refused by the sandbox: " if "unsafe" in detail else \
+                "undefined variable: "
+            message = prefix + detail
+        elif isinstance(exc, jinja2.TemplateNotFound):
+            message = f"template not found: {exc.message}"
+        else:
+            message = f"{type(exc).__name__}: {exc}"
+    return ConfigError([Problem(message, path, line, node)])
+
+
+def _template_frame(tb: types.TracebackType | None) -> tuple[str, int] | None:
+    """The innermost traceback frame that belongs to a template (Jinja2 rewrites these)."""
+    found = None
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.startswith(f"{TEMPLATES_DIR}/"):
+            found = (filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    """The desired content of one managed file (None when it should be absent)."""
+
+    path: str
+    action: FileAction | TreeAction
+    content: bytes | None
+    source: str  # where the content came from, for reports: "templates/proxy/x.j2", "inline"
+
+
+def tree_entries(snapshot: Snapshot, source: str) -> list[str]:
+    """Every file under `templates/<source>`, relative to it, sorted."""
+    base = f"{TEMPLATES_DIR}/{source}"
+    found: list[str] = []
+    pending = [""]
+    while pending:
+        rel = pending.pop()
+        for name in snapshot.listdir(f"{base}/{rel}" if rel else base):
+            child = f"{rel}/{name}" if rel else name
+            full = f"{base}/{child}"
+            if snapshot.is_dir(full):
+                pending.append(child)
+            elif snapshot.is_file(full):
+                found.append(child)
+    return sorted(found)
+
+
+def render_node(renderer: Renderer, node: NodeConfig) -> tuple[list[RenderedFile], list[Problem]]:
+    """Desired content of every file and tree action of `node`, and every problem met."""
+    files: list[RenderedFile] = []
+    problems: list[Problem] = []
+    snapshot = renderer.fleet.snapshot
+    for action in node.actions:
+        try:
+            if isinstance(action, FileAction):
+                files.append(_render_file(renderer, node, action))
+            elif isinstance(action, TreeAction):
+                base = f"{TEMPLATES_DIR}/{action.source}"
+                if not snapshot.is_dir(base):
+                    raise ConfigError([Problem(f"tree source {base} is not a directory",
+                                               action.origin.path, action.origin.line,
+                                               node.name, action.id)])
+                for rel in tree_entries(snapshot, action.source):
+                    name = f"{action.source}/{rel}"
+                    if rel.endswith(".j2"):
+                        content = renderer.render(node, name).encode()
+                        rel = rel[: -len(".j2")]
+                    else:
+                        content = snapshot.read(f"{TEMPLATES_DIR}/{name}")
+                    path = posixpath.join(action.path, rel)
+                    files.append(RenderedFile(path, action, content, f"{TEMPLATES_DIR}/{name}"))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    return files, problems
+
+
+def _render_file(renderer: Renderer, node: NodeConfig, action: FileAction) -> RenderedFile:
+    if action.ensure == "absent":
+        return RenderedFile(action.path, action, None, "absent")
+    if action.template is not None:
+        content = renderer.render(node, action.template).encode()
+        return RenderedFile(action.path, action, content, f"{TEMPLATES_DIR}/{action.template}")
+    if action.source is not None:
+        path = f"{TEMPLATES_DIR}/{action.source}"
+        snapshot = renderer.fleet.snapshot
+        if not snapshot.is_file(path):
+            raise ConfigError([Problem(f"source file {path} not found", action.origin.path,
+                                       action.origin.line, node.name, action.id)])
+        return RenderedFile(action.path, action, snapshot.read(path), path)
+    return RenderedFile(action.path, action, (action.content or "").encode(), "inline")

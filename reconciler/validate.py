@@ -1,0 +1,110 @@
+"""Validate a whole revision: schema, every node compiled, every template rendered.
+
+The fleet is parsed once; nodes are compiled and rendered in worker processes
+(forked, so each inherits the parsed fleet and compiles each template once).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+from reconciler.compile import Fleet, compile_node, load_fleet
+from reconciler.errors import ConfigError, Problem
+from reconciler.render import Renderer, render_node
+from reconciler.snapshot import Snapshot
+
+MAX_REPORTED = 200
+_CHUNK = 64
+
+
+@dataclass
+class Finding:
+    """One distinct problem and how many nodes share it."""
+
+    problem: Problem
+    nodes: int = 1
+
+
+@dataclass
+class ValidationResult:
+    nodes: int = 0
+    classes: int = 0
+    files: int = 0
+    seconds: float = 0.0
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+_worker_fleet: Fleet | None = None
+_worker_renderer: Renderer | None = None
+
+
+def _init_worker(fleet: Fleet) -> None:
+    global _worker_fleet, _worker_renderer
+    _worker_fleet = fleet
+    _worker_renderer = Renderer(fleet)
+
+
+def _check_chunk(names: list[str]) -> tuple[int, list[Problem]]:
+    assert _worker_fleet is not None and _worker_renderer is not None
+    rendered = 0
+    problems: list[Problem] = []
+    for name in names:
+        try:
+            node = compile_node(_worker_fleet, name)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        files, found = render_node(_worker_renderer, node)
+        rendered += len(files)
+        problems.extend(found)
+    return rendered, problems
+
+
+def _default_jobs() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def validate(snapshot: Snapshot, jobs: int | None = None) -> ValidationResult:
+    """Check everything at this revision; problems are grouped, identical ones counted once."""
+    started = time.monotonic()
+    result = ValidationResult()
+    try:
+        fleet = load_fleet(snapshot)
+    except ConfigError as exc:
+        result.findings = [Finding(p) for p in exc.problems]
+        result.seconds = time.monotonic() - started
+        return result
+    names = fleet.node_names()
+    result.nodes = len(names)
+    result.classes = len(fleet.classes)
+    chunks = [names[i : i + _CHUNK] for i in range(0, len(names), _CHUNK)]
+    jobs = jobs or _default_jobs()
+    outcomes: list[tuple[int, list[Problem]]]
+    if jobs <= 1 or len(chunks) <= 1:
+        _init_worker(fleet)
+        outcomes = [_check_chunk(chunk) for chunk in chunks]
+    else:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
+                                 initargs=(fleet,)) as pool:
+            outcomes = list(pool.map(_check_chunk, chunks))
+    grouped: dict[tuple[str, int | None, str], Finding] = {}
+    for rendered, problems in outcomes:
+        result.files += rendered
+        for problem in problems:
+            key = (problem.path, problem.line, problem.message)
+            if key in grouped:
+                grouped[key].nodes += 1
+            elif len(grouped) < MAX_REPORTED:
+                grouped[key] = Finding(problem)
+    result.findings = list(grouped.values())
+    result.seconds = time.monotonic() - started
+    return result

@@ -1,0 +1,192 @@
+"""Parse config-repo XML safely: no DTDs, no entities, no network, bounded size and
+depth, XInclude only inside the repo, and RELAX NG validation with file:line errors.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+
+from lxml import etree
+
+from reconciler.errors import Problem
+from reconciler.snapshot import Snapshot, clean_relpath
+
+MAX_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 64
+MAX_INCLUDES = 256
+XINCLUDE = "{http://www.w3.org/2001/XInclude}include"
+_FORBIDDEN = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
+
+
+@cache
+def schema() -> etree.RelaxNG:
+    """The bundled RELAX NG schema (the tool defines the format, not the repo)."""
+    path = resources.files("reconciler") / "data" / "repo_layout" / "schema" / "reconciler.rng"
+    return etree.RelaxNG(etree.fromstring(path.read_bytes()))
+
+
+def _parser() -> etree.XMLParser:
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_blank_text=False,
+    )
+
+
+@dataclass
+class XmlDoc:
+    """A parsed file with its XIncludes expanded; `where` maps elements to their file."""
+
+    path: str
+    root: etree._Element
+    files: dict[etree._Element, str] = field(default_factory=dict)
+
+    def file_of(self, element: etree._Element) -> str:
+        node: etree._Element | None = element
+        while node is not None:
+            found = self.files.get(node)
+            if found is not None:
+                return found
+            node = node.getparent()
+        return self.path
+
+    def problem(self, element: etree._Element, message: str) -> Problem:
+        return Problem(message, self.file_of(element), element.sourceline)
+
+
+class XmlError(Exception):
+    """Problems found while loading one XML file (all of them, bounded)."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+def _parse_bytes(data: bytes, path: str) -> etree._Element:
+    if len(data) > MAX_BYTES:
+        raise XmlError([Problem(f"file is larger than {MAX_BYTES} bytes", path, 1)])
+    forbidden = _FORBIDDEN.search(data)
+    if forbidden:
+        line = data.count(b"\n", 0, forbidden.start()) + 1
+        kind = forbidden.group(1).decode().upper()
+        raise XmlError([Problem(f"{kind} declarations are not allowed (no DTDs, no entities)",
+                                path, line)])
+    try:
+        root = etree.fromstring(data, _parser())
+    except etree.XMLSyntaxError as exc:
+        line = exc.lineno or (exc.position[0] if exc.position else None)
+        message = re.sub(r", line \d+, column \d+$", "", exc.msg or str(exc))
+        raise XmlError([Problem(f"malformed XML: {message}", path, line)]) from None
+    depth = _depth(root)
+    if depth > MAX_DEPTH:
+        raise XmlError([Problem(f"elements nested {depth} deep (limit {MAX_DEPTH})", path, 1)])
+    return root
+
+
+def _depth(root: etree._Element) -> int:
+    deepest = 0
+    for element in root.iter():
+        level = 0
+        node: etree._Element | None = element
+        while node is not None:
+            level += 1
+            node = node.getparent()
+        deepest = max(deepest, level)
+    return deepest
+
+
+def load(snapshot: Snapshot, path: str) -> XmlDoc:
+    """Parse `path` from the snapshot, expand XIncludes, validate against the schema."""
+    root = _parse_bytes(snapshot.read(path), path)
+    doc = XmlDoc(path, root, {root: path})
+    _expand_includes(snapshot, doc, root, path, (path,), [0])
+    _strip_comments(root)
+    validator = schema()
+    if not validator.validate(root):
+        problems = []
+        for entry in validator.error_log:
+            hits = root.xpath(entry.path) if entry.path else []
+            element = hits[0] if hits and isinstance(hits[0], etree._Element) else None
+            file = doc.file_of(element) if element is not None else path
+            line = element.sourceline if element is not None else entry.line
+            problems.append(Problem(_schema_message(entry.message), file, line))
+        raise XmlError(_dedupe(problems))
+    return doc
+
+
+def _strip_comments(root: etree._Element) -> None:
+    """Comments and processing instructions carry no config; drop them before validation."""
+    for node in list(root.iter(etree.Comment, etree.ProcessingInstruction)):
+        parent = node.getparent()
+        if parent is not None:
+            if node.tail:
+                previous = node.getprevious()
+                if previous is not None:
+                    previous.tail = (previous.tail or "") + node.tail
+                else:
+                    parent.text = (parent.text or "") + node.tail
+            parent.remove(node)
+
+
+def _expand_includes(
+    snapshot: Snapshot,
+    doc: XmlDoc,
+    root: etree._Element,
+    path: str,
+    stack: tuple[str, ...],
+    counter: list[int],
+) -> None:
+    """Replace each <xi:include href="..."/> with the root element of the named repo file."""
+    for include in list(root.iter(XINCLUDE)):
+        href = include.get("href", "")
+        if set(include.attrib) - {"href"}:
+            raise XmlError([Problem("xi:include takes only href= (parse=xml, no xpointer)",
+                                    path, include.sourceline)])
+        try:
+            target = clean_relpath(posixpath.normpath(posixpath.join(posixpath.dirname(path),
+                                                                     href)), "xi:include href")
+            if href.startswith("/") or "://" in href or "\0" in href:
+                raise ValueError(f"xi:include href {href!r} must be a path inside the repo")
+        except ValueError as exc:
+            raise XmlError([Problem(str(exc), path, include.sourceline)]) from None
+        if target in stack:
+            chain = " -> ".join((*stack, target))
+            raise XmlError([Problem(f"xi:include cycle: {chain}", path, include.sourceline)])
+        counter[0] += 1
+        if counter[0] > MAX_INCLUDES:
+            raise XmlError([Problem(f"more than {MAX_INCLUDES} xi:includes", path,
+                                    include.sourceline)])
+        if not snapshot.is_file(target):
+            raise XmlError([Problem(f"xi:include of missing file {target}", path,
+                                    include.sourceline)])
+        included = _parse_bytes(snapshot.read(target), target)
+        _expand_includes(snapshot, doc, included, target, (*stack, target), counter)
+        doc.files[included] = target
+        included.tail = include.tail
+        parent = include.getparent()
+        if parent is None:
+            raise XmlError([Problem("xi:include cannot be the root element", path, 1)])
+        parent.replace(include, included)
+
+
+def _schema_message(message: str) -> str:
+    message = message.replace("Relax-NG validity error : ", "")
+    return message[:1].lower() + message[1:] if message else "does not match the schema"
+
+
+def _dedupe(problems: list[Problem]) -> list[Problem]:
+    seen: set[tuple[str, int | None, str]] = set()
+    unique = []
+    for problem in problems:
+        key = (problem.path, problem.line, problem.message)
+        if key not in seen:
+            seen.add(key)
+            unique.append(problem)
+    return unique
