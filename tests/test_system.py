@@ -1,0 +1,714 @@
+"""LocalSystem and its wrappers, against real files under tmp_path and real processes."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import socket
+import stat
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from reconciler.system import (
+    OUTPUT_LIMIT,
+    LocalSystem,
+    LoggingSystem,
+    ReadOnlySystem,
+    System,
+    UnknownName,
+    UnsafePath,
+    ValidationFailed,
+    WriteRefused,
+)
+
+NOBODY = 65534
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs root")
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A fake node root with /etc in it."""
+    node_root = tmp_path / "root"
+    (node_root / "etc").mkdir(parents=True)
+    return node_root
+
+
+@pytest.fixture
+def system(root: Path) -> LocalSystem:
+    return LocalSystem(str(root))
+
+
+@pytest.fixture
+def sensitive(tmp_path: Path) -> Path:
+    """A file outside the root that no write may ever reach."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "shadow"
+    secret.write_bytes(b"root:$6$do-not-touch\n")
+    secret.chmod(0o600)
+    return secret
+
+
+def leftovers(directory: Path) -> list[str]:
+    return [name for name in os.listdir(directory) if ".reconciler-" in name]
+
+
+def snapshot(directory: Path) -> dict[str, tuple[bytes, int]]:
+    """Contents and mode of every file below `directory`, to prove nothing changed."""
+    result: dict[str, tuple[bytes, int]] = {}
+    for path in sorted(directory.rglob("*")):
+        info = path.lstat()
+        data = path.read_bytes() if stat.S_ISREG(info.st_mode) else b""
+        result[str(path)] = (data, stat.S_IMODE(info.st_mode))
+    return result
+
+
+def gone(pid: int) -> bool:
+    """True once `pid` no longer runs (missing, or a zombie nobody reaped yet)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+# -- atomic writes ------------------------------------------------------------------
+
+
+def test_write_atomic_creates_file_with_mode_and_leaves_no_temp_file(
+    system: LocalSystem, root: Path
+) -> None:
+    old_umask = os.umask(0o077)
+    try:
+        system.write_atomic("/etc/motd", b"hello\n", 0o644, None, None)
+    finally:
+        os.umask(old_umask)
+    target = root / "etc" / "motd"
+    assert target.read_bytes() == b"hello\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert leftovers(root / "etc") == []
+
+
+@as_root
+def test_write_atomic_sets_owner_and_group_as_root(system: LocalSystem, root: Path) -> None:
+    assert system.can_chown
+    system.write_atomic("/etc/app.conf", b"x=1\n", 0o640, NOBODY, NOBODY)
+    info = (root / "etc" / "app.conf").stat()
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (NOBODY, NOBODY, 0o640)
+
+
+@as_root
+def test_write_atomic_keeps_existing_owner_when_none_given(system: LocalSystem, root: Path) -> None:
+    target = root / "etc" / "app.conf"
+    target.write_bytes(b"old\n")
+    os.chown(target, NOBODY, NOBODY)
+    system.write_atomic("/etc/app.conf", b"new\n", 0o600, None, None)
+    info = target.stat()
+    assert (info.st_uid, info.st_gid) == (NOBODY, NOBODY)
+    assert target.read_bytes() == b"new\n"
+
+
+@as_root
+def test_write_atomic_keeps_setuid_bit_after_chown(system: LocalSystem, root: Path) -> None:
+    system.write_atomic("/etc/helper", b"#!/bin/sh\n", 0o4755, NOBODY, 0)
+    assert stat.S_IMODE((root / "etc" / "helper").stat().st_mode) == 0o4755
+
+
+def test_rewrite_of_hard_linked_file_leaves_other_link_untouched(
+    system: LocalSystem, root: Path
+) -> None:
+    target = root / "etc" / "hosts"
+    target.write_bytes(b"original\n")
+    other = root / "hosts.link"
+    os.link(target, other)
+    system.write_atomic("/etc/hosts", b"replaced\n", 0o644, None, None)
+    assert target.read_bytes() == b"replaced\n"
+    assert other.read_bytes() == b"original\n"
+    assert target.stat().st_nlink == 1
+
+
+def test_write_into_missing_parent_fails_naming_the_parent(system: LocalSystem, root: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"parent directory of /etc/nginx/nginx\.conf"):
+        system.write_atomic("/etc/nginx/nginx.conf", b"x", 0o644, None, None)
+    assert not (root / "etc" / "nginx").exists()
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("etc/motd", "not absolute"),
+        ("/etc/../../escape", "'..' component"),
+        ("/etc/mo\0td", "NUL byte"),
+    ],
+    ids=["relative", "dotdot", "nul"],
+)
+def test_unsafe_path_spellings_are_refused(
+    system: LocalSystem, tmp_path: Path, path: str, reason: str
+) -> None:
+    before = snapshot(tmp_path)
+    with pytest.raises(UnsafePath, match=reason):
+        system.write_atomic(path, b"x", 0o644, None, None)
+    with pytest.raises(UnsafePath, match=reason):
+        system.lstat(path)
+    assert snapshot(tmp_path) == before
+
+
+# -- symlinks -----------------------------------------------------------------------
+
+
+def test_read_of_symlink_to_sensitive_file_is_refused(
+    system: LocalSystem, root: Path, sensitive: Path
+) -> None:
+    (root / "etc" / "app.conf").symlink_to(sensitive)
+    with pytest.raises(UnsafePath, match=r"/etc/app\.conf"):
+        system.read("/etc/app.conf")
+
+
+def test_write_replaces_symlink_and_leaves_its_target_untouched(
+    system: LocalSystem, root: Path, sensitive: Path
+) -> None:
+    before = sensitive.read_bytes()
+    link = root / "etc" / "app.conf"
+    link.symlink_to(sensitive)
+    system.write_atomic("/etc/app.conf", b"managed\n", 0o644, None, None)
+    assert not link.is_symlink()
+    assert link.read_bytes() == b"managed\n"
+    assert sensitive.read_bytes() == before
+    assert stat.S_IMODE(sensitive.stat().st_mode) == 0o600
+
+
+def test_chmod_and_chown_of_symlink_are_refused(
+    system: LocalSystem, root: Path, sensitive: Path
+) -> None:
+    (root / "etc" / "app.conf").symlink_to(sensitive)
+    with pytest.raises(UnsafePath, match="symlink"):
+        system.chmod("/etc/app.conf", 0o777)
+    with pytest.raises(UnsafePath, match="symlink"):
+        system.chown("/etc/app.conf", NOBODY, NOBODY)
+    info = sensitive.stat()
+    assert (stat.S_IMODE(info.st_mode), info.st_uid) == (0o600, 0)
+
+
+def test_lstat_describes_a_symlink_without_following_it(
+    system: LocalSystem, root: Path, sensitive: Path
+) -> None:
+    (root / "etc" / "app.conf").symlink_to(sensitive)
+    found = system.lstat("/etc/app.conf")
+    assert found is not None
+    assert (found.kind, found.link_target) == ("symlink", str(sensitive))
+
+
+SYMLINKED_PARENT_CALLS: dict[str, Callable[[LocalSystem], object]] = {
+    "read": lambda s: s.read("/etc/nginx/nginx.conf"),
+    "write_atomic": lambda s: s.write_atomic("/etc/nginx/nginx.conf", b"x", 0o644, None, None),
+    "lstat": lambda s: s.lstat("/etc/nginx/nginx.conf"),
+    "mkdir": lambda s: s.mkdir("/etc/nginx/conf.d", 0o755, None, None),
+    "remove": lambda s: s.remove("/etc/nginx/nginx.conf"),
+    "listdir": lambda s: s.listdir("/etc/nginx"),
+    "chmod": lambda s: s.chmod("/etc/nginx/nginx.conf", 0o777),
+    "symlink": lambda s: s.symlink("/etc/nginx/nginx.conf", "/tmp/x"),
+}
+
+
+@pytest.mark.parametrize("call", sorted(SYMLINKED_PARENT_CALLS))
+def test_call_through_symlinked_parent_is_refused(
+    system: LocalSystem, root: Path, sensitive: Path, call: str
+) -> None:
+    outside = sensitive.parent
+    (outside / "nginx.conf").write_bytes(b"outside\n")
+    (root / "etc" / "nginx").symlink_to(outside)
+    before = snapshot(outside)
+    with pytest.raises(UnsafePath, match="/etc/nginx is a symlink"):
+        SYMLINKED_PARENT_CALLS[call](system)
+    assert snapshot(outside) == before
+
+
+# -- special files ------------------------------------------------------------------
+
+
+def test_fifo_is_refused_for_read_and_write_without_hanging(
+    system: LocalSystem, root: Path
+) -> None:
+    fifo = root / "etc" / "pipe"
+    os.mkfifo(fifo)
+    start = time.monotonic()
+    with pytest.raises(UnsafePath, match="fifo"):
+        system.read("/etc/pipe")
+    with pytest.raises(UnsafePath, match="fifo"):
+        system.write_atomic("/etc/pipe", b"x", 0o644, None, None)
+    assert time.monotonic() - start < 2
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+
+
+def test_directory_target_is_refused_for_read_and_write(system: LocalSystem, root: Path) -> None:
+    (root / "etc" / "conf.d").mkdir()
+    with pytest.raises(UnsafePath, match="directory"):
+        system.read("/etc/conf.d")
+    with pytest.raises(UnsafePath, match="directory"):
+        system.write_atomic("/etc/conf.d", b"x", 0o644, None, None)
+    assert (root / "etc" / "conf.d").is_dir()
+
+
+def test_device_target_is_refused_for_read_and_write(system: LocalSystem, root: Path) -> None:
+    device = root / "etc" / "null"
+    try:
+        os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("cannot create device nodes here (no CAP_MKNOD)")
+    with pytest.raises(UnsafePath, match="device"):
+        system.read("/etc/null")
+    with pytest.raises(UnsafePath, match="device"):
+        system.write_atomic("/etc/null", b"x", 0o644, None, None)
+    assert stat.S_ISCHR(device.lstat().st_mode)
+
+
+def test_socket_target_is_refused_for_write(
+    system: LocalSystem, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(root / "etc")  # a relative bind avoids the 108-byte socket path limit
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind("sock")
+    try:
+        with pytest.raises(UnsafePath, match="socket"):
+            system.write_atomic("/etc/sock", b"x", 0o644, None, None)
+    finally:
+        listener.close()
+
+
+# -- validation ---------------------------------------------------------------------
+
+
+def test_rejecting_validate_leaves_live_file_identical_and_no_temp_file(
+    system: LocalSystem, root: Path
+) -> None:
+    target = root / "etc" / "app.conf"
+    target.write_bytes(b"good\n")
+    with pytest.raises(ValidationFailed, match="syntax error near line 1") as caught:
+        system.write_atomic(
+            "/etc/app.conf",
+            b"bad\n",
+            0o644,
+            None,
+            None,
+            validate="sh -c 'echo syntax error near line 1 >&2; exit 1' -- %s",
+        )
+    assert caught.value.output == "syntax error near line 1"
+    assert target.read_bytes() == b"good\n"
+    assert leftovers(root / "etc") == []
+
+
+def test_accepting_validate_sees_temp_file_in_target_dir_with_relative_includes(
+    system: LocalSystem, root: Path
+) -> None:
+    (root / "etc" / "include.conf").write_bytes(b"included\n")
+    seen = root / "seen"
+    system.write_atomic(
+        "/etc/app.conf",
+        b"new\n",
+        0o644,
+        None,
+        None,
+        validate=f'sh -c \'test -f include.conf && grep -q new "$1" && echo "$1" > {seen}\' -- %s',
+    )
+    temp_path = Path(seen.read_text().strip())
+    assert temp_path.parent == root / "etc"
+    assert temp_path.name.startswith(".app.conf.reconciler-")
+    assert (root / "etc" / "app.conf").read_bytes() == b"new\n"
+    assert leftovers(root / "etc") == []
+
+
+def test_validate_output_of_secret_file_is_withheld(system: LocalSystem, root: Path) -> None:
+    with pytest.raises(ValidationFailed, match="output withheld") as caught:
+        system.write_atomic(
+            "/etc/token",
+            b"hunter2\n",
+            0o600,
+            None,
+            None,
+            validate="sh -c 'cat \"$1\"; exit 1' -- %s",
+            secret=True,
+        )
+    assert "hunter2" not in str(caught.value)
+    assert caught.value.output == ""
+    assert not (root / "etc" / "token").exists()
+
+
+def test_validate_without_placeholder_is_refused_before_writing(
+    system: LocalSystem, root: Path
+) -> None:
+    with pytest.raises(ValidationFailed, match="no %s"):
+        system.write_atomic("/etc/app.conf", b"x", 0o644, None, None, validate="true")
+    assert os.listdir(root / "etc") == []
+
+
+# -- full disk ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs mounted under tmp_path (skipped where mounting is not allowed)."""
+    mountpoint = tmp_path / "small"
+    mountpoint.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mountpoint)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", str(mountpoint)], check=True)
+
+
+def test_write_on_full_disk_raises_no_space_and_keeps_old_content(small_disk: Path) -> None:
+    (small_disk / "etc").mkdir()
+    target = small_disk / "etc" / "big.conf"
+    target.write_bytes(b"old content\n")
+    system = LocalSystem(str(small_disk))
+    with pytest.raises(OSError, match="No space left on device") as caught:
+        system.write_atomic("/etc/big.conf", b"x" * 256 * 1024, 0o644, None, None)
+    assert caught.value.errno == errno.ENOSPC
+    assert "/etc/big.conf" in str(caught.value)
+    assert target.read_bytes() == b"old content\n"
+    assert leftovers(small_disk / "etc") == []
+
+
+# -- other writes -------------------------------------------------------------------
+
+
+@as_root
+def test_mkdir_sets_mode_and_owner_ignoring_umask(system: LocalSystem, root: Path) -> None:
+    old_umask = os.umask(0o077)
+    try:
+        system.mkdir("/etc/conf.d", 0o2775, NOBODY, NOBODY)
+    finally:
+        os.umask(old_umask)
+    info = (root / "etc" / "conf.d").stat()
+    assert (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid) == (0o2775, NOBODY, NOBODY)
+
+
+def test_mkdir_needs_an_existing_parent(system: LocalSystem, root: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="parent directory"):
+        system.mkdir("/etc/a/b", 0o755, None, None)
+    assert not (root / "etc" / "a").exists()
+
+
+@as_root
+def test_chmod_and_chown_change_a_regular_file(system: LocalSystem, root: Path) -> None:
+    target = root / "etc" / "app.conf"
+    target.write_bytes(b"x")
+    system.chmod("/etc/app.conf", 0o640)
+    system.chown("/etc/app.conf", NOBODY, None)
+    info = target.stat()
+    assert (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid) == (0o640, NOBODY, 0)
+
+
+@as_root
+def test_symlink_replaces_an_existing_link_atomically(system: LocalSystem, root: Path) -> None:
+    link = root / "etc" / "current"
+    link.symlink_to("/opt/v1")
+    system.symlink("/etc/current", "/opt/v2", uid=NOBODY, gid=NOBODY)
+    assert os.readlink(link) == "/opt/v2"
+    assert link.lstat().st_uid == NOBODY
+    assert leftovers(root / "etc") == []
+
+
+def test_symlink_over_a_directory_is_refused(system: LocalSystem, root: Path) -> None:
+    (root / "etc" / "conf.d").mkdir()
+    with pytest.raises(UnsafePath, match="directory"):
+        system.symlink("/etc/conf.d", "/opt/conf")
+    assert (root / "etc" / "conf.d").is_dir()
+
+
+def test_remove_deletes_files_links_and_empty_directories(
+    system: LocalSystem, root: Path, sensitive: Path
+) -> None:
+    (root / "etc" / "file").write_bytes(b"x")
+    (root / "etc" / "link").symlink_to(sensitive)
+    (root / "etc" / "empty").mkdir()
+    for name in ("file", "link", "empty"):
+        system.remove(f"/etc/{name}")
+    assert os.listdir(root / "etc") == []
+    assert sensitive.exists()
+
+
+def test_remove_refuses_a_non_empty_directory(system: LocalSystem, root: Path) -> None:
+    (root / "etc" / "conf.d").mkdir()
+    (root / "etc" / "conf.d" / "keep").write_bytes(b"x")
+    with pytest.raises(OSError, match="non-empty directory") as caught:
+        system.remove("/etc/conf.d")
+    assert caught.value.errno == errno.ENOTEMPTY
+    assert (root / "etc" / "conf.d" / "keep").exists()
+
+
+def test_remove_of_missing_path_is_a_no_op(system: LocalSystem) -> None:
+    system.remove("/etc/absent")
+    system.remove("/nowhere/absent")
+
+
+# -- reads --------------------------------------------------------------------------
+
+
+def test_lstat_reports_a_file_and_none_for_missing_paths(system: LocalSystem, root: Path) -> None:
+    target = root / "etc" / "app.conf"
+    target.write_bytes(b"12345")
+    target.chmod(0o640)
+    found = system.lstat("/etc/app.conf")
+    assert found is not None
+    assert (found.kind, found.mode, found.size, found.nlink) == ("file", 0o640, 5, 1)
+    assert system.lstat("/etc/missing") is None
+    assert system.lstat("/missing/parent/file") is None
+    assert system.lstat("/etc/app.conf/below") is None
+
+
+def test_read_honours_the_limit(system: LocalSystem, root: Path) -> None:
+    (root / "etc" / "big").write_bytes(b"abcdef")
+    assert system.read("/etc/big", limit=3) == b"abc"
+    assert system.read("/etc/big") == b"abcdef"
+
+
+def test_listdir_is_sorted_and_refuses_a_symlinked_directory(
+    system: LocalSystem, root: Path, sensitive: Path
+) -> None:
+    for name in ("b", "a", "c"):
+        (root / "etc" / name).write_bytes(b"")
+    (root / "etc" / "out").symlink_to(sensitive.parent)
+    assert system.listdir("/etc") == ["a", "b", "c", "out"]
+    with pytest.raises(UnsafePath, match="/etc/out is a symlink"):
+        system.listdir("/etc/out")
+
+
+def test_names_resolve_on_the_host_and_digits_pass_through(system: LocalSystem) -> None:
+    assert system.user_id("root") == 0
+    assert system.group_id("root") == 0
+    assert system.user_id("1234") == 1234
+    assert system.group_id("4321") == 4321
+    with pytest.raises(UnknownName, match="unknown user 'no-such-user-xyz'"):
+        system.user_id("no-such-user-xyz")
+    with pytest.raises(KeyError, match="unknown group"):
+        system.group_id("no-such-group-xyz")
+
+
+def test_host_path_and_host_commands_default_follow_the_root(
+    system: LocalSystem, root: Path
+) -> None:
+    assert system.host_path("/etc/motd") == str(root / "etc" / "motd")
+    assert system.host_path("/") == str(root)
+    assert not system.runs_host_commands
+    assert LocalSystem("/").runs_host_commands
+    assert LocalSystem(str(root), host_commands=True).runs_host_commands
+
+
+# -- commands -----------------------------------------------------------------------
+
+
+def test_run_captures_output_and_exit_code(system: LocalSystem) -> None:
+    result = system.run("echo out; echo err >&2; exit 3")
+    assert (result.returncode, result.stdout, result.stderr) == (3, "out\n", "err\n")
+    assert not result.timed_out
+
+
+def test_run_of_a_list_skips_the_shell(system: LocalSystem) -> None:
+    result = system.run(["printf", "%s|", "a b", "$HOME"])
+    assert result.stdout == "a b|$HOME|"
+
+
+def test_run_of_a_missing_program_returns_127(system: LocalSystem) -> None:
+    result = system.run(["/no/such/program"])
+    assert result.returncode == 127
+    assert "/no/such/program" in result.stderr
+
+
+def test_run_gives_a_minimal_environment_with_reconciler_root(
+    system: LocalSystem, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEAKY_VARIABLE", "x")
+    result = system.run("env", env={"EXTRA": "1"})
+    variables = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    assert variables["RECONCILER_ROOT"] == str(root)
+    assert variables["EXTRA"] == "1"
+    assert variables["LANG"] == "C.UTF-8"
+    assert "LEAKY_VARIABLE" not in variables
+
+
+def test_run_reads_stdin_from_dev_null_in_the_root_by_default(
+    system: LocalSystem, root: Path
+) -> None:
+    result = system.run("cat; pwd", timeout=5)
+    assert result.stdout == f"{root}\n"
+    assert not result.timed_out
+
+
+def test_run_timeout_kills_the_whole_process_group(system: LocalSystem) -> None:
+    start = time.monotonic()
+    result = system.run("sleep 100 & echo $!; sleep 100", timeout=0.5)
+    assert time.monotonic() - start < 5
+    assert result.timed_out
+    assert result.returncode < 0
+    grandchild = int(result.stdout.split()[0])
+    deadline = time.monotonic() + 3
+    while not gone(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gone(grandchild)
+
+
+def test_run_timeout_escalates_to_sigkill_when_sigterm_is_ignored(system: LocalSystem) -> None:
+    result = system.run("trap '' TERM; echo ready; while :; do sleep 0.1; done", timeout=0.3)
+    assert result.timed_out
+    assert result.returncode == -9
+
+
+def test_run_returns_when_command_leaves_a_background_child(system: LocalSystem) -> None:
+    start = time.monotonic()
+    result = system.run("sleep 30 & echo $!")
+    try:
+        assert time.monotonic() - start < 3
+        assert result.returncode == 0
+    finally:
+        os.kill(int(result.stdout.strip()), 9)
+
+
+def test_run_keeps_only_the_tail_of_large_output(system: LocalSystem) -> None:
+    result = system.run(f"head -c {OUTPUT_LIMIT * 3} /dev/zero | tr '\\0' a; echo END")
+    assert result.stdout.endswith("aEND\n")
+    assert result.stdout.startswith(f"[{OUTPUT_LIMIT * 2 + 4} earlier bytes dropped]")
+
+
+# -- wrappers -----------------------------------------------------------------------
+
+
+WRITE_CALLS: dict[str, Callable[[System], object]] = {
+    "write_atomic": lambda s: s.write_atomic("/etc/app.conf", b"x", 0o644, None, None),
+    "chmod": lambda s: s.chmod("/etc/app.conf", 0o600),
+    "chown": lambda s: s.chown("/etc/app.conf", 0, 0),
+    "mkdir": lambda s: s.mkdir("/etc/new", 0o755, None, None),
+    "symlink": lambda s: s.symlink("/etc/link", "/etc/app.conf"),
+    "remove": lambda s: s.remove("/etc/app.conf"),
+    "run": lambda s: s.run('touch "$RECONCILER_ROOT/ran"'),
+}
+
+
+@pytest.mark.parametrize("call", sorted(WRITE_CALLS))
+def test_read_only_system_refuses_every_write(system: LocalSystem, root: Path, call: str) -> None:
+    (root / "etc" / "app.conf").write_bytes(b"live\n")
+    before = snapshot(root)
+    audit: System = ReadOnlySystem(system)
+    with pytest.raises(WriteRefused, match=f"^{call} .*read-only"):
+        WRITE_CALLS[call](audit)
+    assert snapshot(root) == before
+
+
+def test_read_only_system_lets_reads_and_queries_through(system: LocalSystem, root: Path) -> None:
+    (root / "etc" / "app.conf").write_bytes(b"live\n")
+    audit: System = ReadOnlySystem(system)
+    assert audit.read("/etc/app.conf") == b"live\n"
+    found = audit.lstat("/etc/app.conf")
+    assert found is not None and found.kind == "file"
+    assert audit.listdir("/etc") == ["app.conf"]
+    assert audit.user_id("root") == 0
+    assert audit.host_path("/etc") == str(root / "etc")
+    assert audit.run("echo query", mutates=False).stdout == "query\n"
+    assert audit.root == str(root)
+
+
+def test_logging_system_logs_each_call_but_never_content(system: LocalSystem) -> None:
+    lines: list[str] = []
+    logged: System = LoggingSystem(system, lines.append)
+    logged.write_atomic("/etc/app.conf", b"password=hunter2\n", 0o600, None, None)
+    assert logged.read("/etc/app.conf") == b"password=hunter2\n"
+    logged.run("echo hunter2", mutates=False)
+    with pytest.raises(UnsafePath):
+        logged.read("relative")
+    assert len(lines) == 4
+    assert lines[0].startswith("write_atomic /etc/app.conf (17 bytes, mode 0600")
+    assert lines[1].startswith("read /etc/app.conf -> 17 bytes (")
+    assert lines[2].startswith("run (query) echo hunter2 -> exit 0 (")
+    assert "failed: UnsafePath" in lines[3]
+    assert all(line.endswith(" ms)") for line in lines)
+    assert not any("hunter2" in line for line in lines[:2])
+    assert "hunter2" not in lines[2].split(" -> ")[1]
+
+
+def test_logging_system_hides_validation_output(system: LocalSystem) -> None:
+    lines: list[str] = []
+    logged = LoggingSystem(system, lines.append)
+    with pytest.raises(ValidationFailed):
+        logged.write_atomic(
+            "/etc/app.conf", b"hunter2", 0o600, None, None, validate="sh -c 'cat $1; false' -- %s"
+        )
+    assert lines == [lines[0]]
+    assert "failed: ValidationFailed" in lines[0]
+    assert "hunter2" not in lines[0]
+
+
+# -- backups ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def backups(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "backups"
+
+
+def test_replaced_file_is_backed_up_by_sha256_in_a_private_directory(
+    root: Path, backups: Path
+) -> None:
+    system = LocalSystem(str(root), backup_dir=str(backups))
+    (root / "etc" / "app.conf").write_bytes(b"original\n")
+    system.write_atomic("/etc/app.conf", b"new\n", 0o644, None, None)
+    digest = hashlib.sha256(b"original\n").hexdigest()
+    assert (backups / digest).read_bytes() == b"original\n"
+    assert stat.S_IMODE(backups.stat().st_mode) == 0o700
+    assert stat.S_IMODE((backups / digest).stat().st_mode) == 0o600
+    assert system.backup("/etc/app.conf") == hashlib.sha256(b"new\n").hexdigest()
+    assert system.backup("/etc/missing") is None
+
+
+def test_removed_file_is_backed_up(root: Path, backups: Path) -> None:
+    system = LocalSystem(str(root), backup_dir=str(backups))
+    (root / "etc" / "old.conf").write_bytes(b"keep me\n")
+    system.remove("/etc/old.conf")
+    assert [path.read_bytes() for path in backups.iterdir()] == [b"keep me\n"]
+
+
+def test_secret_files_are_never_backed_up(root: Path, backups: Path) -> None:
+    system = LocalSystem(str(root), backup_dir=str(backups))
+    (root / "etc" / "token").write_bytes(b"hunter2\n")
+    system.write_atomic("/etc/token", b"hunter3\n", 0o600, None, None, secret=True)
+    system.remove("/etc/token", secret=True)
+    assert not backups.exists() or list(backups.iterdir()) == []
+
+
+def test_backup_cap_evicts_the_oldest(root: Path, backups: Path) -> None:
+    system = LocalSystem(str(root), backup_dir=str(backups), backup_limit=2)
+    target = root / "etc" / "app.conf"
+    saved: list[str] = []
+    for age, content in enumerate([b"one\n", b"two\n"]):
+        target.write_bytes(content)
+        digest = system.backup("/etc/app.conf")
+        assert digest is not None
+        os.utime(backups / digest, (1000 + age, 1000 + age))
+        saved.append(digest)
+    target.write_bytes(b"three\n")
+    newest = system.backup("/etc/app.conf")
+    assert sorted(os.listdir(backups)) == sorted([saved[1], str(newest)])
+
+
+def test_failed_backup_stops_the_write(root: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_bytes(b"")
+    system = LocalSystem(str(root), backup_dir=str(blocker / "backups"))
+    target = root / "etc" / "app.conf"
+    target.write_bytes(b"original\n")
+    with pytest.raises(OSError, match=r"backing up /etc/app\.conf"):
+        system.write_atomic("/etc/app.conf", b"new\n", 0o644, None, None)
+    assert target.read_bytes() == b"original\n"
