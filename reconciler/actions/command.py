@@ -1,0 +1,67 @@
+"""Command actions: run when the guards say so (or when notified, if refresh-only).
+
+Guards (`creates`, `unless`, `onlyif`) must not change anything; they run in audit
+mode too. A timeout kills the command's whole process group (the System does that).
+"""
+
+from __future__ import annotations
+
+from reconciler.config import CommandAction
+from reconciler.plan import ActionPlan, Change, Context
+
+HOST_ONLY = "runs on the host; not run because --root is not /"
+
+
+def _guard_env(action: CommandAction) -> dict[str, str]:
+    return dict(action.env)
+
+
+def _cwd(ctx: Context, action: CommandAction) -> str | None:
+    return ctx.system.host_path(action.cwd) if action.cwd else None
+
+
+def check(ctx: Context, action: CommandAction) -> ActionPlan:
+    plan = ActionPlan(action)
+    if action.refresh_only:
+        return plan
+    if action.creates is not None and ctx.system.lstat(action.creates) is not None:
+        return plan
+    if not ctx.system.runs_host_commands:
+        if action.unless or action.onlyif:
+            plan.notes.append("guards not evaluated: --root is not /")
+        plan.changes.append(Change(action, "run", f"run: {action.run}", held=HOST_ONLY))
+        return plan
+    reasons = []
+    if action.unless:
+        result = ctx.system.run(action.unless, timeout=action.timeout, cwd=_cwd(ctx, action),
+                                env=_guard_env(action), mutates=False)
+        if result.returncode == 0:
+            return plan
+        reasons.append(f"unless exited {result.returncode}")
+    if action.onlyif:
+        result = ctx.system.run(action.onlyif, timeout=action.timeout, cwd=_cwd(ctx, action),
+                                env=_guard_env(action), mutates=False)
+        if result.returncode != 0:
+            return plan
+        reasons.append("onlyif exited 0")
+    if action.creates:
+        reasons.append(f"{action.creates} is missing")
+    why = f" ({'; '.join(reasons)})" if reasons else ""
+    plan.changes.append(Change(action, "run", f"run: {action.run}{why}"))
+    return plan
+
+
+class CommandFailed(Exception):
+    """A command exited non-zero or timed out."""
+
+
+def apply(ctx: Context, change: Change) -> None:
+    action = change.action
+    assert isinstance(action, CommandAction)
+    result = ctx.system.run(action.run, timeout=action.timeout, cwd=_cwd(ctx, action),
+                            env=_guard_env(action), mutates=True)
+    if result.timed_out:
+        raise CommandFailed(f"timed out after {action.timeout:g}s (process group killed)")
+    if result.returncode != 0:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+        raise CommandFailed(f"exited {result.returncode}" + (f": {' / '.join(tail)}" if tail else ""))

@@ -1,0 +1,51 @@
+"""Service actions: running or stopped, enabled or not, and reload/restart when notified."""
+
+from __future__ import annotations
+
+from reconciler import services
+from reconciler.actions.command import HOST_ONLY
+from reconciler.config import ServiceAction
+from reconciler.plan import ActionPlan, Change, Context
+
+
+def check(ctx: Context, action: ServiceAction) -> ActionPlan:
+    plan = ActionPlan(action)
+    state = services.probe(ctx.system, action)
+    unknown_held = HOST_ONLY if not ctx.system.runs_host_commands else None
+    if action.state is not None and state.running != (action.state == "running"):
+        op = "start" if action.state == "running" else "stop"
+        summary = f"{op} {action.name}" + (" (state unknown)" if state.running is None else "")
+        plan.changes.append(Change(action, op, summary,
+                                   held=unknown_held if state.running is None else None))
+    if action.enabled is not None and state.enabled != action.enabled:
+        op = "enable" if action.enabled else "disable"
+        summary = f"{op} {action.name}" + (" (state unknown)" if state.enabled is None else "")
+        plan.changes.append(Change(action, op, summary,
+                                   held=unknown_held if state.enabled is None else None))
+    if state.note:
+        plan.notes.append(state.note)
+    return plan
+
+
+def apply(ctx: Context, change: Change) -> None:
+    action = change.action
+    assert isinstance(action, ServiceAction)
+    op = change.op
+    if op == "start":
+        services.start(ctx.system, action)
+        ctx.started.add(action.id)
+    elif op == "stop":
+        services.stop(ctx.system, action)
+    elif op == "enable":
+        services.enable(ctx.system, action)
+    elif op == "disable":
+        services.disable(ctx.system, action)
+    elif op in ("notify-reload", "notify-restart"):
+        if action.id in ctx.started or action.state == "stopped":
+            return  # just started with the new config, or meant to stay down
+        if op == "notify-reload":
+            services.reload(ctx.system, action)
+        else:
+            services.restart(ctx.system, action)
+    else:
+        raise ValueError(f"unknown service operation {op!r}")

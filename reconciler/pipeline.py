@@ -1,0 +1,97 @@
+"""The pipeline for one node: compile → render → plan → apply | report.
+
+`converge` is shared by `audit`, `apply` and `run`: audit is the same code running
+against a system that refuses writes, not a second code path.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Literal
+
+from reconciler import report, state
+from reconciler.apply import execute
+from reconciler.compile import Fleet, compile_node
+from reconciler.config import NodeConfig, Severity
+from reconciler.errors import ConfigError, ReconcilerError
+from reconciler.plan import Context, build
+from reconciler.render import Renderer, RenderedFile, render_node
+from reconciler.system import ReadOnlySystem, System
+
+Mode = Literal["audit", "change"]
+
+
+@dataclass(frozen=True)
+class Desired:
+    """The desired state of one node at one commit: compiled and rendered."""
+
+    node: NodeConfig
+    rendered: dict[str, list[RenderedFile]]
+    fleet: Fleet
+
+
+def desire(fleet: Fleet, node_name: str, renderer: Renderer | None = None) -> Desired:
+    """Compile and render one node, refusing the whole commit on any problem."""
+    node = compile_node(fleet, node_name)
+    files, problems = render_node(renderer or Renderer(fleet), node)
+    if problems:
+        raise ConfigError(problems)
+    rendered: dict[str, list[RenderedFile]] = {}
+    for item in files:
+        rendered.setdefault(item.action.id, []).append(item)
+    return Desired(node, rendered, fleet)
+
+
+def ceiling_for(node: NodeConfig, override: Severity | None) -> Severity:
+    return override if override is not None else node.policy.max_severity
+
+
+def converge(
+    desired: Desired,
+    system: System,
+    state_dir: str,
+    mode: Mode,
+    max_severity: Severity | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> report.RunReport:
+    """Plan one node against the live system; in change mode apply and record what was done."""
+    started = datetime.now(timezone.utc)
+    clock = time.monotonic()
+    node = desired.node
+    ceiling = ceiling_for(node, max_severity)
+    applied = state.load(state_dir)
+    live = system if mode == "change" else ReadOnlySystem(system)
+    ctx = Context(
+        system=live,
+        node=node,
+        rendered=desired.rendered,
+        applied=applied,
+        commit=desired.fleet.revision,
+        read_repo=desired.fleet.snapshot.read,
+        state_dir=state_dir,
+        ceiling=ceiling,
+    )
+    plan = build(ctx)
+    outcome = execute(ctx, plan, mode == "change", should_stop)
+    if mode == "change":
+        state.save(state_dir, applied)
+    return report.build(node.name, mode, system.root, desired.fleet.revision, str(ceiling),
+                        started, time.monotonic() - clock, outcome)
+
+
+def refuse(
+    node: str, mode: Mode, root: str, commit: str | None, error: ReconcilerError,
+    started: datetime, clock: float, ceiling: Severity | None = None,
+) -> report.RunReport:
+    """The report of a run that changed nothing because its input was refused."""
+    return report.refused(node, mode, root, commit, str(ceiling) if ceiling is not None else "",
+                          started, time.monotonic() - clock, [str(p) for p in error.problems])
+
+
+def default_state_dir(root: str) -> str:
+    """`var/lib/reconciler` under the root, so a demo root is self-contained."""
+    return os.path.join(root, "var/lib/reconciler")

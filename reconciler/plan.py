@@ -1,0 +1,210 @@
+"""Plan: what differs between desired and live state, as a list of values.
+
+Each action is asked what differs (lazily probing the live system through the System
+interface); the answers are `Change`s carrying their effective severity, a diff where
+content differs, and whether they are held. Tests assert plans, audit prints them,
+apply consumes them.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any
+
+from reconciler.config import Action, CommandAction, NodeConfig, Severity
+from reconciler.render import RenderedFile
+from reconciler.state import Applied, AppliedState
+from reconciler.system import System
+
+KIND_ORDER = {
+    "package": 0,
+    "directory": 1,
+    "file": 2,
+    "tree": 2,
+    "symlink": 2,
+    "command": 3,
+    "service": 4,
+}
+VERB_SEVERITY = {"reload": Severity.RELOAD, "restart": Severity.RESTART}
+
+
+class Drift(str, Enum):
+    """Why a path differs: the config moved, a person edited it, or both."""
+
+    PENDING = "pending"
+    EDITED = "edited-by-hand"
+    BOTH = "both"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One difference and the operation that removes it.
+
+    `op` names the operation the action's handler applies; `args` carries what it
+    needs (desired bytes, mode, version...) and is never shown in reports.
+    """
+
+    action: Action
+    op: str
+    summary: str
+    path: str | None = None
+    diff: str | None = None
+    drift: Drift = Drift.PENDING
+    last_commit: str | None = None
+    severity: Severity = Severity.NONE
+    held: str | None = None  # why it is held, or None when it may be applied
+    notified_by: tuple[str, ...] = ()
+    args: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def secret(self) -> bool:
+        return bool(getattr(self.action, "secret", False))
+
+
+@dataclass
+class ActionPlan:
+    """What one action will do: its changes (empty when in sync) or why it cannot tell."""
+
+    action: Action
+    changes: list[Change] = field(default_factory=list)
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+    in_sync: dict[str, Applied] = field(default_factory=dict)  # records of matching paths
+
+
+@dataclass
+class Plan:
+    """Every action of a node in apply order, plus orphans."""
+
+    node: NodeConfig
+    ceiling: Severity
+    actions: list[ActionPlan]
+    orphans: list[Change] = field(default_factory=list)
+    forget: list[str] = field(default_factory=list)  # records of vanished orphans
+
+    def changes(self) -> list[Change]:
+        return [c for a in self.actions for c in a.changes] + self.orphans
+
+
+@dataclass
+class Context:
+    """Everything an action handler may look at while checking or applying."""
+
+    system: System
+    node: NodeConfig
+    rendered: dict[str, list[RenderedFile]]  # by action id
+    applied: AppliedState
+    commit: str | None
+    read_repo: Any  # Callable[[str], bytes]: a file of the config repo, for .deb packages
+    state_dir: str
+    ceiling: Severity
+    started: set[str] = field(default_factory=set)  # services started during this run
+
+
+def effective_severity(action: Action, node: NodeConfig) -> Severity:
+    """An action's severity, raised by whatever its notify edges would trigger."""
+    severity = action.severity
+    for notify in action.notify:
+        if notify.verb == "run":
+            target = node.action(notify.target)
+            if isinstance(target, CommandAction):
+                severity = max(severity, target.severity)
+        else:
+            severity = max(severity, VERB_SEVERITY[notify.verb])
+    return Severity(severity)
+
+
+def order(node: NodeConfig) -> list[Action]:
+    """Apply order: by kind (packages, directories, files, commands, services), refined by
+    `requires` and `notify` edges; declaration order breaks ties (Kahn's algorithm)."""
+    actions = list(node.actions)
+    index = {a.id: i for i, a in enumerate(actions)}
+    before: dict[str, set[str]] = {a.id: set() for a in actions}
+    for action in actions:
+        for ref in action.requires:
+            before[action.id].add(ref)
+        for notify in action.notify:
+            before[notify.target].add(action.id)
+    waiting = {aid: len(refs) for aid, refs in before.items()}
+    after: dict[str, list[str]] = {a.id: [] for a in actions}
+    for aid, refs in before.items():
+        for ref in refs:
+            after[ref].append(aid)
+    ready = [(KIND_ORDER[a.kind], index[a.id], a.id) for a in actions if waiting[a.id] == 0]
+    heapq.heapify(ready)
+    result: list[Action] = []
+    while ready:
+        _, _, aid = heapq.heappop(ready)
+        result.append(actions[index[aid]])
+        for nxt in after[aid]:
+            waiting[nxt] -= 1
+            if waiting[nxt] == 0:
+                heapq.heappush(ready, (KIND_ORDER[actions[index[nxt]].kind], index[nxt], nxt))
+    return result
+
+
+def build(ctx: Context) -> Plan:
+    """Check every action against the live system and decide what is held."""
+    from reconciler.actions import check_action, orphan_changes
+
+    plans: list[ActionPlan] = []
+    by_id: dict[str, ActionPlan] = {}
+    for action in order(ctx.node):
+        plan = check_action(ctx, action)
+        severity = effective_severity(action, ctx.node)
+        plan.changes = [_with_policy(ctx, replace(c, severity=severity)) for c in plan.changes]
+        plans.append(plan)
+        by_id[action.id] = plan
+    _add_notifications(ctx, plans, by_id)
+    orphans, forget = orphan_changes(ctx)
+    return Plan(ctx.node, ctx.ceiling, plans, [_with_policy(ctx, c) for c in orphans], forget)
+
+
+def _with_policy(ctx: Context, change: Change) -> Change:
+    """Hold a change above the ceiling, or a hand edit under `local-edits=hold`."""
+    if change.held:
+        return change
+    if change.severity > ctx.ceiling:
+        return replace(
+            change, held=f"severity {change.severity} is above the ceiling {ctx.ceiling}"
+        )
+    if change.drift in (Drift.EDITED, Drift.BOTH) and ctx.node.policy.local_edits == "hold":
+        commit = (change.last_commit or "?")[:12]
+        return replace(
+            change,
+            held=f"edited by hand since reconciler wrote it at {commit}; policy local-edits=hold",
+        )
+    return change
+
+
+def _add_notifications(ctx: Context, plans: list[ActionPlan], by_id: dict[str, ActionPlan]) -> None:
+    """Give each notified action one change ('reload', 'restart' or 'run') naming its sources.
+
+    A notification fires only from changes that will really be applied; restart wins over
+    reload. Targets come after their sources in apply order.
+    """
+    wanted: dict[str, tuple[str, list[str]]] = {}
+    for plan in plans:
+        if not any(c.held is None for c in plan.changes):
+            continue
+        for notify in plan.action.notify:
+            verb, sources = wanted.get(notify.target, (notify.verb, []))
+            if notify.verb == "restart" or verb == "restart":
+                verb = "restart" if notify.verb != "run" else verb
+            wanted[notify.target] = (verb, [*sources, plan.action.id])
+    for target, (verb, sources) in wanted.items():
+        plan = by_id[target]
+        severity = VERB_SEVERITY.get(verb, plan.action.severity)
+        change = Change(
+            plan.action,
+            f"notify-{verb}",
+            f"{verb} (notified by {', '.join(sources)})",
+            severity=severity,
+            notified_by=tuple(sources),
+        )
+        change = _with_policy(ctx, change)
+        if not ctx.system.runs_host_commands and change.held is None:
+            change = replace(change, held="runs on the host; not run because --root is not /")
+        plan.changes.append(change)

@@ -1,0 +1,193 @@
+"""Run reports: a stable pydantic schema for machines (`--format json`), and text for people.
+
+Secrets are redacted at construction: a secret file's change carries no diff, only
+"content changed (secret)", so no later consumer can leak it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from reconciler.apply import ActionOutcome, ChangeOutcome, Outcome, Status
+from reconciler.plan import Drift
+
+SCHEMA_VERSION = 1
+
+EXIT_IN_SYNC = 0
+EXIT_REFUSED = 1
+EXIT_CHANGES = 2
+EXIT_FAILED = 4
+EXIT_HELD = 8
+
+Result = Literal["in-sync", "changed", "drift", "held", "failed", "refused", "interrupted"]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ChangeReport(Model):
+    """One difference and what became of it."""
+
+    op: str
+    summary: str
+    path: str | None = None
+    status: Literal["applied", "pending", "held", "failed", "skipped"]
+    severity: str
+    drift: Literal["pending", "edited-by-hand", "both"]
+    last_applied_commit: str | None = None
+    detail: str | None = None  # why held, skipped or failed
+    diff: str | None = None  # unified diff; never present for secrets
+    notified_by: list[str] = []
+
+
+class ActionReport(Model):
+    id: str
+    kind: str
+    declared_in: str
+    origin: str
+    status: Literal["in-sync", "applied", "pending", "held", "failed", "skipped"]
+    error: str | None = None
+    notes: list[str] = []
+    changes: list[ChangeReport] = []
+
+
+class Counts(Model):
+    in_sync: int = 0
+    pending: int = 0
+    edited_by_hand: int = 0
+    applied: int = 0
+    held: int = 0
+    failed: int = 0
+    skipped: int = 0
+    orphans: int = 0
+
+
+class SourceReport(Model):
+    """Where the config came from (filled by `reconciler run`)."""
+
+    commit: str | None = None
+    subject: str | None = None
+    branch: str | None = None
+    tip: str | None = None
+    signed_by: str | None = None
+    remote: str | None = None
+    stale: str | None = None  # why the run used an older commit than the tip
+    pinned: bool = False
+
+
+class RunReport(Model):
+    """The whole account of one run; `schema_version` changes only on breaking changes."""
+
+    schema_version: int = SCHEMA_VERSION
+    node: str
+    mode: Literal["audit", "change"]
+    root: str
+    config_commit: str | None
+    ceiling: str
+    started: datetime
+    duration_s: float
+    result: Result
+    exit_code: int
+    counts: Counts
+    actions: list[ActionReport] = []
+    orphans: list[ChangeReport] = []
+    problems: list[str] = []  # why a run was refused
+    source: SourceReport | None = None
+
+
+def _change(outcome: ChangeOutcome) -> ChangeReport:
+    change = outcome.change
+    return ChangeReport(
+        op=change.op, summary=change.summary, path=change.path, status=outcome.status.value,
+        severity=str(change.severity), drift=change.drift.value,
+        last_applied_commit=change.last_commit, detail=outcome.detail,
+        diff=None if change.secret else change.diff, notified_by=list(change.notified_by))
+
+
+def _action(outcome: ActionOutcome) -> ActionReport:
+    action = outcome.plan.action
+    changes = [_change(c) for c in outcome.changes]
+    statuses = {c.status for c in outcome.changes}
+    status: str
+    if outcome.error is not None or Status.FAILED in statuses:
+        status = "failed"
+    elif outcome.skipped is not None:
+        status = "skipped"
+    elif Status.APPLIED in statuses:
+        status = "applied"
+    elif Status.PENDING in statuses:
+        status = "pending"
+    elif Status.HELD in statuses:
+        status = "held"
+    else:
+        status = "in-sync"
+    return ActionReport(id=action.id, kind=action.kind, declared_in=action.declared_in,
+                        origin=str(action.origin), status=status,  # type: ignore[arg-type]
+                        error=outcome.error or outcome.skipped, notes=outcome.plan.notes,
+                        changes=changes)
+
+
+def build(
+    node: str, mode: Literal["audit", "change"], root: str, commit: str | None, ceiling: str,
+    started: datetime, duration: float, outcome: Outcome,
+) -> RunReport:
+    """Summarise an outcome: counts per path/change, the result word and the exit code."""
+    actions = [_action(a) for a in outcome.actions]
+    orphans = [_change(o) for o in outcome.orphans]
+    counts = Counts(orphans=len(orphans))
+    for item in outcome.actions:
+        counts.in_sync += len(item.plan.in_sync)
+        if not item.plan.changes and item.error is None and not item.plan.in_sync \
+                and item.plan.action.kind not in ("file", "tree"):
+            counts.in_sync += 1
+        if item.error is not None:
+            counts.failed += 1
+    for change in [c for a in outcome.actions for c in a.changes] + outcome.orphans:
+        if change.status is Status.HELD:
+            counts.held += 1
+        elif change.status is Status.FAILED:
+            counts.failed += 1
+        elif change.status is Status.SKIPPED:
+            counts.skipped += 1
+        elif change.status is Status.APPLIED:
+            counts.applied += 1
+        if change.status in (Status.PENDING, Status.APPLIED, Status.HELD):
+            if change.change.drift in (Drift.EDITED, Drift.BOTH):
+                counts.edited_by_hand += 1
+            elif change.status is Status.PENDING:
+                counts.pending += 1
+    exit_code = EXIT_IN_SYNC
+    if counts.applied or counts.pending or any(
+        c.status is Status.PENDING for a in outcome.actions for c in a.changes
+    ) or any(o.status is Status.PENDING for o in outcome.orphans):
+        exit_code |= EXIT_CHANGES
+    if counts.failed or any(a.skipped and "failed" in a.skipped for a in outcome.actions):
+        exit_code |= EXIT_FAILED
+    if counts.held:
+        exit_code |= EXIT_HELD
+    result: Result = "in-sync"
+    if outcome.interrupted:
+        result = "interrupted"
+    elif exit_code & EXIT_FAILED:
+        result = "failed"
+    elif exit_code & EXIT_HELD:
+        result = "held"
+    elif exit_code & EXIT_CHANGES:
+        result = "changed" if mode == "change" else "drift"
+    return RunReport(node=node, mode=mode, root=root, config_commit=commit, ceiling=ceiling,
+                     started=started, duration_s=round(duration, 4), result=result,
+                     exit_code=exit_code, counts=counts, actions=actions, orphans=orphans)
+
+
+def refused(
+    node: str, mode: Literal["audit", "change"], root: str, commit: str | None, ceiling: str,
+    started: datetime, duration: float, problems: list[str],
+) -> RunReport:
+    """A run that stopped before any change: bad config, unknown node, lock held."""
+    return RunReport(node=node, mode=mode, root=root, config_commit=commit, ceiling=ceiling,
+                     started=started, duration_s=round(duration, 4), result="refused",
+                     exit_code=EXIT_REFUSED, counts=Counts(), problems=problems)

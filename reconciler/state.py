@@ -1,0 +1,92 @@
+"""Last-applied state: what this node itself wrote, per managed path — never contents.
+
+Comparing it with the live file tells a pending change (the config moved) from a local
+drift (someone edited the box), and finds orphans (applied before, no longer declared).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from reconciler.errors import ConfigError
+
+STATE_FILE = "applied.json"
+
+
+class Applied(BaseModel):
+    """One path as reconciler last left it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["file", "directory", "symlink"]
+    action: str
+    mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+    sha256: str | None = None  # files
+    target: str | None = None  # symlinks
+    commit: str | None = None  # the config commit that wrote it
+
+
+class AppliedState(BaseModel):
+    """Every path this node manages, keyed by node path."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = 1
+    paths: dict[str, Applied] = {}
+
+
+def load(state_dir: str) -> AppliedState:
+    """Read the record; a missing file is an empty record, a corrupt one is an error."""
+    path = os.path.join(state_dir, STATE_FILE)
+    try:
+        with open(path, "rb") as handle:
+            return AppliedState.model_validate_json(handle.read())
+    except FileNotFoundError:
+        return AppliedState()
+    except (ValidationError, ValueError) as exc:
+        raise ConfigError.at(
+            f"corrupt last-applied state ({exc.__class__.__name__}); move it aside to start afresh",
+            path=path,
+        ) from None
+
+
+def save(state_dir: str, state: AppliedState) -> None:
+    """Replace the record atomically (temp file, fsync, rename, fsync the directory)."""
+    write_atomic_host(
+        os.path.join(state_dir, STATE_FILE),
+        json.dumps(
+            state.model_dump(mode="json", exclude_none=True), sort_keys=True, indent=1
+        ).encode(),
+    )
+
+
+def write_atomic_host(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Atomically replace a file of reconciler's own (state, reports, metrics) on the host."""
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
