@@ -1,0 +1,344 @@
+"""The *record* stage: the node's own audit trail, a git repository of what each run did.
+
+`<state_dir>/history` is a bare repository (no working tree to corrupt). Each record
+is one commit on `main` whose tree is a snapshot of the managed files at their node
+paths without the leading slash (`etc/nginx/nginx.conf`) plus `run.json`, and whose
+message is a one-line summary followed by trailers (`Config-Commit:`, `Node:`, ...).
+
+Commits are built with plumbing only: blobs with `git hash-object -w`, the tree from
+a throwaway index file, `git commit-tree`, then `git update-ref` with the expected old
+value. Objects are written before the ref moves and every git write is atomic, so a
+run killed at any moment leaves a repository `git fsck --strict` finds clean.
+
+History stores exactly the bytes it is given. Secrets must be passed as their sha256
+text (or left out) by the caller: this module never sees, and so never stores, what
+it is not given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import re
+import shutil
+import socket
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import git
+
+from reconciler.errors import Problem, Reaction, ReconcilerError
+
+BRANCH = "refs/heads/main"
+RUN_JSON = "run.json"
+
+_TRAILER_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+# Lock files a killed git command can leave; only reconciler writes here, under the node lock.
+_LOCKS = ("HEAD.lock", "config.lock", "packed-refs.lock", f"{BRANCH}.lock")
+_TEMP_INDEX_PREFIX = "reconciler-index-"
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> None:
+    """Replace `path` with `data`: temp file in the same directory, fsync, rename, fsync dir.
+
+    Readers see the old file or the new one, never a mix, even across a crash.
+    """
+    target = Path(path)
+    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+        os.rename(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One recorded run, parsed back from its commit."""
+
+    sha: str
+    time: datetime
+    summary: str
+    trailers: dict[str, str]
+    changed: list[str]  # node paths ("/etc/...") that changed in this commit; run.json left out
+
+
+@dataclass
+class HistoryError(ReconcilerError):
+    """A git command on the history repository failed (disk full, permissions...)."""
+
+    reaction: Reaction = Reaction.FAILED
+
+    @classmethod
+    def at(cls, path: Path, message: str) -> HistoryError:
+        return cls([Problem(message, str(path))])
+
+
+def tree_path(node_path: str) -> str:
+    """The snapshot path of a node path: `/etc/x.conf` -> `etc/x.conf` (validated)."""
+    relative = node_path.lstrip("/")
+    parts = relative.split("/")
+    if not relative or any(part in ("", ".", "..", ".git") for part in parts):
+        raise ValueError(f"bad path for the history snapshot: {node_path!r}")
+    if relative == RUN_JSON:
+        raise ValueError(f"{node_path!r} collides with the run report {RUN_JSON}")
+    return relative
+
+
+def _message(summary_line: str, trailers: Mapping[str, str]) -> str:
+    if not summary_line.strip() or _CONTROL_RE.search(summary_line):
+        raise ValueError(f"summary must be one non-empty line: {summary_line!r}")
+    lines = []
+    for key, value in trailers.items():
+        if not _TRAILER_KEY_RE.match(key):
+            raise ValueError(f"bad trailer key {key!r}")
+        if not value.strip() or _CONTROL_RE.search(value):
+            raise ValueError(f"trailer {key} needs a non-empty one-line value, got {value!r}")
+        lines.append(f"{key}: {value.strip()}")
+    body = "\n".join(lines)
+    return f"{summary_line.strip()}\n\n{body}\n" if body else f"{summary_line.strip()}\n"
+
+
+def _parse_trailers(message: str) -> dict[str, str]:
+    paragraphs = message.strip().split("\n\n")
+    if len(paragraphs) < 2:
+        return {}
+    trailers = {}
+    for line in paragraphs[-1].splitlines():
+        key, sep, value = line.partition(": ")
+        if not sep or not _TRAILER_KEY_RE.match(key):
+            return {}
+        trailers[key] = value
+    return trailers
+
+
+def _run_git(
+    path: Path, *args: str, env: Mapping[str, str] | None = None, stdin: bytes | None = None
+) -> str:
+    """Run git in `path` (optionally feeding `stdin`); its stdout, or `HistoryError`."""
+    with tempfile.TemporaryFile() as feed:
+        if stdin is not None:
+            feed.write(stdin)
+            feed.seek(0)
+        status, out, err = git.Git(str(path)).execute(
+            ["git", *args],
+            istream=feed if stdin is not None else None,
+            with_extended_output=True,
+            with_exceptions=False,
+            env=dict(env or {}),
+            strip_newline_in_stdout=False,
+        )
+    if status != 0:
+        raise HistoryError.at(path, f"git {args[0]} failed: {str(err).strip()}")
+    return str(out)
+
+
+def _blob_id(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+class History:
+    """The history repository at `path`; the committer is `reconciler <reconciler@NODE>`."""
+
+    def __init__(self, path: str | os.PathLike[str], node: str | None = None) -> None:
+        self.path = Path(path)
+        self.node = node or socket.getfqdn()
+
+    def _git(
+        self, *args: str, env: Mapping[str, str] | None = None, stdin: bytes | None = None
+    ) -> str:
+        return _run_git(self.path, *args, env=env, stdin=stdin)
+
+    def exists(self) -> bool:
+        return (self.path / "HEAD").is_file()
+
+    def init(self) -> None:
+        """Create the repository if needed: built beside its place, then renamed in."""
+        if self.exists():
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        building = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
+        try:
+            _run_git(building, "init", "--quiet", "--bare", "--initial-branch=main", ".")
+            for key, value in (
+                ("user.name", "reconciler"),
+                ("user.email", f"reconciler@{self.node}"),
+                ("core.logAllRefUpdates", "true"),
+                ("core.fsync", "committed"),
+                ("gc.autoDetach", "false"),
+            ):
+                _run_git(building, "config", key, value)
+            os.rename(building, self.path)
+        finally:
+            shutil.rmtree(building, ignore_errors=True)
+
+    def head(self) -> str | None:
+        """The newest record's commit, or None before the first record."""
+        if not self.exists():
+            return None
+        try:
+            return self._git("rev-parse", "--verify", "--quiet", BRANCH).strip() or None
+        except HistoryError:
+            return None
+
+    def _clear_leftovers(self) -> None:
+        """Remove lock and temp index files of a killed run (the caller holds the node lock)."""
+        for name in _LOCKS:
+            (self.path / name).unlink(missing_ok=True)
+        for temp in self.path.glob(f"{_TEMP_INDEX_PREFIX}*"):
+            temp.unlink(missing_ok=True)
+
+    def _tree_entries(self, commit: str) -> dict[str, str]:
+        out = self._git("ls-tree", "-r", "-z", "--full-tree", commit)
+        entries = {}
+        for record in out.split("\0"):
+            if record:
+                meta, _, path = record.partition("\t")
+                if path != RUN_JSON:
+                    entries[path] = meta.split(" ")[2]
+        return entries
+
+    def _store_blobs(self, blobs: Mapping[str, bytes]) -> None:
+        """Write the blobs the object database does not have yet (keyed by object id)."""
+        if not blobs:
+            return
+        out = self._git(
+            "cat-file", "--batch-check", stdin="".join(f"{b}\n" for b in blobs).encode()
+        )
+        missing = [line.split(" ")[0] for line in out.splitlines() if line.endswith(" missing")]
+        for object_id in missing:
+            written = self._git(
+                "hash-object", "-w", "--no-filters", "--stdin", stdin=blobs[object_id]
+            )
+            if written.strip() != object_id:
+                raise HistoryError.at(
+                    self.path, f"git stored blob {written.strip()}, expected {object_id}"
+                )
+
+    def record(
+        self,
+        files: Mapping[str, bytes],
+        run_report_json: bytes,
+        summary_line: str,
+        trailers: Mapping[str, str],
+        deleted: Sequence[str] | None = None,
+    ) -> str:
+        """Commit one run's snapshot and return the new commit's sha.
+
+        With `deleted=None`, `files` (node path -> bytes) is the complete set of managed
+        files: anything in the previous snapshot but not in `files` disappears. With a
+        list, the previous snapshot is updated: `files` added or replaced, `deleted`
+        paths removed. Trailers keep the caller's order. The caller holds the node lock.
+        """
+        message = _message(summary_line, trailers)
+        snapshot = {tree_path(node_path): data for node_path, data in files.items()}
+        gone = [tree_path(node_path) for node_path in deleted or ()]
+        _check_no_file_dir_clash(snapshot)
+        self.init()
+        self._clear_leftovers()
+        parent = self.head()
+        entries = self._tree_entries(parent) if parent and deleted is not None else {}
+        for path in gone:
+            entries.pop(path, None)
+        blobs = {_blob_id(run_report_json): run_report_json}
+        for path, data in snapshot.items():
+            entries[path] = _blob_id(data)
+            blobs[entries[path]] = data
+        _check_no_file_dir_clash(entries)
+        entries[RUN_JSON] = _blob_id(run_report_json)
+        self._store_blobs(blobs)
+
+        index = self.path / f"{_TEMP_INDEX_PREFIX}{os.getpid()}"
+        index_env = {"GIT_INDEX_FILE": str(index)}
+        try:
+            listing = "".join(f"100644 {oid}\t{path}\0" for path, oid in sorted(entries.items()))
+            self._git("update-index", "-z", "--index-info", env=index_env, stdin=listing.encode())
+            tree = self._git("write-tree", env=index_env).strip()
+        finally:
+            index.unlink(missing_ok=True)
+
+        identity = {
+            "GIT_AUTHOR_NAME": "reconciler",
+            "GIT_AUTHOR_EMAIL": f"reconciler@{self.node}",
+            "GIT_COMMITTER_NAME": "reconciler",
+            "GIT_COMMITTER_EMAIL": f"reconciler@{self.node}",
+        }
+        parents = ["-p", parent] if parent else []
+        commit = self._git(
+            "commit-tree", "--no-gpg-sign", tree, *parents, "-F", "-",
+            env=identity, stdin=message.encode(),
+        ).strip()  # fmt: skip
+        self._git(
+            "update-ref", "-m", f"record: {summary_line.strip()}", BRANCH, commit, parent or ""
+        )
+        self._git("gc", "--auto", "--quiet")
+        return commit
+
+    def log(self, n: int = 20, path: str | None = None) -> list[HistoryEntry]:
+        """The newest `n` records, newest first; only those that touched `path` if given."""
+        if self.head() is None:
+            return []
+        limit = ["--", tree_path(path)] if path else []
+        out = self._git(
+            "log", f"--max-count={n}", "--format=%x1e%H%x1f%ct%x1f%B%x1f",
+            "--name-only", "-z", BRANCH, *limit,
+        )  # fmt: skip
+        entries = []
+        for chunk in out.split("\x1e")[1:]:
+            sha, stamp, message, names = chunk.split("\x1f", 3)
+            changed = [
+                f"/{name}"
+                for name in names.lstrip("\0\n").split("\0")
+                if name not in ("", RUN_JSON)
+            ]
+            entries.append(
+                HistoryEntry(
+                    sha=sha,
+                    time=datetime.fromtimestamp(int(stamp), UTC),
+                    summary=message.split("\n", 1)[0],
+                    trailers=_parse_trailers(message),
+                    changed=changed,
+                )
+            )
+        return entries
+
+    def read(self, rev: str, node_path: str) -> bytes:
+        """A file as recorded in `rev` (node path, or `run.json` for the run report)."""
+        relative = RUN_JSON if node_path == RUN_JSON else tree_path(node_path)
+        out = git.Git(str(self.path)).execute(
+            ["git", "cat-file", "blob", f"{rev}:{relative}"],
+            stdout_as_string=False,
+            with_exceptions=False,
+            with_extended_output=True,
+            strip_newline_in_stdout=False,
+        )
+        status, data, err = out
+        if status != 0:
+            raise FileNotFoundError(f"{node_path} not recorded in {rev}: {str(err).strip()}")
+        assert isinstance(data, bytes)
+        return data
+
+
+def _check_no_file_dir_clash(entries: Mapping[str, object]) -> None:
+    """A path cannot be both a file and a directory in one tree (`etc/a` and `etc/a/b`)."""
+    for path in entries:
+        parent = posixpath.dirname(path)
+        while parent:
+            if parent in entries:
+                raise ValueError(f"/{parent} is recorded as a file and as a directory of /{path}")
+            parent = posixpath.dirname(parent)

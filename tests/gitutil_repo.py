@@ -1,0 +1,185 @@
+"""Test helpers: real git repositories, signing keys and a `git daemon` on 127.0.0.1.
+
+Every helper runs git with the test's HOME and without the system config, so the
+host's git settings never leak into a test.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+IDENTITY = ("-c", "user.name=Test Author", "-c", "user.email=author@example.org")
+
+
+def isolate_git(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """Make every git process of the test (ours and the library's) ignore host config."""
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.delenv("GNUPGHOME", raising=False)
+    monkeypatch.delenv("GIT_DIR", raising=False)
+
+
+def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
+    """Run git in `cwd` and return its stdout; fail the test with stderr on error."""
+    done = subprocess.run(
+        ["git", *IDENTITY, *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {done.stderr}")
+    return done.stdout.strip()
+
+
+class Origin:
+    """A bare "origin" repository and a work clone that commits and pushes to it."""
+
+    def __init__(self, root: Path, name: str = "config") -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.bare = root / f"{name}.git"
+        self.work = root / f"{name}-work"
+        git(root, "init", "--quiet", "--bare", "--initial-branch=main", str(self.bare))
+        git(root, "init", "--quiet", "--initial-branch=main", str(self.work))
+        git(self.work, "remote", "add", "origin", str(self.bare))
+
+    @property
+    def url(self) -> str:
+        return f"file://{self.bare}"
+
+    def commit(
+        self,
+        files: Mapping[str, str | bytes | None],
+        message: str = "change",
+        signing: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        push: bool = True,
+    ) -> str:
+        """Write (or with None, delete) files, commit, push; `signing` is extra `-c` config."""
+        for name, content in files.items():
+            path = self.work / name
+            if content is None:
+                path.unlink()
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content.encode() if isinstance(content, str) else content)
+        git(self.work, "add", "--all")
+        sign = [*signing, "commit", "-S"] if signing else ["commit"]
+        git(self.work, *sign, "--quiet", "--allow-empty", "-m", message, env=env)
+        if push:
+            self.push()
+        return git(self.work, "rev-parse", "HEAD")
+
+    def push(self, force: bool = False) -> None:
+        git(self.work, "push", "--quiet", *(["--force"] if force else []), "origin", "main")
+
+    def reset(self, rev: str) -> None:
+        git(self.work, "reset", "--quiet", "--hard", rev)
+
+
+def ssh_key(directory: Path, name: str) -> Path:
+    """A fresh ed25519 key pair without passphrase; returns the private key path."""
+    key = directory / name
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)], check=True
+    )
+    return key
+
+
+def ssh_signing(key: Path) -> list[str]:
+    return ["-c", "gpg.format=ssh", "-c", f"user.signingkey={key}.pub"]
+
+
+def allowed_signers(path: Path, entries: Mapping[str, Path]) -> Path:
+    """An allowed-signers file: principal -> private key path (its .pub is listed)."""
+    lines = [
+        f'{who} namespaces="git" {Path(f"{key}.pub").read_text().strip()}'
+        for who, key in entries.items()
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def gpg(home: Path, *args: str, stdin: bytes | None = None) -> bytes:
+    done = subprocess.run(
+        ["gpg", "--batch", "--quiet", "--no-tty", *args],
+        env={**os.environ, "GNUPGHOME": str(home)},
+        input=stdin,
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"gpg {' '.join(args)} failed: {done.stderr.decode()}")
+    return done.stdout
+
+
+def gpg_home(path: Path) -> Path:
+    path.mkdir(mode=0o700, parents=True)
+    return path
+
+
+def gpg_new_key(home: Path, uid: str) -> str:
+    """Generate an ed25519 signing key without passphrase; returns its fingerprint."""
+    gpg(home, "--passphrase", "", "--quick-gen-key", uid, "ed25519", "sign", "never")
+    listing = gpg(home, "--with-colons", "--list-secret-keys", uid).decode()
+    return next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
+
+
+def gpg_stop_agent(home: Path) -> None:
+    subprocess.run(
+        ["gpgconf", "--kill", "all"],
+        env={**os.environ, "GNUPGHOME": str(home)},
+        check=False,
+        capture_output=True,
+    )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+@contextmanager
+def git_daemon(base: Path) -> Iterator[int]:
+    """Serve every repository under `base` over git:// on 127.0.0.1; yields the port."""
+    port = free_port()
+    daemon = subprocess.Popen(
+        [
+            "git", "daemon", "--export-all", f"--base-path={base}", "--reuseaddr",
+            "--listen=127.0.0.1", f"--port={port}", str(base),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for_port(port)
+        yield port
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=5)
