@@ -7,8 +7,7 @@ chain, its variable layers with provenance, its policy and its actions.
 
 from __future__ import annotations
 
-import posixpath
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -30,7 +29,6 @@ from reconciler.config import (
     Policy,
     Provenance,
     ServiceAction,
-    ServiceCommands,
     Severity,
     SymlinkAction,
     TreeAction,
@@ -42,7 +40,6 @@ from reconciler.snapshot import Snapshot, clean_relpath
 FLEET_FILE = "fleet.xml"
 CLASSES_DIR = "classes"
 TEMPLATES_DIR = "templates"
-MAX_PROBLEMS = 200
 
 DEFAULT_SEVERITY = {
     "file": Severity.NONE,
@@ -164,15 +161,15 @@ class Fleet:
 def load_fleet(snapshot: Snapshot) -> Fleet:
     """Parse and check fleet.xml and every class; raise ConfigError listing every problem."""
     problems: list[Problem] = []
-    classes = _load_classes(snapshot, problems)
+    classes, broken = _load_classes(snapshot, problems)
     fleet_doc = _load_doc(snapshot, FLEET_FILE, problems)
     if fleet_doc is None:
-        raise ConfigError(problems[:MAX_PROBLEMS])
+        raise ConfigError(problems)
     if fleet_doc.root.tag != "fleet":
         problems.append(fleet_doc.problem(fleet_doc.root, "fleet.xml must have a <fleet> root"))
-        raise ConfigError(problems[:MAX_PROBLEMS])
-    fleet = _parse_fleet(snapshot, fleet_doc, classes, problems)
-    _check_classes(fleet, problems)
+        raise ConfigError(problems)
+    fleet = _parse_fleet(snapshot, fleet_doc, classes, broken, problems)
+    _check_classes(fleet, broken, problems)
     for cls in fleet.classes:
         if not any(p.path == fleet.classes[cls].path for p in problems):
             try:
@@ -180,8 +177,13 @@ def load_fleet(snapshot: Snapshot) -> Fleet:
             except ConfigError as exc:
                 problems.extend(exc.problems)
     if problems:
-        raise ConfigError(problems[:MAX_PROBLEMS])
+        raise ConfigError(_unique(problems))
     return fleet
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    """The problems in order, each reported once (a shared parent can be reached twice)."""
+    return list(dict.fromkeys(problems))
 
 
 def compile_node(fleet: Fleet, name: str) -> NodeConfig:
@@ -291,8 +293,11 @@ def _parse_policy(doc: xmlload.XmlDoc, parent: etree._Element) -> dict[str, Any]
     if element is None:
         return {}
     values: dict[str, Any] = {}
-    for key, raw in element.attrib.items():
-        field_name = key.replace("-", "_")
+    for attribute in ("mode", "max-severity", "interval", "splay", "local-edits", "prune"):
+        raw = element.get(attribute)
+        if raw is None:
+            continue
+        field_name = attribute.replace("-", "_")
         if field_name == "max_severity":
             values[field_name] = Severity.parse(raw)
         elif field_name in ("interval", "splay"):
@@ -312,10 +317,10 @@ def _origin(doc: xmlload.XmlDoc, element: etree._Element) -> Origin:
 
 
 def _load_doc(snapshot: Snapshot, path: str, problems: list[Problem]) -> xmlload.XmlDoc | None:
-    if not snapshot.is_file(path):
-        problems.append(Problem("file not found", path))
-        return None
     try:
+        if not snapshot.is_file(path):
+            problems.append(Problem("file not found", path))
+            return None
         return xmlload.load(snapshot, path)
     except xmlload.XmlError as exc:
         problems.extend(exc.problems)
@@ -328,6 +333,7 @@ def _parse_fleet(
     snapshot: Snapshot,
     doc: xmlload.XmlDoc,
     classes: dict[str, ClassDecl],
+    broken: set[str],
     problems: list[Problem],
 ) -> Fleet:
     root = doc.root
@@ -339,32 +345,55 @@ def _parse_fleet(
         defaults = _parse_vars(doc, defaults_el, "defaults", problems)
         default_policy = _parse_policy(doc, defaults_el)
     fleet = Fleet(snapshot, domain, defaults, default_policy, [], {}, classes)
+    known = _ClassCheck(classes, broken)
     for order, element in enumerate(root):
         if element.tag == "vars":
             selector = {k: element.get(k, "") for k in ("class", "product", "cluster")
                         if element.get(k) is not None}
-            if "class" in selector and selector["class"] not in classes:
-                problems.append(doc.problem(element, f"unknown class {selector['class']!r}"))
+            if "class" in selector and not known.check(doc, element, selector["class"],
+                                                       problems):
+                continue
             label = "vars " + " ".join(f"{k}={v}" for k, v in selector.items())
             if not selector:
                 label = "vars (every node)"
             fleet.blocks.append(Block(selector, _parse_vars(doc, element, label, problems), order))
         elif element.tag == "nodes":
-            _expand_range(doc, element, fleet, problems)
+            _expand_range(doc, element, fleet, known, problems)
     for element in root.iterchildren("node"):
-        _add_single_node(doc, element, fleet, problems)
+        _add_single_node(doc, element, fleet, known, problems)
     return fleet
 
 
+@dataclass
+class _ClassCheck:
+    """Whether a class named in fleet.xml exists; a class whose own file has errors
+    exists too (its errors are reported there), so it is skipped without a second error."""
+
+    classes: dict[str, ClassDecl]
+    broken: set[str]
+
+    def check(self, doc: xmlload.XmlDoc, element: etree._Element, cls: str,
+              problems: list[Problem], context: str = "") -> bool:
+        if cls in self.classes:
+            return True
+        if cls not in self.broken:
+            problems.append(doc.problem(
+                element, f"unknown class {cls!r}{context} (no {CLASSES_DIR}/{cls}.xml)"))
+        return False
+
+
 def _expand_range(
-    doc: xmlload.XmlDoc, element: etree._Element, fleet: Fleet, problems: list[Problem]
+    doc: xmlload.XmlDoc,
+    element: etree._Element,
+    fleet: Fleet,
+    known: _ClassCheck,
+    problems: list[Problem],
 ) -> None:
     cls, product, cluster = (element.get(k, "") for k in ("class", "product", "cluster"))
     count = int(element.get("count", "0"))
     start = int(element.get("start", "1"))
     width = int(element.get("width", "2"))
-    if cls not in fleet.classes:
-        problems.append(doc.problem(element, f"unknown class {cls!r} (no classes/{cls}.xml)"))
+    if not known.check(doc, element, cls, problems):
         return
     label = f"nodes {cls}.{product}.{cluster}"
     layer = _parse_vars(doc, element, label, problems)
@@ -375,13 +404,18 @@ def _expand_range(
         fqdn = name.fqdn
         if fqdn in fleet.nodes:
             first = fleet.nodes[fqdn].origin
-            problems.append(doc.problem(element, f"duplicate node {fqdn} (first declared at {first})"))
+            problems.append(doc.problem(
+                element, f"duplicate node {fqdn} (first declared at {first})"))
             continue
         fleet.nodes[fqdn] = NodeDecl(name, origin, range_layer=layer, range_policy=policy)
 
 
 def _add_single_node(
-    doc: xmlload.XmlDoc, element: etree._Element, fleet: Fleet, problems: list[Problem]
+    doc: xmlload.XmlDoc,
+    element: etree._Element,
+    fleet: Fleet,
+    known: _ClassCheck,
+    problems: list[Problem],
 ) -> None:
     fqdn = element.get("name", "")
     try:
@@ -390,18 +424,18 @@ def _add_single_node(
         problems.append(doc.problem(element, str(exc)))
         return
     if name.domain != fleet.domain:
-        problems.append(doc.problem(element, f"node {fqdn} is not in the fleet's domain {fleet.domain!r}"))
+        problems.append(doc.problem(
+            element, f"node {fqdn} is not in the fleet's domain {fleet.domain!r}"))
         return
-    if name.cls not in fleet.classes:
-        problems.append(doc.problem(element, f"unknown class {name.cls!r} in node name {fqdn} "
-                                             f"(no classes/{name.cls}.xml)"))
+    if not known.check(doc, element, name.cls, problems, f" in node name {fqdn}"):
         return
     decl = fleet.nodes.get(fqdn)
     if decl is None:
         decl = NodeDecl(name, _origin(doc, element))
         fleet.nodes[fqdn] = decl
     elif decl.node_layer is not None:
-        problems.append(doc.problem(element, f"duplicate node {fqdn} (first declared at {decl.origin})"))
+        problems.append(doc.problem(
+            element, f"duplicate node {fqdn} (first declared at {decl.origin})"))
         return
     decl.node_layer = _parse_vars(doc, element, "node", problems)
     decl.node_policy = _parse_policy(doc, element)
@@ -410,12 +444,17 @@ def _add_single_node(
 # ---------------------------------------------------------------- classes
 
 
-def _load_classes(snapshot: Snapshot, problems: list[Problem]) -> dict[str, ClassDecl]:
+def _load_classes(
+    snapshot: Snapshot, problems: list[Problem]
+) -> tuple[dict[str, ClassDecl], set[str]]:
+    """Every class that loads cleanly, and the names (from file names) of those that don't."""
     classes: dict[str, ClassDecl] = {}
+    broken: set[str] = set()
     for filename in snapshot.listdir(CLASSES_DIR):
         if not filename.endswith(".xml"):
             continue
         path = f"{CLASSES_DIR}/{filename}"
+        broken.add(filename[: -len(".xml")])
         doc = _load_doc(snapshot, path, problems)
         if doc is None:
             continue
@@ -430,53 +469,79 @@ def _load_classes(snapshot: Snapshot, problems: list[Problem]) -> dict[str, Clas
         count_before = len(problems)
         actions = [a for a in (_parse_action(doc, el, name, problems) for el in root
                                if el.tag not in ("var", "policy")) if a is not None]
-        _check_duplicates_in_class(doc, actions, problems)
+        _check_duplicates_in_class(actions, problems)
+        _check_debs(snapshot, actions, problems)
+        layer = _parse_vars(doc, root, f"class {name}", problems)
         if len(problems) > count_before:
             continue
+        broken.discard(name)
         classes[name] = ClassDecl(
             name=name,
             path=path,
             origin=_origin(doc, root),
             inherits=root.get("inherits"),
             policy=_parse_policy(doc, root),
-            layer=_parse_vars(doc, root, f"class {name}", problems),
+            layer=layer,
             actions=actions,
         )
-    return classes
+    return classes, broken
 
 
-def _check_classes(fleet: Fleet, problems: list[Problem]) -> None:
-    """Every parent exists and no chain loops back on itself."""
-    broken: set[str] = set()
-    for name, decl in fleet.classes.items():
+def _check_debs(snapshot: Snapshot, actions: list[Action], problems: list[Problem]) -> None:
+    """A package's deb= names a file that must exist under templates/ at this revision."""
+    for action in actions:
+        if isinstance(action, PackageAction) and action.deb is not None:
+            path = f"{TEMPLATES_DIR}/{action.deb}"
+            try:
+                found = snapshot.is_file(path)
+            except ConfigError as exc:
+                problems.extend(Problem(p.message, action.origin.path, action.origin.line,
+                                        action=action.id) for p in exc.problems)
+                continue
+            if not found:
+                problems.append(Problem(f"deb file {path} not found", action.origin.path,
+                                        action.origin.line, action=action.id))
+
+
+def _check_classes(fleet: Fleet, broken: set[str], problems: list[Problem]) -> None:
+    """Every parent exists and no chain loops back on itself; each cycle and each unknown
+    parent is reported once, where it is declared. Classes with a bad chain are dropped."""
+    bad: set[str] = set()
+    cycles: set[frozenset[str]] = set()
+    for name in fleet.classes:
         seen = [name]
-        current = decl.inherits
+        current = fleet.classes[name].inherits
         while current is not None:
             if current not in fleet.classes:
-                problems.append(Problem(f"class {seen[-1]!r} inherits unknown class {current!r}",
-                                        fleet.classes[seen[-1]].path,
-                                        fleet.classes[seen[-1]].origin.line))
-                broken.add(name)
+                last = fleet.classes[seen[-1]]
+                if current not in broken:
+                    problems.append(Problem(f"class {last.name!r} inherits unknown class "
+                                            f"{current!r} (no {CLASSES_DIR}/{current}.xml)",
+                                            last.path, last.origin.line))
+                bad.add(name)
                 break
             if current in seen:
-                cycle = " -> ".join([*seen, current])
-                problems.append(Problem(f"class inheritance cycle: {cycle}", decl.path,
-                                        decl.origin.line))
-                broken.add(name)
+                loop = seen[seen.index(current):]
+                if frozenset(loop) not in cycles:
+                    cycles.add(frozenset(loop))
+                    first = fleet.classes[loop[0]]
+                    problems.append(Problem("class inheritance cycle: "
+                                            + " -> ".join([*loop, current]),
+                                            first.path, first.origin.line))
+                bad.add(name)
                 break
             seen.append(current)
             current = fleet.classes[current].inherits
-    for name in broken:
+    for name in bad:
         del fleet.classes[name]
 
 
 def _path_key(action: Action) -> str | None:
-    return posixpath.normpath(action.path) if action.kind in PATH_KINDS else None  # type: ignore[union-attr]
+    """The node path of a filesystem action (canonical: checked at parse), else None."""
+    return action.path if action.kind in PATH_KINDS else None  # type: ignore[union-attr]
 
 
-def _check_duplicates_in_class(
-    doc: xmlload.XmlDoc, actions: list[Action], problems: list[Problem]
-) -> None:
+def _check_duplicates_in_class(actions: list[Action], problems: list[Problem]) -> None:
     by_id: dict[str, Action] = {}
     by_path: dict[str, Action] = {}
     for action in actions:
@@ -502,16 +567,6 @@ def _resolve_actions(fleet: Fleet, chain: tuple[str, ...]) -> tuple[Action, ...]
             ordered[key] = action
     actions = tuple(ordered.values())
     problems: list[Problem] = []
-    raw_paths: dict[str, Action] = {}
-    for action in actions:
-        key = _path_key(action)
-        if key is None:
-            continue
-        first = raw_paths.setdefault(key, action)
-        if first is not action:
-            problems.append(Problem(
-                f"{action.id} and {first.id} name the same file",
-                action.origin.path, action.origin.line))
     ids = {a.id for a in actions}
     for action in actions:
         for ref in action.requires:
@@ -569,14 +624,17 @@ def _find_cycle(actions: tuple[Action, ...]) -> list[str] | None:
 
 
 def _check_node_path(raw: str) -> str:
+    """An absolute path on the node, in canonical form: one spelling per file, so two
+    actions on the same file always collide by id (`/etc//x` or `/etc/./x` is refused)."""
     if "\0" in raw:
         raise ValueError(f"path {raw!r} contains a NUL byte")
     if not raw.startswith("/"):
         raise ValueError(f"path {raw!r} must be absolute")
     if ".." in raw.split("/"):
         raise ValueError(f"path {raw!r} must not contain '..'")
-    if raw != "/" and raw.endswith("/"):
-        raise ValueError(f"path {raw!r} must not end with '/'")
+    canonical = "/" + "/".join(part for part in raw.split("/") if part not in ("", "."))
+    if raw != canonical:
+        raise ValueError(f"path {raw!r} is not in canonical form: write {canonical!r}")
     return raw
 
 
@@ -606,93 +664,38 @@ def _template_ref(raw: str | None, what: str) -> str | None:
     return None if raw is None else clean_relpath(raw, what)
 
 
+_ACTION_MODELS: dict[str, type[Action]] = {
+    "file": FileAction,
+    "tree": TreeAction,
+    "directory": DirectoryAction,
+    "symlink": SymlinkAction,
+    "package": PackageAction,
+    "service": ServiceAction,
+    "command": CommandAction,
+}
+
+
 def _parse_action(
     doc: xmlload.XmlDoc, element: etree._Element, cls: str, problems: list[Problem]
 ) -> Action | None:
+    """One action element → its model; any problem is recorded at the element's line."""
     kind = str(element.tag)
-    get = element.get
+    model = _ACTION_MODELS.get(kind)
+    if model is None:
+        problems.append(doc.problem(element, f"unknown element <{kind}>"))
+        return None
     try:
-        common: dict[str, Any] = {
-            "severity": Severity.parse(get("severity")) if get("severity")
-            else DEFAULT_SEVERITY[kind],
-            "requires": tuple(get("requires", "").split()),
-            "notify": _notify(get("notify", "")),
+        severity = element.get("severity")
+        fields: dict[str, Any] = {
+            "kind": kind,
+            "severity": Severity.parse(severity) if severity else DEFAULT_SEVERITY[kind],
+            "requires": tuple(element.get("requires", "").split()),
+            "notify": _notify(element.get("notify", "")),
             "origin": _origin(doc, element),
             "declared_in": cls,
+            **_KIND_FIELDS[kind](element),
         }
-        ownership = {"owner": get("owner"), "group": get("group")}
-        action: Action
-        if kind == "file":
-            path = _check_node_path(get("path", ""))
-            content_el = element.find("content")
-            action = FileAction(
-                id=f"file:{path}", path=path, ensure=get("ensure", "present"),
-                template=_template_ref(get("template"), "template"),
-                source=_template_ref(get("source"), "source"),
-                content=(content_el.text or "") if content_el is not None else None,
-                mode=_mode(get("mode")), validate_cmd=get("validate"),
-                secret=get("secret") == "true", **ownership, **common)
-            if action.ensure == "present" and action.template is None and action.source is None \
-                    and action.content is None:
-                raise ValueError("a present file needs template=, source= or <content>")
-            if action.validate_cmd is not None and "%s" not in action.validate_cmd:
-                raise ValueError("validate= must contain %s (the new file's path)")
-        elif kind == "tree":
-            path = _check_node_path(get("path", ""))
-            action = TreeAction(
-                id=f"tree:{path}", path=path, source=clean_relpath(get("source", ""), "source"),
-                mode=_mode(get("mode")), dir_mode=_mode(get("dir-mode")),
-                secret=get("secret") == "true", **ownership, **common)
-        elif kind == "directory":
-            path = _check_node_path(get("path", ""))
-            action = DirectoryAction(id=f"directory:{path}", path=path,
-                                     ensure=get("ensure", "present"), mode=_mode(get("mode")),
-                                     **ownership, **common)
-        elif kind == "symlink":
-            path = _check_node_path(get("path", ""))
-            ensure = get("ensure", "present")
-            target = get("target", "")
-            if ensure == "present" and not target:
-                raise ValueError("a present symlink needs target=")
-            if "\0" in target:
-                raise ValueError("symlink target contains a NUL byte")
-            action = SymlinkAction(id=f"symlink:{path}", path=path, target=target, ensure=ensure,
-                                   **ownership, **common)
-        elif kind == "package":
-            name = get("name", "")
-            action = PackageAction(id=f"package:{name}", name=name, ensure=get("ensure", "present"),
-                                   version=get("version"),
-                                   deb=_template_ref(get("deb"), "deb"), **common)
-        elif kind == "service":
-            name = get("name", "")
-            state = get("state", "running")
-            enabled = get("enabled")
-            commands = None
-            if get("backend") == "command":
-                commands = ServiceCommands(**{
-                    child.tag.replace("-", "_"): (child.text or "").strip()
-                    for child in element if isinstance(child.tag, str)})
-            action = ServiceAction(
-                id=f"service:{name}", name=name,
-                state=None if state == "unmanaged" else state,
-                enabled=None if enabled is None else enabled == "true",
-                backend=get("backend", "systemd"), commands=commands, **common)
-        elif kind == "command":
-            name = get("name", "")
-            creates = get("creates")
-            cwd = get("cwd")
-            action = CommandAction(
-                id=f"command:{name}", name=name, run=get("run", ""),
-                creates=_check_node_path(creates) if creates is not None else None,
-                unless=get("unless"), onlyif=get("onlyif"),
-                refresh_only=get("refresh-only") == "true",
-                timeout=float(get("timeout", "300")),
-                cwd=_check_node_path(cwd) if cwd is not None else None,
-                env=tuple((e.get("name", ""), e.text or "") for e in element.iterchildren("env")),
-                **common)
-        else:
-            problems.append(doc.problem(element, f"unknown element <{kind}>"))
-            return None
+        action: Action = model.model_validate(fields)
     except ValidationError as exc:
         detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
                            for e in exc.errors())
@@ -701,6 +704,105 @@ def _parse_action(
     except ValueError as exc:
         problems.append(doc.problem(element, f"<{kind}>: {exc}"))
         return None
-    if action.id in {r for r in action.requires}:
+    if action.id in action.requires:
         problems.append(doc.problem(element, f"{action.id} requires itself"))
     return action
+
+
+def _ownership(element: etree._Element) -> dict[str, Any]:
+    return {"owner": element.get("owner"), "group": element.get("group")}
+
+
+def _file_fields(element: etree._Element) -> dict[str, Any]:
+    path = _check_node_path(element.get("path", ""))
+    content = element.find("content")
+    fields: dict[str, Any] = {
+        "id": f"file:{path}", "path": path, "ensure": element.get("ensure", "present"),
+        "template": _template_ref(element.get("template"), "template"),
+        "source": _template_ref(element.get("source"), "source"),
+        "content": (content.text or "") if content is not None else None,
+        "mode": _mode(element.get("mode")), "validate_cmd": element.get("validate"),
+        "secret": element.get("secret") == "true", **_ownership(element),
+    }
+    if fields["ensure"] == "present" and all(
+            fields[k] is None for k in ("template", "source", "content")):
+        raise ValueError("a present file needs template=, source= or <content>")
+    if fields["validate_cmd"] is not None and "%s" not in fields["validate_cmd"]:
+        raise ValueError("validate= must contain %s (the new file's path)")
+    return fields
+
+
+def _tree_fields(element: etree._Element) -> dict[str, Any]:
+    path = _check_node_path(element.get("path", ""))
+    return {
+        "id": f"tree:{path}", "path": path,
+        "source": clean_relpath(element.get("source", ""), "source"),
+        "mode": _mode(element.get("mode")), "dir_mode": _mode(element.get("dir-mode")),
+        "secret": element.get("secret") == "true", **_ownership(element),
+    }
+
+
+def _directory_fields(element: etree._Element) -> dict[str, Any]:
+    path = _check_node_path(element.get("path", ""))
+    return {"id": f"directory:{path}", "path": path, "ensure": element.get("ensure", "present"),
+            "mode": _mode(element.get("mode")), **_ownership(element)}
+
+
+def _symlink_fields(element: etree._Element) -> dict[str, Any]:
+    path = _check_node_path(element.get("path", ""))
+    ensure = element.get("ensure", "present")
+    target = element.get("target", "")
+    if ensure == "present" and not target:
+        raise ValueError("a present symlink needs target=")
+    if "\0" in target:
+        raise ValueError("symlink target contains a NUL byte")
+    return {"id": f"symlink:{path}", "path": path, "target": target, "ensure": ensure,
+            **_ownership(element)}
+
+
+def _package_fields(element: etree._Element) -> dict[str, Any]:
+    name = element.get("name", "")
+    return {"id": f"package:{name}", "name": name, "ensure": element.get("ensure", "present"),
+            "version": element.get("version"), "deb": _template_ref(element.get("deb"), "deb")}
+
+
+def _service_fields(element: etree._Element) -> dict[str, Any]:
+    name = element.get("name", "")
+    state = element.get("state", "running")
+    enabled = element.get("enabled")
+    backend = element.get("backend", "systemd")
+    commands = None
+    if backend == "command":
+        commands = {str(child.tag).replace("-", "_"): (child.text or "").strip()
+                    for child in element if isinstance(child.tag, str)}
+    return {"id": f"service:{name}", "name": name,
+            "state": None if state == "unmanaged" else state,
+            "enabled": None if enabled is None else enabled == "true",
+            "backend": backend, "commands": commands}
+
+
+def _command_fields(element: etree._Element) -> dict[str, Any]:
+    name = element.get("name", "")
+    creates = element.get("creates")
+    cwd = element.get("cwd")
+    return {
+        "id": f"command:{name}", "name": name, "run": element.get("run", ""),
+        "creates": _check_node_path(creates) if creates is not None else None,
+        "unless": element.get("unless"), "onlyif": element.get("onlyif"),
+        "refresh_only": element.get("refresh-only") == "true",
+        "timeout": float(element.get("timeout", "300")),
+        "cwd": _check_node_path(cwd) if cwd is not None else None,
+        "env": tuple((env.get("name", ""), env.text or "")
+                     for env in element.iterchildren("env")),
+    }
+
+
+_KIND_FIELDS: dict[str, Callable[[etree._Element], dict[str, Any]]] = {
+    "file": _file_fields,
+    "tree": _tree_fields,
+    "directory": _directory_fields,
+    "symlink": _symlink_fields,
+    "package": _package_fields,
+    "service": _service_fields,
+    "command": _command_fields,
+}

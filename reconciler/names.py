@@ -63,6 +63,8 @@ def parse(name: str) -> NodeName:
     )
 
 
-def make(cls: str, number: int, product: str, cluster: str, domain: str, width: int = 2) -> NodeName:
+def make(
+    cls: str, number: int, product: str, cluster: str, domain: str, width: int = 2
+) -> NodeName:
     """Build a node name from its parts (used to expand node ranges)."""
     return NodeName(cls, number, product, cluster, domain, width)

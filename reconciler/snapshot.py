@@ -10,12 +10,10 @@ from __future__ import annotations
 import os
 import posixpath
 import stat
-from typing import TYPE_CHECKING, Protocol
+import subprocess
+from typing import Protocol
 
 from reconciler.errors import ConfigError
-
-if TYPE_CHECKING:
-    import git
 
 _MAX_LINK_HOPS = 40
 
@@ -76,78 +74,106 @@ class WorkTree:
 
 
 class CommitTree:
-    """The files of one commit, read from the git object database."""
+    """The files of one commit (or tree), read from the git object database.
 
-    def __init__(self, repo: git.Repo, sha: str) -> None:
-        self._repo = repo
-        self.revision = sha
+    The whole tree is listed once (`git ls-tree -r`); blobs are then read in-process
+    with gitdb, so lookups are dictionary hits and forked workers share no pipe.
+    """
+
+    def __init__(self, git_dir: str, sha: str, listing: bytes) -> None:
+        from gitdb import GitDB  # light, unlike GitPython as a whole
+
+        self.revision: str | None = sha
         self.label = sha
-        self._tree = repo.commit(sha).tree
-        self._cache: dict[str, object] = {}
+        self._odb = GitDB(os.path.join(git_dir, "objects"))
+        self._blobs: dict[str, tuple[int, str]] = {}  # path -> (mode, object id)
+        self._dirs: dict[str, set[str]] = {"": set()}
+        self._data: dict[str, bytes] = {}
+        for record in listing.split(b"\0"):
+            if not record:
+                continue
+            meta, _, raw_path = record.partition(b"\t")
+            mode, kind, oid = meta.decode().split(" ")
+            if kind != "blob":
+                continue  # submodules (commits) are not part of the config
+            path = raw_path.decode("utf-8", "surrogateescape")
+            self._blobs[path] = (int(mode, 8), oid)
+            parts = path.split("/")
+            for depth in range(len(parts)):
+                parent = "/".join(parts[:depth])
+                self._dirs.setdefault(parent, set()).add(parts[depth])
 
-    def _entry(self, rel: str) -> object | None:
-        """The tree or blob at `rel`, following in-repo symlinks; None if missing."""
+    def _resolve(self, rel: str) -> str:
+        """`rel` with in-repo symlinks followed; refuses links that leave the repo."""
         path = clean_relpath(rel)
-        hops = 0
-        while True:
-            obj: object = self._tree
+        for _ in range(_MAX_LINK_HOPS):
             parts = path.split("/") if path else []
-            for index, part in enumerate(parts):
-                try:
-                    obj = obj[part]  # type: ignore[index]
-                except KeyError:
-                    return None
-                if getattr(obj, "mode", 0) & 0o170000 == stat.S_IFLNK:
-                    hops += 1
-                    if hops > _MAX_LINK_HOPS:
-                        raise ConfigError.at("too many levels of symlinks", path=rel)
-                    target = obj.data_stream.read().decode()  # type: ignore[attr-defined]
-                    base = "/".join(parts[:index])
-                    joined = posixpath.normpath(posixpath.join(base, target))
-                    if target.startswith("/") or joined == ".." or joined.startswith("../"):
-                        raise ConfigError.at(f"{rel} is a symlink that leaves the repo", path=rel)
-                    path = "/".join(p for p in [joined, *parts[index + 1 :]] if p not in ("", "."))
-                    break
+            for index in range(len(parts)):
+                prefix = "/".join(parts[: index + 1])
+                entry = self._blobs.get(prefix)
+                if entry is None or entry[0] & 0o170000 != stat.S_IFLNK:
+                    continue
+                target = self._blob(entry[1]).decode("utf-8", "surrogateescape")
+                joined = posixpath.normpath(posixpath.join("/".join(parts[:index]), target))
+                if target.startswith("/") or joined == ".." or joined.startswith("../"):
+                    raise ConfigError.at(f"{rel} is a symlink that leaves the repo", path=rel)
+                path = "/".join(p for p in [joined, *parts[index + 1 :]] if p not in ("", "."))
+                break
             else:
-                return obj
+                return path
+        raise ConfigError.at("too many levels of symlinks", path=rel)
 
-    def read(self, rel: str) -> bytes:
-        entry = self._entry(rel)
-        if entry is None or getattr(entry, "type", "") != "blob":
-            raise FileNotFoundError(f"{rel} not found in commit {self.revision}")
-        data: bytes = entry.data_stream.read()  # type: ignore[attr-defined]
+    def _blob(self, oid: str) -> bytes:
+        data = self._data.get(oid)
+        if data is None:
+            data = self._odb.stream(bytes.fromhex(oid)).read()
+            self._data[oid] = data
         return data
 
+    def read(self, rel: str) -> bytes:
+        entry = self._blobs.get(self._resolve(rel))
+        if entry is None:
+            raise FileNotFoundError(f"{rel} not found in commit {self.revision}")
+        return self._blob(entry[1])
+
     def is_file(self, rel: str) -> bool:
-        entry = self._entry(rel)
-        return entry is not None and getattr(entry, "type", "") == "blob"
+        return self._resolve(rel) in self._blobs
 
     def is_dir(self, rel: str) -> bool:
-        entry = self._entry(rel)
-        return entry is not None and getattr(entry, "type", "") == "tree"
+        return self._resolve(rel) in self._dirs
 
     def listdir(self, rel: str) -> list[str]:
-        entry = self._entry(rel)
-        if entry is None or getattr(entry, "type", "") != "tree":
-            return []
-        return sorted(item.name for item in entry)  # type: ignore[attr-defined]
+        return sorted(self._dirs.get(self._resolve(rel), ()))
+
+
+def _git(repo_path: str, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["git", "-C", repo_path, *args], capture_output=True, check=False)
 
 
 def open_snapshot(repo_path: str, rev: str | None) -> Snapshot:
-    """The working tree of `repo_path`, or the tree of commit `rev` in it."""
+    """The working tree of `repo_path`, or the tree of `rev` (a commit or a tree) in it."""
     if rev is None:
         if not os.path.isdir(repo_path):
             raise ConfigError.at("not a directory", path=repo_path)
         return WorkTree(repo_path)
-    import git  # imported lazily: GitPython is slow to import and not needed without --rev
-
-    try:
-        # GitDB reads objects in-process: no long-lived `git cat-file` to share across forks.
-        repo = git.Repo(repo_path, search_parent_directories=False, odbt=git.GitDB)
-        sha = repo.rev_parse(rev).hexsha
-        repo.commit(sha)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        raise ConfigError.at("not a git repository", path=repo_path) from None
-    except (git.BadName, ValueError) as exc:
-        raise ConfigError.at(f"unknown revision {rev!r} ({exc})", path=repo_path) from None
-    return CommitTree(repo, sha)
+    if not os.path.isdir(repo_path):
+        raise ConfigError.at("not a directory", path=repo_path)
+    found = _git(repo_path, "rev-parse", "--absolute-git-dir")
+    if found.returncode != 0:
+        raise ConfigError.at("not a git repository", path=repo_path)
+    git_dir = found.stdout.decode().strip()
+    sha = None
+    for suffix in ("^{commit}", "^{tree}"):
+        parsed = _git(
+            repo_path, "rev-parse", "--verify", "--quiet", "--end-of-options", rev + suffix
+        )
+        if parsed.returncode == 0:
+            sha = parsed.stdout.decode().strip()
+            break
+    if sha is None or rev.startswith("-"):
+        raise ConfigError.at(f"unknown revision {rev!r}", path=repo_path)
+    listing = _git(repo_path, "ls-tree", "-r", "-z", "--full-tree", sha)
+    if listing.returncode != 0:
+        message = listing.stderr.decode(errors="replace").strip()
+        raise ConfigError.at(f"cannot list {rev!r}: {message}", path=repo_path)
+    return CommitTree(git_dir, sha, listing.stdout)

@@ -31,15 +31,32 @@ class Finding:
 
 @dataclass
 class ValidationResult:
+    """What `validate` found: counts for the summary line, and the problems (bounded)."""
+
     nodes: int = 0
     classes: int = 0
     files: int = 0
     seconds: float = 0.0
     findings: list[Finding] = field(default_factory=list)
+    omitted: int = 0  # distinct problems beyond MAX_REPORTED, counted but not kept
+    _grouped: dict[tuple[str, int | None, str], Finding] = field(
+        default_factory=dict, init=False, repr=False)
 
     @property
     def ok(self) -> bool:
         return not self.findings
+
+    def add(self, problem: Problem) -> None:
+        """Count `problem`; the same problem met on another node only bumps its count."""
+        key = (problem.path, problem.line, problem.message)
+        if key in self._grouped:
+            self._grouped[key].nodes += 1
+        elif len(self.findings) < MAX_REPORTED:
+            self._grouped[key] = Finding(problem)
+            self.findings.append(self._grouped[key])
+        else:
+            self._grouped[key] = Finding(problem)
+            self.omitted += 1
 
 
 _worker_fleet: Fleet | None = None
@@ -79,7 +96,8 @@ def validate(snapshot: Snapshot, jobs: int | None = None) -> ValidationResult:
     try:
         fleet = load_fleet(snapshot)
     except ConfigError as exc:
-        result.findings = [Finding(p) for p in exc.problems]
+        for problem in exc.problems:
+            result.add(problem)
         result.seconds = time.monotonic() - started
         return result
     names = fleet.node_names()
@@ -96,15 +114,9 @@ def validate(snapshot: Snapshot, jobs: int | None = None) -> ValidationResult:
         with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
                                  initargs=(fleet,)) as pool:
             outcomes = list(pool.map(_check_chunk, chunks))
-    grouped: dict[tuple[str, int | None, str], Finding] = {}
     for rendered, problems in outcomes:
         result.files += rendered
         for problem in problems:
-            key = (problem.path, problem.line, problem.message)
-            if key in grouped:
-                grouped[key].nodes += 1
-            elif len(grouped) < MAX_REPORTED:
-                grouped[key] = Finding(problem)
-    result.findings = list(grouped.values())
+            result.add(problem)
     result.seconds = time.monotonic() - started
     return result

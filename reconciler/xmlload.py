@@ -58,7 +58,13 @@ class XmlDoc:
         return self.path
 
     def problem(self, element: etree._Element, message: str) -> Problem:
-        return Problem(message, self.file_of(element), element.sourceline)
+        return Problem(message, self.file_of(element), line_of(element))
+
+
+def line_of(element: etree._Element) -> int | None:
+    """The element's line in its own file (None for elements built in memory)."""
+    line = element.sourceline
+    return line if isinstance(line, int) else None
 
 
 class XmlError(Exception):
@@ -113,10 +119,17 @@ def load(snapshot: Snapshot, path: str) -> XmlDoc:
         problems = []
         for entry in validator.error_log:
             hits = root.xpath(entry.path) if entry.path else []
-            element = hits[0] if hits and isinstance(hits[0], etree._Element) else None
+            element = hits[0] if isinstance(hits, list) and hits and \
+                isinstance(hits[0], etree._Element) else None
             file = doc.file_of(element) if element is not None else path
-            line = element.sourceline if element is not None else entry.line
-            problems.append(Problem(_schema_message(entry.message), file, line))
+            line = line_of(element) if element is not None else entry.line
+            message = _schema_message(entry.message)
+            if element is not None and message.endswith(" failed to validate attributes"):
+                # libxml2 does not say which attribute: show the values to look at
+                shown = " ".join(f'{_text(name)}="{_text(value)}"'
+                                 for name, value in element.attrib.items())
+                message = f"<{element.tag}> has an attribute value the schema refuses: {shown}"
+            problems.append(Problem(message, file, line))
         raise XmlError(_dedupe(problems))
     return doc
 
@@ -148,24 +161,24 @@ def _expand_includes(
         href = include.get("href", "")
         if set(include.attrib) - {"href"}:
             raise XmlError([Problem("xi:include takes only href= (parse=xml, no xpointer)",
-                                    path, include.sourceline)])
+                                    path, line_of(include))])
         try:
             target = clean_relpath(posixpath.normpath(posixpath.join(posixpath.dirname(path),
                                                                      href)), "xi:include href")
             if href.startswith("/") or "://" in href or "\0" in href:
                 raise ValueError(f"xi:include href {href!r} must be a path inside the repo")
         except ValueError as exc:
-            raise XmlError([Problem(str(exc), path, include.sourceline)]) from None
+            raise XmlError([Problem(str(exc), path, line_of(include))]) from None
         if target in stack:
             chain = " -> ".join((*stack, target))
-            raise XmlError([Problem(f"xi:include cycle: {chain}", path, include.sourceline)])
+            raise XmlError([Problem(f"xi:include cycle: {chain}", path, line_of(include))])
         counter[0] += 1
         if counter[0] > MAX_INCLUDES:
             raise XmlError([Problem(f"more than {MAX_INCLUDES} xi:includes", path,
-                                    include.sourceline)])
+                                    line_of(include))])
         if not snapshot.is_file(target):
             raise XmlError([Problem(f"xi:include of missing file {target}", path,
-                                    include.sourceline)])
+                                    line_of(include))])
         included = _parse_bytes(snapshot.read(target), target)
         _expand_includes(snapshot, doc, included, target, (*stack, target), counter)
         doc.files[included] = target
@@ -176,17 +189,27 @@ def _expand_includes(
         parent.replace(include, included)
 
 
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _schema_message(message: str) -> str:
     message = message.replace("Relax-NG validity error : ", "")
     return message[:1].lower() + message[1:] if message else "does not match the schema"
 
 
 def _dedupe(problems: list[Problem]) -> list[Problem]:
-    seen: set[tuple[str, int | None, str]] = set()
-    unique = []
-    for problem in problems:
-        key = (problem.path, problem.line, problem.message)
-        if key not in seen:
-            seen.add(key)
-            unique.append(problem)
-    return unique
+    """Each message once, without libxml2's restatements: "element X has extra content"
+    or "failed to validate content" next to a precise error on the same line, and
+    line-less summaries next to any located error in the same file."""
+    unique = list(dict.fromkeys(problems))
+
+    def restates(problem: Problem) -> bool:
+        return (" has extra content: " in problem.message or not problem.line
+                or problem.message.endswith(" failed to validate content"))
+
+    precise = [p for p in unique if not restates(p)]
+    at_line = {(p.path, p.line) for p in precise}
+    in_file = {p.path for p in precise}
+    return [p for p in unique if not restates(p) or (
+        (p.path, p.line) not in at_line if p.line else p.path not in in_file)]

@@ -15,12 +15,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
+MAX_SHOWN = 200
 
 
 def fail(error: ReconcilerError) -> None:
-    """Print every problem as `path:line: message` on stderr and exit 1."""
-    for problem in error.problems:
-        click.echo(str(problem), err=True)
+    """Print the problems (bounded) as `path:line: message` on stderr and exit 1; a
+    problem that belongs to no file (unknown node, bad flag) reads `error: message`."""
+    for problem in error.problems[:MAX_SHOWN]:
+        click.echo(str(problem) if problem.path else f"error: {problem.message}", err=True)
+    if len(error.problems) > MAX_SHOWN:
+        click.echo(f"... and {len(error.problems) - MAX_SHOWN} more problem(s)", err=True)
     sys.exit(EXIT_REFUSED)
 
 

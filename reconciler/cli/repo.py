@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from reconciler.cli.common import handles_errors, repo_options
+from reconciler.cli.common import EXIT_REFUSED, handles_errors, repo_options
 from reconciler.compile import Fleet, compile_node, load_fleet
 from reconciler.config import NodeConfig, Variable
 from reconciler.errors import UsageError
@@ -79,8 +79,10 @@ def validate_cmd(repo: str, rev: str | None, jobs: int | None) -> None:
         for finding in result.findings:
             more = f" (and {finding.nodes - 1} more nodes)" if finding.nodes > 1 else ""
             click.echo(f"{finding.problem}{more}", err=True)
-        click.echo(f"invalid: {len(result.findings)} distinct problem(s)", err=True)
-        raise SystemExit(1)
+        total = len(result.findings) + result.omitted
+        hidden = f", {result.omitted} not shown" if result.omitted else ""
+        click.echo(f"invalid: {total} distinct problem(s){hidden}", err=True)
+        raise SystemExit(EXIT_REFUSED)
     click.echo(f"ok: {result.nodes} nodes, {result.classes} classes, {result.files} files rendered "
                f"in {result.seconds:.2f}s")
 

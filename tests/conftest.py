@@ -1,0 +1,24 @@
+"""Fixtures for the config-repo tests (helpers live in configrepo.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from configrepo import CliResult, Workspace
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Workspace:
+    return Workspace(tmp_path)
+
+
+@pytest.fixture
+def make_repo(ws: Workspace) -> Callable[..., Path]:
+    return ws.make_repo
+
+
+@pytest.fixture
+def cli(ws: Workspace) -> Callable[..., CliResult]:
+    return ws.cli
