@@ -7,6 +7,7 @@ Undefined variables are errors; errors name the template, its line, and the node
 
 from __future__ import annotations
 
+import os
 import posixpath
 import types
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jinja2
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from reconciler.compile import TEMPLATES_DIR, Fleet
@@ -34,16 +36,16 @@ class SnapshotLoader(jinja2.BaseLoader):
         try:
             rel = clean_relpath(template, "template")
         except ValueError as exc:
-            raise jinja2.TemplateNotFound(f"{template} ({exc})") from None
+            raise jinja2.TemplateNotFound(template, str(exc)) from None
         path = f"{TEMPLATES_DIR}/{rel}"
         try:
             if not self.snapshot.is_file(path):
-                raise jinja2.TemplateNotFound(template)
+                raise jinja2.TemplateNotFound(template, f"template {path} not found")
             source = self.snapshot.read(path).decode("utf-8")
         except ConfigError as exc:
-            raise jinja2.TemplateNotFound(f"{template} ({exc.problems[0].message})") from None
+            raise jinja2.TemplateNotFound(template, exc.problems[0].message) from None
         except UnicodeDecodeError:
-            raise jinja2.TemplateNotFound(f"{template} (not UTF-8 text)") from None
+            raise jinja2.TemplateNotFound(template, f"template {path} is not UTF-8 text") from None
         return source, path, lambda: True
 
 
@@ -68,8 +70,14 @@ class NodeView:
 class Renderer:
     """Renders templates of one revision for any node of its fleet."""
 
-    def __init__(self, fleet: Fleet) -> None:
+    def __init__(self, fleet: Fleet, bytecode_dir: str | None = None) -> None:
+        """`bytecode_dir` keeps compiled templates between runs (keyed by source hash),
+        so a node's periodic run does not recompile unchanged templates."""
         self.fleet = fleet
+        cache = None
+        if bytecode_dir is not None:
+            os.makedirs(bytecode_dir, mode=0o700, exist_ok=True)
+            cache = jinja2.FileSystemBytecodeCache(bytecode_dir)
         self.env = SandboxedEnvironment(
             loader=SnapshotLoader(fleet.snapshot),
             undefined=jinja2.StrictUndefined,
@@ -77,6 +85,7 @@ class Renderer:
             keep_trailing_newline=True,
             auto_reload=False,
             cache_size=-1,
+            bytecode_cache=cache,
         )
         self.env.globals["nodes"] = self._nodes
         self._node_cache: dict[tuple[str | None, str | None, str | None], list[str]] = {}
@@ -95,7 +104,7 @@ class Renderer:
         except jinja2.TemplateSyntaxError as exc:
             raise _template_error(exc, name, node) from None
         except jinja2.TemplateNotFound as exc:
-            raise ConfigError([Problem(f"template not found: {exc.message or name}",
+            raise ConfigError([Problem(exc.message or f"template {name} not found",
                                        f"{TEMPLATES_DIR}/{name}", None, node)]) from None
 
     def render(self, node: NodeConfig, name: str, extra: dict[str, Any] | None = None) -> str:
@@ -123,7 +132,7 @@ def _template_error(exc: Exception, name: str, node: str | None) -> ConfigError:
         found = _template_frame(exc.__traceback__)
         if found:
             path, line = found
-        if isinstance(exc, jinja2.sandbox.SecurityError):
+        if isinstance(exc, SecurityError):
             message = f"unsafe template operation refused by the sandbox: {exc}"
         elif isinstance(exc, jinja2.UndefinedError):
             detail = str(exc)
@@ -131,7 +140,7 @@ def _template_error(exc: Exception, name: str, node: str | None) -> ConfigError:
                 "undefined variable: "
             message = prefix + detail
         elif isinstance(exc, jinja2.TemplateNotFound):
-            message = f"template not found: {exc.message}"
+            message = exc.message or f"template {exc.name} not found"
         else:
             message = f"{type(exc).__name__}: {exc}"
     return ConfigError([Problem(message, path, line, node)])
@@ -201,20 +210,49 @@ def render_node(renderer: Renderer, node: NodeConfig) -> tuple[list[RenderedFile
                     files.append(RenderedFile(path, action, content, f"{TEMPLATES_DIR}/{name}"))
         except ConfigError as exc:
             problems.extend(exc.problems)
+    problems.extend(_same_path_twice(files, node.name))
     return files, problems
+
+
+def _same_path_twice(files: list[RenderedFile], node: str) -> list[Problem]:
+    """A tree can lay a file where another action manages one: refuse the collision."""
+    seen: dict[str, RenderedFile] = {}
+    problems = []
+    for item in files:
+        first = seen.setdefault(item.path, item)
+        if first is not item:
+            origin = item.action.origin
+            problems.append(Problem(f"{item.path} is managed twice: by {item.action.id} and "
+                                    f"{first.action.id} (at {first.action.origin})",
+                                    origin.path, origin.line, node, item.action.id))
+    return problems
 
 
 def _render_file(renderer: Renderer, node: NodeConfig, action: FileAction) -> RenderedFile:
     if action.ensure == "absent":
         return RenderedFile(action.path, action, None, "absent")
     if action.template is not None:
+        _check_exists(renderer.fleet.snapshot, node, action, action.template, "template")
         content = renderer.render(node, action.template).encode()
         return RenderedFile(action.path, action, content, f"{TEMPLATES_DIR}/{action.template}")
     if action.source is not None:
         path = f"{TEMPLATES_DIR}/{action.source}"
         snapshot = renderer.fleet.snapshot
-        if not snapshot.is_file(path):
-            raise ConfigError([Problem(f"source file {path} not found", action.origin.path,
-                                       action.origin.line, node.name, action.id)])
+        _check_exists(snapshot, node, action, action.source, "source file")
         return RenderedFile(action.path, action, snapshot.read(path), path)
     return RenderedFile(action.path, action, (action.content or "").encode(), "inline")
+
+
+def _check_exists(
+    snapshot: Snapshot, node: NodeConfig, action: FileAction, rel: str, what: str
+) -> None:
+    """A missing (or escaping) template or source is reported at the action's line."""
+    path = f"{TEMPLATES_DIR}/{rel}"
+    try:
+        found = snapshot.is_file(path)
+    except ConfigError as exc:
+        raise ConfigError([Problem(p.message, action.origin.path, action.origin.line,
+                                   node.name, action.id) for p in exc.problems]) from None
+    if not found:
+        raise ConfigError([Problem(f"{what} {path} not found", action.origin.path,
+                                   action.origin.line, node.name, action.id)])
