@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from reconciler.actions import apply_change
 from reconciler.plan import ActionPlan, Change, Context, Plan
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     APPLIED = "applied"
     PENDING = "pending"  # audit mode: would be applied
     HELD = "held"

@@ -10,7 +10,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 from reconciler import report, state
@@ -19,7 +19,7 @@ from reconciler.compile import Fleet, compile_node
 from reconciler.config import NodeConfig, Severity
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.plan import Context, build
-from reconciler.render import Renderer, RenderedFile, render_node
+from reconciler.render import RenderedFile, Renderer, render_node
 from reconciler.system import ReadOnlySystem, System
 
 Mode = Literal["audit", "change"]
@@ -34,10 +34,13 @@ class Desired:
     fleet: Fleet
 
 
-def desire(fleet: Fleet, node_name: str, renderer: Renderer | None = None) -> Desired:
+def desire(
+    fleet: Fleet, node_name: str, renderer: Renderer | None = None,
+    bytecode_dir: str | None = None,
+) -> Desired:
     """Compile and render one node, refusing the whole commit on any problem."""
     node = compile_node(fleet, node_name)
-    files, problems = render_node(renderer or Renderer(fleet), node)
+    files, problems = render_node(renderer or Renderer(fleet, bytecode_dir), node)
     if problems:
         raise ConfigError(problems)
     rendered: dict[str, list[RenderedFile]] = {}
@@ -57,9 +60,10 @@ def converge(
     mode: Mode,
     max_severity: Severity | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    only: frozenset[str] | None = None,
 ) -> report.RunReport:
     """Plan one node against the live system; in change mode apply and record what was done."""
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     clock = time.monotonic()
     node = desired.node
     ceiling = ceiling_for(node, max_severity)
@@ -75,12 +79,21 @@ def converge(
         state_dir=state_dir,
         ceiling=ceiling,
     )
-    plan = build(ctx)
+    plan = build(ctx, only)
     outcome = execute(ctx, plan, mode == "change", should_stop)
+    problems: list[str] = []
     if mode == "change":
-        state.save(state_dir, applied)
-    return report.build(node.name, mode, system.root, desired.fleet.revision, str(ceiling),
+        try:
+            state.save(state_dir, applied)
+        except OSError as exc:
+            problems.append(f"{state_dir}: could not record what was applied: "
+                            f"{exc.strerror or exc}")
+    done = report.build(node.name, mode, system.root, desired.fleet.revision, str(ceiling),
                         started, time.monotonic() - clock, outcome)
+    if problems:
+        done = done.model_copy(update={"problems": problems, "result": "failed",
+                                       "exit_code": done.exit_code | report.EXIT_FAILED})
+    return done
 
 
 def refuse(
@@ -89,7 +102,8 @@ def refuse(
 ) -> report.RunReport:
     """The report of a run that changed nothing because its input was refused."""
     return report.refused(node, mode, root, commit, str(ceiling) if ceiling is not None else "",
-                          started, time.monotonic() - clock, [str(p) for p in error.problems])
+                          started, time.monotonic() - clock,
+                          [str(p) if p.path else p.message for p in error.problems])
 
 
 def default_state_dir(root: str) -> str:

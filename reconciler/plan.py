@@ -9,8 +9,9 @@ apply consumes them.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from reconciler.config import Action, CommandAction, NodeConfig, Severity
@@ -30,7 +31,7 @@ KIND_ORDER = {
 VERB_SEVERITY = {"reload": Severity.RELOAD, "restart": Severity.RESTART}
 
 
-class Drift(str, Enum):
+class Drift(StrEnum):
     """Why a path differs: the config moved, a person edited it, or both."""
 
     PENDING = "pending"
@@ -97,7 +98,7 @@ class Context:
     rendered: dict[str, list[RenderedFile]]  # by action id
     applied: AppliedState
     commit: str | None
-    read_repo: Any  # Callable[[str], bytes]: a file of the config repo, for .deb packages
+    read_repo: Callable[[str], bytes]  # a file of the config repo, for .deb packages
     state_dir: str
     ceiling: Severity
     started: set[str] = field(default_factory=set)  # services started during this run
@@ -145,21 +146,40 @@ def order(node: NodeConfig) -> list[Action]:
     return result
 
 
-def build(ctx: Context) -> Plan:
-    """Check every action against the live system and decide what is held."""
+def build(ctx: Context, only: frozenset[str] | None = None) -> Plan:
+    """Check every action (or only the given ids and what they notify) against the live
+    system and decide what is held. A partial plan leaves orphans alone."""
     from reconciler.actions import check_action, orphan_changes
 
     plans: list[ActionPlan] = []
     by_id: dict[str, ActionPlan] = {}
+    selected = None if only is None else _with_notified(ctx.node, only)
     for action in order(ctx.node):
+        if selected is not None and action.id not in selected:
+            continue
         plan = check_action(ctx, action)
         severity = effective_severity(action, ctx.node)
         plan.changes = [_with_policy(ctx, replace(c, severity=severity)) for c in plan.changes]
         plans.append(plan)
         by_id[action.id] = plan
     _add_notifications(ctx, plans, by_id)
+    if selected is not None:
+        return Plan(ctx.node, ctx.ceiling, plans)
     orphans, forget = orphan_changes(ctx)
     return Plan(ctx.node, ctx.ceiling, plans, [_with_policy(ctx, c) for c in orphans], forget)
+
+
+def _with_notified(node: NodeConfig, only: frozenset[str]) -> set[str]:
+    """`only` plus every action its members notify, transitively."""
+    selected = set(only)
+    pending = list(only)
+    while pending:
+        action = node.action(pending.pop())
+        for notify in action.notify if action is not None else ():
+            if notify.target not in selected:
+                selected.add(notify.target)
+                pending.append(notify.target)
+    return selected
 
 
 def _with_policy(ctx: Context, change: Change) -> Change:

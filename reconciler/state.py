@@ -6,6 +6,7 @@ drift (someone edited the box), and finds orphans (applied before, no longer dec
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -31,6 +32,7 @@ class Applied(BaseModel):
     sha256: str | None = None  # files
     target: str | None = None  # symlinks
     commit: str | None = None  # the config commit that wrote it
+    secret: bool | None = None  # True for secret files: never backed up when removed
 
 
 class AppliedState(BaseModel):
@@ -50,6 +52,9 @@ def load(state_dir: str) -> AppliedState:
             return AppliedState.model_validate_json(handle.read())
     except FileNotFoundError:
         return AppliedState()
+    except OSError as exc:
+        raise ConfigError.at(f"cannot read the last-applied state: {exc.strerror or exc}",
+                             path=path) from None
     except (ValidationError, ValueError) as exc:
         raise ConfigError.at(
             f"corrupt last-applied state ({exc.__class__.__name__}); move it aside to start afresh",
@@ -80,10 +85,8 @@ def write_atomic_host(path: str, data: bytes, mode: int = 0o600) -> None:
             os.fsync(handle.fileno())
         os.rename(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:

@@ -10,8 +10,13 @@ from collections.abc import Callable
 
 from reconciler.actions import command, directory, files, package, service, symlink
 from reconciler.config import Action
+from reconciler.packages import PackageError
 from reconciler.plan import ActionPlan, Change, Context
+from reconciler.services import ServiceError
 from reconciler.system import UnsafePath
+
+# What probing one action can raise: it makes that action fail, never the whole run.
+PROBE_ERRORS = (OSError, UnsafePath, KeyError, ValueError, PackageError, ServiceError)
 
 Checker = Callable[[Context, Action], ActionPlan]
 Applier = Callable[[Context, Change], None]
@@ -41,7 +46,7 @@ def check_action(ctx: Context, action: Action) -> ActionPlan:
     """Ask one action what differs; a probe that fails becomes the plan's error."""
     try:
         return _CHECK[action.kind](ctx, action)
-    except (OSError, UnsafePath, KeyError, ValueError) as exc:
+    except PROBE_ERRORS as exc:
         return ActionPlan(action, error=_describe(exc))
 
 

@@ -33,15 +33,12 @@ def check(ctx: Context, action: CommandAction) -> ActionPlan:
         return plan
     reasons = []
     if action.unless:
-        result = ctx.system.run(action.unless, timeout=action.timeout, cwd=_cwd(ctx, action),
-                                env=_guard_env(action), mutates=False)
-        if result.returncode == 0:
+        code = _guard(ctx, action, "unless", action.unless)
+        if code == 0:
             return plan
-        reasons.append(f"unless exited {result.returncode}")
+        reasons.append(f"unless exited {code}")
     if action.onlyif:
-        result = ctx.system.run(action.onlyif, timeout=action.timeout, cwd=_cwd(ctx, action),
-                                env=_guard_env(action), mutates=False)
-        if result.returncode != 0:
+        if _guard(ctx, action, "onlyif", action.onlyif) != 0:
             return plan
         reasons.append("onlyif exited 0")
     if action.creates:
@@ -49,6 +46,16 @@ def check(ctx: Context, action: CommandAction) -> ActionPlan:
     why = f" ({'; '.join(reasons)})" if reasons else ""
     plan.changes.append(Change(action, "run", f"run: {action.run}{why}"))
     return plan
+
+
+def _guard(ctx: Context, action: CommandAction, which: str, command: str) -> int:
+    """A guard's exit status; one that timed out decides nothing, so it is an error."""
+    result = ctx.system.run(command, timeout=action.timeout, cwd=_cwd(ctx, action),
+                            env=_guard_env(action), mutates=False)
+    if result.timed_out:
+        raise TimeoutError(f"{which} guard timed out after {action.timeout:g}s "
+                           "(process group killed)")
+    return result.returncode
 
 
 class CommandFailed(Exception):
@@ -64,4 +71,5 @@ def apply(ctx: Context, change: Change) -> None:
         raise CommandFailed(f"timed out after {action.timeout:g}s (process group killed)")
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
-        raise CommandFailed(f"exited {result.returncode}" + (f": {' / '.join(tail)}" if tail else ""))
+        said = f": {' / '.join(tail)}" if tail else ""
+        raise CommandFailed(f"exited {result.returncode}{said}")

@@ -14,10 +14,18 @@ from reconciler.actions.common import (
     sha256,
     unified_diff,
 )
-from reconciler.config import FileAction, TreeAction
+from reconciler.config import (
+    DirectoryAction,
+    FileAction,
+    Origin,
+    Severity,
+    SymlinkAction,
+    TreeAction,
+)
 from reconciler.plan import ActionPlan, Change, Context, Drift
 from reconciler.render import RenderedFile
 from reconciler.state import Applied
+from reconciler.system import Stat, UnsafePath
 
 DEFAULT_MODE = 0o644
 DEFAULT_DIR_MODE = 0o755
@@ -54,7 +62,8 @@ def _check_path(ctx: Context, plan: ActionPlan, item: RenderedFile, mode: int | 
     desired_sha = sha256(item.content)
     if live is None:
         parents = missing_parents(ctx, path)
-        summary = "create" + (f" (and directories {', '.join(parents)})" if parents else "")
+        summary = "create" + (" (secret)" if action.secret else "") + \
+            (f" (and directories {', '.join(parents)})" if parents else "")
         diff = None if action.secret else unified_diff(path, b"", item.content)
         plan.changes.append(Change(
             action, "create", summary, path=path, diff=diff,
@@ -79,11 +88,12 @@ def _check_path(ctx: Context, plan: ActionPlan, item: RenderedFile, mode: int | 
     final_uid = uid if uid is not None else live.uid
     final_gid = gid if gid is not None else live.gid
     wanted = Applied(type="file", action=action.id, mode=final_mode, uid=final_uid,
-                     gid=final_gid, sha256=desired_sha, commit=ctx.commit)
+                     gid=final_gid, sha256=desired_sha, commit=ctx.commit,
+                     secret=action.secret or None)
     live_matches = record is not None and record.sha256 == live_sha and \
-        record.mode in (None, live.mode)
+        _same_attrs(record, live.mode, live.uid, live.gid)
     desired_matches = record is not None and record.sha256 == desired_sha and \
-        record.mode in (None, final_mode)
+        _same_attrs(record, final_mode, final_uid, final_gid)
     state = drift(record, live_matches, desired_matches)
     last = record.commit if record else None
     if live_sha != desired_sha:
@@ -103,17 +113,22 @@ def _check_path(ctx: Context, plan: ActionPlan, item: RenderedFile, mode: int | 
     if differences:
         plan.changes.append(Change(
             action, "attrs", ", ".join(differences), path=path, drift=state, last_commit=last,
-            args={"mode": mode, "uid": uid, "gid": gid}))
+            args={"mode": mode, "uid": uid, "gid": gid, "sha256": desired_sha}))
         return
     keep_commit = record.commit if record is not None and record.sha256 == live_sha else None
     plan.in_sync[path] = wanted.model_copy(update={"commit": keep_commit or ctx.commit})
 
 
+def _same_attrs(record: Applied, mode: int, uid: int, gid: int) -> bool:
+    """Whether a record's mode and owner (where it kept them) are these."""
+    return record.mode in (None, mode) and record.uid in (None, uid) and record.gid in (None, gid)
+
+
 def apply(ctx: Context, change: Change) -> None:
     """Carry out a file change and record what was written (hash, never contents)."""
     path = change.path
-    assert path is not None
     action = change.action
+    assert path is not None and isinstance(action, FileAction | TreeAction)
     secret = change.secret
     if change.op in ("remove", "orphan-remove"):
         if ctx.system.lstat(path) is not None:
@@ -127,60 +142,93 @@ def apply(ctx: Context, change: Change) -> None:
         if args["uid"] is not None or args["gid"] is not None:
             ctx.system.chown(path, args["uid"], args["gid"])
     else:
-        dir_mode = getattr(action, "dir_mode", None) or DEFAULT_DIR_MODE
         for parent in missing_parents(ctx, path):
-            ctx.system.mkdir(parent, dir_mode, None, None)
+            ctx.system.mkdir(parent, _dir_mode(action, parent), None, None)
         validate = action.validate_cmd if isinstance(action, FileAction) else None
         ctx.system.write_atomic(path, args["content"], args["mode"], args["uid"], args["gid"],
                                 validate, secret=secret)
     live = ctx.system.lstat(path)
     if live is None:
         raise OSError(f"{path} vanished right after it was written")
-    content_sha = sha256(args["content"]) if "content" in args else \
-        ctx.applied.paths[path].sha256 if path in ctx.applied.paths else sha256(ctx.system.read(path))
+    content_sha = sha256(args["content"]) if "content" in args else args["sha256"]
     ctx.applied.paths[path] = Applied(type="file", action=action.id, mode=live.mode,
                                       uid=live.uid, gid=live.gid, sha256=content_sha,
-                                      commit=ctx.commit)
+                                      commit=ctx.commit, secret=secret or None)
+
+
+def _dir_mode(action: FileAction | TreeAction, directory: str) -> int:
+    """Mode of a directory created for a file: a tree's `dir-mode` at and below its root."""
+    if isinstance(action, TreeAction) and action.dir_mode is not None and \
+            (directory == action.path or directory.startswith(action.path.rstrip("/") + "/")):
+        return action.dir_mode
+    return DEFAULT_DIR_MODE
 
 
 def declared_paths(ctx: Context) -> set[str]:
     """Every node path the config declares now (files, tree entries, directories, links)."""
     paths = {item.path for items in ctx.rendered.values() for item in items}
     for action in ctx.node.actions:
-        if action.kind in ("directory", "symlink"):
-            paths.add(action.path)  # type: ignore[union-attr]
+        if isinstance(action, DirectoryAction | SymlinkAction):
+            paths.add(action.path)
     return paths
+
+
+def _probe(ctx: Context, path: str) -> Stat | str | None:
+    """The live state of an orphan, or why it cannot be looked at safely."""
+    try:
+        return ctx.system.lstat(path)
+    except (OSError, UnsafePath) as exc:
+        return str(exc) or exc.__class__.__name__
 
 
 def forgotten(ctx: Context) -> list[str]:
     """Records of undeclared paths that no longer exist: nothing to do but forget them."""
     declared = declared_paths(ctx)
-    return [p for p in ctx.applied.paths if p not in declared and ctx.system.lstat(p) is None]
+    return [p for p in ctx.applied.paths if p not in declared and _probe(ctx, p) is None]
 
 
 def orphans(ctx: Context) -> list[Change]:
-    """Paths applied before but no longer declared: removed only under `prune=true`."""
+    """Paths applied before but no longer declared: removed only under `prune=true`.
+
+    Deepest paths come first, so a pruned directory is emptied of its orphans before
+    its own turn; a directory that still holds other things is kept and reported.
+    """
     declared = declared_paths(ctx)
     changes: list[Change] = []
     prune = ctx.node.policy.prune
-    for path, record in sorted(ctx.applied.paths.items()):
+    for path, record in sorted(ctx.applied.paths.items(), reverse=True):
         if path in declared:
             continue
-        live = ctx.system.lstat(path)
+        live = _probe(ctx, path)
         if live is None:
             continue  # already gone: the record is dropped at the next apply
         summary = f"orphan {record.type}: no longer declared (written at " \
                   f"{(record.commit or '?')[:12]})"
         held = None if prune else "orphan; removed only with policy prune=true"
-        changes.append(Change(_orphan_action(ctx, record), "orphan-remove", summary, path=path,
+        if isinstance(live, str):
+            held = f"cannot inspect it: {live}"
+        elif live.kind == "directory":
+            held = held or _not_empty(ctx, path, ctx.applied.paths, declared)
+        elif live.kind not in ("file", "symlink"):
+            held = f"it is now a {live.kind}; left in place"
+        changes.append(Change(_orphan_action(record), "orphan-remove", summary, path=path,
                               held=held, last_commit=record.commit))
     return changes
 
 
-def _orphan_action(ctx: Context, record: Applied) -> FileAction:
-    """A stand-in action naming the orphan's former owner, for reports and apply."""
-    from reconciler.config import Origin, Severity
+def _not_empty(ctx: Context, path: str, records: dict[str, Applied], declared: set[str]) -> \
+        str | None:
+    """Why an orphan directory must stay: entries other than orphans pruned before it."""
+    inside = [f"{path.rstrip('/')}/{name}" for name in ctx.system.listdir(path)]
+    kept = [p for p in inside if p not in records or p in declared]
+    if not kept:
+        return None
+    entries = "1 entry" if len(kept) == 1 else f"{len(kept)} entries"
+    return f"directory still holds {entries} reconciler did not write; left in place"
 
+
+def _orphan_action(record: Applied) -> FileAction:
+    """A stand-in action naming the orphan's former owner, for reports and apply."""
     return FileAction(id=record.action, path="/", ensure="absent", severity=Severity.NONE,
                       origin=Origin(path="(last-applied state)", line=0),
-                      declared_in="(no longer declared)")
+                      declared_in="(no longer declared)", secret=bool(record.secret))

@@ -4,23 +4,32 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from reconciler import packages
 from reconciler.compile import TEMPLATES_DIR
 from reconciler.config import PackageAction
 from reconciler.plan import ActionPlan, Change, Context
 
+ARCHIVES_HOST_ONLY = "apt-get installs only on the running system, not under --root " \
+                     "(a package with deb= can be installed there)"
 
-def _deb_file(ctx: Context, action: PackageAction) -> str:
-    """The repo's .deb copied to a host file under the state directory (dpkg needs a path)."""
+
+@contextmanager
+def _deb_file(ctx: Context, action: PackageAction) -> Iterator[str]:
+    """The repo's .deb as a host file (dpkg needs a path), in a private scratch directory.
+
+    The scratch directory is outside the root and the state directory, so an audit
+    writes nothing there; it is removed afterwards.
+    """
     assert action.deb is not None
     data: bytes = ctx.read_repo(f"{TEMPLATES_DIR}/{action.deb}")
-    directory = os.path.join(ctx.state_dir, "debs")
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    fd, path = tempfile.mkstemp(suffix=".deb", prefix=f"{action.name}-", dir=directory)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    return path
+    with tempfile.TemporaryDirectory(prefix="reconciler-deb-") as scratch:
+        path = os.path.join(scratch, os.path.basename(action.deb))
+        with open(path, "wb") as handle:
+            handle.write(data)
+        yield path
 
 
 def check(ctx: Context, action: PackageAction) -> ActionPlan:
@@ -33,21 +42,22 @@ def check(ctx: Context, action: PackageAction) -> ActionPlan:
         return plan
     wanted = action.version
     if action.deb is not None and wanted is None:
-        deb = _deb_file(ctx, action)
-        try:
+        with _deb_file(ctx, action) as deb:
             wanted = packages.read_deb(ctx.system, deb)[1]
-        finally:
-            os.unlink(deb)
+    # apt-get cannot install into another root: say what would be done instead of failing.
+    held = ARCHIVES_HOST_ONLY if action.deb is None and ctx.system.root != "/" else None
     if installed is None:
         plan.changes.append(Change(action, "install",
-                                   f"install {action.name}" + (f" {wanted}" if wanted else "")))
+                                   f"install {action.name}" + (f" {wanted}" if wanted else ""),
+                                   held=held))
     elif not installed.installed:
         plan.changes.append(Change(action, "install",
                                    f"reinstall {action.name} ({installed.state})",
-                                   args={"reinstall": True}))
+                                   held=held, args={"reinstall": True}))
     elif not packages.version_matches(installed.version, wanted):
         plan.changes.append(Change(action, "install",
-                                   f"change {action.name} {installed.version} → {wanted}"))
+                                   f"change {action.name} {installed.version} → {wanted}",
+                                   held=held))
     return plan
 
 
@@ -57,10 +67,10 @@ def apply(ctx: Context, change: Change) -> None:
     if change.op == "remove":
         packages.remove(ctx.system, action.name)
         return
-    deb = _deb_file(ctx, action) if action.deb is not None else None
-    try:
+    if action.deb is None:
+        packages.install(ctx.system, action.name, action.version,
+                         reinstall=bool(change.args.get("reinstall")))
+        return
+    with _deb_file(ctx, action) as deb:
         packages.install(ctx.system, action.name, action.version, deb,
                          reinstall=bool(change.args.get("reinstall")))
-    finally:
-        if deb is not None:
-            os.unlink(deb)

@@ -6,14 +6,14 @@ import os
 import socket
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 import click
 
-from reconciler.cli.common import EXIT_REFUSED, repo_options
+from reconciler.cli.common import repo_options
 from reconciler.config import Severity
-from reconciler.errors import ReconcilerError
+from reconciler.errors import Problem, ReconcilerError
 from reconciler.report import RunReport
 
 EXIT_CODES_HELP = """
@@ -82,7 +82,7 @@ def node_run(
     root = os.path.abspath(root)
     state = os.path.abspath(state_dir) if state_dir else default_state_dir(root)
     ceiling = Severity.parse(max_severity) if max_severity else None
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     clock = time.monotonic()
     commit = None
     try:
@@ -90,7 +90,8 @@ def node_run(
         with NodeLock(os.path.join(state, "lock"), wait=wait):
             snapshot = open_snapshot(repo, rev)
             commit = snapshot.revision
-            desired = desire(load_fleet(snapshot), name)
+            desired = desire(load_fleet(snapshot), name,
+                             bytecode_dir=os.path.join(state, "cache", "templates"))
             system: System = LocalSystem(root, host_commands=host_commands,
                                          backup_dir=os.path.join(state, "backups"))
             if debug:
@@ -99,8 +100,10 @@ def node_run(
     except ReconcilerError as exc:
         report = refuse(name, mode, root, commit, exc, started, clock, ceiling)
     except OSError as exc:
-        click.echo(f"{state}: {exc}", err=True)
-        sys.exit(EXIT_REFUSED)
+        # The state directory or the config repo could not be read or created.
+        problem = Problem(exc.strerror or str(exc), str(exc.filename or state))
+        report = refuse(name, mode, root, commit, ReconcilerError([problem]), started, clock,
+                        ceiling)
     emit(report, fmt, verbose)
     sys.exit(report.exit_code)
 

@@ -1,0 +1,202 @@
+"""Test helpers for the node engine: tiny config repos, runs through the pipeline and the CLI.
+
+A scenario builds a config repo in tmp_path (fleet.xml with one node, one class, some
+templates), converges a root directory against it, and looks at the report, the files
+under the root and the last-applied record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.compile import load_fleet
+from reconciler.config import Severity
+from reconciler.pipeline import Desired, Mode, converge, default_state_dir, desire
+from reconciler.report import ActionReport, ChangeReport, RunReport
+from reconciler.snapshot import open_snapshot
+from reconciler.system import LocalSystem
+
+NODE = "web-01.shop.lab.t"
+OTHER_NODE = "web-02.shop.lab.t"
+RECONCILER = str(Path(sys.executable).with_name("reconciler"))
+GIT_IDENTITY = ["-c", "user.name=Test Author", "-c", "user.email=author@example.org"]
+
+
+@dataclass
+class ConfigRepo:
+    """A config repo on disk: fleet.xml, classes/web.xml and templates/."""
+
+    path: Path
+
+    def write(self, rel: str, data: str | bytes) -> Path:
+        target = self.path / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, str):
+            target.write_text(data)
+        else:
+            target.write_bytes(data)
+        return target
+
+    def set_class(self, body: str, *, policy: str = "", variables: str = "") -> None:
+        """Replace the class `web` with these actions (XML elements)."""
+        policy_el = f"<policy {policy}/>" if policy else ""
+        self.write("classes/web.xml",
+                   f'<class name="web">{policy_el}{variables}\n{body}\n</class>\n')
+
+    def set_fleet(self, *, defaults: str = 'max-severity="restart"', node_policy: str = "",
+                  node_vars: str = "") -> None:
+        """Replace fleet.xml: two nodes of class web, the first with its own policy and vars."""
+        node_policy_el = f"<policy {node_policy}/>" if node_policy else ""
+        self.write("fleet.xml", f"""<fleet domain="t">
+  <defaults><policy {defaults}/><var name="greeting">hello</var></defaults>
+  <nodes class="web" product="shop" cluster="lab" count="2"/>
+  <node name="{NODE}">{node_vars}{node_policy_el}</node>
+</fleet>
+""")
+
+    def commit(self, message: str = "config") -> str:
+        """Commit everything (initialising the repo on first use); return the sha."""
+        if not (self.path / ".git").exists():
+            _git(self.path, "init", "-q", "-b", "main")
+        _git(self.path, "add", "-A")
+        _git(self.path, "commit", "-q", "--no-verify", "--allow-empty", "-m", message)
+        return _git(self.path, "rev-parse", "HEAD")
+
+
+def _git(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(cwd.parent)}
+    done = subprocess.run(["git", *GIT_IDENTITY, *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {done.stderr}")
+    return done.stdout.strip()
+
+
+def make_repo(
+    tmp_path: Path,
+    body: str,
+    *,
+    templates: dict[str, str | bytes] | None = None,
+    defaults: str = 'max-severity="restart"',
+    class_policy: str = "",
+    node_policy: str = "",
+    variables: str = "",
+) -> ConfigRepo:
+    """A config repo in tmp_path/repo whose class `web` holds the actions in `body`."""
+    repo = ConfigRepo(tmp_path / "repo")
+    repo.path.mkdir()
+    repo.set_fleet(defaults=defaults, node_policy=node_policy)
+    repo.set_class(body, policy=class_policy, variables=variables)
+    for rel, data in (templates or {}).items():
+        repo.write(f"templates/{rel}", data)
+    return repo
+
+
+def desired(repo: ConfigRepo, rev: str | None = None, node: str = NODE) -> Desired:
+    return desire(load_fleet(open_snapshot(str(repo.path), rev)), node)
+
+
+def converge_root(
+    repo: ConfigRepo,
+    root: Path,
+    mode: Mode = "change",
+    *,
+    rev: str | None = None,
+    host_commands: bool = False,
+    max_severity: Severity | None = None,
+    state_dir: Path | None = None,
+) -> RunReport:
+    """One run of the pipeline, as `reconciler audit|apply` does it (without the lock)."""
+    root.mkdir(exist_ok=True)
+    state = str(state_dir) if state_dir is not None else default_state_dir(str(root))
+    system = LocalSystem(str(root), host_commands=host_commands,
+                         backup_dir=os.path.join(state, "backups"))
+    return converge(desired(repo, rev), system, state, mode, max_severity)
+
+
+def state_dir(root: Path) -> Path:
+    return Path(default_state_dir(str(root)))
+
+
+def applied_json(root: Path) -> dict[str, object]:
+    data: dict[str, object] = json.loads((state_dir(root) / "applied.json").read_text())
+    return data
+
+
+def cli(
+    *args: str, columns: int = 120, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `reconciler` command; output captured as text."""
+    env = {**os.environ, "COLUMNS": str(columns), "NO_COLOR": "1", "TERM": "dumb"}
+    return subprocess.run([RECONCILER, *args], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=120, check=False)
+
+
+def cli_run(
+    command: str, repo: ConfigRepo, root: Path, *extra: str, node: str = NODE
+) -> subprocess.CompletedProcess[str]:
+    return cli(command, "--repo", str(repo.path), "--node", node, "--root", str(root), *extra)
+
+
+def json_report(done: subprocess.CompletedProcess[str]) -> RunReport:
+    """The report printed by `--format json`, checked against the schema."""
+    report = RunReport.model_validate_json(done.stdout)
+    assert report.exit_code == done.returncode, done.stderr
+    return report
+
+
+def action(report: RunReport, action_id: str) -> ActionReport:
+    for found in report.actions:
+        if found.id == action_id:
+            return found
+    raise AssertionError(f"no action {action_id} in the report: {[a.id for a in report.actions]}")
+
+
+def change(report: RunReport, action_id: str, path: str | None = None) -> ChangeReport:
+    """The only change of an action (or its change on `path`)."""
+    changes = [c for c in action(report, action_id).changes if path is None or c.path == path]
+    assert len(changes) == 1, changes
+    return changes[0]
+
+
+def statuses(report: RunReport) -> dict[str, str]:
+    return {a.id: a.status for a in report.actions}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Everything about one path that a run must not touch in audit mode."""
+
+    kind: str
+    mode: int
+    uid: int
+    gid: int
+    mtime_ns: int
+    inode: int
+    data: bytes | str | None  # file bytes, link target, None for directories
+
+
+def tree_state(root: Path) -> dict[str, Entry]:
+    """Every path under root (not following symlinks) with its bytes, mode, owner, mtime."""
+    found: dict[str, Entry] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames]:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            data: bytes | str | None = None
+            if stat.S_ISREG(st.st_mode):
+                data = Path(path).read_bytes()
+            elif stat.S_ISLNK(st.st_mode):
+                data = os.readlink(path)
+            kind = "dir" if stat.S_ISDIR(st.st_mode) else "link" if stat.S_ISLNK(st.st_mode) \
+                else "file" if stat.S_ISREG(st.st_mode) else "other"
+            found[os.path.relpath(path, root)] = Entry(
+                kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime_ns,
+                st.st_ino, data)
+    return found
