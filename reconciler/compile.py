@@ -66,6 +66,17 @@ class Layer:
 
     label: str
     decls: list[VarDecl] = field(default_factory=list)
+    _provenance: list[tuple[str, Provenance]] | None = None
+
+    def provenance(self) -> list[tuple[str, Provenance]]:
+        """(name, provenance) per declaration, built once."""
+        if self._provenance is None:
+            self._provenance = [
+                (d.name, Provenance.model_construct(layer=self.label, origin=d.origin,
+                                                    value=d.value))
+                for d in self.decls
+            ]
+        return self._provenance
 
 
 @dataclass
@@ -139,7 +150,11 @@ class Fleet:
 
     @cached_property
     def _sorted_nodes(self) -> list[tuple[str, NodeDecl]]:
-        return sorted(self.nodes.items(), key=lambda item: item[1].name)
+        def key(item: tuple[str, NodeDecl]) -> tuple[str, str, str, int]:
+            name = item[1].name
+            return (name.cls, name.product, name.cluster, name.number)
+
+        return sorted(self.nodes.items(), key=key)
 
     def chain(self, cls: str) -> tuple[str, ...]:
         """The class chain, most general first (cycles were refused at load)."""
@@ -232,18 +247,30 @@ def iter_nodes(fleet: Fleet, names_: list[str] | None = None) -> Iterator[NodeCo
 
 
 def _merge_layers(layers: list[Layer]) -> dict[str, Variable]:
+    """Winning value per variable with every layer that set it; provenance records are
+    built once per declaration and shared by all nodes, so a large fleet compiles fast."""
     history: dict[str, list[Provenance]] = {}
     for layer in layers:
-        for decl in layer.decls:
-            history.setdefault(decl.name, []).append(
-                Provenance.model_construct(layer=layer.label, origin=decl.origin, value=decl.value)
-            )
+        for name, step in layer.provenance():
+            history.setdefault(name, []).append(step)
     return {
-        name: Variable.model_construct(
-            name=name, value=steps[-1].value, set_by=steps[-1], overrode=tuple(steps[:-1])
-        )
-        for name, steps in sorted(history.items())
+        name: _variable(name, tuple(steps)) for name, steps in sorted(history.items())
     }
+
+
+_VARIABLES: dict[tuple[str, tuple[int, ...]], Variable] = {}
+
+
+def _variable(name: str, steps: tuple[Provenance, ...]) -> Variable:
+    """One shared Variable per distinct chain of provenance records (they are immutable)."""
+    key = (name, tuple(id(step) for step in steps))
+    found = _VARIABLES.get(key)
+    if found is None or found.set_by is not steps[-1]:
+        found = Variable.model_construct(
+            name=name, value=steps[-1].value, set_by=steps[-1], overrode=steps[:-1]
+        )
+        _VARIABLES[key] = found
+    return found
 
 
 def _parse_value(doc: xmlload.XmlDoc, element: etree._Element, problems: list[Problem]) -> Any:

@@ -50,17 +50,29 @@ class WorkTree:
     def __init__(self, root: str) -> None:
         self.root = os.path.realpath(root)
         self.label = f"working tree at {self.root}"
+        self._resolved: dict[str, str] = {}
+        self._contents: dict[str, bytes] = {}
 
     def _resolve(self, rel: str) -> str:
         """Host path of `rel`, refusing any symlink that leads outside the repo."""
+        found = self._resolved.get(rel)
+        if found is not None:
+            return found
         path = os.path.realpath(os.path.join(self.root, clean_relpath(rel)))
         if path != self.root and not path.startswith(self.root + os.sep):
             raise ConfigError.at(f"{rel} is a symlink that leaves the repo", path=rel)
+        self._resolved[rel] = path
         return path
 
     def read(self, rel: str) -> bytes:
-        with open(self._resolve(rel), "rb") as handle:
-            return handle.read()
+        """The file's bytes, read once per snapshot (a run must not see two versions)."""
+        path = self._resolve(rel)
+        data = self._contents.get(path)
+        if data is None:
+            with open(path, "rb") as handle:
+                data = handle.read()
+            self._contents[path] = data
+        return data
 
     def is_file(self, rel: str) -> bool:
         return os.path.isfile(self._resolve(rel))
@@ -158,10 +170,15 @@ def open_snapshot(repo_path: str, rev: str | None) -> Snapshot:
         return WorkTree(repo_path)
     if not os.path.isdir(repo_path):
         raise ConfigError.at("not a directory", path=repo_path)
-    found = _git(repo_path, "rev-parse", "--absolute-git-dir")
+    found = _git(repo_path, "rev-parse", "--absolute-git-dir", "--is-bare-repository")
     if found.returncode != 0:
         raise ConfigError.at("not a git repository", path=repo_path)
-    git_dir = found.stdout.decode().strip()
+    git_dir, bare = found.stdout.decode().splitlines()[:2]
+    if bare != "true":
+        top = _git(repo_path, "rev-parse", "--show-toplevel").stdout.decode().strip()
+        if os.path.realpath(top) != os.path.realpath(repo_path):
+            raise ConfigError.at(f"not the top of a git repository (that is {top})",
+                                 path=repo_path)
     sha = None
     for suffix in ("^{commit}", "^{tree}"):
         parsed = _git(
