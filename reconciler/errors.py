@@ -7,10 +7,10 @@ User mistakes (bad XML, unknown class, template error...) become one clear
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class Reaction(str, Enum):
+class Reaction(StrEnum):
     """What the caller should do about an error (see DESIGN.md)."""
 
     REFUSED = "refused"  # bad or unverified config: keep last good, wait for a new commit

@@ -88,32 +88,63 @@ class WorkTree:
 class CommitTree:
     """The files of one commit (or tree), read from the git object database.
 
-    The whole tree is listed once (`git ls-tree -r`); blobs are then read in-process
-    with gitdb, so lookups are dictionary hits and forked workers share no pipe.
+    The tree is listed once (`git ls-tree -r -l`) and every small blob is read in one
+    `git cat-file --batch`, so lookups are dictionary hits, a run costs two git
+    processes whatever the number of templates, and forked workers share no pipe.
+    Larger blobs (a shipped .deb) are read one by one when asked for.
     """
 
-    def __init__(self, git_dir: str, sha: str, listing: bytes) -> None:
-        from gitdb import GitDB  # light, unlike GitPython as a whole
+    PRELOAD_LIMIT = 1024 * 1024  # bytes: blobs up to this size are read up front
 
+    def __init__(self, git_dir: str, sha: str, listing: bytes) -> None:
         self.revision: str | None = sha
         self.label = sha
-        self._odb = GitDB(os.path.join(git_dir, "objects"))
+        self._git_dir = git_dir
         self._blobs: dict[str, tuple[int, str]] = {}  # path -> (mode, object id)
         self._dirs: dict[str, set[str]] = {"": set()}
         self._data: dict[str, bytes] = {}
+        small: set[str] = set()
         for record in listing.split(b"\0"):
             if not record:
                 continue
             meta, _, raw_path = record.partition(b"\t")
-            mode, kind, oid = meta.decode().split(" ")
+            mode, kind, oid, size = meta.decode().split()
             if kind != "blob":
                 continue  # submodules (commits) are not part of the config
             path = raw_path.decode("utf-8", "surrogateescape")
             self._blobs[path] = (int(mode, 8), oid)
+            if int(size) <= self.PRELOAD_LIMIT:
+                small.add(oid)
             parts = path.split("/")
             for depth in range(len(parts)):
                 parent = "/".join(parts[:depth])
                 self._dirs.setdefault(parent, set()).add(parts[depth])
+        self._data = self._batch(sorted(small))
+
+    def _batch(self, oids: list[str]) -> dict[str, bytes]:
+        """Every blob of `oids`, read by one `git cat-file --batch`."""
+        if not oids:
+            return {}
+        result = subprocess.run(
+            ["git", "--git-dir", self._git_dir, "cat-file", "--batch"],
+            input="".join(f"{oid}\n" for oid in oids).encode(), capture_output=True,
+            check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise ConfigError.at(f"cannot read objects of {self.label}: "
+                                 f"{result.stderr.decode(errors='replace').strip()}")
+        out = result.stdout
+        data: dict[str, bytes] = {}
+        position = 0
+        for oid in oids:
+            header_end = out.index(b"\n", position)
+            header = out[position:header_end].split()
+            if len(header) != 3 or header[1] != b"blob":
+                raise ConfigError.at(f"object {oid} of {self.label} is missing or not a blob")
+            size = int(header[2])
+            data[oid] = out[header_end + 1 : header_end + 1 + size]
+            position = header_end + 1 + size + 1
+        return data
 
     def _resolve(self, rel: str) -> str:
         """`rel` with in-repo symlinks followed; refuses links that leave the repo."""
@@ -138,7 +169,7 @@ class CommitTree:
     def _blob(self, oid: str) -> bytes:
         data = self._data.get(oid)
         if data is None:
-            data = self._odb.stream(bytes.fromhex(oid)).read()
+            data = self._batch([oid])[oid]
             self._data[oid] = data
         return data
 
@@ -189,7 +220,7 @@ def open_snapshot(repo_path: str, rev: str | None) -> Snapshot:
             break
     if sha is None or rev.startswith("-"):
         raise ConfigError.at(f"unknown revision {rev!r}", path=repo_path)
-    listing = _git(repo_path, "ls-tree", "-r", "-z", "--full-tree", sha)
+    listing = _git(repo_path, "ls-tree", "-r", "-z", "-l", "--full-tree", sha)
     if listing.returncode != 0:
         message = listing.stderr.decode(errors="replace").strip()
         raise ConfigError.at(f"cannot list {rev!r}: {message}", path=repo_path)
