@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from reconciler.cli import node, repo
+from reconciler.cli import cycle, node, repo, review
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -15,3 +15,5 @@ def main() -> None:
 
 repo.register(main)
 node.register(main)
+cycle.register(main)
+review.register(main)

@@ -1,0 +1,122 @@
+"""Commands for merge requests: `plan` across the fleet, and `hooks install`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from reconciler.cli.common import handles_errors
+
+if TYPE_CHECKING:
+    from reconciler.review import PlanReport
+
+
+def register(group: click.Group) -> None:
+    group.add_command(plan)
+    group.add_command(hooks)
+
+
+def _plan_with_progress(repo: str, base: str, head: str, jobs: int | None) -> PlanReport:
+    """Run the plan, with a progress bar on stderr when it is a terminal."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from reconciler.review import plan_fleet
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        return plan_fleet(repo, base, head, jobs)
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                  transient=True) as bar:
+        task = bar.add_task("rendering nodes", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return plan_fleet(repo, base, head, jobs, progress=advance)
+
+
+@click.command()
+@click.option("--base", required=True, metavar="REV", help="The revision the change starts from.")
+@click.option("--head", default="HEAD", show_default=True, metavar="REV",
+              help="The revision under review.")
+@click.option("--repo", default=".", show_default=True, type=click.Path(file_okay=False),
+              help="The config repo.")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text",
+              show_default=True, help="What to print on stdout.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Worker processes (default: all cores).")
+@click.option("--max-bytes", type=click.IntRange(min=2000), default=60000, show_default=True,
+              help="Size cap of the markdown report (a merge-request comment).")
+@click.option("--markdown", "markdown_out", type=click.Path(dir_okay=False), default=None,
+              help="Also write the markdown report to this file.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
+              help="Also write the JSON report to this file.")
+@handles_errors
+def plan(base: str, head: str, repo: str, fmt: str, jobs: int | None, max_bytes: int,
+         markdown_out: str | None, json_out: str | None) -> None:
+    """Show what changing BASE into HEAD does to every node of the fleet.
+
+    Every node is compiled and rendered at both revisions; nodes with identical
+    changes are shown once. Exit status: 0 no node changes, 2 something changes,
+    1 the head is invalid (its errors printed as `validate` prints them).
+    """
+    from rich.console import Console
+
+    from reconciler.review import format_markdown, format_text, text_lines
+
+    report = _plan_with_progress(repo, base, head, jobs)
+    if markdown_out:
+        Path(markdown_out).write_text(format_markdown(report, max_bytes))
+    if json_out:
+        Path(json_out).write_text(report.model_dump_json(indent=2) + "\n")
+    if fmt == "json":
+        click.echo(report.model_dump_json(indent=2))
+    elif fmt == "markdown":
+        click.echo(format_markdown(report, max_bytes), nl=False)
+    elif sys.stdout.isatty():
+        console = Console(highlight=False, soft_wrap=True, emoji=False, markup=False)
+        for line in text_lines(report):
+            console.print(line)
+    else:
+        click.echo(format_text(report), nl=False)
+    if not report.valid:
+        for finding in report.head_problems:
+            more = f" (and {finding.nodes - 1} more nodes)" if finding.nodes > 1 else ""
+            click.echo(f"{finding.problem}{more}", err=True)
+        click.echo(f"invalid: {len(report.head_problems)} distinct problem(s)", err=True)
+    sys.exit(report.exit_code)
+
+
+@click.group()
+def hooks() -> None:
+    """Git hooks of the config repo: install them, or locate the scripts."""
+
+
+@hooks.command("install")
+@click.option("--repo", default=".", show_default=True, type=click.Path(file_okay=False),
+              help="A clone of the config repo: installs pre-commit.")
+@click.option("--server", default=None, type=click.Path(file_okay=False), metavar="PATH",
+              help="A bare repository on the git server: installs pre-receive instead.")
+@click.option("--force", is_flag=True, help="Replace hooks that reconciler did not install.")
+@handles_errors
+def hooks_install(repo: str, server: str | None, force: bool) -> None:
+    """Install pre-commit into a clone, or pre-receive into a bare repo (--server)."""
+    from reconciler.hooks import install_hooks
+
+    for path in install_hooks(server if server is not None else repo, server is not None, force):
+        click.echo(f"installed {path}")
+
+
+@hooks.command("path")
+@click.argument("name", type=click.Choice(["pre-commit", "pre-receive", "mr-check"]))
+@handles_errors
+def hooks_path(name: str) -> None:
+    """Print where the packaged script NAME is (e.g. to run mr-check in CI)."""
+    from reconciler.hooks import hook_source
+
+    click.echo(str(hook_source(name)))

@@ -1,0 +1,336 @@
+"""One full cycle from agent.toml: lock, fetch, choose and verify the commit, compile,
+render, plan, apply or audit, record.
+
+A node only ever applies a commit it trusts. When the tip cannot be fetched, or fails
+to verify, parse or render, the node keeps working on the last commit that worked and
+the report says why and how stale that is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from reconciler import report as reports
+from reconciler.agentconf import AgentConfig
+from reconciler.compile import load_fleet
+from reconciler.errors import ReconcilerError
+from reconciler.history import History, write_json_atomic
+from reconciler.lock import NodeLock
+from reconciler.pipeline import Desired, converge, desire
+from reconciler.report import RunReport, SourceReport
+from reconciler.snapshot import open_snapshot
+from reconciler.source import (
+    RevisionNotFound,
+    SourceCache,
+    SourceState,
+    SourceUnavailable,
+    Why,
+    decide,
+)
+from reconciler.system import LocalSystem, ReadOnlySystem, System
+
+LAST_RUN = "last-run.json"
+LAST_SUCCESS = "last-success.json"
+SOURCE_STATE = "source-state.json"
+HISTORY = "history"
+LOCK = "lock"
+NOTHING_TO_SAY = ("in-sync",)
+
+
+@dataclass
+class CycleOptions:
+    """How this particular cycle runs, beyond agent.toml."""
+
+    wait: float = 0.0
+    allow_rewind: bool = False
+    retry_refused: bool = False
+    host_commands: bool | None = None
+    should_stop: Callable[[], bool] = field(default=lambda: False)
+    system_wrapper: Callable[[System], System] | None = None
+    fetch: bool = True  # False: no network, enforce the commit already in use
+    only: frozenset[str] | None = None  # action ids to check (a drift-watch event)
+
+
+@dataclass
+class _Chosen:
+    """The commit this cycle enforces, and what the operator must know about it."""
+
+    commit: str | None = None
+    tip: str | None = None
+    remote: str | None = None
+    stale: str | None = None
+    signed_by: str | None = None
+    pinned: bool = False
+    desired: Desired | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def state_path(cfg: AgentConfig, name: str) -> str:
+    return os.path.join(str(cfg.state_dir), name)
+
+
+def run_cycle(cfg: AgentConfig, options: CycleOptions | None = None) -> RunReport:
+    """Run one cycle holding the node lock; always returns a report (refused ones too)."""
+    options = options or CycleOptions()
+    started = datetime.now(UTC)
+    clock = time.monotonic()
+    os.makedirs(cfg.state_dir, mode=0o700, exist_ok=True)
+    os.makedirs(cfg.root, mode=0o755, exist_ok=True)  # a demo or chroot root may be new
+    with NodeLock(state_path(cfg, LOCK), wait=options.wait):
+        chosen = _choose(cfg, options)
+        if chosen.desired is None:
+            report = reports.refused(
+                cfg.node, cfg.mode, str(cfg.root), chosen.commit,
+                str(cfg.max_severity or ""), started, time.monotonic() - clock,
+                chosen.problems,
+            )  # fmt: skip
+        else:
+            system: System = LocalSystem(
+                str(cfg.root), host_commands=options.host_commands,
+                backup_dir=state_path(cfg, "backups"),
+            )  # fmt: skip
+            if options.system_wrapper is not None:
+                system = options.system_wrapper(system)
+            report = converge(chosen.desired, system, str(cfg.state_dir), cfg.mode,
+                              cfg.max_severity, options.should_stop, options.only)
+            report.duration_s = round(time.monotonic() - clock, 4)
+            report.started = started
+            _remember_good(cfg, chosen)
+        report.source = SourceReport(
+            commit=chosen.commit, subject=_subject(cfg, chosen.commit), branch=cfg.branch,
+            tip=chosen.tip, signed_by=chosen.signed_by, remote=chosen.remote,
+            stale=chosen.stale, pinned=chosen.pinned,
+        )  # fmt: skip
+        record(cfg, report, chosen.desired)
+    return report
+
+
+def _cache(cfg: AgentConfig) -> SourceCache:
+    return SourceCache(cfg.state_dir, cfg.remote, cfg.mirrors, cfg.fetch_timeout)
+
+
+def _choose(cfg: AgentConfig, options: CycleOptions) -> _Chosen:
+    """Fetch, pick the commit (tip, pin, or last good) and compile it; never raises."""
+    state = SourceState.load(state_path(cfg, SOURCE_STATE))
+    cache = _cache(cfg)
+    chosen = _Chosen()
+    if not options.fetch:
+        current = state.pinned.commit if state.pinned else state.last_good
+        if current is not None:
+            chosen.pinned = state.pinned is not None
+            return _compile(cfg, cache, chosen, current, state, verify_range=False)
+    try:
+        cache.ensure_healthy()
+        chosen.remote = cache.fetch().url
+        chosen.tip = cache.choose(branch=cfg.branch, commit=cfg.commit)
+    except (SourceUnavailable, RevisionNotFound) as exc:
+        reason = "; ".join(p.message for p in exc.problems)
+        fallback = state.pinned.commit if state.pinned else state.last_good
+        if fallback is None:
+            chosen.problems = [str(p) for p in exc.problems]
+            return chosen
+        chosen.stale = f"source unavailable ({reason}); using last good {fallback[:12]}" + \
+            _age(state)
+        return _compile(cfg, cache, chosen, fallback, state, verify_range=False)
+    decision = decide(state, chosen.tip, options.retry_refused)
+    if decision.commit is None:
+        chosen.problems = [decision.detail]
+        chosen.stale = decision.detail
+        return chosen
+    if decision.why is Why.PINNED:
+        chosen.pinned = True
+        chosen.stale = decision.detail
+        return _compile(cfg, cache, chosen, decision.commit, state, verify_range=False)
+    if decision.why is Why.REFUSED_TIP:
+        chosen.stale = decision.detail + _age(state)
+        return _compile(cfg, cache, chosen, decision.commit, state, verify_range=False)
+    try:
+        if decision.why is Why.NEW_TIP:
+            rewound = cache.check_forward(state.last_good, chosen.tip, options.allow_rewind)
+            if rewound:
+                chosen.stale = f"allowed rewind: {rewound}"
+        return _compile(cfg, cache, chosen, chosen.tip, state, verify_range=True, strict=True)
+    except ReconcilerError as exc:
+        reason = "; ".join(p.message if not p.path else str(p) for p in exc.problems)
+        state = state.mark_refused(chosen.tip, reason)
+        state.save(state_path(cfg, SOURCE_STATE))
+        if state.last_good is None:
+            chosen.problems = [str(p) for p in exc.problems]
+            chosen.stale = f"tip {chosen.tip[:12]} refused; no commit has worked yet"
+            return chosen
+        chosen.stale = f"tip {chosen.tip[:12]} refused: {reason}; keeping last good " \
+            f"{state.last_good[:12]}" + _age(state)
+        chosen.problems = []
+        return _compile(cfg, cache, chosen, state.last_good, state, verify_range=False)
+
+
+def _compile(
+    cfg: AgentConfig, cache: SourceCache, chosen: _Chosen, commit: str, state: SourceState,
+    verify_range: bool, strict: bool = False,
+) -> _Chosen:
+    """Verify and compile `commit`; with `strict`, errors propagate so the tip is refused."""
+    chosen.commit = commit
+    try:
+        policy = cfg.require_signed if verify_range or cfg.require_signed == "none" else "head"
+        signer = cache.verify(policy, commit, state.last_good if verify_range else None,
+                              cfg.allowed_signers, cfg.gpg_home)
+        chosen.signed_by = str(signer) if signer else None
+        snapshot = open_snapshot(str(cache.path), commit)
+        chosen.desired = desire(load_fleet(snapshot), cfg.node,
+                                bytecode_dir=state_path(cfg, "cache/templates"))
+    except ReconcilerError as exc:
+        if strict:
+            raise
+        chosen.problems = [str(p) for p in exc.problems]
+        chosen.desired = None
+    return chosen
+
+
+def _age(state: SourceState) -> str:
+    age = state.staleness()
+    return f" (applied {int(age.total_seconds())}s ago)" if age is not None else ""
+
+
+def _remember_good(cfg: AgentConfig, chosen: _Chosen) -> None:
+    if chosen.commit is None:
+        return
+    path = state_path(cfg, SOURCE_STATE)
+    state = SourceState.load(path)
+    if state.last_good != chosen.commit or state.last_good_at is None:
+        state.mark_good(chosen.commit).save(path)
+
+
+def _subject(cfg: AgentConfig, commit: str | None) -> str | None:
+    if commit is None:
+        return None
+    found = subprocess.run(
+        ["git", "-C", state_path(cfg, "source.git"), "log", "-1", "--format=%s", commit],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return found.stdout.strip() or None if found.returncode == 0 else None
+
+
+# ---------------------------------------------------------------- record
+
+
+def fingerprint(report: RunReport) -> str:
+    """What a run found, without timings: two runs with the same fingerprint say the same."""
+    changes = [
+        (a.id, c.op, c.path, c.status, c.summary) for a in report.actions for c in a.changes
+    ] + [(o.path, o.op, o.status) for o in report.orphans]
+    material = json.dumps([report.config_commit, report.result, report.problems, changes],
+                          sort_keys=True, default=str)
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def record(cfg: AgentConfig, report: RunReport, desired: Desired | None) -> None:
+    """Write last-run.json; add a history commit when the run has something new to say."""
+    data = report.model_dump_json(indent=2).encode() + b"\n"
+    write_json_atomic(state_path(cfg, LAST_RUN), data, mode=0o600)
+    if report.result not in ("refused", "failed", "interrupted"):
+        stamp = {"time": report.started.isoformat(), "commit": report.config_commit}
+        write_json_atomic(state_path(cfg, LAST_SUCCESS), json.dumps(stamp).encode(), 0o600)
+    history = History(state_path(cfg, HISTORY), cfg.node)
+    if report.result in NOTHING_TO_SAY and history.head() is not None:
+        return
+    if report.result not in NOTHING_TO_SAY and history.head() is not None:
+        previous = RunReport.model_validate_json(history.read("HEAD", "run.json"))
+        if fingerprint(previous) == fingerprint(report) and not report.counts.applied:
+            return
+    history.record(_snapshot(cfg, desired), data, _summary(report), _trailers(report))
+
+
+def _snapshot(cfg: AgentConfig, desired: Desired | None) -> dict[str, bytes]:
+    """The managed files as they now are on the node; secrets as their sha256 only."""
+    if desired is None:
+        return {}
+    system = ReadOnlySystem(LocalSystem(str(cfg.root), host_commands=False))
+    files: dict[str, bytes] = {}
+    for items in desired.rendered.values():
+        for item in items:
+            try:
+                live = system.lstat(item.path)
+                if live is None or live.kind != "file":
+                    continue
+                content = system.read(item.path)
+            except (OSError, ValueError) as exc:
+                files[item.path] = f"unreadable: {exc}\n".encode()
+                continue
+            if item.action.secret:
+                content = f"secret sha256:{hashlib.sha256(content).hexdigest()}\n".encode()
+            files[item.path] = content
+    return files
+
+
+def _summary(report: RunReport) -> str:
+    c = report.counts
+    commit = (report.config_commit or "none")[:12]
+    subject = f": {report.source.subject}" if report.source and report.source.subject else ""
+    if report.result == "refused":
+        first = report.problems[0] if report.problems else "refused"
+        return f"refused at {commit}: {first}"[:200]
+    parts = [f"{report.result} at {commit}{subject}"]
+    details = [f"{n} {w}" for n, w in ((c.applied, "applied"), (c.pending, "pending"),
+                                        (c.edited_by_hand, "edited by hand"), (c.held, "held"),
+                                        (c.failed, "failed"), (c.orphans, "orphans")) if n]
+    if details:
+        parts.append("(" + ", ".join(details) + ")")
+    return " ".join(parts)[:200].replace("\n", " ")
+
+
+def _trailers(report: RunReport) -> dict[str, str]:
+    changed = sorted({c.path or a.id for a in report.actions for c in a.changes
+                      if c.status in ("applied", "pending")})
+    held = sorted({c.path or a.id for a in report.actions for c in a.changes
+                   if c.status == "held"})
+    failed = sorted({a.id for a in report.actions if a.status == "failed"})
+    signer = report.source.signed_by if report.source else None
+    return {
+        "Config-Commit": report.config_commit or "none",
+        "Config-Signed-By": signer or "unsigned",
+        "Node": report.node,
+        "Mode": report.mode,
+        "Result": report.result,
+        "Changed": _listing(changed),
+        "Held": _listing(held),
+        "Failed": _listing(failed),
+    }
+
+
+def _listing(items: list[str]) -> str:
+    if not items:
+        return "0"
+    shown = " ".join(items[:20])
+    more = f" (+{len(items) - 20} more)" if len(items) > 20 else ""
+    return f"{len(items)}: {shown}{more}"
+
+
+# ---------------------------------------------------------------- the commit in use
+
+
+def current_commit(cfg: AgentConfig) -> str | None:
+    """The commit this node enforces now (the pin, else the last good), without fetching."""
+    try:
+        state = SourceState.load(state_path(cfg, SOURCE_STATE))
+    except ReconcilerError:
+        return None
+    return state.pinned.commit if state.pinned else state.last_good
+
+
+def current_desired(cfg: AgentConfig, commit: str) -> Desired | None:
+    """`commit` compiled and rendered for this node from the cache, without fetching or
+    verifying again (it was verified when it became the last good); None when it no
+    longer compiles or the cache lacks it."""
+    try:
+        snapshot = open_snapshot(str(_cache(cfg).path), commit)
+        return desire(load_fleet(snapshot), cfg.node,
+                      bytecode_dir=state_path(cfg, "cache/templates"))
+    except (ReconcilerError, OSError, ValueError):
+        return None
