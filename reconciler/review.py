@@ -33,6 +33,7 @@ from reconciler.errors import ConfigError, Problem
 from reconciler.plan import effective_severity
 from reconciler.render import RenderedFile, Renderer, render_node
 from reconciler.snapshot import Snapshot, open_snapshot
+from reconciler.validate import finding_line, validate
 
 SeverityWord = Literal["none", "reload", "restart", "reboot"]
 
@@ -510,8 +511,6 @@ def _outcomes(
 
 def _head_findings(snapshot: Snapshot, jobs: int) -> tuple[HeadProblem, ...]:
     """The head's problems exactly as `validate` groups and counts them."""
-    from reconciler.validate import validate
-
     result = validate(snapshot, jobs)
     return tuple(HeadProblem(problem=str(f.problem), nodes=f.nodes) for f in result.findings)
 
@@ -727,8 +726,7 @@ def _diff_line(line: str) -> Any:
 
 
 def _finding(problem: HeadProblem) -> str:
-    more = f" (and {problem.nodes - 1} more nodes)" if problem.nodes > 1 else ""
-    return f"{problem.problem}{more}"
+    return finding_line(problem.problem, problem.nodes)
 
 
 def format_text(report: PlanReport) -> str:

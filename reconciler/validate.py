@@ -28,6 +28,15 @@ class Finding:
     problem: Problem
     nodes: int = 1
 
+    def __str__(self) -> str:
+        return finding_line(str(self.problem), self.nodes)
+
+
+def finding_line(problem: str, nodes: int) -> str:
+    """`path:line: message`, with how many more nodes share it."""
+    more = f" (and {nodes - 1} more nodes)" if nodes > 1 else ""
+    return f"{problem}{more}"
+
 
 @dataclass
 class ValidationResult:

@@ -17,6 +17,7 @@ from reconciler.cli.common import EXIT_REFUSED, handles_errors, repo_options
 from reconciler.compile import Fleet, compile_node, load_fleet
 from reconciler.config import NodeConfig, Variable
 from reconciler.errors import UsageError
+from reconciler.hooks import install_hooks
 from reconciler.snapshot import open_snapshot
 
 
@@ -50,6 +51,7 @@ def init(directory: str) -> None:
         else:
             shutil.copy2(item, target / item.name)
     shutil.copytree(example_dir("templates"), target / "templates")
+    shutil.copytree(example_dir("hooks"), target / "hooks")
     git = ["git", "-C", str(target)]
     subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
     subprocess.run([*git, "add", "-A"], check=True)
@@ -57,7 +59,9 @@ def init(directory: str) -> None:
         "-c", "user.name=reconciler", "-c", "user.email=reconciler@localhost"]
     subprocess.run([*git, *identity, "commit", "-q", "--no-verify", "-m",
                     "Example fleet from reconciler init"], check=True)
-    click.echo(f"created config repo {target} (branch main) with the example fleet")
+    installed = install_hooks(str(target))
+    click.echo(f"created config repo {target} (branch main) with the example fleet; "
+               f"installed {', '.join(Path(p).name for p in installed)}")
 
 
 def _has_git_identity(repo: Path) -> bool:
@@ -77,8 +81,7 @@ def validate_cmd(repo: str, rev: str | None, jobs: int | None) -> None:
     result = validate(open_snapshot(repo, rev), jobs)
     if not result.ok:
         for finding in result.findings:
-            more = f" (and {finding.nodes - 1} more nodes)" if finding.nodes > 1 else ""
-            click.echo(f"{finding.problem}{more}", err=True)
+            click.echo(str(finding), err=True)
         total = len(result.findings) + result.omitted
         hidden = f", {result.omitted} not shown" if result.omitted else ""
         click.echo(f"invalid: {total} distinct problem(s){hidden}", err=True)

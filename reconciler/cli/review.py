@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from reconciler.cli.common import handles_errors
+from reconciler.validate import finding_line
 
 if TYPE_CHECKING:
     from reconciler.review import PlanReport
@@ -86,8 +87,7 @@ def plan(base: str, head: str, repo: str, fmt: str, jobs: int | None, max_bytes:
         click.echo(format_text(report), nl=False)
     if not report.valid:
         for finding in report.head_problems:
-            more = f" (and {finding.nodes - 1} more nodes)" if finding.nodes > 1 else ""
-            click.echo(f"{finding.problem}{more}", err=True)
+            click.echo(finding_line(finding.problem, finding.nodes), err=True)
         click.echo(f"invalid: {len(report.head_problems)} distinct problem(s)", err=True)
     sys.exit(report.exit_code)
 
