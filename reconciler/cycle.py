@@ -20,13 +20,14 @@ from datetime import UTC, datetime
 from reconciler import report as reports
 from reconciler.agentconf import AgentConfig
 from reconciler.compile import load_fleet
-from reconciler.errors import ReconcilerError
+from reconciler.errors import Problem, ReconcilerError, UsageError
 from reconciler.history import History, write_json_atomic
-from reconciler.lock import NodeLock
+from reconciler.lock import LockHeld, NodeLock
 from reconciler.pipeline import Desired, converge, desire
 from reconciler.report import RunReport, SourceReport
 from reconciler.snapshot import open_snapshot
 from reconciler.source import (
+    Refusal,
     RevisionNotFound,
     SourceCache,
     SourceState,
@@ -42,6 +43,7 @@ SOURCE_STATE = "source-state.json"
 HISTORY = "history"
 LOCK = "lock"
 NOTHING_TO_SAY = ("in-sync",)
+LOCK_SLICE = 0.5  # seconds between looks at the stop flag while waiting for the lock
 
 
 @dataclass
@@ -81,9 +83,9 @@ def run_cycle(cfg: AgentConfig, options: CycleOptions | None = None) -> RunRepor
     options = options or CycleOptions()
     started = datetime.now(UTC)
     clock = time.monotonic()
-    os.makedirs(cfg.state_dir, mode=0o700, exist_ok=True)
-    os.makedirs(cfg.root, mode=0o755, exist_ok=True)  # a demo or chroot root may be new
-    with NodeLock(state_path(cfg, LOCK), wait=options.wait):
+    _ensure_dir(str(cfg.state_dir), "state-dir", 0o700)
+    _ensure_dir(str(cfg.root), "root", 0o755)  # a demo or chroot root may be new
+    with _take_lock(cfg, options):
         chosen = _choose(cfg, options)
         if chosen.desired is None:
             report = reports.refused(
@@ -104,12 +106,35 @@ def run_cycle(cfg: AgentConfig, options: CycleOptions | None = None) -> RunRepor
             report.started = started
             _remember_good(cfg, chosen)
         report.source = SourceReport(
-            commit=chosen.commit, subject=_subject(cfg, chosen.commit), branch=cfg.branch,
+            commit=chosen.commit, subject=subject(cfg, chosen.commit), branch=cfg.branch,
             tip=chosen.tip, signed_by=chosen.signed_by, remote=chosen.remote,
             stale=chosen.stale, pinned=chosen.pinned,
         )  # fmt: skip
         record(cfg, report, chosen.desired)
     return report
+
+
+def _ensure_dir(path: str, key: str, mode: int) -> None:
+    """Create a directory the agent settings name, or say clearly why it cannot be used."""
+    try:
+        os.makedirs(path, mode=mode, exist_ok=True)
+    except OSError as exc:
+        raise UsageError([Problem(f"cannot use it as the {key} directory: "
+                                  f"{exc.strerror or exc}", path)]) from None
+
+
+def _take_lock(cfg: AgentConfig, options: CycleOptions) -> NodeLock:
+    """The node lock, waiting up to `options.wait` but giving up as soon as asked to stop
+    (a SIGTERM must not sit out a long --wait)."""
+    lock = NodeLock(state_path(cfg, LOCK))
+    deadline = time.monotonic() + options.wait
+    while True:
+        try:
+            lock.acquire(wait=min(LOCK_SLICE, max(0.0, deadline - time.monotonic())))
+            return lock
+        except LockHeld:
+            if options.should_stop() or time.monotonic() >= deadline:
+                raise
 
 
 def _cache(cfg: AgentConfig) -> SourceCache:
@@ -141,6 +166,7 @@ def _choose(cfg: AgentConfig, options: CycleOptions) -> _Chosen:
         return _compile(cfg, cache, chosen, fallback, state, verify_range=False)
     decision = decide(state, chosen.tip, options.retry_refused)
     if decision.commit is None:
+        chosen.commit = chosen.tip  # the run is tied to the commit it refuses, as before
         chosen.problems = [decision.detail]
         chosen.stale = decision.detail
         return chosen
@@ -207,7 +233,8 @@ def _remember_good(cfg: AgentConfig, chosen: _Chosen) -> None:
         state.mark_good(chosen.commit).save(path)
 
 
-def _subject(cfg: AgentConfig, commit: str | None) -> str | None:
+def subject(cfg: AgentConfig, commit: str | None) -> str | None:
+    """The first line of a config commit's message, from the cache (None if unknown)."""
     if commit is None:
         return None
     found = subprocess.run(
@@ -221,30 +248,55 @@ def _subject(cfg: AgentConfig, commit: str | None) -> str | None:
 
 
 def fingerprint(report: RunReport) -> str:
-    """What a run found, without timings: two runs with the same fingerprint say the same."""
+    """What a run left outstanding, without timings: two runs with the same fingerprint
+    say the same. What a run applied is left out (a run that applied is always news)."""
     changes = [
-        (a.id, c.op, c.path, c.status, c.summary) for a in report.actions for c in a.changes
-    ] + [(o.path, o.op, o.status) for o in report.orphans]
+        (a.id, c.op, c.path, c.status, c.drift, c.diff)  # summaries vary with parent dirs
+        for a in report.actions for c in a.changes if c.status != "applied"
+    ] + [(o.path, o.op, o.status) for o in report.orphans if o.status != "applied"]
     material = json.dumps([report.config_commit, report.result, report.problems, changes],
                           sort_keys=True, default=str)
     return hashlib.sha256(material.encode()).hexdigest()
 
 
 def record(cfg: AgentConfig, report: RunReport, desired: Desired | None) -> None:
-    """Write last-run.json; add a history commit when the run has something new to say."""
+    """Write last-run.json; add a history commit when the run has something new to say.
+
+    New is: the first run, a tip refused by this very run, or a result other than
+    in-sync that differs from the previous record (or applied something). A tip that
+    stays refused run after run is recorded once.
+    """
     data = report.model_dump_json(indent=2).encode() + b"\n"
     write_json_atomic(state_path(cfg, LAST_RUN), data, mode=0o600)
     if report.result not in ("refused", "failed", "interrupted"):
         stamp = {"time": report.started.isoformat(), "commit": report.config_commit}
         write_json_atomic(state_path(cfg, LAST_SUCCESS), json.dumps(stamp).encode(), 0o600)
     history = History(state_path(cfg, HISTORY), cfg.node)
-    if report.result in NOTHING_TO_SAY and history.head() is not None:
-        return
-    if report.result not in NOTHING_TO_SAY and history.head() is not None:
+    refusal = _refusal_seen(cfg, report)
+    refused_now = refusal is not None and refusal.at >= report.started
+    if history.head() is not None and not refused_now:
+        if report.result in NOTHING_TO_SAY or (report.result == "refused" and refusal is not None):
+            return
         previous = RunReport.model_validate_json(history.read("HEAD", "run.json"))
         if fingerprint(previous) == fingerprint(report) and not report.counts.applied:
             return
-    history.record(_snapshot(cfg, desired), data, _summary(report), _trailers(report))
+    refused_tip = refusal if refused_now else None
+    # Without a desired state the run looked at no file: the last snapshot still holds.
+    history.record(_snapshot(cfg, desired), data, _summary(report, refused_tip),
+                   _trailers(report, refused_tip), deleted=None if desired is not None else [])
+
+
+def _refusal_seen(cfg: AgentConfig, report: RunReport) -> Refusal | None:
+    """The refusal of the tip this run saw, when the run did not use that tip."""
+    try:
+        refused = SourceState.load(state_path(cfg, SOURCE_STATE)).refused
+    except ReconcilerError:
+        return None
+    source = report.source
+    if refused is None or source is None or source.tip != refused.commit:
+        return None
+    used = report.config_commit == refused.commit and report.result != "refused"
+    return None if used else refused
 
 
 def _snapshot(cfg: AgentConfig, desired: Desired | None) -> dict[str, bytes]:
@@ -269,30 +321,36 @@ def _snapshot(cfg: AgentConfig, desired: Desired | None) -> dict[str, bytes]:
     return files
 
 
-def _summary(report: RunReport) -> str:
+def _summary(report: RunReport, refused_tip: Refusal | None) -> str:
     c = report.counts
     commit = (report.config_commit or "none")[:12]
-    subject = f": {report.source.subject}" if report.source and report.source.subject else ""
+    title = f": {report.source.subject}" if report.source and report.source.subject else ""
     if report.result == "refused":
         first = report.problems[0] if report.problems else "refused"
-        return f"refused at {commit}: {first}"[:200]
-    parts = [f"{report.result} at {commit}{subject}"]
+        return _one_line(f"refused at {commit}: {first}")
+    parts = [f"{report.result} at {commit}{title}"]
     details = [f"{n} {w}" for n, w in ((c.applied, "applied"), (c.pending, "pending"),
                                         (c.edited_by_hand, "edited by hand"), (c.held, "held"),
                                         (c.failed, "failed"), (c.orphans, "orphans")) if n]
     if details:
         parts.append("(" + ", ".join(details) + ")")
-    return " ".join(parts)[:200].replace("\n", " ")
+    if refused_tip is not None:
+        parts.append(f"; tip {refused_tip.commit[:12]} refused: {refused_tip.reason}")
+    return _one_line(" ".join(parts))
 
 
-def _trailers(report: RunReport) -> dict[str, str]:
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:200]
+
+
+def _trailers(report: RunReport, refused_tip: Refusal | None) -> dict[str, str]:
     changed = sorted({c.path or a.id for a in report.actions for c in a.changes
                       if c.status in ("applied", "pending")})
     held = sorted({c.path or a.id for a in report.actions for c in a.changes
                    if c.status == "held"})
     failed = sorted({a.id for a in report.actions if a.status == "failed"})
     signer = report.source.signed_by if report.source else None
-    return {
+    trailers = {
         "Config-Commit": report.config_commit or "none",
         "Config-Signed-By": signer or "unsigned",
         "Node": report.node,
@@ -302,6 +360,9 @@ def _trailers(report: RunReport) -> dict[str, str]:
         "Held": _listing(held),
         "Failed": _listing(failed),
     }
+    if refused_tip is not None:
+        trailers["Refused-Tip"] = refused_tip.commit
+    return trailers
 
 
 def _listing(items: list[str]) -> str:
@@ -310,6 +371,55 @@ def _listing(items: list[str]) -> str:
     shown = " ".join(items[:20])
     more = f" (+{len(items) - 20} more)" if len(items) > 20 else ""
     return f"{len(items)}: {shown}{more}"
+
+
+# ---------------------------------------------------------------- rollback
+
+
+def pin(cfg: AgentConfig, target: str, wait: float = 0.0) -> str:
+    """Pin the node to config commit `target` (an operator's rollback); returns its sha.
+
+    Fetches first so a commit pushed a moment ago can be named; when no remote answers,
+    a commit already in the cache can still be pinned (a rollback is often wanted
+    exactly while things are broken). The next run applies the pin.
+    """
+    _ensure_dir(str(cfg.state_dir), "state-dir", 0o700)
+    with NodeLock(state_path(cfg, LOCK), wait=wait):
+        cache = _cache(cfg)
+        unreachable = ""
+        try:
+            cache.ensure_healthy()
+            cache.fetch()
+        except SourceUnavailable as exc:
+            unreachable = "; the remote is unreachable: " + "; ".join(str(p) for p in exc.problems)
+        sha = _resolve(cache, target)
+        if sha is None:
+            raise UsageError.because(f"unknown config commit {target!r}{unreachable}")
+        path = state_path(cfg, SOURCE_STATE)
+        SourceState.load(path).pin(sha, f"reconciler rollback --to {target}").save(path)
+    return sha
+
+
+def release(cfg: AgentConfig, wait: float = 0.0) -> str | None:
+    """Drop the rollback pin so the next run follows the branch; returns what was pinned."""
+    _ensure_dir(str(cfg.state_dir), "state-dir", 0o700)
+    with NodeLock(state_path(cfg, LOCK), wait=wait):
+        path = state_path(cfg, SOURCE_STATE)
+        state = SourceState.load(path)
+        if state.pinned is not None:
+            state.unpin().save(path)
+        return state.pinned.commit if state.pinned else None
+
+
+def _resolve(cache: SourceCache, rev: str) -> str | None:
+    if not cache.path.exists() or rev.startswith("-"):
+        return None
+    found = subprocess.run(
+        ["git", "-C", str(cache.path), "rev-parse", "--verify", "--quiet", "--end-of-options",
+         f"{rev}^{{commit}}"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return found.stdout.strip() or None if found.returncode == 0 else None
 
 
 # ---------------------------------------------------------------- the commit in use

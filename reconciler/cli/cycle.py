@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,6 +20,9 @@ from reconciler.config import Severity
 from reconciler.errors import UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_NEVER_RAN = 3  # `status` of a node without state, as LSB status says "not running"
+_SHOWN_PROBLEMS = 10  # why the last run was refused; the rest are in last-run.json
 
 
 def register(group: click.Group) -> None:
@@ -68,31 +70,38 @@ def load_config(config_path: str | None, **flags: Any) -> AgentConfig:
         return agentconf.merge_overrides(agentconf.load(path), **flags)
     if "remote" not in flags:
         raise UsageError.because(f"no agent settings: {path} does not exist and no --remote given")
-    try:
-        base = AgentConfig.model_validate({"remote": flags.pop("remote")})
-        return agentconf.merge_overrides(base, **flags)
-    except ValueError as exc:
-        raise UsageError.because(str(exc)) from None
+    # An empty, unvalidated base: merge_overrides validates the flags and names each bad one.
+    return agentconf.merge_overrides(AgentConfig.model_construct(), **flags)
 
 
 class StopFlag:
     """Set by SIGTERM/SIGINT: the run finishes its current atomic step, records, and stops."""
 
     def __init__(self) -> None:
-        self.stopping = False
+        self.signal: int | None = None
+
+    @property
+    def stopping(self) -> bool:
+        return self.signal is not None
 
     def __call__(self) -> bool:
         return self.stopping
 
     def install(self) -> None:
         def handler(signum: int, _frame: object) -> None:
-            self.stopping = True
+            self.signal = signum
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
 
 
-@click.command(epilog=EXIT_CODES_HELP)
+RUN_EXIT_CODES_HELP = EXIT_CODES_HELP.rstrip("\n") + """
+  143, 130  stopped by SIGTERM, SIGINT: the current step finished, the run
+            was recorded as "interrupted" and the lock released
+"""
+
+
+@click.command(epilog=RUN_EXIT_CODES_HELP)
 @agent_options
 @click.option("--allow-rewind", is_flag=True,
               help="Accept a commit that does not descend from the last applied one.")
@@ -117,6 +126,8 @@ def run(config_path: str | None, allow_rewind: bool, retry_refused: bool, wait: 
                                          retry_refused=retry_refused,
                                          host_commands=host_commands, should_stop=stop))
     emit(report, fmt, verbose)
+    if report.result == "interrupted" and stop.signal is not None:
+        sys.exit(128 + stop.signal)  # as a shell reports a process the signal ended
     sys.exit(report.exit_code)
 
 
@@ -132,7 +143,10 @@ def _read_json(path: Path) -> Any:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @handles_errors
 def status(config_path: str | None, fmt: str, **flags: Any) -> None:
-    """What this node runs and how it went: config commit, tip, last runs, counts, staleness."""
+    """What this node runs and how it went: config commit, tip, last runs, counts, staleness.
+
+    Exits 0, or 3 when the node has no state yet (it never ran)."""
+    from reconciler.cycle import subject
     from reconciler.source import SourceState
 
     cfg = load_config(config_path, **flags)
@@ -158,39 +172,60 @@ def status(config_path: str | None, fmt: str, **flags: Any) -> None:
             "time": last.get("started"), "result": last.get("result"),
             "exit_code": last.get("exit_code"), "config_commit": last.get("config_commit"),
             "subject": src.get("subject"), "tip": src.get("tip"), "stale": src.get("stale"),
-            "counts": last.get("counts"),
+            "counts": last.get("counts"), "problems": last.get("problems") or [],
         }  # fmt: skip
     if fmt == "json":
         click.echo(json.dumps(info, indent=2))
-        return
+        sys.exit(EXIT_NEVER_RAN if last is None else 0)
     click.echo(f"node        {cfg.node} ({cfg.mode} mode)")
-    click.echo(f"source      {cfg.remote} branch {cfg.branch or '-'}")
+    click.echo(f"source      {cfg.remote} " +
+               (f"branch {cfg.branch}" if cfg.branch else f"commit {cfg.commit}"))
     if last is None:
         click.echo("last run    never (no state under " + str(state_dir) + ")")
-        sys.exit(3)
+        sys.exit(EXIT_NEVER_RAN)
     run_info = info["last_run"]
-    click.echo(f"config      {(run_info['config_commit'] or 'none')[:12]} "
-               f"{run_info['subject'] or ''}".rstrip())
+    enforced = source.pinned.commit if source.pinned else source.last_good
+    if enforced is None:
+        click.echo("config      none applied yet")
+    else:
+        title = run_info["subject"] if enforced == run_info["config_commit"] else \
+            subject(cfg, enforced)
+        click.echo(f"config      {enforced[:12]} {title or ''}".rstrip())
     click.echo(f"tip seen    {(run_info['tip'] or 'unknown')[:12]}")
-    click.echo(f"last run    {run_info['time']} → {run_info['result']} "
+    click.echo(f"last run    {_when(run_info['time'])} → {run_info['result']} "
                f"(exit {run_info['exit_code']})")
-    click.echo(f"last ok     {success['time'] if success else 'never'}")
+    click.echo(f"last ok     {_when(success.get('time')) if success else 'never'}")
     counts = run_info["counts"] or {}
     click.echo("counts      " + ", ".join(
         f"{counts.get(k, 0)} {k.replace('_', ' ')}"
         for k in ("in_sync", "pending", "edited_by_hand", "held", "failed", "orphans")))
     if source.pinned:
         click.echo(f"PINNED      to {source.pinned.commit[:12]} since "
-                   f"{source.pinned.since.isoformat()} (reconciler rollback --release)")
+                   f"{_when(source.pinned.since)} (reconciler rollback --release)")
     if source.refused:
         click.echo(f"REFUSED     {source.refused.commit[:12]} at "
-                   f"{source.refused.at.isoformat()}: {source.refused.reason}")
+                   f"{_when(source.refused.at)}: {source.refused.reason}")
     if run_info["stale"]:
         click.echo(f"STALE       {run_info['stale']}")
+    for problem in run_info["problems"][:_SHOWN_PROBLEMS]:
+        click.echo(f"why         {problem}")
+    if len(run_info["problems"]) > _SHOWN_PROBLEMS:
+        click.echo(f"            ... and {len(run_info['problems']) - _SHOWN_PROBLEMS} more")
     if source.last_good_at:
-        age = datetime.now(UTC) - source.last_good_at
-        click.echo(f"on commit   {int(age.total_seconds())}s "
-                   f"(since {source.last_good_at.isoformat()})")
+        click.echo(f"good since  {_when(source.last_good_at)}")
+
+
+def _when(moment: datetime | str | None) -> str:
+    """A time for people: UTC to the second, and how long ago."""
+    if isinstance(moment, str):
+        try:
+            return _when(datetime.fromisoformat(moment))
+        except ValueError:
+            return moment
+    if moment is None:
+        return "unknown"
+    ago = int((datetime.now(UTC) - moment).total_seconds())
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({ago}s ago)"
 
 
 @click.command()
@@ -213,7 +248,10 @@ def log(config_path: str | None, count: int, path: str | None, **flags: Any) -> 
         result = entry.trailers.get("Result", "?")
         changed = ", ".join(entry.changed[:6]) + (" …" if len(entry.changed) > 6 else "")
         when = entry.time.strftime("%Y-%m-%d %H:%M:%S")
-        click.echo(f"{entry.sha[:10]} {when} config {commit} {result:<11} {changed}")
+        refused = entry.trailers.get("Refused-Tip")
+        note = f"(tip {refused[:12]} refused) " if refused else ""
+        click.echo(f"{entry.sha[:10]} {when} config {commit} {result:<11} {note}{changed}"
+                   .rstrip())
 
 
 @click.command()
@@ -226,34 +264,17 @@ def log(config_path: str | None, count: int, path: str | None, **flags: Any) -> 
 def rollback(config_path: str | None, target: str | None, release: bool, wait: float,
              fmt: str, **flags: Any) -> None:
     """Apply an older config commit on purpose and stay pinned there until --release."""
-    from reconciler.cycle import SOURCE_STATE, CycleOptions, run_cycle, state_path
-    from reconciler.lock import NodeLock
-    from reconciler.source import SourceCache, SourceState
+    from reconciler import cycle
 
     if (target is None) == (not release):
         raise UsageError.because("give either --to REV or --release")
     cfg = load_config(config_path, **flags)
-    os.makedirs(cfg.state_dir, mode=0o700, exist_ok=True)
-    path = state_path(cfg, SOURCE_STATE)
-    with NodeLock(state_path(cfg, "lock"), wait=wait):
-        state = SourceState.load(path)
-        if release:
-            state.unpin().save(path)
-            click.echo("released: following the branch again from the next run")
-            return
-        cache = SourceCache(cfg.state_dir, cfg.remote, cfg.mirrors, cfg.fetch_timeout)
-        cache.ensure_healthy()
-        cache.fetch()
-        assert target is not None
-        found = subprocess.run(
-            ["git", "-C", str(cache.path), "rev-parse", "--verify", "--quiet",
-             "--end-of-options", f"{target}^{{commit}}"],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if found.returncode != 0 or target.startswith("-"):
-            raise UsageError.because(f"unknown config commit {target!r} (after fetching)")
-        sha = found.stdout.strip()
-        state.pin(sha, f"reconciler rollback --to {target}").save(path)
-    report = run_cycle(cfg, CycleOptions(wait=wait, allow_rewind=True))
+    if target is None:
+        released = cycle.release(cfg, wait)
+        click.echo(f"released the pin on {released[:12]}: following {cfg.branch or cfg.commit} "
+                   "again from the next run" if released else "not pinned: nothing to release")
+        return
+    cycle.pin(cfg, target, wait)
+    report = cycle.run_cycle(cfg, cycle.CycleOptions(wait=wait))
     emit(report, fmt, False)
     sys.exit(report.exit_code)

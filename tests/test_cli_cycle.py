@@ -1,0 +1,485 @@
+"""`reconciler run/status/log/rollback` as a subprocess against a real bare origin."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from cycle_support import (
+    BASE_ACTIONS,
+    NODE,
+    RECONCILER,
+    SECRET,
+    Node,
+    lock_holder,
+    stop,
+    wait_for,
+    web_class,
+)
+from gitutil_repo import allowed_signers, free_port, git, isolate_git, ssh_key, ssh_signing
+
+from reconciler.cycle import pin
+from reconciler.report import EXIT_CHANGES, EXIT_REFUSED
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    isolate_git(monkeypatch, home)
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Node:
+    return Node(tmp_path)
+
+
+def test_first_run_builds_the_node_and_records_one_history_commit(node: Node) -> None:
+    config_commit = node.push_base()
+
+    done = node.cli("run")
+
+    assert done.code == EXIT_CHANGES, done.err
+    assert (node.root / "etc/x").read_text() == f"hello from {NODE}\n"
+    assert len(node.history_commits()) == 1
+    assert node.trailers() == {
+        "Config-Commit": config_commit,
+        "Config-Signed-By": "unsigned",
+        "Node": NODE,
+        "Mode": "change",
+        "Result": "changed",
+        "Changed": "3: /etc/app/app.conf /etc/app/secret.ini /etc/x",
+        "Held": "0",
+        "Failed": "0",
+    }
+    assert f"+hello from {NODE}" in git(node.history, "log", "-p", "--", "etc/x")
+    tree = git(node.history, "ls-tree", "-r", "--name-only", "main").splitlines()
+    assert tree == ["etc/app/app.conf", "etc/app/secret.ini", "etc/x", "run.json"]
+    assert json.loads(git(node.history, "show", "main:run.json"))["result"] == "changed"
+
+
+def test_secret_reaches_the_history_only_as_its_sha256(node: Node) -> None:
+    node.push_base()
+
+    node.run()
+
+    digest = hashlib.sha256(f"{SECRET}\n".encode()).hexdigest()
+    assert git(node.history, "show", "main:etc/app/secret.ini") == f"secret sha256:{digest}"
+    assert SECRET not in git(node.history, "log", "-p", "--all")
+    assert SECRET not in git(node.history, "show", "main:run.json")
+    assert SECRET not in (node.state / "last-run.json").read_text()
+
+
+def test_second_run_with_nothing_new_updates_only_last_run(node: Node) -> None:
+    node.push_base()
+    node.run()
+    first = node.last_run()["started"]
+
+    done = node.cli("run")
+
+    assert done.code == 0, done.err
+    assert len(node.history_commits()) == 1
+    assert node.last_run()["started"] != first
+    assert node.last_run()["result"] == "in-sync"
+
+
+def test_pushed_commit_is_applied_and_named_in_a_new_history_commit(node: Node) -> None:
+    node.push_base()
+    node.run()
+    newer = node.push({"templates/web/x.j2": "bonjour from {{ node.name }}\n"}, "french x")
+
+    done = node.cli("run")
+
+    assert done.code == EXIT_CHANGES, done.err
+    assert (node.root / "etc/x").read_text() == f"bonjour from {NODE}\n"
+    assert len(node.history_commits()) == 2
+    assert node.trailers()["Config-Commit"] == newer
+    assert node.trailers()["Changed"] == "1: /etc/x"
+    assert git(node.history, "log", "-1", "--format=%s") == f"changed at {newer[:12]}: french x " \
+        "(1 applied)"
+
+
+def test_log_shows_each_run_on_one_line_with_commit_result_and_paths(node: Node) -> None:
+    base = node.push_base()
+    node.run()
+    newer = node.push({"templates/web/x.j2": "bonjour\n"}, "french x")
+    node.run()
+
+    done = node.cli("log")
+
+    lines = done.out.splitlines()
+    assert done.code == 0, done.err
+    assert len(lines) == 2
+    assert f"config {newer[:12]} changed" in lines[0] and lines[0].endswith("/etc/x")
+    assert f"config {base[:12]} changed" in lines[1]
+    assert "/etc/app/app.conf, /etc/app/secret.ini, /etc/x" in lines[1]
+
+
+def test_log_path_shows_only_runs_that_touched_that_path(node: Node) -> None:
+    base = node.push_base()
+    node.run()
+    node.push({"templates/web/x.j2": "bonjour\n"}, "french x")
+    node.run()
+
+    done = node.cli("log", "--path", "/etc/app/app.conf")
+
+    assert done.code == 0, done.err
+    assert len(done.out.splitlines()) == 1
+    assert f"config {base[:12]}" in done.out
+
+
+def test_log_of_a_fresh_node_says_nothing_was_recorded(node: Node) -> None:
+    done = node.cli("log")
+
+    assert (done.code, done.out.strip()) == (0, "no runs recorded yet")
+
+
+def test_first_run_with_the_remote_down_is_refused_and_status_says_why(node: Node) -> None:
+    node.write_config(remote=f"git://127.0.0.1:{free_port()}/config.git")
+
+    done = node.cli("run")
+    status = node.cli("status")
+
+    assert done.code == EXIT_REFUSED
+    assert not node.root.exists() or not any(node.root.iterdir())
+    assert "fetch failed" in done.out + done.err
+    assert "config      none applied yet" in status.out
+    assert "refused (exit 1)" in status.out
+    assert "why         " in status.out and "fetch failed" in status.out
+    assert "127.0.0.1" in status.out
+
+
+def test_remote_down_keeps_enforcing_last_good_and_status_says_stale(node: Node) -> None:
+    good = node.push_base()
+    node.run()
+    (node.root / "etc/x").write_text("edited by hand\n")
+    node.write_config(remote=f"file://{node.tmp}/nowhere.git")
+
+    done = node.cli("run")
+    status = node.cli("status")
+
+    assert done.code == EXIT_CHANGES, done.err
+    assert "stale: source unavailable" in done.out
+    assert (node.root / "etc/x").read_text() == f"hello from {NODE}\n"
+    stale = node.last_run()["source"]["stale"]
+    assert stale.startswith("source unavailable") and good[:12] in stale
+    assert f"config      {good[:12]} base config" in status.out
+    assert "STALE       source unavailable" in status.out
+
+
+def test_unsigned_commit_under_require_signed_head_leaves_the_node_on_the_last_good(
+    node: Node, tmp_path: Path
+) -> None:
+    key = ssh_key(tmp_path, "alice")
+    signers = allowed_signers(tmp_path / "allowed_signers", {"alice@example.org": key})
+    node.write_config(**{"require-signed": "head", "allowed-signers": str(signers)})
+    good = node.push_base(signing=ssh_signing(key))
+    first = node.cli("run")
+    bad = node.push({"templates/web/x.j2": "unsigned\n"}, "sneaky")
+
+    done = node.cli("run")
+    status = node.cli("status")
+
+    assert first.code == EXIT_CHANGES, first.err
+    assert node.trailers("main~1")["Config-Signed-By"].startswith("alice@example.org SHA256:")
+    assert done.code == 0, done.err
+    assert (node.root / "etc/x").read_text() == f"hello from {NODE}\n"
+    assert f"config      {good[:12]}" in status.out
+    assert f"REFUSED     {bad[:12]}" in status.out and "not signed" in status.out
+    newest = node.cli("log").out.splitlines()[0]
+    assert f"config {good[:12]} in-sync     (tip {bad[:12]} refused)" in newest
+
+
+def test_rollback_applies_an_older_commit_and_pins_it(node: Node) -> None:
+    older = node.push_base()
+    node.run()
+    node.push({"templates/web/x.j2": "newer\n"}, "newer x")
+    node.run()
+
+    done = node.cli("rollback", "--to", older[:10])
+    status = node.cli("status")
+
+    assert done.code == EXIT_CHANGES, done.err
+    assert (node.root / "etc/x").read_text() == f"hello from {NODE}\n"
+    assert node.trailers()["Config-Commit"] == older
+    assert f"PINNED      to {older[:12]}" in status.out
+
+
+def test_rollback_release_follows_the_branch_again(node: Node) -> None:
+    older = node.push_base()
+    node.run()
+    newest = node.push({"templates/web/x.j2": "newest\n"}, "newest x")
+    pin(node.agent_config(), older)
+
+    done = node.cli("rollback", "--release")
+    node.run()
+
+    assert done.code == 0, done.err
+    assert done.out.strip() == f"released the pin on {older[:12]}: following main again " \
+        "from the next run"
+    assert (node.root / "etc/x").read_text() == "newest\n"
+    assert node.trailers()["Config-Commit"] == newest
+
+
+def test_rollback_to_an_unknown_commit_is_a_clear_error(node: Node) -> None:
+    node.push_base()
+    node.run()
+
+    done = node.cli("rollback", "--to", "deadbeef")
+
+    assert done.code == EXIT_REFUSED
+    assert "unknown config commit 'deadbeef'" in done.err
+    assert "Traceback" not in done.err
+
+
+def test_second_run_waits_then_names_the_lock_holder(node: Node) -> None:
+    node.push_base()
+    ready = node.tmp / "holding"
+    holder = lock_holder(node.state / "lock", ready)
+    try:
+        wait_for(ready)
+        done = node.cli("run", "--wait", "0.5")
+    finally:
+        stop(holder)
+
+    assert done.code == EXIT_REFUSED
+    assert f"another run holds the node lock: pid {holder.pid}" in done.err
+    assert not node.root.exists() or not any(node.root.iterdir())
+
+
+def _wait_until_it_opens(process: subprocess.Popen[str], path: Path) -> None:
+    """Block until `process` has `path` open (it reached the point of using it)."""
+    fds = Path(f"/proc/{process.pid}/fd")
+    deadline = time.monotonic() + 20
+    while not any(_link(fd) == str(path) for fd in fds.iterdir()):
+        assert process.poll() is None and time.monotonic() < deadline, process.returncode
+        time.sleep(0.02)
+
+
+def _link(fd: Path) -> str | None:
+    try:
+        return os.readlink(fd)
+    except OSError:
+        return None
+
+
+def test_sigterm_while_waiting_for_the_lock_stops_the_wait(node: Node) -> None:
+    node.push_base()
+    ready = node.tmp / "holding"
+    holder = lock_holder(node.state / "lock", ready)
+    try:
+        wait_for(ready)
+        waiting = node.start("run", "--wait", "60")
+        _wait_until_it_opens(waiting, node.state / "lock")
+        began = time.monotonic()
+        waiting.send_signal(signal.SIGTERM)
+        _, err = waiting.communicate(timeout=30)
+    finally:
+        stop(holder)
+
+    assert time.monotonic() - began < 5
+    assert waiting.returncode == EXIT_REFUSED
+    assert f"another run holds the node lock: pid {holder.pid}" in err
+
+
+def _slow_commands(node: Node) -> str:
+    """A commit whose first command marks /started and sleeps; the second marks /after."""
+    return node.push({"classes/web.xml": web_class(
+        BASE_ACTIONS +
+        '  <command name="slow" run="touch started; sleep 1" unless="test -e started"/>\n'
+        '  <command name="after" run="touch after" creates="/after"/>\n'
+    )}, "slow command")  # fmt: skip
+
+
+def test_sigkill_mid_run_then_a_run_converges_with_a_clean_history(node: Node) -> None:
+    node.push_base()
+    node.run()
+    started, after = node.root / "started", node.root / "after"
+    _slow_commands(node)
+    process = subprocess.Popen(
+        [*_run_argv(node), "--host-commands"], start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    wait_for(started)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+
+    done = node.cli("run", "--host-commands")
+    again = node.run(host_commands=True)
+
+    assert process.returncode == -signal.SIGKILL
+    assert done.code == EXIT_CHANGES, done.err
+    assert after.exists()
+    assert again.exit_code == 0
+    fsck = subprocess.run(["git", "-C", str(node.history), "fsck", "--strict"],
+                          capture_output=True, text=True, check=False)
+    assert (fsck.returncode, fsck.stderr) == (0, "")
+    assert len(node.history_commits()) == 2
+
+
+def _run_argv(node: Node) -> list[str]:
+    return [RECONCILER, "run", "--config", str(node.config)]
+
+
+def test_sigterm_mid_run_records_an_interrupted_run_and_releases_the_lock(node: Node) -> None:
+    node.push_base()
+    node.run()
+    started, after = node.root / "started", node.root / "after"
+    commit = _slow_commands(node)
+    process = node.start("run", "--host-commands")
+    wait_for(started)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert "interrupted" in out
+    assert not after.exists()
+    assert node.last_run()["result"] == "interrupted"
+    assert node.trailers()["Result"] == "interrupted"
+    assert node.trailers()["Config-Commit"] == commit
+    assert node.run(host_commands=True).exit_code == EXIT_CHANGES
+    assert after.exists()
+
+
+def test_unknown_key_in_agent_toml_names_file_line_and_key(node: Node) -> None:
+    node.config.write_text(node.config.read_text() + "colour = \"blue\"\n")
+    line = len(node.config.read_text().splitlines())
+
+    done = node.cli("run")
+
+    assert done.code == EXIT_REFUSED
+    assert done.err.strip() == f"{node.config}:{line}: colour: unknown key"
+    assert not node.state.exists()
+
+
+def test_bad_value_in_agent_toml_names_file_line_and_key(node: Node) -> None:
+    node.config.write_text(node.config.read_text() + 'mode = "sometimes"\n')
+    line = len(node.config.read_text().splitlines())
+
+    done = node.cli("status")
+
+    assert done.code == EXIT_REFUSED
+    assert done.err.startswith(f"{node.config}:{line}: mode: ")
+    assert "Traceback" not in done.err
+
+
+def test_node_flag_wins_over_agent_toml(node: Node) -> None:
+    node.push_base()
+
+    done = node.cli("run", "--node", "web-02.shop.lab.t")
+
+    assert done.code == EXIT_CHANGES, done.err
+    assert (node.root / "etc/x").read_text() == "hello from web-02.shop.lab.t\n"
+    assert node.trailers()["Node"] == "web-02.shop.lab.t"
+
+
+def test_mode_flag_audits_without_writing(node: Node) -> None:
+    node.push_base()
+
+    done = node.cli("run", "--mode", "audit")
+
+    assert done.code == EXIT_CHANGES, done.err
+    assert not (node.root / "etc/x").exists()
+    assert node.trailers()["Mode"] == "audit"
+    assert node.trailers()["Result"] == "drift"
+
+
+def test_state_dir_root_and_branch_flags_win_over_agent_toml(node: Node) -> None:
+    node.push_base()
+    git(node.origin.work, "checkout", "--quiet", "-b", "staging")
+    staged = node.origin.commit({"templates/web/x.j2": "staging\n"}, "on staging", push=False)
+    git(node.origin.work, "push", "--quiet", "origin", "staging")
+    other_root, other_state = node.tmp / "other-root", node.tmp / "other-state"
+
+    done = node.cli("run", "--branch", "staging", "--root", other_root,
+                    "--state-dir", other_state)
+
+    assert done.code == EXIT_CHANGES, done.err
+    assert (other_root / "etc/x").read_text() == "staging\n"
+    assert not node.state.exists() and not node.root.exists()
+    last = json.loads((other_state / "last-run.json").read_bytes())
+    assert last["config_commit"] == staged
+
+
+def test_bad_flag_value_is_a_clear_error(node: Node) -> None:
+    done = node.cli("run", "--node", "not a node name")
+
+    assert done.code == EXIT_REFUSED
+    assert done.err.startswith("error: --node: ")
+    assert "Traceback" not in done.err
+
+
+def test_status_of_a_fresh_node_says_it_has_no_state(node: Node) -> None:
+    done = node.cli("status")
+
+    assert done.code == 3
+    assert f"node        {NODE} (change mode)" in done.out
+    assert f"last run    never (no state under {node.state})" in done.out
+
+
+def test_status_after_runs_shows_commit_tip_times_and_counts(node: Node) -> None:
+    base = node.push_base()
+    node.run()
+    (node.root / "etc/app/app.conf").write_text("workers = 99\n")
+    node.write_config(mode="audit")
+
+    node.run()
+    done = node.cli("status")
+    info = json.loads(node.cli("status", "--format", "json").out)
+
+    assert done.code == 0, done.err
+    assert f"config      {base[:12]} base config" in done.out
+    assert f"tip seen    {base[:12]}" in done.out
+    assert re.search(r"^last run    \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(\d+s ago\) → drift "
+                     r"\(exit 2\)$", done.out, re.M)
+    assert re.search(r"^last ok     \d{4}-.* UTC \(\d+s ago\)$", done.out, re.M)
+    assert re.search(r"^good since  \d{4}-.* UTC \(\d+s ago\)$", done.out, re.M)
+    assert "counts      2 in sync, 0 pending, 1 edited by hand, 0 held, 0 failed, 0 orphans" \
+        in done.out
+    assert "STALE" not in done.out and "PINNED" not in done.out and "REFUSED" not in done.out
+    assert info["last_good"] == base
+    assert info["last_run"]["counts"]["edited_by_hand"] == 1
+
+
+def test_every_agent_toml_key_has_a_flag(node: Node) -> None:
+    from reconciler.agentconf import AgentConfig
+
+    done = node.cli("run", "--help")
+
+    keys = {(field.alias or name) for name, field in AgentConfig.model_fields.items()}
+    flags = {"--mirror" if key == "mirrors" else f"--{key.replace('_', '-')}" for key in keys}
+    assert {flag for flag in flags if flag not in done.out} == set()
+
+
+def test_flags_alone_make_an_agent_config_and_a_bad_one_names_the_flag(tmp_path: Path) -> None:
+    from reconciler.agentconf import DEFAULT_PATH
+    from reconciler.cli.cycle import load_config
+    from reconciler.errors import UsageError
+
+    if os.path.exists(DEFAULT_PATH):
+        pytest.skip(f"{DEFAULT_PATH} exists on this host")
+    good = load_config(None, remote="file:///srv/config.git", node=NODE, mirrors=())
+
+    with pytest.raises(UsageError) as bad:
+        load_config(None, remote="ext::sh -c touch% /tmp/pwned")
+
+    assert (good.remote, good.node, good.branch) == ("file:///srv/config.git", NODE, "main")
+    assert [p.message for p in bad.value.problems] == [
+        "--remote: transport helper URLs are not allowed: 'ext::sh -c touch% /tmp/pwned'"]
+
+
+def test_a_root_that_is_a_file_is_a_clear_error(node: Node) -> None:
+    node.push_base()
+    node.root.write_text("not a directory\n")
+
+    done = node.cli("run")
+
+    assert done.code == EXIT_REFUSED
+    assert done.err.strip() == f"{node.root}: cannot use it as the root directory: File exists"
