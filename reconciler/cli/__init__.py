@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from reconciler.cli import cycle, node, repo, review
+from reconciler.cli import agent, cycle, node, repo, review
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,3 +17,4 @@ repo.register(main)
 node.register(main)
 cycle.register(main)
 review.register(main)
+agent.register(main)

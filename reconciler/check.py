@@ -1,0 +1,157 @@
+"""`reconciler check`: the Nagios/Icinga verdict on a node's last run, as pure logic.
+
+OK when the last run left the node in sync and is fresh; WARNING for drift still
+standing (held, edited by hand, or pending in audit mode), a late run or a stale
+source; CRITICAL for failed actions, a refused commit or a run far too old; UNKNOWN
+when there is no state to judge. One status line with performance data, and the exit
+code Nagios expects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import IntEnum
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from reconciler.errors import ReconcilerError
+from reconciler.report import RunReport
+from reconciler.source import SourceState
+
+PREFIX = "RECONCILER"
+DEFAULT_INTERVAL = 300
+LAST_RUN = "last-run.json"
+SOURCE_STATE = "source-state.json"
+
+
+class Status(IntEnum):
+    """Nagios plugin states; the value is the exit code."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Ages in seconds: WARNING past `warn` (run or stale source), CRITICAL past `crit` (run)."""
+
+    interval: float
+    warn_intervals: float
+    crit_intervals: float
+
+    @property
+    def warn(self) -> float:
+        return self.interval * self.warn_intervals
+
+    @property
+    def crit(self) -> float:
+        return self.interval * self.crit_intervals
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: Status
+    line: str
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """What `check` reads from the state directory; `problem` says why it is unusable."""
+
+    last_run: RunReport | None
+    source: SourceState | None
+    problem: str | None = None
+
+
+def read_state(state_dir: str | Path) -> NodeState:
+    """last-run.json and source-state.json; a missing or unreadable file is a problem, not
+    an exception."""
+    base = Path(state_dir)
+    try:
+        raw = (base / LAST_RUN).read_bytes()
+    except FileNotFoundError:
+        return NodeState(None, None, f"no last run under {base}")
+    except OSError as exc:
+        return NodeState(None, None, f"cannot read {base / LAST_RUN}: {exc.strerror or exc}")
+    try:
+        report = RunReport.model_validate_json(raw)
+    except (ValidationError, ValueError) as exc:
+        first = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+        return NodeState(None, None, f"unreadable {base / LAST_RUN}: {first}")
+    try:
+        source: SourceState | None = SourceState.load(base / SOURCE_STATE)
+    except ReconcilerError as exc:  # judge the run without it, and say so
+        return NodeState(report, None, f"unreadable {base / SOURCE_STATE}: {exc}")
+    return NodeState(report, source)
+
+
+def _age(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 172800:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
+
+
+def evaluate(state: NodeState, now: datetime, limits: Thresholds) -> Verdict:
+    """The verdict and its status line (`RECONCILER OK - ... | drift=0 held=0 failed=0 age=42s`)."""
+    report = state.last_run
+    if report is None:
+        return Verdict(Status.UNKNOWN, f"{PREFIX} UNKNOWN - {state.problem or 'no state'}")
+    age = max(0.0, (now - report.started).total_seconds() - report.duration_s)
+    standing = [c for a in report.actions for c in a.changes if c.status in ("pending", "held")]
+    standing += [o for o in report.orphans if o.status in ("pending", "held")]
+    drift = len(standing)
+    held = report.counts.held
+    failed = report.counts.failed
+    by_hand = sum(1 for c in standing if c.drift in ("edited-by-hand", "both"))
+    critical: list[str] = []
+    warning: list[str] = []
+    if report.result == "refused":
+        critical.append("run refused: " + (report.problems[0] if report.problems else "no reason"))
+    if failed or report.result == "failed":
+        failed_ids = [a.id for a in report.actions if a.status == "failed"]
+        shown = ", ".join(failed_ids[:3]) + (" …" if len(failed_ids) > 3 else "")
+        critical.append(f"{failed} failed" + (f" ({shown})" if shown else ""))
+    source = state.source
+    if source is not None and source.refused is not None:
+        critical.append(f"commit {source.refused.commit[:12]} refused: {source.refused.reason}")
+    if age > limits.crit:
+        critical.append(f"last run {_age(age)} ago (critical over {_age(limits.crit)})")
+    elif age > limits.warn:
+        warning.append(f"last run {_age(age)} ago (warning over {_age(limits.warn)})")
+    if held:
+        warning.append(f"{held} held above the ceiling {report.ceiling or '?'}")
+    if by_hand:
+        warning.append(f"{by_hand} edited by hand")
+    if drift - by_hand - held > 0:
+        warning.append(f"{drift - by_hand - held} pending")
+    if report.result == "interrupted":
+        warning.append("last run interrupted")
+    stale = report.source.stale if report.source is not None else None
+    if stale and not (report.source is not None and report.source.pinned):
+        since = source.staleness(now) if source is not None else None
+        stale_for = since.total_seconds() if since is not None else None
+        if stale_for is None or stale_for > limits.warn:
+            shown_age = f" for {_age(stale_for)}" if stale_for is not None else ""
+            warning.append(f"source stale{shown_age}: {stale}")
+    if state.problem:
+        warning.append(state.problem)
+    perfdata = f"drift={drift} held={held} failed={failed} age={int(age)}s"
+    commit = (report.config_commit or "none")[:12]
+    if critical:
+        status, reasons = Status.CRITICAL, critical + warning
+    elif warning:
+        status, reasons = Status.WARNING, warning
+    else:
+        status = Status.OK
+        reasons = [f"{report.result} at {commit}, last run {_age(age)} ago"]
+    text = "; ".join(r.replace("|", "/").replace("\n", " ") for r in reasons)
+    return Verdict(status, f"{PREFIX} {status.name} - {text} | {perfdata}")

@@ -1,0 +1,90 @@
+"""Prometheus textfile-collector metrics of the last run, written atomically.
+
+node_exporter's textfile collector reads `*.prom` files from a directory; the file is
+replaced with a rename, so a scrape never sees half of it. A drift-watch audit checks
+only the actions an event touched: its counts cover those actions, and
+`reconciler_last_run_partial` is 1 so dashboards can tell.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from reconciler.agentconf import AgentConfig
+from reconciler.config import Severity
+from reconciler.history import write_json_atomic
+from reconciler.report import Counts, Result, RunReport
+
+FILE_NAME = "reconciler.prom"
+RESULTS: tuple[Result, ...] = (
+    "in-sync", "changed", "drift", "held", "failed", "refused", "interrupted",
+)  # fmt: skip
+
+
+def default_path(cfg: AgentConfig) -> str:
+    """`<state-dir>/reconciler.prom`."""
+    return os.path.join(str(cfg.state_dir), FILE_NAME)
+
+
+def _label(value: str) -> str:
+    """A label value in the exposition format: backslash, quote and newline escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _family(name: str, kind: str, help_text: str, samples: Iterable[str]) -> list[str]:
+    return [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", *samples]
+
+
+def render(report: RunReport, partial: bool = False) -> str:
+    """The metrics text for one run report."""
+    held: dict[str, int] = {str(s): 0 for s in Severity}
+    for action in report.actions:
+        for change in action.changes:
+            if change.status == "held":
+                held[change.severity] = held.get(change.severity, 0) + 1
+    for orphan in report.orphans:
+        if orphan.status == "held":
+            held[orphan.severity] = held.get(orphan.severity, 0) + 1
+    stale = 1 if report.source is not None and report.source.stale else 0
+    commit = report.config_commit or ""
+    lines = [
+        *_family("reconciler_last_run_timestamp_seconds", "gauge",
+                 "Unix time the last run started.",
+                 [f"reconciler_last_run_timestamp_seconds {report.started.timestamp():.3f}"]),
+        *_family("reconciler_last_run_duration_seconds", "gauge",
+                 "How long the last run took.",
+                 [f"reconciler_last_run_duration_seconds {report.duration_s}"]),
+        *_family("reconciler_last_run_result", "gauge",
+                 "1 for the result of the last run, 0 for the other results.",
+                 [f'reconciler_last_run_result{{result="{r}"}} {int(r == report.result)}'
+                  for r in RESULTS]),
+        *_family("reconciler_last_run_exit_code", "gauge",
+                 "Exit code of the last run (bits: 1 refused, 2 changes, 4 failed, 8 held).",
+                 [f"reconciler_last_run_exit_code {report.exit_code}"]),
+        *_family("reconciler_last_run_partial", "gauge",
+                 "1 when the last run checked only the actions a drift-watch event touched.",
+                 [f"reconciler_last_run_partial {int(partial)}"]),
+        *_family("reconciler_last_run_count", "gauge",
+                 "Paths and changes of the last run, by state.",
+                 [f'reconciler_last_run_count{{state="{name}"}} {getattr(report.counts, name)}'
+                  for name in Counts.model_fields]),
+        *_family("reconciler_last_run_held", "gauge",
+                 "Changes held above the severity ceiling, by severity.",
+                 [f'reconciler_last_run_held{{severity="{_label(s)}"}} {n}'
+                  for s, n in held.items()]),
+        *_family("reconciler_source_stale", "gauge",
+                 "1 when the run used an older commit than the branch tip (or a pin).",
+                 [f"reconciler_source_stale {stale}"]),
+        *_family("reconciler_config_info", "gauge",
+                 "The config commit the last run enforced, as a label.",
+                 [f'reconciler_config_info{{commit="{_label(commit)}",node="{_label(report.node)}"'
+                  f',mode="{report.mode}"}} 1']),
+    ]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def write(path: str | os.PathLike[str], report: RunReport, partial: bool = False) -> None:
+    """Atomically replace `path` with the metrics of `report` (readable by the collector)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_json_atomic(path, render(report, partial).encode(), mode=0o644)

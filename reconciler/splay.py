@@ -1,0 +1,69 @@
+"""When the agent runs its cycles: every `interval` seconds, offset by a per-node splay.
+
+The splay offset comes from a hash of the node name, so it is stable across restarts
+and a fleet of nodes spreads its fetches evenly over `[0, splay)` instead of hitting
+the git server at once. A little fresh randomness on each cycle keeps nodes whose
+offsets happen to coincide from staying in lockstep. Times are on the monotonic
+clock: a wall-clock jump neither freezes nor floods the loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+
+JITTER_FRACTION = 0.02  # of the interval
+JITTER_CAP = 5.0  # seconds
+
+
+def splay_offset(node: str, splay: float) -> float:
+    """This node's place in `[0, splay)`: the same on every start, different across nodes."""
+    if splay <= 0:
+        return 0.0
+    digest = hashlib.sha256(node.encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 * splay
+
+
+def max_jitter(interval: float, splay: float) -> float:
+    """The most random delay added to one cycle: 2% of the interval, at most 5 s, and
+    never more than the splay (a splay of 0 asks for exact timing)."""
+    return max(0.0, min(JITTER_CAP, interval * JITTER_FRACTION, splay))
+
+
+class Schedule:
+    """The due times of full cycles on the monotonic clock.
+
+    Slot k falls at `start + offset + k * interval`, plus a fresh jitter each time. A
+    cycle that overran, or a process that was suspended, skips the slots it missed
+    rather than running them back to back.
+    """
+
+    def __init__(
+        self, interval: float, offset: float, jitter: float, start: float,
+        rng: random.Random | None = None,
+    ) -> None:  # fmt: skip
+        if interval <= 0:
+            raise ValueError(f"interval must be positive, got {interval}")
+        self.interval = interval
+        self.offset = offset
+        self.jitter = jitter
+        self._rng = rng or random.Random()
+        self._slot = start + offset
+        self.due = self._slot + self._draw()
+
+    def _draw(self) -> float:
+        return self._rng.uniform(0.0, self.jitter) if self.jitter > 0 else 0.0
+
+    def advance(self, now: float) -> float:
+        """After a cycle (finished at `now`): the next slot still in the future."""
+        self._slot += self.interval
+        if self._slot <= now:
+            self._slot += (math.floor((now - self._slot) / self.interval) + 1) * self.interval
+        self.due = self._slot + self._draw()
+        return self.due
+
+    def postpone(self, now: float, delay: float) -> float:
+        """Try again `delay` seconds from now (the lock was busy) without moving the slots."""
+        self.due = now + delay
+        return self.due

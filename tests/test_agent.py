@@ -1,0 +1,346 @@
+"""The real agent as a subprocess against a temporary root and a bare origin."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from agent_support import (
+    FILES,
+    GREETING,
+    RECONCILER,
+    STATIC,
+    WEB,
+    AgentProcess,
+    agent_env,
+    agent_toml,
+    make_origin,
+    read,
+    wait_until,
+)
+from gitutil_repo import Origin, git, isolate_git
+
+from reconciler.agent import EventLog
+from reconciler.lock import NodeLock
+
+
+@pytest.fixture
+def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    path = tmp_path / "home"
+    path.mkdir()
+    isolate_git(monkeypatch, path)
+    return path
+
+
+@pytest.fixture
+def origin(tmp_path: Path, home: Path) -> Origin:
+    return make_origin(tmp_path)
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Path:
+    return tmp_path / "node"
+
+
+@pytest.fixture
+def root(node: Path) -> Path:
+    return node / "root"
+
+
+@pytest.fixture
+def state(node: Path) -> Path:
+    return node / "state"
+
+
+def start(config: Path, home: Path, *args: str) -> AgentProcess:
+    """Start the agent and wait for its first full cycle and the watch that follows it."""
+    agent = AgentProcess(config, home, *args)
+    agent.wait_for("cycle")
+    agent.wait_for("watching")
+    return agent
+
+
+@pytest.fixture
+def agent(tmp_path: Path, origin: Origin, node: Path, home: Path) -> Iterator[AgentProcess]:
+    """An agent in change mode whose first cycle created the managed files."""
+    running = start(agent_toml(tmp_path / "agent.toml", origin, node), home)
+    yield running
+    running.stop()
+
+
+def history_results(state: Path) -> list[str]:
+    log = git(state / "history", "log", "--format=%(trailers:key=Result,valueonly)")
+    return [line for line in log.splitlines() if line]
+
+
+def test_first_cycle_applies_and_its_own_writes_trigger_no_audit(
+    agent: AgentProcess, root: Path
+) -> None:
+    assert agent.named("cycle")[0]["result"] == "changed"
+    assert read(root / "etc/web/app.conf") == GREETING
+    time.sleep(1.0)
+    assert agent.named("watch") == []
+
+
+def test_hand_edit_is_healed_within_seconds_in_change_mode(
+    agent: AgentProcess, root: Path
+) -> None:
+    after = agent.mark()
+    edited_at = time.monotonic()
+    (root / "etc/web/app.conf").write_text("edited by hand\n")
+    assert wait_until(lambda: read(root / "etc/web/app.conf") == GREETING, timeout=3)
+    assert time.monotonic() - edited_at < 3
+    healed = agent.wait_for("watch", after=after)
+    assert healed["paths"] == ["/etc/web/app.conf"]
+    assert healed["result"] == "changed"
+    assert healed["edited_by_hand"] == 1
+    time.sleep(0.8)  # the heal is the agent's own write: no second audit follows
+    assert len(agent.named("watch", after)) == 1
+
+
+def test_burst_of_writes_is_one_audit(agent: AgentProcess, root: Path) -> None:
+    after = agent.mark()
+    target = root / "etc/web/app.conf"
+    with target.open("a") as handle:
+        for index in range(50):
+            handle.write(f"line {index}\n")
+            handle.flush()
+    agent.wait_for("watch", after=after)
+    assert read(target) == GREETING
+    time.sleep(0.8)
+    assert len(agent.named("watch", after)) == 1
+
+
+def test_deleted_file_is_restored(agent: AgentProcess, root: Path) -> None:
+    after = agent.mark()
+    (root / "etc/web/other.conf").unlink()
+    assert wait_until(lambda: read(root / "etc/web/other.conf") == STATIC, timeout=3)
+    assert agent.wait_for("watch", after=after)["paths"] == ["/etc/web/other.conf"]
+    assert (root / "etc/web/other.conf").stat().st_mode & 0o777 == 0o600
+
+
+def test_file_replaced_by_rename_is_healed(agent: AgentProcess, root: Path) -> None:
+    after = agent.mark()
+    temp = root / "etc/web/.app.conf.new"
+    temp.write_text("replaced wholesale\n")
+    os.rename(temp, root / "etc/web/app.conf")
+    assert wait_until(lambda: read(root / "etc/web/app.conf") == GREETING, timeout=3)
+    assert agent.wait_for("watch", after=after)["paths"] == ["/etc/web/app.conf"]
+
+
+def test_replaced_symlink_and_chmod_of_a_directory_are_healed(
+    agent: AgentProcess, root: Path
+) -> None:
+    link = root / "etc/web/current"
+    link.unlink()
+    link.symlink_to("/etc/web/other.conf")
+    (root / "etc/web").chmod(0o700)
+    assert wait_until(lambda: os.readlink(link) == "/etc/web/app.conf", timeout=3)
+    assert wait_until(lambda: (root / "etc/web").stat().st_mode & 0o777 == 0o755, timeout=3)
+
+
+def test_unmanaged_files_beside_managed_ones_are_ignored(
+    agent: AgentProcess, root: Path
+) -> None:
+    after = agent.mark()
+    (root / "etc/web/notes.txt").write_text("mine\n")
+    os.rename(root / "etc/web/notes.txt", root / "etc/web/notes.old")
+    time.sleep(1.0)
+    assert agent.named("watch", after) == []
+
+
+def test_audit_mode_records_the_edit_in_history_and_leaves_it(
+    tmp_path: Path, origin: Origin, node: Path, home: Path, root: Path, state: Path
+) -> None:
+    config = agent_toml(tmp_path / "agent.toml", origin, node, mode="audit")
+    subprocess.run([RECONCILER, "run", "--config", str(config), "--mode", "change"],
+                   env=agent_env(home), capture_output=True, check=False)
+    agent = start(config, home)
+    try:
+        assert agent.named("cycle")[0]["result"] == "in-sync"
+        after = agent.mark()
+        (root / "etc/web/app.conf").write_text("edited by hand\n")
+        seen = agent.wait_for("watch", after=after)
+        assert seen["result"] == "drift"
+        assert seen["edited_by_hand"] == 1
+        assert read(root / "etc/web/app.conf") == "edited by hand\n"
+        assert history_results(state)[0] == "drift"
+        assert git(state / "history", "show", "HEAD:etc/web/app.conf") == "edited by hand"
+    finally:
+        assert agent.stop() == 0
+
+
+def test_pushed_commit_is_applied_on_sigusr1_and_the_watch_follows_it(
+    agent: AgentProcess, origin: Origin, root: Path
+) -> None:
+    web = WEB.replace(
+        '<file path="/etc/web/other.conf" mode="0600"><content>static\n</content></file>',
+        '<file path="/etc/web/new.conf" mode="0644"><content>new\n</content></file>',
+    )
+    commit = origin.commit({"classes/web.xml": web,
+                            "templates/web/app.conf.j2": "bonjour {{ node.name }}\n"}, "v2")
+    after = agent.mark()
+    agent.send(signal.SIGUSR1)
+    cycle = agent.wait_for("cycle", after=after)
+    assert cycle["trigger"] == "signal"
+    assert cycle["commit"] == commit[:12]
+    assert (cycle["applied"], cycle["orphans"]) == (2, 1)
+    assert cycle["result"] == "held"  # the orphan: reported, not removed without prune
+    assert read(root / "etc/web/app.conf") == "bonjour web-01.tickets.chi1.sa\n"
+    assert read(root / "etc/web/new.conf") == "new\n"
+    after = agent.mark()
+    (root / "etc/web/other.conf").write_text("no longer managed\n")
+    (root / "etc/web/new.conf").write_text("edited\n")
+    assert wait_until(lambda: read(root / "etc/web/new.conf") == "new\n", timeout=3)
+    time.sleep(0.5)
+    assert [e["paths"] for e in agent.named("watch", after)] == [["/etc/web/new.conf"]]
+    assert read(root / "etc/web/other.conf") == "no longer managed\n"
+
+
+def test_sighup_rereads_agent_toml(
+    tmp_path: Path, agent: AgentProcess, origin: Origin, node: Path, root: Path
+) -> None:
+    agent_toml(tmp_path / "agent.toml", origin, node, mode="audit")
+    after = agent.mark()
+    agent.send(signal.SIGHUP)
+    assert agent.wait_for("reload", after=after)["changed"] == ["mode"]
+    (root / "etc/web/app.conf").write_text("edited by hand\n")
+    assert agent.wait_for("watch", after=after)["result"] == "drift"
+    assert read(root / "etc/web/app.conf") == "edited by hand\n"
+
+
+def test_bad_agent_toml_on_sighup_keeps_the_old_settings(
+    tmp_path: Path, agent: AgentProcess, root: Path
+) -> None:
+    (tmp_path / "agent.toml").write_text('remote = "file:///x"\nbogus = 1\n')
+    after = agent.mark()
+    agent.send(signal.SIGHUP)
+    failed = agent.wait_for("reload-failed", after=after)
+    assert "bogus: unknown key" in failed["error"]
+    (root / "etc/web/app.conf").write_text("edited by hand\n")
+    assert wait_until(lambda: read(root / "etc/web/app.conf") == GREETING, timeout=3)
+
+
+def test_watch_audit_waits_while_another_run_holds_the_node_lock(
+    agent: AgentProcess, root: Path, state: Path
+) -> None:
+    after = agent.mark()
+    with NodeLock(state / "lock"):
+        (root / "etc/web/app.conf").write_text("edited by hand\n")
+        assert agent.wait_for("busy", after=after)["scope"] == "watch"
+        time.sleep(0.3)
+        assert read(root / "etc/web/app.conf") == "edited by hand\n"
+    assert wait_until(lambda: read(root / "etc/web/app.conf") == GREETING, timeout=4)
+
+
+def test_metrics_file_follows_every_run(agent: AgentProcess, root: Path, state: Path) -> None:
+    prom = state / "reconciler.prom"
+    assert "reconciler_last_run_partial 0" in prom.read_text()
+    assert 'reconciler_last_run_result{result="changed"} 1' in prom.read_text()
+    after = agent.mark()
+    (root / "etc/web/app.conf").write_text("edited by hand\n")
+    agent.wait_for("watch", after=after)
+    text = prom.read_text()
+    assert "reconciler_last_run_partial 1" in text
+    assert 'reconciler_last_run_count{state="edited_by_hand"} 1' in text
+
+
+SLOW = """\
+<class name="web">
+  <command name="slow" run="touch {marker}; sleep 2" severity="none"/>
+  <file path="/etc/web/app.conf" template="web/app.conf.j2" requires="command:slow"/>
+</class>
+"""
+
+
+def test_sigterm_mid_cycle_records_interrupted_with_clean_history_and_no_lock(
+    tmp_path: Path, home: Path, node: Path, root: Path, state: Path
+) -> None:
+    marker = tmp_path / "command-started"
+    origin = make_origin(tmp_path, {**FILES, "classes/web.xml": SLOW.format(marker=marker)})
+    agent = AgentProcess(agent_toml(tmp_path / "agent.toml", origin, node), home,
+                         "--host-commands")
+    assert wait_until(marker.exists, timeout=10)
+    agent.send(signal.SIGTERM)
+    assert agent.stop(timeout=10) == 0
+    cycle = agent.named("cycle")[0]
+    assert cycle["result"] == "interrupted"
+    assert agent.named("stop")
+    assert not (root / "etc/web/app.conf").exists()
+    assert history_results(state) == ["interrupted"]
+    git(state / "history", "fsck", "--strict")
+    lock = NodeLock(state / "lock")
+    lock.acquire(wait=0)
+    lock.release()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_idle_agent_stops_with_exit_0(agent: AgentProcess, signum: signal.Signals) -> None:
+    after = agent.mark()
+    agent.send(signum)
+    assert agent.process.wait(timeout=5) == 0
+    agent.stop()
+    assert [e["name"] for e in agent.named("signal", after)] == [signum.name]
+    assert agent.named("stop")
+
+
+def test_manual_trigger_waits_while_another_run_holds_the_node_lock(
+    agent: AgentProcess, state: Path
+) -> None:
+    after = agent.mark()
+    with NodeLock(state / "lock"):
+        agent.send(signal.SIGUSR1)
+        busy = agent.wait_for("busy", after=after)
+    assert busy["scope"] == "cycle"
+    assert "another run holds the node lock" in busy["holder"]
+    assert agent.wait_for("cycle", after=after, timeout=10)["trigger"] == "retry"
+
+
+def test_text_log_lines_are_one_event_of_key_value_pairs() -> None:
+    stream = io.StringIO()
+    EventLog("text", stream)("watch", paths=["/etc/a b", "/etc/c"], result="changed",
+                             skipped=None)
+    line = stream.getvalue()
+    assert line.count("\n") == 1
+    assert re.fullmatch(r"\S+Z info watch paths=\"/etc/a b,/etc/c\" result=changed\n", line)
+
+
+def test_install_units_fills_in_the_command_and_config_paths(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [RECONCILER, "install-units", "--dest", str(tmp_path / "units"), "--exec", RECONCILER,
+         "--config", "/srv/agent.toml"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    units = sorted(p.name for p in (tmp_path / "units").iterdir())
+    assert units == ["reconciler-agent.service", "reconciler-run.service",
+                     "reconciler-run.timer"]
+    agent_unit = (tmp_path / "units/reconciler-agent.service").read_text()
+    assert f"ExecStart={RECONCILER} agent --config /srv/agent.toml\n" in agent_unit
+    assert "Restart=on-failure" in agent_unit
+    assert "RandomizedDelaySec=" in (tmp_path / "units/reconciler-run.timer").read_text()
+    assert all((tmp_path / "units" / u).stat().st_mode & 0o777 == 0o644 for u in units)
+    if shutil.which("systemd-analyze"):
+        verify = subprocess.run(["systemd-analyze", "verify",
+                                 *(str(tmp_path / "units" / u) for u in units)],
+                                capture_output=True, text=True, check=False)
+        assert verify.returncode == 0, verify.stderr
+
+
+def test_install_units_refuses_a_relative_command(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [RECONCILER, "install-units", "--dest", str(tmp_path), "--exec", "bin/reconciler"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr == "error: --exec must be an absolute path without spaces: " \
+        "'bin/reconciler'\n"
+    assert list(tmp_path.iterdir()) == []
