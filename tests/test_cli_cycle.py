@@ -65,6 +65,16 @@ def test_first_run_builds_the_node_and_records_one_history_commit(node: Node) ->
     assert json.loads(git(node.history, "show", "main:run.json"))["result"] == "changed"
 
 
+def test_run_writes_the_prometheus_textfile(node: Node) -> None:
+    config_commit = node.push_base()
+
+    node.cli("run")
+
+    metrics = (node.state / "reconciler.prom").read_text()
+    assert 'reconciler_last_run_result{result="changed"} 1' in metrics
+    assert f'commit="{config_commit}"' in metrics
+
+
 def test_secret_reaches_the_history_only_as_its_sha256(node: Node) -> None:
     node.push_base()
 

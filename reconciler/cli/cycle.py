@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -18,6 +18,9 @@ from reconciler.cli.common import handles_errors
 from reconciler.cli.node import EXIT_CODES_HELP, emit
 from reconciler.config import Severity
 from reconciler.errors import UsageError
+
+if TYPE_CHECKING:
+    from reconciler.report import RunReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -125,10 +128,18 @@ def run(config_path: str | None, allow_rewind: bool, retry_refused: bool, wait: 
     report = run_cycle(cfg, CycleOptions(wait=wait, allow_rewind=allow_rewind,
                                          retry_refused=retry_refused,
                                          host_commands=host_commands, should_stop=stop))
+    write_metrics(cfg, report)
     emit(report, fmt, verbose)
     if report.result == "interrupted" and stop.signal is not None:
         sys.exit(128 + stop.signal)  # as a shell reports a process the signal ended
     sys.exit(report.exit_code)
+
+
+def write_metrics(cfg: AgentConfig, report: RunReport) -> None:
+    """The Prometheus textfile for this run (the agent writes its own after each run)."""
+    from reconciler import metrics
+
+    metrics.write(metrics.default_path(cfg), report)
 
 
 def _read_json(path: Path) -> Any:
@@ -276,5 +287,6 @@ def rollback(config_path: str | None, target: str | None, release: bool, wait: f
         return
     cycle.pin(cfg, target, wait)
     report = cycle.run_cycle(cfg, cycle.CycleOptions(wait=wait))
+    write_metrics(cfg, report)
     emit(report, fmt, False)
     sys.exit(report.exit_code)
