@@ -8,7 +8,7 @@ A run calls, holding the node lock:
     sha = cache.choose(branch=...)  # or commit=pin
     cache.check_forward(last_applied, sha, allow_rewind)
     signer = cache.verify(policy, sha, last_applied, allowed_signers, gpg_home)
-    with cache.tree(sha) as tree: ...   # read files from that commit only
+    tree = open_snapshot(cache.path, sha)   # snapshot.py: files of that commit only
 
 The cache is a bare repository whose `refs/heads/*` mirror the remote's branches
 (refspec `+refs/heads/*:refs/heads/*`, pruned, no tags), exactly the layout of
@@ -21,23 +21,21 @@ a killed run never leaves half a clone at `source.git`.
 from __future__ import annotations
 
 import os
-import posixpath
 import re
 import shutil
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from types import TracebackType
 from typing import Literal
 
 import git
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from reconciler.agentconf import check_url
-from reconciler.errors import ConfigError, Problem, Reaction, ReconcilerError
+from reconciler.errors import Problem, Reaction, ReconcilerError
 from reconciler.history import write_json_atomic
 
 SignaturePolicy = Literal["none", "head", "range"]
@@ -55,10 +53,6 @@ _CORRUPT_RE = re.compile(
     r"bad packed object|packfile .* cannot be accessed",
     re.IGNORECASE,
 )
-_MODE_TREE = "040000"
-_MODE_LINK = "120000"
-_MODE_GITLINK = "160000"
-_MAX_LINK_HOPS = 40
 
 
 @dataclass
@@ -423,10 +417,6 @@ class SourceCache:
                 results.append((sha, letter, fingerprint or key_id, signer))
         return results
 
-    def tree(self, sha: str) -> CommitTree:
-        """The files of one commit of the cache."""
-        return CommitTree(self.path, sha)
-
 
 _REFUSALS = {
     "N": "not signed",
@@ -459,185 +449,6 @@ class _FetchFailed(Exception):
     def __init__(self, tail: str) -> None:
         super().__init__(tail)
         self.tail = tail
-
-
-# -- reading one commit -------------------------------------------------------------
-
-
-def _tree_error(relpath: str, message: str) -> ConfigError:
-    return ConfigError.at(message, relpath)
-
-
-def _norm(relpath: str) -> str:
-    """Normalize a repo-relative path; refuse absolute paths and `..` that leave the repo."""
-    if relpath.startswith("/"):
-        raise _tree_error(relpath, "absolute path where a path inside the config repo is expected")
-    path = posixpath.normpath(relpath) if relpath else "."
-    if path == ".":
-        return ""
-    if path == ".." or path.startswith("../"):
-        raise _tree_error(relpath, "path leaves the config repo")
-    return path
-
-
-class CommitTree:
-    """Read-only view of one commit's files, straight from the object database.
-
-    Lookups follow symlinks that stay inside the tree, like a filesystem would; a link
-    that points outside the repository (absolute, or `..` past the top) raises
-    `ConfigError` from any lookup that crosses it. `is_symlink`/`readlink` and
-    `walk_files` report links as they are. Missing paths raise `FileNotFoundError`,
-    wrong kinds `IsADirectoryError`/`NotADirectoryError`.
-
-    One `git ls-tree -r` lists the tree; blobs come through GitPython's persistent
-    `git cat-file --batch` process and are cached by object id.
-    """
-
-    def __init__(self, repo_path: str | os.PathLike[str], sha: str) -> None:
-        self.repo = git.Repo(str(repo_path), odbt=git.GitCmdObjectDB)
-        self.sha = sha
-        self._entries: dict[str, tuple[str, str]] = {"": (_MODE_TREE, "")}
-        self._children: dict[str, list[str]] = {"": []}
-        status, out, _ = self.repo.git.execute(
-            [
-                "git",
-                "ls-tree",
-                "-r",
-                "-t",
-                "-z",
-                "--full-tree",
-                "--end-of-options",
-                f"{sha}^{{tree}}",
-            ],
-            stdout_as_string=False,
-            with_extended_output=True,
-            with_exceptions=False,
-        )
-        if status != 0:
-            self.repo.close()
-            raise RevisionNotFound(
-                [Problem(f"commit {sha} is not in the repository", str(repo_path))]
-            )
-        assert isinstance(out, bytes)
-        for record in out.split(b"\0"):
-            if not record:
-                continue
-            meta, _, raw_path = record.partition(b"\t")
-            mode, _, object_id = meta.decode().split(" ")
-            path = raw_path.decode("utf-8", "surrogateescape")
-            self._entries[path] = (mode, object_id)
-            self._children.setdefault(posixpath.dirname(path), []).append(posixpath.basename(path))
-            if mode == _MODE_TREE:
-                self._children.setdefault(path, [])
-        self._blobs: dict[str, bytes] = {}
-
-    def close(self) -> None:
-        """Stop the persistent git processes."""
-        self.repo.close()
-
-    def __enter__(self) -> CommitTree:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def _blob(self, object_id: str) -> bytes:
-        data = self._blobs.get(object_id)
-        if data is None:
-            data = self.repo.odb.stream(bytes.fromhex(object_id)).read()
-            self._blobs[object_id] = data
-        return data
-
-    def _resolve(self, relpath: str) -> str | None:
-        """The tree path `relpath` leads to after following links, or None if missing."""
-        start = _norm(relpath)
-        pending = start.split("/") if start else []
-        done = ""
-        hops = 0
-        while pending:
-            done = posixpath.join(done, pending.pop(0)) if done else pending.pop(0)
-            entry = self._entries.get(done)
-            if entry is None:
-                return None
-            if entry[0] != _MODE_LINK:
-                continue
-            hops += 1
-            if hops > _MAX_LINK_HOPS:
-                raise _tree_error(relpath, "too many levels of symbolic links")
-            target = self._blob(entry[1]).decode("utf-8", "surrogateescape")
-            joined = posixpath.normpath(posixpath.join(posixpath.dirname(done), target))
-            if target.startswith("/") or joined == ".." or joined.startswith("../"):
-                raise _tree_error(
-                    relpath, f"symlink {done} -> {target} points outside the config repo"
-                )
-            pending = (joined.split("/") if joined != "." else []) + pending
-            done = ""
-        return done
-
-    def _entry(self, relpath: str) -> tuple[str, str, str]:
-        path = self._resolve(relpath)
-        if path is None:
-            raise FileNotFoundError(f"{relpath}: not in commit {self.sha}")
-        mode, object_id = self._entries[path]
-        return path, mode, object_id
-
-    def exists(self, relpath: str) -> bool:
-        return self._resolve(relpath) is not None
-
-    def is_dir(self, relpath: str) -> bool:
-        path = self._resolve(relpath)
-        return path is not None and self._entries[path][0] == _MODE_TREE
-
-    def is_symlink(self, relpath: str) -> bool:
-        entry = self._entries.get(_norm(relpath))
-        return entry is not None and entry[0] == _MODE_LINK
-
-    def readlink(self, relpath: str) -> str:
-        entry = self._entries.get(_norm(relpath))
-        if entry is None or entry[0] != _MODE_LINK:
-            raise OSError(f"{relpath}: not a symlink in commit {self.sha}")
-        return self._blob(entry[1]).decode("utf-8", "surrogateescape")
-
-    def is_executable(self, relpath: str) -> bool:
-        return self._entry(relpath)[1] == "100755"
-
-    def read(self, relpath: str) -> bytes:
-        """The content of a file (following in-tree symlinks)."""
-        _, mode, object_id = self._entry(relpath)
-        if mode == _MODE_TREE:
-            raise IsADirectoryError(f"{relpath}: is a directory in commit {self.sha}")
-        if mode == _MODE_GITLINK:
-            raise _tree_error(relpath, "submodules are not supported in the config repo")
-        return self._blob(object_id)
-
-    def listdir(self, relpath: str = "") -> list[str]:
-        """Sorted names in a directory (following in-tree symlinks)."""
-        path, mode, _ = self._entry(relpath)
-        if mode != _MODE_TREE:
-            raise NotADirectoryError(f"{relpath}: not a directory in commit {self.sha}")
-        return sorted(self._children[path])
-
-    def walk_files(self, prefix: str = "") -> Iterator[str]:
-        """Every non-directory path under `prefix` (symlinks included, not followed), sorted."""
-        top = _norm(prefix)
-        entry = self._entries.get(top)
-        if entry is None:
-            raise FileNotFoundError(f"{prefix}: not in commit {self.sha}")
-        if entry[0] != _MODE_TREE:
-            yield top
-            return
-        start = f"{top}/" if top else ""
-        for path in sorted(self._entries):
-            if path.startswith(start) and path and self._entries[path][0] != _MODE_TREE:
-                yield path
-
-
-# -- last known good ------------------------------------------------------------------
 
 
 @dataclass

@@ -74,3 +74,46 @@ def test_revision_outside_a_git_repository_is_a_clear_error(ws: Workspace) -> No
         open_snapshot(str(plain), "HEAD")
     with pytest.raises(ConfigError, match="not a directory"):
         open_snapshot(str(ws.tmp / "missing"), None)
+
+
+def test_symlink_inside_the_repo_is_followed_in_a_commit(ws: Workspace) -> None:
+    repo = ws.make_repo({"templates/real.j2": "real\n"}, commit=False)
+    (repo / "templates" / "alias.j2").symlink_to("real.j2")
+    (repo / "shared").symlink_to("templates")
+    ws.commit(repo)
+    commit = open_snapshot(str(repo), "HEAD")
+    assert commit.read("templates/alias.j2") == b"real\n"
+    assert commit.read("shared/real.j2") == b"real\n"
+    assert commit.is_dir("shared")
+
+
+def test_symlink_loop_in_a_commit_is_refused(ws: Workspace) -> None:
+    repo = ws.make_repo({"x.txt": "x\n"}, commit=False)
+    (repo / "a").symlink_to("b")
+    (repo / "b").symlink_to("a")
+    ws.commit(repo)
+    with pytest.raises(ConfigError, match="too many levels of symlinks"):
+        open_snapshot(str(repo), "HEAD").read("a")
+
+
+def test_a_bare_repository_is_read_by_revision(ws: Workspace) -> None:
+    repo = ws.make_repo({"fleet.xml": "<fleet/>\n"})
+    bare = repo.parent / "bare.git"
+    ws.git(repo.parent, "clone", "-q", "--bare", str(repo), str(bare))
+    assert open_snapshot(str(bare), "main").read("fleet.xml") == b"<fleet/>\n"
+
+
+def test_a_tree_id_is_read_like_a_commit(ws: Workspace) -> None:
+    repo = ws.make_repo({"a.txt": "committed\n"})
+    ws.write(repo, {"a.txt": "staged\n"})
+    ws.git(repo, "add", "a.txt")
+    tree = ws.git(repo, "write-tree").strip()
+    assert open_snapshot(str(repo), tree).read("a.txt") == b"staged\n"
+
+
+def test_large_blobs_are_read_on_demand(ws: Workspace) -> None:
+    big = "x" * (2 * 1024 * 1024) + "\n"
+    repo = ws.make_repo({"templates/app/big.bin": big, "small.txt": "s\n"})
+    commit = open_snapshot(str(repo), "HEAD")
+    assert commit.read("templates/app/big.bin") == big.encode()
+    assert commit.read("small.txt") == b"s\n"

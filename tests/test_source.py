@@ -26,9 +26,9 @@ from gitutil_repo import (
     ssh_signing,
 )
 
-from reconciler.errors import ConfigError, Reaction
+from reconciler.errors import Reaction
+from reconciler.snapshot import open_snapshot
 from reconciler.source import (
-    CommitTree,
     HistoryRewind,
     RevisionNotFound,
     SignatureRefused,
@@ -470,8 +470,8 @@ def test_cache_with_a_missing_object_is_recloned(origin: Origin, state_dir: Path
     assert "missing" in repairs[0]
     git(cache.path, "fsck", "--strict")
     assert sorted(p.name for p in state_dir.iterdir()) == ["source.git"]
-    with cache.tree(cache.choose(branch="main")) as tree:
-        assert tree.read("templates/a.j2") == b"a\n"
+    tree = open_snapshot(str(cache.path), cache.choose(branch="main"))
+    assert tree.read("templates/a.j2") == b"a\n"
 
 
 def test_fetch_reclones_when_the_cache_is_corrupt(origin: Origin, state_dir: Path) -> None:
@@ -498,115 +498,6 @@ def test_repair_without_any_remote_is_source_unavailable(origin: Origin, state_d
         loose.unlink()
     with pytest.raises(SourceUnavailable):
         down.ensure_healthy()
-
-
-# -- reading one commit --------------------------------------------------------------
-
-
-def test_commit_tree_reads_an_older_commit_not_the_working_tree(origin: Origin) -> None:
-    origin.commit({"classes/proxy.xml": "<class name='proxy'/>\n"}, "v1")
-    origin.commit({"classes/proxy.xml": "<class name='proxy' inherits='base'/>\n"}, "v2")
-    (origin.work / "classes" / "proxy.xml").write_text("uncommitted edit\n")
-    older = git(origin.work, "rev-parse", "HEAD~1")
-    with CommitTree(origin.work, older) as tree:
-        assert tree.read("classes/proxy.xml") == b"<class name='proxy'/>\n"
-        assert tree.read("./classes/../classes/proxy.xml") == b"<class name='proxy'/>\n"
-
-
-def test_commit_tree_lists_directories_and_walks_files(origin: Origin) -> None:
-    sha = origin.commit(
-        {
-            "classes/base.xml": "b",
-            "classes/proxy.xml": "p",
-            "templates/proxy/nginx.conf.j2": "n",
-            "templates/proxy/conf.d/site.j2": "s",
-        }
-    )
-    with CommitTree(origin.bare, sha) as tree:
-        assert tree.listdir("") == ["classes", "fleet.xml", "templates"]
-        assert tree.listdir("classes") == ["base.xml", "proxy.xml"]
-        assert tree.is_dir("templates/proxy") and not tree.is_dir("fleet.xml")
-        assert tree.exists("fleet.xml") and not tree.exists("nope.xml")
-        assert list(tree.walk_files("templates")) == [
-            "templates/proxy/conf.d/site.j2",
-            "templates/proxy/nginx.conf.j2",
-        ]
-        assert len(list(tree.walk_files())) == 5
-
-
-def test_missing_paths_and_wrong_kinds_raise_file_errors(origin: Origin) -> None:
-    sha = origin.commit({"classes/base.xml": "b"})
-    with CommitTree(origin.bare, sha) as tree:
-        with pytest.raises(FileNotFoundError):
-            tree.read("classes/nope.xml")
-        with pytest.raises(IsADirectoryError):
-            tree.read("classes")
-        with pytest.raises(NotADirectoryError):
-            tree.listdir("fleet.xml")
-        with pytest.raises(ConfigError, match="leaves the config repo"):
-            tree.read("../outside")
-        with pytest.raises(ConfigError, match="absolute path"):
-            tree.read("/etc/passwd")
-
-
-def test_symlink_inside_the_repo_is_followed_and_reported(origin: Origin) -> None:
-    (origin.work / "templates").mkdir()
-    (origin.work / "templates" / "real.j2").write_text("real\n")
-    (origin.work / "templates" / "alias.j2").symlink_to("real.j2")
-    (origin.work / "shared").symlink_to("templates")
-    sha = origin.commit({}, "links")
-    with CommitTree(origin.bare, sha) as tree:
-        assert tree.is_symlink("templates/alias.j2")
-        assert tree.readlink("templates/alias.j2") == "real.j2"
-        assert tree.read("templates/alias.j2") == b"real\n"
-        assert tree.read("shared/real.j2") == b"real\n"
-        assert tree.is_dir("shared") and tree.is_symlink("shared")
-        assert not tree.is_symlink("templates/real.j2")
-        assert "templates/alias.j2" in list(tree.walk_files("templates"))
-
-
-@pytest.mark.parametrize("target", ["/etc/shadow", "../../etc/shadow", "../.."])
-def test_symlink_leaving_the_repo_is_refused(origin: Origin, target: str) -> None:
-    (origin.work / "templates").mkdir()
-    (origin.work / "templates" / "evil.j2").symlink_to(target)
-    sha = origin.commit({}, "evil link")
-    with CommitTree(origin.bare, sha) as tree:
-        assert tree.is_symlink("templates/evil.j2")
-        assert tree.readlink("templates/evil.j2") == target
-        with pytest.raises(ConfigError, match="points outside the config repo"):
-            tree.read("templates/evil.j2")
-        with pytest.raises(ConfigError, match="points outside the config repo"):
-            tree.exists("templates/evil.j2")
-
-
-def test_executable_bit_is_reported(origin: Origin) -> None:
-    script = origin.work / "files" / "check.sh"
-    script.parent.mkdir()
-    script.write_text("#!/bin/sh\n")
-    script.chmod(0o755)
-    sha = origin.commit({"files/plain.txt": "x"}, "script")
-    with CommitTree(origin.bare, sha) as tree:
-        assert tree.is_executable("files/check.sh")
-        assert not tree.is_executable("files/plain.txt")
-
-
-def test_symlink_loop_is_refused(origin: Origin) -> None:
-    (origin.work / "a").symlink_to("b")
-    (origin.work / "b").symlink_to("a")
-    sha = origin.commit({}, "loop")
-    with CommitTree(origin.bare, sha) as tree, pytest.raises(ConfigError, match="too many"):
-        tree.read("a")
-
-
-def test_commit_tree_of_an_unknown_commit_is_refused(origin: Origin) -> None:
-    with pytest.raises(RevisionNotFound, match=f"commit {'e' * 40} is not in the repository"):
-        CommitTree(origin.bare, "e" * 40)
-
-
-def test_commit_tree_reads_from_the_cache(origin: Origin, state_dir: Path) -> None:
-    cache = fetched(state_dir, origin)
-    with cache.tree(cache.choose(branch="main")) as tree:
-        assert tree.read("fleet.xml") == b"<fleet/>\n"
 
 
 # -- last known good -----------------------------------------------------------------
