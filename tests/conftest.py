@@ -22,3 +22,14 @@ def make_repo(ws: Workspace) -> Callable[..., Path]:
 @pytest.fixture
 def cli(ws: Workspace) -> Callable[..., CliResult]:
     return ws.cli
+
+
+@pytest.fixture
+def isolated_git(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A private HOME and no system git config for the test (returns the HOME)."""
+    from gitutil_repo import isolate_git
+
+    home = tmp_path / "home"
+    home.mkdir()
+    isolate_git(monkeypatch, home)
+    return home

@@ -23,17 +23,12 @@ from cycle_support import (
     wait_for,
     web_class,
 )
-from gitutil_repo import allowed_signers, free_port, git, isolate_git, ssh_key, ssh_signing
+from gitutil_repo import allowed_signers, free_port, git, ssh_key, ssh_signing
 
 from reconciler.cycle import pin
 from reconciler.report import EXIT_CHANGES, EXIT_REFUSED
 
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    isolate_git(monkeypatch, home)
+pytestmark = pytest.mark.usefixtures("isolated_git")
 
 
 @pytest.fixture

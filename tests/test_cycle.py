@@ -15,7 +15,6 @@ from gitutil_repo import (
     gpg_home,
     gpg_new_key,
     gpg_stop_agent,
-    isolate_git,
     ssh_key,
     ssh_signing,
 )
@@ -24,12 +23,7 @@ from reconciler.cycle import pin, release
 from reconciler.errors import UsageError
 from reconciler.report import EXIT_CHANGES, EXIT_REFUSED
 
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    isolate_git(monkeypatch, home)
+pytestmark = pytest.mark.usefixtures("isolated_git")
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from gitutil_repo import git, isolate_git
+from gitutil_repo import git
 
 from reconciler.history import RUN_JSON, History, write_json_atomic
 
@@ -19,11 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 NODE = "proxy-03.tickets.chi1.sa"
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    isolate_git(monkeypatch, home)
+pytestmark = pytest.mark.usefixtures("isolated_git")
 
 
 @pytest.fixture

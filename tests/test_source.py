@@ -21,7 +21,6 @@ from gitutil_repo import (
     gpg_home,
     gpg_new_key,
     gpg_stop_agent,
-    isolate_git,
     ssh_key,
     ssh_signing,
 )
@@ -40,12 +39,7 @@ from reconciler.source import (
     decide,
 )
 
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    isolate_git(monkeypatch, home)
+pytestmark = pytest.mark.usefixtures("isolated_git")
 
 
 @pytest.fixture
