@@ -13,15 +13,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from configrepo import IDENTITY
+
 RECONCILER = str(Path(sys.executable).parent / "reconciler")
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "Test Author",
-    "GIT_AUTHOR_EMAIL": "author@example.org",
-    "GIT_COMMITTER_NAME": "Test Author",
-    "GIT_COMMITTER_EMAIL": "author@example.org",
-    "GIT_AUTHOR_DATE": "2024-01-01T00:00:00+00:00",
-    "GIT_COMMITTER_DATE": "2024-01-01T00:00:00+00:00",
-}
 
 # Ten nodes: web-01..04 in clusters c1 and c2, db-01..02 in c1. web's nginx.conf
 # reloads nginx, its secret key restarts it; db lists the web nodes it lets in.

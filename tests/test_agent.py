@@ -26,18 +26,15 @@ from agent_support import (
     read,
     wait_until,
 )
-from gitutil_repo import Origin, git, isolate_git
+from gitutil_repo import Origin, git
 
 from reconciler.agent import EventLog
 from reconciler.lock import NodeLock
 
 
 @pytest.fixture
-def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    path = tmp_path / "home"
-    path.mkdir()
-    isolate_git(monkeypatch, path)
-    return path
+def home(isolated_git: Path) -> Path:
+    return isolated_git
 
 
 @pytest.fixture
