@@ -20,7 +20,7 @@ from reconciler.config import NodeConfig, Severity
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.plan import Context, build
 from reconciler.render import RenderedFile, Renderer, render_node
-from reconciler.system import ReadOnlySystem, System
+from reconciler.system import NotDurable, ReadOnlySystem, System
 
 Mode = Literal["audit", "change"]
 
@@ -40,7 +40,9 @@ def desire(
 ) -> Desired:
     """Compile and render one node, refusing the whole commit on any problem."""
     node = compile_node(fleet, node_name)
-    files, problems = render_node(renderer or Renderer(fleet, bytecode_dir), node)
+    renderer = renderer or Renderer(fleet, bytecode_dir)
+    files, problems = render_node(renderer, node)
+    renderer.save_cache()
     if problems:
         raise ConfigError(problems)
     rendered: dict[str, list[RenderedFile]] = {}
@@ -79,9 +81,15 @@ def converge(
         state_dir=state_dir,
         ceiling=ceiling,
     )
-    plan = build(ctx, only)
-    outcome = execute(ctx, plan, mode == "change", should_stop)
     problems: list[str] = []
+    try:
+        with live.caching():
+            plan = build(ctx, only)
+            outcome = execute(ctx, plan, mode == "change", should_stop)
+    except NotDurable as exc:
+        # Raised only on leaving `caching`, once every change was made and reported.
+        problems.append(f"{exc.filename}: changes made here may not survive a crash: "
+                        f"{exc.strerror or exc}")
     if mode == "change":
         try:
             state.save(state_dir, applied)

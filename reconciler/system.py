@@ -17,6 +17,7 @@ import grp
 import hashlib
 import math
 import os
+import posixpath
 import pwd
 import re
 import secrets
@@ -26,8 +27,9 @@ import signal
 import stat
 import subprocess
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -134,6 +136,13 @@ class System(Protocol):
     def user_id(self, name: str) -> int: ...
     def group_id(self, name: str) -> int: ...
     def host_path(self, path: str) -> str: ...
+    def caching(self) -> AbstractContextManager[None]:
+        """The span of one run: walks may be reused and directory syncs batched within it."""
+        ...
+
+
+class NotDurable(OSError):
+    """Changes were made but syncing their directories failed: a crash may undo them."""
 
 
 OUTPUT_LIMIT = 64 * 1024  # bytes of each output stream kept (the last ones)
@@ -147,6 +156,8 @@ _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_C
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 1024 * 1024
+WALK_CACHE = 128  # directory fds kept open while caching (least recently used go first)
+PENDING_SYNCS = 256  # directories whose sync may wait; beyond this they are synced at once
 
 T = TypeVar("T")
 
@@ -237,6 +248,64 @@ def _home() -> str:
         return "/"
 
 
+class _Walks:
+    """Directory fds of one run, keyed by node path components, and directories to sync.
+
+    Every fd was opened one component at a time with O_NOFOLLOW from a cached parent,
+    so it refers to the real directory that was there, never to a symlink's target.
+    """
+
+    def __init__(self) -> None:
+        self.dirs: OrderedDict[tuple[str, ...], int] = OrderedDict()
+        self.unsynced: dict[str, int] = {}  # node path -> its own fd
+
+    def get(self, key: tuple[str, ...]) -> int | None:
+        fd = self.dirs.get(key)
+        if fd is not None:
+            self.dirs.move_to_end(key)
+        return fd
+
+    def put(self, key: tuple[str, ...], fd: int) -> None:
+        self.dirs[key] = fd
+        while len(self.dirs) > WALK_CACHE:
+            os.close(self.dirs.popitem(last=False)[1])
+
+    def forget(self, key: tuple[str, ...]) -> None:
+        """Drop a directory about to be removed, and everything cached below it."""
+        for cached in [k for k in self.dirs if k[: len(key)] == key]:
+            os.close(self.dirs.pop(cached))
+
+    def defer_sync(self, node: str, dir_fd: int) -> None:
+        if node not in self.unsynced:
+            if len(self.unsynced) >= PENDING_SYNCS:
+                self.sync()
+            self.unsynced[node] = os.dup(dir_fd)
+
+    def sync(self) -> None:
+        """fsync every directory changed since the last sync; NotDurable names the first
+        that failed (all are tried and closed)."""
+        failed: NotDurable | None = None
+        pending, self.unsynced = self.unsynced, {}
+        for node, fd in pending.items():
+            try:
+                os.fsync(fd)
+            except OSError as error:
+                failed = failed or NotDurable(error.errno, f"cannot sync directory "
+                                                           f"({error.strerror})", node)
+            finally:
+                os.close(fd)
+        if failed is not None:
+            raise failed
+
+    def close(self) -> None:
+        try:
+            self.sync()
+        finally:
+            for fd in self.dirs.values():
+                os.close(fd)
+            self.dirs.clear()
+
+
 class LocalSystem:
     """The real node, rooted at `root`, walking every path without following symlinks.
 
@@ -264,6 +333,7 @@ class LocalSystem:
         self._host_commands = self._root == "/" if host_commands is None else host_commands
         self._backup_dir = os.path.abspath(backup_dir) if backup_dir is not None else None
         self._backup_limit = backup_limit
+        self._walks: _Walks | None = None
 
     @property
     def root(self) -> str:
@@ -284,15 +354,51 @@ class LocalSystem:
 
     # -- walking -----------------------------------------------------------------
 
+    @contextmanager
+    def caching(self) -> Iterator[None]:
+        """For the span of one run: keep walked directories open and sync the directories
+        this run changed once, on the way out, instead of after every change.
+
+        A file's content is still synced before its rename makes it visible; only the
+        directory entries wait, and they are durable when this returns (NotDurable if
+        not). A directory someone else replaces meanwhile is not seen until the next
+        run: writes keep going to the real directory that was opened, never through a
+        symlink. Re-entering is a no-op.
+        """
+        if self._walks is not None:
+            yield
+            return
+        self._walks = _Walks()
+        try:
+            yield
+        finally:
+            walks, self._walks = self._walks, None
+            walks.close()
+
     def _open_dir(self, parts: Sequence[str], path: str) -> int:
         """An fd on directory `parts` below root, opened one component at a time, no symlinks.
 
-        Raises UnsafePath for a symlinked component, FileNotFoundError or
-        NotADirectoryError (naming the component) when the directory cannot exist.
+        The caller closes it. While caching, the walk starts from the deepest directory
+        already opened. Raises UnsafePath for a symlinked component, FileNotFoundError
+        or NotADirectoryError (naming the component) when the directory cannot exist.
         """
-        fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        walks = self._walks
+        start = 0
+        fd = -1
+        if walks is not None:
+            for start in range(len(parts), -1, -1):
+                cached = walks.get(tuple(parts[:start]))
+                if cached is not None:
+                    fd = os.dup(cached)
+                    break
+        if fd < 0:
+            start = 0
+            fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            if walks is not None:
+                walks.put((), os.dup(fd))
         try:
-            for index, name in enumerate(parts):
+            for index in range(start, len(parts)):
+                name = parts[index]
                 here = _node(parts[: index + 1])
                 try:
                     next_fd = os.open(name, _DIR_FLAGS, dir_fd=fd)
@@ -307,10 +413,20 @@ class LocalSystem:
                     raise NotADirectoryError(errno.ENOTDIR, "Not a directory", here) from None
                 os.close(fd)
                 fd = next_fd
+                if walks is not None:
+                    walks.put(tuple(parts[: index + 1]), os.dup(fd))
         except BaseException:
             os.close(fd)
             raise
         return fd
+
+    def _sync_dir(self, dir_fd: int, node: str) -> None:
+        """Make changes to the entries of the directory holding `node` durable (now, or
+        when the run's caching ends)."""
+        if self._walks is None:
+            os.fsync(dir_fd)
+        else:
+            self._walks.defer_sync(posixpath.dirname(node), dir_fd)
 
     @contextmanager
     def _parent(self, path: str) -> Iterator[tuple[int, str, str]]:
@@ -469,7 +585,7 @@ class LocalSystem:
                 if validate is not None:
                     self._validate(validate, node, temp, secret)
                 os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-                os.fsync(dir_fd)
+                self._sync_dir(dir_fd, node)
             except OSError as error:
                 _unlink_quietly(dir_fd, temp)
                 raise _located(error, node) from None
@@ -533,6 +649,8 @@ class LocalSystem:
     def mkdir(self, path: str, mode: int, uid: int | None, gid: int | None) -> None:
         """Create one directory (its parent must exist) with exactly this owner and mode."""
         with self._parent(path) as (dir_fd, name, node):
+            if self._walks is not None:
+                self._walks.forget(tuple(_parts(node)))  # a directory removed by someone else
             try:
                 os.mkdir(name, 0o700, dir_fd=dir_fd)
             except OSError as error:
@@ -544,7 +662,7 @@ class LocalSystem:
                     os.fchmod(fd, mode & 0o7777)
                 finally:
                     os.close(fd)
-                os.fsync(dir_fd)
+                self._sync_dir(dir_fd, node)
             except OSError as error:
                 with suppress(OSError):
                     os.rmdir(name, dir_fd=dir_fd)
@@ -575,7 +693,7 @@ class LocalSystem:
                         follow_symlinks=False,
                     )
                 os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-                os.fsync(dir_fd)
+                self._sync_dir(dir_fd, node)
             except OSError as error:
                 _unlink_quietly(dir_fd, temp)
                 raise _located(error, node) from None
@@ -606,12 +724,14 @@ class LocalSystem:
                 return
             try:
                 if stat.S_ISDIR(existing.st_mode):
+                    if self._walks is not None:
+                        self._walks.forget(tuple(_parts(node)))
                     os.rmdir(name, dir_fd=dir_fd)
                 else:
                     if stat.S_ISREG(existing.st_mode) and not secret:
                         self._backup_at(dir_fd, name, node)
                     os.unlink(name, dir_fd=dir_fd)
-                os.fsync(dir_fd)
+                self._sync_dir(dir_fd, node)
             except OSError as error:
                 if error.errno in (errno.ENOTEMPTY, errno.EEXIST):
                     raise OSError(
@@ -904,6 +1024,9 @@ class ReadOnlySystem:
     def host_path(self, path: str) -> str:
         return self._inner.host_path(path)
 
+    def caching(self) -> AbstractContextManager[None]:
+        return self._inner.caching()
+
     def write_atomic(
         self,
         path: str,
@@ -1031,6 +1154,9 @@ class LoggingSystem:
 
     def host_path(self, path: str) -> str:
         return self._inner.host_path(path)
+
+    def caching(self) -> AbstractContextManager[None]:
+        return self._inner.caching()
 
     def write_atomic(
         self,

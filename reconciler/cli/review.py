@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 import click
 
 from reconciler.cli.common import handles_errors
-from reconciler.validate import finding_line
 
 if TYPE_CHECKING:
     from reconciler.review import PlanReport
@@ -86,6 +85,8 @@ def plan(base: str, head: str, repo: str, fmt: str, jobs: int | None, max_bytes:
     else:
         click.echo(format_text(report), nl=False)
     if not report.valid:
+        from reconciler.validate import finding_line  # its worker pool is not needed here
+
         for finding in report.head_problems:
             click.echo(finding_line(finding.problem, finding.nodes), err=True)
         click.echo(f"invalid: {len(report.head_problems)} distinct problem(s)", err=True)

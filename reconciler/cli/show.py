@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from reconciler.report import ChangeReport, Counts, RunReport
+
+MAX_DIFFS = 20  # diffs printed without -v; a first apply would otherwise print every file
 
 _STATUS_STYLE = {
     "applied": "green",
@@ -74,9 +75,62 @@ def _counts(counts: Counts) -> str:
     return ", ".join(words)
 
 
+def _emit(console: Console, text: Text) -> None:
+    """Print a block of lines as they are; without colours (a pipe, a file) rich would
+    only spend time turning it into the same characters."""
+    if console.color_system is None:
+        console.file.write(text.plain)
+    else:
+        console.print(text, end="", soft_wrap=True)
+
+
+def _folded(text: Text, width: int) -> list[Text]:
+    """The lines of `text`, each broken at spaces (or mid-word if it must) to fit `width`."""
+    pieces: list[Text] = []
+    plain = text.plain
+    start = 0
+    for end in [*(i for i, char in enumerate(plain) if char == "\n"), len(plain)]:
+        while end - start > width:
+            cut = plain.rfind(" ", start + 1, start + width + 1)
+            cut = cut if cut > start else start + width
+            pieces.append(text[start:cut])
+            start = cut + 1 if plain[cut] == " " else cut
+        pieces.append(text[start:end])
+        start = end + 1
+    return pieces
+
+
+def _table(rows: list[tuple[Text, str, str, Text]], width: int) -> Text:
+    """Rows as aligned columns under a bold header, the last column folded to `width`.
+
+    Laid out by hand: rich's Table measures every cell, which costs seconds for the
+    thousand rows of a node's first apply.
+    """
+    header = ("status", "sev", "action", "what")
+    widths = [max(len(header[i]), *(len(row[i]) for row in rows)) for i in range(3)]
+    indent = sum(widths) + 2 * len(widths)
+    room = max(width - indent, 20)
+    text = Text()
+    for column, title in enumerate(header):
+        text.append(title.ljust(widths[column] + 2) if column < 3 else title, style="bold")
+    for status, severity, action_id, what in rows:
+        text.append("\n")
+        text.append_text(status)
+        text.append(" " * (widths[0] + 2 - len(status)))
+        text.append(severity.ljust(widths[1] + 2))
+        text.append(action_id.ljust(widths[2] + 2))
+        for index, piece in enumerate(_folded(what, room)):
+            if index:
+                text.append("\n" + " " * indent)
+            text.append_text(piece)
+    text.append("\n")
+    return text
+
+
 def print_report(report: RunReport, console: Console, verbose: bool = False) -> None:
-    """The header, one table row per change (why it was held, skipped or failed below its
-    summary), the diffs, and a one-line tally. Lines naming paths are never wrapped."""
+    """The header, one row per change (why it was held, skipped or failed below its
+    summary), the diffs (the first MAX_DIFFS unless verbose), and a one-line tally.
+    Lines naming paths are never wrapped."""
     commit = (report.config_commit or "working tree")[:12]
     mode = "audit" if report.mode == "audit" else "apply"
     ceiling = f", ceiling {report.ceiling}" if report.ceiling else ""
@@ -88,11 +142,7 @@ def print_report(report: RunReport, console: Console, verbose: bool = False) -> 
                       soft_wrap=True)
     for problem in report.problems:
         console.print(Text(problem, style="red"), soft_wrap=True)
-    table = Table(show_edge=False, box=None, pad_edge=False)
-    table.add_column("status", no_wrap=True)
-    table.add_column("sev", no_wrap=True)
-    table.add_column("action", overflow="fold")
-    table.add_column("what", overflow="fold", ratio=1)
+    rows: list[tuple[Text, str, str, Text]] = []
     diffs: list[ChangeReport] = []
     for action in report.actions:
         if action.status == "in-sync" and not verbose:
@@ -101,20 +151,27 @@ def print_report(report: RunReport, console: Console, verbose: bool = False) -> 
         if not action.changes:
             what = Text(action.error or "; ".join(action.notes) or "in sync",
                         style="red" if action.error else "dim")
-            table.add_row(Text(action.status, style=style), "", Text(action.id), what)
+            rows.append((Text(action.status, style=style), "", action.id, what))
         for change in action.changes:
             path = change.path if change.path and change.path not in action.id else None
-            table.add_row(Text(change.status, style=_STATUS_STYLE.get(change.status, "")),
-                          change.severity, Text(action.id), _what(change, path))
+            rows.append((Text(change.status, style=_STATUS_STYLE.get(change.status, "")),
+                         change.severity, action.id, _what(change, path)))
             if change.diff and change.status in ("applied", "pending", "held"):
                 diffs.append(change)
     for orphan in report.orphans:
-        table.add_row(Text(orphan.status, style=_STATUS_STYLE.get(orphan.status, "")), "",
-                      Text(f"orphan {orphan.path}"), _what(orphan, None))
-    if table.row_count:
-        console.print(table)
-    for change in diffs:
-        console.print(diff_text(change.diff or ""), end="")
+        rows.append((Text(orphan.status, style=_STATUS_STYLE.get(orphan.status, "")), "",
+                     f"orphan {orphan.path}", _what(orphan, None)))
+    if rows:
+        _emit(console, _table(rows, console.width))
+    shown = diffs if verbose else diffs[:MAX_DIFFS]
+    if shown:
+        text = Text()
+        for change in shown:
+            text.append_text(diff_text(change.diff or ""))
+        _emit(console, text)
+    if len(shown) < len(diffs):
+        console.print(Text(f"({len(diffs) - len(shown)} more diffs not shown: -v shows them all, "
+                           "so does --format json)", style="dim"), soft_wrap=True)
     tally = "nothing was changed" if report.result == "refused" else \
         f"{_counts(report.counts)} in {report.duration_s:.2f}s"
     console.print(Text.assemble((report.result, "bold"), f" (exit {report.exit_code}): {tally}"),
