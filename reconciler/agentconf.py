@@ -23,11 +23,11 @@ from pydantic import (
     model_validator,
 )
 
-from reconciler import names
+from reconciler import names, paths
 from reconciler.config import Severity
 from reconciler.errors import ConfigError, Problem, UsageError
 
-DEFAULT_PATH = "/etc/reconciler/agent.toml"
+DEFAULT_PATH = paths.AGENT_CONFIG
 
 # URL schemes git may use to reach the config repo; anything else (ext::, fd::...) is refused.
 _SCHEMES = ("file", "git", "ssh", "https", "http")
@@ -54,7 +54,7 @@ class AgentConfig(BaseModel):
     max_severity: Annotated[Severity | None, BeforeValidator(_severity)] = Field(
         None, alias="max-severity"
     )
-    state_dir: Path = Field(Path("/var/lib/reconciler"), alias="state-dir")
+    state_dir: Path = Field(Path(paths.STATE_DIR), alias="state-dir")
     root: Path = Path("/")
     require_signed: Literal["none", "head", "range"] = Field("none", alias="require-signed")
     allowed_signers: Path | None = Field(None, alias="allowed-signers")

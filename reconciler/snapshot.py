@@ -201,25 +201,26 @@ def open_snapshot(repo_path: str, rev: str | None) -> Snapshot:
         return WorkTree(repo_path)
     if not os.path.isdir(repo_path):
         raise ConfigError.at("not a directory", path=repo_path)
-    found = _git(repo_path, "rev-parse", "--absolute-git-dir", "--is-bare-repository")
-    if found.returncode != 0:
-        raise ConfigError.at("not a git repository", path=repo_path)
-    git_dir, bare = found.stdout.decode().splitlines()[:2]
-    if bare != "true":
-        top = _git(repo_path, "rev-parse", "--show-toplevel").stdout.decode().strip()
-        if os.path.realpath(top) != os.path.realpath(repo_path):
-            raise ConfigError.at(f"not the top of a git repository (that is {top})",
-                                 path=repo_path)
-    sha = None
-    for suffix in ("^{commit}", "^{tree}"):
-        parsed = _git(
-            repo_path, "rev-parse", "--verify", "--quiet", "--end-of-options", rev + suffix
-        )
-        if parsed.returncode == 0:
-            sha = parsed.stdout.decode().strip()
-            break
-    if sha is None or rev.startswith("-"):
+    if rev.startswith("-"):
         raise ConfigError.at(f"unknown revision {rev!r}", path=repo_path)
+    # One git process answers where the repo is, whether it is bare, where we stand in
+    # it, and the commit; a tree id (the staged tree of pre-commit) takes a second try.
+    found = _git(repo_path, "rev-parse", "--absolute-git-dir", "--is-bare-repository",
+                 "--show-prefix", f"{rev}^{{commit}}")  # rev cannot start with "-"
+    lines = found.stdout.decode().splitlines()
+    if len(lines) < 3:
+        raise ConfigError.at("not a git repository", path=repo_path)
+    git_dir, bare, prefix = lines[:3]
+    if bare != "true" and prefix:
+        raise ConfigError.at(f"not the top of a git repository (this is {prefix} in it)",
+                             path=repo_path)
+    sha = lines[3] if found.returncode == 0 and len(lines) > 3 else None
+    if sha is None:
+        parsed = _git(repo_path, "rev-parse", "--verify", "--quiet", "--end-of-options",
+                      f"{rev}^{{tree}}")
+        if parsed.returncode != 0:
+            raise ConfigError.at(f"unknown revision {rev!r}", path=repo_path)
+        sha = parsed.stdout.decode().strip()
     listing = _git(repo_path, "ls-tree", "-r", "-z", "-l", "--full-tree", sha)
     if listing.returncode != 0:
         message = listing.stderr.decode(errors="replace").strip()

@@ -13,10 +13,10 @@ from typing import Any
 
 import click
 
-from reconciler.agentconf import DEFAULT_PATH
 from reconciler.cli.common import handles_errors
 from reconciler.cli.cycle import agent_options, load_config
 from reconciler.errors import ReconcilerError
+from reconciler.paths import AGENT_CONFIG
 
 UNITS = ("reconciler-agent.service", "reconciler-run.service", "reconciler-run.timer")
 UNIT_EXEC = "/usr/local/bin/reconciler"  # the command path written in the shipped units
@@ -102,7 +102,7 @@ def _shipped_units() -> Path:
               type=click.Path(file_okay=False), help="Where systemd reads unit files.")
 @click.option("--exec", "executable", default=None,
               help="The reconciler command the units run (default: this one).")
-@click.option("--config", "config_path", default=DEFAULT_PATH, show_default=True,
+@click.option("--config", "config_path", default=AGENT_CONFIG, show_default=True,
               help="The agent.toml the units point at.")
 @handles_errors
 def install_units(dest: str, executable: str | None, config_path: str) -> None:
@@ -121,7 +121,7 @@ def install_units(dest: str, executable: str | None, config_path: str) -> None:
         os.makedirs(dest, exist_ok=True)
         for name in UNITS:
             text = (source / name).read_text(encoding="utf-8")
-            text = text.replace(UNIT_EXEC, command).replace(DEFAULT_PATH, config_path)
+            text = text.replace(UNIT_EXEC, command).replace(AGENT_CONFIG, config_path)
             target = Path(dest) / name
             temp = target.with_name(f".{name}.tmp")
             temp.write_text(text, encoding="utf-8")

@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from reconciler.agentconf import DEFAULT_PATH, AgentConfig
 from reconciler.cli.common import handles_errors
 from reconciler.cli.node import EXIT_CODES_HELP, emit
 from reconciler.config import Severity
 from reconciler.errors import UsageError
+from reconciler.paths import AGENT_CONFIG
 
 if TYPE_CHECKING:
+    from reconciler.agentconf import AgentConfig
     from reconciler.report import RunReport
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -37,7 +38,7 @@ def agent_options(func: F) -> F:
     """--config plus one flag per agent.toml key (a flag wins over the file)."""
     options = [
         click.option("--config", "config_path", default=None,
-                     help=f"Agent settings (default {DEFAULT_PATH})."),
+                     help=f"Agent settings (default {AGENT_CONFIG})."),
         click.option("--remote", default=None, help="URL of the config repo."),
         click.option("--mirror", "mirrors", multiple=True, help="A mirror URL (repeatable)."),
         click.option("--branch", default=None, help="Branch to follow (default main)."),
@@ -68,13 +69,13 @@ def load_config(config_path: str | None, **flags: Any) -> AgentConfig:
     flags = {k: v for k, v in flags.items() if v not in (None, ())}
     if "mirrors" in flags:
         flags["mirrors"] = list(flags["mirrors"])
-    path = config_path or DEFAULT_PATH
+    path = config_path or AGENT_CONFIG
     if config_path is not None or os.path.exists(path):
         return agentconf.merge_overrides(agentconf.load(path), **flags)
     if "remote" not in flags:
         raise UsageError.because(f"no agent settings: {path} does not exist and no --remote given")
     # An empty, unvalidated base: merge_overrides validates the flags and names each bad one.
-    return agentconf.merge_overrides(AgentConfig.model_construct(), **flags)
+    return agentconf.merge_overrides(agentconf.AgentConfig.model_construct(), **flags)
 
 
 class StopFlag:
