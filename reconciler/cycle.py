@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 
 from reconciler import report as reports
 from reconciler.agentconf import AgentConfig
+from reconciler.atomicfile import write_atomic
 from reconciler.compile import load_fleet
 from reconciler.errors import Problem, ReconcilerError, UsageError
-from reconciler.history import History, write_json_atomic
+from reconciler.history import History
 from reconciler.lock import LockHeld, NodeLock
 from reconciler.pipeline import Desired, converge, desire
 from reconciler.report import RunReport, SourceReport
@@ -267,10 +268,10 @@ def record(cfg: AgentConfig, report: RunReport, desired: Desired | None) -> None
     stays refused run after run is recorded once.
     """
     data = report.model_dump_json(indent=2).encode() + b"\n"
-    write_json_atomic(state_path(cfg, LAST_RUN), data, mode=0o600)
+    write_atomic(state_path(cfg, LAST_RUN), data, mode=0o600)
     if report.result not in ("refused", "failed", "interrupted"):
         stamp = {"time": report.started.isoformat(), "commit": report.config_commit}
-        write_json_atomic(state_path(cfg, LAST_SUCCESS), json.dumps(stamp).encode(), 0o600)
+        write_atomic(state_path(cfg, LAST_SUCCESS), json.dumps(stamp).encode(), 0o600)
     history = History(state_path(cfg, HISTORY), cfg.node)
     refusal = _refusal_seen(cfg, report)
     refused_now = refusal is not None and refusal.at >= report.started

@@ -12,8 +12,8 @@ import os
 from collections.abc import Iterable
 
 from reconciler.agentconf import AgentConfig
+from reconciler.atomicfile import write_atomic
 from reconciler.config import Severity
-from reconciler.history import write_json_atomic
 from reconciler.report import Counts, Result, RunReport
 
 FILE_NAME = "reconciler.prom"
@@ -87,4 +87,4 @@ def render(report: RunReport, partial: bool = False) -> str:
 def write(path: str | os.PathLike[str], report: RunReport, partial: bool = False) -> None:
     """Atomically replace `path` with the metrics of `report` (readable by the collector)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    write_json_atomic(path, render(report, partial).encode(), mode=0o644)
+    write_atomic(path, render(report, partial).encode(), mode=0o644)

@@ -35,8 +35,8 @@ import git
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from reconciler.agentconf import check_url
+from reconciler.atomicfile import write_atomic
 from reconciler.errors import Problem, Reaction, ReconcilerError
-from reconciler.history import write_json_atomic
 
 SignaturePolicy = Literal["none", "head", "range"]
 
@@ -500,7 +500,7 @@ class SourceState(_State):
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write atomically (temp file, fsync, rename, fsync directory)."""
-        write_json_atomic(path, self.model_dump_json(indent=2).encode() + b"\n")
+        write_atomic(path, self.model_dump_json(indent=2).encode() + b"\n")
 
     def mark_good(self, commit: str, at: datetime | None = None) -> SourceState:
         """A run of `commit` worked: it is the new last good, and any refusal is forgotten."""

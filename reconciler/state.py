@@ -6,14 +6,13 @@ drift (someone edited the box), and finds orphans (applied before, no longer dec
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from reconciler.atomicfile import write_atomic
 from reconciler.errors import ConfigError
 
 STATE_FILE = "applied.json"
@@ -64,32 +63,9 @@ def load(state_dir: str) -> AppliedState:
 
 def save(state_dir: str, state: AppliedState) -> None:
     """Replace the record atomically (temp file, fsync, rename, fsync the directory)."""
-    write_atomic_host(
+    write_atomic(
         os.path.join(state_dir, STATE_FILE),
         json.dumps(
             state.model_dump(mode="json", exclude_none=True), sort_keys=True, indent=1
         ).encode(),
     )
-
-
-def write_atomic_host(path: str, data: bytes, mode: int = 0o600) -> None:
-    """Atomically replace a file of reconciler's own (state, reports, metrics) on the host."""
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

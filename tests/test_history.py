@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from gitutil_repo import git
 
-from reconciler.history import RUN_JSON, History, write_json_atomic
+from reconciler.atomicfile import write_atomic
+from reconciler.history import RUN_JSON, History
 
 REPO = Path(__file__).resolve().parents[1]
 NODE = "proxy-03.tickets.chi1.sa"
@@ -194,7 +195,7 @@ def test_records_killed_at_random_moments_leave_fsck_clean(history: History) -> 
 def test_write_json_atomic_replaces_the_file_and_leaves_no_temp(tmp_path: Path) -> None:
     target = tmp_path / "last-run.json"
     target.write_text('{"old": true}')
-    write_json_atomic(target, b'{"new": true}\n')
+    write_atomic(target, b'{"new": true}\n')
     assert json.loads(target.read_text()) == {"new": True}
     assert [p.name for p in tmp_path.iterdir() if p.name != "home"] == ["last-run.json"]
     assert target.stat().st_mode & 0o777 == 0o644
