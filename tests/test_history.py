@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from gitutil_repo import git
 
-from reconciler.atomicfile import write_atomic
 from reconciler.history import RUN_JSON, History
 
 REPO = Path(__file__).resolve().parents[1]
@@ -190,12 +189,3 @@ def test_records_killed_at_random_moments_leave_fsck_clean(history: History) -> 
     history.record({"/etc/after.conf": b"ok"}, b"{}", "after the kills", trailers())
     git(history.path, "fsck", "--strict", "--no-dangling")
     assert len(history.log(1000)) == before + 1
-
-
-def test_write_json_atomic_replaces_the_file_and_leaves_no_temp(tmp_path: Path) -> None:
-    target = tmp_path / "last-run.json"
-    target.write_text('{"old": true}')
-    write_atomic(target, b'{"new": true}\n')
-    assert json.loads(target.read_text()) == {"new": True}
-    assert [p.name for p in tmp_path.iterdir() if p.name != "home"] == ["last-run.json"]
-    assert target.stat().st_mode & 0o777 == 0o644
