@@ -191,3 +191,16 @@ def refused(
     return RunReport(node=node, mode=mode, root=root, config_commit=commit, ceiling=ceiling,
                      started=started, duration_s=round(duration, 4), result="refused",
                      exit_code=EXIT_REFUSED, counts=Counts(), problems=problems)
+
+
+def diff_style(line: str) -> str:
+    """The rich style of one unified-diff line, shared by every coloured diff we print."""
+    if line.startswith(("+++", "---")):
+        return "bold"
+    if line.startswith("@@"):
+        return "cyan"
+    if line.startswith("+"):
+        return "green"
+    if line.startswith("-"):
+        return "red"
+    return ""

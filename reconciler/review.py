@@ -32,6 +32,7 @@ from reconciler.config import Action, NodeConfig, Severity
 from reconciler.errors import ConfigError, Problem
 from reconciler.plan import effective_severity
 from reconciler.render import RenderedFile, Renderer, render_node
+from reconciler.report import diff_style
 from reconciler.snapshot import Snapshot, open_snapshot
 from reconciler.validate import finding_line, validate
 
@@ -713,16 +714,7 @@ def text_lines(report: PlanReport) -> list[Any]:
 def _diff_line(line: str) -> Any:
     from rich.text import Text
 
-    style = ""
-    if line.startswith(("+++", "---")):
-        style = "bold"
-    elif line.startswith("@@"):
-        style = "cyan"
-    elif line.startswith("+"):
-        style = "green"
-    elif line.startswith("-"):
-        style = "red"
-    return Text(f"      {line}", style=style)
+    return Text(f"      {line}", style=diff_style(line))
 
 
 def _finding(problem: HeadProblem) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.text import Text
 
-from reconciler.report import ChangeReport, Counts, RunReport
+from reconciler.report import ChangeReport, Counts, RunReport, diff_style
 
 MAX_DIFFS = 20  # diffs printed without -v; a first apply would otherwise print every file
 
@@ -33,16 +33,7 @@ _COUNT_WORDS = (
 def diff_text(diff: str) -> Text:
     text = Text()
     for line in diff.splitlines(keepends=True):
-        style = ""
-        if line.startswith(("+++", "---")):
-            style = "bold"
-        elif line.startswith("+"):
-            style = "green"
-        elif line.startswith("-"):
-            style = "red"
-        elif line.startswith("@@"):
-            style = "cyan"
-        text.append(line, style=style)
+        text.append(line, style=diff_style(line))
     return text
 
 
