@@ -178,6 +178,8 @@ class History:
             (self.path / name).unlink(missing_ok=True)
         for temp in self.path.glob(f"{_TEMP_INDEX_PREFIX}*"):
             temp.unlink(missing_ok=True)
+        for staging in self.path.glob(".blobs-*"):
+            shutil.rmtree(staging, ignore_errors=True)
 
     def _tree_entries(self, commit: str) -> dict[str, str]:
         out = self._git("ls-tree", "-r", "-z", "--full-tree", commit)
@@ -197,14 +199,20 @@ class History:
             "cat-file", "--batch-check", stdin="".join(f"{b}\n" for b in blobs).encode()
         )
         missing = [line.split(" ")[0] for line in out.splitlines() if line.endswith(" missing")]
-        for object_id in missing:
-            written = self._git(
-                "hash-object", "-w", "--no-filters", "--stdin", stdin=blobs[object_id]
-            )
-            if written.strip() != object_id:
-                raise HistoryError.at(
-                    self.path, f"git stored blob {written.strip()}, expected {object_id}"
-                )
+        if not missing:
+            return
+        # One git process for all new blobs (a first run can bring a thousand files).
+        with tempfile.TemporaryDirectory(prefix=".blobs-", dir=self.path) as staging:
+            paths = []
+            for object_id in missing:
+                path = os.path.join(staging, object_id)
+                with open(path, "wb") as handle:
+                    handle.write(blobs[object_id])
+                paths.append(path)
+            written = self._git("hash-object", "-w", "--no-filters", "--stdin-paths",
+                                stdin="".join(f"{p}\n" for p in paths).encode()).split()
+        if written != missing:
+            raise HistoryError.at(self.path, "git stored other blobs than the ones computed")
 
     def record(
         self,

@@ -22,8 +22,8 @@ Checker = Callable[[Context, Action], ActionPlan]
 Applier = Callable[[Context, Change], None]
 
 _CHECK: dict[str, Checker] = {
-    "file": files.check_file,  # type: ignore[dict-item]
-    "tree": files.check_tree,  # type: ignore[dict-item]
+    "file": files.check,  # type: ignore[dict-item]
+    "tree": files.check,  # type: ignore[dict-item]
     "directory": directory.check,  # type: ignore[dict-item]
     "symlink": symlink.check,  # type: ignore[dict-item]
     "package": package.check,  # type: ignore[dict-item]

@@ -31,14 +31,8 @@ DEFAULT_MODE = 0o644
 DEFAULT_DIR_MODE = 0o755
 
 
-def check_file(ctx: Context, action: FileAction) -> ActionPlan:
-    plan = ActionPlan(action)
-    for item in ctx.rendered.get(action.id, []):
-        _check_path(ctx, plan, item, action.mode)
-    return plan
-
-
-def check_tree(ctx: Context, action: TreeAction) -> ActionPlan:
+def check(ctx: Context, action: FileAction | TreeAction) -> ActionPlan:
+    """Every file the action renders (one, or a whole tree) against the live node."""
     plan = ActionPlan(action)
     for item in ctx.rendered.get(action.id, []):
         _check_path(ctx, plan, item, action.mode)
