@@ -58,6 +58,7 @@ class VarDecl:
     name: str
     value: Any
     origin: Origin
+    secret: bool = False
 
 
 @dataclass
@@ -73,7 +74,7 @@ class Layer:
         if self._provenance is None:
             self._provenance = [
                 (d.name, Provenance.model_construct(layer=self.label, origin=d.origin,
-                                                    value=d.value))
+                                                    value=d.value, secret=d.secret))
                 for d in self.decls
             ]
         return self._provenance
@@ -131,6 +132,7 @@ class Fleet:
     classes: dict[str, ClassDecl]
     _chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _class_actions: dict[str, tuple[Action, ...]] = field(default_factory=dict)
+    _variables: dict[tuple[str, tuple[int, ...]], Variable] = field(default_factory=dict)
 
     @property
     def revision(self) -> str | None:
@@ -231,7 +233,7 @@ def compile_node(fleet: Fleet, name: str) -> NodeConfig:
         cluster=node.cluster,
         domain=node.domain,
         class_chain=chain,
-        variables=_merge_layers(layers),
+        variables=_merge_layers(layers, fleet._variables),
         policy=Policy(**policy_values),
         actions=fleet.class_actions(node.cls),
         revision=fleet.revision,
@@ -246,31 +248,29 @@ def iter_nodes(fleet: Fleet, names_: list[str] | None = None) -> Iterator[NodeCo
 # ---------------------------------------------------------------- variables
 
 
-def _merge_layers(layers: list[Layer]) -> dict[str, Variable]:
-    """Winning value per variable with every layer that set it; provenance records are
-    built once per declaration and shared by all nodes, so a large fleet compiles fast."""
+def _merge_layers(
+    layers: list[Layer], shared: dict[tuple[str, tuple[int, ...]], Variable]
+) -> dict[str, Variable]:
+    """Winning value per variable with every layer that set it. Provenance records are
+    built once per declaration, and `shared` (one per fleet) holds one Variable per
+    distinct chain of them, so a large fleet compiles fast."""
     history: dict[str, list[Provenance]] = {}
     for layer in layers:
         for name, step in layer.provenance():
             history.setdefault(name, []).append(step)
-    return {
-        name: _variable(name, tuple(steps)) for name, steps in sorted(history.items())
-    }
-
-
-_VARIABLES: dict[tuple[str, tuple[int, ...]], Variable] = {}
-
-
-def _variable(name: str, steps: tuple[Provenance, ...]) -> Variable:
-    """One shared Variable per distinct chain of provenance records (they are immutable)."""
-    key = (name, tuple(id(step) for step in steps))
-    found = _VARIABLES.get(key)
-    if found is None or found.set_by is not steps[-1]:
-        found = Variable.model_construct(
-            name=name, value=steps[-1].value, set_by=steps[-1], overrode=steps[:-1]
-        )
-        _VARIABLES[key] = found
-    return found
+    variables = {}
+    for name, steps in sorted(history.items()):
+        # The records are alive in the fleet's layers, so their ids are stable keys.
+        key = (name, tuple(id(step) for step in steps))
+        found = shared.get(key)
+        if found is None:
+            found = Variable.model_construct(
+                name=name, value=steps[-1].value, set_by=steps[-1],
+                overrode=tuple(steps[:-1]), secret=any(step.secret for step in steps),
+            )  # fmt: skip
+            shared[key] = found
+        variables[name] = found
+    return variables
 
 
 def _parse_value(doc: xmlload.XmlDoc, element: etree._Element, problems: list[Problem]) -> Any:
@@ -311,7 +311,8 @@ def _parse_vars(
             problems.append(doc.problem(element, f"variable {name!r} set twice in one block"))
         seen.add(name)
         value = _parse_value(doc, element, problems)
-        layer.decls.append(VarDecl(name, value, _origin(doc, element)))
+        layer.decls.append(VarDecl(name, value, _origin(doc, element),
+                                   element.get("secret") == "true"))
     return layer
 
 

@@ -190,6 +190,7 @@ class Provenance(Frozen):
     layer: str  # "defaults", "class base", "cluster chi1", "class=proxy product=tickets", "node"
     origin: Origin
     value: Any
+    secret: bool = False
 
 
 class Variable(Frozen):
@@ -199,6 +200,7 @@ class Variable(Frozen):
     value: Any
     set_by: Provenance
     overrode: tuple[Provenance, ...] = ()
+    secret: bool = False  # some layer declared it secret="true"
 
 
 class NodeConfig(Frozen):
@@ -215,6 +217,10 @@ class NodeConfig(Frozen):
     policy: Policy
     actions: tuple[Action, ...]
     revision: str | None = None
+
+    def secret_names(self) -> frozenset[str]:
+        """Variables some layer marked secret: kept out of explain and of non-secret files."""
+        return frozenset(name for name, var in self.variables.items() if var.secret)
 
     def values(self) -> dict[str, Any]:
         """Plain variable values, for rendering."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jinja2
+from jinja2 import meta
 from jinja2.bccache import Bucket, BytecodeCache, bc_magic
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
@@ -173,6 +174,7 @@ class Renderer:
         )
         self.env.globals["nodes"] = self._nodes
         self._node_cache: dict[tuple[str | None, str | None, str | None], list[str]] = {}
+        self._referenced: dict[str, frozenset[str]] = {}
 
     def _nodes(
         self, cls: str | None = None, product: str | None = None, cluster: str | None = None
@@ -195,6 +197,28 @@ class Renderer:
         except jinja2.TemplateNotFound as exc:
             raise ConfigError([Problem(exc.message or f"template {name} not found",
                                        f"{TEMPLATES_DIR}/{name}", None, node)]) from None
+
+    def referenced(self, name: str) -> frozenset[str]:
+        """Variables template `name` reads by name (its own text; not what it includes)."""
+        found = self._referenced.get(name)
+        if found is None:
+            source, _, _ = self.env.loader.get_source(self.env, name)  # type: ignore[union-attr]
+            found = frozenset(meta.find_undeclared_variables(self.env.parse(source)))
+            self._referenced[name] = found
+        return found
+
+    def check_secrets(self, node: NodeConfig, action: FileAction | TreeAction, name: str) -> None:
+        """Refuse a secret variable in a file that is not secret: it would reach diffs,
+        reports and the node's history in plain text."""
+        secrets = node.secret_names()
+        if not secrets or action.secret:
+            return
+        leaked = sorted(self.referenced(name) & secrets)
+        if leaked:
+            raise ConfigError([Problem(
+                f"secret variable {', '.join(leaked)} used in {TEMPLATES_DIR}/{name}, "
+                f'which is not a secret file (mark the action secret="true")',
+                action.origin.path, action.origin.line, node.name, action.id)])
 
     def render(self, node: NodeConfig, name: str, extra: dict[str, Any] | None = None) -> str:
         """Render template `name` (relative to templates/) for `node`."""
@@ -292,6 +316,7 @@ def render_node(renderer: Renderer, node: NodeConfig) -> tuple[list[RenderedFile
                     name = f"{action.source}/{rel}"
                     if rel.endswith(".j2"):
                         content = renderer.render(node, name).encode()
+                        renderer.check_secrets(node, action, name)
                         rel = rel[: -len(".j2")]
                     else:
                         content = snapshot.read(f"{TEMPLATES_DIR}/{name}")
@@ -323,6 +348,7 @@ def _render_file(renderer: Renderer, node: NodeConfig, action: FileAction) -> Re
     if action.template is not None:
         _check_exists(renderer.fleet.snapshot, node, action, action.template, "template")
         content = renderer.render(node, action.template).encode()
+        renderer.check_secrets(node, action, action.template)
         return RenderedFile(action.path, action, content, f"{TEMPLATES_DIR}/{action.template}")
     if action.source is not None:
         path = f"{TEMPLATES_DIR}/{action.source}"

@@ -104,7 +104,10 @@ def nodes(repo: str, rev: str | None, cls: str | None, product: str | None,
         click.echo(name)
 
 
-def _show(value: Any) -> str:
+def _show(value: Any, secret: bool = False) -> str:
+    """A variable's value for people; a secret one is never printed."""
+    if secret:
+        return "(secret)"
     return value if isinstance(value, str) else json.dumps(value)
 
 
@@ -137,18 +140,22 @@ def explain(repo: str, rev: str | None, node: str, var: str | None) -> None:
     for column in ("name", "value", "layer", "set at", "overrode"):
         table.add_column(column, overflow="fold")
     for variable in config.variables.values():
-        overrode = ", ".join(f"{_show(p.value)} ({p.layer})" for p in reversed(variable.overrode))
-        table.add_row(variable.name, _show(variable.value), variable.set_by.layer,
+        overrode = ", ".join(f"{_show(p.value, variable.secret)} ({p.layer})"
+                             for p in reversed(variable.overrode))
+        table.add_row(variable.name, _show(variable.value, variable.secret), variable.set_by.layer,
                       str(variable.set_by.origin), overrode)
     console.print(table)
     _print_actions(console, config)
 
 
 def _explain_variable(console: Any, variable: Variable) -> None:
-    console.print(f"[bold]{variable.name}[/] = {_show(variable.value)}")
-    console.print(f"  set by {variable.set_by.layer} at {variable.set_by.origin}")
+    from rich.markup import escape
+
+    console.print(f"[bold]{variable.name}[/] = {escape(_show(variable.value, variable.secret))}")
+    console.print(escape(f"  set by {variable.set_by.layer} at {variable.set_by.origin}"))
     for step in reversed(variable.overrode):
-        console.print(f"  overrode {_show(step.value)} from {step.layer} at {step.origin}")
+        console.print(escape(f"  overrode {_show(step.value, variable.secret)} from {step.layer} "
+                             f"at {step.origin}"))
 
 
 def _print_actions(console: Any, config: NodeConfig) -> None:
