@@ -126,7 +126,7 @@ class CommitTree:
         if not oids:
             return {}
         result = subprocess.run(
-            ["git", "--git-dir", self._git_dir, "cat-file", "--batch"],
+            ["git", "--git-dir", self._git_dir, "cat-file", "--batch", "--buffer"],
             input="".join(f"{oid}\n" for oid in oids).encode(), capture_output=True,
             check=False,
         )  # fmt: skip
