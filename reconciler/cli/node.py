@@ -103,6 +103,9 @@ def node_run(
             if debug:
                 system = LoggingSystem(system, lambda line: click.echo(line, err=True))
             report = converge(desired, system, state, mode, ceiling)
+            # The whole run, compile and render included, as `reconciler run` reports it.
+            report.started = started
+            report.duration_s = round(time.monotonic() - clock, 4)
     except ReconcilerError as exc:
         report = refuse(name, mode, root, commit, exc, started, clock, ceiling)
     except OSError as exc:
