@@ -38,6 +38,10 @@ def _severity(value: object) -> object:
     return Severity.parse(value) if isinstance(value, str) else value
 
 
+# Longer than this is a typo, and would overflow the agent's sleep.
+MAX_SECONDS = 30 * 86400
+
+
 class AgentConfig(BaseModel):
     """Validated agent settings; `branch` is None exactly when a `commit` pin is set."""
 
@@ -59,9 +63,9 @@ class AgentConfig(BaseModel):
     require_signed: Literal["none", "head", "range"] = Field("none", alias="require-signed")
     allowed_signers: Path | None = Field(None, alias="allowed-signers")
     gpg_home: Path | None = Field(None, alias="gpg-home")
-    interval: int | None = Field(None, gt=0)
-    splay: int | None = Field(None, ge=0)
-    fetch_timeout: float = Field(60.0, gt=0, alias="fetch-timeout")
+    interval: int | None = Field(None, gt=0, le=MAX_SECONDS)
+    splay: int | None = Field(None, ge=0, le=MAX_SECONDS)
+    fetch_timeout: float = Field(60.0, gt=0, le=MAX_SECONDS, alias="fetch-timeout")
 
     @model_validator(mode="before")
     @classmethod
@@ -160,9 +164,14 @@ def load(path: str | Path = DEFAULT_PATH) -> AgentConfig:
     """Read and validate agent.toml; every problem names the file, the key and its line."""
     name = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError.at(f"cannot read agent config: {err}", name) from None
+        raw = Path(path).read_bytes()
+    except OSError as err:
+        raise ConfigError.at(f"cannot read agent config: {err.strerror or err}", name) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError.at("agent config is not UTF-8 text", name,
+                             raw.count(b"\n", 0, err.start) + 1) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:

@@ -7,6 +7,7 @@ chain, its variable layers with provenance, its policy and its actions.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -51,6 +52,13 @@ DEFAULT_SEVERITY = {
     "command": Severity.RESTART,
 }
 _SELECTOR_RANK = {"class": 0, "cluster": 1, "product": 2}
+# Bounds that keep a typo in a <nodes> range from hanging or exhausting memory: no
+# sane range is this large, and a host name label is at most 63 characters (RFC 1035).
+MAX_RANGE_COUNT = 100_000
+MAX_HOST_LABEL = 63
+# A policy interval or splay, or a command timeout, longer than this is a typo (and
+# would overflow a sleep or a wait).
+MAX_POLICY_SECONDS = 30 * 86400
 
 
 @dataclass(frozen=True)
@@ -316,7 +324,9 @@ def _parse_vars(
     return layer
 
 
-def _parse_policy(doc: xmlload.XmlDoc, parent: etree._Element) -> dict[str, Any]:
+def _parse_policy(
+    doc: xmlload.XmlDoc, parent: etree._Element, problems: list[Problem]
+) -> dict[str, Any]:
     element = parent.find("policy")
     if element is None:
         return {}
@@ -329,6 +339,10 @@ def _parse_policy(doc: xmlload.XmlDoc, parent: etree._Element) -> dict[str, Any]
         if field_name == "max_severity":
             values[field_name] = Severity.parse(raw)
         elif field_name in ("interval", "splay"):
+            if len(raw) > len(str(MAX_POLICY_SECONDS)) or int(raw) > MAX_POLICY_SECONDS:
+                problems.append(doc.problem(
+                    element, f"{attribute} {raw} is too large (at most {MAX_POLICY_SECONDS}s)"))
+                continue
             values[field_name] = int(raw)
         elif field_name == "prune":
             values[field_name] = raw == "true"
@@ -347,7 +361,8 @@ def _origin(doc: xmlload.XmlDoc, element: etree._Element) -> Origin:
 def _load_doc(snapshot: Snapshot, path: str, problems: list[Problem]) -> xmlload.XmlDoc | None:
     try:
         if not snapshot.is_file(path):
-            problems.append(Problem("file not found", path))
+            missing = "a directory, not a file" if snapshot.is_dir(path) else "file not found"
+            problems.append(Problem(missing, path))
             return None
         return xmlload.load(snapshot, path)
     except xmlload.XmlError as exc:
@@ -371,7 +386,7 @@ def _parse_fleet(
     default_policy: dict[str, Any] = {}
     if defaults_el is not None:
         defaults = _parse_vars(doc, defaults_el, "defaults", problems)
-        default_policy = _parse_policy(doc, defaults_el)
+        default_policy = _parse_policy(doc, defaults_el, problems)
     fleet = Fleet(snapshot, domain, defaults, default_policy, [], {}, classes)
     known = _ClassCheck(classes, broken)
     for order, element in enumerate(root):
@@ -418,14 +433,26 @@ def _expand_range(
     problems: list[Problem],
 ) -> None:
     cls, product, cluster = (element.get(k, "") for k in ("class", "product", "cluster"))
-    count = int(element.get("count", "0"))
-    start = int(element.get("start", "1"))
-    width = int(element.get("width", "2"))
+    raw = [element.get(k, d) for k, d in (("count", "0"), ("start", "1"), ("width", "2"))]
+    if any(len(value) > MAX_HOST_LABEL for value in raw):
+        problems.append(doc.problem(element, "count, start or width of this range is too large"))
+        return
+    count, start, width = (int(value) for value in raw)
+    if count > MAX_RANGE_COUNT:
+        problems.append(doc.problem(
+            element, f"count {count} is too large (at most {MAX_RANGE_COUNT} nodes per range)"))
+        return
+    digits = max(width, len(str(start + count - 1)))
+    if len(cls) + 1 + digits > MAX_HOST_LABEL:
+        problems.append(doc.problem(
+            element, f"host names {cls}-<number> of this range would be longer than "
+                     f"{MAX_HOST_LABEL} characters (check start and width)"))
+        return
     if not known.check(doc, element, cls, problems):
         return
     label = f"nodes {cls}.{product}.{cluster}"
     layer = _parse_vars(doc, element, label, problems)
-    policy = _parse_policy(doc, element)
+    policy = _parse_policy(doc, element, problems)
     origin = _origin(doc, element)
     for number in range(start, start + count):
         name = names.make(cls, number, product, cluster, fleet.domain, width)
@@ -466,7 +493,7 @@ def _add_single_node(
             element, f"duplicate node {fqdn} (first declared at {decl.origin})"))
         return
     decl.node_layer = _parse_vars(doc, element, "node", problems)
-    decl.node_policy = _parse_policy(doc, element)
+    decl.node_policy = _parse_policy(doc, element, problems)
 
 
 # ---------------------------------------------------------------- classes
@@ -500,6 +527,7 @@ def _load_classes(
         _check_duplicates_in_class(actions, problems)
         _check_debs(snapshot, actions, problems)
         layer = _parse_vars(doc, root, f"class {name}", problems)
+        policy = _parse_policy(doc, root, problems)
         if len(problems) > count_before:
             continue
         broken.discard(name)
@@ -508,7 +536,7 @@ def _load_classes(
             path=path,
             origin=_origin(doc, root),
             inherits=root.get("inherits"),
-            policy=_parse_policy(doc, root),
+            policy=policy,
             layer=layer,
             actions=actions,
         )
@@ -755,9 +783,19 @@ def _file_fields(element: etree._Element) -> dict[str, Any]:
     if fields["ensure"] == "present" and all(
             fields[k] is None for k in ("template", "source", "content")):
         raise ValueError("a present file needs template=, source= or <content>")
-    if fields["validate_cmd"] is not None and "%s" not in fields["validate_cmd"]:
-        raise ValueError("validate= must contain %s (the new file's path)")
+    if fields["validate_cmd"] is not None:
+        if "%s" not in fields["validate_cmd"]:
+            raise ValueError("validate= must contain %s (the new file's path)")
+        _check_shell(fields["validate_cmd"], "validate")
     return fields
+
+
+def _check_shell(command: str, attribute: str) -> None:
+    """Refuse a shell command whose quoting is broken: it could only fail on the node."""
+    try:
+        shlex.split(command)
+    except ValueError as exc:
+        raise ValueError(f"{attribute}= is not a valid shell command: {exc}") from None
 
 
 def _tree_fields(element: etree._Element) -> dict[str, Any]:
@@ -813,12 +851,19 @@ def _command_fields(element: etree._Element) -> dict[str, Any]:
     name = element.get("name", "")
     creates = element.get("creates")
     cwd = element.get("cwd")
+    for attribute in ("run", "unless", "onlyif"):
+        command = element.get(attribute)
+        if command is not None:
+            _check_shell(command, attribute)
+    timeout = float(element.get("timeout", "300"))
+    if timeout > MAX_POLICY_SECONDS:
+        raise ValueError(f"timeout is too large (at most {MAX_POLICY_SECONDS}s)")
     return {
         "id": f"command:{name}", "name": name, "run": element.get("run", ""),
         "creates": _check_node_path(creates) if creates is not None else None,
         "unless": element.get("unless"), "onlyif": element.get("onlyif"),
         "refresh_only": element.get("refresh-only") == "true",
-        "timeout": float(element.get("timeout", "300")),
+        "timeout": timeout,
         "cwd": _check_node_path(cwd) if cwd is not None else None,
         "env": tuple((env.get("name", ""), env.text or "")
                      for env in element.iterchildren("env")),

@@ -46,7 +46,9 @@ class SnapshotLoader(jinja2.BaseLoader):
         path = f"{TEMPLATES_DIR}/{rel}"
         try:
             if not self.snapshot.is_file(path):
-                raise jinja2.TemplateNotFound(template, f"template {path} not found")
+                missing = "is a directory, not a file" if self.snapshot.is_dir(path) else \
+                    "not found"
+                raise jinja2.TemplateNotFound(template, f"template {path} {missing}")
             source = self.snapshot.read(path).decode("utf-8")
         except ConfigError as exc:
             raise jinja2.TemplateNotFound(template, exc.problems[0].message) from None
@@ -67,7 +69,7 @@ class PackedBytecodeCache(BytecodeCache):
     """
 
     FILE = "templates.pack"
-    MAGIC = b"reconciler-templates-1 " + jinja2.__version__.encode() + b" " + bc_magic
+    MAGIC = b"reconciler-templates-2 " + jinja2.__version__.encode() + b" " + bc_magic
 
     def __init__(self, directory: str) -> None:
         self.path = os.path.join(directory, self.FILE)
@@ -152,6 +154,32 @@ class NodeView:
         return self.name
 
 
+# What one `*` or `**` in a template may produce: far more than any config file needs,
+# far less than what would exhaust a node's memory.
+MAX_REPEAT = 1 << 24
+MAX_POWER_BITS = 1 << 16
+
+
+class BoundedSandbox(SandboxedEnvironment):
+    """The Jinja2 sandbox, with `*` and `**` refusing results so large that a typo
+    (`"-" * 10**10`) would hang the run or exhaust memory."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any,
+                   right: Any) -> Any:
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(times, int) \
+                        and len(seq) * times > MAX_REPEAT:
+                    raise SecurityError(f"repetition of {len(seq) * times} items is too large "
+                                        f"(at most {MAX_REPEAT})")
+        elif isinstance(left, int) and isinstance(right, int) and abs(left) > 1 \
+                and left.bit_length() * right > MAX_POWER_BITS:
+            raise SecurityError(f"{left} ** {right} is too large")
+        return super().call_binop(context, operator, left, right)
+
+
 class Renderer:
     """Renders templates of one revision for any node of its fleet."""
 
@@ -163,7 +191,7 @@ class Renderer:
         if bytecode_dir is not None:
             os.makedirs(bytecode_dir, mode=0o700, exist_ok=True)
             self.cache = PackedBytecodeCache(bytecode_dir)
-        self.env = SandboxedEnvironment(
+        self.env = BoundedSandbox(
             loader=SnapshotLoader(fleet.snapshot),
             undefined=jinja2.StrictUndefined,
             autoescape=False,
@@ -230,7 +258,7 @@ class Renderer:
         try:
             return template.render(context)
         except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError,
-                LookupError, AttributeError) as exc:
+                LookupError, AttributeError, RecursionError, MemoryError) as exc:
             raise _template_error(exc, name, node.name) from None
 
 
@@ -254,6 +282,11 @@ def _template_error(exc: Exception, name: str, node: str | None) -> ConfigError:
             message = prefix + detail
         elif isinstance(exc, jinja2.TemplateNotFound):
             message = exc.message or f"template {exc.name} not found"
+        elif isinstance(exc, RecursionError):
+            message = ("recursion too deep: a template that includes itself or a macro "
+                       "that calls itself without end")
+        elif isinstance(exc, MemoryError):
+            message = "out of memory while rendering (a huge repetition or number?)"
         else:
             message = f"{type(exc).__name__}: {exc}"
     return ConfigError([Problem(message, path, line, node)])
@@ -369,5 +402,6 @@ def _check_exists(
         raise ConfigError([Problem(p.message, action.origin.path, action.origin.line,
                                    node.name, action.id) for p in exc.problems]) from None
     if not found:
-        raise ConfigError([Problem(f"{what} {path} not found", action.origin.path,
+        missing = "is a directory, not a file" if snapshot.is_dir(path) else "not found"
+        raise ConfigError([Problem(f"{what} {path} {missing}", action.origin.path,
                                    action.origin.line, node.name, action.id)])

@@ -219,7 +219,9 @@ def open_snapshot(repo_path: str, rev: str | None) -> Snapshot:
         parsed = _git(repo_path, "rev-parse", "--verify", "--quiet", "--end-of-options",
                       f"{rev}^{{tree}}")
         if parsed.returncode != 0:
-            raise ConfigError.at(f"unknown revision {rev!r}", path=repo_path)
+            kind = _git(repo_path, "cat-file", "-t", rev).stdout.decode().strip()
+            message = f"{rev!r} is a {kind}, not a commit" if kind else f"unknown revision {rev!r}"
+            raise ConfigError.at(message, path=repo_path)
         sha = parsed.stdout.decode().strip()
     listing = _git(repo_path, "ls-tree", "-r", "-z", "-l", "--full-tree", sha)
     if listing.returncode != 0:

@@ -113,7 +113,7 @@ def validate(snapshot: Snapshot, jobs: int | None = None) -> ValidationResult:
     result.nodes = len(names)
     result.classes = len(fleet.classes)
     chunks = [names[i : i + _CHUNK] for i in range(0, len(names), _CHUNK)]
-    jobs = jobs or _default_jobs()
+    jobs = min(jobs or _default_jobs(), len(chunks))
     outcomes: list[tuple[int, list[Problem]]]
     if jobs <= 1 or len(chunks) <= 1:
         _init_worker(fleet)

@@ -88,7 +88,7 @@ def _parse_bytes(data: bytes, path: str) -> etree._Element:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
         line = exc.lineno or (exc.position[0] if exc.position else None)
-        message = re.sub(r", line \d+, column \d+$", "", exc.msg or str(exc))
+        message = re.sub(r"\s*, line \d+, column \d+$", "", exc.msg or str(exc)).strip()
         raise XmlError([Problem(f"malformed XML: {message}", path, line)]) from None
     depth = _depth(root)
     if depth > MAX_DEPTH:

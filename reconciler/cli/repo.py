@@ -41,8 +41,22 @@ def example_dir(name: str) -> Path:
 def init(directory: str) -> None:
     """Create a new config repo in DIRECTORY holding the example fleet, first commit on main."""
     target = Path(directory)
+    try:
+        installed = _create_example(target)
+    except OSError as exc:
+        raise UsageError.because(f"cannot create {directory}: {exc.strerror or exc}") from None
+    except subprocess.CalledProcessError as exc:
+        raise UsageError.because(f"cannot create {directory}: {' '.join(exc.cmd)} failed "
+                                 f"(exit {exc.returncode})") from None
+    click.echo(f"created config repo {target} (branch main) with the example fleet; "
+               f"installed {', '.join(Path(p).name for p in installed)}")
+
+
+def _create_example(target: Path) -> list[str]:
+    """Copy the example fleet into `target` (new or empty), commit it on main and install
+    the hooks; returns the installed hooks' paths."""
     if target.exists() and any(target.iterdir()):
-        raise UsageError.because(f"{directory} exists and is not empty")
+        raise UsageError.because(f"{target} exists and is not empty")
     target.mkdir(parents=True, exist_ok=True)
     layout = example_dir("repo_layout")
     for item in sorted(layout.iterdir()):
@@ -59,9 +73,7 @@ def init(directory: str) -> None:
         "-c", "user.name=reconciler", "-c", "user.email=reconciler@localhost"]
     subprocess.run([*git, *identity, "commit", "-q", "--no-verify", "-m",
                     "Example fleet from reconciler init"], check=True)
-    installed = install_hooks(str(target))
-    click.echo(f"created config repo {target} (branch main) with the example fleet; "
-               f"installed {', '.join(Path(p).name for p in installed)}")
+    return install_hooks(str(target))
 
 
 def _has_git_identity(repo: Path) -> bool:
@@ -72,7 +84,8 @@ def _has_git_identity(repo: Path) -> bool:
 
 @click.command("validate")
 @repo_options
-@click.option("--jobs", "-j", type=int, default=None, help="Worker processes (default: all cores).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Worker processes (default: all cores).")
 @handles_errors
 def validate_cmd(repo: str, rev: str | None, jobs: int | None) -> None:
     """Check schema, compile every node and render every template; list every error."""
@@ -194,9 +207,13 @@ def render(repo: str, rev: str | None, node: str, out: str | None) -> None:
             if item.content is None:
                 continue
             dest = Path(out) / item.path.lstrip("/")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(item.content)
-            os.chmod(dest, 0o600 if secret else 0o644)
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(item.content)
+                os.chmod(dest, 0o600 if secret else 0o644)
+            except OSError as exc:
+                raise UsageError.because(
+                    f"cannot write {exc.filename or dest}: {exc.strerror or exc}") from None
             click.echo(f"wrote {dest}")
             continue
         click.echo(f"==> {item.path} ({item.source}) <==")

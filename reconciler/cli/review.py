@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from reconciler.cli.common import handles_errors
+from reconciler.errors import UsageError
 
 if TYPE_CHECKING:
     from reconciler.review import PlanReport
@@ -71,9 +72,9 @@ def plan(base: str, head: str, repo: str, fmt: str, jobs: int | None, max_bytes:
 
     report = _plan_with_progress(repo, base, head, jobs)
     if markdown_out:
-        Path(markdown_out).write_text(format_markdown(report, max_bytes))
+        _write_report(markdown_out, format_markdown(report, max_bytes))
     if json_out:
-        Path(json_out).write_text(report.model_dump_json(indent=2) + "\n")
+        _write_report(json_out, report.model_dump_json(indent=2) + "\n")
     if fmt == "json":
         click.echo(report.model_dump_json(indent=2))
     elif fmt == "markdown":
@@ -91,6 +92,15 @@ def plan(base: str, head: str, repo: str, fmt: str, jobs: int | None, max_bytes:
             click.echo(finding_line(finding.problem, finding.nodes), err=True)
         click.echo(f"invalid: {len(report.head_problems)} distinct problem(s)", err=True)
     sys.exit(report.exit_code)
+
+
+def _write_report(path: str, text: str) -> None:
+    """Write a report file the caller asked for; a path that cannot be written is a
+    usage error, not a traceback."""
+    try:
+        Path(path).write_text(text)
+    except OSError as exc:
+        raise UsageError.because(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 @click.group()

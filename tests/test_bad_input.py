@@ -1,0 +1,224 @@
+"""Hostile or sloppy input through the installed `reconciler` script: each one is a clear
+message (naming file and line when one is knowable), a non-zero exit, no traceback, and
+nothing written on the node."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from configrepo import BASIC, CliResult, Workspace, class_xml, fleet_xml
+
+NODE = "web-01.tickets.chi1.sa"
+
+
+def refused(result: CliResult) -> list[str]:
+    """Exit 1 without a traceback; returns the stderr lines but the validate summary."""
+    assert result.code == 1, result
+    assert "Traceback" not in result.err, result.err
+    return [line for line in result.err.splitlines() if not line.startswith("invalid: ")]
+
+
+def validate_with(ws: Workspace, files: dict[str, str | bytes | None]) -> list[str]:
+    """Validate BASIC with `files` laid over it (None drops a file)."""
+    merged = {rel: text for rel, text in {**BASIC, **files}.items() if text is not None}
+    repo = ws.make_repo(merged)
+    return refused(ws.cli("validate", "--repo", repo))
+
+
+def with_range(attributes: str) -> dict[str, str | bytes | None]:
+    return {"fleet.xml": fleet_xml(f'  <nodes class="web" product="tickets" cluster="chi1" '
+                                   f'{attributes}/>\n')}
+
+
+def agent_toml(ws: Workspace, extra: str | bytes) -> Path:
+    head = (f'remote = "file://{ws.tmp}/nowhere.git"\nnode = "{NODE}"\n'
+            f'root = "{ws.tmp}/node"\nstate-dir = "{ws.tmp}/state"\n').encode()
+    path = ws.tmp / "agent.toml"
+    path.write_bytes(head + (extra.encode() if isinstance(extra, str) else extra))
+    return path
+
+
+# ---------------------------------------------------------------- templates
+
+
+def test_template_that_includes_itself_is_a_located_error(ws: Workspace) -> None:
+    lines = validate_with(ws, {"templates/base/motd.j2": '{% include "base/motd.j2" %}\n'})
+    assert len(lines) == 1
+    assert lines[0].startswith("templates/base/motd.j2:1: recursion too deep: a template that "
+                               "includes itself")
+
+
+def test_macro_that_calls_itself_forever_is_a_located_error(ws: Workspace) -> None:
+    lines = validate_with(ws, {"templates/base/motd.j2":
+                               "hello\n{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}\n"})
+    assert len(lines) == 1 and lines[0].startswith("templates/base/motd.j2:2: recursion too deep")
+
+
+def test_huge_string_repetition_in_a_template_is_refused_by_the_sandbox(ws: Workspace) -> None:
+    lines = validate_with(ws, {"templates/base/motd.j2": '{{ "-" * 10**10 }}\n'})
+    assert len(lines) == 1
+    assert lines[0].startswith("templates/base/motd.j2:1: unsafe template operation refused by "
+                               "the sandbox: repetition of 10000000000 items is too large")
+
+
+def test_huge_power_in_a_template_is_refused_by_the_sandbox(ws: Workspace) -> None:
+    lines = validate_with(ws, {"templates/base/motd.j2": "{{ 7 ** 100000000 }}\n"})
+    assert len(lines) == 1
+    assert lines[0].startswith("templates/base/motd.j2:1: unsafe template operation refused by "
+                               "the sandbox: 7 ** 100000000 is too large")
+
+
+def test_ordinary_repetition_and_powers_still_render(ws: Workspace) -> None:
+    repo = ws.make_repo({**BASIC, "templates/base/motd.j2": '{{ "=" * 3 }} {{ 2 ** 10 }}\n'})
+    code, out, err = ws.cli("render", "--repo", repo, NODE)
+    assert (code, err) == (0, "") and "=== 1024\n" in out
+
+
+def test_range_beyond_the_sandbox_limit_is_a_located_error(ws: Workspace) -> None:
+    lines = validate_with(ws, {"templates/base/motd.j2":
+                               "{% for i in range(10**9) %}x{% endfor %}\n"})
+    assert len(lines) == 1 and lines[0].startswith("templates/base/motd.j2:1: OverflowError: "
+                                                   "Range too big.")
+
+
+def test_template_that_is_not_utf8_is_refused(ws: Workspace) -> None:
+    lines = validate_with(ws, {"templates/base/motd.j2": b"{{ greeting }} \xff\xfe\n"})
+    assert len(lines) == 1 and "template templates/base/motd.j2 is not UTF-8 text" in lines[0]
+
+
+def test_template_that_is_a_directory_says_so(ws: Workspace) -> None:
+    lines = validate_with(ws, {"templates/base/motd.j2": None,
+                               "templates/base/motd.j2/inside": "x\n"})
+    assert len(lines) == 1 and lines[0].startswith(
+        "classes/base.xml:2: template templates/base/motd.j2 is a directory, not a file")
+
+
+# ---------------------------------------------------------------- XML
+
+
+def test_class_file_that_is_a_directory_says_so(ws: Workspace) -> None:
+    lines = validate_with(ws, {"classes/web.xml": None, "classes/web.xml/inside": "x\n"})
+    assert lines == ["classes/web.xml: a directory, not a file"]
+
+
+def test_nul_byte_in_xml_is_one_clean_line(ws: Workspace) -> None:
+    lines = validate_with(ws, {"fleet.xml": b'<fleet domain="sa">\0</fleet>\n'})
+    assert lines == ["fleet.xml:1: malformed XML: Invalid character: Char 0x0 out of allowed range"]
+
+
+def test_empty_fleet_xml_is_refused(ws: Workspace) -> None:
+    assert validate_with(ws, {"fleet.xml": ""}) == ["fleet.xml:1: malformed XML: Document is empty"]
+
+
+def test_node_range_with_a_huge_count_is_refused_at_once(ws: Workspace) -> None:
+    lines = validate_with(ws, with_range('count="99999999999999999999"'))
+    assert lines == ["fleet.xml:2: count 99999999999999999999 is too large "
+                     "(at most 100000 nodes per range)"]
+
+
+def test_node_range_with_a_huge_width_is_refused(ws: Workspace) -> None:
+    lines = validate_with(ws, with_range('count="2" width="2000000000"'))
+    assert lines == ["fleet.xml:2: host names web-<number> of this range would be longer than "
+                     "63 characters (check start and width)"]
+
+
+def test_node_range_with_thousands_of_digits_is_refused(ws: Workspace) -> None:
+    lines = validate_with(ws, with_range(f'count="2" start="{"9" * 5000}"'))
+    assert lines == ["fleet.xml:2: count, start or width of this range is too large"]
+
+
+def test_policy_interval_beyond_thirty_days_is_refused(ws: Workspace) -> None:
+    lines = validate_with(ws, {"fleet.xml": fleet_xml(
+        '  <defaults><policy interval="99999999999999999999"/></defaults>\n'
+        '  <nodes class="web" product="tickets" cluster="chi1" count="1"/>\n')})
+    assert lines == ["fleet.xml:2: interval 99999999999999999999 is too large (at most 2592000s)"]
+
+
+def test_validate_command_with_broken_quoting_is_refused_before_any_node(ws: Workspace) -> None:
+    lines = validate_with(ws, {"classes/base.xml": class_xml(
+        "base", '  <file path="/etc/motd" template="base/motd.j2" validate="check \'%s"/>\n')})
+    assert lines == ["classes/base.xml:2: <file>: validate= is not a valid shell command: "
+                     "No closing quotation"]
+
+
+def test_command_run_with_broken_quoting_is_refused(ws: Workspace) -> None:
+    lines = validate_with(ws, {"classes/web.xml": class_xml(
+        "web", '  <command name="greet" run="echo \'hi"/>\n', "base")})
+    assert lines == ["classes/web.xml:2: <command>: run= is not a valid shell command: "
+                     "No closing quotation"]
+
+
+def test_command_timeout_beyond_thirty_days_is_refused(ws: Workspace) -> None:
+    lines = validate_with(ws, {"classes/web.xml": class_xml(
+        "web", f'  <command name="greet" run="true" timeout="{"9" * 400}"/>\n', "base")})
+    assert lines == ["classes/web.xml:2: <command>: timeout is too large (at most 2592000s)"]
+
+
+# ---------------------------------------------------------------- revisions and outputs
+
+
+def test_rev_naming_a_blob_says_it_is_not_a_commit(ws: Workspace) -> None:
+    repo = ws.make_repo(BASIC)
+    blob = ws.git(repo, "rev-parse", "HEAD:fleet.xml")
+    lines = refused(ws.cli("validate", "--repo", repo, "--rev", blob))
+    assert lines == [f"{repo}: '{blob}' is a blob, not a commit"]
+
+
+def test_init_where_no_directory_can_be_made_is_a_clean_error(ws: Workspace) -> None:
+    blocker = ws.tmp / "a-file"
+    blocker.write_text("x\n")
+    lines = refused(ws.cli("init", blocker / "fleet"))
+    assert lines == [f"error: cannot create {blocker / 'fleet'}: Not a directory"]
+
+
+def test_render_out_onto_a_directory_is_a_clean_error(ws: Workspace) -> None:
+    repo = ws.make_repo(BASIC)
+    out = ws.tmp / "out"
+    (out / "etc" / "motd").mkdir(parents=True)
+    lines = refused(ws.cli("render", "--repo", repo, NODE, "--out", out))
+    assert lines == [f"error: cannot write {out}/etc/motd: Is a directory"]
+
+
+def test_plan_report_into_a_missing_directory_is_a_clean_error(ws: Workspace) -> None:
+    repo = ws.make_repo(BASIC)
+    target = ws.tmp / "missing" / "plan.md"
+    lines = refused(ws.cli("plan", "--repo", repo, "--base", "HEAD", "--markdown", target))
+    assert lines == [f"error: cannot write {target}: No such file or directory"]
+
+
+def test_validate_refuses_zero_jobs(ws: Workspace) -> None:
+    repo = ws.make_repo(BASIC)
+    code, _, err = ws.cli("validate", "--repo", repo, "-j", "0")
+    assert code != 0 and "Traceback" not in err and "0 is not in the range x>=1" in err
+
+
+# ---------------------------------------------------------------- node runs
+
+
+def test_apply_with_a_broken_template_writes_no_managed_file(ws: Workspace) -> None:
+    repo = ws.make_repo({**BASIC, "templates/base/motd.j2": '{% include "base/motd.j2" %}\n'})
+    root = ws.tmp / "node"
+    result = ws.cli("apply", "--repo", repo, "--node", NODE, "--root", root)
+    refused(result)
+    assert "templates/base/motd.j2:1: recursion too deep" in result.out
+    assert "refused (exit 1): nothing was changed" in result.out
+    assert not (root / "etc").exists()
+
+
+def test_agent_config_that_is_not_utf8_names_its_line(ws: Workspace) -> None:
+    config = agent_toml(ws, b'branch = "m\xffin"\n')
+    assert refused(ws.cli("run", "--config", config)) == [
+        f"{config}:5: agent config is not UTF-8 text"]
+
+
+def test_agent_interval_beyond_thirty_days_is_refused(ws: Workspace) -> None:
+    config = agent_toml(ws, "interval = 9223372036854775807\n")
+    assert refused(ws.cli("run", "--config", config)) == [
+        f"{config}:5: interval: Input should be less than or equal to 2592000"]
+
+
+def test_agent_infinite_fetch_timeout_is_refused(ws: Workspace) -> None:
+    config = agent_toml(ws, "fetch-timeout = inf\n")
+    lines = refused(ws.cli("run", "--config", config))
+    assert len(lines) == 1 and lines[0].startswith(f"{config}:5: fetch-timeout: Input should be")
+    assert not (ws.tmp / "node").exists()
