@@ -58,10 +58,12 @@ class Change:
     held: str | None = None  # why it is held, or None when it may be applied
     notified_by: tuple[str, ...] = ()
     args: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    was_secret: bool = False  # the live content was written as a secret file
 
     @property
     def secret(self) -> bool:
-        return bool(getattr(self.action, "secret", False))
+        """Whether live or desired content is secret: no diff, no backup, no output."""
+        return self.was_secret or bool(getattr(self.action, "secret", False))
 
 
 @dataclass

@@ -28,14 +28,16 @@ from reconciler.state import Applied
 from reconciler.system import Stat, UnsafePath
 
 DEFAULT_MODE = 0o644
+SECRET_MODE = 0o600  # a secret file without a declared mode is readable by its owner only
 DEFAULT_DIR_MODE = 0o755
 
 
 def check(ctx: Context, action: FileAction | TreeAction) -> ActionPlan:
     """Every file the action renders (one, or a whole tree) against the live node."""
     plan = ActionPlan(action)
+    mode = SECRET_MODE if action.mode is None and action.secret else action.mode
     for item in ctx.rendered.get(action.id, []):
-        _check_path(ctx, plan, item, action.mode)
+        _check_path(ctx, plan, item, mode)
     return plan
 
 
@@ -43,6 +45,7 @@ def _check_path(ctx: Context, plan: ActionPlan, item: RenderedFile, mode: int | 
     action = item.action
     path = item.path
     record = ctx.applied.paths.get(path)
+    was_secret = bool(record is not None and record.secret)
     live = ctx.system.lstat(path)
     if item.content is None:
         if live is None:
@@ -50,7 +53,8 @@ def _check_path(ctx: Context, plan: ActionPlan, item: RenderedFile, mode: int | 
         if live.kind not in ("file", "symlink"):
             raise ValueError(f"{path} is a {live.kind}; refusing to remove it as a file")
         plan.changes.append(Change(action, "remove", "remove file", path=path,
-                                   last_commit=record.commit if record else None))
+                                   last_commit=record.commit if record else None,
+                                   was_secret=was_secret))
         return
     uid, gid = owner_ids(ctx, action.owner, action.group)
     desired_sha = sha256(item.content)
@@ -93,6 +97,8 @@ def _check_path(ctx: Context, plan: ActionPlan, item: RenderedFile, mode: int | 
     if live_sha != desired_sha:
         if action.secret:
             summary, diff = "content changed (secret)", None
+        elif was_secret:
+            summary, diff = "content changed (was secret)", None
         else:
             summary, diff = "content changed", unified_diff(path, current, item.content)
         extra = attr_differences(live, mode, uid, gid)
@@ -100,6 +106,7 @@ def _check_path(ctx: Context, plan: ActionPlan, item: RenderedFile, mode: int | 
             summary += "; " + ", ".join(extra)
         plan.changes.append(Change(
             action, "update", summary, path=path, diff=diff, drift=state, last_commit=last,
+            was_secret=was_secret,
             args={"content": item.content, "mode": final_mode, "uid": final_uid,
                   "gid": final_gid}))
         return
@@ -119,7 +126,11 @@ def _same_attrs(record: Applied, mode: int, uid: int, gid: int) -> bool:
 
 
 def apply(ctx: Context, change: Change) -> None:
-    """Carry out a file change and record what was written (hash, never contents)."""
+    """Carry out a file change and record what was written (hash, never contents).
+
+    A file that was secret and no longer is gets no backup of its old content, but its
+    new record is no longer secret.
+    """
     path = change.path
     action = change.action
     assert path is not None and isinstance(action, FileAction | TreeAction)
@@ -147,7 +158,7 @@ def apply(ctx: Context, change: Change) -> None:
     content_sha = sha256(args["content"]) if "content" in args else args["sha256"]
     ctx.applied.paths[path] = Applied(type="file", action=action.id, mode=live.mode,
                                       uid=live.uid, gid=live.gid, sha256=content_sha,
-                                      commit=ctx.commit, secret=secret or None)
+                                      commit=ctx.commit, secret=action.secret or None)
 
 
 def _dir_mode(action: FileAction | TreeAction, directory: str) -> int:

@@ -1,0 +1,248 @@
+"""Secrets never reach a diff, a report, a log line, a backup or the history repo.
+
+Each scenario plants a recognisable secret in a secret file (or a secret variable),
+drives one path out of the node or the review, and greps what came out for it.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from cycle_support import Node, web_class
+from engine_support import (
+    NODE,
+    ConfigRepo,
+    applied_json,
+    cli,
+    cli_run,
+    converge_root,
+    make_repo,
+    state_dir,
+)
+from gitutil_repo import git
+from review_support import SMALL_FLEET, FleetRepo
+
+CANARY = "S3CR3T-canary"
+LIVE_CANARY = "LIVE-S3CR3T-canary"
+SECRET_VAR = f'<var name="token" secret="true">{CANARY}</var>'
+SECRET_FILE = '<file path="/etc/app/token" template="web/token.j2" secret="true" mode="0600"/>'
+TEMPLATES: dict[str, str | bytes] = {"web/token.j2": "token = {{ token }}\n"}
+
+
+def secret_repo(tmp_path: Path, body: str = SECRET_FILE, *, class_policy: str = "",
+                templates: dict[str, str | bytes] | None = None) -> ConfigRepo:
+    """A config repo whose class declares the secret variable `token` and `body`."""
+    return make_repo(tmp_path, body, templates=templates or TEMPLATES, variables=SECRET_VAR,
+                     class_policy=class_policy)
+
+
+def everything_under(path: Path) -> bytes:
+    """The bytes of every regular file below `path` (to grep a whole state directory)."""
+    return b"".join(p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file())
+
+
+def assert_no_secret(*outputs: str | bytes) -> None:
+    for output in outputs:
+        text = output.decode(errors="replace") if isinstance(output, bytes) else output
+        assert CANARY not in text, text
+
+
+def test_audit_and_apply_of_a_new_secret_file_show_no_content(tmp_path: Path) -> None:
+    repo = secret_repo(tmp_path)
+    root = tmp_path / "root"
+    outputs = [cli_run(cmd, repo, root, *fmt) for cmd in ("audit", "apply")
+               for fmt in ((), ("--format", "json"))]
+    assert outputs[1].returncode == 2 and "create (secret)" in outputs[1].stdout
+    assert (root / "etc/app/token").read_text() == f"token = {CANARY}\n"
+    assert_no_secret(*(o.stdout + o.stderr for o in outputs))
+
+
+def test_a_secret_file_edited_by_hand_is_reported_without_either_content(
+    tmp_path: Path,
+) -> None:
+    repo = secret_repo(tmp_path)
+    root = tmp_path / "root"
+    converge_root(repo, root)
+    (root / "etc/app/token").write_text(f"token = {LIVE_CANARY}\n")
+    outputs = [cli_run("audit", repo, root), cli_run("audit", repo, root, "--format", "json"),
+               cli_run("apply", repo, root, "--format", "json", "--debug", "--verbose")]
+    assert "edited-by-hand" in outputs[1].stdout
+    assert_no_secret(*(o.stdout + o.stderr for o in outputs))
+    assert_no_secret(everything_under(state_dir(root)))
+
+
+def test_a_failed_validate_that_echoes_the_secret_is_not_shown(tmp_path: Path) -> None:
+    body = SECRET_FILE.replace("/>", ' validate="cat %s; false"/>')
+    repo = secret_repo(tmp_path, body)
+    root = tmp_path / "root"
+    text = cli_run("apply", repo, root, "--debug")
+    json_out = cli_run("apply", repo, root, "--format", "json")
+    assert text.returncode == json_out.returncode != 0
+    assert "output withheld: secret file" in json_out.stdout
+    assert_no_secret(text.stdout, text.stderr, json_out.stdout, json_out.stderr)
+    assert os.listdir(root / "etc/app") == []  # no temporary file left behind
+
+
+def test_a_failed_validate_of_a_secret_update_leaves_no_temporary_file_or_backup(
+    tmp_path: Path,
+) -> None:
+    repo = secret_repo(tmp_path)
+    root = tmp_path / "root"
+    converge_root(repo, root)
+    repo.set_class(SECRET_FILE.replace("/>", ' validate="false %s"/>'), variables=SECRET_VAR)
+    repo.write("templates/web/token.j2", "token = {{ token }}-2\n")
+    repo.commit()
+    done = cli_run("apply", repo, root)
+    assert done.returncode != 0
+    assert os.listdir(root / "etc/app") == ["token"]
+    assert_no_secret(done.stdout, done.stderr, everything_under(state_dir(root)))
+
+
+def test_a_secret_file_is_never_visible_with_another_mode_than_declared(tmp_path: Path) -> None:
+    seen = tmp_path / "seen"
+    body = SECRET_FILE.replace("/>", f' validate="stat -c %a:%u %s > {seen}"/>')
+    repo = secret_repo(tmp_path, body)
+    root = tmp_path / "root"
+    converge_root(repo, root)
+    assert seen.read_text() == "600:0\n"  # the temporary file, just before the rename
+    assert stat.S_IMODE((root / "etc/app/token").stat().st_mode) == 0o600
+
+
+def test_a_secret_file_without_a_mode_is_written_0600(tmp_path: Path) -> None:
+    repo = secret_repo(tmp_path, SECRET_FILE.replace(' mode="0600"', ""))
+    root = tmp_path / "root"
+    converge_root(repo, root)
+    assert stat.S_IMODE((root / "etc/app/token").stat().st_mode) == 0o600
+
+
+def test_a_secret_file_whose_mode_and_owner_changed_reports_only_attributes(
+    tmp_path: Path,
+) -> None:
+    repo = secret_repo(tmp_path, SECRET_FILE.replace("/>", ' owner="root" group="root"/>'))
+    root = tmp_path / "root"
+    converge_root(repo, root)
+    os.chmod(root / "etc/app/token", 0o644)
+    os.chown(root / "etc/app/token", 1, 1)
+    audit = cli_run("audit", repo, root, "--format", "json")
+    apply = cli_run("apply", repo, root, "--debug", "--verbose")
+    assert "mode 0644 → 0600" in audit.stdout
+    assert_no_secret(audit.stdout, audit.stderr, apply.stdout, apply.stderr)
+    assert stat.S_IMODE((root / "etc/app/token").stat().st_mode) == 0o600
+
+
+def test_replacing_a_secret_file_keeps_no_backup_and_no_content_in_state(
+    tmp_path: Path,
+) -> None:
+    repo = secret_repo(tmp_path)
+    root = tmp_path / "root"
+    converge_root(repo, root)
+    repo.write("templates/web/token.j2", "token = {{ token }}-rotated\n")
+    repo.commit()
+    converge_root(repo, root)
+    assert applied_json(root)["paths"]["/etc/app/token"]["secret"] is True  # type: ignore[index]
+    assert not (state_dir(root) / "backups").exists() or \
+        os.listdir(state_dir(root) / "backups") == []
+    assert_no_secret(everything_under(state_dir(root)))
+
+
+def test_a_pruned_orphan_secret_file_is_removed_without_a_backup(tmp_path: Path) -> None:
+    repo = secret_repo(tmp_path, class_policy='prune="true"')
+    root = tmp_path / "root"
+    converge_root(repo, root)
+    repo.set_class('<file path="/etc/other"><content>x\n</content></file>',
+                   policy='prune="true"')
+    repo.commit()
+    done = cli_run("apply", repo, root, "--format", "json", "--debug")
+    assert not (root / "etc/app/token").exists()
+    assert "orphan-remove" in done.stdout
+    assert_no_secret(done.stdout, done.stderr, everything_under(state_dir(root)))
+
+
+def test_a_file_that_stops_being_secret_shows_no_diff_of_its_secret_content(
+    tmp_path: Path,
+) -> None:
+    repo = secret_repo(tmp_path)
+    root = tmp_path / "root"
+    converge_root(repo, root)
+    repo.set_class('<file path="/etc/app/token" mode="0600"><content>public\n</content></file>')
+    repo.commit()
+    audit = cli_run("audit", repo, root, "--format", "json")
+    apply = cli_run("apply", repo, root, "--verbose")
+    assert (root / "etc/app/token").read_text() == "public\n"
+    assert_no_secret(audit.stdout, apply.stdout, everything_under(state_dir(root)))
+
+
+@pytest.mark.xfail(strict=True, reason="render.py _template_error quotes the failing key or "
+                   "template name verbatim; the fix belongs there (see the audit report)")
+def test_a_template_error_does_not_quote_a_secret_value(tmp_path: Path) -> None:
+    repo = secret_repo(tmp_path, templates={"web/token.j2": "{{ {}[token] }}\n"})
+    root = tmp_path / "root"
+    done = cli_run("audit", repo, root)
+    json_out = cli_run("audit", repo, root, "--format", "json")
+    assert done.returncode != 0 and "templates/web/token.j2" in done.stdout + done.stderr
+    assert_no_secret(done.stdout, done.stderr, json_out.stdout, json_out.stderr)
+
+
+def test_render_prints_a_secret_file_as_its_size_and_writes_it_0600(tmp_path: Path) -> None:
+    repo = secret_repo(tmp_path)
+    repo.commit()
+    out = tmp_path / "out"
+    printed = cli("render", NODE, cwd=repo.path)
+    written = cli("render", NODE, "--out", str(out), cwd=repo.path)
+    assert printed.returncode == 0 and written.returncode == 0, printed.stderr
+    assert_no_secret(printed.stdout, printed.stderr, written.stdout, written.stderr)
+    assert stat.S_IMODE((out / "etc/app/token").stat().st_mode) == 0o600
+
+
+def test_a_run_keeps_secrets_out_of_history_last_run_and_metrics(tmp_path: Path) -> None:
+    node = Node(tmp_path)
+    fleet = f"""<fleet domain="t">
+  <defaults><policy max-severity="restart"/>{SECRET_VAR}</defaults>
+  <nodes class="web" product="shop" cluster="lab" count="2"/>
+</fleet>
+"""
+    files = {"fleet.xml": fleet, "classes/web.xml": web_class(f"  {SECRET_FILE}\n"),
+             "templates/web/token.j2": "token = {{ token }}\n"}
+    node.push(files)
+    first = node.cli("run")
+    (node.root / "etc/app/token").write_text(f"{LIVE_CANARY}\n")
+    node.push({"templates/web/token.j2": "token = {{ token }}-rotated\n"})
+    second = node.cli("run", "--format", "json")
+    assert first.code == 2 and second.code == 2, first.err + second.err
+    assert (node.root / "etc/app/token").read_text() == f"token = {CANARY}-rotated\n"
+    history = git(node.history, "log", "-p", "--all")
+    assert "secret sha256:" in history
+    assert (node.state / "reconciler.prom").exists()
+    assert_no_secret(first.out, first.err, second.out, second.err, history,
+                     everything_under(node.state))
+
+
+def test_plan_shows_no_secret_value_when_a_secret_variable_changes(tmp_path: Path) -> None:
+    files = dict(SMALL_FLEET)
+    files["classes/web.xml"] = files["classes/web.xml"].replace(
+        '<var name="web_key">key-one-0f3a9c</var>',
+        f'<var name="web_key" secret="true">{CANARY}-old</var>')
+    repo = FleetRepo(tmp_path, files)
+    repo.edit("classes/web.xml", f"{CANARY}-old", f"{CANARY}-new")
+    repo.commit("Rotate the key")
+    outputs = [repo.reconciler("plan", "--base", "HEAD~1", "--format", fmt)
+               for fmt in ("text", "markdown", "json")]
+    assert all(o.returncode == 2 for o in outputs), outputs[0].stderr  # 2: nodes change
+    assert "secret changed" in outputs[0].stdout
+    assert_no_secret(*(o.stdout + o.stderr for o in outputs))
+
+
+@pytest.mark.xfail(strict=True, reason="render.py check_secrets reads only the file's own "
+                   "template, not what it includes; the fix belongs there (see the audit report)")
+def test_a_secret_variable_reached_through_an_include_is_refused_in_a_public_file(
+    tmp_path: Path,
+) -> None:
+    repo = secret_repo(tmp_path, '<file path="/etc/public" template="web/public.j2"/>',
+                       templates={**TEMPLATES,
+                                  "web/public.j2": "{% include 'web/token.j2' %}"})
+    done = cli_run("audit", repo, tmp_path / "root")
+    assert done.returncode == 1
+    assert_no_secret(done.stdout, done.stderr)
