@@ -7,6 +7,7 @@ Undefined variables are errors; errors name the template, its line, and the node
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import marshal
 import os
@@ -202,7 +203,7 @@ class Renderer:
         )
         self.env.globals["nodes"] = self._nodes
         self._node_cache: dict[tuple[str | None, str | None, str | None], list[str]] = {}
-        self._referenced: dict[str, frozenset[str]] = {}
+        self._referenced: dict[str, tuple[frozenset[str], bool]] = {}
 
     def _nodes(
         self, cls: str | None = None, product: str | None = None, cluster: str | None = None
@@ -226,12 +227,26 @@ class Renderer:
             raise ConfigError([Problem(exc.message or f"template {name} not found",
                                        f"{TEMPLATES_DIR}/{name}", None, node)]) from None
 
-    def referenced(self, name: str) -> frozenset[str]:
-        """Variables template `name` reads by name (its own text; not what it includes)."""
+    def referenced(self, name: str) -> tuple[frozenset[str], bool]:
+        """Variables template `name` reads by name, with every template it includes or
+        imports; and whether it includes one by a computed name (unknowable here)."""
         found = self._referenced.get(name)
         if found is None:
-            source, _, _ = self.env.loader.get_source(self.env, name)  # type: ignore[union-attr]
-            found = frozenset(meta.find_undeclared_variables(self.env.parse(source)))
+            names: set[str] = set()
+            dynamic = False
+            pending, seen = [name], {name}
+            while pending:
+                current = pending.pop()
+                source, _, _ = self.env.loader.get_source(self.env, current)  # type: ignore[union-attr]
+                tree = self.env.parse(source)
+                names |= meta.find_undeclared_variables(tree)
+                for other in meta.find_referenced_templates(tree):
+                    if other is None:
+                        dynamic = True
+                    elif other not in seen:
+                        seen.add(other)
+                        pending.append(other)
+            found = (frozenset(names), dynamic)
             self._referenced[name] = found
         return found
 
@@ -241,12 +256,19 @@ class Renderer:
         secrets = node.secret_names()
         if not secrets or action.secret:
             return
-        leaked = sorted(self.referenced(name) & secrets)
+        names, dynamic = self.referenced(name)
+        leaked = sorted(names & secrets)
+        where = (action.origin.path, action.origin.line, node.name, action.id)
         if leaked:
             raise ConfigError([Problem(
-                f"secret variable {', '.join(leaked)} used in {TEMPLATES_DIR}/{name}, "
-                f'which is not a secret file (mark the action secret="true")',
-                action.origin.path, action.origin.line, node.name, action.id)])
+                f"secret variable {', '.join(leaked)} used in {TEMPLATES_DIR}/{name} "
+                f'(or what it includes), which is not a secret file (mark the action '
+                f'secret="true")', *where)])
+        if dynamic:
+            raise ConfigError([Problem(
+                f"{TEMPLATES_DIR}/{name} includes a template by a computed name, so it cannot "
+                f"be shown free of secret variables; name it literally or mark the action "
+                f'secret="true"', *where)])
 
     def render(self, node: NodeConfig, name: str, extra: dict[str, Any] | None = None) -> str:
         """Render template `name` (relative to templates/) for `node`."""
@@ -259,7 +281,28 @@ class Renderer:
             return template.render(context)
         except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError,
                 LookupError, AttributeError, RecursionError, MemoryError) as exc:
-            raise _template_error(exc, name, node.name) from None
+            error = _template_error(exc, name, node.name)
+            raise ConfigError([_without_secrets(p, node) for p in error.problems]) from None
+
+
+def _secret_texts(value: Any) -> list[str]:
+    """The leaves of a secret value as text, longest first (short ones would mangle words)."""
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _secret_texts(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in _secret_texts(v)]
+    text = str(value)
+    return [text] if len(text) >= 4 else []
+
+
+def _without_secrets(problem: Problem, node: NodeConfig) -> Problem:
+    """A template error may quote a value (a missing key, a template name): never a secret."""
+    texts = sorted((t for n in node.secret_names() for t in _secret_texts(node.variables[n].value)),
+                   key=len, reverse=True)
+    message = problem.message
+    for text in texts:
+        message = message.replace(text, "(secret)")
+    return dataclasses.replace(problem, message=message) if message != problem.message else problem
 
 
 def _template_error(exc: Exception, name: str, node: str | None) -> ConfigError:

@@ -10,7 +10,6 @@ import os
 import stat
 from pathlib import Path
 
-import pytest
 from cycle_support import Node, web_class
 from engine_support import (
     NODE,
@@ -175,8 +174,6 @@ def test_a_file_that_stops_being_secret_shows_no_diff_of_its_secret_content(
     assert_no_secret(audit.stdout, apply.stdout, everything_under(state_dir(root)))
 
 
-@pytest.mark.xfail(strict=True, reason="render.py _template_error quotes the failing key or "
-                   "template name verbatim; the fix belongs there (see the audit report)")
 def test_a_template_error_does_not_quote_a_secret_value(tmp_path: Path) -> None:
     repo = secret_repo(tmp_path, templates={"web/token.j2": "{{ {}[token] }}\n"})
     root = tmp_path / "root"
@@ -235,8 +232,6 @@ def test_plan_shows_no_secret_value_when_a_secret_variable_changes(tmp_path: Pat
     assert_no_secret(*(o.stdout + o.stderr for o in outputs))
 
 
-@pytest.mark.xfail(strict=True, reason="render.py check_secrets reads only the file's own "
-                   "template, not what it includes; the fix belongs there (see the audit report)")
 def test_a_secret_variable_reached_through_an_include_is_refused_in_a_public_file(
     tmp_path: Path,
 ) -> None:

@@ -50,8 +50,8 @@ def test_a_secret_variable_in_a_file_that_is_not_secret_is_refused(ws: Workspace
     repo = ws.make_repo(fleet(""))
     done = ws.cli("validate", cwd=repo)
     assert done.code == 1
-    assert "classes/web.xml:2: secret variable db_password used in templates/web/app.ini.j2, " \
-        "which is not a secret file" in done.err
+    assert "classes/web.xml:2: secret variable db_password used in templates/web/app.ini.j2 " \
+        "(or what it includes), which is not a secret file" in done.err
     assert PASSWORD not in done.out + done.err
 
 
