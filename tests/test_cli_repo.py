@@ -224,7 +224,8 @@ def test_nodes_lists_every_node_and_filters(ws: Workspace) -> None:
         "web-01.events.lax2.sa\n")
     assert ws.cli("nodes", "--repo", repo, "--product", "tickets", "--cluster", "lax2").out == (
         "base-01.tickets.lax2.sa\n")
-    assert ws.cli("nodes", "--repo", repo, "--class", "nope") == CliResult(0, "", "")
+    assert ws.cli("nodes", "--repo", repo, "--class", "web", "--cluster", "chi9") == CliResult(
+        1, "", "error: unknown cluster 'chi9' (known: chi1, lax2)\n")
 
 
 # ---------------------------------------------------------------- explain

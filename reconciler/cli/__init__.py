@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from reconciler.cli import agent, cycle, node, repo, review
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class MisusedError(click.UsageError):
+    """A usage mistake, reported by click as usual but with exit status 1."""
+
+    exit_code = 1
+
+
+class Commands(click.Group):
+    """The command group; a usage mistake exits 1 ("refused before any change"), not
+    click's 2, which for apply, audit and run means "changes made or drift found"."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except MisusedError:
+            raise
+        except click.UsageError as exc:
+            raise MisusedError(exc.format_message(), exc.ctx) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MisusedError:
+            raise
+        except click.UsageError as exc:
+            raise MisusedError(exc.format_message(), exc.ctx) from None
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="reconciler")
 def main() -> None:
     """reconciler: git-driven configuration for fleets of Linux servers."""

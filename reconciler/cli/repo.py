@@ -113,6 +113,15 @@ def nodes(repo: str, rev: str | None, cls: str | None, product: str | None,
           cluster: str | None) -> None:
     """List node names, one per line."""
     fleet = _fleet(repo, rev)
+    known = {
+        "class": set(fleet.classes),
+        "product": {decl.name.product for decl in fleet.nodes.values()},
+        "cluster": {decl.name.cluster for decl in fleet.nodes.values()},
+    }
+    for what, wanted in (("class", cls), ("product", product), ("cluster", cluster)):
+        if wanted is not None and wanted not in known[what]:
+            raise UsageError.because(f"unknown {what} {wanted!r} (known: "
+                                     f"{', '.join(sorted(known[what])) or 'none'})")
     for name in fleet.node_names(cls, product, cluster):
         click.echo(name)
 
