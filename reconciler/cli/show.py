@@ -122,7 +122,9 @@ def print_report(report: RunReport, console: Console, verbose: bool = False) -> 
     """The header, one row per change (why it was held, skipped or failed below its
     summary), the diffs (the first MAX_DIFFS unless verbose), and a one-line tally.
     Lines naming paths are never wrapped."""
-    commit = (report.config_commit or "working tree")[:12]
+    # `run` always names a commit; without one it never got that far.
+    fallback = "no commit" if report.source is not None else "working tree"
+    commit = (report.config_commit or fallback)[:12]
     mode = "audit" if report.mode == "audit" else "apply"
     ceiling = f", ceiling {report.ceiling}" if report.ceiling else ""
     console.print(Text.assemble((report.node, "bold"),
