@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 from .config import ServiceAction, ServiceCommands
 from .system import CommandResult, System
 
 DEFAULT_TIMEOUT = 90.0
+
+Verb = Literal["start", "stop", "reload", "restart", "enable", "disable"]
 
 _UNIT_NAME = re.compile(r"[A-Za-z0-9:_.@\\][A-Za-z0-9:_.@\\-]*")
 _STDERR_TAIL_LINES = 15
@@ -72,49 +75,11 @@ def probe(
     return ServiceState(running=running, enabled=enabled)
 
 
-def start(
-    system: System, action: ServiceAction, *, timeout: float = DEFAULT_TIMEOUT
+def drive(
+    system: System, action: ServiceAction, verb: Verb, *, timeout: float = DEFAULT_TIMEOUT
 ) -> CommandResult:
-    """Start the service."""
-    return _drive(system, action, "start", timeout)
-
-
-def stop(
-    system: System, action: ServiceAction, *, timeout: float = DEFAULT_TIMEOUT
-) -> CommandResult:
-    """Stop the service."""
-    return _drive(system, action, "stop", timeout)
-
-
-def reload(
-    system: System, action: ServiceAction, *, timeout: float = DEFAULT_TIMEOUT
-) -> CommandResult:
-    """Reload the service's configuration, restarting it if it cannot reload."""
-    return _drive(system, action, "reload", timeout)
-
-
-def restart(
-    system: System, action: ServiceAction, *, timeout: float = DEFAULT_TIMEOUT
-) -> CommandResult:
-    """Restart the service (stop then start when no restart command is declared)."""
-    return _drive(system, action, "restart", timeout)
-
-
-def enable(
-    system: System, action: ServiceAction, *, timeout: float = DEFAULT_TIMEOUT
-) -> CommandResult:
-    """Make the service start at boot."""
-    return _drive(system, action, "enable", timeout)
-
-
-def disable(
-    system: System, action: ServiceAction, *, timeout: float = DEFAULT_TIMEOUT
-) -> CommandResult:
-    """Stop the service from starting at boot."""
-    return _drive(system, action, "disable", timeout)
-
-
-def _drive(system: System, action: ServiceAction, verb: str, timeout: float) -> CommandResult:
+    """Start, stop, reload, restart, enable or disable the service. A command-backend
+    reload falls back to restart, and restart to stop then start, when not declared."""
     if not system.runs_host_commands:
         raise ServiceError(
             action.name, f"refusing to {verb} a host service while working under root {system.root}"

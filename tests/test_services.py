@@ -49,7 +49,7 @@ def test_probe_reports_stopped_before_start_and_running_after(
     action = service_action("demo", commands=daemon.commands())
     assert services.probe(host, action).running is False
 
-    services.start(host, action)
+    services.drive(host, action, "start")
 
     assert services.probe(host, action).running is True
     assert daemon.pidfile.exists()
@@ -57,10 +57,10 @@ def test_probe_reports_stopped_before_start_and_running_after(
 
 def test_stop_ends_the_daemon_and_probe_reports_stopped(host: LocalSystem, daemon: Daemon) -> None:
     action = service_action("demo", commands=daemon.commands())
-    services.start(host, action)
+    services.drive(host, action, "start")
     pid = daemon.pid()
 
-    services.stop(host, action)
+    services.drive(host, action, "stop")
 
     assert services.probe(host, action).running is False
     assert not process_alive(pid)
@@ -70,10 +70,10 @@ def test_restart_without_restart_command_stops_and_starts_a_new_process(
     host: LocalSystem, daemon: Daemon
 ) -> None:
     action = service_action("demo", commands=daemon.commands())
-    services.start(host, action)
+    services.drive(host, action, "start")
     before = daemon.pid()
 
-    services.restart(host, action)
+    services.drive(host, action, "restart")
 
     assert daemon.pid() != before
     assert services.probe(host, action).running is True
@@ -83,10 +83,10 @@ def test_reload_sends_hup_that_the_daemon_records_without_restarting(
     host: LocalSystem, daemon: Daemon
 ) -> None:
     action = service_action("demo", commands=daemon.commands())
-    services.start(host, action)
+    services.drive(host, action, "start")
     pid = daemon.pid()
 
-    services.reload(host, action)
+    services.drive(host, action, "reload")
 
     assert wait_until(lambda: daemon.reloads.exists() and daemon.reloads.read_text())
     assert daemon.reloads.read_text().split() == [str(pid)]
@@ -97,10 +97,10 @@ def test_reload_without_any_reload_or_restart_command_restarts(
     host: LocalSystem, daemon: Daemon
 ) -> None:
     action = service_action("demo", commands=daemon.commands(reload=None))
-    services.start(host, action)
+    services.drive(host, action, "start")
     before = daemon.pid()
 
-    services.reload(host, action)
+    services.drive(host, action, "reload")
 
     assert daemon.pid() != before
     assert not daemon.reloads.exists()
@@ -114,7 +114,7 @@ def test_reload_falls_back_to_declared_restart_command(
         "demo", commands=daemon.commands(reload=None, restart=f"touch {marker}")
     )
 
-    services.reload(host, action)
+    services.drive(host, action, "reload")
 
     assert marker.exists()
 
@@ -125,10 +125,10 @@ def test_enable_and_disable_commands_drive_is_enabled_probe(
     action = service_action("demo", commands=daemon.commands())
     assert services.probe(host, action) == ServiceState(running=False, enabled=False)
 
-    services.enable(host, action)
+    services.drive(host, action, "enable")
     assert services.probe(host, action).enabled is True
 
-    services.disable(host, action)
+    services.drive(host, action, "disable")
     assert services.probe(host, action).enabled is False
 
 
@@ -142,7 +142,7 @@ def test_enable_without_enable_command_is_refused(host: LocalSystem, daemon: Dae
     action = service_action("demo", commands=daemon.commands(enable=None))
 
     with pytest.raises(ServiceError, match="no enable command is declared"):
-        services.enable(host, action)
+        services.drive(host, action, "enable")
 
 
 def test_failing_start_raises_service_error_with_stderr_tail(
@@ -153,7 +153,7 @@ def test_failing_start_raises_service_error_with_stderr_tail(
     )
 
     with pytest.raises(ServiceError, match=r"start failed \(exit 3\)") as raised:
-        services.start(host, action)
+        services.drive(host, action, "start")
 
     assert raised.value.service == "demo"
     assert raised.value.stderr_tail == "demo: port 80 in use"
@@ -164,7 +164,7 @@ def test_start_that_hangs_times_out(host: LocalSystem, daemon: Daemon) -> None:
     started = time.monotonic()
 
     with pytest.raises(ServiceError, match=r"start timed out after 0\.5s"):
-        services.start(host, action, timeout=0.5)
+        services.drive(host, action, "start", timeout=0.5)
 
     assert time.monotonic() - started < 10
 
@@ -186,7 +186,7 @@ def test_probe_runs_in_audit_mode_but_starting_is_refused(
 
     assert services.probe(audit, action) == ServiceState(running=False, enabled=False)
     with pytest.raises(WriteRefused, match="read-only"):
-        services.start(audit, action)
+        services.drive(audit, action, "start")
     assert not daemon.pidfile.exists()
 
 
@@ -211,7 +211,7 @@ def test_driving_a_host_service_under_another_root_is_refused(
     action = service_action("demo", commands=daemon.commands())
 
     with pytest.raises(ServiceError, match="refusing to start a host service"):
-        services.start(LocalSystem(str(tmp_path)), action)
+        services.drive(LocalSystem(str(tmp_path)), action, "start")
 
     assert not daemon.pidfile.exists()
 
@@ -234,8 +234,8 @@ def test_systemd_probe_reads_is_active_and_is_enabled(tmp_path: Path) -> None:
     (bin_dir / "nginx.unit").touch()
     assert services.probe(system, action) == ServiceState(running=False, enabled=False)
 
-    services.start(system, action)
-    services.enable(system, action)
+    services.drive(system, action, "start")
+    services.drive(system, action, "enable")
 
     assert services.probe(system, action) == ServiceState(running=True, enabled=True)
     assert calls.read_text().splitlines() == [
@@ -262,10 +262,10 @@ def test_systemd_reload_uses_reload_or_restart(tmp_path: Path) -> None:
     system = FakeBinSystem(str(tmp_path), tmp_path / "bin", host_commands=True)
     action = service_action("nginx", backend="systemd")
 
-    services.reload(system, action)
-    services.restart(system, action)
-    services.stop(system, action)
-    services.disable(system, action)
+    services.drive(system, action, "reload")
+    services.drive(system, action, "restart")
+    services.drive(system, action, "stop")
+    services.drive(system, action, "disable")
 
     assert calls.read_text().splitlines() == [
         "reload-or-restart nginx",
@@ -292,6 +292,6 @@ def test_invalid_unit_name_is_refused_before_systemctl_runs(tmp_path: Path, name
     system = FakeBinSystem(str(tmp_path), tmp_path / "bin", host_commands=True)
 
     with pytest.raises(ServiceError, match="not a valid systemd unit name"):
-        services.start(system, service_action(name, backend="systemd"))
+        services.drive(system, service_action(name, backend="systemd"), "start")
 
     assert not calls.exists()

@@ -27,25 +27,25 @@ def check(ctx: Context, action: ServiceAction) -> ActionPlan:
     return plan
 
 
+_VERBS: dict[str, services.Verb] = {
+    "start": "start",
+    "stop": "stop",
+    "enable": "enable",
+    "disable": "disable",
+    "notify-reload": "reload",
+    "notify-restart": "restart",
+}
+
+
 def apply(ctx: Context, change: Change) -> None:
     action = change.action
     assert isinstance(action, ServiceAction)
-    op = change.op
-    if op == "start":
-        services.start(ctx.system, action)
+    verb = _VERBS.get(change.op)
+    if verb is None:
+        raise ValueError(f"unknown service operation {change.op!r}")
+    if change.op.startswith("notify-") and (action.id in ctx.started
+                                            or action.state == "stopped"):
+        return  # just started with the new config, or meant to stay down
+    services.drive(ctx.system, action, verb)
+    if verb == "start":
         ctx.started.add(action.id)
-    elif op == "stop":
-        services.stop(ctx.system, action)
-    elif op == "enable":
-        services.enable(ctx.system, action)
-    elif op == "disable":
-        services.disable(ctx.system, action)
-    elif op in ("notify-reload", "notify-restart"):
-        if action.id in ctx.started or action.state == "stopped":
-            return  # just started with the new config, or meant to stay down
-        if op == "notify-reload":
-            services.reload(ctx.system, action)
-        else:
-            services.restart(ctx.system, action)
-    else:
-        raise ValueError(f"unknown service operation {op!r}")
