@@ -8,7 +8,7 @@ chain, its variable layers with provenance, its policy and its actions.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -246,11 +246,6 @@ def compile_node(fleet: Fleet, name: str) -> NodeConfig:
         actions=fleet.class_actions(node.cls),
         revision=fleet.revision,
     )
-
-
-def iter_nodes(fleet: Fleet, names_: list[str] | None = None) -> Iterator[NodeConfig]:
-    for name in names_ if names_ is not None else fleet.node_names():
-        yield compile_node(fleet, name)
 
 
 # ---------------------------------------------------------------- variables

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
-CLASS_RE = re.compile(rf"^{_LABEL}$")
+_LABEL_RE = re.compile(rf"^{_LABEL}$")
 _HOST_RE = re.compile(r"^(?P<cls>[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)-(?P<num>[0-9]+)$")
 
 
@@ -50,7 +50,7 @@ def parse(name: str) -> NodeName:
     if not match:
         raise NodeNameError(f"bad node name {name!r}: first label must be class-NN")
     for label in [product, cluster, *labels[3:]]:
-        if not re.match(rf"^{_LABEL}$", label):
+        if not _LABEL_RE.match(label):
             raise NodeNameError(f"bad node name {name!r}: bad label {label!r}")
     digits = match.group("num")
     return NodeName(

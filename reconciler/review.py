@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import difflib
 import multiprocessing
-import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -34,7 +33,7 @@ from reconciler.plan import effective_severity
 from reconciler.render import RenderedFile, Renderer, render_node
 from reconciler.report import diff_style
 from reconciler.snapshot import Snapshot, open_snapshot
-from reconciler.validate import finding_line, validate
+from reconciler.validate import default_jobs, finding_line, validate
 
 SeverityWord = Literal["none", "reload", "restart", "reboot"]
 
@@ -474,11 +473,6 @@ def _plural(count: int, word: str) -> str:
 
 
 # ---------------------------------------------------------------- the fleet
-
-
-def default_jobs() -> int:
-    """Worker processes: the CPUs this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _chunks(items: list[str], jobs: int) -> list[list[str]]:

@@ -41,7 +41,6 @@ from reconciler.errors import Problem, Reaction, ReconcilerError
 SignaturePolicy = Literal["none", "head", "range"]
 
 CACHE_NAME = "source.git"
-STATE_NAME = "source-state.json"
 
 _REFSPEC = "+refs/heads/*:refs/heads/*"
 _TAIL_LINES = 3

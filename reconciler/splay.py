@@ -62,8 +62,3 @@ class Schedule:
             self._slot += (math.floor((now - self._slot) / self.interval) + 1) * self.interval
         self.due = self._slot + self._draw()
         return self.due
-
-    def postpone(self, now: float, delay: float) -> float:
-        """Try again `delay` seconds from now (the lock was busy) without moving the slots."""
-        self.due = now + delay
-        return self.due

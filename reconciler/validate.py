@@ -94,7 +94,8 @@ def _check_chunk(names: list[str]) -> tuple[int, list[Problem]]:
     return rendered, problems
 
 
-def _default_jobs() -> int:
+def default_jobs() -> int:
+    """Worker processes to use: the CPUs this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
@@ -113,7 +114,7 @@ def validate(snapshot: Snapshot, jobs: int | None = None) -> ValidationResult:
     result.nodes = len(names)
     result.classes = len(fleet.classes)
     chunks = [names[i : i + _CHUNK] for i in range(0, len(names), _CHUNK)]
-    jobs = min(jobs or _default_jobs(), len(chunks))
+    jobs = min(jobs or default_jobs(), len(chunks))
     outcomes: list[tuple[int, list[Problem]]]
     if jobs <= 1 or len(chunks) <= 1:
         _init_worker(fleet)

@@ -82,12 +82,6 @@ def test_missed_slots_are_skipped_not_run_back_to_back() -> None:
     assert schedule.advance(now=3611) == 3670
 
 
-def test_postpone_retries_soon_without_moving_the_slots() -> None:
-    schedule = Schedule(interval=60, offset=0, jitter=0, start=0)
-    assert schedule.postpone(now=0.5, delay=2) == 2.5
-    assert schedule.advance(now=2.6) == 60
-
-
 def test_interval_must_be_positive() -> None:
     with pytest.raises(ValueError, match="interval must be positive"):
         Schedule(interval=0, offset=0, jitter=0, start=0)

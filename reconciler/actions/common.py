@@ -75,8 +75,3 @@ def missing_parents(ctx: Context, path: str) -> list[str]:
         missing.append(parent)
         parent = posixpath.dirname(parent)
     return list(reversed(missing))
-
-
-def make_parents(ctx: Context, path: str) -> None:
-    for parent in missing_parents(ctx, path):
-        ctx.system.mkdir(parent, 0o755, None, None)

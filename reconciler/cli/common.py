@@ -10,11 +10,10 @@ from typing import Any, TypeVar
 import click
 
 from reconciler.errors import ReconcilerError
+from reconciler.report import EXIT_REFUSED
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXIT_OK = 0
-EXIT_REFUSED = 1
 MAX_SHOWN = 200
 
 

@@ -13,11 +13,12 @@ from typing import Any
 
 import click
 
-from reconciler.cli.common import EXIT_REFUSED, handles_errors, repo_options
+from reconciler.cli.common import handles_errors, repo_options
 from reconciler.compile import Fleet, compile_node, load_fleet
 from reconciler.config import NodeConfig, Variable
 from reconciler.errors import UsageError
 from reconciler.hooks import install_hooks
+from reconciler.report import EXIT_REFUSED
 from reconciler.snapshot import open_snapshot
 
 
