@@ -17,13 +17,12 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from reconciler.errors import ReconcilerError
+from reconciler.paths import LAST_RUN, SOURCE_STATE
 from reconciler.report import RunReport
 from reconciler.source import SourceState
 
 PREFIX = "RECONCILER"
 DEFAULT_INTERVAL = 300
-LAST_RUN = "last-run.json"
-SOURCE_STATE = "source-state.json"
 
 
 class Status(IntEnum):

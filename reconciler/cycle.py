@@ -24,6 +24,16 @@ from reconciler.compile import load_fleet
 from reconciler.errors import Problem, ReconcilerError, UsageError
 from reconciler.history import History
 from reconciler.lock import LockHeld, NodeLock
+from reconciler.paths import (
+    BACKUPS,
+    HISTORY,
+    LAST_RUN,
+    LAST_SUCCESS,
+    LOCK,
+    SOURCE_CACHE,
+    SOURCE_STATE,
+    TEMPLATE_CACHE,
+)
 from reconciler.pipeline import Desired, converge, desire
 from reconciler.report import RunReport, SourceReport
 from reconciler.snapshot import open_snapshot
@@ -38,11 +48,6 @@ from reconciler.source import (
 )
 from reconciler.system import LocalSystem, ReadOnlySystem, System
 
-LAST_RUN = "last-run.json"
-LAST_SUCCESS = "last-success.json"
-SOURCE_STATE = "source-state.json"
-HISTORY = "history"
-LOCK = "lock"
 NOTHING_TO_SAY = ("in-sync",)
 LOCK_SLICE = 0.5  # seconds between looks at the stop flag while waiting for the lock
 
@@ -97,7 +102,7 @@ def run_cycle(cfg: AgentConfig, options: CycleOptions | None = None) -> RunRepor
         else:
             system: System = LocalSystem(
                 str(cfg.root), host_commands=options.host_commands,
-                backup_dir=state_path(cfg, "backups"),
+                backup_dir=state_path(cfg, BACKUPS),
             )  # fmt: skip
             if options.system_wrapper is not None:
                 system = options.system_wrapper(system)
@@ -211,7 +216,7 @@ def _compile(
         chosen.signed_by = str(signer) if signer else None
         snapshot = open_snapshot(str(cache.path), commit)
         chosen.desired = desire(load_fleet(snapshot), cfg.node,
-                                bytecode_dir=state_path(cfg, "cache/templates"))
+                                bytecode_dir=state_path(cfg, TEMPLATE_CACHE))
     except ReconcilerError as exc:
         if strict:
             raise
@@ -239,7 +244,7 @@ def subject(cfg: AgentConfig, commit: str | None) -> str | None:
     if commit is None:
         return None
     found = subprocess.run(
-        ["git", "-C", state_path(cfg, "source.git"), "log", "-1", "--format=%s", commit],
+        ["git", "-C", state_path(cfg, SOURCE_CACHE), "log", "-1", "--format=%s", commit],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     return found.stdout.strip() or None if found.returncode == 0 else None
@@ -442,6 +447,6 @@ def current_desired(cfg: AgentConfig, commit: str) -> Desired | None:
     try:
         snapshot = open_snapshot(str(_cache(cfg).path), commit)
         return desire(load_fleet(snapshot), cfg.node,
-                      bytecode_dir=state_path(cfg, "cache/templates"))
+                      bytecode_dir=state_path(cfg, TEMPLATE_CACHE))
     except (ReconcilerError, OSError, ValueError):
         return None

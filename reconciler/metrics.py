@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from reconciler.agentconf import AgentConfig
 from reconciler.atomicfile import write_atomic
 from reconciler.config import Severity
+from reconciler.paths import METRICS
 from reconciler.report import Counts, Result, RunReport
 
-FILE_NAME = "reconciler.prom"
 RESULTS: tuple[Result, ...] = (
     "in-sync", "changed", "drift", "held", "failed", "refused", "interrupted",
 )  # fmt: skip
@@ -24,7 +24,7 @@ RESULTS: tuple[Result, ...] = (
 
 def default_path(cfg: AgentConfig) -> str:
     """`<state-dir>/reconciler.prom`."""
-    return os.path.join(str(cfg.state_dir), FILE_NAME)
+    return os.path.join(str(cfg.state_dir), METRICS)
 
 
 def _label(value: str) -> str:

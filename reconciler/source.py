@@ -37,10 +37,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from reconciler.agentconf import check_url
 from reconciler.atomicfile import write_atomic
 from reconciler.errors import Problem, Reaction, ReconcilerError
+from reconciler.paths import SOURCE_CACHE
 
 SignaturePolicy = Literal["none", "head", "range"]
 
-CACHE_NAME = "source.git"
 
 _REFSPEC = "+refs/heads/*:refs/heads/*"
 _TAIL_LINES = 3
@@ -151,7 +151,7 @@ class SourceCache:
         timeout: float = 60.0,
     ) -> None:
         self.state_dir = Path(state_dir)
-        self.path = self.state_dir / CACHE_NAME
+        self.path = self.state_dir / SOURCE_CACHE
         self.remote = remote
         self.urls = [remote, *mirrors]
         self._where = redact(remote)  # how messages name the remote
@@ -261,7 +261,7 @@ class SourceCache:
 
     def _remove_leftovers(self) -> list[str]:
         removed = []
-        for path in sorted(self.state_dir.glob(f"{CACHE_NAME}.*-*")):
+        for path in sorted(self.state_dir.glob(f"{SOURCE_CACHE}.*-*")):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(f"removed leftover {path} of an interrupted run")
         return removed
@@ -269,7 +269,7 @@ class SourceCache:
     def _reclone(self) -> FetchResult:
         """Clone afresh beside the cache, fsck it, and swap it in (old aside, new in, old gone)."""
         failures: list[tuple[str, str]] = []
-        fresh = self.path.with_name(f"{CACHE_NAME}.fresh-{os.getpid()}")
+        fresh = self.path.with_name(f"{SOURCE_CACHE}.fresh-{os.getpid()}")
         for url in self.urls:
             try:
                 self._create(fresh, url)
@@ -281,7 +281,7 @@ class SourceCache:
                 shutil.rmtree(fresh, ignore_errors=True)
                 failures.append((url, f"fresh clone fails fsck: {_tail(err_text or out)}"))
                 continue
-            aside = self.path.with_name(f"{CACHE_NAME}.old-{os.getpid()}")
+            aside = self.path.with_name(f"{SOURCE_CACHE}.old-{os.getpid()}")
             if self.path.exists():
                 os.rename(self.path, aside)
             os.rename(fresh, self.path)

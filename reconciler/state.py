@@ -14,8 +14,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from reconciler.atomicfile import write_atomic
 from reconciler.errors import ConfigError
-
-STATE_FILE = "applied.json"
+from reconciler.paths import APPLIED
 
 
 class Applied(BaseModel):
@@ -45,7 +44,7 @@ class AppliedState(BaseModel):
 
 def load(state_dir: str) -> AppliedState:
     """Read the record; a missing file is an empty record, a corrupt one is an error."""
-    path = os.path.join(state_dir, STATE_FILE)
+    path = os.path.join(state_dir, APPLIED)
     try:
         with open(path, "rb") as handle:
             return AppliedState.model_validate_json(handle.read())
@@ -64,7 +63,7 @@ def load(state_dir: str) -> AppliedState:
 def save(state_dir: str, state: AppliedState) -> None:
     """Replace the record atomically (temp file, fsync, rename, fsync the directory)."""
     write_atomic(
-        os.path.join(state_dir, STATE_FILE),
+        os.path.join(state_dir, APPLIED),
         json.dumps(
             state.model_dump(mode="json", exclude_none=True), sort_keys=True, indent=1
         ).encode(),

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from reconciler import paths
 from reconciler.cli.common import handles_errors
 from reconciler.cli.node import EXIT_CODES_HELP, emit
 from reconciler.config import Severity
@@ -163,9 +164,9 @@ def status(config_path: str | None, fmt: str, **flags: Any) -> None:
 
     cfg = load_config(config_path, **flags)
     state_dir = Path(cfg.state_dir)
-    last = _read_json(state_dir / "last-run.json")
-    success = _read_json(state_dir / "last-success.json")
-    source = SourceState.load(state_dir / "source-state.json")
+    last = _read_json(state_dir / paths.LAST_RUN)
+    success = _read_json(state_dir / paths.LAST_SUCCESS)
+    source = SourceState.load(state_dir / paths.SOURCE_STATE)
     info: dict[str, Any] = {
         "node": cfg.node,
         "mode": cfg.mode,
@@ -250,7 +251,7 @@ def log(config_path: str | None, count: int, path: str | None, **flags: Any) -> 
     from reconciler.history import History
 
     cfg = load_config(config_path, **flags)
-    history = History(Path(cfg.state_dir) / "history", cfg.node)
+    history = History(Path(cfg.state_dir) / paths.HISTORY, cfg.node)
     entries = history.log(count, path)
     if not entries:
         click.echo("no runs recorded yet")

@@ -12,6 +12,7 @@ from typing import Literal
 
 import click
 
+from reconciler import paths
 from reconciler.cli.common import repo_options
 from reconciler.config import Severity
 from reconciler.errors import Problem, ReconcilerError
@@ -93,13 +94,13 @@ def node_run(
     commit = None
     try:
         os.makedirs(state, mode=0o700, exist_ok=True)
-        with NodeLock(os.path.join(state, "lock"), wait=wait):
+        with NodeLock(os.path.join(state, paths.LOCK), wait=wait):
             snapshot = open_snapshot(repo, rev)
             commit = snapshot.revision
             desired = desire(load_fleet(snapshot), name,
-                             bytecode_dir=os.path.join(state, "cache", "templates"))
+                             bytecode_dir=os.path.join(state, paths.TEMPLATE_CACHE))
             system: System = LocalSystem(root, host_commands=host_commands,
-                                         backup_dir=os.path.join(state, "backups"))
+                                         backup_dir=os.path.join(state, paths.BACKUPS))
             if debug:
                 system = LoggingSystem(system, lambda line: click.echo(line, err=True))
             report = converge(desired, system, state, mode, ceiling)
