@@ -15,7 +15,6 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from reconciler import report as reports
 from reconciler.agentconf import AgentConfig
@@ -34,7 +33,7 @@ from reconciler.paths import (
     SOURCE_STATE,
     TEMPLATE_CACHE,
 )
-from reconciler.pipeline import Desired, converge, desire
+from reconciler.pipeline import Desired, RunClock, converge, desire
 from reconciler.report import RunReport, SourceReport
 from reconciler.snapshot import open_snapshot
 from reconciler.source import (
@@ -87,8 +86,7 @@ def state_path(cfg: AgentConfig, name: str) -> str:
 def run_cycle(cfg: AgentConfig, options: CycleOptions | None = None) -> RunReport:
     """Run one cycle holding the node lock; always returns a report (refused ones too)."""
     options = options or CycleOptions()
-    started = datetime.now(UTC)
-    clock = time.monotonic()
+    clock = RunClock()
     _ensure_dir(str(cfg.state_dir), "state-dir", 0o700)
     _ensure_dir(str(cfg.root), "root", 0o755)  # a demo or chroot root may be new
     with _take_lock(cfg, options):
@@ -96,7 +94,7 @@ def run_cycle(cfg: AgentConfig, options: CycleOptions | None = None) -> RunRepor
         if chosen.desired is None:
             report = reports.refused(
                 cfg.node, cfg.mode, str(cfg.root), chosen.commit,
-                str(cfg.max_severity or ""), started, time.monotonic() - clock,
+                str(cfg.max_severity or ""), clock.started, clock.elapsed(),
                 chosen.problems,
             )  # fmt: skip
         else:
@@ -107,9 +105,7 @@ def run_cycle(cfg: AgentConfig, options: CycleOptions | None = None) -> RunRepor
             if options.system_wrapper is not None:
                 system = options.system_wrapper(system)
             report = converge(chosen.desired, system, str(cfg.state_dir), cfg.mode,
-                              cfg.max_severity, options.should_stop, options.only)
-            report.duration_s = round(time.monotonic() - clock, 4)
-            report.started = started
+                              cfg.max_severity, options.should_stop, options.only, clock)
             _remember_good(cfg, chosen)
         report.source = SourceReport(
             commit=chosen.commit, subject=subject(cfg, chosen.commit), branch=cfg.branch,

@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from reconciler import report, state
+from reconciler import paths, report, state
 from reconciler.apply import execute
 from reconciler.compile import Fleet, compile_node
 from reconciler.config import NodeConfig, Severity
@@ -55,6 +55,18 @@ def ceiling_for(node: NodeConfig, override: Severity | None) -> Severity:
     return override if override is not None else node.policy.max_severity
 
 
+@dataclass(frozen=True)
+class RunClock:
+    """When a run began: wall time for its report, the monotonic clock for its duration.
+    Callers start it before compiling, so a report times the whole run."""
+
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    monotonic: float = field(default_factory=time.monotonic)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.monotonic
+
+
 def converge(
     desired: Desired,
     system: System,
@@ -63,10 +75,10 @@ def converge(
     max_severity: Severity | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     only: frozenset[str] | None = None,
+    clock: RunClock | None = None,
 ) -> report.RunReport:
     """Plan one node against the live system; in change mode apply and record what was done."""
-    started = datetime.now(UTC)
-    clock = time.monotonic()
+    clock = clock or RunClock()
     node = desired.node
     ceiling = ceiling_for(node, max_severity)
     applied = state.load(state_dir)
@@ -97,7 +109,7 @@ def converge(
             problems.append(f"{state_dir}: could not record what was applied: "
                             f"{exc.strerror or exc}")
     done = report.build(node.name, mode, system.root, desired.fleet.revision, str(ceiling),
-                        started, time.monotonic() - clock, outcome)
+                        clock.started, clock.elapsed(), outcome)
     if problems:
         done = done.model_copy(update={"problems": problems, "result": "failed",
                                        "exit_code": done.exit_code | report.EXIT_FAILED})
@@ -106,14 +118,14 @@ def converge(
 
 def refuse(
     node: str, mode: Mode, root: str, commit: str | None, error: ReconcilerError,
-    started: datetime, clock: float, ceiling: Severity | None = None,
+    clock: RunClock, ceiling: Severity | None = None,
 ) -> report.RunReport:
     """The report of a run that changed nothing because its input was refused."""
     return report.refused(node, mode, root, commit, str(ceiling) if ceiling is not None else "",
-                          started, time.monotonic() - clock,
+                          clock.started, clock.elapsed(),
                           [str(p) if p.path else p.message for p in error.problems])
 
 
 def default_state_dir(root: str) -> str:
     """`var/lib/reconciler` under the root, so a demo root is self-contained."""
-    return os.path.join(root, "var/lib/reconciler")
+    return os.path.join(root, paths.STATE_DIR.lstrip("/"))

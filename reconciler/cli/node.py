@@ -6,8 +6,6 @@ import gc
 import os
 import socket
 import sys
-import time
-from datetime import UTC, datetime
 from typing import Literal
 
 import click
@@ -81,7 +79,7 @@ def node_run(
     gc.disable()
     from reconciler.compile import load_fleet
     from reconciler.lock import NodeLock
-    from reconciler.pipeline import converge, default_state_dir, desire, refuse
+    from reconciler.pipeline import RunClock, converge, default_state_dir, desire, refuse
     from reconciler.snapshot import open_snapshot
     from reconciler.system import LocalSystem, LoggingSystem, System
 
@@ -89,8 +87,7 @@ def node_run(
     root = os.path.abspath(root)
     state = os.path.abspath(state_dir) if state_dir else default_state_dir(root)
     ceiling = Severity.parse(max_severity) if max_severity else None
-    started = datetime.now(UTC)
-    clock = time.monotonic()
+    clock = RunClock()
     commit = None
     try:
         os.makedirs(state, mode=0o700, exist_ok=True)
@@ -103,17 +100,13 @@ def node_run(
                                          backup_dir=os.path.join(state, paths.BACKUPS))
             if debug:
                 system = LoggingSystem(system, lambda line: click.echo(line, err=True))
-            report = converge(desired, system, state, mode, ceiling)
-            # The whole run, compile and render included, as `reconciler run` reports it.
-            report.started = started
-            report.duration_s = round(time.monotonic() - clock, 4)
+            report = converge(desired, system, state, mode, ceiling, clock=clock)
     except ReconcilerError as exc:
-        report = refuse(name, mode, root, commit, exc, started, clock, ceiling)
+        report = refuse(name, mode, root, commit, exc, clock, ceiling)
     except OSError as exc:
         # The state directory or the config repo could not be read or created.
         problem = Problem(exc.strerror or str(exc), str(exc.filename or state))
-        report = refuse(name, mode, root, commit, ReconcilerError([problem]), started, clock,
-                        ceiling)
+        report = refuse(name, mode, root, commit, ReconcilerError([problem]), clock, ceiling)
     emit(report, fmt, verbose)
     sys.exit(report.exit_code)
 
