@@ -16,10 +16,8 @@ secret file reads "secret changed".
 from __future__ import annotations
 
 import difflib
-import multiprocessing
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -33,7 +31,8 @@ from reconciler.plan import effective_severity
 from reconciler.render import RenderedFile, Renderer, render_node
 from reconciler.report import diff_style
 from reconciler.snapshot import Snapshot, open_snapshot
-from reconciler.validate import default_jobs, finding_line, validate
+from reconciler.validate import finding_line, validate
+from reconciler.workers import default_jobs, fan_out
 
 SeverityWord = Literal["none", "reload", "restart", "reboot"]
 
@@ -475,33 +474,16 @@ def _plural(count: int, word: str) -> str:
 # ---------------------------------------------------------------- the fleet
 
 
-def _chunks(items: list[str], jobs: int) -> list[list[str]]:
-    size = max(1, min(32, -(-len(items) // (jobs * 4))))
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
 def _outcomes(
     base: Fleet | None, head: Fleet, node_names: list[str], jobs: int,
     progress: Callable[[int], None] | None,
 ) -> Iterable[NodeOutcome]:
     """Every node's outcome, as workers finish (in order of completion)."""
-    chunks = _chunks(node_names, jobs)
-    if jobs <= 1 or len(chunks) <= 1:
-        _init_worker(base, head)
-        for chunk in chunks:
-            yield from _compare_chunk(chunk)
-            if progress:
-                progress(len(chunk))
-        return
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(min(jobs, len(chunks)), mp_context=context,
-                             initializer=_init_worker, initargs=(base, head)) as pool:
-        futures = [pool.submit(_compare_chunk, chunk) for chunk in chunks]
-        for future in as_completed(futures):
-            outcomes = future.result()
-            yield from outcomes
-            if progress:
-                progress(len(outcomes))
+    for _, size, outcomes in fan_out(node_names, jobs, _init_worker, (base, head),
+                                     _compare_chunk):
+        yield from outcomes
+        if progress:
+            progress(size)
 
 
 def _head_findings(snapshot: Snapshot, jobs: int) -> tuple[HeadProblem, ...]:

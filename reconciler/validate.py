@@ -6,19 +6,16 @@ The fleet is parsed once; nodes are compiled and rendered in worker processes
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from reconciler.compile import Fleet, compile_node, load_fleet
 from reconciler.errors import ConfigError, Problem
 from reconciler.render import Renderer, render_node
 from reconciler.snapshot import Snapshot
+from reconciler.workers import fan_out
 
 MAX_REPORTED = 200
-_CHUNK = 64
 
 
 @dataclass
@@ -94,11 +91,6 @@ def _check_chunk(names: list[str]) -> tuple[int, list[Problem]]:
     return rendered, problems
 
 
-def default_jobs() -> int:
-    """Worker processes to use: the CPUs this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def validate(snapshot: Snapshot, jobs: int | None = None) -> ValidationResult:
     """Check everything at this revision; problems are grouped, identical ones counted once."""
     started = time.monotonic()
@@ -113,17 +105,8 @@ def validate(snapshot: Snapshot, jobs: int | None = None) -> ValidationResult:
     names = fleet.node_names()
     result.nodes = len(names)
     result.classes = len(fleet.classes)
-    chunks = [names[i : i + _CHUNK] for i in range(0, len(names), _CHUNK)]
-    jobs = min(jobs or default_jobs(), len(chunks))
-    outcomes: list[tuple[int, list[Problem]]]
-    if jobs <= 1 or len(chunks) <= 1:
-        _init_worker(fleet)
-        outcomes = [_check_chunk(chunk) for chunk in chunks]
-    else:
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
-                                 initargs=(fleet,)) as pool:
-            outcomes = list(pool.map(_check_chunk, chunks))
+    done = sorted(fan_out(names, jobs, _init_worker, (fleet,), _check_chunk), key=lambda d: d[0])
+    outcomes = [result for _, _, result in done]  # node order: the node a problem names is stable
     for rendered, problems in outcomes:
         result.files += rendered
         for problem in problems:

@@ -1,0 +1,52 @@
+"""Fan work over a fleet's nodes out to forked worker processes.
+
+Each worker is initialised once (inheriting the parsed fleet through fork, so it
+compiles each template once) and then handles chunks of node names.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import TypeVar
+
+R = TypeVar("R")
+
+
+def default_jobs() -> int:
+    """Worker processes to use: the CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def chunked(items: list[str], jobs: int) -> list[list[str]]:
+    """Small enough chunks to keep every worker busy to the end, at most 32 names."""
+    size = max(1, min(32, -(-len(items) // (jobs * 4))))
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def fan_out(
+    items: list[str],
+    jobs: int | None,
+    initializer: Callable[..., None],
+    initargs: tuple[object, ...],
+    work: Callable[[list[str]], R],
+) -> Iterator[tuple[int, int, R]]:
+    """`work` over chunks of `items`, yielding (chunk index, chunk size, result) as chunks
+    finish; in this process when one worker is enough."""
+    jobs = jobs or default_jobs()
+    chunks = chunked(items, jobs)
+    if jobs <= 1 or len(chunks) <= 1:
+        initializer(*initargs)
+        for index, chunk in enumerate(chunks):
+            yield index, len(chunk), work(chunk)
+        return
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(min(jobs, len(chunks)), mp_context=context,
+                             initializer=initializer, initargs=initargs) as pool:
+        futures = {pool.submit(work, chunk): (index, len(chunk))
+                   for index, chunk in enumerate(chunks)}
+        for future in as_completed(futures):
+            index, size = futures[future]
+            yield index, size, future.result()
