@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -22,7 +21,7 @@ from reconciler.atomicfile import write_atomic
 from reconciler.compile import load_fleet
 from reconciler.errors import Problem, ReconcilerError, UsageError
 from reconciler.history import History
-from reconciler.lock import LockHeld, NodeLock
+from reconciler.lock import NodeLock
 from reconciler.paths import (
     BACKUPS,
     HISTORY,
@@ -48,7 +47,6 @@ from reconciler.source import (
 from reconciler.system import LocalSystem, ReadOnlySystem, System
 
 NOTHING_TO_SAY = ("in-sync",)
-LOCK_SLICE = 0.5  # seconds between looks at the stop flag while waiting for the lock
 
 
 @dataclass
@@ -129,14 +127,8 @@ def _take_lock(cfg: AgentConfig, options: CycleOptions) -> NodeLock:
     """The node lock, waiting up to `options.wait` but giving up as soon as asked to stop
     (a SIGTERM must not sit out a long --wait)."""
     lock = NodeLock(state_path(cfg, LOCK))
-    deadline = time.monotonic() + options.wait
-    while True:
-        try:
-            lock.acquire(wait=min(LOCK_SLICE, max(0.0, deadline - time.monotonic())))
-            return lock
-        except LockHeld:
-            if options.should_stop() or time.monotonic() >= deadline:
-                raise
+    lock.acquire(wait=options.wait, should_stop=options.should_stop)
+    return lock
 
 
 def _cache(cfg: AgentConfig) -> SourceCache:

@@ -14,6 +14,7 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,8 +56,11 @@ class NodeLock:
     def held(self) -> bool:
         return self._fd is not None
 
-    def acquire(self, wait: float | None = None) -> None:
-        """Take the lock, polling up to `wait` seconds; raise `LockHeld` naming the holder."""
+    def acquire(
+        self, wait: float | None = None, should_stop: Callable[[], bool] = lambda: False
+    ) -> None:
+        """Take the lock, polling up to `wait` seconds (or until `should_stop` says so: a
+        SIGTERM must not sit out a long wait); raise `LockHeld` naming the holder."""
         if self._fd is not None:
             return
         limit = self.wait if wait is None else wait
@@ -68,7 +72,7 @@ class NodeLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() >= deadline:
+                if time.monotonic() >= deadline or should_stop():
                     os.close(fd)
                     holder = self.holder()
                     who = str(holder) if holder else "a process that has not yet said who it is"
