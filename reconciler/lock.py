@@ -47,9 +47,15 @@ class LockHolder:
 class NodeLock:
     """An exclusive lock on `path`, usable as `with NodeLock(path, wait=10):`."""
 
-    def __init__(self, path: str | os.PathLike[str], wait: float = 0.0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        wait: float = 0.0,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.path = Path(path)
         self.wait = wait
+        self.should_stop = should_stop
         self._fd: int | None = None
 
     @property
@@ -57,7 +63,7 @@ class NodeLock:
         return self._fd is not None
 
     def acquire(
-        self, wait: float | None = None, should_stop: Callable[[], bool] = lambda: False
+        self, wait: float | None = None, should_stop: Callable[[], bool] | None = None
     ) -> None:
         """Take the lock, polling up to `wait` seconds (or until `should_stop` says so: a
         SIGTERM must not sit out a long wait); raise `LockHeld` naming the holder."""
@@ -72,7 +78,7 @@ class NodeLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() >= deadline or should_stop():
+                if time.monotonic() >= deadline or (should_stop or self.should_stop)():
                     os.close(fd)
                     holder = self.holder()
                     who = str(holder) if holder else "a process that has not yet said who it is"

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 from engine_support import (
     NODE,
+    RECONCILER,
     ConfigRepo,
     action,
     change,
@@ -234,3 +238,29 @@ def test_text_report_says_why_a_dependent_was_skipped(tmp_path: Path) -> None:
     assert "skipped: requires command:fail which failed" in done.stdout
     assert done.stdout.splitlines()[-1].startswith("failed (exit 4): 0 in sync, 1 failed, "
                                                    "1 skipped in ")
+
+
+def test_sigterm_during_apply_finishes_the_step_and_reports_an_interrupted_run(
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "started"
+    repo = make_repo(tmp_path, f"""
+<command name="slow" run="touch {marker} &amp;&amp; sleep 2"/>
+<file path="/etc/after" requires="command:slow"><content>x
+</content></file>
+""")
+    root = tmp_path / "root"
+    process = subprocess.Popen(
+        [RECONCILER, "apply", "--repo", str(repo.path), "--node", NODE, "--root", str(root),
+         "--host-commands", "--format", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+
+    assert process.returncode == 128 + signal.SIGTERM, err
+    report = RunReport.model_validate_json(out)
+    assert report.result == "interrupted"
+    assert not (root / "etc/after").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -10,7 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from reconciler.errors import ReconcilerError
-from reconciler.report import EXIT_REFUSED
+from reconciler.report import EXIT_REFUSED, RunReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,3 +51,31 @@ def repo_options(func: F) -> F:
     func = click.option("--repo", default=".", show_default=True,
                         type=click.Path(file_okay=False), help="The config repo.")(func)
     return func
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT: the run finishes its current atomic step, records, and stops."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    @property
+    def stopping(self) -> bool:
+        return self.signal is not None
+
+    def __call__(self) -> bool:
+        return self.stopping
+
+    def install(self) -> None:
+        def handler(signum: int, _frame: object) -> None:
+            self.signal = signum
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def exit_code(self, report: RunReport) -> int:
+        """128 + the signal for a run it interrupted (as a shell reports it), else the
+        report's own exit code."""
+        if report.result == "interrupted" and self.signal is not None:
+            return 128 + self.signal
+        return report.exit_code

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from reconciler import paths
-from reconciler.cli.common import handles_errors
+from reconciler.cli.common import StopFlag, handles_errors
 from reconciler.cli.node import EXIT_CODES_HELP, emit
 from reconciler.config import Severity
 from reconciler.errors import UsageError
@@ -79,34 +78,7 @@ def load_config(config_path: str | None, **flags: Any) -> AgentConfig:
     return agentconf.merge_overrides(agentconf.AgentConfig.model_construct(), **flags)
 
 
-class StopFlag:
-    """Set by SIGTERM/SIGINT: the run finishes its current atomic step, records, and stops."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-
-    @property
-    def stopping(self) -> bool:
-        return self.signal is not None
-
-    def __call__(self) -> bool:
-        return self.stopping
-
-    def install(self) -> None:
-        def handler(signum: int, _frame: object) -> None:
-            self.signal = signum
-
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
-
-
-RUN_EXIT_CODES_HELP = EXIT_CODES_HELP.rstrip("\n") + """
-  143, 130  stopped by SIGTERM, SIGINT: the current step finished, the run
-            was recorded as "interrupted" and the lock released
-"""
-
-
-@click.command(epilog=RUN_EXIT_CODES_HELP)
+@click.command(epilog=EXIT_CODES_HELP)
 @agent_options
 @click.option("--allow-rewind", is_flag=True,
               help="Accept a commit that does not descend from the last applied one.")
@@ -132,9 +104,7 @@ def run(config_path: str | None, allow_rewind: bool, retry_refused: bool, wait: 
                                          host_commands=host_commands, should_stop=stop))
     write_metrics(cfg, report)
     emit(report, fmt, verbose)
-    if report.result == "interrupted" and stop.signal is not None:
-        sys.exit(128 + stop.signal)  # as a shell reports a process the signal ended
-    sys.exit(report.exit_code)
+    sys.exit(stop.exit_code(report))
 
 
 def write_metrics(cfg: AgentConfig, report: RunReport) -> None:

@@ -11,7 +11,7 @@ from typing import Literal
 import click
 
 from reconciler import paths
-from reconciler.cli.common import repo_options
+from reconciler.cli.common import StopFlag, repo_options
 from reconciler.config import Severity
 from reconciler.errors import Problem, ReconcilerError
 from reconciler.report import RunReport
@@ -24,6 +24,8 @@ Exit codes (a bitmask):
   2  changes made (apply) or drift found (audit)
   4  some action failed
   8  changes held above the severity ceiling
+  143, 130  stopped by SIGTERM, SIGINT: the current step finished, the run
+            was reported as "interrupted" and the lock released
 """
 
 
@@ -88,10 +90,12 @@ def node_run(
     state = os.path.abspath(state_dir) if state_dir else default_state_dir(root)
     ceiling = Severity.parse(max_severity) if max_severity else None
     clock = RunClock()
+    stop = StopFlag()
+    stop.install()
     commit = None
     try:
         os.makedirs(state, mode=0o700, exist_ok=True)
-        with NodeLock(os.path.join(state, paths.LOCK), wait=wait):
+        with NodeLock(os.path.join(state, paths.LOCK), wait=wait, should_stop=stop):
             snapshot = open_snapshot(repo, rev)
             commit = snapshot.revision
             desired = desire(load_fleet(snapshot), name,
@@ -100,7 +104,7 @@ def node_run(
                                          backup_dir=os.path.join(state, paths.BACKUPS))
             if debug:
                 system = LoggingSystem(system, lambda line: click.echo(line, err=True))
-            report = converge(desired, system, state, mode, ceiling, clock=clock)
+            report = converge(desired, system, state, mode, ceiling, stop, clock=clock)
     except ReconcilerError as exc:
         report = refuse(name, mode, root, commit, exc, clock, ceiling)
     except OSError as exc:
@@ -108,7 +112,7 @@ def node_run(
         problem = Problem(exc.strerror or str(exc), str(exc.filename or state))
         report = refuse(name, mode, root, commit, ReconcilerError([problem]), clock, ceiling)
     emit(report, fmt, verbose)
-    sys.exit(report.exit_code)
+    sys.exit(stop.exit_code(report))
 
 
 @click.command(epilog=EXIT_CODES_HELP)
