@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from functools import cmp_to_key
 
-from .system import CommandResult, Stat, System, UnsafePath
+from .system import CommandResult, Stat, System, ToolError, UnsafePath
 
 ADMIN_DIR = "/var/lib/dpkg"
 LOCK_FILES = ("lock-frontend", "lock")
@@ -47,21 +47,16 @@ _PARTIAL_STATES = {
     "t": "triggers pending",
 }
 _ABSENT_STATES = frozenset("nc")  # not installed, or only configuration files left
-_STDERR_TAIL_LINES = 15
 
 
-class PackageError(Exception):
+class PackageError(ToolError):
     """A package could not be queried, installed or removed; carries dpkg/apt's own words."""
 
-    def __init__(self, package: str, message: str, stderr: str = "") -> None:
-        self.package = package
-        self.message = message
-        self.stderr_tail = _tail(stderr)
-        super().__init__(str(self))
+    kind = "package"
 
-    def __str__(self) -> str:
-        text = f"package {self.package}: {self.message}"
-        return f"{text}\n{self.stderr_tail}" if self.stderr_tail else text
+    @property
+    def package(self) -> str:
+        return self.name
 
 
 class PackageLockTimeout(PackageError):
@@ -433,6 +428,3 @@ def _compare_part(a: str, b: str) -> int:
     return 0
 
 
-def _tail(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return "\n".join(lines[-_STDERR_TAIL_LINES:])

@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .config import ServiceAction, ServiceCommands
-from .system import CommandResult, System
+from .system import CommandResult, System, ToolError
 
 DEFAULT_TIMEOUT = 90.0
 
 Verb = Literal["start", "stop", "reload", "restart", "enable", "disable"]
 
 _UNIT_NAME = re.compile(r"[A-Za-z0-9:_.@\\][A-Za-z0-9:_.@\\-]*")
-_STDERR_TAIL_LINES = 15
 _SHELL_COULD_NOT_RUN = frozenset({126, 127})  # not executable, command not found
 _SYSTEMCTL_VERBS = {
     "start": "start",
@@ -32,18 +31,14 @@ _SYSTEMCTL_VERBS = {
 }
 
 
-class ServiceError(Exception):
+class ServiceError(ToolError):
     """A service could not be probed or driven; carries the command's own words."""
 
-    def __init__(self, service: str, message: str, stderr: str = "") -> None:
-        self.service = service
-        self.message = message
-        self.stderr_tail = _tail(stderr)
-        super().__init__(str(self))
+    kind = "service"
 
-    def __str__(self) -> str:
-        text = f"service {self.service}: {self.message}"
-        return f"{text}\n{self.stderr_tail}" if self.stderr_tail else text
+    @property
+    def service(self) -> str:
+        return self.name
 
 
 @dataclass(frozen=True)
@@ -177,6 +172,3 @@ def _check_unit_name(name: str) -> None:
         raise ServiceError(name, "not a valid systemd unit name")
 
 
-def _tail(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return "\n".join(lines[-_STDERR_TAIL_LINES:])

@@ -34,6 +34,25 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 
+class ToolError(Exception):
+    """An operation through a host tool (dpkg, apt, systemctl, a declared command) failed;
+    names what it was about and keeps the tail of the tool's own words."""
+
+    kind = "tool"
+    TAIL_LINES = 15
+
+    def __init__(self, name: str, message: str, stderr: str = "") -> None:
+        self.name = name
+        self.message = message
+        lines = [line for line in stderr.strip().splitlines() if line.strip()]
+        self.stderr_tail = "\n".join(lines[-self.TAIL_LINES :])
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        text = f"{self.kind} {self.name}: {self.message}"
+        return f"{text}\n{self.stderr_tail}" if self.stderr_tail else text
+
+
 class UnsafePath(Exception):
     """A path that must not be followed: symlink, symlinked parent, FIFO, device, outside root."""
 

@@ -10,13 +10,11 @@ from collections.abc import Callable
 
 from reconciler.actions import command, directory, files, package, service, symlink
 from reconciler.config import Action
-from reconciler.packages import PackageError
 from reconciler.plan import ActionPlan, Change, Context
-from reconciler.services import ServiceError
-from reconciler.system import UnsafePath
+from reconciler.system import ToolError, UnsafePath
 
 # What probing one action can raise: it makes that action fail, never the whole run.
-PROBE_ERRORS = (OSError, UnsafePath, KeyError, ValueError, PackageError, ServiceError)
+PROBE_ERRORS = (OSError, UnsafePath, KeyError, ValueError, ToolError)
 
 Checker = Callable[[Context, Action], ActionPlan]
 Applier = Callable[[Context, Change], None]
