@@ -21,7 +21,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from reconciler import names
+from reconciler.compile import names
 
 IDENTITY = {
     "GIT_AUTHOR_NAME": "fleetgen",

@@ -15,14 +15,26 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from reconciler import report as reports
-from reconciler.agentconf import AgentConfig
+from reconciler.agent.settings import AgentConfig
 from reconciler.atomicfile import write_atomic
-from reconciler.compile import load_fleet
+from reconciler.compile.compiler import load_fleet
 from reconciler.errors import Problem, ReconcilerError, UsageError
-from reconciler.history import History
 from reconciler.lock import NodeLock
-from reconciler.paths import (
+from reconciler.record import report as reports
+from reconciler.record.history import History
+from reconciler.record.report import RunReport, SourceReport
+from reconciler.run import Desired, RunClock, converge, desire
+from reconciler.source.cache import (
+    Refusal,
+    RevisionNotFound,
+    SourceCache,
+    SourceState,
+    SourceUnavailable,
+    Why,
+    decide,
+)
+from reconciler.source.snapshot import open_snapshot
+from reconciler.statedir import (
     BACKUPS,
     HISTORY,
     LAST_RUN,
@@ -32,19 +44,7 @@ from reconciler.paths import (
     SOURCE_STATE,
     TEMPLATE_CACHE,
 )
-from reconciler.pipeline import Desired, RunClock, converge, desire
-from reconciler.report import RunReport, SourceReport
-from reconciler.snapshot import open_snapshot
-from reconciler.source import (
-    Refusal,
-    RevisionNotFound,
-    SourceCache,
-    SourceState,
-    SourceUnavailable,
-    Why,
-    decide,
-)
-from reconciler.system import LocalSystem, ReadOnlySystem, System
+from reconciler.system.local import LocalSystem, ReadOnlySystem, System
 
 NOTHING_TO_SAY = ("in-sync",)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from gitutil_repo import Origin
 
-from reconciler.report import RunReport
+from reconciler.record.report import RunReport
 
 RECONCILER = str(Path(sys.executable).parent / "reconciler")
 NODE = "web-01.tickets.chi1.sa"

@@ -19,9 +19,9 @@ from typing import Any, NamedTuple
 
 from gitutil_repo import Origin, git
 
-from reconciler.agentconf import AgentConfig
+from reconciler.agent.settings import AgentConfig
 from reconciler.cycle import CycleOptions, run_cycle
-from reconciler.report import RunReport
+from reconciler.record.report import RunReport
 
 RECONCILER = str(Path(sys.executable).with_name("reconciler"))
 NODE = "web-01.shop.lab.t"
@@ -101,7 +101,7 @@ class Node:
         return self.config
 
     def agent_config(self) -> AgentConfig:
-        from reconciler import agentconf
+        from reconciler.agent import settings as agentconf
 
         return agentconf.load(self.config)
 

@@ -15,12 +15,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.compile import load_fleet
-from reconciler.config import Severity
-from reconciler.pipeline import Desired, Mode, converge, default_state_dir, desire
-from reconciler.report import ActionReport, ChangeReport, RunReport
-from reconciler.snapshot import open_snapshot
-from reconciler.system import LocalSystem
+from reconciler.compile.compiler import load_fleet
+from reconciler.compile.nodeconfig import Severity
+from reconciler.record.report import ActionReport, ChangeReport, RunReport
+from reconciler.run import Desired, Mode, converge, default_state_dir, desire
+from reconciler.source.snapshot import open_snapshot
+from reconciler.system.local import LocalSystem
 
 NODE = "web-01.shop.lab.t"
 OTHER_NODE = "web-02.shop.lab.t"

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from reconciler.system import CommandResult, LocalSystem
+from reconciler.system.local import CommandResult, LocalSystem
 
 TEST_PACKAGE = "reconciler-test-pkg"
 TEST_FILE = "/usr/share/reconciler-test/version"

@@ -10,8 +10,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.config import Origin, ServiceAction, ServiceCommands, Severity
-from reconciler.system import SAFE_PATH, CommandResult, LocalSystem
+from reconciler.compile.nodeconfig import Origin, ServiceAction, ServiceCommands, Severity
+from reconciler.system.local import SAFE_PATH, CommandResult, LocalSystem
 
 DAEMON = """
 import os, signal, sys, time

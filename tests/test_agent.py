@@ -28,7 +28,7 @@ from agent_support import (
 )
 from gitutil_repo import Origin, git
 
-from reconciler.agent import EventLog
+from reconciler.agent.daemon import EventLog
 from reconciler.lock import NodeLock
 
 

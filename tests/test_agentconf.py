@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.agentconf import AgentConfig, load, merge_overrides
-from reconciler.config import Severity
+from reconciler.agent.settings import AgentConfig, load, merge_overrides
+from reconciler.compile.nodeconfig import Severity
 from reconciler.errors import ConfigError, UsageError
 
 FULL = """\

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from agent_support import NODE, RECONCILER, agent_env, run_report
 
-from reconciler.check import NodeState, Status, Thresholds, evaluate, read_state
-from reconciler.report import RunReport
-from reconciler.source import SourceState
+from reconciler.agent.nagios import NodeState, Status, Thresholds, evaluate, read_state
+from reconciler.record.report import RunReport
+from reconciler.source.cache import SourceState
 
 NOW = datetime(2026, 1, 2, 12, 0, 0, tzinfo=UTC)
 MINUTE_AGO = NOW - timedelta(seconds=60)  # with the 0.5 s duration: finished 59 s ago

@@ -26,7 +26,7 @@ from cycle_support import (
 from gitutil_repo import allowed_signers, free_port, git, ssh_key, ssh_signing
 
 from reconciler.cycle import pin
-from reconciler.report import EXIT_CHANGES, EXIT_REFUSED
+from reconciler.record.report import EXIT_CHANGES, EXIT_REFUSED
 
 pytestmark = pytest.mark.usefixtures("isolated_git")
 
@@ -454,7 +454,7 @@ def test_status_after_runs_shows_commit_tip_times_and_counts(node: Node) -> None
 
 
 def test_every_agent_toml_key_has_a_flag(node: Node) -> None:
-    from reconciler.agentconf import AgentConfig
+    from reconciler.agent.settings import AgentConfig
 
     done = node.cli("run", "--help")
 
@@ -464,7 +464,7 @@ def test_every_agent_toml_key_has_a_flag(node: Node) -> None:
 
 
 def test_flags_alone_make_an_agent_config_and_a_bad_one_names_the_flag(tmp_path: Path) -> None:
-    from reconciler.agentconf import DEFAULT_PATH
+    from reconciler.agent.settings import DEFAULT_PATH
     from reconciler.cli.cycle import load_config
     from reconciler.errors import UsageError
 

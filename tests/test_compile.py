@@ -8,8 +8,8 @@ from collections.abc import Mapping
 import pytest
 from configrepo import BASIC, Workspace, class_xml, fleet_xml
 
-from reconciler.compile import Fleet, compile_node, load_fleet
-from reconciler.config import (
+from reconciler.compile.compiler import Fleet, compile_node, load_fleet
+from reconciler.compile.nodeconfig import (
     CommandAction,
     FileAction,
     NodeConfig,
@@ -21,7 +21,7 @@ from reconciler.config import (
     TreeAction,
 )
 from reconciler.errors import ConfigError, UsageError
-from reconciler.snapshot import open_snapshot
+from reconciler.source.snapshot import open_snapshot
 
 Files = Mapping[str, str | bytes | None]
 

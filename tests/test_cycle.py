@@ -21,7 +21,7 @@ from gitutil_repo import (
 
 from reconciler.cycle import pin, release
 from reconciler.errors import UsageError
-from reconciler.report import EXIT_CHANGES, EXIT_REFUSED
+from reconciler.record.report import EXIT_CHANGES, EXIT_REFUSED
 
 pytestmark = pytest.mark.usefixtures("isolated_git")
 

@@ -23,7 +23,7 @@ from engine_support import (
     tree_state,
 )
 
-from reconciler.report import (
+from reconciler.record.report import (
     EXIT_CHANGES,
     EXIT_FAILED,
     EXIT_HELD,

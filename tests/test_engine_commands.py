@@ -9,7 +9,7 @@ from pathlib import Path
 from engine_support import action, change, converge_root, make_repo, statuses
 from svc_support import process_alive
 
-from reconciler.report import EXIT_CHANGES, EXIT_FAILED, EXIT_IN_SYNC
+from reconciler.record.report import EXIT_CHANGES, EXIT_FAILED, EXIT_IN_SYNC
 
 
 def _count(path: Path) -> int:

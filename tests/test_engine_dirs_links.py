@@ -8,7 +8,7 @@ from pathlib import Path
 
 from engine_support import action, change, converge_root, make_repo
 
-from reconciler.report import EXIT_CHANGES, EXIT_FAILED, EXIT_IN_SYNC
+from reconciler.record.report import EXIT_CHANGES, EXIT_FAILED, EXIT_IN_SYNC
 
 
 def test_directory_is_created_with_parents_mode_and_owner(tmp_path: Path) -> None:

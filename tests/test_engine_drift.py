@@ -16,7 +16,7 @@ from engine_support import (
     state_dir,
 )
 
-from reconciler.report import EXIT_CHANGES, EXIT_HELD, EXIT_IN_SYNC
+from reconciler.record.report import EXIT_CHANGES, EXIT_HELD, EXIT_IN_SYNC
 
 CONF = '<file path="/etc/app.conf" template="web/app.conf.j2"/>'
 

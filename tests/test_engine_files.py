@@ -17,7 +17,7 @@ from engine_support import (
     state_dir,
 )
 
-from reconciler.report import EXIT_CHANGES, EXIT_FAILED, EXIT_IN_SYNC
+from reconciler.record.report import EXIT_CHANGES, EXIT_FAILED, EXIT_IN_SYNC
 
 
 def test_template_is_rendered_with_node_variables(tmp_path: Path) -> None:

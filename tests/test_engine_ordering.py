@@ -14,9 +14,9 @@ from engine_support import (
     statuses,
 )
 
-from reconciler.config import Severity
-from reconciler.plan import effective_severity, order
-from reconciler.report import EXIT_CHANGES, EXIT_FAILED, EXIT_HELD, EXIT_IN_SYNC
+from reconciler.compile.nodeconfig import Severity
+from reconciler.plan.build import effective_severity, order
+from reconciler.record.report import EXIT_CHANGES, EXIT_FAILED, EXIT_HELD, EXIT_IN_SYNC
 
 MIXED = """
 <service name="web" state="stopped" backend="command">

@@ -7,7 +7,7 @@ from pathlib import Path
 from engine_support import ConfigRepo, change, converge_root, make_repo, tree_state
 from pkg_debs import TEST_FILE, TEST_PACKAGE, build_deb, make_dpkg_root
 
-from reconciler.report import EXIT_CHANGES, EXIT_HELD, EXIT_IN_SYNC
+from reconciler.record.report import EXIT_CHANGES, EXIT_HELD, EXIT_IN_SYNC
 
 
 def _repo_with_debs(tmp_path: Path, body: str, *versions: str) -> ConfigRepo:

@@ -27,7 +27,7 @@ from engine_support import (
     tree_state,
 )
 
-from reconciler.report import EXIT_CHANGES, EXIT_FAILED
+from reconciler.record.report import EXIT_CHANGES, EXIT_FAILED
 
 SENSITIVE = b"root:SENSITIVE-HASH-0123456789:19000:0:99999:7:::\n"
 APP = '<file path="/etc/app.conf"><content>managed\n</content></file>'

@@ -10,7 +10,7 @@ import pytest
 from engine_support import ConfigRepo, action, change, converge_root, make_repo
 from svc_support import Daemon, process_alive
 
-from reconciler.report import EXIT_CHANGES, EXIT_FAILED, EXIT_HELD, EXIT_IN_SYNC
+from reconciler.record.report import EXIT_CHANGES, EXIT_FAILED, EXIT_HELD, EXIT_IN_SYNC
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from gitutil_repo import git
 
-from reconciler.history import RUN_JSON, History
+from reconciler.record.history import RUN_JSON, History
 
 REPO = Path(__file__).resolve().parents[1]
 NODE = "proxy-03.tickets.chi1.sa"
@@ -167,7 +167,7 @@ def test_bad_records_are_rejected_and_write_nothing(
 
 LOOP = """
 import itertools, sys
-from reconciler.history import History
+from reconciler.record.history import History
 history = History(sys.argv[1], node="proxy-03.tickets.chi1.sa")
 for n in itertools.count():
     files = {f"/etc/app/{i}.conf": f"{n} {i}\\n".encode() for i in range(n % 7 + 1)}

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from review_support import RECONCILER, FleetRepo, run
 
-from reconciler.hooks import hook_source
+from reconciler.review.hooks import hook_source
 
 SYSTEM_PATH = {"PATH": "/usr/local/bin:/usr/bin:/bin"}
 BROKEN = ("templates/web/nginx.conf.j2", "{{ workers }}", "{{ workers }")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from agent_support import run_report
 
-from reconciler.metrics import render, write
+from reconciler.record.metrics import render, write
 
 STARTED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 SAMPLE = re.compile(r'^([a-z_]+)(\{[a-z_]+="(?:[^"\\]|\\.)*"(?:,[a-z_]+="(?:[^"\\]|\\.)*")*\})? '

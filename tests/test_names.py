@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler import names
+from reconciler.compile import names
 
 
 def test_parse_then_format_gives_the_same_name() -> None:

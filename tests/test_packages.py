@@ -17,7 +17,7 @@ from pkg_debs import (
     make_dpkg_root,
 )
 
-from reconciler.packages import (
+from reconciler.host.dpkg import (
     PackageError,
     PackageLockTimeout,
     compare_versions,
@@ -28,7 +28,7 @@ from reconciler.packages import (
     remove,
     version_matches,
 )
-from reconciler.system import LocalSystem
+from reconciler.system.local import LocalSystem
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ import jinja2
 import pytest
 from configrepo import BASIC, Workspace, class_xml, fleet_xml
 
-from reconciler.compile import Fleet, compile_node, load_fleet
-from reconciler.render import RenderedFile, Renderer, SnapshotLoader, render_node
-from reconciler.snapshot import open_snapshot
+from reconciler.compile.compiler import Fleet, compile_node, load_fleet
+from reconciler.render.renderer import RenderedFile, Renderer, SnapshotLoader, render_node
+from reconciler.source.snapshot import open_snapshot
 
 Files = Mapping[str, str | bytes | None]
 NODE = "web-01.tickets.chi1.sa"

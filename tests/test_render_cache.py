@@ -6,10 +6,10 @@ from pathlib import Path
 
 from configrepo import BASIC, Workspace
 
-from reconciler.compile import load_fleet
-from reconciler.pipeline import desire
-from reconciler.render import PackedBytecodeCache, Renderer
-from reconciler.snapshot import open_snapshot
+from reconciler.compile.compiler import load_fleet
+from reconciler.render.renderer import PackedBytecodeCache, Renderer
+from reconciler.run import desire
+from reconciler.source.snapshot import open_snapshot
 
 NODE = "web-01.tickets.chi1.sa"
 MOTD = "base/motd.j2"

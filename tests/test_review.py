@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from review_support import RECONCILER, FleetRepo, isolated_env, run
 
-from reconciler.review import compress_names, describe_scope, format_markdown, plan_fleet
+from reconciler.review.fleetplan import compress_names, describe_scope, format_markdown, plan_fleet
 
 CASES = Path(__file__).parent / "cases" / "review"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from configrepo import Workspace, class_xml, fleet_xml
 
-from reconciler.compile import compile_node, load_fleet
-from reconciler.snapshot import open_snapshot
+from reconciler.compile.compiler import compile_node, load_fleet
+from reconciler.source.snapshot import open_snapshot
 
 NODE = "web-01.shop.c1.sa"
 PASSWORD = "hunter2-do-not-print"

@@ -15,9 +15,9 @@ from svc_support import (
     service_action,
 )
 
-from reconciler import services
-from reconciler.services import ServiceError, ServiceState
-from reconciler.system import LocalSystem, ReadOnlySystem, WriteRefused
+from reconciler.host import services
+from reconciler.host.services import ServiceError, ServiceState
+from reconciler.system.local import LocalSystem, ReadOnlySystem, WriteRefused
 
 
 @pytest.fixture

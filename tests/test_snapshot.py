@@ -8,7 +8,7 @@ import pytest
 from configrepo import Workspace
 
 from reconciler.errors import ConfigError
-from reconciler.snapshot import clean_relpath, open_snapshot
+from reconciler.source.snapshot import clean_relpath, open_snapshot
 
 
 def test_commit_tree_reads_the_commit_not_the_dirty_working_tree(ws: Workspace) -> None:

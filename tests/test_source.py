@@ -26,8 +26,7 @@ from gitutil_repo import (
 )
 
 from reconciler.errors import Reaction
-from reconciler.snapshot import open_snapshot
-from reconciler.source import (
+from reconciler.source.cache import (
     HistoryRewind,
     RevisionNotFound,
     SignatureRefused,
@@ -38,6 +37,7 @@ from reconciler.source import (
     Why,
     decide,
 )
+from reconciler.source.snapshot import open_snapshot
 
 pytestmark = pytest.mark.usefixtures("isolated_git")
 

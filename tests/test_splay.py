@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from reconciler.splay import Schedule, max_jitter, splay_offset
+from reconciler.agent.splay import Schedule, max_jitter, splay_offset
 
 CLASSES = ("proxy", "cache", "web-api", "database", "app")
 PRODUCTS = ("tickets", "events")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.system import (
+from reconciler.system.local import (
     OUTPUT_LIMIT,
     LocalSystem,
     LoggingSystem,

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.system import PENDING_SYNCS, WALK_CACHE, LocalSystem, ReadOnlySystem, UnsafePath
+from reconciler.system.local import (
+    PENDING_SYNCS,
+    WALK_CACHE,
+    LocalSystem,
+    ReadOnlySystem,
+    UnsafePath,
+)
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from configrepo import BASIC, Workspace, class_xml, fleet_xml
 
-from reconciler.snapshot import open_snapshot
-from reconciler.validate import MAX_REPORTED, ValidationResult, validate
+from reconciler.review.validate import MAX_REPORTED, ValidationResult, validate
+from reconciler.source.snapshot import open_snapshot
 
 
 def check(ws: Workspace, files: dict[str, str], jobs: int = 1) -> ValidationResult:

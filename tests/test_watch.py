@@ -14,11 +14,11 @@ import pytest
 from agent_support import GREETING, NODE, make_origin
 from gitutil_repo import git, isolate_git
 
-from reconciler.compile import load_fleet
-from reconciler.pipeline import desire
-from reconciler.snapshot import open_snapshot
-from reconciler.state import Applied, AppliedState
-from reconciler.watch import Debounce, DriftFilter, Managed, Watcher, WatchSet, fingerprint
+from reconciler.agent.watch import Debounce, DriftFilter, Managed, Watcher, WatchSet, fingerprint
+from reconciler.compile.compiler import load_fleet
+from reconciler.record.applied import Applied, AppliedState
+from reconciler.run import desire
+from reconciler.source.snapshot import open_snapshot
 
 MANAGED = {"/etc/web", "/etc/web/app.conf", "/etc/web/other.conf", "/etc/web/current"}
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from reconciler.actions import command, directory, files, package, service, symlink
-from reconciler.config import Action
-from reconciler.plan import ActionPlan, Change, Context
-from reconciler.system import ToolError, UnsafePath
+from reconciler.compile.nodeconfig import Action
+from reconciler.plan.build import ActionPlan, Change, Context
+from reconciler.system.local import ToolError, UnsafePath
 
 # What probing one action can raise: it makes that action fail, never the whole run.
 PROBE_ERRORS = (OSError, UnsafePath, KeyError, ValueError, ToolError)

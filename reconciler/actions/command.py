@@ -6,8 +6,8 @@ mode too. A timeout kills the command's whole process group (the System does tha
 
 from __future__ import annotations
 
-from reconciler.config import CommandAction
-from reconciler.plan import ActionPlan, Change, Context
+from reconciler.compile.nodeconfig import CommandAction
+from reconciler.plan.build import ActionPlan, Change, Context
 
 HOST_ONLY = "runs on the host; not run because --root is not /"
 

@@ -6,9 +6,9 @@ import difflib
 import hashlib
 import posixpath
 
-from reconciler.plan import Context, Drift
-from reconciler.state import Applied
-from reconciler.system import Stat
+from reconciler.plan.build import Context, Drift
+from reconciler.record.applied import Applied
+from reconciler.system.local import Stat
 
 MAX_DIFF_LINES = 400
 

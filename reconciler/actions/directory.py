@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from reconciler.actions.common import attr_differences, missing_parents, owner_ids
-from reconciler.config import DirectoryAction
-from reconciler.plan import ActionPlan, Change, Context, Drift
-from reconciler.state import Applied
+from reconciler.compile.nodeconfig import DirectoryAction
+from reconciler.plan.build import ActionPlan, Change, Context, Drift
+from reconciler.record.applied import Applied
 
 DEFAULT_MODE = 0o755
 

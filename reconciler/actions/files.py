@@ -14,7 +14,7 @@ from reconciler.actions.common import (
     sha256,
     unified_diff,
 )
-from reconciler.config import (
+from reconciler.compile.nodeconfig import (
     DirectoryAction,
     FileAction,
     Origin,
@@ -22,10 +22,10 @@ from reconciler.config import (
     SymlinkAction,
     TreeAction,
 )
-from reconciler.plan import ActionPlan, Change, Context, Drift
-from reconciler.render import RenderedFile
-from reconciler.state import Applied
-from reconciler.system import Stat, UnsafePath
+from reconciler.plan.build import ActionPlan, Change, Context, Drift
+from reconciler.record.applied import Applied
+from reconciler.render.renderer import RenderedFile
+from reconciler.system.local import Stat, UnsafePath
 
 DEFAULT_MODE = 0o644
 SECRET_MODE = 0o600  # a secret file without a declared mode is readable by its owner only

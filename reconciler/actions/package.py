@@ -7,10 +7,10 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from reconciler import packages
-from reconciler.compile import TEMPLATES_DIR
-from reconciler.config import PackageAction
-from reconciler.plan import ActionPlan, Change, Context
+from reconciler.compile.compiler import TEMPLATES_DIR
+from reconciler.compile.nodeconfig import PackageAction
+from reconciler.host import dpkg as packages
+from reconciler.plan.build import ActionPlan, Change, Context
 
 ARCHIVES_HOST_ONLY = "apt-get installs only on the running system, not under --root " \
                      "(a package with deb= can be installed there)"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from reconciler import services
 from reconciler.actions.command import HOST_ONLY
-from reconciler.config import ServiceAction
-from reconciler.plan import ActionPlan, Change, Context
+from reconciler.compile.nodeconfig import ServiceAction
+from reconciler.host import services
+from reconciler.plan.build import ActionPlan, Change, Context
 
 
 def check(ctx: Context, action: ServiceAction) -> ActionPlan:

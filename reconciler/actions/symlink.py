@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from reconciler.actions.common import missing_parents, owner_ids
-from reconciler.config import SymlinkAction
-from reconciler.plan import ActionPlan, Change, Context, Drift
-from reconciler.state import Applied
+from reconciler.compile.nodeconfig import SymlinkAction
+from reconciler.plan.build import ActionPlan, Change, Context, Drift
+from reconciler.record.applied import Applied
 
 
 def check(ctx: Context, action: SymlinkAction) -> ActionPlan:

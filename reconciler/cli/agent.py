@@ -16,7 +16,7 @@ import click
 from reconciler.cli.common import handles_errors
 from reconciler.cli.cycle import agent_options, load_config
 from reconciler.errors import ReconcilerError
-from reconciler.paths import AGENT_CONFIG
+from reconciler.statedir import AGENT_CONFIG
 
 UNITS = ("reconciler-agent.service", "reconciler-run.service", "reconciler-run.timer")
 UNIT_EXEC = "/usr/local/bin/reconciler"  # the command path written in the shipped units
@@ -49,7 +49,7 @@ def agent(config_path: str | None, log_format: str, metrics_file: str | None,
     SIGHUP          re-read agent.toml
     SIGUSR1         run a full cycle now
     """
-    from reconciler.agent import Agent, EventLog
+    from reconciler.agent.daemon import Agent, EventLog
 
     load = functools.partial(load_config, config_path, **flags)
     metrics_path = os.path.abspath(metrics_file) if metrics_file else None
@@ -77,7 +77,7 @@ def check(config_path: str | None, warn_age: float, crit_age: float, **flags: An
     UNKNOWN   no state (or unusable settings)
     The interval is agent.toml's (or --interval), else 300 s.
     """
-    from reconciler import check as nagios
+    from reconciler.agent import nagios
 
     try:
         cfg = load_config(config_path, **flags)

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from reconciler.errors import ReconcilerError
-from reconciler.report import EXIT_REFUSED, RunReport
+from reconciler.record.report import EXIT_REFUSED, RunReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -12,16 +12,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from reconciler import paths
+from reconciler import statedir as paths
 from reconciler.cli.common import StopFlag, handles_errors
 from reconciler.cli.node import EXIT_CODES_HELP, emit
-from reconciler.config import Severity
+from reconciler.compile.nodeconfig import Severity
 from reconciler.errors import UsageError
-from reconciler.paths import AGENT_CONFIG
+from reconciler.statedir import AGENT_CONFIG
 
 if TYPE_CHECKING:
-    from reconciler.agentconf import AgentConfig
-    from reconciler.report import RunReport
+    from reconciler.agent.settings import AgentConfig
+    from reconciler.record.report import RunReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -64,7 +64,7 @@ def agent_options(func: F) -> F:
 
 def load_config(config_path: str | None, **flags: Any) -> AgentConfig:
     """agent.toml (if present, or named) with the given flags on top."""
-    from reconciler import agentconf
+    from reconciler.agent import settings as agentconf
 
     flags = {k: v for k, v in flags.items() if v not in (None, ())}
     if "mirrors" in flags:
@@ -109,7 +109,7 @@ def run(config_path: str | None, allow_rewind: bool, retry_refused: bool, wait: 
 
 def write_metrics(cfg: AgentConfig, report: RunReport) -> None:
     """The Prometheus textfile for this run (the agent writes its own after each run)."""
-    from reconciler import metrics
+    from reconciler.record import metrics
 
     metrics.write(metrics.default_path(cfg), report)
 
@@ -130,7 +130,7 @@ def status(config_path: str | None, fmt: str, **flags: Any) -> None:
 
     Exits 0, or 3 when the node has no state yet (it never ran)."""
     from reconciler.cycle import subject
-    from reconciler.source import SourceState
+    from reconciler.source.cache import SourceState
 
     cfg = load_config(config_path, **flags)
     state_dir = Path(cfg.state_dir)
@@ -218,7 +218,7 @@ def _when(moment: datetime | str | None) -> str:
 @handles_errors
 def log(config_path: str | None, count: int, path: str | None, **flags: Any) -> None:
     """The node's own history: one run a line, with config commit, result, changed paths."""
-    from reconciler.history import History
+    from reconciler.record.history import History
 
     cfg = load_config(config_path, **flags)
     history = History(Path(cfg.state_dir) / paths.HISTORY, cfg.node)

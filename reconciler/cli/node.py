@@ -10,11 +10,11 @@ from typing import Literal
 
 import click
 
-from reconciler import paths
+from reconciler import statedir as paths
 from reconciler.cli.common import StopFlag, repo_options
-from reconciler.config import Severity
+from reconciler.compile.nodeconfig import Severity
 from reconciler.errors import Problem, ReconcilerError
-from reconciler.report import RunReport
+from reconciler.record.report import RunReport
 
 EXIT_CODES_HELP = """
 \b
@@ -79,11 +79,11 @@ def node_run(
     # One run, then the process exits: the cyclic garbage collector would spend ~10% of a
     # run re-scanning the compiled config and templates, which are all alive anyway.
     gc.disable()
-    from reconciler.compile import load_fleet
+    from reconciler.compile.compiler import load_fleet
     from reconciler.lock import NodeLock
-    from reconciler.pipeline import RunClock, converge, default_state_dir, desire, refuse
-    from reconciler.snapshot import open_snapshot
-    from reconciler.system import LocalSystem, LoggingSystem, System
+    from reconciler.run import RunClock, converge, default_state_dir, desire, refuse
+    from reconciler.source.snapshot import open_snapshot
+    from reconciler.system.local import LocalSystem, LoggingSystem, System
 
     name = node or socket.getfqdn()
     root = os.path.abspath(root)

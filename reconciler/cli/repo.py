@@ -14,12 +14,12 @@ from typing import Any
 import click
 
 from reconciler.cli.common import handles_errors, repo_options
-from reconciler.compile import Fleet, compile_node, load_fleet
-from reconciler.config import NodeConfig, Variable
+from reconciler.compile.compiler import Fleet, compile_node, load_fleet
+from reconciler.compile.nodeconfig import NodeConfig, Variable
 from reconciler.errors import UsageError
-from reconciler.hooks import install_hooks
-from reconciler.report import EXIT_REFUSED
-from reconciler.snapshot import open_snapshot
+from reconciler.record.report import EXIT_REFUSED
+from reconciler.review.hooks import install_hooks
+from reconciler.source.snapshot import open_snapshot
 
 
 def register(group: click.Group) -> None:
@@ -90,7 +90,7 @@ def _has_git_identity(repo: Path) -> bool:
 @handles_errors
 def validate_cmd(repo: str, rev: str | None, jobs: int | None) -> None:
     """Check schema, compile every node and render every template; list every error."""
-    from reconciler.validate import validate
+    from reconciler.review.validate import validate
 
     result = validate(open_snapshot(repo, rev), jobs)
     if not result.ok:
@@ -204,7 +204,7 @@ def _print_actions(console: Any, config: NodeConfig) -> None:
 def render(repo: str, rev: str | None, node: str, out: str | None) -> None:
     """Render NODE's files, to stdout with headers or under --out DIR."""
     from reconciler.errors import ConfigError
-    from reconciler.render import Renderer, render_node
+    from reconciler.render.renderer import Renderer, render_node
 
     fleet = _fleet(repo, rev)
     config = compile_node(fleet, node)

@@ -12,7 +12,7 @@ from reconciler.cli.common import handles_errors
 from reconciler.errors import UsageError
 
 if TYPE_CHECKING:
-    from reconciler.review import PlanReport
+    from reconciler.review.fleetplan import PlanReport
 
 
 def register(group: click.Group) -> None:
@@ -25,7 +25,7 @@ def _plan_with_progress(repo: str, base: str, head: str, jobs: int | None) -> Pl
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from reconciler.review import plan_fleet
+    from reconciler.review.fleetplan import plan_fleet
 
     console = Console(stderr=True)
     if not console.is_terminal:
@@ -68,7 +68,7 @@ def plan(base: str, head: str, repo: str, fmt: str, jobs: int | None, max_bytes:
     """
     from rich.console import Console
 
-    from reconciler.review import format_markdown, format_text, text_lines
+    from reconciler.review.fleetplan import format_markdown, format_text, text_lines
 
     report = _plan_with_progress(repo, base, head, jobs)
     if markdown_out:
@@ -86,7 +86,7 @@ def plan(base: str, head: str, repo: str, fmt: str, jobs: int | None, max_bytes:
     else:
         click.echo(format_text(report), nl=False)
     if not report.valid:
-        from reconciler.validate import finding_line  # its worker pool is not needed here
+        from reconciler.review.validate import finding_line  # its worker pool is not needed here
 
         for finding in report.head_problems:
             click.echo(finding_line(finding.problem, finding.nodes), err=True)
@@ -117,7 +117,7 @@ def hooks() -> None:
 @handles_errors
 def hooks_install(repo: str, server: str | None, force: bool) -> None:
     """Install pre-commit into a clone, or pre-receive into a bare repo (--server)."""
-    from reconciler.hooks import install_hooks
+    from reconciler.review.hooks import install_hooks
 
     for path in install_hooks(server if server is not None else repo, server is not None, force):
         click.echo(f"installed {path}")
@@ -128,6 +128,6 @@ def hooks_install(repo: str, server: str | None, force: bool) -> None:
 @handles_errors
 def hooks_path(name: str) -> None:
     """Print where the packaged script NAME is (e.g. to run mr-check in CI)."""
-    from reconciler.hooks import hook_source
+    from reconciler.review.hooks import hook_source
 
     click.echo(str(hook_source(name)))

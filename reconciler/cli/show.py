@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.text import Text
 
-from reconciler.report import ChangeReport, Counts, RunReport, diff_style
+from reconciler.record.report import ChangeReport, Counts, RunReport, diff_style
 
 MAX_DIFFS = 20  # diffs printed without -v; a first apply would otherwise print every file
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from reconciler.atomicfile import write_atomic
 from reconciler.errors import ConfigError
-from reconciler.paths import APPLIED
+from reconciler.statedir import APPLIED
 
 
 class Applied(BaseModel):

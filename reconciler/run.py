@@ -13,14 +13,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from reconciler import paths, report, state
-from reconciler.apply import execute
-from reconciler.compile import Fleet, compile_node
-from reconciler.config import NodeConfig, Severity
+from reconciler import statedir as paths
+from reconciler.apply.executor import execute
+from reconciler.compile.compiler import Fleet, compile_node
+from reconciler.compile.nodeconfig import NodeConfig, Severity
 from reconciler.errors import ConfigError, ReconcilerError
-from reconciler.plan import Context, build
-from reconciler.render import RenderedFile, Renderer, render_node
-from reconciler.system import NotDurable, ReadOnlySystem, System
+from reconciler.plan.build import Context, build
+from reconciler.record import applied as state
+from reconciler.record import report
+from reconciler.render.renderer import RenderedFile, Renderer, render_node
+from reconciler.system.local import NotDurable, ReadOnlySystem, System
 
 Mode = Literal["audit", "change"]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from reconciler.actions import apply_change
-from reconciler.plan import ActionPlan, Change, Context, Plan
+from reconciler.plan.build import ActionPlan, Change, Context, Plan
 
 
 class Status(StrEnum):

@@ -16,8 +16,8 @@ from typing import Any
 from lxml import etree
 from pydantic import ValidationError
 
-from reconciler import names, xmlload
-from reconciler.config import (
+from reconciler.compile import names, xmlload
+from reconciler.compile.nodeconfig import (
     PATH_KINDS,
     Action,
     CommandAction,
@@ -36,7 +36,7 @@ from reconciler.config import (
     Variable,
 )
 from reconciler.errors import ConfigError, Problem, UsageError
-from reconciler.snapshot import Snapshot, clean_relpath
+from reconciler.source.snapshot import Snapshot, clean_relpath
 
 FLEET_FILE = "fleet.xml"
 CLASSES_DIR = "classes"

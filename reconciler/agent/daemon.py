@@ -25,14 +25,16 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Literal, TextIO
 
-from reconciler import metrics, splay, state
-from reconciler.agentconf import AgentConfig
-from reconciler.config import Policy
+from reconciler.agent import splay
+from reconciler.agent.settings import AgentConfig
+from reconciler.agent.watch import Debounce, DriftFilter, Watcher, WatchSet
+from reconciler.compile.nodeconfig import Policy
 from reconciler.cycle import CycleOptions, current_commit, current_desired, run_cycle
 from reconciler.errors import ReconcilerError
 from reconciler.lock import LockHeld
-from reconciler.report import RunReport
-from reconciler.watch import Debounce, DriftFilter, Watcher, WatchSet
+from reconciler.record import applied as state
+from reconciler.record import metrics
+from reconciler.record.report import RunReport
 
 DEFAULT_INTERVAL = 300
 DEFAULT_SPLAY = 60

@@ -23,8 +23,9 @@ from pydantic import (
     model_validator,
 )
 
-from reconciler import names, paths
-from reconciler.config import Severity
+from reconciler import statedir as paths
+from reconciler.compile import names
+from reconciler.compile.nodeconfig import Severity
 from reconciler.errors import ConfigError, Problem, UsageError
 
 DEFAULT_PATH = paths.AGENT_CONFIG

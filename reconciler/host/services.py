@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from .config import ServiceAction, ServiceCommands
-from .system import CommandResult, System, ToolError
+from reconciler.compile.nodeconfig import ServiceAction, ServiceCommands
+from reconciler.system.local import CommandResult, System, ToolError
 
 DEFAULT_TIMEOUT = 90.0
 

@@ -17,9 +17,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from reconciler.errors import ReconcilerError
-from reconciler.paths import LAST_RUN, SOURCE_STATE
-from reconciler.report import RunReport
-from reconciler.source import SourceState
+from reconciler.record.report import RunReport
+from reconciler.source.cache import SourceState
+from reconciler.statedir import LAST_RUN, SOURCE_STATE
 
 PREFIX = "RECONCILER"
 DEFAULT_INTERVAL = 300

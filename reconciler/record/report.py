@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from reconciler.apply import ActionOutcome, ChangeOutcome, Outcome, Status
-from reconciler.plan import Drift
+from reconciler.apply.executor import ActionOutcome, ChangeOutcome, Outcome, Status
+from reconciler.plan.build import Drift
 
 SCHEMA_VERSION = 1
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from reconciler.compile import Fleet, compile_node, load_fleet
+from reconciler.compile.compiler import Fleet, compile_node, load_fleet
 from reconciler.errors import ConfigError, Problem
-from reconciler.render import Renderer, render_node
-from reconciler.snapshot import Snapshot
-from reconciler.workers import fan_out
+from reconciler.render.renderer import Renderer, render_node
+from reconciler.review.workers import fan_out
+from reconciler.source.snapshot import Snapshot
 
 MAX_REPORTED = 200
 

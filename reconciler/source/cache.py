@@ -34,10 +34,10 @@ from typing import Literal
 import git
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from reconciler.agentconf import check_url
+from reconciler.agent.settings import check_url
 from reconciler.atomicfile import write_atomic
 from reconciler.errors import Problem, Reaction, ReconcilerError
-from reconciler.paths import SOURCE_CACHE
+from reconciler.statedir import SOURCE_CACHE
 
 SignaturePolicy = Literal["none", "head", "range"]
 

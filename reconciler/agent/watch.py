@@ -42,9 +42,9 @@ from watchdog.events import (
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.inotify import InotifyObserver
 
-from reconciler.config import DirectoryAction, FileAction, SymlinkAction, TreeAction
-from reconciler.pipeline import Desired
-from reconciler.state import Applied, AppliedState
+from reconciler.compile.nodeconfig import DirectoryAction, FileAction, SymlinkAction, TreeAction
+from reconciler.record.applied import Applied, AppliedState
+from reconciler.run import Desired
 
 # Everything that changes a path's content, metadata or existence; never open/close,
 # which the agent's own reads would trigger.

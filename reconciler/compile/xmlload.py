@@ -13,7 +13,7 @@ from importlib import resources
 from lxml import etree
 
 from reconciler.errors import Problem
-from reconciler.snapshot import Snapshot, clean_relpath
+from reconciler.source.snapshot import Snapshot, clean_relpath
 
 MAX_BYTES = 4 * 1024 * 1024
 MAX_DEPTH = 64

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from reconciler.config import Action, CommandAction, NodeConfig, Severity
-from reconciler.render import RenderedFile
-from reconciler.state import Applied, AppliedState
-from reconciler.system import System
+from reconciler.compile.nodeconfig import Action, CommandAction, NodeConfig, Severity
+from reconciler.record.applied import Applied, AppliedState
+from reconciler.render.renderer import RenderedFile
+from reconciler.system.local import System
 
 KIND_ORDER = {
     "package": 0,

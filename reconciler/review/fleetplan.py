@@ -23,16 +23,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from reconciler import names
-from reconciler.compile import Fleet, compile_node, load_fleet
-from reconciler.config import Action, NodeConfig, Severity
+from reconciler.compile import names
+from reconciler.compile.compiler import Fleet, compile_node, load_fleet
+from reconciler.compile.nodeconfig import Action, NodeConfig, Severity
 from reconciler.errors import ConfigError, Problem
-from reconciler.plan import effective_severity
-from reconciler.render import RenderedFile, Renderer, render_node
-from reconciler.report import diff_style
-from reconciler.snapshot import Snapshot, open_snapshot
-from reconciler.validate import finding_line, validate
-from reconciler.workers import default_jobs, fan_out
+from reconciler.plan.build import effective_severity
+from reconciler.record.report import diff_style
+from reconciler.render.renderer import RenderedFile, Renderer, render_node
+from reconciler.review.validate import finding_line, validate
+from reconciler.review.workers import default_jobs, fan_out
+from reconciler.source.snapshot import Snapshot, open_snapshot
 
 SeverityWord = Literal["none", "reload", "restart", "reboot"]
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-from reconciler.agentconf import AgentConfig
+from reconciler.agent.settings import AgentConfig
 from reconciler.atomicfile import write_atomic
-from reconciler.config import Severity
-from reconciler.paths import METRICS
-from reconciler.report import Counts, Result, RunReport
+from reconciler.compile.nodeconfig import Severity
+from reconciler.record.report import Counts, Result, RunReport
+from reconciler.statedir import METRICS
 
 RESULTS: tuple[Result, ...] = (
     "in-sync", "changed", "drift", "held", "failed", "refused", "interrupted",
