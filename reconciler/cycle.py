@@ -44,7 +44,9 @@ from reconciler.statedir import (
     SOURCE_STATE,
     TEMPLATE_CACHE,
 )
-from reconciler.system.local import LocalSystem, ReadOnlySystem, System
+from reconciler.system.interface import System
+from reconciler.system.local import LocalSystem
+from reconciler.system.wrappers import ReadOnlySystem
 
 NOTHING_TO_SAY = ("in-sync",)
 

@@ -22,7 +22,8 @@ from reconciler.plan.build import Context, build
 from reconciler.record import applied as state
 from reconciler.record import report
 from reconciler.render.renderer import RenderedFile, Renderer, render_node
-from reconciler.system.local import NotDurable, ReadOnlySystem, System
+from reconciler.system.interface import NotDurable, System
+from reconciler.system.wrappers import ReadOnlySystem
 
 Mode = Literal["audit", "change"]
 

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from reconciler.system.local import CommandResult, LocalSystem
+from reconciler.system.interface import CommandResult
+from reconciler.system.local import LocalSystem
 
 TEST_PACKAGE = "reconciler-test-pkg"
 TEST_FILE = "/usr/share/reconciler-test/version"

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.compile.nodeconfig import Origin, ServiceAction, ServiceCommands, Severity
-from reconciler.system.local import SAFE_PATH, CommandResult, LocalSystem
+from reconciler.system.interface import CommandResult
+from reconciler.system.local import LocalSystem
+from reconciler.system.process import SAFE_PATH
 
 DAEMON = """
 import os, signal, sys, time

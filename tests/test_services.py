@@ -17,7 +17,9 @@ from svc_support import (
 
 from reconciler.host import services
 from reconciler.host.services import ServiceError, ServiceState
-from reconciler.system.local import LocalSystem, ReadOnlySystem, WriteRefused
+from reconciler.system.interface import WriteRefused
+from reconciler.system.local import LocalSystem
+from reconciler.system.wrappers import ReadOnlySystem
 
 
 @pytest.fixture

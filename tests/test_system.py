@@ -14,17 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.system.local import (
-    OUTPUT_LIMIT,
-    LocalSystem,
-    LoggingSystem,
-    ReadOnlySystem,
+from reconciler.system.interface import (
     System,
     UnknownName,
     UnsafePath,
     ValidationFailed,
     WriteRefused,
 )
+from reconciler.system.local import LocalSystem
+from reconciler.system.process import OUTPUT_LIMIT
+from reconciler.system.wrappers import LoggingSystem, ReadOnlySystem
 
 NOBODY = 65534
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs root")

@@ -7,13 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.system.local import (
-    PENDING_SYNCS,
-    WALK_CACHE,
-    LocalSystem,
-    ReadOnlySystem,
-    UnsafePath,
-)
+from reconciler.system.interface import UnsafePath
+from reconciler.system.local import LocalSystem
+from reconciler.system.walk import PENDING_SYNCS, WALK_CACHE
+from reconciler.system.wrappers import ReadOnlySystem
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from reconciler.actions import command, directory, files, package, service, symlink
 from reconciler.compile.nodeconfig import Action
 from reconciler.plan.build import ActionPlan, Change, Context
-from reconciler.system.local import ToolError, UnsafePath
+from reconciler.system.interface import ToolError, UnsafePath
 
 # What probing one action can raise: it makes that action fail, never the whole run.
 PROBE_ERRORS = (OSError, UnsafePath, KeyError, ValueError, ToolError)

@@ -8,7 +8,7 @@ import posixpath
 
 from reconciler.plan.build import Context, Drift
 from reconciler.record.applied import Applied
-from reconciler.system.local import Stat
+from reconciler.system.interface import Stat
 
 MAX_DIFF_LINES = 400
 

@@ -25,7 +25,7 @@ from reconciler.compile.nodeconfig import (
 from reconciler.plan.build import ActionPlan, Change, Context, Drift
 from reconciler.record.applied import Applied
 from reconciler.render.renderer import RenderedFile
-from reconciler.system.local import Stat, UnsafePath
+from reconciler.system.interface import Stat, UnsafePath
 
 DEFAULT_MODE = 0o644
 SECRET_MODE = 0o600  # a secret file without a declared mode is readable by its owner only

@@ -83,7 +83,9 @@ def node_run(
     from reconciler.lock import NodeLock
     from reconciler.run import RunClock, converge, default_state_dir, desire, refuse
     from reconciler.source.snapshot import open_snapshot
-    from reconciler.system.local import LocalSystem, LoggingSystem, System
+    from reconciler.system.interface import System
+    from reconciler.system.local import LocalSystem
+    from reconciler.system.wrappers import LoggingSystem
 
     name = node or socket.getfqdn()
     root = os.path.abspath(root)

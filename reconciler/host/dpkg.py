@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from functools import cmp_to_key
 
-from reconciler.system.local import CommandResult, Stat, System, ToolError, UnsafePath
+from reconciler.system.interface import CommandResult, Stat, System, ToolError, UnsafePath
 
 ADMIN_DIR = "/var/lib/dpkg"
 LOCK_FILES = ("lock-frontend", "lock")

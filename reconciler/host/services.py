@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from reconciler.compile.nodeconfig import ServiceAction, ServiceCommands
-from reconciler.system.local import CommandResult, System, ToolError
+from reconciler.system.interface import CommandResult, System, ToolError
 
 DEFAULT_TIMEOUT = 90.0
 

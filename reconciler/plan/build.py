@@ -17,7 +17,7 @@ from typing import Any
 from reconciler.compile.nodeconfig import Action, CommandAction, NodeConfig, Severity
 from reconciler.record.applied import Applied, AppliedState
 from reconciler.render.renderer import RenderedFile
-from reconciler.system.local import System
+from reconciler.system.interface import System
 
 KIND_ORDER = {
     "package": 0,

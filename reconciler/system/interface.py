@@ -1,0 +1,143 @@
+"""The system interface: every side effect on a node goes through a `System`.
+
+Paths given to a `System` are absolute *node* paths ("/etc/nginx/nginx.conf"); the
+system maps them under its root ("/" in production, a temporary directory in tests).
+`LocalSystem` (local.py) is the real node; the wrappers in wrappers.py stack on it:
+`ReadOnlySystem` refuses writes (audit mode), `LoggingSystem` logs every call (--debug).
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class ToolError(Exception):
+    """An operation through a host tool (dpkg, apt, systemctl, a declared command) failed;
+    names what it was about and keeps the tail of the tool's own words."""
+
+    kind = "tool"
+    TAIL_LINES = 15
+
+    def __init__(self, name: str, message: str, stderr: str = "") -> None:
+        self.name = name
+        self.message = message
+        lines = [line for line in stderr.strip().splitlines() if line.strip()]
+        self.stderr_tail = "\n".join(lines[-self.TAIL_LINES :])
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        text = f"{self.kind} {self.name}: {self.message}"
+        return f"{text}\n{self.stderr_tail}" if self.stderr_tail else text
+
+
+class UnsafePath(Exception):
+    """A path that must not be followed: symlink, symlinked parent, FIFO, device, outside root."""
+
+
+class WriteRefused(Exception):
+    """A write attempted through a read-only system (audit mode)."""
+
+
+class ValidationFailed(Exception):
+    """The validate command rejected new content; the live file was left untouched.
+
+    `output` is the command's output, or empty for a secret file (a validator may echo
+    the offending line, which must not reach a report).
+    """
+
+    def __init__(self, message: str, *, command: str = "", output: str = "") -> None:
+        super().__init__(message)
+        self.command = command
+        self.output = output
+
+
+class UnknownName(KeyError):
+    """A user or group name that does not resolve on the host running reconciler."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class NotDurable(OSError):
+    """Changes were made but syncing their directories failed: a crash may undo them."""
+
+
+@dataclass(frozen=True)
+class Stat:
+    """What an action needs to know about a live path (never follows the last symlink)."""
+
+    kind: str  # "file", "directory", "symlink", "fifo", "device", "socket"
+    mode: int  # permission bits only (0o7777)
+    uid: int
+    gid: int
+    size: int
+    nlink: int
+    link_target: str | None = None  # for symlinks
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """The outcome of one command: exit code (negative: killed by that signal) and output."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+
+
+class System(Protocol):
+    """The small interface every action uses to look at and change the node."""
+
+    @property
+    def root(self) -> str:
+        """The host directory node paths map under ("/" in production)."""
+        ...
+
+    @property
+    def can_chown(self) -> bool:
+        """False when not running as root: owner/group are then not managed."""
+        ...
+
+    @property
+    def runs_host_commands(self) -> bool:
+        """False: commands and host services are only reported, not run."""
+        ...
+
+    def lstat(self, path: str) -> Stat | None: ...
+    def read(self, path: str, limit: int | None = None) -> bytes: ...
+    def listdir(self, path: str) -> list[str]: ...
+    def write_atomic(
+        self,
+        path: str,
+        data: bytes,
+        mode: int,
+        uid: int | None,
+        gid: int | None,
+        validate: str | None = None,
+        *,
+        secret: bool = False,
+    ) -> None: ...
+    def chmod(self, path: str, mode: int) -> None: ...
+    def chown(self, path: str, uid: int | None, gid: int | None) -> None: ...
+    def mkdir(self, path: str, mode: int, uid: int | None, gid: int | None) -> None: ...
+    def symlink(
+        self, path: str, target: str, *, uid: int | None = None, gid: int | None = None
+    ) -> None: ...
+    def remove(self, path: str, *, secret: bool = False) -> None: ...
+    def run(
+        self,
+        command: str | list[str],
+        *,
+        timeout: float | None = None,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        mutates: bool = True,
+    ) -> CommandResult: ...
+    def user_id(self, name: str) -> int: ...
+    def group_id(self, name: str) -> int: ...
+    def host_path(self, path: str) -> str: ...
+    def caching(self) -> AbstractContextManager[None]:
+        """The span of one run: walks may be reused and directory syncs batched within it."""
+        ...

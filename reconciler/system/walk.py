@@ -1,0 +1,288 @@
+"""Walking node paths below a root without ever following a symlink.
+
+Every path is opened one component at a time from a directory file descriptor
+(openat style) with O_NOFOLLOW, so a symlink planted anywhere in a managed path cannot
+redirect a read or a write elsewhere. Within one run (`Walker.caching`) the directory
+fds are reused and the syncs of changed directories are batched.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import posixpath
+import secrets
+import stat
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+
+from reconciler.system.interface import NotDurable, UnsafePath
+
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+CHUNK = 1024 * 1024
+WALK_CACHE = 128  # directory fds kept open while caching (least recently used go first)
+PENDING_SYNCS = 256  # directories whose sync may wait; beyond this they are synced at once
+
+
+def path_parts(path: str) -> list[str]:
+    """Split an absolute node path into components, refusing anything that could escape."""
+    if "\0" in path:
+        raise UnsafePath(f"path {path!r} contains a NUL byte")
+    if not path.startswith("/"):
+        raise UnsafePath(f"path {path!r} is not absolute (node paths start with '/')")
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise UnsafePath(f"path {path!r} has a '..' component")
+    return parts
+
+
+def node_path(parts: Sequence[str]) -> str:
+    return "/" + "/".join(parts)
+
+
+def kind_of(st_mode: int) -> str:
+    """The `Stat.kind` word for a mode."""
+    if stat.S_ISREG(st_mode):
+        return "file"
+    if stat.S_ISDIR(st_mode):
+        return "directory"
+    if stat.S_ISLNK(st_mode):
+        return "symlink"
+    if stat.S_ISFIFO(st_mode):
+        return "fifo"
+    if stat.S_ISSOCK(st_mode):
+        return "socket"
+    return "device"
+
+
+def located(error: OSError, path: str) -> OSError:
+    """The same OS error (same errno, same subclass) naming the node path."""
+    if error.errno is None:
+        return error
+    return OSError(error.errno, error.strerror, path)
+
+
+def lstat_at(dir_fd: int, name: str) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def unlink_quietly(dir_fd: int, name: str) -> None:
+    with suppress(OSError):
+        os.unlink(name, dir_fd=dir_fd)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def read_all(fd: int, limit: int | None) -> bytes:
+    chunks: list[bytes] = []
+    remaining = limit
+    while remaining is None or remaining > 0:
+        chunk = os.read(fd, CHUNK if remaining is None else min(CHUNK, remaining))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        if remaining is not None:
+            remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def temp_name(name: str) -> str:
+    """`.<name>.reconciler-XXXXXXXX`, with the name cut so the result fits NAME_MAX."""
+    short = os.fsdecode(os.fsencode(name)[:200])
+    return f".{short}.reconciler-{secrets.token_hex(4)}"
+
+
+class _Walks:
+    """Directory fds of one run, keyed by node path components, and directories to sync.
+
+    Every fd was opened one component at a time with O_NOFOLLOW from a cached parent,
+    so it refers to the real directory that was there, never to a symlink's target.
+    """
+
+    def __init__(self) -> None:
+        self.dirs: OrderedDict[tuple[str, ...], int] = OrderedDict()
+        self.unsynced: dict[str, int] = {}  # node path -> its own fd
+
+    def get(self, key: tuple[str, ...]) -> int | None:
+        fd = self.dirs.get(key)
+        if fd is not None:
+            self.dirs.move_to_end(key)
+        return fd
+
+    def put(self, key: tuple[str, ...], fd: int) -> None:
+        self.dirs[key] = fd
+        while len(self.dirs) > WALK_CACHE:
+            os.close(self.dirs.popitem(last=False)[1])
+
+    def forget(self, key: tuple[str, ...]) -> None:
+        """Drop a directory about to be removed, and everything cached below it."""
+        for cached in [k for k in self.dirs if k[: len(key)] == key]:
+            os.close(self.dirs.pop(cached))
+
+    def defer_sync(self, node: str, dir_fd: int) -> None:
+        if node not in self.unsynced:
+            if len(self.unsynced) >= PENDING_SYNCS:
+                self.sync()
+            self.unsynced[node] = os.dup(dir_fd)
+
+    def sync(self) -> None:
+        """fsync every directory changed since the last sync; NotDurable names the first
+        that failed (all are tried and closed)."""
+        failed: NotDurable | None = None
+        pending, self.unsynced = self.unsynced, {}
+        for node, fd in pending.items():
+            try:
+                os.fsync(fd)
+            except OSError as error:
+                failed = failed or NotDurable(error.errno, f"cannot sync directory "
+                                                           f"({error.strerror})", node)
+            finally:
+                os.close(fd)
+        if failed is not None:
+            raise failed
+
+    def close(self) -> None:
+        try:
+            self.sync()
+        finally:
+            for fd in self.dirs.values():
+                os.close(fd)
+            self.dirs.clear()
+
+
+class Walker:
+    """Opens directories and final paths below one host root, never through a symlink."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self._walks: _Walks | None = None
+
+    @contextmanager
+    def caching(self) -> Iterator[None]:
+        """For the span of one run: keep walked directories open and sync the directories
+        this run changed once, on the way out, instead of after every change.
+
+        A file's content is still synced before its rename makes it visible; only the
+        directory entries wait, and they are durable when this returns (NotDurable if
+        not). A directory someone else replaces meanwhile is not seen until the next
+        run: writes keep going to the real directory that was opened, never through a
+        symlink. Re-entering is a no-op.
+        """
+        if self._walks is not None:
+            yield
+            return
+        self._walks = _Walks()
+        try:
+            yield
+        finally:
+            walks, self._walks = self._walks, None
+            walks.close()
+
+    def open_dir(self, parts: Sequence[str], path: str) -> int:
+        """An fd on directory `parts` below root, opened one component at a time, no symlinks.
+
+        The caller closes it. While caching, the walk starts from the deepest directory
+        already opened. Raises UnsafePath for a symlinked component, FileNotFoundError
+        or NotADirectoryError (naming the component) when the directory cannot exist.
+        """
+        walks = self._walks
+        start = 0
+        fd = -1
+        if walks is not None:
+            for start in range(len(parts), -1, -1):
+                cached = walks.get(tuple(parts[:start]))
+                if cached is not None:
+                    fd = os.dup(cached)
+                    break
+        if fd < 0:
+            start = 0
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            if walks is not None:
+                walks.put((), os.dup(fd))
+        try:
+            for index in range(start, len(parts)):
+                name = parts[index]
+                here = node_path(parts[: index + 1])
+                try:
+                    next_fd = os.open(name, DIR_FLAGS, dir_fd=fd)
+                except OSError as error:
+                    if error.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        raise located(error, here) from None
+                    found = lstat_at(fd, name)
+                    if found is not None and stat.S_ISLNK(found.st_mode):
+                        raise UnsafePath(
+                            f"{here} is a symlink; refusing to follow it (for {path})"
+                        ) from None
+                    raise NotADirectoryError(errno.ENOTDIR, "Not a directory", here) from None
+                os.close(fd)
+                fd = next_fd
+                if walks is not None:
+                    walks.put(tuple(parts[: index + 1]), os.dup(fd))
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def sync_dir(self, dir_fd: int, node: str) -> None:
+        """Make changes to the entries of the directory holding `node` durable (now, or
+        when the run's caching ends)."""
+        if self._walks is None:
+            os.fsync(dir_fd)
+        else:
+            self._walks.defer_sync(posixpath.dirname(node), dir_fd)
+
+    def forget(self, node: str) -> None:
+        """Stop reusing the walk of directory `node` (about to be removed or re-created)."""
+        if self._walks is not None:
+            self._walks.forget(tuple(path_parts(node)))
+
+    @contextmanager
+    def parent(self, path: str) -> Iterator[tuple[int, str, str]]:
+        """Yield (parent dir fd, final name, normalized node path); the parent must exist."""
+        parts = path_parts(path)
+        if not parts:
+            raise UnsafePath("the root directory itself cannot be written or removed")
+        node = node_path(parts)
+        try:
+            fd = self.open_dir(parts[:-1], node)
+        except FileNotFoundError as error:
+            raise FileNotFoundError(
+                errno.ENOENT, f"parent directory of {node} does not exist", error.filename
+            ) from None
+        try:
+            yield fd, parts[-1], node
+        finally:
+            os.close(fd)
+
+    @contextmanager
+    def open_final(self, path: str, verb: str) -> Iterator[int]:
+        """Yield an fd on an existing file or directory at `path`, refusing anything else."""
+        with self.parent(path) as (dir_fd, name, node):
+            before = lstat_at(dir_fd, name)
+            if before is None:
+                raise FileNotFoundError(errno.ENOENT, "No such file or directory", node)
+            kind = kind_of(before.st_mode)
+            if kind not in ("file", "directory"):
+                raise UnsafePath(f"refusing to {verb} {node}: it is a {kind}")
+            try:
+                fd = os.open(name, READ_FLAGS, dir_fd=dir_fd)
+            except OSError as error:
+                raise located(error, node) from None
+            try:
+                after = os.fstat(fd)
+                if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):
+                    raise UnsafePath(f"refusing to {verb} {node}: it changed while being opened")
+                yield fd
+            finally:
+                os.close(fd)
