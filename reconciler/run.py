@@ -15,7 +15,8 @@ from typing import Literal
 
 from reconciler import statedir as paths
 from reconciler.apply.executor import execute
-from reconciler.compile.compiler import Fleet, compile_node
+from reconciler.compile.compiler import compile_node
+from reconciler.compile.inventory import Fleet
 from reconciler.compile.nodeconfig import NodeConfig, Severity
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.plan.build import Context, build

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 import pytest
 from configrepo import BASIC, Workspace, class_xml, fleet_xml
 
-from reconciler.compile.compiler import Fleet, compile_node, load_fleet
+from reconciler.compile.compiler import compile_node, load_fleet
+from reconciler.compile.inventory import Fleet
 from reconciler.compile.nodeconfig import (
     CommandAction,
     FileAction,

@@ -10,7 +10,8 @@ import jinja2
 import pytest
 from configrepo import BASIC, Workspace, class_xml, fleet_xml
 
-from reconciler.compile.compiler import Fleet, compile_node, load_fleet
+from reconciler.compile.compiler import compile_node, load_fleet
+from reconciler.compile.inventory import Fleet
 from reconciler.render.renderer import RenderedFile, Renderer, SnapshotLoader, render_node
 from reconciler.source.snapshot import open_snapshot
 

@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from reconciler.compile.compiler import TEMPLATES_DIR
+from reconciler.compile.inventory import TEMPLATES_DIR
 from reconciler.compile.nodeconfig import PackageAction
 from reconciler.host import dpkg as packages
 from reconciler.plan.build import ActionPlan, Change, Context

@@ -14,7 +14,8 @@ from typing import Any
 import click
 
 from reconciler.cli.common import handles_errors, repo_options
-from reconciler.compile.compiler import Fleet, compile_node, load_fleet
+from reconciler.compile.compiler import compile_node, load_fleet
+from reconciler.compile.inventory import Fleet
 from reconciler.compile.nodeconfig import NodeConfig, Variable
 from reconciler.errors import UsageError
 from reconciler.record.report import EXIT_REFUSED

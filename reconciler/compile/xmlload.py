@@ -12,6 +12,7 @@ from importlib import resources
 
 from lxml import etree
 
+from reconciler.compile.nodeconfig import Origin
 from reconciler.errors import Problem
 from reconciler.source.snapshot import Snapshot, clean_relpath
 
@@ -59,6 +60,10 @@ class XmlDoc:
 
     def problem(self, element: etree._Element, message: str) -> Problem:
         return Problem(message, self.file_of(element), line_of(element))
+
+    def origin(self, element: etree._Element) -> Origin:
+        """Where an element was declared, for provenance and action origins."""
+        return Origin.model_construct(path=self.file_of(element), line=element.sourceline or 0)
 
 
 def line_of(element: etree._Element) -> int | None:

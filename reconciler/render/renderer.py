@@ -25,7 +25,7 @@ from jinja2.bccache import Bucket, BytecodeCache, bc_magic
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
-from reconciler.compile.compiler import TEMPLATES_DIR, Fleet
+from reconciler.compile.inventory import TEMPLATES_DIR, Fleet
 from reconciler.compile.nodeconfig import FileAction, NodeConfig, TreeAction
 from reconciler.errors import ConfigError, Problem
 from reconciler.source.snapshot import Snapshot, clean_relpath

@@ -24,7 +24,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.compile import names
-from reconciler.compile.compiler import Fleet, compile_node, load_fleet
+from reconciler.compile.compiler import compile_node, load_fleet
+from reconciler.compile.inventory import Fleet
 from reconciler.compile.nodeconfig import Action, NodeConfig, Severity
 from reconciler.errors import ConfigError, Problem
 from reconciler.plan.build import effective_severity

@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from reconciler.compile.compiler import Fleet, compile_node, load_fleet
+from reconciler.compile.compiler import compile_node, load_fleet
+from reconciler.compile.inventory import Fleet
 from reconciler.errors import ConfigError, Problem
 from reconciler.render.renderer import Renderer, render_node
 from reconciler.review.workers import fan_out

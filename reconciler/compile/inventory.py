@@ -1,0 +1,149 @@
+"""The fleet as parsed: variable layers, <vars> blocks, node and class declarations.
+
+A `Fleet` is the whole config repo at one revision, parsed and checked once; nodes are
+compiled from it (compiler.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from reconciler.compile import names
+from reconciler.compile.chain import merge_actions
+from reconciler.compile.nodeconfig import Action, Origin, Provenance, Variable
+from reconciler.source.snapshot import Snapshot
+
+FLEET_FILE = "fleet.xml"
+CLASSES_DIR = "classes"
+TEMPLATES_DIR = "templates"
+# A policy interval or splay, or a command timeout, longer than this is a typo (and
+# would overflow a sleep or a wait).
+MAX_POLICY_SECONDS = 30 * 86400
+
+_SELECTOR_RANK = {"class": 0, "cluster": 1, "product": 2}
+
+
+@dataclass(frozen=True)
+class VarDecl:
+    name: str
+    value: Any
+    origin: Origin
+    secret: bool = False
+
+
+@dataclass
+class Layer:
+    """A set of variable declarations that apply together, e.g. one <vars> block."""
+
+    label: str
+    decls: list[VarDecl] = field(default_factory=list)
+    _provenance: list[tuple[str, Provenance]] | None = None
+
+    def provenance(self) -> list[tuple[str, Provenance]]:
+        """(name, provenance) per declaration, built once."""
+        if self._provenance is None:
+            self._provenance = [
+                (d.name, Provenance.model_construct(layer=self.label, origin=d.origin,
+                                                    value=d.value, secret=d.secret))
+                for d in self.decls
+            ]
+        return self._provenance
+
+
+@dataclass
+class Block:
+    """A `<vars>` block and the selector that picks its nodes."""
+
+    selector: dict[str, str]
+    layer: Layer
+    order: int
+
+    def matches(self, cls: str, product: str, cluster: str) -> bool:
+        wanted = {"class": cls, "product": product, "cluster": cluster}
+        return all(wanted[key] == value for key, value in self.selector.items())
+
+    @property
+    def specificity(self) -> tuple[int, int, int]:
+        rank = min(_SELECTOR_RANK[k] for k in self.selector) if len(self.selector) == 1 else 0
+        return (len(self.selector), rank, self.order)
+
+
+@dataclass
+class NodeDecl:
+    name: names.NodeName
+    origin: Origin
+    range_layer: Layer | None = None
+    range_policy: dict[str, Any] = field(default_factory=dict)
+    node_layer: Layer | None = None
+    node_policy: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ClassDecl:
+    name: str
+    path: str
+    origin: Origin
+    inherits: str | None
+    policy: dict[str, Any]
+    layer: Layer
+    actions: list[Action]
+
+
+@dataclass
+class Fleet:
+    """The whole repo at one revision, parsed and checked; compile nodes from it."""
+
+    snapshot: Snapshot
+    domain: str
+    defaults: Layer
+    default_policy: dict[str, Any]
+    blocks: list[Block]
+    nodes: dict[str, NodeDecl]
+    classes: dict[str, ClassDecl]
+    _chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    _class_actions: dict[str, tuple[Action, ...]] = field(default_factory=dict)
+    _variables: dict[tuple[str, tuple[int, ...]], Variable] = field(default_factory=dict)
+
+    @property
+    def revision(self) -> str | None:
+        return self.snapshot.revision
+
+    def node_names(
+        self, cls: str | None = None, product: str | None = None, cluster: str | None = None
+    ) -> list[str]:
+        """Sorted fqdn names of the nodes matching every given filter."""
+        return [
+            fqdn
+            for fqdn, decl in self._sorted_nodes
+            if (cls is None or decl.name.cls == cls)
+            and (product is None or decl.name.product == product)
+            and (cluster is None or decl.name.cluster == cluster)
+        ]
+
+    @cached_property
+    def _sorted_nodes(self) -> list[tuple[str, NodeDecl]]:
+        def key(item: tuple[str, NodeDecl]) -> tuple[str, str, str, int]:
+            name = item[1].name
+            return (name.cls, name.product, name.cluster, name.number)
+
+        return sorted(self.nodes.items(), key=key)
+
+    def chain(self, cls: str) -> tuple[str, ...]:
+        """The class chain, most general first (cycles were refused at load)."""
+        if cls not in self._chains:
+            chain: list[str] = []
+            current: str | None = cls
+            while current is not None:
+                chain.append(current)
+                current = self.classes[current].inherits
+            self._chains[cls] = tuple(reversed(chain))
+        return self._chains[cls]
+
+    def class_actions(self, cls: str) -> tuple[Action, ...]:
+        """The actions of a class with those it inherits (see `merge_actions`)."""
+        if cls not in self._class_actions:
+            self._class_actions[cls] = merge_actions(
+                self.classes[name].actions for name in self.chain(cls))
+        return self._class_actions[cls]
