@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from review_support import RECONCILER, FleetRepo, isolated_env, run
 
-from reconciler.review.fleetplan import compress_names, describe_scope, format_markdown, plan_fleet
+from reconciler.review.fleetplan import plan_fleet
+from reconciler.review.markdown import format_markdown
+from reconciler.review.names import compress_names, describe_scope
 
 CASES = Path(__file__).parent / "cases" / "review"
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import posixpath
 
+from reconciler.diff import unified_diff
 from reconciler.plan.build import Context, Drift
 from reconciler.record.applied import Applied
 from reconciler.system.interface import Stat
@@ -40,20 +40,10 @@ def attr_differences(
     return found
 
 
-def unified_diff(path: str, old: bytes, new: bytes) -> str:
-    """A unified diff of two contents, or a one-line note for binary data; bounded."""
-    try:
-        old_text = old.decode("utf-8")
-        new_text = new.decode("utf-8")
-    except UnicodeDecodeError:
-        return f"binary content changed ({len(old)} → {len(new)} bytes)\n"
-    lines = list(difflib.unified_diff(
-        old_text.splitlines(keepends=True), new_text.splitlines(keepends=True),
-        fromfile=f"live:{path}", tofile=f"desired:{path}"))
-    if len(lines) > MAX_DIFF_LINES:
-        lines = [*lines[:MAX_DIFF_LINES], f"... diff cut at {MAX_DIFF_LINES} lines\n"]
-    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
-                   for line in lines)
+def live_diff(path: str, old: bytes, new: bytes) -> str:
+    """The diff a node report shows, live → desired, or a one-line note for binary data."""
+    diff = unified_diff(old, new, f"live:{path}", f"desired:{path}", max_lines=MAX_DIFF_LINES)
+    return diff if diff is not None else f"binary content changed ({len(old)} → {len(new)} bytes)\n"
 
 
 def drift(

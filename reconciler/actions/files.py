@@ -9,10 +9,10 @@ from __future__ import annotations
 from reconciler.actions.common import (
     attr_differences,
     drift,
+    live_diff,
     missing_parents,
     owner_ids,
     sha256,
-    unified_diff,
 )
 from reconciler.compile.nodeconfig import (
     DirectoryAction,
@@ -62,7 +62,7 @@ def _check_path(ctx: Context, plan: ActionPlan, item: RenderedFile, mode: int | 
         parents = missing_parents(ctx, path)
         summary = "create" + (" (secret)" if action.secret else "") + \
             (f" (and directories {', '.join(parents)})" if parents else "")
-        diff = None if action.secret else unified_diff(path, b"", item.content)
+        diff = None if action.secret else live_diff(path, b"", item.content)
         plan.changes.append(Change(
             action, "create", summary, path=path, diff=diff,
             drift=Drift.EDITED if record is not None else Drift.PENDING,
@@ -100,7 +100,7 @@ def _check_path(ctx: Context, plan: ActionPlan, item: RenderedFile, mode: int | 
         elif was_secret:
             summary, diff = "content changed (was secret)", None
         else:
-            summary, diff = "content changed", unified_diff(path, current, item.content)
+            summary, diff = "content changed", live_diff(path, current, item.content)
         extra = attr_differences(live, mode, uid, gid)
         if extra:
             summary += "; " + ", ".join(extra)

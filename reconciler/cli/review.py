@@ -12,7 +12,7 @@ from reconciler.cli.common import handles_errors
 from reconciler.errors import UsageError
 
 if TYPE_CHECKING:
-    from reconciler.review.fleetplan import PlanReport
+    from reconciler.review.model import PlanReport
 
 
 def register(group: click.Group) -> None:
@@ -68,7 +68,8 @@ def plan(base: str, head: str, repo: str, fmt: str, jobs: int | None, max_bytes:
     """
     from rich.console import Console
 
-    from reconciler.review.fleetplan import format_markdown, format_text, text_lines
+    from reconciler.review.markdown import format_markdown
+    from reconciler.review.text import format_text, text_lines
 
     report = _plan_with_progress(repo, base, head, jobs)
     if markdown_out:

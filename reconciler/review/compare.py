@@ -1,0 +1,223 @@
+"""Comparing one node at two revisions: files, actions, attributes, with severities.
+
+Runs in the plan's worker processes (`init_worker`, `compare_chunk`): each worker keeps
+one `Renderer` per revision, so each template compiles once per revision per worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from pydantic import BaseModel
+
+from reconciler.compile.compiler import compile_node
+from reconciler.compile.inventory import Fleet
+from reconciler.compile.nodeconfig import Action, NodeConfig
+from reconciler.diff import unified_diff
+from reconciler.errors import ConfigError, Problem
+from reconciler.plan.build import effective_severity
+from reconciler.render.renderer import RenderedFile, Renderer, render_node
+from reconciler.review.model import ActionChange, AttrChange, FileChange, NodeDiff, severity_word
+
+# Fields that do not describe state on the node: where an action was declared, and
+# where its content comes from (the rendered content is compared instead).
+_NOT_ATTRIBUTES = frozenset(
+    {"id", "kind", "name", "path", "origin", "declared_in", "template", "source", "content",
+     "severity"}
+)
+# Attributes that change how future changes are applied, not the node itself.
+_METADATA = frozenset({"severity", "notify", "requires"})
+
+
+def _show(value: Any) -> str | None:
+    """An attribute value as reviewers read it."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple | list):
+        return " ".join(filter(None, (_show(v) for v in value))) or None
+    if isinstance(value, BaseModel):
+        return " ".join(f"{k}={_show(v)}" for k, v in value.model_dump().items() if v is not None)
+    return str(value)
+
+
+def _attributes(action: Action, node: NodeConfig) -> dict[str, str | None]:
+    """The attributes of an action that matter on the node, as strings."""
+    shown: dict[str, str | None] = {}
+    for name in type(action).model_fields:
+        if name in _NOT_ATTRIBUTES:
+            continue
+        value = getattr(action, name)
+        if name in ("mode", "dir_mode") and value is not None:
+            shown[name] = f"{value:04o}"
+        elif name == "notify":
+            shown[name] = " ".join(f"{n.target}:{n.verb}" for n in value) or None
+        elif name == "secret":
+            continue  # shown through the files it protects
+        else:
+            shown[name] = _show(value)
+    shown["severity"] = str(effective_severity(action, node))
+    return shown
+
+
+def _policy_attributes(node: NodeConfig) -> dict[str, str | None]:
+    return {name: _show(value) for name, value in node.policy.model_dump().items()}
+
+
+def _compare_attributes(
+    old: dict[str, str | None], new: dict[str, str | None]
+) -> tuple[AttrChange, ...]:
+    return tuple(
+        AttrChange(name=name, old=old.get(name), new=new.get(name))
+        for name in sorted(old.keys() | new.keys())
+        if old.get(name) != new.get(name)
+    )
+
+
+def file_diff(path: str, old: bytes | None, new: bytes | None) -> tuple[str | None, str | None]:
+    """(diff, note): a unified diff of two contents of `path`, or a note when none can be shown."""
+    if new is None:
+        return None, "declared absent: removed from the node"
+    diff = unified_diff(old, new, "/dev/null" if old is None else f"a{path}", f"b{path}")
+    if diff is None:
+        size = "nothing" if old is None else f"{len(old)} bytes"
+        return None, f"binary content changed ({size} → {len(new)} bytes)"
+    return diff, None
+
+
+# The actions of every node of a class are one shared tuple (compiled once per class and
+# revision), and what differs between two such tuples does not depend on the node:
+# compare each pair once. Entries keep their tuples alive, so the ids stay theirs.
+_action_diffs: dict[tuple[int, int], tuple[object, object, tuple[ActionChange, ...]]] = {}
+
+
+def compare_actions(base: NodeConfig | None, head: NodeConfig) -> tuple[ActionChange, ...]:
+    """Actions added, removed, or with changed attributes between two compiled nodes."""
+    key = (id(base.actions) if base is not None else 0, id(head.actions))
+    cached = _action_diffs.get(key)
+    if cached is not None and cached[0] is (base.actions if base else None) \
+            and cached[1] is head.actions:
+        return cached[2]
+    actions: list[ActionChange] = []
+    old_actions = {a.id: a for a in base.actions} if base is not None else {}
+    new_actions = {a.id: a for a in head.actions}
+    for action_id in sorted(old_actions.keys() | new_actions.keys()):
+        was, now = old_actions.get(action_id), new_actions.get(action_id)
+        if now is None:
+            actions.append(ActionChange(action=action_id, status="removed", severity="none"))
+            continue
+        new_attrs = _attributes(now, head)
+        severity = severity_word(effective_severity(now, head))
+        if was is None:
+            added = _compare_attributes({}, new_attrs)
+            actions.append(ActionChange(action=action_id, status="added", attributes=added,
+                                        severity=severity))
+            continue
+        assert base is not None
+        changed = _compare_attributes(_attributes(was, base), new_attrs)
+        if changed:
+            touches_node = any(c.name not in _METADATA for c in changed)
+            actions.append(ActionChange(action=action_id, status="changed", attributes=changed,
+                                        severity=severity if touches_node else "none"))
+    result = tuple(actions)
+    _action_diffs[key] = (base.actions if base else None, head.actions, result)
+    return result
+
+
+def diff_node(
+    base: NodeConfig | None,
+    base_files: Sequence[RenderedFile],
+    head: NodeConfig,
+    head_files: Sequence[RenderedFile],
+    base_problems: Sequence[Problem] = (),
+) -> NodeDiff:
+    """Compare one node at two revisions: files, actions, attributes, with severities.
+
+    `base` is None when the node could not be compiled at the base revision; its
+    problems are kept so the reviewer knows why everything looks new.
+    """
+    files: list[FileChange] = []
+    old_files = {f.path: f for f in base_files}
+    new_files = {f.path: f for f in head_files}
+    for path in sorted(old_files.keys() | new_files.keys()):
+        old, new = old_files.get(path), new_files.get(path)
+        if new is None:
+            assert old is not None
+            files.append(FileChange(path=path, action=old.action.id, status="unmanaged",
+                                    severity="none", note="no longer managed: left as it is"))
+            continue
+        if old is not None and old.content == new.content:
+            continue
+        severity = severity_word(effective_severity(new.action, head))
+        secret = new.action.secret or (old is not None and old.action.secret)
+        diff: str | None
+        note: str | None
+        if secret:
+            diff, note = None, "new secret file" if old is None else "secret changed"
+            if new.content is None:
+                note = "declared absent: removed from the node"
+        else:
+            diff, note = file_diff(path, old.content if old else None, new.content)
+        files.append(FileChange(path=path, action=new.action.id,
+                                status="new" if old is None else "changed",
+                                severity=severity, diff=diff, note=note))
+    actions = list(compare_actions(base, head))
+    if base is not None:
+        policy = _compare_attributes(_policy_attributes(base), _policy_attributes(head))
+        if policy:
+            actions.append(ActionChange(action="policy", status="changed", severity="none",
+                                        attributes=policy))
+    return NodeDiff(files=tuple(files), actions=tuple(actions),
+                    base_problems=tuple(str(replace(p, node=None)) for p in base_problems))
+
+
+@dataclass(frozen=True)
+class NodeOutcome:
+    """What a worker found for one node: its diff, or that it is new, or head problems."""
+
+    name: str
+    diff: NodeDiff | None = None
+    added: bool = False
+    head_problems: tuple[Problem, ...] = ()
+
+
+def compare_node(base: Renderer | None, head: Renderer, name: str) -> NodeOutcome:
+    """Compile and render node `name` at head (and base, when it exists there) and compare."""
+    try:
+        head_node = compile_node(head.fleet, name)
+    except ConfigError as exc:
+        return NodeOutcome(name, head_problems=tuple(exc.problems))
+    head_files, problems = render_node(head, head_node)
+    if problems:
+        return NodeOutcome(name, head_problems=tuple(problems))
+    if base is None or name not in base.fleet.nodes:
+        return NodeOutcome(name, added=True)
+    base_node: NodeConfig | None = None
+    base_files: list[RenderedFile] = []
+    try:
+        base_node = compile_node(base.fleet, name)
+        base_files, base_problems = render_node(base, base_node)
+    except ConfigError as exc:
+        base_problems = exc.problems
+    return NodeOutcome(name, diff=diff_node(base_node, base_files, head_node, head_files,
+                                            base_problems))
+
+
+_renderers: tuple[Renderer | None, Renderer] | None = None
+
+
+def init_worker(base: Fleet | None, head: Fleet) -> None:
+    """Set a worker up with one renderer per revision (and an empty action-diff cache)."""
+    global _renderers
+    _renderers = (Renderer(base) if base is not None else None, Renderer(head))
+    _action_diffs.clear()
+
+
+def compare_chunk(chunk: list[str]) -> list[NodeOutcome]:
+    """Compare the nodes of one chunk in a worker set up by `init_worker`."""
+    assert _renderers is not None
+    base, head = _renderers
+    return [compare_node(base, head, name) for name in chunk]
