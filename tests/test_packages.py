@@ -27,6 +27,7 @@ from reconciler.host.dpkg import (
     read_deb,
     remove,
     version_matches,
+    wait_for_lock,
 )
 from reconciler.system.local import LocalSystem
 
@@ -234,6 +235,18 @@ def test_install_gives_up_when_lock_is_held_too_long(
 
     assert f"{lock} is still held by process {holder.pid} after 0.3s" in str(raised.value)
     assert query(system, TEST_PACKAGE) is None
+
+
+def test_lock_wait_refuses_a_symlinked_dpkg_directory_instead_of_following_it(
+    system: LocalSystem, node_root: Path, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    (node_root / "var/lib/dpkg").rename(elsewhere)
+    (node_root / "var/lib/dpkg").symlink_to(elsewhere)
+    with lock_held(elsewhere / "lock", 30), pytest.raises(
+        PackageError, match=r"cannot open the dpkg lock .*symlink"
+    ):
+        wait_for_lock(system, TEST_PACKAGE, lock_wait=30)
 
 
 def test_remove_gives_up_when_frontend_lock_is_held_too_long(

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pkg_debs import lock_held
 
 from reconciler.system.interface import (
     System,
@@ -450,9 +451,12 @@ def test_remove_refuses_a_non_empty_directory(system: LocalSystem, root: Path) -
     assert (root / "etc" / "conf.d" / "keep").exists()
 
 
-def test_remove_of_missing_path_is_a_no_op(system: LocalSystem) -> None:
+def test_remove_of_missing_path_is_a_no_op(system: LocalSystem, root: Path) -> None:
+    before = snapshot(root)
     system.remove("/etc/absent")
     system.remove("/nowhere/absent")
+    assert snapshot(root) == before
+    assert sorted(os.listdir(root)) == ["etc"]
 
 
 # -- reads --------------------------------------------------------------------------
@@ -648,6 +652,30 @@ def test_logging_system_hides_validation_output(system: LocalSystem) -> None:
     assert lines == [lines[0]]
     assert "failed: ValidationFailed" in lines[0]
     assert "hunter2" not in lines[0]
+
+
+def test_lock_holder_is_none_for_a_free_or_missing_lock_file(
+    system: LocalSystem, root: Path
+) -> None:
+    assert system.lock_holder("/etc/lock") is None
+    assert system.lock_holder("/nowhere/lock") is None
+    (root / "etc" / "lock").touch()
+    assert system.lock_holder("/etc/lock") is None
+
+
+def test_lock_holder_names_the_process_holding_the_lock(system: LocalSystem, root: Path) -> None:
+    with lock_held(root / "etc" / "lock", 30) as holder:
+        assert system.lock_holder("/etc/lock") == holder.pid
+        assert ReadOnlySystem(system).lock_holder("/etc/lock") == holder.pid
+
+
+def test_lock_holder_refuses_a_symlinked_lock_file(
+    system: LocalSystem, root: Path, tmp_path: Path
+) -> None:
+    with lock_held(tmp_path / "elsewhere", 30):
+        (root / "etc" / "lock").symlink_to(tmp_path / "elsewhere")
+        with pytest.raises(UnsafePath, match="it is a symlink"):
+            system.lock_holder("/etc/lock")
 
 
 # -- backups ------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 from agent_support import GREETING, NODE, make_origin
 from gitutil_repo import git, isolate_git
 
-from reconciler.agent.watch import Debounce, DriftFilter, Managed, Watcher, WatchSet, fingerprint
+from reconciler.agent.watch import Debounce, DriftFilter, Managed, Watcher, WatchSet, probe_path
 from reconciler.compile.compiler import load_fleet
 from reconciler.record.applied import Applied, AppliedState
 from reconciler.run import desire
@@ -139,10 +139,12 @@ def test_chmod_of_a_managed_directory_is_reported(
     assert seen_within(events, root / "etc/web")
 
 
-def test_reading_managed_files_reports_nothing(events: queue.SimpleQueue[str], root: Path) -> None:
+def test_reading_managed_files_reports_nothing(
+    events: queue.SimpleQueue[str], root: Path, watchset: WatchSet
+) -> None:
     for name in ("app.conf", "other.conf"):
         (root / "etc/web" / name).read_bytes()
-    fingerprint(str(root / "etc/web/app.conf"))
+    probe_path(watchset.system, "/etc/web/app.conf")
     assert quiet_for(events, 0.3) == []
 
 
@@ -202,6 +204,17 @@ def test_mode_differing_from_the_record_is_drift(root: Path, watchset: WatchSet)
     applied = AppliedState(paths={
         "/etc/web/app.conf": recorded(root / "etc/web/app.conf", "file:/etc/web/app.conf")})
     (root / "etc/web/app.conf").chmod(0o666)
+    assert DriftFilter().drifted(watchset, ["/etc/web/app.conf"], applied) == {
+        "/etc/web/app.conf"}
+
+
+def test_a_file_behind_a_symlinked_directory_is_drift_even_where_the_link_leads_to_it(
+    root: Path, watchset: WatchSet, tmp_path: Path
+) -> None:
+    applied = AppliedState(paths={
+        "/etc/web/app.conf": recorded(root / "etc/web/app.conf", "file:/etc/web/app.conf")})
+    (root / "etc/web").rename(tmp_path / "elsewhere")
+    (root / "etc/web").symlink_to(tmp_path / "elsewhere")
     assert DriftFilter().drifted(watchset, ["/etc/web/app.conf"], applied) == {
         "/etc/web/app.conf"}
 

@@ -88,10 +88,10 @@ def _check_path(ctx: Context, plan: ActionPlan, item: RenderedFile, mode: int | 
     wanted = Applied(type="file", action=action.id, mode=final_mode, uid=final_uid,
                      gid=final_gid, sha256=desired_sha, commit=ctx.commit,
                      secret=action.secret or None)
-    live_matches = record is not None and record.sha256 == live_sha and \
-        _same_attrs(record, live.mode, live.uid, live.gid)
-    desired_matches = record is not None and record.sha256 == desired_sha and \
-        _same_attrs(record, final_mode, final_uid, final_gid)
+    live_matches = record is not None and record.matches(
+        "file", live.mode, live.uid, live.gid, sha256=live_sha)
+    desired_matches = record is not None and record.matches(
+        "file", final_mode, final_uid, final_gid, sha256=desired_sha)
     state = drift(record, live_matches, desired_matches)
     last = record.commit if record else None
     if live_sha != desired_sha:
@@ -118,11 +118,6 @@ def _check_path(ctx: Context, plan: ActionPlan, item: RenderedFile, mode: int | 
         return
     keep_commit = record.commit if record is not None and record.sha256 == live_sha else None
     plan.in_sync[path] = wanted.model_copy(update={"commit": keep_commit or ctx.commit})
-
-
-def _same_attrs(record: Applied, mode: int, uid: int, gid: int) -> bool:
-    """Whether a record's mode and owner (where it kept them) are these."""
-    return record.mode in (None, mode) and record.uid in (None, uid) and record.gid in (None, gid)
 
 
 def apply(ctx: Context, change: Change) -> None:

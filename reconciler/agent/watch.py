@@ -11,6 +11,9 @@ sha256, link target) is as reconciler left it, whoever's event it was. Beyond th
 path whose state is the one the agent already looked at is an echo (a `touch`, a
 second event of one write) and is dropped too. Comparing states rather than timing
 windows means a hand edit made while a cycle runs is still caught afterwards.
+
+Live state is probed through a read-only `System` rooted where the node is, so the
+watch sees paths exactly as a run does: never through a symlinked parent.
 """
 
 from __future__ import annotations
@@ -21,9 +24,9 @@ import hashlib
 import logging
 import os
 import posixpath
-import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import NamedTuple
 
 from watchdog.events import (
@@ -43,8 +46,11 @@ from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.inotify import InotifyObserver
 
 from reconciler.compile.nodeconfig import DirectoryAction, FileAction, SymlinkAction, TreeAction
-from reconciler.record.applied import Applied, AppliedState
+from reconciler.record.applied import AppliedState
 from reconciler.run import Desired
+from reconciler.system.interface import System, UnsafePath
+from reconciler.system.local import LocalSystem
+from reconciler.system.wrappers import ReadOnlySystem
 
 # Everything that changes a path's content, metadata or existence; never open/close,
 # which the agent's own reads would trigger.
@@ -102,8 +108,10 @@ class WatchSet:
         return cls(os.path.abspath(root),
                    {p: Managed(frozenset(ids), absent) for p, (ids, absent) in found.items()})
 
-    def host(self, node_path: str) -> str:
-        return os.path.join(self.root, node_path.lstrip("/"))
+    @cached_property
+    def system(self) -> System:
+        """The node under `root`, read-only: what the watch probes."""
+        return ReadOnlySystem(LocalSystem(self.root, host_commands=False))
 
     def node_path(self, host_path: str) -> str | None:
         """The node path of a host path under the root (None outside it)."""
@@ -131,29 +139,29 @@ class WatchSet:
 
     def directories(self) -> set[str]:
         """Host directories to watch: each managed path's parent and each managed directory,
-        or the nearest one that exists (so a directory still to be created is seen)."""
+        or the nearest one that really is a directory (so a directory still to be created
+        is seen, and a symlinked one is watched from the directory holding the link)."""
         wanted = set()
         for path in self.paths:
             wanted.add(posixpath.dirname(path))
             wanted.add(path)
         dirs = set()
         for node_dir in wanted:
-            host = self.host(node_dir)
-            while not _is_real_dir(host) and host != self.root:
-                host = os.path.dirname(host)
-            if _is_real_dir(host):
-                dirs.add(host)
+            while not self._is_real_dir(node_dir) and node_dir != "/":
+                node_dir = posixpath.dirname(node_dir)
+            if self._is_real_dir(node_dir):
+                dirs.add(self.system.host_path(node_dir))
         return dirs
 
+    def _is_real_dir(self, node_path: str) -> bool:
+        try:
+            found = self.system.lstat(node_path)
+        except (OSError, UnsafePath):
+            return False
+        return found is not None and found.kind == "directory"
 
-def _is_real_dir(path: str) -> bool:
-    try:
-        return stat.S_ISDIR(os.lstat(path).st_mode)
-    except OSError:
-        return False
 
-
-class Fingerprint(NamedTuple):
+class LiveState(NamedTuple):
     """The live state of one path, in the terms the last-applied record uses."""
 
     kind: str
@@ -164,52 +172,39 @@ class Fingerprint(NamedTuple):
     target: str | None = None
 
 
-def fingerprint(host_path: str) -> Fingerprint | None:
-    """Kind, permissions, owner, and content hash (files) or target (symlinks); None if absent."""
+_KINDS = frozenset({"file", "directory", "symlink"})
+# A path behind a symlinked parent: a run refuses it, so it is never as recorded.
+_UNSAFE = LiveState("unsafe", -1, -1, -1)
+
+
+def probe_path(system: System, path: str) -> LiveState | None:
+    """A live probe of one node path: kind, permissions, owner, and content hash (files)
+    or link target (symlinks); None when it does not exist."""
     try:
-        st = os.lstat(host_path)
-    except (FileNotFoundError, NotADirectoryError):
+        found = system.lstat(path)
+    except UnsafePath:
+        return _UNSAFE
+    if found is None:
         return None
-    mode, uid, gid = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
-    if stat.S_ISLNK(st.st_mode):
-        return Fingerprint("symlink", mode, uid, gid, target=_readlink(host_path))
-    if stat.S_ISDIR(st.st_mode):
-        return Fingerprint("directory", mode, uid, gid)
-    if not stat.S_ISREG(st.st_mode):
-        return Fingerprint("other", mode, uid, gid)
-    try:  # swapped for a FIFO or a link since lstat: O_NONBLOCK, O_NOFOLLOW keep us safe
-        fd = os.open(host_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb") as handle:
-            digest = hashlib.file_digest(handle, "sha256").hexdigest()
-    except OSError:
-        return Fingerprint("file", mode, uid, gid, sha256="unreadable")
-    return Fingerprint("file", mode, uid, gid, sha256=digest)
-
-
-def _readlink(path: str) -> str | None:
+    kind = found.kind if found.kind in _KINDS else "other"
+    live = LiveState(kind, found.mode, found.uid, found.gid, target=found.link_target)
+    if kind != "file":
+        return live
     try:
-        return os.readlink(path)
-    except OSError:
-        return None
+        content = system.read(path)
+    except (OSError, UnsafePath):  # gone, unreadable, or swapped for a FIFO or a link
+        return live._replace(sha256="unreadable")
+    return live._replace(sha256=hashlib.sha256(content).hexdigest())
 
 
-def as_recorded(record: Applied, live: Fingerprint | None) -> bool:
-    """Whether the live state is what reconciler recorded writing (fields it recorded)."""
-    if live is None or live.kind != record.type:
-        return False
-    pairs = ((record.mode, live.mode), (record.uid, live.uid), (record.gid, live.gid),
-             (record.sha256, live.sha256), (record.target, live.target))
-    return all(want is None or want == got for want, got in pairs)
-
-
-_UNSEEN = Fingerprint("unseen", -1, -1, -1)
+_UNSEEN = LiveState("unseen", -1, -1, -1)
 
 
 class DriftFilter:
     """Decides which touched paths really drifted, remembering what it has seen."""
 
     def __init__(self) -> None:
-        self._seen: dict[str, Fingerprint | None] = {}
+        self._seen: dict[str, LiveState | None] = {}
 
     def drifted(
         self, watchset: WatchSet, node_paths: Iterable[str], applied: AppliedState | None,
@@ -221,11 +216,13 @@ class DriftFilter:
             managed = watchset.paths.get(path)
             if managed is None:
                 continue
-            live = fingerprint(watchset.host(path))
+            live = probe_path(watchset.system, path)
             seen = self._seen.get(path, _UNSEEN)
             self._seen[path] = live
             record = applied.paths.get(path) if applied is not None else None
-            if record is not None and as_recorded(record, live):
+            if record is not None and live is not None and record.matches(
+                    live.kind, live.mode, live.uid, live.gid, sha256=live.sha256,
+                    target=live.target):
                 continue
             if live is None and managed.absent:
                 continue

@@ -8,10 +8,9 @@ dpkg locks held by another apt or dpkg, and never kill it.
 
 from __future__ import annotations
 
-import fcntl
 import os
+import posixpath
 import re
-import struct
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -202,12 +201,11 @@ def wait_for_lock(system: System, name: str, lock_wait: float, poll: float = 0.2
     """Wait until no other process holds a dpkg lock of the system's admin directory.
 
     Raises `PackageLockTimeout` after `lock_wait` seconds. The locks are only tested
-    (fcntl F_GETLK), never taken, so dpkg can start the moment we return.
+    (`System.lock_holder`), never taken, so dpkg can start the moment we return.
     """
-    admindir = _host_path(system, name, ADMIN_DIR)
     deadline = time.monotonic() + lock_wait
     while True:
-        held = _held_lock(name, admindir)
+        held = _held_lock(system, name)
         if held is None:
             return
         remaining = deadline - time.monotonic()
@@ -246,33 +244,18 @@ def _run_locked(
     return result
 
 
-def _held_lock(name: str, admindir: str) -> tuple[str, int] | None:
-    """The first lock file some other process holds, with its pid (-1 if not known)."""
+def _held_lock(system: System, name: str) -> tuple[str, int] | None:
+    """The host path of the first lock file some other process holds, with its pid."""
     for lock_name in LOCK_FILES:
-        path = os.path.join(admindir, lock_name)
+        path = posixpath.join(ADMIN_DIR, lock_name)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except FileNotFoundError:
-            continue
-        except OSError as error:
-            raise PackageError(name, f"cannot open the dpkg lock {path}: {error}") from None
-        try:
-            pid = _lock_holder(fd)
-        finally:
-            os.close(fd)
+            pid = system.lock_holder(path)
+        except (OSError, UnsafePath) as error:
+            shown = _host_path(system, name, path)
+            raise PackageError(name, f"cannot open the dpkg lock {shown}: {error}") from None
         if pid is not None:
-            return path, pid
+            return _host_path(system, name, path), pid
     return None
-
-
-def _lock_holder(fd: int) -> int | None:
-    """The pid holding a conflicting fcntl lock on the open file, or None if it is free."""
-    # struct flock: l_type, l_whence, l_start, l_len, l_pid (native layout; off_t is 64-bit).
-    layout = "hhqqi"
-    request = struct.pack(layout, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
-    answer = fcntl.fcntl(fd, fcntl.F_GETLK, request)
-    lock_type, _whence, _start, _length, pid = struct.unpack(layout, answer)
-    return None if lock_type == fcntl.F_UNLCK else pid
 
 
 def _resolve_candidate(system: System, name: str, version: str, timeout: float) -> str:

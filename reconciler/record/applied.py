@@ -32,6 +32,25 @@ class Applied(BaseModel):
     commit: str | None = None  # the config commit that wrote it
     secret: bool | None = None  # True for secret files: never backed up when removed
 
+    def matches(
+        self,
+        kind: str,
+        mode: int,
+        uid: int,
+        gid: int,
+        *,
+        sha256: str | None = None,
+        target: str | None = None,
+    ) -> bool:
+        """Whether a state (live, or about to be written) is the one recorded here, in
+        the fields the record kept: the same kind, and the same mode, owner, content
+        hash and link target wherever the record has one."""
+        if kind != self.type:
+            return False
+        pairs = ((self.mode, mode), (self.uid, uid), (self.gid, gid),
+                 (self.sha256, sha256), (self.target, target))
+        return all(recorded is None or recorded == found for recorded, found in pairs)
+
 
 class AppliedState(BaseModel):
     """Every path this node manages, keyed by node path."""

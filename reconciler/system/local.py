@@ -8,11 +8,13 @@ managed path cannot redirect a read or a write elsewhere.
 from __future__ import annotations
 
 import errno
+import fcntl
 import grp
 import os
 import pwd
 import shlex
 import stat
+import struct
 from contextlib import AbstractContextManager, suppress
 
 from reconciler.system.backups import BackupStore
@@ -156,6 +158,16 @@ class LocalSystem:
             return sorted(os.listdir(fd))
         finally:
             os.close(fd)
+
+    def lock_holder(self, path: str) -> int | None:
+        """The pid holding an fcntl lock on file `path` that would stop us writing to it
+        (0 or less when the kernel does not say whose), None when it is free or the file
+        does not exist. The lock is only tested (F_GETLK), never taken."""
+        try:
+            with self._walker.open_final(path, "test the lock of") as fd:
+                return _lock_holder(fd)
+        except FileNotFoundError:
+            return None
 
     # -- writing -----------------------------------------------------------------
 
@@ -409,3 +421,13 @@ class LocalSystem:
         otherwise. `mutates` only matters to wrappers (audit mode lets `mutates=False`
         through)."""
         return run_command(command, root=self._root, timeout=timeout, cwd=cwd, env=env)
+
+
+def _lock_holder(fd: int) -> int | None:
+    """The pid holding a conflicting fcntl lock on the open file, or None if it is free."""
+    # struct flock: l_type, l_whence, l_start, l_len, l_pid (native layout; off_t is 64-bit).
+    layout = "hhqqi"
+    request = struct.pack(layout, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+    answer = fcntl.fcntl(fd, fcntl.F_GETLK, request)
+    lock_type, _whence, _start, _length, pid = struct.unpack(layout, answer)
+    return None if lock_type == fcntl.F_UNLCK else pid

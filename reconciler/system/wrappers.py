@@ -50,6 +50,9 @@ class DelegatingSystem:
     def listdir(self, path: str) -> list[str]:
         return self._inner.listdir(path)
 
+    def lock_holder(self, path: str) -> int | None:
+        return self._inner.lock_holder(path)
+
     def write_atomic(
         self,
         path: str,
@@ -216,6 +219,12 @@ class LoggingSystem(DelegatingSystem):
     def listdir(self, path: str) -> list[str]:
         return self._call(
             "listdir", path, lambda: self._inner.listdir(path), lambda n: f"{len(n)} entries"
+        )
+
+    def lock_holder(self, path: str) -> int | None:
+        return self._call(
+            "lock_holder", path, lambda: self._inner.lock_holder(path),
+            lambda pid: "free" if pid is None else f"held by {pid}",
         )
 
     def user_id(self, name: str) -> int:
