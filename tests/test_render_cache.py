@@ -7,7 +7,8 @@ from pathlib import Path
 from configrepo import BASIC, Workspace
 
 from reconciler.compile.compiler import load_fleet
-from reconciler.render.renderer import PackedBytecodeCache, Renderer
+from reconciler.render.bytecode import PackedBytecodeCache
+from reconciler.render.renderer import Renderer
 from reconciler.run import desire
 from reconciler.source.snapshot import open_snapshot
 

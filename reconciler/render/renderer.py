@@ -8,26 +8,22 @@ Undefined variables are errors; errors name the template, its line, and the node
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import marshal
 import os
 import posixpath
-import tempfile
 import types
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
 import jinja2
 from jinja2 import meta
-from jinja2.bccache import Bucket, BytecodeCache, bc_magic
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from reconciler.compile.inventory import TEMPLATES_DIR, Fleet
 from reconciler.compile.nodeconfig import FileAction, NodeConfig, TreeAction
 from reconciler.errors import ConfigError, Problem
+from reconciler.render.bytecode import PackedBytecodeCache
 from reconciler.source.snapshot import Snapshot, clean_relpath
 
 
@@ -56,85 +52,6 @@ class SnapshotLoader(jinja2.BaseLoader):
         except UnicodeDecodeError:
             raise jinja2.TemplateNotFound(template, f"template {path} is not UTF-8 text") from None
         return source, path, lambda: True
-
-
-class PackedBytecodeCache(BytecodeCache):
-    """Compiled templates kept between runs in one file, read once and written only
-    when something was compiled.
-
-    Jinja2's own FileSystemBytecodeCache reads one file per template through
-    `marshal.load` on a file object, which costs more than the rendering itself for a
-    node with a thousand templates. Entries are keyed like Jinja2's (template name) and
-    checked against the source's checksum; a file that does not verify (other Python
-    or Jinja2, torn write) is ignored and rewritten, so it needs no fsync.
-    """
-
-    FILE = "templates.pack"
-    MAGIC = b"reconciler-templates-2 " + jinja2.__version__.encode() + b" " + bc_magic
-
-    def __init__(self, directory: str) -> None:
-        self.path = os.path.join(directory, self.FILE)
-        self._entries: dict[str, tuple[str, bytes]] | None = None
-        self._changed = False
-
-    def _loaded(self) -> dict[str, tuple[str, bytes]]:
-        if self._entries is None:
-            self._entries = self._read()
-        return self._entries
-
-    def _read(self) -> dict[str, tuple[str, bytes]]:
-        try:
-            with open(self.path, "rb") as handle:
-                data = handle.read()
-        except OSError:
-            return {}
-        header = len(self.MAGIC)
-        digest, payload = data[header:header + 32], data[header + 32:]
-        if data[:header] != self.MAGIC or hashlib.sha256(payload).digest() != digest:
-            return {}
-        try:
-            entries = marshal.loads(payload)
-        except (EOFError, ValueError, TypeError):
-            return {}
-        return entries if isinstance(entries, dict) else {}
-
-    def load_bytecode(self, bucket: Bucket) -> None:
-        entry = self._loaded().get(bucket.key)
-        if entry is None or entry[0] != bucket.checksum:
-            return
-        try:
-            bucket.code = marshal.loads(entry[1])
-        except (EOFError, ValueError, TypeError):
-            bucket.reset()
-
-    def dump_bytecode(self, bucket: Bucket) -> None:
-        if bucket.code is None:
-            return
-        self._loaded()[bucket.key] = (bucket.checksum, marshal.dumps(bucket.code))
-        self._changed = True
-
-    def save(self) -> None:
-        """Write the cache back if this run compiled anything (atomically, mode 0600).
-
-        A cache that cannot be written only costs the next run a recompile, so an
-        OSError here is not the run's failure.
-        """
-        if not self._changed or self._entries is None:
-            return
-        payload = marshal.dumps(self._entries)
-        try:
-            fd, temp = tempfile.mkstemp(prefix=".templates-", dir=os.path.dirname(self.path))
-        except OSError:
-            return
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(self.MAGIC + hashlib.sha256(payload).digest() + payload)
-            os.rename(temp, self.path)
-        except OSError:
-            with suppress(OSError):
-                os.unlink(temp)
-            return
-        self._changed = False
 
 
 class NodeView:
