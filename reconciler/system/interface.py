@@ -145,3 +145,9 @@ class System(Protocol):
     def caching(self) -> AbstractContextManager[None]:
         """The span of one run: walks may be reused and directory syncs batched within it."""
         ...
+
+    def scratch_file(self, name: str, data: bytes) -> AbstractContextManager[str]:
+        """`data` as a private host file called `name`, for a tool that needs a path (dpkg
+        and a .deb); yields the host path and removes the file on exit. It lives outside
+        the root and the state directory, so it is no change to the node: audit allows it."""
+        ...

@@ -15,7 +15,9 @@ import pwd
 import shlex
 import stat
 import struct
-from contextlib import AbstractContextManager, suppress
+import tempfile
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
 
 from reconciler.system.backups import BackupStore
 from reconciler.system.interface import (
@@ -91,6 +93,19 @@ class LocalSystem:
     def caching(self) -> AbstractContextManager[None]:
         """The span of one run: walks reused, directory syncs batched (see `Walker.caching`)."""
         return self._walker.caching()
+
+    @contextmanager
+    def scratch_file(self, name: str, data: bytes) -> Iterator[str]:
+        if name in ("", ".", "..") or "/" in name or "\0" in name:
+            raise UnsafePath(f"scratch file name {name!r} is not a plain file name")
+        with tempfile.TemporaryDirectory(prefix="reconciler-scratch-") as scratch:
+            path = os.path.join(scratch, name)
+            fd = os.open(path, TEMP_FLAGS, 0o600)
+            try:
+                write_all(fd, data)
+            finally:
+                os.close(fd)
+            yield path
 
     # -- reading -----------------------------------------------------------------
 

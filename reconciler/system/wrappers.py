@@ -7,8 +7,8 @@ writes and `LoggingSystem` (--debug) logs each call, each overriding only that.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import TypeVar
 
 from reconciler.system.interface import (
@@ -106,13 +106,17 @@ class DelegatingSystem:
     def caching(self) -> AbstractContextManager[None]:
         return self._inner.caching()
 
+    def scratch_file(self, name: str, data: bytes) -> AbstractContextManager[str]:
+        return self._inner.scratch_file(name, data)
+
 
 def _refused(call: str, target: str) -> WriteRefused:
     return WriteRefused(f"{call} {target}: refused, the system is read-only (audit mode)")
 
 
 class ReadOnlySystem(DelegatingSystem):
-    """Audit mode: reads and `run(mutates=False)` go through; every write raises WriteRefused."""
+    """Audit mode: reads, `run(mutates=False)` and scratch files (outside the node) go
+    through; every write to the node raises WriteRefused."""
 
     def write_atomic(
         self,
@@ -226,6 +230,16 @@ class LoggingSystem(DelegatingSystem):
             "lock_holder", path, lambda: self._inner.lock_holder(path),
             lambda pid: "free" if pid is None else f"held by {pid}",
         )
+
+    @contextmanager
+    def scratch_file(self, name: str, data: bytes) -> Iterator[str]:
+        with ExitStack() as stack:
+            yield self._call(
+                "scratch_file",
+                f"{name} ({len(data)} bytes)",
+                lambda: stack.enter_context(self._inner.scratch_file(name, data)),
+                str,
+            )
 
     def user_id(self, name: str) -> int:
         return self._call("user_id", name, lambda: self._inner.user_id(name), str)
