@@ -19,7 +19,8 @@ from reconciler.compile.compiler import compile_node
 from reconciler.compile.inventory import Fleet
 from reconciler.compile.nodeconfig import NodeConfig, Severity
 from reconciler.errors import ConfigError, ReconcilerError
-from reconciler.plan.build import Context, build
+from reconciler.plan.build import build
+from reconciler.plan.probe import Context
 from reconciler.record import applied as state
 from reconciler.record import report
 from reconciler.render.renderer import RenderedFile, Renderer, render_node
@@ -85,30 +86,29 @@ def converge(
     clock = clock or RunClock()
     node = desired.node
     ceiling = ceiling_for(node, max_severity)
-    applied = state.load(state_dir)
+    previous = state.load(state_dir)
     live = system if mode == "change" else ReadOnlySystem(system)
     ctx = Context(
         system=live,
         node=node,
         rendered=desired.rendered,
-        applied=applied,
+        applied=previous.paths,
         commit=desired.fleet.revision,
         read_repo=desired.fleet.snapshot.read,
-        state_dir=state_dir,
         ceiling=ceiling,
     )
     problems: list[str] = []
     try:
         with live.caching():
             plan = build(ctx, only)
-            outcome = execute(ctx, plan, mode == "change", should_stop)
+            outcome = execute(ctx, plan, previous, mode == "change", should_stop)
     except NotDurable as exc:
         # Raised only on leaving `caching`, once every change was made and reported.
         problems.append(f"{exc.filename}: changes made here may not survive a crash: "
                         f"{exc.strerror or exc}")
     if mode == "change":
         try:
-            state.save(state_dir, applied)
+            state.save(state_dir, outcome.applied)
         except OSError as exc:
             problems.append(f"{state_dir}: could not record what was applied: "
                             f"{exc.strerror or exc}")

@@ -1,62 +1,77 @@
-"""Actions: each kind knows how to say what differs (`check`) and how to fix it (`apply`).
+"""Actions: each kind knows how to say what differs (`probe`) and returns typed changes
+that apply themselves.
 
-Handlers are plain functions per kind; this module dispatches to them and turns a
-failure to probe into an `ActionPlan` error instead of an exception.
+Dispatch is by the action's type, so each kind's probe gets its own action class; a
+failure to probe becomes the `ActionPlan`'s error instead of an exception.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import assert_never
 
-from reconciler.actions import command, directory, files, package, service, symlink
-from reconciler.compile.nodeconfig import Action
-from reconciler.plan.build import ActionPlan, Change, Context
+from reconciler.actions import command, directory, files, orphans, package, service, symlink
+from reconciler.compile.nodeconfig import (
+    Action,
+    CommandAction,
+    DirectoryAction,
+    FileAction,
+    PackageAction,
+    ServiceAction,
+    Severity,
+    SymlinkAction,
+    TreeAction,
+)
+from reconciler.plan.change import Change
+from reconciler.plan.probe import ActionPlan, Context
 from reconciler.system.interface import ToolError, UnsafePath
 
 # What probing one action can raise: it makes that action fail, never the whole run.
 PROBE_ERRORS = (OSError, UnsafePath, KeyError, ValueError, ToolError)
-
-Checker = Callable[[Context, Action], ActionPlan]
-Applier = Callable[[Context, Change], None]
-
-_CHECK: dict[str, Checker] = {
-    "file": files.check,  # type: ignore[dict-item]
-    "tree": files.check,  # type: ignore[dict-item]
-    "directory": directory.check,  # type: ignore[dict-item]
-    "symlink": symlink.check,  # type: ignore[dict-item]
-    "package": package.check,  # type: ignore[dict-item]
-    "service": service.check,  # type: ignore[dict-item]
-    "command": command.check,  # type: ignore[dict-item]
-}
-_APPLY: dict[str, Applier] = {
-    "file": files.apply,
-    "tree": files.apply,
-    "orphan": files.apply,
-    "directory": directory.apply,
-    "symlink": symlink.apply,
-    "package": package.apply,
-    "service": service.apply,
-    "command": command.apply,
-}
+HOST_ONLY = command.HOST_ONLY
 
 
-def check_action(ctx: Context, action: Action) -> ActionPlan:
+def probe_action(ctx: Context, action: Action) -> ActionPlan:
     """Ask one action what differs; a probe that fails becomes the plan's error."""
     try:
-        return _CHECK[action.kind](ctx, action)
+        return _probe(ctx, action)
     except PROBE_ERRORS as exc:
         return ActionPlan(action, error=_describe(exc))
 
 
-def apply_change(ctx: Context, change: Change) -> None:
-    """Carry out one change through the context's system (raises on failure)."""
-    kind = "orphan" if change.op.startswith("orphan") else change.action.kind
-    _APPLY[kind](ctx, change)
+def _probe(ctx: Context, action: Action) -> ActionPlan:
+    match action:
+        case FileAction() | TreeAction():
+            return files.probe(ctx, action)
+        case DirectoryAction():
+            return directory.probe(ctx, action)
+        case SymlinkAction():
+            return symlink.probe(ctx, action)
+        case PackageAction():
+            return package.probe(ctx, action)
+        case ServiceAction():
+            return service.probe(ctx, action)
+        case CommandAction():
+            return command.probe(ctx, action)
+        case _:
+            assert_never(action)
+
+
+def notification(
+    action: ServiceAction | CommandAction, verb: str, summary: str, sources: tuple[str, ...],
+    severity: Severity,
+) -> Change:
+    """The change a notification asks of its target: reload or restart a service, run a
+    command (`verb` "run")."""
+    if isinstance(action, CommandAction):
+        return command.RunNotifiedCommand(action=action, summary=summary, notified_by=sources,
+                                          severity=severity)
+    drive = service.RestartService if verb == "restart" else service.ReloadService
+    return drive(action=action, summary=summary, notified_by=sources, severity=severity)
 
 
 def orphan_changes(ctx: Context) -> tuple[list[Change], list[str]]:
     """Orphans to report (or prune), and records of vanished orphans to forget."""
-    return files.orphans(ctx), files.forgotten(ctx)
+    return orphans.orphans(ctx), orphans.forgotten(ctx)
 
 
 def _describe(exc: BaseException) -> str:

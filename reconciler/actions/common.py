@@ -6,9 +6,10 @@ import hashlib
 import posixpath
 
 from reconciler.diff import unified_diff
-from reconciler.plan.build import Context, Drift
+from reconciler.plan.change import Drift
+from reconciler.plan.probe import Context
 from reconciler.record.applied import Applied
-from reconciler.system.interface import Stat
+from reconciler.system.interface import Stat, System
 
 MAX_DIFF_LINES = 400
 
@@ -55,13 +56,22 @@ def drift(
     return Drift.EDITED if desired_matches_record else Drift.BOTH
 
 
-def missing_parents(ctx: Context, path: str) -> list[str]:
+def missing_parents(system: System, path: str) -> list[str]:
     """Parent directories of `path` that do not exist yet, outermost first."""
     missing: list[str] = []
     parent = posixpath.dirname(path)
     while parent not in ("/", ""):
-        if ctx.system.lstat(parent) is not None:
+        if system.lstat(parent) is not None:
             break
         missing.append(parent)
         parent = posixpath.dirname(parent)
     return list(reversed(missing))
+
+
+def set_attrs(system: System, path: str, mode: int | None, uid: int | None, gid: int | None) -> \
+        None:
+    """Set whichever of mode and owner are managed (None leaves it as it is)."""
+    if mode is not None:
+        system.chmod(path, mode)
+    if uid is not None or gid is not None:
+        system.chown(path, uid, gid)

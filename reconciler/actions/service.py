@@ -2,50 +2,96 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 from reconciler.actions.command import HOST_ONLY
 from reconciler.compile.nodeconfig import ServiceAction
 from reconciler.host import services
-from reconciler.plan.build import ActionPlan, Change, Context
+from reconciler.plan.change import ApplyContext, Change, Effect, Started
+from reconciler.plan.probe import ActionPlan, Context
 
 
-def check(ctx: Context, action: ServiceAction) -> ActionPlan:
+@dataclass(frozen=True, kw_only=True)
+class DriveService(Change):
+    """Drive the service with one verb (systemctl, or the commands the class declares)."""
+
+    verb: ClassVar[services.Verb]
+    action: ServiceAction
+
+    def apply(self, ctx: ApplyContext) -> Effect:
+        services.drive(ctx.system, self.action, self.verb)
+        return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StartService(DriveService):
+    op = "start"
+    verb = "start"
+
+    def apply(self, ctx: ApplyContext) -> Effect:
+        super().apply(ctx)
+        return Started(self.action.id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StopService(DriveService):
+    op = "stop"
+    verb = "stop"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnableService(DriveService):
+    op = "enable"
+    verb = "enable"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DisableService(DriveService):
+    op = "disable"
+    verb = "disable"
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotifiedService(DriveService):
+    """A reload or restart asked for by changed sources; needless when this run just
+    started the service with the new config, or when it is meant to stay down."""
+
+    def apply(self, ctx: ApplyContext) -> Effect:
+        if self.action.id in ctx.started or self.action.state == "stopped":
+            return None
+        return super().apply(ctx)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReloadService(NotifiedService):
+    op = "notify-reload"
+    verb = "reload"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RestartService(NotifiedService):
+    op = "notify-restart"
+    verb = "restart"
+
+
+def probe(ctx: Context, action: ServiceAction) -> ActionPlan:
+    """Whether the service runs and is enabled as declared (unknown under another root)."""
     plan = ActionPlan(action)
     state = services.probe(ctx.system, action)
     unknown_held = HOST_ONLY if not ctx.system.runs_host_commands else None
     if action.state is not None and state.running != (action.state == "running"):
-        op = "start" if action.state == "running" else "stop"
-        summary = f"{op} {action.name}" + (" (state unknown)" if state.running is None else "")
-        plan.changes.append(Change(action, op, summary,
-                                   held=unknown_held if state.running is None else None))
+        drive: type[DriveService] = StartService if action.state == "running" else StopService
+        summary = f"{drive.op} {action.name}" + \
+            (" (state unknown)" if state.running is None else "")
+        plan.changes.append(drive(action=action, summary=summary,
+                                  held=unknown_held if state.running is None else None))
     if action.enabled is not None and state.enabled != action.enabled:
-        op = "enable" if action.enabled else "disable"
-        summary = f"{op} {action.name}" + (" (state unknown)" if state.enabled is None else "")
-        plan.changes.append(Change(action, op, summary,
-                                   held=unknown_held if state.enabled is None else None))
+        drive = EnableService if action.enabled else DisableService
+        summary = f"{drive.op} {action.name}" + \
+            (" (state unknown)" if state.enabled is None else "")
+        plan.changes.append(drive(action=action, summary=summary,
+                                  held=unknown_held if state.enabled is None else None))
     if state.note:
         plan.notes.append(state.note)
     return plan
-
-
-_VERBS: dict[str, services.Verb] = {
-    "start": "start",
-    "stop": "stop",
-    "enable": "enable",
-    "disable": "disable",
-    "notify-reload": "reload",
-    "notify-restart": "restart",
-}
-
-
-def apply(ctx: Context, change: Change) -> None:
-    action = change.action
-    assert isinstance(action, ServiceAction)
-    verb = _VERBS.get(change.op)
-    if verb is None:
-        raise ValueError(f"unknown service operation {change.op!r}")
-    if change.op.startswith("notify-") and (action.id in ctx.started
-                                            or action.state == "stopped"):
-        return  # just started with the new config, or meant to stay down
-    services.drive(ctx.system, action, verb)
-    if verb == "start":
-        ctx.started.add(action.id)

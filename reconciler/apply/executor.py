@@ -8,11 +8,15 @@ only if one of its sources really changed in this run.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from reconciler.actions import apply_change
-from reconciler.plan.build import ActionPlan, Change, Context, Plan
+from reconciler.actions.command import RunCommand
+from reconciler.apply.ledger import Ledger
+from reconciler.plan.build import Plan
+from reconciler.plan.change import ApplyContext, Change
+from reconciler.plan.probe import ActionPlan, Context
+from reconciler.record.applied import AppliedState
 
 
 class Status(StrEnum):
@@ -50,14 +54,19 @@ class ActionOutcome:
 class Outcome:
     actions: list[ActionOutcome]
     orphans: list[ChangeOutcome]
+    applied: AppliedState  # what the node has applied now: to be saved in change mode
     interrupted: bool = False
 
 
 def execute(
-    ctx: Context, plan: Plan, change_mode: bool,
+    ctx: Context, plan: Plan, previous: AppliedState, change_mode: bool,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> Outcome:
-    """Walk the plan; in change mode apply what may be applied and record what was done."""
+    """Walk the plan; in change mode apply what may be applied and fold what each change
+    did into the applied state, starting from `previous`."""
+    ledger = Ledger(previous)
+    walk = _Walk(ApplyContext(ctx.system, ctx.commit, ctx.read_repo, ledger.started), ledger,
+                 change_mode)
     outcomes: list[ActionOutcome] = []
     by_id: dict[str, ActionOutcome] = {}
     interrupted = False
@@ -80,51 +89,60 @@ def execute(
             outcome.changes = [ChangeOutcome(c, Status.SKIPPED, "run interrupted")
                                for c in action_plan.changes]
             continue
-        outcome.changes = _run_changes(ctx, action_plan, by_id, change_mode)
+        outcome.changes = walk.changes_of(action_plan, by_id)
         if change_mode and not outcome.failed:
-            ctx.applied.paths.update(action_plan.in_sync)
+            ledger.keep(action_plan.in_sync)
     if change_mode:
-        for path in plan.forget:
-            ctx.applied.paths.pop(path, None)
-    orphans = []
-    for change in plan.orphans:
-        orphans.append(_one(ctx, change, change_mode and not interrupted))
-    return Outcome(outcomes, orphans, interrupted)
+        ledger.forget(plan.forget)
+    orphan_walk = replace(walk, change_mode=change_mode and not interrupted)
+    orphans = [orphan_walk.one(change) for change in plan.orphans]
+    return Outcome(outcomes, orphans, ledger.state(), interrupted)
 
 
-def _run_changes(
-    ctx: Context, plan: ActionPlan, by_id: dict[str, ActionOutcome], change_mode: bool
-) -> list[ChangeOutcome]:
-    results: list[ChangeOutcome] = []
-    ran_command = False
-    for change in plan.changes:
-        if change.notified_by and change_mode and not any(
-            by_id[src].changed for src in change.notified_by if src in by_id
-        ):
-            results.append(ChangeOutcome(change, Status.SKIPPED,
-                                         "its sources did not change after all"))
-            continue
-        if plan.action.kind == "command" and change.op in ("run", "notify-run"):
-            if ran_command:
-                results.append(ChangeOutcome(change, Status.SKIPPED, "already ran in this run"))
+@dataclass
+class _Walk:
+    """Applying changes one by one, each change's effect folded into the ledger."""
+
+    ctx: ApplyContext
+    ledger: Ledger
+    change_mode: bool
+
+    def changes_of(self, plan: ActionPlan, by_id: dict[str, ActionOutcome]) -> \
+            list[ChangeOutcome]:
+        """One action's changes in order; the rest are skipped after one fails."""
+        results: list[ChangeOutcome] = []
+        ran_command = False
+        for change in plan.changes:
+            if change.notified_by and self.change_mode and not any(
+                by_id[src].changed for src in change.notified_by if src in by_id
+            ):
+                results.append(ChangeOutcome(change, Status.SKIPPED,
+                                             "its sources did not change after all"))
                 continue
-            ran_command = change_mode and change.held is None
-        result = _one(ctx, change, change_mode)
-        results.append(result)
-        if result.status is Status.FAILED:
-            results += [ChangeOutcome(c, Status.SKIPPED, "an earlier change of this action failed")
-                        for c in plan.changes[len(results):]]
-            break
-    return results
+            if isinstance(change, RunCommand):
+                if ran_command:
+                    results.append(ChangeOutcome(change, Status.SKIPPED,
+                                                 "already ran in this run"))
+                    continue
+                ran_command = self.change_mode and change.held is None
+            result = self.one(change)
+            results.append(result)
+            if result.status is Status.FAILED:
+                results += [ChangeOutcome(c, Status.SKIPPED,
+                                          "an earlier change of this action failed")
+                            for c in plan.changes[len(results):]]
+                break
+        return results
 
-
-def _one(ctx: Context, change: Change, change_mode: bool) -> ChangeOutcome:
-    if change.held is not None:
-        return ChangeOutcome(change, Status.HELD, change.held)
-    if not change_mode:
-        return ChangeOutcome(change, Status.PENDING)
-    try:
-        apply_change(ctx, change)
-    except Exception as exc:  # one action's failure must not stop the run
-        return ChangeOutcome(change, Status.FAILED, str(exc) or exc.__class__.__name__)
-    return ChangeOutcome(change, Status.APPLIED)
+    def one(self, change: Change) -> ChangeOutcome:
+        """Apply one change if it may be, and fold what it did."""
+        if change.held is not None:
+            return ChangeOutcome(change, Status.HELD, change.held)
+        if not self.change_mode:
+            return ChangeOutcome(change, Status.PENDING)
+        try:
+            effect = change.apply(self.ctx)
+        except Exception as exc:  # one action's failure must not stop the run
+            return ChangeOutcome(change, Status.FAILED, str(exc) or exc.__class__.__name__)
+        self.ledger.fold(effect)
+        return ChangeOutcome(change, Status.APPLIED)

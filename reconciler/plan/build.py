@@ -9,15 +9,18 @@ apply consumes them.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
-from typing import Any
 
-from reconciler.compile.nodeconfig import Action, CommandAction, NodeConfig, Severity
-from reconciler.record.applied import Applied, AppliedState
-from reconciler.render.renderer import RenderedFile
-from reconciler.system.interface import System
+from reconciler.actions import HOST_ONLY, notification, orphan_changes, probe_action
+from reconciler.compile.nodeconfig import (
+    Action,
+    CommandAction,
+    NodeConfig,
+    ServiceAction,
+    Severity,
+)
+from reconciler.plan.change import Change, Drift
+from reconciler.plan.probe import ActionPlan, Context
 
 KIND_ORDER = {
     "package": 0,
@@ -29,52 +32,6 @@ KIND_ORDER = {
     "service": 4,
 }
 VERB_SEVERITY = {"reload": Severity.RELOAD, "restart": Severity.RESTART}
-
-
-class Drift(StrEnum):
-    """Why a path differs: the config moved, a person edited it, or both."""
-
-    PENDING = "pending"
-    EDITED = "edited-by-hand"
-    BOTH = "both"
-
-
-@dataclass(frozen=True)
-class Change:
-    """One difference and the operation that removes it.
-
-    `op` names the operation the action's handler applies; `args` carries what it
-    needs (desired bytes, mode, version...) and is never shown in reports.
-    """
-
-    action: Action
-    op: str
-    summary: str
-    path: str | None = None
-    diff: str | None = None
-    drift: Drift = Drift.PENDING
-    last_commit: str | None = None
-    severity: Severity = Severity.NONE
-    held: str | None = None  # why it is held, or None when it may be applied
-    notified_by: tuple[str, ...] = ()
-    args: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
-    was_secret: bool = False  # the live content was written as a secret file
-
-    @property
-    def secret(self) -> bool:
-        """Whether live or desired content is secret: no diff, no backup, no output."""
-        return self.was_secret or bool(getattr(self.action, "secret", False))
-
-
-@dataclass
-class ActionPlan:
-    """What one action will do: its changes (empty when in sync) or why it cannot tell."""
-
-    action: Action
-    changes: list[Change] = field(default_factory=list)
-    error: str | None = None
-    notes: list[str] = field(default_factory=list)
-    in_sync: dict[str, Applied] = field(default_factory=dict)  # records of matching paths
 
 
 @dataclass
@@ -89,21 +46,6 @@ class Plan:
 
     def changes(self) -> list[Change]:
         return [c for a in self.actions for c in a.changes] + self.orphans
-
-
-@dataclass
-class Context:
-    """Everything an action handler may look at while checking or applying."""
-
-    system: System
-    node: NodeConfig
-    rendered: dict[str, list[RenderedFile]]  # by action id
-    applied: AppliedState
-    commit: str | None
-    read_repo: Callable[[str], bytes]  # a file of the config repo, for .deb packages
-    state_dir: str
-    ceiling: Severity
-    started: set[str] = field(default_factory=set)  # services started during this run
 
 
 def effective_severity(action: Action, node: NodeConfig) -> Severity:
@@ -149,17 +91,15 @@ def order(node: NodeConfig) -> list[Action]:
 
 
 def build(ctx: Context, only: frozenset[str] | None = None) -> Plan:
-    """Check every action (or only the given ids and what they notify) against the live
+    """Probe every action (or only the given ids and what they notify) against the live
     system and decide what is held. A partial plan leaves orphans alone."""
-    from reconciler.actions import check_action, orphan_changes
-
     plans: list[ActionPlan] = []
     by_id: dict[str, ActionPlan] = {}
     selected = None if only is None else _with_notified(ctx.node, only)
     for action in order(ctx.node):
         if selected is not None and action.id not in selected:
             continue
-        plan = check_action(ctx, action)
+        plan = probe_action(ctx, action)
         severity = effective_severity(action, ctx.node)
         plan.changes = [_with_policy(ctx, replace(c, severity=severity)) for c in plan.changes]
         plans.append(plan)
@@ -218,15 +158,11 @@ def _add_notifications(ctx: Context, plans: list[ActionPlan], by_id: dict[str, A
             wanted[notify.target] = (verb, [*sources, plan.action.id])
     for target, (verb, sources) in wanted.items():
         plan = by_id[target]
-        severity = VERB_SEVERITY.get(verb, plan.action.severity)
-        change = Change(
-            plan.action,
-            f"notify-{verb}",
-            f"{verb} (notified by {', '.join(sources)})",
-            severity=severity,
-            notified_by=tuple(sources),
-        )
-        change = _with_policy(ctx, change)
+        notified = plan.action
+        assert isinstance(notified, ServiceAction | CommandAction), "compile checks notify targets"
+        change = _with_policy(ctx, notification(
+            notified, verb, f"{verb} (notified by {', '.join(sources)})", tuple(sources),
+            VERB_SEVERITY.get(verb, notified.severity)))
         if not ctx.system.runs_host_commands and change.held is None:
-            change = replace(change, held="runs on the host; not run because --root is not /")
+            change = replace(change, held=HOST_ONLY)
         plan.changes.append(change)

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from reconciler.apply.executor import ActionOutcome, ChangeOutcome, Outcome, Status
-from reconciler.plan.build import Drift
+from reconciler.plan.change import Drift
 
 SCHEMA_VERSION = 1
 

@@ -1,0 +1,37 @@
+"""What probing one action looks at (`Context`) and what it answers (`ActionPlan`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from reconciler.compile.nodeconfig import Action, NodeConfig, Severity
+from reconciler.plan.change import Change
+from reconciler.record.applied import Applied
+from reconciler.render.renderer import RenderedFile
+from reconciler.system.interface import System
+
+
+@dataclass(frozen=True)
+class Context:
+    """One node's run as the engine sees it: desired state, live system, last-applied
+    records. Probing only reads it; apply borrows its system, commit and repo."""
+
+    system: System
+    node: NodeConfig
+    rendered: Mapping[str, list[RenderedFile]]  # by action id
+    applied: Mapping[str, Applied]  # last-applied records by node path
+    commit: str | None
+    read_repo: Callable[[str], bytes]  # a file of the config repo, for .deb packages
+    ceiling: Severity
+
+
+@dataclass
+class ActionPlan:
+    """What one action will do: its changes (empty when in sync) or why it cannot tell."""
+
+    action: Action
+    changes: list[Change] = field(default_factory=list)
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+    in_sync: dict[str, Applied] = field(default_factory=dict)  # records of matching paths
