@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from engine_support import ConfigRepo, change, converge_root, make_repo, tree_state
+from engine_support import ConfigRepo, change, converge_root, desired, make_repo, tree_state
 from pkg_debs import TEST_FILE, TEST_PACKAGE, build_deb, make_dpkg_root
 
 from reconciler.record.report import EXIT_CHANGES, EXIT_HELD, EXIT_IN_SYNC
+from reconciler.run import converge, default_state_dir
+from reconciler.system.local import LocalSystem
+from reconciler.system.wrappers import LoggingSystem
 
 
 def _repo_with_debs(tmp_path: Path, body: str, *versions: str) -> ConfigRepo:
@@ -104,3 +108,22 @@ def test_audit_of_a_deb_package_writes_nothing(tmp_path: Path) -> None:
 
     assert change(report, f"package:{TEST_PACKAGE}").status == "pending"
     assert tree_state(root) == before
+
+
+def test_the_repo_deb_reaches_dpkg_as_a_scratch_file_of_the_system(tmp_path: Path) -> None:
+    repo = _repo_with_debs(tmp_path, f'<package name="{TEST_PACKAGE}" deb="{_deb("1.0")}"/>',
+                           "1.0")
+    root = _root(tmp_path)
+    calls: list[str] = []
+
+    converge(desired(repo), LoggingSystem(LocalSystem(str(root)), calls.append),
+             default_state_dir(str(root)), "change")
+
+    scratch = [c for c in calls if c.startswith(f"scratch_file {TEST_PACKAGE}_1.0_all.deb")]
+    assert len(scratch) == 2  # read its version while planning, install it while applying
+    for call in scratch:
+        found = re.search(r" -> (/\S+) ", call)
+        assert found is not None, call
+        host_path = Path(found.group(1))
+        assert not host_path.is_relative_to(root)
+        assert not host_path.parent.exists()  # the private directory went with the file
