@@ -243,9 +243,10 @@ def test_text_report_says_why_a_dependent_was_skipped(tmp_path: Path) -> None:
 def test_sigterm_during_apply_finishes_the_step_and_reports_an_interrupted_run(
     tmp_path: Path,
 ) -> None:
-    marker = tmp_path / "started"
+    started, release = tmp_path / "started", tmp_path / "release"
     repo = make_repo(tmp_path, f"""
-<command name="slow" run="touch {marker} &amp;&amp; sleep 2"/>
+<command name="slow" run="touch {started}; i=0; while [ ! -e {release} ] &amp;&amp; [ $i -lt 600 ];
+  do sleep 0.1; i=$((i+1)); done"/>
 <file path="/etc/after" requires="command:slow"><content>x
 </content></file>
 """)
@@ -254,13 +255,15 @@ def test_sigterm_during_apply_finishes_the_step_and_reports_an_interrupted_run(
         [RECONCILER, "apply", "--repo", str(repo.path), "--node", NODE, "--root", str(root),
          "--host-commands", "--format", "json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while not marker.exists() and time.monotonic() < deadline:
+    deadline = time.monotonic() + 60  # bounded wait for the command to be running
+    while not started.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=60)
+    release.touch()  # the step in progress finishes only once the signal was sent
+    out, err = process.communicate(timeout=120)
 
     assert process.returncode == 128 + signal.SIGTERM, err
     report = RunReport.model_validate_json(out)
     assert report.result == "interrupted"
+    assert action(report, "command:slow").status == "applied"
     assert not (root / "etc/after").exists()
