@@ -23,7 +23,6 @@ from reconciler.source.snapshot import open_snapshot
 from reconciler.system.local import LocalSystem
 
 NODE = "web-01.shop.lab.t"
-OTHER_NODE = "web-02.shop.lab.t"
 RECONCILER = str(Path(sys.executable).with_name("reconciler"))
 GIT_IDENTITY = ["-c", "user.name=Test Author", "-c", "user.email=author@example.org"]
 
@@ -165,38 +164,33 @@ def change(report: RunReport, action_id: str, path: str | None = None) -> Change
     return changes[0]
 
 
-def statuses(report: RunReport) -> dict[str, str]:
-    return {a.id: a.status for a in report.actions}
-
-
 @dataclass(frozen=True)
 class Entry:
-    """Everything about one path that a run must not touch in audit mode."""
+    """One path as found on disk, never following symlinks."""
 
-    kind: str
+    kind: str  # file, directory, symlink, other
     mode: int
-    uid: int
-    gid: int
-    mtime_ns: int
-    inode: int
-    data: bytes | str | None  # file bytes, link target, None for directories
+    owner: tuple[int, int]
+    data: bytes | str | None  # file bytes, link target
+    identity: tuple[int, int]  # inode and mtime: whether it was replaced or touched
 
 
-def tree_state(root: Path) -> dict[str, Entry]:
-    """Every path under root (not following symlinks) with its bytes, mode, owner, mtime."""
+def tree_state(top: Path) -> dict[str, Entry]:
+    """Every path below `top` (as "/" + its path relative to `top`) with its kind, mode,
+    owner, bytes or link target, inode and mtime: equal trees are untouched trees."""
     found: dict[str, Entry] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(top):
         for name in [*dirnames, *filenames]:
             path = os.path.join(dirpath, name)
             st = os.lstat(path)
-            data: bytes | str | None = None
+            kind, data = "other", None
             if stat.S_ISREG(st.st_mode):
-                data = Path(path).read_bytes()
+                kind, data = "file", Path(path).read_bytes()
             elif stat.S_ISLNK(st.st_mode):
-                data = os.readlink(path)
-            kind = "dir" if stat.S_ISDIR(st.st_mode) else "link" if stat.S_ISLNK(st.st_mode) \
-                else "file" if stat.S_ISREG(st.st_mode) else "other"
-            found[os.path.relpath(path, root)] = Entry(
-                kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime_ns,
-                st.st_ino, data)
+                kind, data = "symlink", os.readlink(path)
+            elif stat.S_ISDIR(st.st_mode):
+                kind = "directory"
+            found["/" + os.path.relpath(path, top)] = Entry(
+                kind, stat.S_IMODE(st.st_mode), (st.st_uid, st.st_gid), data,
+                (st.st_ino, st.st_mtime_ns))
     return found

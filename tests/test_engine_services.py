@@ -10,7 +10,7 @@ import pytest
 from engine_support import ConfigRepo, action, change, converge_root, make_repo
 from svc_support import Daemon, process_alive
 
-from reconciler.record.report import EXIT_CHANGES, EXIT_FAILED, EXIT_HELD, EXIT_IN_SYNC
+from reconciler.record.report import EXIT_FAILED, EXIT_HELD, EXIT_IN_SYNC
 
 
 @pytest.fixture
@@ -136,21 +136,6 @@ def test_held_change_does_not_fire_its_notification(tmp_path: Path, daemon: Daem
     assert action(report, "service:demo").changes == []
     assert _reloads(daemon) == 0
     assert report.exit_code == EXIT_HELD
-
-
-def test_services_are_only_reported_when_the_root_is_not_the_host(
-    tmp_path: Path, daemon: Daemon
-) -> None:
-    repo = _repo(tmp_path, daemon, FILES)
-
-    report = converge_root(repo, tmp_path / "root")
-
-    service = action(report, "service:demo")
-    assert [(c.summary, c.status) for c in service.changes] == [
-        ("start demo (state unknown)", "held"), ("enable demo (state unknown)", "held"),
-        ("reload (notified by file:/etc/demo/a.conf, file:/etc/demo/b.conf)", "held")]
-    assert not daemon.pidfile.exists()
-    assert report.exit_code == EXIT_CHANGES | EXIT_HELD
 
 
 def test_service_that_cannot_be_probed_fails_alone(tmp_path: Path) -> None:
