@@ -1,22 +1,56 @@
 #!/usr/bin/env bash
 # Run the whole test suite on a fresh machine: system tools the tests drive for real
-# (git, git daemon, dpkg, gpg, ssh-keygen), a virtualenv with the project and its test
-# extra, then pytest. Safe to run again: every step is idempotent.
+# (git, git daemon, dpkg, gpg, ssh-keygen, and the daemons of the example fleet), a
+# virtualenv with the project and its test extra, then pytest. Safe to run again: every
+# step is idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each tool the tests drive for real, as "file it installs:Debian package". The first
+# group is git, dpkg, gpg and ssh-keygen; the second the daemons that read the example
+# fleet's files (tests/test_example_daemons*.py, tests/daemon_node.py).
+tools=(
+    /usr/bin/git:git /usr/bin/dpkg-deb:dpkg /usr/bin/dpkg-query:dpkg /usr/bin/gpg:gnupg
+    /usr/bin/ssh-keygen:openssh-client
+    /usr/sbin/nginx:nginx /usr/sbin/sshd:openssh-server /usr/sbin/chronyd:chrony
+    /usr/sbin/mariadbd:mariadb-server /usr/bin/memcached:memcached
+    /usr/bin/memcstat:libmemcached-tools /usr/sbin/logrotate:logrotate /usr/bin/crontab:cron
+    /usr/bin/systemd-analyze:systemd /usr/bin/python3:python3 /usr/bin/nsenter:util-linux
+    /bin/ip:iproute2
+)
 missing=()
-for tool in git dpkg-deb dpkg-query gpg ssh-keygen; do
-    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+for tool in "${tools[@]}"; do
+    [ -x "${tool%%:*}" ] || missing+=("${tool##*:}")
 done
-[ -x "$(git --exec-path 2>/dev/null)/git-daemon" ] || missing+=(git-daemon)
+git_daemon="$(git --exec-path 2>/dev/null || true)/git-daemon"
+[ -x "$git_daemon" ] || missing+=(git)
+
+# Installs packages without starting their daemons: on a machine without a running init
+# (a container) their maintainer scripts would fail or start them half-way, and on one
+# with systemd they would take ports 22, 80, 3306 and 11211 for nothing. The tests start
+# each daemon themselves, in namespaces of their own. mariadb-server's postinst still
+# initialises /var/lib/mysql (it does not create /var/log/mysql: the example fleet does).
+install_quietly() {
+    local policy=/usr/sbin/policy-rc.d made_policy=""
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\n# scripts/test.sh: no daemon starts while it installs packages.\nexit 101\n' >"$policy"
+        chmod 0755 "$policy"
+        made_policy=1
+    fi
+    local status=0
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends "$@" >/dev/null || status=$?
+    [ -z "$made_policy" ] || rm -f "$policy"
+    return "$status"
+}
+
 if [ ${#missing[@]} -gt 0 ]; then
+    mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "installing system tools for the tests: ${missing[*]}"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq git dpkg gnupg openssh-client >/dev/null
+        echo "installing system tools for the tests: ${packages[*]}"
+        install_quietly "${packages[@]}"
     else
-        echo "missing tools: ${missing[*]} (install git, dpkg, gnupg, openssh-client)" >&2
+        echo "missing Debian packages: ${packages[*]} (install them as root with apt-get)" >&2
         exit 1
     fi
 fi

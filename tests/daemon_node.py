@@ -24,6 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TypeVar
 
+import pytest
 from configrepo import RECONCILER, git_env
 
 T = TypeVar("T")
@@ -90,6 +91,14 @@ def unavailable() -> str | None:
     if probe.returncode != 0:
         return f"cannot create namespaces here: {probe.stderr.strip()}"
     return None
+
+
+def skip_unless_runnable() -> pytest.MarkDecorator:
+    """Skip where the daemons cannot run, except in CI: scripts/test.sh installs every
+    package there and CI runs as root, so a daemon that cannot run is a failure."""
+    reason = unavailable()
+    return pytest.mark.skipif(reason is not None and not os.environ.get("CI"),
+                              reason=str(reason))
 
 
 def init_example(target: Path, home: Path) -> Path:

@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daemon_node import NodeNamespace, apply, build_node, init_example, seed, unavailable
+from daemon_node import NodeNamespace, apply, build_node, init_example, seed, skip_unless_runnable
 
-pytestmark = pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))
+pytestmark = skip_unless_runnable()
 
 # By the addressing plan in fleet.xml: 10.<cluster>.<product + class>.<number>.
 DATABASE, DATABASE_ADDRESS = "database-02.tickets.chi1.sa", "10.10.14.2"

@@ -19,10 +19,10 @@ from daemon_node import (
     build_node,
     init_example,
     rendered_paths,
-    unavailable,
+    skip_unless_runnable,
 )
 
-pytestmark = pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))
+pytestmark = skip_unless_runnable()
 
 NODES = ("proxy-01.tickets.chi1.sa", "cache-01.events.lax1.sa", "app-41.tickets.chi1.sa",
          "database-01.tickets.chi2.sa", "database-02.events.lax2.sa")

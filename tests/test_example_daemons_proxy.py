@@ -18,9 +18,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from daemon_node import NodeNamespace, build_node, init_example, unavailable
+from daemon_node import NodeNamespace, build_node, init_example, skip_unless_runnable
 
-pytestmark = pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))
+pytestmark = skip_unless_runnable()
 
 # By the addressing plan in fleet.xml: 10.<cluster>.<product + class>.<number>.
 PROXY, PROXY_ADDRESS = "proxy-01.tickets.chi1.sa", "10.10.11.1"
