@@ -108,10 +108,11 @@ def init_example(target: Path, home: Path) -> Path:
     return target
 
 
-def run_checked(argv: Sequence[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+def run_checked(argv: Sequence[str], env: dict[str, str] | None = None
+                ) -> subprocess.CompletedProcess[str]:
     """Run argv to its end; an AssertionError with its output when it fails."""
     done = subprocess.run(list(argv), capture_output=True, text=True, check=False,
-                          timeout=300, **kwargs)  # type: ignore[call-overload]
+                          timeout=300, env=env)
     if done.returncode != 0:
         raise AssertionError(f"{' '.join(argv)} exited {done.returncode}:\n"
                              f"{done.stdout}{done.stderr}")
@@ -128,7 +129,7 @@ def seed(root: Path) -> None:
         _copy_directory(Path(path), root)
     (root / "var" / "run").symlink_to("/run")
     (root / "var" / "lock").symlink_to("/run/lock")
-    (root / "var" / "tmp").mkdir(mode=0o1777)
+    (root / "var" / "tmp").mkdir()
     (root / "var" / "tmp").chmod(0o1777)
 
 
