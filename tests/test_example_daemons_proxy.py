@@ -172,7 +172,9 @@ def test_the_status_page_answers_the_monitoring_network_only(proxy: NodeNamespac
 
 
 def test_https_serves_the_repos_certificate_for_every_server_name(
-        proxy: NodeNamespace, example: Path) -> None:
+        proxy: NodeNamespace, proxy_root: Path, example: Path) -> None:
+    key = (proxy_root / "etc/nginx/tls/sa.key").stat()
+    assert (key.st_mode & 0o777, key.st_uid, key.st_gid) == (0o600, 0, 0)
     pem = (example / "templates/proxy/tls/sa-demo.crt").read_text()
     block = re.search(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n", pem, re.S)
     assert block is not None
