@@ -1,21 +1,25 @@
-"""Errors as values: every problem carries where it happened and how to react.
+"""Errors as values: every problem carries where it happened, and its class says how to react.
 
-User mistakes (bad XML, unknown class, template error...) become one clear
-`path:line: message` at the CLI edge, never a traceback.
+The three reactions of DESIGN.md are the exception classes themselves, so callers
+dispatch with `except RetryLater:` and a new error picks its reaction by picking its
+base class:
+
+- `Refused`: bad or unverified input (XML, a template, a signature, a rewind); nothing
+  is changed, the node keeps its last good commit and waits for a new one.
+- `RetryLater`: something outside is not there right now (the remote, the node lock);
+  nothing is changed, try again after a while.
+- `Failed`: an operation failed part-way (a state file, the history repository); say
+  so, and go on with what does not depend on it.
+
+`UsageError` is the operator asking for something that cannot be done. User mistakes
+become one clear `path:line: message` at the CLI edge, never a traceback; the CLI maps
+each class to an exit code in one place (`reconciler.cli.exitcodes`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
-
-
-class Reaction(StrEnum):
-    """What the caller should do about an error (see DESIGN.md)."""
-
-    REFUSED = "refused"  # bad or unverified config: keep last good, wait for a new commit
-    RETRY = "retry"  # remote down: back off and try again
-    FAILED = "failed"  # one action failed: skip its dependents, go on
+from typing import Self
 
 
 @dataclass(frozen=True)
@@ -40,16 +44,25 @@ class Problem:
         suffix = f" ({', '.join(context)})" if context else ""
         return f"{where}: {self.message}{suffix}"
 
+    def brief(self) -> str:
+        """`path:line: message` when the problem has a place, else just the message."""
+        return str(self) if self.path else self.message
+
 
 @dataclass
 class ReconcilerError(Exception):
-    """Base error: one or more problems and the reaction they call for."""
+    """Base of every reconciler error: one or more problems. Raise a subclass: its
+    class is the reaction."""
 
     problems: list[Problem] = field(default_factory=list)
-    reaction: Reaction = Reaction.REFUSED
 
     def __post_init__(self) -> None:
         super().__init__(self.summary())
+
+    @classmethod
+    def because(cls, message: str, path: str = "") -> Self:
+        """The error of one problem."""
+        return cls([Problem(message, path)])
 
     def summary(self) -> str:
         return "\n".join(str(p) for p in self.problems)
@@ -58,7 +71,23 @@ class ReconcilerError(Exception):
         return self.summary()
 
 
-class ConfigError(ReconcilerError):
+class Refused(ReconcilerError):
+    """Bad or unverified input: change nothing, keep the last good commit, wait for a new one."""
+
+
+class RetryLater(ReconcilerError):
+    """Something outside is unavailable (a remote, the node lock): nothing changed; retry."""
+
+
+class Failed(ReconcilerError):
+    """An operation failed part-way: report it and go on with what does not depend on it."""
+
+
+class UsageError(ReconcilerError):
+    """The operator asked for something that cannot be done (unknown node, bad flag value)."""
+
+
+class ConfigError(Refused):
     """The config repo is invalid at this revision (refused whole)."""
 
     @classmethod
@@ -71,11 +100,3 @@ class ConfigError(ReconcilerError):
         action: str | None = None,
     ) -> ConfigError:
         return cls([Problem(message, path, line, node, action)])
-
-
-class UsageError(ReconcilerError):
-    """The operator asked for something that cannot be done (unknown node, bad flag value)."""
-
-    @classmethod
-    def because(cls, message: str) -> UsageError:
-        return cls([Problem(message)])

@@ -20,16 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
-from reconciler.errors import Problem, Reaction, ReconcilerError
+from reconciler.errors import Problem, RetryLater
 
 _POLL = 0.05
 
 
-@dataclass
-class LockHeld(ReconcilerError):
+class LockHeld(RetryLater):
     """Another process holds the node lock; try again later."""
-
-    reaction: Reaction = Reaction.RETRY
 
 
 @dataclass(frozen=True)

@@ -1,33 +1,103 @@
-"""The pipeline for one node: compile → render → plan → apply | report.
+"""One run on one node, as small ordered steps over a `RunState`:
 
-`converge` is shared by `audit`, `apply` and `run`: audit is the same code running
-against a system that refuses writes, not a second code path.
+    lock → source → compile → render → plan → apply | report → record
+
+Each step reads what the steps before it left in the run state and adds its part;
+recording happens in one `finally`, so a run that stops early (refused, interrupted)
+is recorded like one that went through. `apply` and `audit` take these steps with the
+working tree (or a --rev) as their source and record only what was applied; `run` and
+the agent take them with the node's cache of the config remote as their source, which
+may fall back to the last good commit when a new one is refused, and record the run in
+the node's history. Audit is the same code running against a system that refuses
+writes, not a second code path.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from pathlib import Path
+from typing import Literal, Protocol
 
-from reconciler import statedir as paths
+from reconciler.agent.settings import AgentConfig
 from reconciler.apply.executor import execute
-from reconciler.compile.compiler import compile_node
+from reconciler.compile.compiler import compile_node, load_fleet
 from reconciler.compile.inventory import Fleet
 from reconciler.compile.nodeconfig import NodeConfig, Severity
-from reconciler.errors import ConfigError, ReconcilerError
+from reconciler.errors import ConfigError, Failed, Problem, ReconcilerError
+from reconciler.lock import NodeLock
 from reconciler.plan.build import build
 from reconciler.plan.probe import Context
-from reconciler.record import applied as state
+from reconciler.record import applied as applied_state
 from reconciler.record import report
+from reconciler.record.recorder import Recorder, failed_with
 from reconciler.render.renderer import RenderedFile, Renderer, render_node
+from reconciler.source.choice import GitSource, cache_of
+from reconciler.source.snapshot import Snapshot, open_snapshot
+from reconciler.source.state import SourceState
+from reconciler.statedir import StateDir, ensure_directory
 from reconciler.system.interface import NotDurable, System
-from reconciler.system.wrappers import ReadOnlySystem
+from reconciler.system.local import LocalSystem
+from reconciler.system.wrappers import LoggingSystem, ReadOnlySystem
 
 Mode = Literal["audit", "change"]
+
+
+def _never() -> bool:
+    return False
+
+
+# ---------------------------------------------------------------- sources
+
+
+class Source(Protocol):
+    """Where a run's config comes from, and what the run report says about it."""
+
+    @property
+    def commit(self) -> str | None:
+        """The commit the run is tied to (None: a working tree, or not chosen yet)."""
+
+    def open(self) -> Snapshot:
+        """The config files to run from (chosen on the first call)."""
+
+    def fall_back(self, error: ReconcilerError) -> bool:
+        """A step refused what `open` gave: True when the source moved to another commit
+        to try instead, False when the run is refused."""
+
+    def worked(self) -> None:
+        """The run enforced what `open` gave."""
+
+    def describe(self) -> report.SourceReport | None:
+        """The report's account of the source (None for a working tree)."""
+
+
+class WorkTreeSource:
+    """The config repo as checked out (or one commit of it with `rev`), as is: nothing to
+    fall back to, nothing remembered."""
+
+    def __init__(self, repo: str, rev: str | None = None) -> None:
+        self.repo = repo
+        self.rev = rev
+        self.commit: str | None = None
+
+    def open(self) -> Snapshot:
+        snapshot = open_snapshot(self.repo, self.rev)
+        self.commit = snapshot.revision
+        return snapshot
+
+    def fall_back(self, error: ReconcilerError) -> bool:
+        return False
+
+    def worked(self) -> None:
+        return None
+
+    def describe(self) -> report.SourceReport | None:
+        return None
+
+
+# ---------------------------------------------------------------- desired state
 
 
 @dataclass(frozen=True)
@@ -38,22 +108,29 @@ class Desired:
     rendered: dict[str, list[RenderedFile]]
     fleet: Fleet
 
+    def files(self) -> Iterable[RenderedFile]:
+        return (item for items in self.rendered.values() for item in items)
+
 
 def desire(
     fleet: Fleet, node_name: str, renderer: Renderer | None = None,
     bytecode_dir: str | None = None,
 ) -> Desired:
     """Compile and render one node, refusing the whole commit on any problem."""
-    node = compile_node(fleet, node_name)
-    renderer = renderer or Renderer(fleet, bytecode_dir)
+    return rendered(fleet, compile_node(fleet, node_name),
+                    renderer or Renderer(fleet, bytecode_dir))
+
+
+def rendered(fleet: Fleet, node: NodeConfig, renderer: Renderer) -> Desired:
+    """Render a compiled node's files, refusing the whole commit on any template problem."""
     files, problems = render_node(renderer, node)
     renderer.save_cache()
     if problems:
         raise ConfigError(problems)
-    rendered: dict[str, list[RenderedFile]] = {}
+    by_action: dict[str, list[RenderedFile]] = {}
     for item in files:
-        rendered.setdefault(item.action.id, []).append(item)
-    return Desired(node, rendered, fleet)
+        by_action.setdefault(item.action.id, []).append(item)
+    return Desired(node, by_action, fleet)
 
 
 def ceiling_for(node: NodeConfig, override: Severity | None) -> Severity:
@@ -75,7 +152,7 @@ class RunClock:
 def converge(
     desired: Desired,
     system: System,
-    state_dir: str,
+    state_dir: StateDir,
     mode: Mode,
     max_severity: Severity | None = None,
     should_stop: Callable[[], bool] = lambda: False,
@@ -86,7 +163,7 @@ def converge(
     clock = clock or RunClock()
     node = desired.node
     ceiling = ceiling_for(node, max_severity)
-    previous = state.load(state_dir)
+    previous = applied_state.load(state_dir)
     live = system if mode == "change" else ReadOnlySystem(system)
     ctx = Context(
         system=live,
@@ -108,7 +185,7 @@ def converge(
                         f"{exc.strerror or exc}")
     if mode == "change":
         try:
-            state.save(state_dir, outcome.applied)
+            applied_state.save(state_dir, outcome.applied)
         except OSError as exc:
             problems.append(f"{state_dir}: could not record what was applied: "
                             f"{exc.strerror or exc}")
@@ -126,10 +203,201 @@ def refuse(
 ) -> report.RunReport:
     """The report of a run that changed nothing because its input was refused."""
     return report.refused(node, mode, root, commit, str(ceiling) if ceiling is not None else "",
-                          clock.started, clock.elapsed(),
-                          [str(p) if p.path else p.message for p in error.problems])
+                          clock.started, clock.elapsed(), [p.brief() for p in error.problems])
 
 
-def default_state_dir(root: str) -> str:
-    """`var/lib/reconciler` under the root, so a demo root is self-contained."""
-    return os.path.join(root, paths.STATE_DIR.lstrip("/"))
+# ---------------------------------------------------------------- the run
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one run is asked to do: on which node, how, from which source."""
+
+    node: str
+    mode: Mode
+    root: str
+    state: StateDir
+    source: Source
+    ceiling: Severity | None = None  # None: the node's policy
+    host_commands: bool | None = None
+    wait: float = 0.0  # seconds to wait for the node lock
+    should_stop: Callable[[], bool] = _never
+    only: frozenset[str] | None = None  # the action ids to check (a drift-watch event)
+    log_calls: Callable[[str], None] | None = None  # debug: one line per system call
+    recorder: Recorder | None = None  # None: record only what was applied
+
+
+@dataclass
+class RunState:
+    """What a run has found so far; each step adds its part."""
+
+    run: Run
+    clock: RunClock = field(default_factory=RunClock)
+    lock: NodeLock | None = None
+    snapshot: Snapshot | None = None
+    fleet: Fleet | None = None
+    config: NodeConfig | None = None
+    desired: Desired | None = None
+    report: report.RunReport | None = None
+
+
+def take_lock(now: RunState) -> None:
+    """The node lock (waiting up to `wait`, but not past a stop request), in directories
+    that exist: a demo or chroot root may be new."""
+    run = now.run
+    run.state.ensure()
+    ensure_directory(Path(run.root), "root", 0o755)
+    lock = NodeLock(run.state.lock)
+    try:
+        lock.acquire(wait=run.wait, should_stop=run.should_stop)
+    except OSError as exc:
+        raise _error(exc, run) from None
+    now.lock = lock
+
+
+def read_source(now: RunState) -> None:
+    now.snapshot = now.run.source.open()
+    now.fleet = now.config = now.desired = None
+
+
+def compile_config(now: RunState) -> None:
+    assert now.snapshot is not None
+    now.fleet = load_fleet(now.snapshot)
+    now.config = compile_node(now.fleet, now.run.node)
+
+
+def render_files(now: RunState) -> None:
+    assert now.fleet is not None and now.config is not None
+    renderer = Renderer(now.fleet, str(now.run.state.template_cache))
+    now.desired = rendered(now.fleet, now.config, renderer)
+
+
+def plan_and_apply(now: RunState) -> None:
+    """Plan against the live system, then apply (change mode) or report (audit mode)."""
+    run = now.run
+    assert now.desired is not None
+    system: System = LocalSystem(run.root, host_commands=run.host_commands,
+                                 backup_dir=str(run.state.backups))
+    if run.log_calls is not None:
+        system = LoggingSystem(system, run.log_calls)
+    now.report = converge(now.desired, system, run.state, run.mode, run.ceiling,
+                          run.should_stop, run.only, now.clock)
+    try:
+        run.source.worked()
+    except (ReconcilerError, OSError) as exc:
+        now.report = failed_with(now.report, f"could not remember the commit as good: "
+                                             f"{_error(exc, run)}")
+
+
+Step = Callable[[RunState], None]
+STEPS: tuple[Step, ...] = (take_lock, read_source, compile_config, render_files, plan_and_apply)
+_REFUSABLE = (read_source, compile_config, render_files)  # a source may fall back from these
+
+
+def perform(run: Run) -> report.RunReport:
+    """Take the steps of one run and record it; always returns a report (a refused one
+    too) once the node lock is held. Raises when the run could not start: `RetryLater`
+    for a lock held elsewhere, `UsageError` for directories that cannot be used."""
+    now = RunState(run)
+    try:
+        _take(now, STEPS)
+    except (ReconcilerError, OSError) as exc:
+        if now.lock is None:
+            raise
+        now.report = refuse(run.node, run.mode, run.root, run.source.commit, _error(exc, run),
+                            now.clock, run.ceiling)
+    finally:
+        if now.lock is not None:
+            try:
+                if now.report is not None:
+                    _record(now)
+            finally:
+                now.lock.release()
+    assert now.report is not None
+    return now.report
+
+
+def _take(now: RunState, steps: tuple[Step, ...]) -> None:
+    """Each step in order; a refusal in a step the source may fall back from starts over
+    from the source with the commit it falls back to."""
+    position = 0
+    while position < len(steps):
+        step = steps[position]
+        try:
+            step(now)
+        except ReconcilerError as exc:
+            if step not in _REFUSABLE or not now.run.source.fall_back(exc):
+                raise
+            position = steps.index(read_source)
+            continue
+        position += 1
+
+
+def _error(exc: ReconcilerError | OSError, run: Run) -> ReconcilerError:
+    if isinstance(exc, ReconcilerError):
+        return exc
+    # The state directory or the config repo could not be read or written.
+    return Failed([Problem(exc.strerror or str(exc), str(exc.filename or run.state))])
+
+
+def _record(now: RunState) -> None:
+    assert now.report is not None
+    run = now.run
+    source = run.source.describe()
+    if source is not None:
+        now.report.source = source
+    if run.recorder is not None:
+        managed = now.desired.files() if now.desired is not None else None
+        now.report = run.recorder.record(now.report, managed)
+
+
+# ---------------------------------------------------------------- runs from agent settings
+
+
+@dataclass
+class RunOptions:
+    """How one run from agent.toml goes, beyond the settings themselves."""
+
+    wait: float = 0.0
+    allow_rewind: bool = False
+    retry_refused: bool = False
+    host_commands: bool | None = None
+    should_stop: Callable[[], bool] = _never
+    fetch: bool = True  # False: no network, enforce the commit already in use
+    only: frozenset[str] | None = None  # action ids to check (a drift-watch event)
+    metrics_file: Path | None = None  # default: the state directory's
+
+
+def from_settings(settings: AgentConfig, options: RunOptions | None = None) -> Run:
+    """The run agent.toml describes: the config remote as source, recorded in history."""
+    options = options or RunOptions()
+    state = StateDir(settings.state_dir)
+    root = str(settings.root)
+    source = GitSource(settings, state, fetch=options.fetch, allow_rewind=options.allow_rewind,
+                       retry_refused=options.retry_refused)
+    recorder = Recorder(state, settings.node, root, options.metrics_file,
+                        partial=options.only is not None)
+    return Run(node=settings.node, mode=settings.mode, root=root, state=state, source=source,
+               ceiling=settings.max_severity, host_commands=options.host_commands,
+               wait=options.wait, should_stop=options.should_stop, only=options.only,
+               recorder=recorder)
+
+
+def commit_in_use(settings: AgentConfig) -> str | None:
+    """The commit the node enforces now (the pin, else the last good), without fetching."""
+    try:
+        return SourceState.load(StateDir(settings.state_dir).source_state).in_use
+    except ReconcilerError:
+        return None
+
+
+def desired_at(settings: AgentConfig, commit: str) -> Desired | None:
+    """`commit` compiled and rendered for the node from the cache, without fetching or
+    verifying again (it was verified when it became the last good); None when it no
+    longer compiles or the cache lacks it."""
+    state = StateDir(settings.state_dir)
+    try:
+        snapshot = cache_of(settings, state).open(commit)
+        return desire(load_fleet(snapshot), settings.node, bytecode_dir=str(state.template_cache))
+    except (ReconcilerError, OSError, ValueError):
+        return None

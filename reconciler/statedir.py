@@ -1,16 +1,99 @@
-"""Where reconciler lives on a node, as constants cheap enough to import anywhere."""
+"""Where reconciler keeps its own files on a node: one `StateDir` value names them all.
+
+Every module that reads or writes one of these files is handed a `StateDir` (or the
+one path it needs from it); none builds a path inside the state directory by itself.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.errors import Problem, UsageError
 
 AGENT_CONFIG = "/etc/reconciler/agent.toml"
-STATE_DIR = "/var/lib/reconciler"
+DEFAULT = Path("/var/lib/reconciler")
 
-# Inside the state directory:
-LOCK = "lock"  # flock'ed by the one run allowed at a time
-SOURCE_CACHE = "source.git"  # bare cache of the config repo
-SOURCE_STATE = "source-state.json"  # last good commit, refused tip, rollback pin
-APPLIED = "applied.json"  # what reconciler last wrote, per path (hashes only)
-LAST_RUN = "last-run.json"
-LAST_SUCCESS = "last-success.json"
-HISTORY = "history"  # the node's own git history of runs
-BACKUPS = "backups"  # originals of replaced files, by sha256
-TEMPLATE_CACHE = "cache/templates"  # compiled templates, reused across runs
-METRICS = "reconciler.prom"  # Prometheus textfile
+
+@dataclass(frozen=True)
+class StateDir:
+    """The state directory of one node (`/var/lib/reconciler` in production)."""
+
+    path: Path
+
+    @classmethod
+    def of(cls, path: str | os.PathLike[str]) -> StateDir:
+        """The state directory at `path`, made absolute (relative to the current directory)."""
+        return cls(Path(os.path.abspath(path)))
+
+    @classmethod
+    def under(cls, root: str | os.PathLike[str]) -> StateDir:
+        """`var/lib/reconciler` under a node root, so a demo root is self-contained."""
+        return cls.of(Path(root) / DEFAULT.relative_to("/"))
+
+    def ensure(self) -> None:
+        """Create the directory (mode 0700: it holds backups of secret files)."""
+        ensure_directory(self.path, "state-dir", 0o700)
+
+    @property
+    def lock(self) -> Path:
+        """flock'ed by the one run allowed at a time."""
+        return self.path / "lock"
+
+    @property
+    def source_cache(self) -> Path:
+        """The bare cache of the config repo."""
+        return self.path / "source.git"
+
+    @property
+    def source_state(self) -> Path:
+        """Last good commit, refused tip, rollback pin."""
+        return self.path / "source-state.json"
+
+    @property
+    def applied(self) -> Path:
+        """What reconciler last wrote, per path (hashes, never contents)."""
+        return self.path / "applied.json"
+
+    @property
+    def last_run(self) -> Path:
+        """The report of the last run."""
+        return self.path / "last-run.json"
+
+    @property
+    def last_success(self) -> Path:
+        """When the last run that did not fail was, and at which commit."""
+        return self.path / "last-success.json"
+
+    @property
+    def history(self) -> Path:
+        """The node's own git history of runs."""
+        return self.path / "history"
+
+    @property
+    def backups(self) -> Path:
+        """Originals of replaced files, by sha256."""
+        return self.path / "backups"
+
+    @property
+    def template_cache(self) -> Path:
+        """Compiled templates, reused across runs."""
+        return self.path / "cache" / "templates"
+
+    @property
+    def metrics(self) -> Path:
+        """The Prometheus textfile of the last run (unless the agent is told another)."""
+        return self.path / "reconciler.prom"
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+
+def ensure_directory(path: Path, setting: str, mode: int) -> None:
+    """Create a directory a setting names, or say clearly why it cannot be used."""
+    try:
+        os.makedirs(path, mode=mode, exist_ok=True)
+    except OSError as exc:
+        raise UsageError([Problem(f"cannot use it as the {setting} directory: "
+                                  f"{exc.strerror or exc}", str(path))]) from None

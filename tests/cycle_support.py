@@ -20,8 +20,8 @@ from typing import Any, NamedTuple
 from gitutil_repo import Origin, git
 
 from reconciler.agent.settings import AgentConfig
-from reconciler.cycle import CycleOptions, run_cycle
 from reconciler.record.report import RunReport
+from reconciler.run import RunOptions, from_settings, perform
 
 RECONCILER = str(Path(sys.executable).with_name("reconciler"))
 NODE = "web-01.shop.lab.t"
@@ -125,8 +125,8 @@ class Node:
         )  # fmt: skip
 
     def run(self, **options: Any) -> RunReport:
-        """One cycle in this process, as `reconciler run` does it."""
-        return run_cycle(self.agent_config(), CycleOptions(**options))
+        """One run in this process, as `reconciler run` does it."""
+        return perform(from_settings(self.agent_config(), RunOptions(**options)))
 
     # -- what the node holds ---------------------------------------------------------
 

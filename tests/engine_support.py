@@ -18,8 +18,9 @@ from pathlib import Path
 from reconciler.compile.compiler import load_fleet
 from reconciler.compile.nodeconfig import Severity
 from reconciler.record.report import ActionReport, ChangeReport, RunReport
-from reconciler.run import Desired, Mode, converge, default_state_dir, desire
+from reconciler.run import Desired, Mode, converge, desire
 from reconciler.source.snapshot import open_snapshot
+from reconciler.statedir import StateDir
 from reconciler.system.local import LocalSystem
 
 NODE = "web-01.shop.lab.t"
@@ -113,14 +114,13 @@ def converge_root(
 ) -> RunReport:
     """One run of the pipeline, as `reconciler audit|apply` does it (without the lock)."""
     root.mkdir(exist_ok=True)
-    state = str(state_dir) if state_dir is not None else default_state_dir(str(root))
-    system = LocalSystem(str(root), host_commands=host_commands,
-                         backup_dir=os.path.join(state, "backups"))
+    state = StateDir.of(state_dir) if state_dir is not None else StateDir.under(root)
+    system = LocalSystem(str(root), host_commands=host_commands, backup_dir=str(state.backups))
     return converge(desired(repo, rev), system, state, mode, max_severity)
 
 
 def state_dir(root: Path) -> Path:
-    return Path(default_state_dir(str(root)))
+    return StateDir.under(root).path
 
 
 def applied_json(root: Path) -> dict[str, object]:

@@ -12,7 +12,8 @@ from agent_support import NODE, RECONCILER, agent_env, run_report
 
 from reconciler.agent.nagios import NodeState, Status, Thresholds, evaluate, read_state
 from reconciler.record.report import RunReport
-from reconciler.source.cache import SourceState
+from reconciler.source.state import SourceState
+from reconciler.statedir import StateDir
 
 NOW = datetime(2026, 1, 2, 12, 0, 0, tzinfo=UTC)
 MINUTE_AGO = NOW - timedelta(seconds=60)  # with the 0.5 s duration: finished 59 s ago
@@ -141,14 +142,14 @@ def test_critical_reasons_come_before_warnings() -> None:
 
 
 def test_no_state_is_unknown(tmp_path: Path) -> None:
-    found = evaluate(read_state(tmp_path), NOW, LIMITS)
+    found = evaluate(read_state(StateDir(tmp_path)), NOW, LIMITS)
     assert (found.status, found.line) == (
         Status.UNKNOWN, f"RECONCILER UNKNOWN - no last run under {tmp_path}")
 
 
 def test_corrupt_last_run_is_unknown(tmp_path: Path) -> None:
     (tmp_path / "last-run.json").write_text("{not json")
-    found = evaluate(read_state(tmp_path), NOW, LIMITS)
+    found = evaluate(read_state(StateDir(tmp_path)), NOW, LIMITS)
     assert found.status is Status.UNKNOWN
     assert found.line.startswith(f"RECONCILER UNKNOWN - unreadable {tmp_path}/last-run.json: ")
 
@@ -156,7 +157,7 @@ def test_corrupt_last_run_is_unknown(tmp_path: Path) -> None:
 def test_unreadable_source_state_still_judges_the_run_and_warns(tmp_path: Path) -> None:
     (tmp_path / "last-run.json").write_text(run_report("in-sync", MINUTE_AGO).model_dump_json())
     (tmp_path / "source-state.json").write_text("garbage")
-    found = evaluate(read_state(tmp_path), NOW, LIMITS)
+    found = evaluate(read_state(StateDir(tmp_path)), NOW, LIMITS)
     assert found.status is Status.WARNING
     assert f"unreadable {tmp_path}/source-state.json" in found.line
 

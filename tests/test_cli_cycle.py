@@ -25,8 +25,8 @@ from cycle_support import (
 )
 from gitutil_repo import allowed_signers, free_port, git, ssh_key, ssh_signing
 
-from reconciler.cycle import pin
 from reconciler.record.report import EXIT_CHANGES, EXIT_REFUSED
+from reconciler.source.rollback import pin
 
 pytestmark = pytest.mark.usefixtures("isolated_git")
 
@@ -465,7 +465,7 @@ def test_every_agent_toml_key_has_a_flag(node: Node) -> None:
 
 def test_flags_alone_make_an_agent_config_and_a_bad_one_names_the_flag(tmp_path: Path) -> None:
     from reconciler.agent.settings import DEFAULT_PATH
-    from reconciler.cli.cycle import load_config
+    from reconciler.cli.common import load_config
     from reconciler.errors import UsageError
 
     if os.path.exists(DEFAULT_PATH):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.errors import Reaction
+from reconciler.errors import RetryLater
 from reconciler.lock import LockHeld, NodeLock
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,7 +66,7 @@ def test_second_process_waits_then_fails_naming_the_holder(
     assert f"pid {holder.pid}" in message
     assert "reconciler.lock" in message, "the holder's command line is shown"
     assert str(lock_path) in message
-    assert caught.value.reaction is Reaction.RETRY
+    assert isinstance(caught.value, RetryLater)
 
 
 def test_holder_killed_with_sigkill_releases_the_lock_at_once(

@@ -1,43 +1,20 @@
-"""The source stage against real git: bare origins, git daemon, signed commits, broken caches."""
+"""The source cache against real git: bare origins, git daemon, rewinds, broken caches."""
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from gitutil_repo import (
-    Origin,
-    allowed_signers,
-    free_port,
-    git,
-    git_daemon,
-    gpg,
-    gpg_home,
-    gpg_new_key,
-    gpg_stop_agent,
-    ssh_key,
-    ssh_signing,
-)
+from gitutil_repo import Origin, free_port, git, git_daemon
 
-from reconciler.errors import Reaction
-from reconciler.source.cache import (
-    HistoryRewind,
-    RevisionNotFound,
-    SignatureRefused,
-    SourceCache,
-    SourceState,
-    SourceUnavailable,
-    StateFileError,
-    Why,
-    decide,
-)
+from reconciler.errors import Refused, RetryLater
+from reconciler.source.cache import HistoryRewind, RevisionNotFound, SourceCache, SourceUnavailable
 from reconciler.source.snapshot import open_snapshot
+from reconciler.statedir import StateDir
 
 pytestmark = pytest.mark.usefixtures("isolated_git")
 
@@ -55,7 +32,13 @@ def state_dir(tmp_path: Path) -> Path:
 
 
 def cache_for(state_dir: Path, remote: str, *mirrors: str, timeout: float = 10) -> SourceCache:
-    return SourceCache(state_dir, remote, list(mirrors), timeout=timeout)
+    return SourceCache(StateDir(state_dir).source_cache, remote, list(mirrors), timeout=timeout)
+
+
+def fetched(state_dir: Path, origin: Origin) -> SourceCache:
+    cache = cache_for(state_dir, origin.url)
+    cache.fetch()
+    return cache
 
 
 # -- fetching ------------------------------------------------------------------------
@@ -111,7 +94,7 @@ def test_all_remotes_down_is_source_unavailable_quickly(state_dir: Path, tmp_pat
     with pytest.raises(SourceUnavailable) as caught:
         cache_for(state_dir, down, missing).fetch()
     assert time.monotonic() - started < 5
-    assert caught.value.reaction is Reaction.RETRY
+    assert isinstance(caught.value, RetryLater)
     text = str(caught.value)
     assert down in text and missing in text
     assert "fetch failed" in text
@@ -141,7 +124,7 @@ def test_a_remote_that_hangs_is_cut_off_at_the_timeout(state_dir: Path, silent_p
     with pytest.raises(SourceUnavailable) as caught:
         cache_for(state_dir, url, timeout=1).fetch()
     assert time.monotonic() - started < 5
-    assert "did not complete in 1 secs" in str(caught.value)
+    assert "did not complete in 1 s" in str(caught.value)
 
 
 def test_a_transport_helper_url_is_not_run(state_dir: Path, tmp_path: Path) -> None:
@@ -201,7 +184,7 @@ def test_force_push_is_a_history_rewind(origin: Origin, state_dir: Path) -> None
     assert cache.choose(branch="main") == rewritten
     with pytest.raises(HistoryRewind) as caught:
         cache.check_forward(applied, rewritten)
-    assert caught.value.reaction is Reaction.REFUSED
+    assert isinstance(caught.value, Refused)
     assert f"force-push or rollback: {rewritten} is not a descendant of {applied}" in str(
         caught.value
     )
@@ -226,193 +209,6 @@ def test_last_applied_commit_gone_from_the_repo_is_a_rewind(
     cache.fetch()
     with pytest.raises(HistoryRewind, match="no longer in the repository"):
         cache.check_forward("f" * 40, tip)
-
-
-# -- signatures ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def ssh_keys(tmp_path: Path) -> dict[str, Path]:
-    keys = tmp_path / "keys"
-    keys.mkdir()
-    return {"alice": ssh_key(keys, "alice"), "mallory": ssh_key(keys, "mallory")}
-
-
-@pytest.fixture
-def signers_file(tmp_path: Path, ssh_keys: dict[str, Path]) -> Path:
-    return allowed_signers(tmp_path / "allowed_signers", {"alice@example.org": ssh_keys["alice"]})
-
-
-def fetched(state_dir: Path, origin: Origin) -> SourceCache:
-    cache = cache_for(state_dir, origin.url)
-    cache.fetch()
-    return cache
-
-
-def test_ssh_signed_tip_passes_head_and_names_the_signer(
-    origin: Origin, state_dir: Path, ssh_keys: dict[str, Path], signers_file: Path
-) -> None:
-    tip = origin.commit({"b": "2"}, "signed", signing=ssh_signing(ssh_keys["alice"]))
-    info = fetched(state_dir, origin).verify("head", tip, None, str(signers_file), None)
-    assert info is not None
-    assert (info.commit, info.kind, info.signer, info.status) == (
-        tip,
-        "ssh",
-        "alice@example.org",
-        "G",
-    )
-    assert info.key.startswith("SHA256:")
-
-
-def test_unsigned_tip_fails_head(
-    origin: Origin, state_dir: Path, ssh_keys: dict[str, Path], signers_file: Path
-) -> None:
-    origin.commit({"b": "2"}, "signed", signing=ssh_signing(ssh_keys["alice"]))
-    tip = origin.commit({"c": "3"}, "unsigned on top")
-    cache = fetched(state_dir, origin)
-    with pytest.raises(SignatureRefused) as caught:
-        cache.verify("head", tip, None, str(signers_file), None)
-    assert f"commit {tip}: not signed" in str(caught.value)
-    assert caught.value.reaction is Reaction.REFUSED
-
-
-def test_unsigned_commit_below_a_signed_tip_fails_range_but_passes_head(
-    origin: Origin, state_dir: Path, ssh_keys: dict[str, Path], signers_file: Path
-) -> None:
-    alice = ssh_signing(ssh_keys["alice"])
-    applied = origin.commit({"b": "1"}, "applied", signing=alice)
-    sneaked = origin.commit({"b": "2"}, "unsigned in the middle")
-    tip = origin.commit({"b": "3"}, "signed tip", signing=alice)
-    cache = fetched(state_dir, origin)
-    assert cache.verify("head", tip, applied, str(signers_file), None) is not None
-    with pytest.raises(SignatureRefused, match=f"commit {sneaked}: not signed"):
-        cache.verify("range", tip, applied, str(signers_file), None)
-
-
-def test_range_with_every_commit_signed_passes(
-    origin: Origin, state_dir: Path, ssh_keys: dict[str, Path], signers_file: Path
-) -> None:
-    alice = ssh_signing(ssh_keys["alice"])
-    applied = origin.commit({"b": "1"}, "applied", signing=alice)
-    origin.commit({"b": "2"}, "signed", signing=alice)
-    tip = origin.commit({"b": "3"}, "signed tip", signing=alice)
-    info = fetched(state_dir, origin).verify("range", tip, applied, str(signers_file), None)
-    assert info is not None and info.commit == tip
-
-
-def test_range_on_a_first_run_checks_only_the_tip(
-    origin: Origin, state_dir: Path, ssh_keys: dict[str, Path], signers_file: Path
-) -> None:
-    tip = origin.commit({"b": "2"}, "signed", signing=ssh_signing(ssh_keys["alice"]))
-    info = fetched(state_dir, origin).verify("range", tip, None, str(signers_file), None)
-    assert info is not None and info.commit == tip
-
-
-def test_range_back_to_an_older_commit_checks_that_commit(
-    origin: Origin, state_dir: Path, ssh_keys: dict[str, Path], signers_file: Path
-) -> None:
-    unsigned = git(origin.work, "rev-parse", "HEAD")
-    applied = origin.commit({"b": "2"}, "signed", signing=ssh_signing(ssh_keys["alice"]))
-    with pytest.raises(SignatureRefused, match="not signed"):
-        fetched(state_dir, origin).verify("range", unsigned, applied, str(signers_file), None)
-
-
-def test_ssh_key_missing_from_allowed_signers_is_refused(
-    origin: Origin, state_dir: Path, ssh_keys: dict[str, Path], signers_file: Path
-) -> None:
-    tip = origin.commit({"b": "2"}, "by mallory", signing=ssh_signing(ssh_keys["mallory"]))
-    with pytest.raises(SignatureRefused, match="not in the allowed-signers file"):
-        fetched(state_dir, origin).verify("head", tip, None, str(signers_file), None)
-
-
-def test_ssh_signature_without_an_allowed_signers_file_is_refused(
-    origin: Origin, state_dir: Path, ssh_keys: dict[str, Path]
-) -> None:
-    tip = origin.commit({"b": "2"}, "signed", signing=ssh_signing(ssh_keys["alice"]))
-    with pytest.raises(SignatureRefused, match="no allowed-signers file is configured"):
-        fetched(state_dir, origin).verify("head", tip, None, None, None)
-
-
-def test_policy_none_refuses_nothing_but_names_a_good_signer(
-    origin: Origin, state_dir: Path, ssh_keys: dict[str, Path], signers_file: Path
-) -> None:
-    signed = origin.commit({"b": "2"}, "signed", signing=ssh_signing(ssh_keys["alice"]))
-    unsigned = origin.commit({"b": "3"}, "unsigned")
-    cache = fetched(state_dir, origin)
-    assert cache.verify("none", unsigned, signed, str(signers_file), None) is None
-    info = cache.verify("none", signed, None, str(signers_file), None)
-    assert info is not None and info.signer == "alice@example.org"
-
-
-@pytest.fixture(scope="module")
-def openpgp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
-    """One OpenPGP signing key for the module (its own home: ultimately trusted)."""
-    home = gpg_home(tmp_path_factory.mktemp("gpg") / "signer")
-    fingerprint = gpg_new_key(home, "Release Signer <signer@example.org>")
-    yield home, fingerprint
-    gpg_stop_agent(home)
-
-
-def gpg_signed(origin: Origin, openpgp: tuple[Path, str], files: dict[str, str | None]) -> str:
-    home, fingerprint = openpgp
-    return origin.commit(
-        files,
-        "signed with OpenPGP",
-        signing=["-c", "gpg.format=openpgp", "-c", f"user.signingkey={fingerprint}"],
-        env={"GNUPGHOME": str(home)},
-    )
-
-
-@pytest.fixture
-def verify_home(tmp_path: Path, openpgp: tuple[Path, str]) -> Iterator[Path]:
-    """A dedicated keyring holding the signer's public key, with no ownertrust set."""
-    home = gpg_home(tmp_path / "verify-gnupg")
-    gpg(home, "--import", stdin=gpg(openpgp[0], "--export", openpgp[1]))
-    yield home
-    gpg_stop_agent(home)
-
-
-def test_openpgp_signature_from_a_trusted_key_passes(
-    origin: Origin, state_dir: Path, openpgp: tuple[Path, str]
-) -> None:
-    tip = gpg_signed(origin, openpgp, {"b": "2"})
-    info = fetched(state_dir, origin).verify("head", tip, None, None, str(openpgp[0]))
-    assert info is not None
-    assert (info.kind, info.key, info.status) == ("openpgp", openpgp[1], "G")
-    assert info.signer == "Release Signer <signer@example.org>"
-
-
-def test_openpgp_key_in_the_dedicated_keyring_passes_without_ownertrust(
-    origin: Origin, state_dir: Path, openpgp: tuple[Path, str], verify_home: Path
-) -> None:
-    tip = gpg_signed(origin, openpgp, {"b": "2"})
-    info = fetched(state_dir, origin).verify("head", tip, None, None, str(verify_home))
-    assert info is not None and info.status == "U" and info.key == openpgp[1]
-
-
-def test_untrusted_openpgp_key_in_the_default_keyring_is_refused(
-    origin: Origin, state_dir: Path, openpgp: tuple[Path, str], tmp_path: Path
-) -> None:
-    default_home = gpg_home(tmp_path / "home" / ".gnupg")
-    gpg(default_home, "--import", stdin=gpg(openpgp[0], "--export", openpgp[1]))
-    tip = gpg_signed(origin, openpgp, {"b": "2"})
-    try:
-        with pytest.raises(SignatureRefused, match="not trusted"):
-            fetched(state_dir, origin).verify("head", tip, None, None, None)
-    finally:
-        gpg_stop_agent(default_home)
-
-
-def test_openpgp_signature_from_an_unknown_key_is_refused(
-    origin: Origin, state_dir: Path, openpgp: tuple[Path, str], tmp_path: Path
-) -> None:
-    empty = gpg_home(tmp_path / "empty-gnupg")
-    tip = gpg_signed(origin, openpgp, {"b": "2"})
-    try:
-        with pytest.raises(SignatureRefused, match="is not in the keyring"):
-            fetched(state_dir, origin).verify("head", tip, None, None, str(empty))
-    finally:
-        gpg_stop_agent(empty)
 
 
 # -- self-repair ---------------------------------------------------------------------
@@ -492,71 +288,3 @@ def test_repair_without_any_remote_is_source_unavailable(origin: Origin, state_d
         loose.unlink()
     with pytest.raises(SourceUnavailable):
         down.ensure_healthy()
-
-
-# -- last known good -----------------------------------------------------------------
-
-T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
-
-
-def test_new_tip_is_tried() -> None:
-    state = SourceState().mark_good("a" * 40, T0)
-    decision = decide(state, "b" * 40)
-    assert (decision.commit, decision.why) == ("b" * 40, Why.NEW_TIP)
-
-
-def test_tip_equal_to_last_good_runs_again() -> None:
-    state = SourceState().mark_good("a" * 40, T0)
-    assert decide(state, "a" * 40).why is Why.UNCHANGED
-
-
-def test_refused_tip_keeps_the_last_good_commit() -> None:
-    state = SourceState().mark_good("a" * 40, T0).mark_refused("b" * 40, "bad XML", T0)
-    decision = decide(state, "b" * 40)
-    assert (decision.commit, decision.why) == ("a" * 40, Why.REFUSED_TIP)
-    assert "bad XML" in decision.detail
-    assert decide(state, "b" * 40, retry_refused=True).why is Why.NEW_TIP
-
-
-def test_a_newer_tip_after_a_refusal_is_tried() -> None:
-    state = SourceState().mark_good("a" * 40, T0).mark_refused("b" * 40, "bad XML", T0)
-    assert decide(state, "c" * 40).commit == "c" * 40
-
-
-def test_refused_tip_with_nothing_good_applies_nothing() -> None:
-    state = SourceState().mark_refused("b" * 40, "unsigned", T0)
-    decision = decide(state, "b" * 40)
-    assert (decision.commit, decision.why) == (None, Why.NOTHING)
-
-
-def test_pin_wins_over_the_tip_until_unpinned() -> None:
-    state = SourceState().mark_good("b" * 40, T0).pin("a" * 40, "rollback", T0)
-    assert (decide(state, "c" * 40).commit, decide(state, "c" * 40).why) == ("a" * 40, Why.PINNED)
-    assert decide(state.unpin(), "c" * 40).why is Why.NEW_TIP
-
-
-def test_success_forgets_the_refusal_and_sets_staleness() -> None:
-    state = SourceState().mark_refused("b" * 40, "bad", T0).mark_good("c" * 40, T0)
-    assert state.refused is None
-    assert state.staleness(T0 + timedelta(hours=2)) == timedelta(hours=2)
-    assert SourceState().staleness() is None
-
-
-def test_source_state_round_trips_through_its_file(state_dir: Path) -> None:
-    state_dir.mkdir()
-    path = state_dir / "source-state.json"
-    assert SourceState.load(path) == SourceState()
-    state = SourceState().mark_good("a" * 40, T0).mark_refused("b" * 40, "bad", T0)
-    state.save(path)
-    assert SourceState.load(path) == state
-    assert json.loads(path.read_text())["refused"]["reason"] == "bad"
-    assert [p.name for p in state_dir.iterdir()] == ["source-state.json"]
-
-
-def test_corrupt_source_state_names_the_file(tmp_path: Path) -> None:
-    path = tmp_path / "source-state.json"
-    path.write_text("{not json")
-    with pytest.raises(StateFileError) as caught:
-        SourceState.load(path)
-    assert str(path) in str(caught.value)
-    assert caught.value.reaction is Reaction.FAILED

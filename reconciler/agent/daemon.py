@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from types import FrameType
 from typing import Literal, TextIO
 
@@ -29,12 +30,11 @@ from reconciler.agent import splay
 from reconciler.agent.settings import AgentConfig
 from reconciler.agent.watch import Debounce, DriftFilter, Watcher, WatchSet
 from reconciler.compile.nodeconfig import Policy
-from reconciler.cycle import CycleOptions, current_commit, current_desired, run_cycle
-from reconciler.errors import ReconcilerError
-from reconciler.lock import LockHeld
-from reconciler.record import applied as state
-from reconciler.record import metrics
+from reconciler.errors import ReconcilerError, RetryLater
+from reconciler.record import applied as applied_state
 from reconciler.record.report import RunReport
+from reconciler.run import RunOptions, commit_in_use, desired_at, from_settings, perform
+from reconciler.statedir import StateDir
 
 DEFAULT_INTERVAL = 300
 DEFAULT_SPLAY = 60
@@ -102,7 +102,7 @@ class Agent:
         self,
         load: Callable[[], AgentConfig],
         log: EventLog,
-        metrics_file: str | None = None,
+        metrics_file: Path | None = None,
         host_commands: bool | None = None,
         quiet: float = 0.2,
     ) -> None:
@@ -217,12 +217,12 @@ class Agent:
 
     # ------------------------------------------------------------------ runs
 
-    def _run(self, options: CycleOptions, scope: str, **context: object) -> bool:
-        """One run under the node lock; False when another process holds it (try later).
-        Errors are logged and count as done: the next cycle tries again."""
+    def _run(self, options: RunOptions, scope: str, **context: object) -> bool:
+        """One run under the node lock; False when it must be retried soon (another process
+        holds the lock). Errors are logged and count as done: the next cycle tries again."""
         try:
-            report = run_cycle(self.cfg, options)
-        except LockHeld as exc:
+            report = perform(from_settings(self.cfg, options))
+        except RetryLater as exc:
             self._log("busy", level="warning", scope=scope,
                       holder="; ".join(p.message for p in exc.problems))
             return False
@@ -233,19 +233,15 @@ class Agent:
             self._log("error", level="error", scope=scope, error=f"{exc.strerror or exc}: "
                       f"{exc.filename or ''}".rstrip(": "))
             return True
-        path = self._metrics_file or metrics.default_path(self.cfg)
-        try:
-            metrics.write(path, report, partial=scope == "watch")
-        except OSError as exc:
-            self._log("metrics-failed", level="error", path=path, error=str(exc))
         level = "error" if report.result in ("failed", "refused") else (
             "warning" if report.result in ("held", "drift", "interrupted") else "info")
         self._log(scope, level=level, **context, **report_fields(report))
         return True
 
-    def _options(self, fetch: bool = True, only: frozenset[str] | None = None) -> CycleOptions:
-        return CycleOptions(wait=0.0, host_commands=self._host_commands,
-                            should_stop=self._should_stop, fetch=fetch, only=only)
+    def _options(self, fetch: bool = True, only: frozenset[str] | None = None) -> RunOptions:
+        return RunOptions(wait=0.0, host_commands=self._host_commands,
+                          should_stop=self._should_stop, fetch=fetch, only=only,
+                          metrics_file=self._metrics_file)
 
     def _full_cycle(self, trigger: str) -> None:
         now = time.monotonic()
@@ -274,7 +270,7 @@ class Agent:
         applied = None
         if self.cfg.mode == "change":
             try:
-                applied = state.load(str(self.cfg.state_dir))
+                applied = applied_state.load(StateDir(self.cfg.state_dir))
             except ReconcilerError as exc:
                 self._log("error", level="error", scope="watch", error=exc.summary())
         self._drifted |= self._filter.drifted(watchset, touched, applied)
@@ -288,7 +284,7 @@ class Agent:
         fresh = [p for p in after.paths if before is None or p not in before.paths
                  or before.root != after.root]
         try:
-            applied = state.load(str(self.cfg.state_dir))
+            applied = applied_state.load(StateDir(self.cfg.state_dir))
         except ReconcilerError as exc:
             self._log("error", level="error", scope="watch", error=exc.summary())
             return
@@ -349,10 +345,10 @@ class Agent:
 
     def _refresh_watch(self) -> None:
         """Follow the config: the commit in use decides what is watched."""
-        commit = current_commit(self.cfg)
+        commit = commit_in_use(self.cfg)
         key = (commit, str(self.cfg.root), self.cfg.node)
         if key != self._watch_key:
-            desired = current_desired(self.cfg, commit) if commit is not None else None
+            desired = desired_at(self.cfg, commit) if commit is not None else None
             if commit is None or desired is not None:
                 before = self._watchset
                 self._watch_key = key

@@ -12,14 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
-from pathlib import Path
-
-from pydantic import ValidationError
 
 from reconciler.errors import ReconcilerError
+from reconciler.record import lastrun
 from reconciler.record.report import RunReport
-from reconciler.source.cache import SourceState
-from reconciler.statedir import LAST_RUN, SOURCE_STATE
+from reconciler.source.state import SourceState
+from reconciler.statedir import StateDir
 
 PREFIX = "RECONCILER"
 DEFAULT_INTERVAL = 300
@@ -66,25 +64,19 @@ class NodeState:
     problem: str | None = None
 
 
-def read_state(state_dir: str | Path) -> NodeState:
+def read_state(state: StateDir) -> NodeState:
     """last-run.json and source-state.json; a missing or unreadable file is a problem, not
     an exception."""
-    base = Path(state_dir)
     try:
-        raw = (base / LAST_RUN).read_bytes()
-    except FileNotFoundError:
-        return NodeState(None, None, f"no last run under {base}")
-    except OSError as exc:
-        return NodeState(None, None, f"cannot read {base / LAST_RUN}: {exc.strerror or exc}")
+        report = lastrun.last_run(state)
+    except ReconcilerError as exc:
+        return NodeState(None, None, "; ".join(p.message for p in exc.problems))
+    if report is None:
+        return NodeState(None, None, f"no last run under {state}")
     try:
-        report = RunReport.model_validate_json(raw)
-    except (ValidationError, ValueError) as exc:
-        first = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-        return NodeState(None, None, f"unreadable {base / LAST_RUN}: {first}")
-    try:
-        source: SourceState | None = SourceState.load(base / SOURCE_STATE)
+        source: SourceState | None = SourceState.load(state.source_state)
     except ReconcilerError as exc:  # judge the run without it, and say so
-        return NodeState(report, None, f"unreadable {base / SOURCE_STATE}: {exc}")
+        return NodeState(report, None, f"unreadable {state.source_state}: {exc}")
     return NodeState(report, source)
 
 

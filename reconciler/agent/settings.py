@@ -23,12 +23,12 @@ from pydantic import (
     model_validator,
 )
 
-from reconciler import statedir as paths
+from reconciler import statedir
 from reconciler.compile import names
 from reconciler.compile.nodeconfig import Severity
 from reconciler.errors import ConfigError, Problem, UsageError
 
-DEFAULT_PATH = paths.AGENT_CONFIG
+DEFAULT_PATH = statedir.AGENT_CONFIG
 
 # URL schemes git may use to reach the config repo; anything else (ext::, fd::...) is refused.
 _SCHEMES = ("file", "git", "ssh", "https", "http")
@@ -59,7 +59,7 @@ class AgentConfig(BaseModel):
     max_severity: Annotated[Severity | None, BeforeValidator(_severity)] = Field(
         None, alias="max-severity"
     )
-    state_dir: Path = Field(Path(paths.STATE_DIR), alias="state-dir")
+    state_dir: Path = Field(statedir.DEFAULT, alias="state-dir")
     root: Path = Path("/")
     require_signed: Literal["none", "head", "range"] = Field("none", alias="require-signed")
     allowed_signers: Path | None = Field(None, alias="allowed-signers")

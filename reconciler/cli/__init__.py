@@ -6,13 +6,14 @@ from typing import Any
 
 import click
 
-from reconciler.cli import agent, cycle, node, repo, review
+from reconciler.cli import agent, exitcodes, node, repo, review, runs
+from reconciler.errors import UsageError
 
 
 class MisusedError(click.UsageError):
     """A usage mistake, reported by click as usual but with exit status 1."""
 
-    exit_code = 1
+    exit_code = exitcodes.FOR_ERROR[UsageError]
 
 
 class Commands(click.Group):
@@ -44,6 +45,6 @@ def main() -> None:
 
 repo.register(main)
 node.register(main)
-cycle.register(main)
+runs.register(main)
 review.register(main)
 agent.register(main)

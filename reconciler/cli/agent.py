@@ -13,10 +13,9 @@ from typing import Any
 
 import click
 
-from reconciler.cli.common import handles_errors
-from reconciler.cli.cycle import agent_options, load_config
-from reconciler.errors import ReconcilerError
-from reconciler.statedir import AGENT_CONFIG
+from reconciler.cli.common import agent_options, handles_errors, load_config
+from reconciler.errors import ReconcilerError, UsageError
+from reconciler.statedir import AGENT_CONFIG, StateDir
 
 UNITS = ("reconciler-agent.service", "reconciler-run.service", "reconciler-run.timer")
 UNIT_EXEC = "/usr/local/bin/reconciler"  # the command path written in the shipped units
@@ -52,7 +51,7 @@ def agent(config_path: str | None, log_format: str, metrics_file: str | None,
     from reconciler.agent.daemon import Agent, EventLog
 
     load = functools.partial(load_config, config_path, **flags)
-    metrics_path = os.path.abspath(metrics_file) if metrics_file else None
+    metrics_path = Path(os.path.abspath(metrics_file)) if metrics_file else None
     runner = Agent(load, EventLog("json" if log_format == "json" else "text"),
                    metrics_file=metrics_path, host_commands=host_commands, quiet=debounce)
     sys.exit(runner.serve())
@@ -88,7 +87,8 @@ def check(config_path: str | None, warn_age: float, crit_age: float, **flags: An
         click.echo(f"{nagios.PREFIX} UNKNOWN - {reason}")
         sys.exit(int(nagios.Status.UNKNOWN))
     limits = nagios.Thresholds(float(cfg.interval or nagios.DEFAULT_INTERVAL), warn_age, crit_age)
-    verdict = nagios.evaluate(nagios.read_state(cfg.state_dir), datetime.now(UTC), limits)
+    verdict = nagios.evaluate(nagios.read_state(StateDir(cfg.state_dir)), datetime.now(UTC),
+                              limits)
     click.echo(verdict.line)
     sys.exit(int(verdict.status))
 
@@ -108,8 +108,6 @@ def _shipped_units() -> Path:
 def install_units(dest: str, executable: str | None, config_path: str) -> None:
     """Install the systemd units: the always-running agent, and a run service + timer for
     those who prefer one-shot runs. Enable one of the two, not both."""
-    from reconciler.errors import UsageError
-
     command = executable or shutil.which("reconciler") or os.path.abspath(sys.argv[0])
     if not os.path.isabs(command) or any(c.isspace() for c in command):
         raise UsageError.because(f"--exec must be an absolute path without spaces: {command!r}")

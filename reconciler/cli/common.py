@@ -1,17 +1,25 @@
-"""Shared CLI plumbing: the one place where error values become messages and exit codes."""
+"""Shared CLI plumbing: options several commands take, reading agent.toml, printing a run
+report, stopping on a signal, and the one place where error values become messages."""
 
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from reconciler.errors import ReconcilerError
-from reconciler.record.report import EXIT_REFUSED, RunReport
+from reconciler.cli import exitcodes
+from reconciler.compile.nodeconfig import Severity
+from reconciler.errors import ReconcilerError, UsageError
+from reconciler.statedir import AGENT_CONFIG
+
+if TYPE_CHECKING:
+    from reconciler.agent.settings import AgentConfig
+    from reconciler.record.report import RunReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -19,13 +27,14 @@ MAX_SHOWN = 200
 
 
 def fail(error: ReconcilerError) -> None:
-    """Print the problems (bounded) as `path:line: message` on stderr and exit 1; a
-    problem that belongs to no file (unknown node, bad flag) reads `error: message`."""
+    """Print the problems (bounded) as `path:line: message` on stderr and exit with the
+    error's code; a problem that belongs to no file (unknown node, bad flag) reads
+    `error: message`."""
     for problem in error.problems[:MAX_SHOWN]:
         click.echo(str(problem) if problem.path else f"error: {problem.message}", err=True)
     if len(error.problems) > MAX_SHOWN:
         click.echo(f"... and {len(error.problems) - MAX_SHOWN} more problem(s)", err=True)
-    sys.exit(EXIT_REFUSED)
+    sys.exit(exitcodes.for_error(error))
 
 
 def handles_errors(func: F) -> F:
@@ -39,7 +48,7 @@ def handles_errors(func: F) -> F:
             fail(exc)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
-            sys.exit(130)
+            sys.exit(exitcodes.interrupted(signal.SIGINT))
 
     return wrapper  # type: ignore[return-value]
 
@@ -51,6 +60,62 @@ def repo_options(func: F) -> F:
     func = click.option("--repo", default=".", show_default=True,
                         type=click.Path(file_okay=False), help="The config repo.")(func)
     return func
+
+
+def agent_options(func: F) -> F:
+    """--config plus one flag per agent.toml key (a flag wins over the file)."""
+    options = [
+        click.option("--config", "config_path", default=None,
+                     help=f"Agent settings (default {AGENT_CONFIG})."),
+        click.option("--remote", default=None, help="URL of the config repo."),
+        click.option("--mirror", "mirrors", multiple=True, help="A mirror URL (repeatable)."),
+        click.option("--branch", default=None, help="Branch to follow (default main)."),
+        click.option("--commit", default=None, help="Pin this commit instead of a branch."),
+        click.option("--node", default=None, help="Node name (default: FQDN)."),
+        click.option("--mode", type=click.Choice(["audit", "change"]), default=None),
+        click.option("--max-severity", type=click.Choice([s.name.lower() for s in Severity]),
+                     default=None),
+        click.option("--state-dir", default=None),
+        click.option("--root", default=None),
+        click.option("--require-signed", type=click.Choice(["none", "head", "range"]),
+                     default=None),
+        click.option("--allowed-signers", default=None),
+        click.option("--gpg-home", default=None),
+        click.option("--interval", type=int, default=None),
+        click.option("--splay", type=int, default=None),
+        click.option("--fetch-timeout", type=float, default=None),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def load_config(config_path: str | None, **flags: Any) -> AgentConfig:
+    """agent.toml (if present, or named) with the given flags on top."""
+    from reconciler.agent import settings as agentconf
+
+    flags = {k: v for k, v in flags.items() if v not in (None, ())}
+    if "mirrors" in flags:
+        flags["mirrors"] = list(flags["mirrors"])
+    path = config_path or AGENT_CONFIG
+    if config_path is not None or os.path.exists(path):
+        return agentconf.merge_overrides(agentconf.load(path), **flags)
+    if "remote" not in flags:
+        raise UsageError.because(f"no agent settings: {path} does not exist and no --remote given")
+    # An empty, unvalidated base: merge_overrides validates the flags and names each bad one.
+    return agentconf.merge_overrides(agentconf.AgentConfig.model_construct(), **flags)
+
+
+def emit(report: RunReport, fmt: str, verbose: bool) -> None:
+    """The run report on stdout: JSON for machines, or a table and diffs for people."""
+    if fmt == "json":
+        click.echo(report.model_dump_json(indent=2))
+        return
+    from rich.console import Console
+
+    from reconciler.cli.show import print_report
+
+    print_report(report, Console(highlight=False), verbose)
 
 
 class StopFlag:
@@ -74,8 +139,8 @@ class StopFlag:
         signal.signal(signal.SIGINT, handler)
 
     def exit_code(self, report: RunReport) -> int:
-        """128 + the signal for a run it interrupted (as a shell reports it), else the
-        report's own exit code."""
+        """The exit status of a run: the report's own, or 128 + the signal for a run it
+        interrupted (as a shell reports it)."""
         if report.result == "interrupted" and self.signal is not None:
-            return 128 + self.signal
+            return exitcodes.interrupted(self.signal)
         return report.exit_code

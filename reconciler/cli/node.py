@@ -10,23 +10,11 @@ from typing import Literal
 
 import click
 
-from reconciler import statedir as paths
-from reconciler.cli.common import StopFlag, repo_options
+from reconciler.cli import exitcodes
+from reconciler.cli.common import StopFlag, emit, repo_options
 from reconciler.compile.nodeconfig import Severity
-from reconciler.errors import Problem, ReconcilerError
-from reconciler.record.report import RunReport
-
-EXIT_CODES_HELP = """
-\b
-Exit codes (a bitmask):
-  0  in sync
-  1  refused before any change (bad input, lock held, unknown node)
-  2  changes made (apply) or drift found (audit)
-  4  some action failed
-  8  changes held above the severity ceiling
-  143, 130  stopped by SIGTERM, SIGINT: the current step finished, the run
-            was reported as "interrupted" and the lock released
-"""
+from reconciler.errors import ReconcilerError
+from reconciler.statedir import StateDir
 
 
 def register(group: click.Group) -> None:
@@ -35,7 +23,7 @@ def register(group: click.Group) -> None:
 
 
 def node_options(func: click.decorators.FC) -> click.decorators.FC:
-    """Options shared by audit, apply and run."""
+    """Options shared by audit and apply."""
     for option in reversed([
         click.option("--node", default=None, help="Node name (default: this host's FQDN)."),
         click.option("--root", default="/", show_default=True,
@@ -60,64 +48,36 @@ def node_options(func: click.decorators.FC) -> click.decorators.FC:
     return func
 
 
-def emit(report: RunReport, fmt: str, verbose: bool) -> None:
-    if fmt == "json":
-        click.echo(report.model_dump_json(indent=2))
-        return
-    from rich.console import Console
-
-    from reconciler.cli.show import print_report
-
-    print_report(report, Console(highlight=False), verbose)
-
-
 def node_run(
     mode: Literal["audit", "change"], repo: str, rev: str | None, node: str | None, root: str,
     state_dir: str | None, fmt: str, host_commands: bool | None, wait: float, debug: bool,
     verbose: bool, max_severity: str | None,
 ) -> None:
+    """One run from the working tree (or --rev), recording only what was applied."""
     # One run, then the process exits: the cyclic garbage collector would spend ~10% of a
     # run re-scanning the compiled config and templates, which are all alive anyway.
     gc.disable()
-    from reconciler.compile.compiler import load_fleet
-    from reconciler.lock import NodeLock
-    from reconciler.run import RunClock, converge, default_state_dir, desire, refuse
-    from reconciler.source.snapshot import open_snapshot
-    from reconciler.system.interface import System
-    from reconciler.system.local import LocalSystem
-    from reconciler.system.wrappers import LoggingSystem
+    from reconciler.run import Run, RunClock, WorkTreeSource, perform, refuse
 
     name = node or socket.getfqdn()
     root = os.path.abspath(root)
-    state = os.path.abspath(state_dir) if state_dir else default_state_dir(root)
+    state = StateDir.of(state_dir) if state_dir else StateDir.under(root)
     ceiling = Severity.parse(max_severity) if max_severity else None
     clock = RunClock()
     stop = StopFlag()
     stop.install()
-    commit = None
+    run = Run(node=name, mode=mode, root=root, state=state, source=WorkTreeSource(repo, rev),
+              ceiling=ceiling, host_commands=host_commands, wait=wait, should_stop=stop,
+              log_calls=(lambda line: click.echo(line, err=True)) if debug else None)
     try:
-        os.makedirs(state, mode=0o700, exist_ok=True)
-        with NodeLock(os.path.join(state, paths.LOCK), wait=wait, should_stop=stop):
-            snapshot = open_snapshot(repo, rev)
-            commit = snapshot.revision
-            desired = desire(load_fleet(snapshot), name,
-                             bytecode_dir=os.path.join(state, paths.TEMPLATE_CACHE))
-            system: System = LocalSystem(root, host_commands=host_commands,
-                                         backup_dir=os.path.join(state, paths.BACKUPS))
-            if debug:
-                system = LoggingSystem(system, lambda line: click.echo(line, err=True))
-            report = converge(desired, system, state, mode, ceiling, stop, clock=clock)
-    except ReconcilerError as exc:
-        report = refuse(name, mode, root, commit, exc, clock, ceiling)
-    except OSError as exc:
-        # The state directory or the config repo could not be read or created.
-        problem = Problem(exc.strerror or str(exc), str(exc.filename or state))
-        report = refuse(name, mode, root, commit, ReconcilerError([problem]), clock, ceiling)
+        report = perform(run)
+    except ReconcilerError as exc:  # the run could not start: lock held, unusable directory
+        report = refuse(name, mode, root, None, exc, clock, ceiling)
     emit(report, fmt, verbose)
     sys.exit(stop.exit_code(report))
 
 
-@click.command(epilog=EXIT_CODES_HELP)
+@click.command(epilog=exitcodes.HELP)
 @repo_options
 @node_options
 def audit(repo: str, rev: str | None, node: str | None, root: str, state_dir: str | None,
@@ -127,7 +87,7 @@ def audit(repo: str, rev: str | None, node: str | None, root: str, state_dir: st
              verbose, None)
 
 
-@click.command("apply", epilog=EXIT_CODES_HELP)
+@click.command("apply", epilog=exitcodes.HELP)
 @repo_options
 @node_options
 @click.option("--max-severity", type=click.Choice([s.name.lower() for s in Severity]),

@@ -6,19 +6,19 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import click
 
+from reconciler.cli import exitcodes
 from reconciler.cli.common import handles_errors, repo_options
 from reconciler.compile.compiler import compile_node, load_fleet
 from reconciler.compile.inventory import Fleet
 from reconciler.compile.nodeconfig import NodeConfig, Variable
 from reconciler.errors import UsageError
-from reconciler.record.report import EXIT_REFUSED
+from reconciler.git import Git, GitFailed
 from reconciler.review.hooks import install_hooks
 from reconciler.source.snapshot import open_snapshot
 
@@ -47,9 +47,9 @@ def init(directory: str) -> None:
         installed = _create_example(target)
     except OSError as exc:
         raise UsageError.because(f"cannot create {directory}: {exc.strerror or exc}") from None
-    except subprocess.CalledProcessError as exc:
-        raise UsageError.because(f"cannot create {directory}: {' '.join(exc.cmd)} failed "
-                                 f"(exit {exc.returncode})") from None
+    except GitFailed as exc:
+        raise UsageError.because(f"cannot create {directory}: "
+                                 f"{exc.problems[0].message}") from None
     click.echo(f"created config repo {target} (branch main) with the example fleet; "
                f"installed {', '.join(Path(p).name for p in installed)}")
 
@@ -68,20 +68,13 @@ def _create_example(target: Path) -> list[str]:
             shutil.copy2(item, target / item.name)
     shutil.copytree(example_dir("templates"), target / "templates")
     shutil.copytree(example_dir("hooks"), target / "hooks")
-    git = ["git", "-C", str(target)]
-    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
-    subprocess.run([*git, "add", "-A"], check=True)
-    identity = [] if _has_git_identity(target) else [
+    git = Git(target)
+    git.out("init", "-q", "-b", "main")
+    git.out("add", "-A")
+    identity = [] if (git.ok("config", "user.email") or "").strip() else [
         "-c", "user.name=reconciler", "-c", "user.email=reconciler@localhost"]
-    subprocess.run([*git, *identity, "commit", "-q", "--no-verify", "-m",
-                    "Example fleet from reconciler init"], check=True)
+    git.out(*identity, "commit", "-q", "--no-verify", "-m", "Example fleet from reconciler init")
     return install_hooks(str(target))
-
-
-def _has_git_identity(repo: Path) -> bool:
-    found = subprocess.run(["git", "-C", str(repo), "config", "user.email"],
-                           capture_output=True, text=True)
-    return found.returncode == 0 and bool(found.stdout.strip())
 
 
 @click.command("validate")
@@ -100,7 +93,7 @@ def validate_cmd(repo: str, rev: str | None, jobs: int | None) -> None:
         total = len(result.findings) + result.omitted
         hidden = f", {result.omitted} not shown" if result.omitted else ""
         click.echo(f"invalid: {total} distinct problem(s){hidden}", err=True)
-        raise SystemExit(EXIT_REFUSED)
+        raise SystemExit(exitcodes.EXIT_REFUSED)
     click.echo(f"ok: {result.nodes} nodes, {result.classes} classes, {result.files} files rendered "
                f"in {result.seconds:.2f}s")
 

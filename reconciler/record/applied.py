@@ -7,14 +7,13 @@ drift (someone edited the box), and finds orphans (applied before, no longer dec
 from __future__ import annotations
 
 import json
-import os
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from reconciler.atomicfile import write_atomic
 from reconciler.errors import ConfigError
-from reconciler.statedir import APPLIED
+from reconciler.statedir import StateDir
 
 
 class Applied(BaseModel):
@@ -61,9 +60,9 @@ class AppliedState(BaseModel):
     paths: dict[str, Applied] = {}
 
 
-def load(state_dir: str) -> AppliedState:
+def load(state_dir: StateDir) -> AppliedState:
     """Read the record; a missing file is an empty record, a corrupt one is an error."""
-    path = os.path.join(state_dir, APPLIED)
+    path = str(state_dir.applied)
     try:
         with open(path, "rb") as handle:
             return AppliedState.model_validate_json(handle.read())
@@ -79,10 +78,10 @@ def load(state_dir: str) -> AppliedState:
         ) from None
 
 
-def save(state_dir: str, state: AppliedState) -> None:
+def save(state_dir: StateDir, state: AppliedState) -> None:
     """Replace the record atomically (temp file, fsync, rename, fsync the directory)."""
     write_atomic(
-        os.path.join(state_dir, APPLIED),
+        state_dir.applied,
         json.dumps(
             state.model_dump(mode="json", exclude_none=True), sort_keys=True, indent=1
         ).encode(),

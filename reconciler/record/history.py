@@ -29,9 +29,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import git
-
-from reconciler.errors import Problem, Reaction, ReconcilerError
+from reconciler.errors import Problem
+from reconciler.git import Git, GitFailed
 
 BRANCH = "refs/heads/main"
 RUN_JSON = "run.json"
@@ -52,17 +51,6 @@ class HistoryEntry:
     summary: str
     trailers: dict[str, str]
     changed: list[str]  # node paths ("/etc/...") that changed in this commit; run.json left out
-
-
-@dataclass
-class HistoryError(ReconcilerError):
-    """A git command on the history repository failed (disk full, permissions...)."""
-
-    reaction: Reaction = Reaction.FAILED
-
-    @classmethod
-    def at(cls, path: Path, message: str) -> HistoryError:
-        return cls([Problem(message, str(path))])
 
 
 def tree_path(node_path: str) -> str:
@@ -103,27 +91,6 @@ def _parse_trailers(message: str) -> dict[str, str]:
     return trailers
 
 
-def _run_git(
-    path: Path, *args: str, env: Mapping[str, str] | None = None, stdin: bytes | None = None
-) -> str:
-    """Run git in `path` (optionally feeding `stdin`); its stdout, or `HistoryError`."""
-    with tempfile.TemporaryFile() as feed:
-        if stdin is not None:
-            feed.write(stdin)
-            feed.seek(0)
-        status, out, err = git.Git(str(path)).execute(
-            ["git", *args],
-            istream=feed if stdin is not None else None,
-            with_extended_output=True,
-            with_exceptions=False,
-            env=dict(env or {}),
-            strip_newline_in_stdout=False,
-        )
-    if status != 0:
-        raise HistoryError.at(path, f"git {args[0]} failed: {str(err).strip()}")
-    return str(out)
-
-
 def _blob_id(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
@@ -138,7 +105,8 @@ class History:
     def _git(
         self, *args: str, env: Mapping[str, str] | None = None, stdin: bytes | None = None
     ) -> str:
-        return _run_git(self.path, *args, env=env, stdin=stdin)
+        """Stdout of a git command on the repository; `GitFailed` when it fails."""
+        return Git(self.path).out(*args, env=env, stdin=stdin)
 
     def exists(self) -> bool:
         return (self.path / "HEAD").is_file()
@@ -150,7 +118,8 @@ class History:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         building = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
         try:
-            _run_git(building, "init", "--quiet", "--bare", "--initial-branch=main", ".")
+            git = Git(building)
+            git.out("init", "--quiet", "--bare", "--initial-branch=main", ".")
             for key, value in (
                 ("user.name", "reconciler"),
                 ("user.email", f"reconciler@{self.node}"),
@@ -158,7 +127,7 @@ class History:
                 ("core.fsync", "committed"),
                 ("gc.autoDetach", "false"),
             ):
-                _run_git(building, "config", key, value)
+                git.out("config", key, value)
             os.rename(building, self.path)
         finally:
             shutil.rmtree(building, ignore_errors=True)
@@ -167,10 +136,8 @@ class History:
         """The newest record's commit, or None before the first record."""
         if not self.exists():
             return None
-        try:
-            return self._git("rev-parse", "--verify", "--quiet", BRANCH).strip() or None
-        except HistoryError:
-            return None
+        found = Git(self.path).ok("rev-parse", "--verify", "--quiet", BRANCH)
+        return found.strip() or None if found else None
 
     def _clear_leftovers(self) -> None:
         """Remove lock and temp index files of a killed run (the caller holds the node lock)."""
@@ -212,7 +179,8 @@ class History:
             written = self._git("hash-object", "-w", "--no-filters", "--stdin-paths",
                                 stdin="".join(f"{p}\n" for p in paths).encode()).split()
         if written != missing:
-            raise HistoryError.at(self.path, "git stored other blobs than the ones computed")
+            raise GitFailed([Problem("git stored other blobs than the ones computed",
+                                     str(self.path))])
 
     def record(
         self,
@@ -304,18 +272,10 @@ class History:
     def read(self, rev: str, node_path: str) -> bytes:
         """A file as recorded in `rev` (node path, or `run.json` for the run report)."""
         relative = RUN_JSON if node_path == RUN_JSON else tree_path(node_path)
-        out = git.Git(str(self.path)).execute(
-            ["git", "cat-file", "blob", f"{rev}:{relative}"],
-            stdout_as_string=False,
-            with_exceptions=False,
-            with_extended_output=True,
-            strip_newline_in_stdout=False,
-        )
-        status, data, err = out
-        if status != 0:
-            raise FileNotFoundError(f"{node_path} not recorded in {rev}: {str(err).strip()}")
-        assert isinstance(data, bytes)
-        return data
+        done = Git(self.path).run("cat-file", "blob", f"{rev}:{relative}")
+        if not done.ok:
+            raise FileNotFoundError(f"{node_path} not recorded in {rev}: {done.stderr.strip()}")
+        return done.stdout
 
 
 def _check_no_file_dir_clash(entries: Mapping[str, object]) -> None:

@@ -11,20 +11,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-from reconciler.agent.settings import AgentConfig
 from reconciler.atomicfile import write_atomic
 from reconciler.compile.nodeconfig import Severity
 from reconciler.record.report import Counts, Result, RunReport
-from reconciler.statedir import METRICS
 
 RESULTS: tuple[Result, ...] = (
     "in-sync", "changed", "drift", "held", "failed", "refused", "interrupted",
 )  # fmt: skip
-
-
-def default_path(cfg: AgentConfig) -> str:
-    """`<state-dir>/reconciler.prom`."""
-    return os.path.join(str(cfg.state_dir), METRICS)
 
 
 def _label(value: str) -> str:

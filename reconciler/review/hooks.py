@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
 
 from reconciler.errors import UsageError
+from reconciler.git import Git
 
 CLIENT_HOOKS = ("pre-commit",)
 SERVER_HOOKS = ("pre-receive",)
@@ -43,18 +43,15 @@ def reconciler_executable() -> str | None:
 
 def _hooks_dir(repo_path: str) -> Path:
     """Where git looks for hooks in this repository (honours core.hooksPath)."""
-    done = subprocess.run(["git", "-C", repo_path, "rev-parse", "--git-path", "hooks"],
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
+    done = Git(repo_path).run("rev-parse", "--git-path", "hooks")
+    if not done.ok:
         raise UsageError.because(f"{repo_path} is not a git repository: {done.stderr.strip()}")
-    path = Path(done.stdout.strip())
+    path = Path(done.out.strip())
     return path if path.is_absolute() else Path(repo_path) / path
 
 
 def _is_bare(repo_path: str) -> bool:
-    done = subprocess.run(["git", "-C", repo_path, "rev-parse", "--is-bare-repository"],
-                          capture_output=True, text=True, check=False)
-    return done.stdout.strip() == "true"
+    return (Git(repo_path).ok("rev-parse", "--is-bare-repository") or "").strip() == "true"
 
 
 def render_hook(name: str, executable: str | None) -> str:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import posixpath
 import stat
-import subprocess
 from typing import Protocol
 
 from reconciler.errors import ConfigError
+from reconciler.git import Git
 
 _MAX_LINK_HOPS = 40
 
@@ -125,15 +125,11 @@ class CommitTree:
         """Every blob of `oids`, read by one `git cat-file --batch`."""
         if not oids:
             return {}
-        result = subprocess.run(
-            ["git", "--git-dir", self._git_dir, "cat-file", "--batch", "--buffer"],
-            input="".join(f"{oid}\n" for oid in oids).encode(), capture_output=True,
-            check=False,
-        )  # fmt: skip
-        if result.returncode != 0:
-            raise ConfigError.at(f"cannot read objects of {self.label}: "
-                                 f"{result.stderr.decode(errors='replace').strip()}")
-        out = result.stdout
+        done = Git(self._git_dir).run("cat-file", "--batch", "--buffer",
+                                      stdin="".join(f"{oid}\n" for oid in oids).encode())
+        if not done.ok:
+            raise ConfigError.at(f"cannot read objects of {self.label}: {done.tail()}")
+        out = done.stdout
         data: dict[str, bytes] = {}
         position = 0
         for oid in oids:
@@ -189,10 +185,6 @@ class CommitTree:
         return sorted(self._dirs.get(self._resolve(rel), ()))
 
 
-def _git(repo_path: str, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(["git", "-C", repo_path, *args], capture_output=True, check=False)
-
-
 def open_snapshot(repo_path: str, rev: str | None) -> Snapshot:
     """The working tree of `repo_path`, or the tree of `rev` (a commit or a tree) in it."""
     if rev is None:
@@ -205,26 +197,25 @@ def open_snapshot(repo_path: str, rev: str | None) -> Snapshot:
         raise ConfigError.at(f"unknown revision {rev!r}", path=repo_path)
     # One git process answers where the repo is, whether it is bare, where we stand in
     # it, and the commit; a tree id (the staged tree of pre-commit) takes a second try.
-    found = _git(repo_path, "rev-parse", "--absolute-git-dir", "--is-bare-repository",
-                 "--show-prefix", f"{rev}^{{commit}}")  # rev cannot start with "-"
-    lines = found.stdout.decode().splitlines()
+    git = Git(repo_path)
+    found = git.run("rev-parse", "--absolute-git-dir", "--is-bare-repository",
+                    "--show-prefix", f"{rev}^{{commit}}")  # rev cannot start with "-"
+    lines = found.out.splitlines()
     if len(lines) < 3:
         raise ConfigError.at("not a git repository", path=repo_path)
     git_dir, bare, prefix = lines[:3]
     if bare != "true" and prefix:
         raise ConfigError.at(f"not the top of a git repository (this is {prefix} in it)",
                              path=repo_path)
-    sha = lines[3] if found.returncode == 0 and len(lines) > 3 else None
+    sha = lines[3] if found.ok and len(lines) > 3 else None
     if sha is None:
-        parsed = _git(repo_path, "rev-parse", "--verify", "--quiet", "--end-of-options",
-                      f"{rev}^{{tree}}")
-        if parsed.returncode != 0:
-            kind = _git(repo_path, "cat-file", "-t", rev).stdout.decode().strip()
+        tree = git.ok("rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{tree}}")
+        if tree is None:
+            kind = (git.ok("cat-file", "-t", rev) or "").strip()
             message = f"{rev!r} is a {kind}, not a commit" if kind else f"unknown revision {rev!r}"
             raise ConfigError.at(message, path=repo_path)
-        sha = parsed.stdout.decode().strip()
-    listing = _git(repo_path, "ls-tree", "-r", "-z", "-l", "--full-tree", sha)
-    if listing.returncode != 0:
-        message = listing.stderr.decode(errors="replace").strip()
-        raise ConfigError.at(f"cannot list {rev!r}: {message}", path=repo_path)
+        sha = tree.strip()
+    listing = git.run("ls-tree", "-r", "-z", "-l", "--full-tree", sha)
+    if not listing.ok:
+        raise ConfigError.at(f"cannot list {rev!r}: {listing.stderr.strip()}", path=repo_path)
     return CommitTree(git_dir, sha, listing.stdout)

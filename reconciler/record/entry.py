@@ -1,0 +1,79 @@
+"""What a history commit says about a run: its one-line summary, its trailers, and the
+digest that tells whether a run is news at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from reconciler.record.report import RunReport
+from reconciler.source.state import Refusal
+
+_LISTED = 20  # paths named in a trailer before "(+N more)"
+
+
+def outstanding_digest(report: RunReport) -> str:
+    """A digest of what a run left outstanding, without timings: two runs with the same
+    digest say the same. What a run applied is left out (a run that applied is always news)."""
+    changes = [
+        (a.id, c.op, c.path, c.status, c.drift, c.diff)  # summaries vary with parent dirs
+        for a in report.actions for c in a.changes if c.status != "applied"
+    ] + [(o.path, o.op, o.status) for o in report.orphans if o.status != "applied"]
+    material = json.dumps([report.config_commit, report.result, report.problems, changes],
+                          sort_keys=True, default=str)
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def summary(report: RunReport, refused_tip: Refusal | None) -> str:
+    """`changed at abc123: subject (2 applied)`, or why the run was refused; one line."""
+    c = report.counts
+    commit = (report.config_commit or "none")[:12]
+    title = f": {report.source.subject}" if report.source and report.source.subject else ""
+    if report.result == "refused":
+        first = report.problems[0] if report.problems else "refused"
+        return _one_line(f"refused at {commit}: {first}")
+    parts = [f"{report.result} at {commit}{title}"]
+    details = [f"{n} {w}" for n, w in ((c.applied, "applied"), (c.pending, "pending"),
+                                        (c.edited_by_hand, "edited by hand"), (c.held, "held"),
+                                        (c.failed, "failed"), (c.orphans, "orphans")) if n]
+    if details:
+        parts.append("(" + ", ".join(details) + ")")
+    if refused_tip is not None:
+        parts.append(f"; tip {refused_tip.commit[:12]} refused: {refused_tip.reason}")
+    return _one_line(" ".join(parts))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:200]
+
+
+def trailers(report: RunReport, refused_tip: Refusal | None) -> dict[str, str]:
+    """The trailers that name the config commit, node, mode, result and the paths involved."""
+    changed = sorted({c.path or a.id for a in report.actions for c in a.changes
+                      if c.status in ("applied", "pending")})
+    held = sorted({c.path or a.id for a in report.actions for c in a.changes
+                   if c.status == "held"})
+    failed = sorted({a.id for a in report.actions if a.status == "failed"})
+    signer = report.source.signed_by if report.source else None
+    found = {
+        "Config-Commit": report.config_commit or "none",
+        "Config-Signed-By": signer or "unsigned",
+        "Node": report.node,
+        "Mode": report.mode,
+        "Result": report.result,
+        "Changed": _listing(changed),
+        "Held": _listing(held),
+        "Failed": _listing(failed),
+    }
+    if refused_tip is not None:
+        found["Refused-Tip"] = refused_tip.commit
+    return found
+
+
+def _listing(items: list[str]) -> str:
+    if not items:
+        return "0"
+    shown = " ".join(items[:_LISTED])
+    more = f" (+{len(items) - _LISTED} more)" if len(items) > _LISTED else ""
+    return f"{len(items)}: {shown}{more}"

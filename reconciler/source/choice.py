@@ -1,0 +1,148 @@
+"""The source of a run from the config remote: which commit the node enforces, and why.
+
+A node only ever applies a commit it trusts. It fetches, then runs the branch tip
+unless an operator pinned another commit or the tip was refused before. When the tip
+cannot be fetched, or a new tip fails to verify, parse or render, the node keeps
+working on the last commit that worked, remembers the refusal so the tip is not tried
+again every run, and the report says why and how stale that is.
+"""
+
+from __future__ import annotations
+
+from reconciler.agent.settings import AgentConfig
+from reconciler.errors import ReconcilerError, Refused
+from reconciler.record.report import SourceReport
+from reconciler.source.cache import RevisionNotFound, SourceCache, SourceUnavailable
+from reconciler.source.signatures import verify
+from reconciler.source.snapshot import Snapshot
+from reconciler.source.state import SourceState, Why, decide
+from reconciler.statedir import StateDir
+
+
+def cache_of(settings: AgentConfig, state: StateDir) -> SourceCache:
+    """The node's cache of the config repo, fetched from the remote and mirrors of `settings`."""
+    return SourceCache(state.source_cache, settings.remote, settings.mirrors,
+                       settings.fetch_timeout)
+
+
+class GitSource:
+    """The commit a run enforces, chosen from the node's cache of the config remote.
+
+    `open` fetches and chooses on its first call; when a step refuses a new tip,
+    `fall_back` remembers the refusal and moves to the last good commit.
+    """
+
+    def __init__(
+        self,
+        settings: AgentConfig,
+        state: StateDir,
+        *,
+        fetch: bool = True,  # False: no network, enforce the commit already in use
+        allow_rewind: bool = False,
+        retry_refused: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.state = state
+        self.fetch = fetch
+        self.allow_rewind = allow_rewind
+        self.retry_refused = retry_refused
+        self.cache = cache_of(settings, state)
+        self.commit: str | None = None  # the commit the run is tied to, even a refused one
+        self.tip: str | None = None
+        self.remote: str | None = None
+        self.stale: str | None = None
+        self.signed_by: str | None = None
+        self.pinned = False
+        self._memory = SourceState()
+        self._new_tip = False  # the commit is the tip, tried for the first time or again
+        self._chosen = False
+
+    def open(self) -> Snapshot:
+        """The files of the commit to run: verified, straight from the cache."""
+        if not self._chosen:
+            self._chosen = True
+            self._choose()
+        assert self.commit is not None
+        settings = self.settings
+        policy = settings.require_signed
+        if not self._new_tip and policy != "none":
+            policy = "head"  # the commit was verified when it became the last good or the pin
+        signer = verify(self.cache, policy, self.commit,
+                        self._memory.last_good if self._new_tip else None,
+                        settings.allowed_signers, settings.gpg_home)
+        self.signed_by = str(signer) if signer else None
+        return self.cache.open(self.commit)
+
+    def _choose(self) -> None:
+        """Fetch, and pick the commit: the tip, the pin, or the last good one."""
+        memory = self._memory = SourceState.load(self.state.source_state)
+        if not self.fetch and memory.in_use is not None:
+            self.pinned = memory.pinned is not None
+            self.commit = memory.in_use
+            return
+        try:
+            self.cache.ensure_healthy()
+            self.remote = self.cache.fetch().url
+            self.tip = self.cache.choose(branch=self.settings.branch, commit=self.settings.commit)
+        except (SourceUnavailable, RevisionNotFound) as exc:
+            if memory.in_use is None:
+                raise
+            reason = "; ".join(p.message for p in exc.problems)
+            self.stale = (f"source unavailable ({reason}); using last good "
+                          f"{memory.in_use[:12]}{_age(memory)}")
+            self.commit = memory.in_use
+            return
+        decision = decide(memory, self.tip, self.retry_refused)
+        self.commit = decision.commit or self.tip  # a refused run is tied to the tip it refuses
+        if decision.why is Why.NOTHING:
+            self.stale = decision.detail
+            raise Refused.because(decision.detail)
+        if decision.why is Why.PINNED:
+            self.pinned = True
+            self.stale = decision.detail
+        elif decision.why is Why.REFUSED_TIP:
+            self.stale = decision.detail + _age(memory)
+        else:
+            self._new_tip = True
+            if decision.why is Why.NEW_TIP:
+                rewound = self.cache.check_forward(memory.last_good, self.tip, self.allow_rewind)
+                if rewound:
+                    self.stale = f"allowed rewind: {rewound}"
+
+    def fall_back(self, error: ReconcilerError) -> bool:
+        """A step refused the commit with `error`. A new tip is remembered as refused and the
+        run moves to the last good commit (True); otherwise the run is over (False)."""
+        if not self._new_tip or self.tip is None:
+            return False
+        self._new_tip = False
+        reason = "; ".join(p.brief() for p in error.problems)
+        memory = self._memory = self._memory.mark_refused(self.tip, reason)
+        memory.save(self.state.source_state)
+        if memory.last_good is None:
+            self.stale = f"tip {self.tip[:12]} refused; no commit has worked yet"
+            return False
+        self.stale = (f"tip {self.tip[:12]} refused: {reason}; keeping last good "
+                      f"{memory.last_good[:12]}{_age(memory)}")
+        self.commit = memory.last_good
+        return True
+
+    def worked(self) -> None:
+        """The run enforced its commit: it is the last good one from now on."""
+        if self.commit is None:
+            return
+        memory = SourceState.load(self.state.source_state)
+        if memory.last_good != self.commit or memory.last_good_at is None:
+            memory.mark_good(self.commit).save(self.state.source_state)
+
+    def describe(self) -> SourceReport:
+        """What the run report says about where its commit came from."""
+        return SourceReport(
+            commit=self.commit, subject=self.cache.subject(self.commit),
+            branch=self.settings.branch, tip=self.tip, signed_by=self.signed_by,
+            remote=self.remote, stale=self.stale, pinned=self.pinned,
+        )  # fmt: skip
+
+
+def _age(memory: SourceState) -> str:
+    age = memory.staleness()
+    return f" (applied {int(age.total_seconds())}s ago)" if age is not None else ""
