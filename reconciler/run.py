@@ -1,6 +1,6 @@
 """One run on one node, as small ordered steps over a `RunState`:
 
-    lock → source → compile → render → plan → apply | report → record
+    lock → source → compile → render → plan and apply | report (`converge`) → record
 
 Each step reads what the steps before it left in the run state and adds its part;
 recording happens in one `finally`, so a run that stops early (refused, interrupted)
