@@ -273,7 +273,9 @@ def render_files(now: RunState) -> None:
 
 
 def plan_and_apply(now: RunState) -> None:
-    """Plan against the live system, then apply (change mode) or report (audit mode)."""
+    """Plan against the live system, then apply (change mode) or report (audit mode).
+    One step: planning and applying share the system's probe cache, and leaving that
+    cache is where the durability of what was written is checked."""
     run = now.run
     assert now.desired is not None
     system: System = LocalSystem(run.root, host_commands=run.host_commands,
