@@ -21,9 +21,9 @@ from engine_support import NODE, ConfigRepo, Entry, tree_state
 from reconciler.compile.compiler import load_fleet
 from reconciler.compile.nodeconfig import Severity
 from reconciler.record.report import RunReport
-from reconciler.run import Mode, converge, default_state_dir, desire
+from reconciler.run import Mode, converge, desire
 from reconciler.source.snapshot import open_snapshot
-from reconciler.statedir import APPLIED
+from reconciler.statedir import StateDir
 from reconciler.system.local import LocalSystem
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
@@ -201,25 +201,25 @@ def run(scenario: Scenario, work: Path) -> Ran:
         repo_path, rev = repo.path, repo.commit("scenario")
     root = work / "root"
     root.mkdir()
-    state = Path(default_state_dir(str(root)))
+    state = StateDir.under(root)
     before_manifest = scenario.manifest("before") or {}
     assert set(before_manifest) <= {"tree", "applied"}, sorted(before_manifest)
     plant(root, before_manifest.get("tree", {}))
     if "applied" in before_manifest:
-        state.mkdir(parents=True)
-        (state / APPLIED).write_text(json.dumps(
+        state.path.mkdir(parents=True)
+        state.applied.write_text(json.dumps(
             {"version": 1, "paths": records(before_manifest["applied"])}))
     before = tree_state(root)
 
     def once(mode: Mode) -> RunReport:
         desired = desire(load_fleet(open_snapshot(str(repo_path), rev)), NODE)
         system = LocalSystem(str(root), host_commands=scenario.host_commands,
-                             backup_dir=str(state / "backups"))
-        return converge(desired, system, str(state), mode, scenario.max_severity)
+                             backup_dir=str(state.backups))
+        return converge(desired, system, state, mode, scenario.max_severity)
 
     report = once(scenario.mode)
     again = [once("change"), once("audit")] if scenario.settles else []
-    return Ran(root, state, rev, before, report, again)
+    return Ran(root, state.path, rev, before, report, again)
 
 
 def project(ran: Ran) -> dict[str, Any]:
@@ -262,7 +262,7 @@ def node_problems(scenario: Scenario, ran: Ran) -> list[str]:
     if "applied" in manifest:
         wanted = json.loads(json.dumps(records(manifest["applied"]))
                             .replace("{commit}", ran.commit or "{commit}"))
-        found = json.loads((ran.state / APPLIED).read_text())["paths"]
+        found = json.loads(StateDir(ran.state).applied.read_text())["paths"]
         problems += [f"applied {path}: expected {wanted.get(path)}, found {found.get(path)}"
                      for path in sorted(set(wanted) | set(found))
                      if wanted.get(path) != found.get(path)]
@@ -289,4 +289,4 @@ def _own_files(tree: dict[str, Entry], state: str) -> dict[str, Entry]:
     """reconciler's own files in its state directory (backups...) but the last-applied
     record, which `[applied]` describes."""
     return {p: e for p, e in tree.items()
-            if p.startswith(state + "/") and p != f"{state}/{APPLIED}"}
+            if p.startswith(state + "/") and p != str(StateDir(Path(state)).applied)}

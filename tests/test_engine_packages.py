@@ -9,7 +9,8 @@ from engine_support import ConfigRepo, change, converge_root, desired, make_repo
 from pkg_debs import TEST_FILE, TEST_PACKAGE, build_deb, make_dpkg_root
 
 from reconciler.record.report import EXIT_CHANGES, EXIT_HELD, EXIT_IN_SYNC
-from reconciler.run import converge, default_state_dir
+from reconciler.run import converge
+from reconciler.statedir import StateDir
 from reconciler.system.local import LocalSystem
 from reconciler.system.wrappers import LoggingSystem
 
@@ -117,7 +118,7 @@ def test_the_repo_deb_reaches_dpkg_as_a_scratch_file_of_the_system(tmp_path: Pat
     calls: list[str] = []
 
     converge(desired(repo), LoggingSystem(LocalSystem(str(root)), calls.append),
-             default_state_dir(str(root)), "change")
+             StateDir.under(root), "change")
 
     scratch = [c for c in calls if c.startswith(f"scratch_file {TEST_PACKAGE}_1.0_all.deb")]
     assert len(scratch) == 2  # read its version while planning, install it while applying
