@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -50,12 +51,25 @@ def test_a_command_past_its_timeout_is_killed_with_the_processes_it_started(
     pid_file = tmp_path / "child.pid"
     hang = f"!sleep 600 & echo $! > {pid_file}; wait"
 
-    done = repo.run("-c", f"alias.hang={hang}", "hang", timeout=2)
+    for timeout in (1, 4, 16):  # longer only if a loaded machine cut it off before the child
+        done = repo.run("-c", f"alias.hang={hang}", "hang", timeout=timeout)
+        if pid_file.exists():
+            break
 
     assert not done.ok
-    assert "timed out: did not complete in 2 s" in done.stderr
-    assert pid_file.exists(), "the alias started its child before the timeout"
-    assert not _running(int(pid_file.read_text()))
+    assert f"timed out: did not complete in {timeout} s" in done.stderr
+    assert _ends(int(pid_file.read_text())), "the child of the killed command still runs"
+
+
+def _ends(pid: int) -> bool:
+    """Whether `pid` is gone (or a zombie) within a bound far below the child's 600 s: a
+    killed process takes a moment to finish exiting."""
+    deadline = time.monotonic() + 60
+    while _running(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def _running(pid: int) -> bool:
