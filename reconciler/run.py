@@ -27,6 +27,8 @@ from reconciler.compile.compiler import compile_node, load_fleet
 from reconciler.compile.inventory import Fleet
 from reconciler.compile.nodeconfig import NodeConfig, Severity
 from reconciler.errors import ConfigError, Failed, Problem, ReconcilerError
+from reconciler.facts.gather import gather_at, gather_live
+from reconciler.facts.model import Facts
 from reconciler.lock import NodeLock
 from reconciler.plan.build import build
 from reconciler.plan.probe import Context
@@ -102,11 +104,13 @@ class WorkTreeSource:
 
 @dataclass(frozen=True)
 class Desired:
-    """The desired state of one node at one commit: compiled and rendered."""
+    """The desired state of one node at one commit: compiled and rendered, with the
+    facts it was rendered with (what the node's report says it is)."""
 
     node: NodeConfig
     rendered: dict[str, list[RenderedFile]]
     fleet: Fleet
+    facts: Facts | None = None
 
     def files(self) -> Iterable[RenderedFile]:
         return (item for items in self.rendered.values() for item in items)
@@ -114,23 +118,34 @@ class Desired:
 
 def desire(
     fleet: Fleet, node_name: str, renderer: Renderer | None = None,
-    bytecode_dir: str | None = None,
+    bytecode_dir: str | None = None, facts: Facts | None = None,
 ) -> Desired:
-    """Compile and render one node, refusing the whole commit on any problem."""
-    return rendered(fleet, compile_node(fleet, node_name),
-                    renderer or Renderer(fleet, bytecode_dir))
+    """Compile and render one node with its `facts`, refusing the whole commit on any
+    problem."""
+    node = compile_node(fleet, node_name)
+    renderer = renderer or Renderer(fleet, bytecode_dir,
+                                    {node_name: facts} if facts is not None else None)
+    return rendered(fleet, node, renderer, facts)
 
 
-def rendered(fleet: Fleet, node: NodeConfig, renderer: Renderer) -> Desired:
-    """Render a compiled node's files, refusing the whole commit on any template problem."""
+def rendered(
+    fleet: Fleet, node: NodeConfig, renderer: Renderer, facts: Facts | None = None
+) -> Desired:
+    """Render a compiled node's files with its `facts` (the renderer's), refusing the
+    whole commit on any template problem, and any file that needs facts the renderer
+    does not have."""
     files, problems = render_node(renderer, node)
     renderer.save_cache()
+    problems += [Problem(f"{item.path} depends on facts ({', '.join(item.unknown_facts)}), "
+                         "which this run did not gather", item.action.origin.path,
+                         item.action.origin.line, node.name, item.action.id)
+                 for item in files if item.unknown_facts]
     if problems:
         raise ConfigError(problems)
     by_action: dict[str, list[RenderedFile]] = {}
     for item in files:
         by_action.setdefault(item.action.id, []).append(item)
-    return Desired(node, by_action, fleet)
+    return Desired(node, by_action, fleet, facts)
 
 
 def ceiling_for(node: NodeConfig, override: Severity | None) -> Severity:
@@ -237,6 +252,8 @@ class RunState:
     snapshot: Snapshot | None = None
     fleet: Fleet | None = None
     config: NodeConfig | None = None
+    system: System | None = None
+    facts: Facts | None = None
     desired: Desired | None = None
     report: report.RunReport | None = None
 
@@ -255,6 +272,17 @@ def take_lock(now: RunState) -> None:
     now.lock = lock
 
 
+def gather_facts(now: RunState) -> None:
+    """What the node is (`facts.*` in templates): the running kernel's /proc and /sys,
+    and os-release read under the root through the node's system (made here)."""
+    run = now.run
+    now.system = LocalSystem(run.root, host_commands=run.host_commands,
+                             backup_dir=str(run.state.backups))
+    if run.log_calls is not None:
+        now.system = LoggingSystem(now.system, run.log_calls)
+    now.facts = gather_live(now.system)
+
+
 def read_source(now: RunState) -> None:
     now.snapshot = now.run.source.open()
     now.fleet = now.config = now.desired = None
@@ -268,8 +296,9 @@ def compile_config(now: RunState) -> None:
 
 def render_files(now: RunState) -> None:
     assert now.fleet is not None and now.config is not None
-    renderer = Renderer(now.fleet, str(now.run.state.template_cache))
-    now.desired = rendered(now.fleet, now.config, renderer)
+    facts = {now.run.node: now.facts} if now.facts is not None else None
+    renderer = Renderer(now.fleet, str(now.run.state.template_cache), facts)
+    now.desired = rendered(now.fleet, now.config, renderer, now.facts)
 
 
 def plan_and_apply(now: RunState) -> None:
@@ -277,12 +306,8 @@ def plan_and_apply(now: RunState) -> None:
     One step: planning and applying share the system's probe cache, and leaving that
     cache is where the durability of what was written is checked."""
     run = now.run
-    assert now.desired is not None
-    system: System = LocalSystem(run.root, host_commands=run.host_commands,
-                                 backup_dir=str(run.state.backups))
-    if run.log_calls is not None:
-        system = LoggingSystem(system, run.log_calls)
-    now.report = converge(now.desired, system, run.state, run.mode, run.ceiling,
+    assert now.desired is not None and now.system is not None
+    now.report = converge(now.desired, now.system, run.state, run.mode, run.ceiling,
                           run.should_stop, run.only, now.clock)
     try:
         run.source.worked()
@@ -292,7 +317,8 @@ def plan_and_apply(now: RunState) -> None:
 
 
 Step = Callable[[RunState], None]
-STEPS: tuple[Step, ...] = (take_lock, read_source, compile_config, render_files, plan_and_apply)
+STEPS: tuple[Step, ...] = (take_lock, gather_facts, read_source, compile_config, render_files,
+                           plan_and_apply)
 _REFUSABLE = (read_source, compile_config, render_files)  # a source may fall back from these
 
 
@@ -400,6 +426,7 @@ def desired_at(settings: AgentConfig, commit: str) -> Desired | None:
     state = StateDir(settings.state_dir)
     try:
         snapshot = cache_of(settings, state).open(commit)
-        return desire(load_fleet(snapshot), settings.node, bytecode_dir=str(state.template_cache))
+        return desire(load_fleet(snapshot), settings.node, bytecode_dir=str(state.template_cache),
+                      facts=gather_at(str(settings.root)))
     except (ReconcilerError, OSError, ValueError):
         return None

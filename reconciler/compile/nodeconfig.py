@@ -66,7 +66,13 @@ class Notify(Frozen):
 
 
 class ActionBase(Frozen):
-    """Fields every action has. `id` is `kind:name` (path for filesystem actions)."""
+    """Fields every action has. `id` is `kind:name` (path for filesystem actions).
+
+    `vars` are the action's own variables (its `<var>` children, or the item of a
+    `for-each`), seen by its templates over the node's; `item` names the for-each item
+    it was expanded for ("apps[app7]"); `via` the classes that included the declaring
+    class as a mixin, outermost first (empty when declared in the class chain itself).
+    """
 
     id: str
     severity: Severity
@@ -74,6 +80,9 @@ class ActionBase(Frozen):
     notify: tuple[Notify, ...] = ()
     origin: Origin
     declared_in: str  # the class that declared it
+    vars: dict[str, Any] = {}
+    item: str | None = None
+    via: tuple[str, ...] = ()
 
 
 class FileAction(ActionBase):

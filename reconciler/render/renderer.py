@@ -8,10 +8,12 @@ Undefined variables are errors; errors name the template, its line, and the node
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 import posixpath
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,8 @@ from jinja2.sandbox import SandboxedEnvironment
 from reconciler.compile.inventory import TEMPLATES_DIR, Fleet
 from reconciler.compile.nodeconfig import FileAction, NodeConfig, TreeAction
 from reconciler.errors import ConfigError, Problem
+from reconciler.facts.model import Facts
+from reconciler.render import facts as facts_view
 from reconciler.render.bytecode import PackedBytecodeCache
 from reconciler.source.snapshot import Snapshot, clean_relpath
 
@@ -101,10 +105,15 @@ class BoundedSandbox(SandboxedEnvironment):
 class Renderer:
     """Renders templates of one revision for any node of its fleet."""
 
-    def __init__(self, fleet: Fleet, bytecode_dir: str | None = None) -> None:
+    def __init__(self, fleet: Fleet, bytecode_dir: str | None = None,
+                 facts: Mapping[str, Facts] | None = None) -> None:
         """`bytecode_dir` keeps compiled templates between runs (keyed by source hash),
-        so a node's periodic run does not recompile unchanged templates."""
+        so a node's periodic run does not recompile unchanged templates. `facts` are the
+        facts known by node name (a node's own on the node, published ones elsewhere);
+        templates of other nodes see placeholders (render/facts.py)."""
         self.fleet = fleet
+        self.facts: Mapping[str, Facts] = facts or {}
+        self._facts_values: dict[str, dict[str, Any]] = {}
         self.cache: PackedBytecodeCache | None = None
         if bytecode_dir is not None:
             os.makedirs(bytecode_dir, mode=0o700, exist_ok=True)
@@ -119,6 +128,7 @@ class Renderer:
             bytecode_cache=self.cache,
         )
         self.env.globals["nodes"] = self._nodes
+        facts_view.install(self.env)
         self._node_cache: dict[tuple[str | None, str | None, str | None], list[str]] = {}
         self._referenced: dict[str, tuple[frozenset[str], bool]] = {}
 
@@ -187,11 +197,16 @@ class Renderer:
                 f"be shown free of secret variables; name it literally or mark the action "
                 f'secret="true"', *where)])
 
-    def render(self, node: NodeConfig, name: str, extra: dict[str, Any] | None = None) -> str:
-        """Render template `name` (relative to templates/) for `node`."""
+    def render(self, node: NodeConfig, name: str, extra: Mapping[str, Any] | None = None,
+               unknown: set[str] | None = None) -> str:
+        """Render template `name` (relative to templates/) for `node`, with `extra`
+        variables (an action's own). When the node's facts are not known, the facts the
+        output shows as placeholders are added to `unknown`, and a template that must
+        decide on one raises `FactsUnknown`."""
         template = self.template(name, node.name)
         context = node.values()
         context["node"] = NodeView(node)
+        context["facts"] = self._facts_of(node.name, unknown if unknown is not None else set())
         if extra:
             context.update(extra)
         try:
@@ -200,6 +215,36 @@ class Renderer:
                 LookupError, AttributeError, RecursionError, MemoryError) as exc:
             error = _template_error(exc, name, node.name)
             raise ConfigError([_without_secrets(p, node) for p in error.problems]) from None
+
+
+    def _facts_of(self, node: str, unknown: set[str]) -> Any:
+        known = self.facts.get(node)
+        if known is None:
+            return facts_view.unknown_facts(unknown)
+        values = self._facts_values.get(node)
+        if values is None:
+            values = self._facts_values[node] = known.model_dump(mode="json")
+        return values
+
+    def inputs_digest(self, node: NodeConfig, name: str, extra: Mapping[str, Any]) -> str:
+        """What the rendering of `name` for `node` depends on besides facts: the sources
+        of the template and what it includes, and the variables. Equal digests at two
+        revisions mean equal output, even where the output itself cannot be known."""
+        digest = hashlib.sha256()
+        pending, seen = [name], {name}
+        while pending:
+            current = pending.pop()
+            source, _, _ = self.env.loader.get_source(self.env, current)  # type: ignore[union-attr]
+            digest.update(f"{current}\0{source}\0".encode())
+            for other in meta.find_referenced_templates(self.env.parse(source)):
+                if other is None:  # a computed name: anything may be included
+                    digest.update(f"revision {self.fleet.revision}".encode())
+                elif other not in seen:
+                    seen.add(other)
+                    pending.append(other)
+        values = {**node.values(), **extra, "node": node.name}
+        digest.update(json.dumps(values, sort_keys=True, default=str).encode())
+        return digest.hexdigest()
 
 
 def _secret_texts(value: Any) -> list[str]:
@@ -265,12 +310,25 @@ def _template_frame(tb: types.TracebackType | None) -> tuple[str, int] | None:
 
 @dataclass(frozen=True)
 class RenderedFile:
-    """The desired content of one managed file (None when it should be absent)."""
+    """The desired content of one managed file (None when it should be absent).
+
+    Rendered without the node's facts, `unknown_facts` names the facts its content
+    shows as placeholders; when its template had to decide on one, it could not be
+    rendered at all: `inputs` then holds the digest of everything else it depends on
+    (`Renderer.inputs_digest`) and `content` is None.
+    """
 
     path: str
     action: FileAction | TreeAction
     content: bytes | None
     source: str  # where the content came from, for reports: "templates/proxy/x.j2", "inline"
+    unknown_facts: tuple[str, ...] = ()
+    inputs: str | None = None
+
+    @property
+    def undecided(self) -> bool:
+        """Not rendered: its template decides on facts this render did not know."""
+        return self.inputs is not None
 
 
 def tree_entries(snapshot: Snapshot, source: str) -> list[str]:
@@ -308,13 +366,13 @@ def render_node(renderer: Renderer, node: NodeConfig) -> tuple[list[RenderedFile
                 for rel in tree_entries(snapshot, action.source):
                     name = f"{action.source}/{rel}"
                     if rel.endswith(".j2"):
-                        content = renderer.render(node, name).encode()
-                        renderer.check_secrets(node, action, name)
-                        rel = rel[: -len(".j2")]
+                        path = posixpath.join(action.path, rel[: -len(".j2")])
+                        files.append(_render_template(renderer, node, action, path, name))
                     else:
-                        content = snapshot.read(f"{TEMPLATES_DIR}/{name}")
-                    path = posixpath.join(action.path, rel)
-                    files.append(RenderedFile(path, action, content, f"{TEMPLATES_DIR}/{name}"))
+                        path = posixpath.join(action.path, rel)
+                        files.append(RenderedFile(path, action,
+                                                  snapshot.read(f"{TEMPLATES_DIR}/{name}"),
+                                                  f"{TEMPLATES_DIR}/{name}"))
         except ConfigError as exc:
             problems.extend(exc.problems)
     problems.extend(_same_path_twice(files, node.name))
@@ -340,15 +398,30 @@ def _render_file(renderer: Renderer, node: NodeConfig, action: FileAction) -> Re
         return RenderedFile(action.path, action, None, "absent")
     if action.template is not None:
         _check_exists(renderer.fleet.snapshot, node, action, action.template, "template")
-        content = renderer.render(node, action.template).encode()
-        renderer.check_secrets(node, action, action.template)
-        return RenderedFile(action.path, action, content, f"{TEMPLATES_DIR}/{action.template}")
+        return _render_template(renderer, node, action, action.path, action.template)
     if action.source is not None:
         path = f"{TEMPLATES_DIR}/{action.source}"
         snapshot = renderer.fleet.snapshot
         _check_exists(snapshot, node, action, action.source, "source file")
         return RenderedFile(action.path, action, snapshot.read(path), path)
     return RenderedFile(action.path, action, (action.content or "").encode(), "inline")
+
+
+def _render_template(
+    renderer: Renderer, node: NodeConfig, action: FileAction | TreeAction, path: str, name: str
+) -> RenderedFile:
+    """One template of an action, with the action's own variables; without the node's
+    facts, marked with the facts it shows as placeholders or could not decide on."""
+    unknown: set[str] = set()
+    source = f"{TEMPLATES_DIR}/{name}"
+    try:
+        content = renderer.render(node, name, action.vars, unknown).encode()
+    except facts_view.FactsUnknown as exc:
+        renderer.check_secrets(node, action, name)
+        return RenderedFile(path, action, None, source, tuple(sorted(unknown | exc.facts)),
+                            renderer.inputs_digest(node, name, action.vars))
+    renderer.check_secrets(node, action, name)
+    return RenderedFile(path, action, content, source, tuple(sorted(unknown)))
 
 
 def _check_exists(
