@@ -16,7 +16,8 @@ from reconciler.cli import exitcodes
 from reconciler.cli.common import handles_errors, repo_options
 from reconciler.compile.compiler import compile_node, load_fleet
 from reconciler.compile.inventory import Fleet
-from reconciler.compile.nodeconfig import NodeConfig, Variable
+from reconciler.compile.mixins import level
+from reconciler.compile.nodeconfig import Action, NodeConfig, Variable
 from reconciler.errors import UsageError
 from reconciler.git import Git, GitFailed
 from reconciler.review.hooks import install_hooks
@@ -138,7 +139,8 @@ def explain(repo: str, rev: str | None, node: str, var: str | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    config = compile_node(_fleet(repo, rev), node)
+    fleet = _fleet(repo, rev)
+    config = compile_node(fleet, node)
     console = Console()
     if var is not None:
         variable = config.variables.get(var)
@@ -149,6 +151,10 @@ def explain(repo: str, rev: str | None, node: str, var: str | None) -> None:
     console.print(f"[bold]{config.name}[/]  class [cyan]{config.cls}[/] "
                   f"product {config.product} cluster {config.cluster} number {config.number}")
     console.print("class chain: " + " → ".join(config.class_chain))
+    included = [f"{s.cls} (via {' > '.join(s.via)})" for c in config.class_chain
+                for s in level(fleet, c).sources if s.via]
+    if included:
+        console.print("mixins: " + ", ".join(included))
     policy = config.policy
     console.print(f"policy: mode {policy.mode}, max-severity {policy.max_severity}, "
                   f"interval {policy.interval}s, splay {policy.splay}s, "
@@ -176,17 +182,30 @@ def _explain_variable(console: Any, variable: Variable) -> None:
 
 
 def _print_actions(console: Any, config: NodeConfig) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="actions", title_justify="left")
     for column in ("action", "severity", "from", "requires", "notify"):
         table.add_column(column, overflow="fold")
     for action in config.actions:
-        table.add_row(action.id, str(action.severity),
-                      f"{action.declared_in} ({action.origin})",
+        table.add_row(escape(action.id), str(action.severity), escape(_declared(action)),
                       " ".join(action.requires),
                       " ".join(f"{n.target}:{n.verb}" for n in action.notify))
     console.print(table)
+
+
+def _declared(action: Action) -> str:
+    """Where an action comes from: its class and line, the mixins it came through, the
+    for-each item it was expanded for, and the names of its own variables."""
+    text = f"{action.declared_in} ({action.origin})"
+    if action.via:
+        text += f"\nmixin via {' > '.join(action.via)}"
+    if action.item:
+        text += f"\nfor {action.item}"
+    if action.vars:
+        text += f"\nvars {', '.join(sorted(action.vars))}"
+    return text
 
 
 @click.command()

@@ -7,9 +7,13 @@ chain, its variable layers with provenance, its policy and its actions.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from reconciler.compile import resolve
 from reconciler.compile.checks import check_classes
 from reconciler.compile.fleet import load_classes, load_doc, parse_fleet
 from reconciler.compile.inventory import FLEET_FILE, Fleet, Layer
+from reconciler.compile.mixins import check_mixins, check_variables, level
 from reconciler.compile.nodeconfig import NodeConfig, Policy, Provenance, Variable
 from reconciler.errors import ConfigError, Problem, UsageError
 from reconciler.source.snapshot import Snapshot
@@ -27,12 +31,11 @@ def load_fleet(snapshot: Snapshot) -> Fleet:
         raise ConfigError(problems)
     fleet = parse_fleet(snapshot, fleet_doc, classes, broken, problems)
     check_classes(fleet.classes, broken, problems)
+    check_mixins(fleet.classes, broken, problems)
     for cls in fleet.classes:
         if not any(p.path == fleet.classes[cls].path for p in problems):
-            try:
-                fleet.class_actions(cls)
-            except ConfigError as exc:
-                problems.extend(exc.problems)
+            check_variables(fleet, cls, problems)
+            resolve.check_class(fleet, cls, problems)
     if problems:
         raise ConfigError(_unique(problems))
     return fleet
@@ -53,7 +56,7 @@ def compile_node(fleet: Fleet, name: str) -> NodeConfig:
     node = decl.name
     chain = fleet.chain(node.cls)
     layers = [fleet.defaults]
-    layers += [fleet.classes[c].layer for c in chain]
+    layers += [layer for c in chain for layer in level(fleet, c).layers]
     layers += [
         b.layer
         for b in sorted(fleet.blocks, key=lambda b: b.specificity)
@@ -65,6 +68,11 @@ def compile_node(fleet: Fleet, name: str) -> NodeConfig:
         policy_values.update(fleet.classes[cls].policy)
     policy_values.update(decl.range_policy)
     policy_values.update(decl.node_policy)
+    variables = _merge_layers(layers, fleet._variables)
+    try:
+        actions = resolve.actions(fleet, node.cls, variables)
+    except ConfigError as exc:
+        raise ConfigError([replace(p, node=name) for p in exc.problems]) from None
     return NodeConfig(
         name=name,
         cls=node.cls,
@@ -73,9 +81,9 @@ def compile_node(fleet: Fleet, name: str) -> NodeConfig:
         cluster=node.cluster,
         domain=node.domain,
         class_chain=chain,
-        variables=_merge_layers(layers, fleet._variables),
+        variables=variables,
         policy=Policy(**policy_values),
-        actions=fleet.class_actions(node.cls),
+        actions=actions,
         revision=fleet.revision,
     )
 

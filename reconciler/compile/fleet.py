@@ -9,8 +9,8 @@ from typing import Any
 from lxml import etree
 
 from reconciler.compile import names, xmlload
-from reconciler.compile.actions import parse_action
 from reconciler.compile.checks import check_debs, check_duplicates_in_class
+from reconciler.compile.expand import parse_actions
 from reconciler.compile.inventory import (
     CLASSES_DIR,
     MAX_POLICY_SECONDS,
@@ -21,7 +21,9 @@ from reconciler.compile.inventory import (
     NodeDecl,
     VarDecl,
 )
+from reconciler.compile.mixins import parse_includes
 from reconciler.compile.nodeconfig import Severity
+from reconciler.compile.values import parse_value
 from reconciler.errors import ConfigError, Problem
 from reconciler.source.snapshot import Snapshot
 
@@ -195,8 +197,8 @@ def load_classes(
             problems.append(doc.problem(root, f"class {name!r} must live in classes/{name}.xml"))
             continue
         count_before = len(problems)
-        actions = [a for a in (parse_action(doc, el, name, problems) for el in root
-                               if el.tag not in ("var", "policy")) if a is not None]
+        actions, patterns = parse_actions(doc, root, name, problems)
+        includes = parse_includes(doc, root, problems)
         check_duplicates_in_class(actions, problems)
         check_debs(snapshot, actions, problems)
         layer = _parse_vars(doc, root, f"class {name}", problems)
@@ -212,35 +214,10 @@ def load_classes(
             policy=policy,
             layer=layer,
             actions=actions,
+            patterns=patterns,
+            includes=includes,
         )
     return classes, broken
-
-
-def _parse_value(doc: xmlload.XmlDoc, element: etree._Element, problems: list[Problem]) -> Any:
-    kind = element.get("type", "string")
-    if kind == "list":
-        return [_parse_value(doc, item, problems) for item in element if item.tag == "item"]
-    if kind == "map":
-        result: dict[str, Any] = {}
-        for entry in element:
-            key = entry.get("key", "")
-            if key in result:
-                problems.append(doc.problem(entry, f"duplicate map key {key!r}"))
-            result[key] = _parse_value(doc, entry, problems)
-        return result
-    text = element.text or ""
-    if kind == "int":
-        try:
-            return int(text.strip())
-        except ValueError:
-            problems.append(doc.problem(element, f"{text.strip()!r} is not an integer"))
-            return 0
-    if kind == "bool":
-        word = text.strip()
-        if word not in ("true", "false"):
-            problems.append(doc.problem(element, f"{word!r} is not a boolean (true or false)"))
-        return word == "true"
-    return text
 
 
 def _parse_vars(
@@ -253,7 +230,7 @@ def _parse_vars(
         if name in seen:
             problems.append(doc.problem(element, f"variable {name!r} set twice in one block"))
         seen.add(name)
-        value = _parse_value(doc, element, problems)
+        value = parse_value(doc, element, problems)
         layer.decls.append(VarDecl(name, value, doc.origin(element),
                                    element.get("secret") == "true"))
     return layer

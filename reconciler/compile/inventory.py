@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from lxml import etree
+
 from reconciler.compile import names
-from reconciler.compile.chain import merge_actions
 from reconciler.compile.nodeconfig import Action, Origin, Provenance, Variable
+from reconciler.compile.xmlload import XmlDoc
 from reconciler.source.snapshot import Snapshot
 
 FLEET_FILE = "fleet.xml"
@@ -80,6 +82,28 @@ class NodeDecl:
     node_policy: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Include:
+    """`<include class="…"/>`: a mixin of the class that declares it."""
+
+    cls: str
+    origin: Origin
+
+
+@dataclass(frozen=True, eq=False)
+class Pattern:
+    """A `for-each` action declaration, expanded per node (expand.py)."""
+
+    doc: XmlDoc
+    element: etree._Element
+    variable: str  # for-each=
+    name: str  # as=
+    position: int  # how many actions of its class are declared before it
+    origin: Origin
+    declared_in: str
+    vars: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class ClassDecl:
     name: str
@@ -89,6 +113,8 @@ class ClassDecl:
     policy: dict[str, Any]
     layer: Layer
     actions: list[Action]
+    patterns: list[Pattern] = field(default_factory=list)
+    includes: list[Include] = field(default_factory=list)
 
 
 @dataclass
@@ -103,7 +129,10 @@ class Fleet:
     nodes: dict[str, NodeDecl]
     classes: dict[str, ClassDecl]
     _chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    _class_actions: dict[str, tuple[Action, ...]] = field(default_factory=dict)
+    # Caches of resolve.py and mixins.py: actions by class (and by the values of the
+    # for-each variables), each class's own level with its mixins.
+    _actions: dict[tuple[str, tuple[int, ...]], tuple[Action, ...]] = field(default_factory=dict)
+    _levels: dict[str, Any] = field(default_factory=dict)
     _variables: dict[tuple[str, tuple[int, ...]], Variable] = field(default_factory=dict)
 
     @property
@@ -140,10 +169,3 @@ class Fleet:
                 current = self.classes[current].inherits
             self._chains[cls] = tuple(reversed(chain))
         return self._chains[cls]
-
-    def class_actions(self, cls: str) -> tuple[Action, ...]:
-        """The actions of a class with those it inherits (see `merge_actions`)."""
-        if cls not in self._class_actions:
-            self._class_actions[cls] = merge_actions(
-                self.classes[name].actions for name in self.chain(cls))
-        return self._class_actions[cls]

@@ -119,24 +119,34 @@ def load(snapshot: Snapshot, path: str) -> XmlDoc:
     doc = XmlDoc(path, root, {root: path})
     _expand_includes(snapshot, doc, root, path, (path,), [0])
     _strip_comments(root)
-    validator = schema()
-    if not validator.validate(root):
-        problems = []
-        for entry in validator.error_log:
-            hits = root.xpath(entry.path) if entry.path else []
-            element = hits[0] if isinstance(hits, list) and hits and \
-                isinstance(hits[0], etree._Element) else None
-            file = doc.file_of(element) if element is not None else path
-            line = line_of(element) if element is not None else entry.line
-            message = _schema_message(entry.message)
-            if element is not None and message.endswith(" failed to validate attributes"):
-                # libxml2 does not say which attribute: show the values to look at
-                shown = " ".join(f'{_text(name)}="{_text(value)}"'
-                                 for name, value in element.attrib.items())
-                message = f"<{element.tag}> has an attribute value the schema refuses: {shown}"
-            problems.append(Problem(message, file, line))
+    refused = schema_errors(root)
+    if refused:
+        problems = [Problem(message, doc.file_of(element) if element is not None else path,
+                            line_of(element) if element is not None else line)
+                    for element, line, message in refused]
         raise XmlError(_dedupe(problems))
     return doc
+
+
+def schema_errors(root: etree._Element) -> list[tuple[etree._Element | None, int | None, str]]:
+    """What the schema refuses in `root`: the element libxml2 names (if any), the line it
+    gives, and the message."""
+    validator = schema()
+    if validator.validate(root):
+        return []
+    found: list[tuple[etree._Element | None, int | None, str]] = []
+    for entry in validator.error_log:
+        hits = root.xpath(entry.path) if entry.path else []
+        element = hits[0] if isinstance(hits, list) and hits and \
+            isinstance(hits[0], etree._Element) else None
+        message = _schema_message(entry.message)
+        if element is not None and message.endswith(" failed to validate attributes"):
+            # libxml2 does not say which attribute: show the values to look at
+            shown = " ".join(f'{_text(name)}="{_text(value)}"'
+                             for name, value in element.attrib.items())
+            message = f"<{element.tag}> has an attribute value the schema refuses: {shown}"
+        found.append((element, entry.line, message))
+    return found
 
 
 def _strip_comments(root: etree._Element) -> None:
