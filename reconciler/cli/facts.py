@@ -3,15 +3,33 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from reconciler.cli.common import handles_errors
 
+if TYPE_CHECKING:
+    from reconciler.facts.model import Facts
 
 def register(group: click.Group) -> None:
     group.add_command(facts)
+
+
+def published_option(func: click.decorators.FC) -> click.decorators.FC:
+    """--facts DIR, for the commands that render nodes away from them."""
+    option = click.option(
+        "--facts", "facts_dir", default=None, type=click.Path(file_okay=False), metavar="DIR",
+        help="Facts the nodes published: DIR/<node>.json (reconciler facts --format json). "
+             "Nodes without show placeholders where their templates use facts.")
+    return option(func)
+
+
+def published(facts_dir: str | None) -> dict[str, Facts] | None:
+    """The facts of --facts DIR, by node name (None without the option)."""
+    from reconciler.facts.published import load_directory
+
+    return load_directory(facts_dir) if facts_dir is not None else None
 
 
 def flatten(value: Any, prefix: str) -> list[tuple[str, str]]:

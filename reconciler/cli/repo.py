@@ -14,6 +14,7 @@ import click
 
 from reconciler.cli import exitcodes
 from reconciler.cli.common import handles_errors, repo_options
+from reconciler.cli.facts import published, published_option
 from reconciler.compile.compiler import compile_node, load_fleet
 from reconciler.compile.inventory import Fleet
 from reconciler.compile.mixins import level
@@ -82,12 +83,13 @@ def _create_example(target: Path) -> list[str]:
 @repo_options
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: all cores).")
+@published_option
 @handles_errors
-def validate_cmd(repo: str, rev: str | None, jobs: int | None) -> None:
+def validate_cmd(repo: str, rev: str | None, jobs: int | None, facts_dir: str | None) -> None:
     """Check schema, compile every node and render every template; list every error."""
     from reconciler.review.validate import validate
 
-    result = validate(open_snapshot(repo, rev), jobs)
+    result = validate(open_snapshot(repo, rev), jobs, published(facts_dir))
     if not result.ok:
         for finding in result.findings:
             click.echo(str(finding), err=True)
@@ -97,6 +99,9 @@ def validate_cmd(repo: str, rev: str | None, jobs: int | None) -> None:
         raise SystemExit(exitcodes.EXIT_REFUSED)
     click.echo(f"ok: {result.nodes} nodes, {result.classes} classes, {result.files} files rendered "
                f"in {result.seconds:.2f}s")
+    if result.without_facts:
+        click.echo(f"{result.without_facts} of these files use facts their node has not "
+                   "published: checked with placeholders (--facts DIR)")
 
 
 @click.command()
@@ -213,19 +218,28 @@ def _declared(action: Action) -> str:
 @click.argument("node")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Write the files under this directory at their node paths.")
+@published_option
 @handles_errors
-def render(repo: str, rev: str | None, node: str, out: str | None) -> None:
-    """Render NODE's files, to stdout with headers or under --out DIR."""
+def render(repo: str, rev: str | None, node: str, out: str | None,
+           facts_dir: str | None) -> None:
+    """Render NODE's files, to stdout with headers or under --out DIR.
+
+    Without the node's facts (--facts DIR), facts print as placeholders such as
+    (facts.cpu.count), and a file whose template decides on one is not rendered."""
     from reconciler.errors import ConfigError
     from reconciler.render.renderer import Renderer, render_node
 
     fleet = _fleet(repo, rev)
     config = compile_node(fleet, node)
-    files, problems = render_node(Renderer(fleet), config)
+    files, problems = render_node(Renderer(fleet, facts=published(facts_dir)), config)
     if problems:
         raise ConfigError(problems)
     for item in files:
         secret = item.action.secret
+        if item.unknown_facts:
+            click.echo(f"{item.path}: {', '.join(item.unknown_facts)} not known for {node} "
+                       + ("(no published facts): not rendered" if item.undecided else
+                          "(no published facts): shown as placeholders"), err=True)
         if out is not None:
             if item.content is None:
                 continue
@@ -240,7 +254,9 @@ def render(repo: str, rev: str | None, node: str, out: str | None) -> None:
             click.echo(f"wrote {dest}")
             continue
         click.echo(f"==> {item.path} ({item.source}) <==")
-        if item.content is None:
+        if item.undecided:
+            click.echo(f"(not rendered: depends on {', '.join(item.unknown_facts)})")
+        elif item.content is None:
             click.echo("(absent)")
         elif secret:
             digest = hashlib.sha256(item.content).hexdigest()

@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING
 import click
 
 from reconciler.cli.common import handles_errors
+from reconciler.cli.facts import published, published_option
 from reconciler.errors import UsageError
 
 if TYPE_CHECKING:
+    from reconciler.facts.model import Facts
     from reconciler.review.model import PlanReport
 
 
@@ -20,7 +22,8 @@ def register(group: click.Group) -> None:
     group.add_command(hooks)
 
 
-def _plan_with_progress(repo: str, base: str, head: str, jobs: int | None) -> PlanReport:
+def _plan_with_progress(repo: str, base: str, head: str, jobs: int | None,
+                        facts: dict[str, Facts] | None) -> PlanReport:
     """Run the plan, with a progress bar on stderr when it is a terminal."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -29,7 +32,7 @@ def _plan_with_progress(repo: str, base: str, head: str, jobs: int | None) -> Pl
 
     console = Console(stderr=True)
     if not console.is_terminal:
-        return plan_fleet(repo, base, head, jobs)
+        return plan_fleet(repo, base, head, jobs, facts=facts)
     with Progress("[progress.description]{task.description}", BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(), console=console,
                   transient=True) as bar:
@@ -38,7 +41,7 @@ def _plan_with_progress(repo: str, base: str, head: str, jobs: int | None) -> Pl
         def advance(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        return plan_fleet(repo, base, head, jobs, progress=advance)
+        return plan_fleet(repo, base, head, jobs, progress=advance, facts=facts)
 
 
 @click.command()
@@ -57,9 +60,10 @@ def _plan_with_progress(repo: str, base: str, head: str, jobs: int | None) -> Pl
               help="Also write the markdown report to this file.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
               help="Also write the JSON report to this file.")
+@published_option
 @handles_errors
 def plan(base: str, head: str, repo: str, fmt: str, jobs: int | None, max_bytes: int,
-         markdown_out: str | None, json_out: str | None) -> None:
+         markdown_out: str | None, json_out: str | None, facts_dir: str | None) -> None:
     """Show what changing BASE into HEAD does to every node of the fleet.
 
     Every node is compiled and rendered at both revisions; nodes with identical
@@ -71,7 +75,7 @@ def plan(base: str, head: str, repo: str, fmt: str, jobs: int | None, max_bytes:
     from reconciler.review.markdown import format_markdown
     from reconciler.review.text import format_text, text_lines
 
-    report = _plan_with_progress(repo, base, head, jobs)
+    report = _plan_with_progress(repo, base, head, jobs, published(facts_dir))
     if markdown_out:
         _write_report(markdown_out, format_markdown(report, max_bytes))
     if json_out:

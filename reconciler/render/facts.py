@@ -59,6 +59,11 @@ class Unknown:
     """A fact (or a value computed from facts) whose value is not known here."""
 
     __slots__ = ("_expr", "_facts", "_seen", "_shape")
+    # What the sandbox and Jinja ask of any value before calling it: answered here, so
+    # they are not taken for facts.
+    unsafe_callable = False
+    alters_data = False
+    jinja_pass_arg = None
 
     def __init__(self, expr: str, facts: frozenset[str], shape: Any, seen: set[str]) -> None:
         self._expr = expr

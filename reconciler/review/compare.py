@@ -6,7 +6,7 @@ one `Renderer` per revision, so each template compiles once per revision per wor
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,6 +17,7 @@ from reconciler.compile.inventory import Fleet
 from reconciler.compile.nodeconfig import Action, NodeConfig
 from reconciler.diff import unified_diff
 from reconciler.errors import ConfigError, Problem
+from reconciler.facts.model import Facts
 from reconciler.plan.build import effective_severity
 from reconciler.render.renderer import RenderedFile, Renderer, render_node
 from reconciler.review.model import ActionChange, AttrChange, FileChange, NodeDiff, severity_word
@@ -149,21 +150,28 @@ def diff_node(
             files.append(FileChange(path=path, action=old.action.id, status="unmanaged",
                                     severity="none", note="no longer managed: left as it is"))
             continue
-        if old is not None and old.content == new.content:
+        if old is not None and _same(old, new):
             continue
         severity = severity_word(effective_severity(new.action, head))
         secret = new.action.secret or (old is not None and old.action.secret)
+        unknown = tuple(sorted({*new.unknown_facts, *(old.unknown_facts if old else ())}))
         diff: str | None
         note: str | None
-        if secret:
+        if new.undecided or (old is not None and old.undecided):
+            diff, note = None, (f"depends on {', '.join(unknown)}, not known for this node "
+                                "(no published facts): not rendered")
+        elif secret:
             diff, note = None, "new secret file" if old is None else "secret changed"
             if new.content is None:
                 note = "declared absent: removed from the node"
         else:
             diff, note = file_diff(path, old.content if old else None, new.content)
+            if unknown:
+                note = "; ".join(filter(None, [note, f"{', '.join(unknown)} shown as "
+                                           "placeholders (no published facts)"]))
         files.append(FileChange(path=path, action=new.action.id,
                                 status="new" if old is None else "changed",
-                                severity=severity, diff=diff, note=note))
+                                severity=severity, diff=diff, note=note, facts=unknown))
     actions = list(compare_actions(base, head))
     if base is not None:
         policy = _compare_attributes(_policy_attributes(base), _policy_attributes(head))
@@ -172,6 +180,13 @@ def diff_node(
                                         attributes=policy))
     return NodeDiff(files=tuple(files), actions=tuple(actions),
                     base_problems=tuple(str(replace(p, node=None)) for p in base_problems))
+
+
+def _same(old: RenderedFile, new: RenderedFile) -> bool:
+    """Equal desired content; for files not rendered for want of facts, equal inputs."""
+    if old.undecided or new.undecided:
+        return old.inputs == new.inputs
+    return old.content == new.content
 
 
 @dataclass(frozen=True)
@@ -209,10 +224,12 @@ def compare_node(base: Renderer | None, head: Renderer, name: str) -> NodeOutcom
 _renderers: tuple[Renderer | None, Renderer] | None = None
 
 
-def init_worker(base: Fleet | None, head: Fleet) -> None:
-    """Set a worker up with one renderer per revision (and an empty action-diff cache)."""
+def init_worker(base: Fleet | None, head: Fleet, facts: Mapping[str, Facts] | None = None) -> None:
+    """Set a worker up with one renderer per revision (and an empty action-diff cache),
+    rendering with the nodes' published `facts`."""
     global _renderers
-    _renderers = (Renderer(base) if base is not None else None, Renderer(head))
+    _renderers = (Renderer(base, facts=facts) if base is not None else None,
+                  Renderer(head, facts=facts))
     _action_diffs.clear()
 
 

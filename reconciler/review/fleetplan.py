@@ -16,7 +16,7 @@ secret file reads "secret changed".
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from reconciler.compile import names
@@ -24,6 +24,7 @@ from reconciler.compile.compiler import load_fleet
 from reconciler.compile.inventory import Fleet
 from reconciler.compile.nodeconfig import Severity
 from reconciler.errors import ConfigError
+from reconciler.facts.model import Facts
 from reconciler.review.compare import NodeOutcome, compare_chunk, init_worker
 from reconciler.review.model import (
     Count,
@@ -41,19 +42,21 @@ from reconciler.source.snapshot import Snapshot, open_snapshot
 
 def _outcomes(
     base: Fleet | None, head: Fleet, node_names: list[str], jobs: int,
-    progress: Callable[[int], None] | None,
+    progress: Callable[[int], None] | None, facts: Mapping[str, Facts] | None,
 ) -> Iterable[NodeOutcome]:
     """Every node's outcome, as workers finish (in order of completion)."""
-    for _, size, outcomes in fan_out(node_names, jobs, init_worker, (base, head),
+    for _, size, outcomes in fan_out(node_names, jobs, init_worker, (base, head, facts),
                                      compare_chunk):
         yield from outcomes
         if progress:
             progress(size)
 
 
-def _head_findings(snapshot: Snapshot, jobs: int) -> tuple[HeadProblem, ...]:
+def _head_findings(
+    snapshot: Snapshot, jobs: int, facts: Mapping[str, Facts] | None
+) -> tuple[HeadProblem, ...]:
     """The head's problems exactly as `validate` groups and counts them."""
-    result = validate(snapshot, jobs)
+    result = validate(snapshot, jobs, facts)
     return tuple(HeadProblem(problem=str(f.problem), nodes=f.nodes) for f in result.findings)
 
 
@@ -63,8 +66,10 @@ def plan_fleet(
     head_rev: str,
     jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    facts: Mapping[str, Facts] | None = None,
 ) -> PlanReport:
-    """Compare every node of the fleet at `base_rev` and `head_rev` of `repo`.
+    """Compare every node of the fleet at `base_rev` and `head_rev` of `repo`, rendering
+    with the `facts` nodes published (placeholders for the others).
 
     `progress(done, total)` is called as nodes finish. Raises ConfigError only when a
     revision cannot be opened at all (not a repo, unknown revision).
@@ -77,7 +82,7 @@ def plan_fleet(
     try:
         head = load_fleet(head_snapshot)
     except ConfigError:
-        return _invalid(commits, _head_findings(head_snapshot, jobs))
+        return _invalid(commits, _head_findings(head_snapshot, jobs, facts))
     base: Fleet | None
     base_problems: tuple[str, ...] = ()
     try:
@@ -96,7 +101,7 @@ def plan_fleet(
     groups: dict[NodeDiff, list[str]] = {}
     added: list[str] = []
     invalid = False
-    for outcome in _outcomes(base, head, head_names, jobs, advance):
+    for outcome in _outcomes(base, head, head_names, jobs, advance, facts):
         if outcome.head_problems:
             invalid = True
         elif outcome.added:
@@ -104,7 +109,7 @@ def plan_fleet(
         elif outcome.diff is not None and not outcome.diff.empty:
             groups.setdefault(outcome.diff, []).append(outcome.name)
     if invalid:
-        return _invalid(commits, _head_findings(head_snapshot, jobs))
+        return _invalid(commits, _head_findings(head_snapshot, jobs, facts))
     removed = sorted(set(base.nodes) - set(head.nodes), key=names.parse) if base else []
     return _report(commits, head, groups, added, removed, base_problems)
 

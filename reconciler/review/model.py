@@ -34,7 +34,7 @@ class FileChange(_Model):
 
     `status`: `changed` (managed at both), `new` (managed only at head), `unmanaged`
     (managed only at base: left as it is on the node). `diff` is a unified diff, or
-    None when `note` says why there is none (secret, binary, absent).
+    None when `note` says why there is none (secret, binary, absent, facts unknown).
     """
 
     path: str
@@ -43,6 +43,9 @@ class FileChange(_Model):
     severity: SeverityWord
     diff: str | None = None
     note: str | None = None
+    facts: tuple[str, ...] = Field(
+        default=(), description="facts the content depends on that the node has not published: "
+                        "the diff shows them as placeholders, or there is none")
 
 
 class ActionChange(_Model):

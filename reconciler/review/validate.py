@@ -7,11 +7,13 @@ The fleet is parsed once; nodes are compiled and rendered in worker processes
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from reconciler.compile.compiler import compile_node, load_fleet
 from reconciler.compile.inventory import Fleet
 from reconciler.errors import ConfigError, Problem
+from reconciler.facts.model import Facts
 from reconciler.render.renderer import Renderer, render_node
 from reconciler.review.workers import fan_out
 from reconciler.source.snapshot import Snapshot
@@ -43,6 +45,7 @@ class ValidationResult:
     nodes: int = 0
     classes: int = 0
     files: int = 0
+    without_facts: int = 0  # files that depend on facts no node published: placeholders
     seconds: float = 0.0
     findings: list[Finding] = field(default_factory=list)
     omitted: int = 0  # distinct problems beyond MAX_REPORTED, counted but not kept
@@ -70,15 +73,17 @@ _worker_fleet: Fleet | None = None
 _worker_renderer: Renderer | None = None
 
 
-def _init_worker(fleet: Fleet) -> None:
+def _init_worker(fleet: Fleet, facts: Mapping[str, Facts] | None) -> None:
     global _worker_fleet, _worker_renderer
     _worker_fleet = fleet
-    _worker_renderer = Renderer(fleet)
+    _worker_renderer = Renderer(fleet, facts=facts)
 
 
-def _check_chunk(names: list[str]) -> tuple[int, list[Problem]]:
+def _check_chunk(names: list[str]) -> tuple[int, list[Problem], int]:
+    """Files rendered, problems, and files rendered with placeholders for facts."""
     assert _worker_fleet is not None and _worker_renderer is not None
     rendered = 0
+    without_facts = 0
     problems: list[Problem] = []
     for name in names:
         try:
@@ -88,12 +93,16 @@ def _check_chunk(names: list[str]) -> tuple[int, list[Problem]]:
             continue
         files, found = render_node(_worker_renderer, node)
         rendered += len(files)
+        without_facts += sum(1 for item in files if item.unknown_facts)
         problems.extend(found)
-    return rendered, problems
+    return rendered, problems, without_facts
 
 
-def validate(snapshot: Snapshot, jobs: int | None = None) -> ValidationResult:
-    """Check everything at this revision; problems are grouped, identical ones counted once."""
+def validate(
+    snapshot: Snapshot, jobs: int | None = None, facts: Mapping[str, Facts] | None = None
+) -> ValidationResult:
+    """Check everything at this revision, rendering with the `facts` nodes published
+    (placeholders for the others); problems are grouped, identical ones counted once."""
     started = time.monotonic()
     result = ValidationResult()
     try:
@@ -106,10 +115,12 @@ def validate(snapshot: Snapshot, jobs: int | None = None) -> ValidationResult:
     names = fleet.node_names()
     result.nodes = len(names)
     result.classes = len(fleet.classes)
-    done = sorted(fan_out(names, jobs, _init_worker, (fleet,), _check_chunk), key=lambda d: d[0])
+    done = sorted(fan_out(names, jobs, _init_worker, (fleet, facts), _check_chunk),
+                  key=lambda d: d[0])
     outcomes = [result for _, _, result in done]  # node order: the node a problem names is stable
-    for rendered, problems in outcomes:
+    for rendered, problems, without_facts in outcomes:
         result.files += rendered
+        result.without_facts += without_facts
         for problem in problems:
             result.add(problem)
     result.seconds = time.monotonic() - started
