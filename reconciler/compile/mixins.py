@@ -80,6 +80,8 @@ def check_mixins(
             where = (include.origin.path, include.origin.line)
             target = classes.get(include.cls)
             before = len(problems)
+            if include.cls == decl.name:
+                continue  # a cycle of one, reported with the others
             if target is None:
                 bad.add(decl.name)
                 if include.cls not in broken:
