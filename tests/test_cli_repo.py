@@ -38,7 +38,9 @@ def test_init_creates_a_repo_on_main_with_one_commit_that_validates(ws: Workspac
     assert (target / "fleet.xml").is_file() and (target / "templates").is_dir()
     code, out, err = ws.cli("validate", cwd=target)
     assert (code, err) == (0, "")
-    assert re.fullmatch(r"ok: \d+ nodes, \d+ classes, \d+ files rendered in [\d.]+s\n", out)
+    assert re.fullmatch(r"ok: \d+ nodes, \d+ classes, \d+ files rendered in [\d.]+s\n"
+                        r"\d+ of these files use facts their node has not published: checked "
+                        r"with placeholders \(--facts DIR\)\n", out)  # the proxies' nginx.conf
     names = ws.cli("nodes", "--repo", target).out.split()
     assert {"proxy-01.tickets.chi1.sa", "database-01.tickets.lax2.sa"} <= set(names)
     assert 700 <= len(names) <= 900

@@ -166,6 +166,9 @@ def diff_node(
                 note = "declared absent: removed from the node"
         else:
             diff, note = file_diff(path, old.content if old else None, new.content)
+            # Unknown facts matter only where the diff shows them: a change beside
+            # them is exact.
+            unknown = tuple(name for name in unknown if name in (diff or ""))
             if unknown:
                 note = "; ".join(filter(None, [note, f"{', '.join(unknown)} shown as "
                                            "placeholders (no published facts)"]))

@@ -44,8 +44,8 @@ class FileChange(_Model):
     diff: str | None = None
     note: str | None = None
     facts: tuple[str, ...] = Field(
-        default=(), description="facts the content depends on that the node has not published: "
-                        "the diff shows them as placeholders, or there is none")
+        default=(), description="facts the node has not published that the diff shows as "
+                                "placeholders, or that decide the content (then no diff)")
 
 
 class ActionChange(_Model):
