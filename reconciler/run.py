@@ -206,6 +206,8 @@ def converge(
                             f"{exc.strerror or exc}")
     done = report.build(node.name, mode, system.root, desired.fleet.revision, str(ceiling),
                         clock.started, clock.elapsed(), outcome)
+    if desired.facts is not None:
+        done = done.model_copy(update={"facts": desired.facts})
     if problems:
         done = done.model_copy(update={"problems": problems, "result": "failed",
                                        "exit_code": done.exit_code | report.EXIT_FAILED})

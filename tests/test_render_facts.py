@@ -216,3 +216,12 @@ def test_plan_with_published_facts_shows_real_diffs(ws: Workspace, tmp_path: Pat
         ("--- a/etc/app.conf\n+++ b/etc/app.conf\n@@ -1 +1 @@\n-many\n+lots\n", []),
         (None, ["facts.cpu.count"]),  # web-02 published nothing
     ]
+
+
+def test_a_node_runs_report_carries_the_facts_it_gathered(ws: Workspace, tmp_path: Path) -> None:
+    repo = repo_with(ws, "x\n")
+    done = ws.cli("audit", "--repo", repo, "--node", NODE, "--root", tmp_path / "node",
+                  "--format", "json")
+    assert done.code == 2, done.err
+    facts = Facts.model_validate(json.loads(done.out)["facts"])
+    assert (facts.cpu.count, facts.hostname) == (os.cpu_count(), os.uname().nodename)

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from reconciler.apply.executor import ActionOutcome, ChangeOutcome, Outcome, Status
+from reconciler.facts.model import Facts
 from reconciler.plan.change import Drift
 
 SCHEMA_VERSION = 1
@@ -97,6 +98,7 @@ class RunReport(Model):
     orphans: list[ChangeReport] = []
     problems: list[str] = []  # why a run was refused
     source: SourceReport | None = None
+    facts: Facts | None = None  # what the node is, as the run gathered it (to publish)
 
 
 def _change(outcome: ChangeOutcome) -> ChangeReport:
