@@ -189,3 +189,13 @@ def test_explain_shows_mixins_and_where_their_actions_come_from(ws: Workspace) -
     variable = ws.cli("explain", "--repo", repo, NODE, "exporter_port")
     assert variable.out.splitlines()[1] == (
         "  set by mixin monitoring (via web) at classes/monitoring.xml:2")
+
+
+def test_moving_actions_into_a_mixin_changes_no_node(ws: Workspace) -> None:
+    repo = ws.make_repo(files_with('  <package name="node-exporter"/>\n'
+                                   '  <file path="/etc/default/node-exporter" '
+                                   'requires="package:node-exporter"><content>x</content></file>\n'))
+    ws.write(repo, files_with('  <include class="monitoring"/>\n'))
+    ws.commit(repo)
+    done = ws.cli("plan", "--repo", repo, "--base", "HEAD~1", "--head", "HEAD")
+    assert (done.code, done.out.splitlines()[1]) == (0, "no node changes (1 node)"), done.out

@@ -218,3 +218,19 @@ def test_a_for_each_package_is_a_package(ws: Workspace) -> None:
         id="package:htop", name="htop", version="3.2.*", severity=config.actions[0].severity,
         origin=config.actions[0].origin, declared_in="web", item="tools[htop]",
         vars={"t": {"key": "htop", "value": "3.2.*"}}),)
+
+
+def test_a_for_each_that_gives_the_same_actions_changes_no_node(ws: Workspace) -> None:
+    path = ws.make_repo({"fleet.xml": FLEET, "templates/app.j2": "{{ app.key }}\n",
+                         "classes/web.xml": class_xml("web", (
+                             '  <file path="/etc/shop" template="app.j2">\n'
+                             '    <var name="app" type="map"><entry key="key">shop</entry></var>\n'
+                             '  </file>\n'
+                             '  <file path="/etc/cart" template="app.j2">\n'
+                             '    <var name="app" type="map"><entry key="key">cart</entry></var>\n'
+                             '  </file>\n'))})
+    ws.write(path, {"classes/web.xml": class_xml(
+        "web", '  <file for-each="apps" as="app" path="/etc/{app.key}" template="app.j2"/>\n')})
+    ws.commit(path)
+    done = ws.cli("plan", "--repo", path, "--base", "HEAD~1", "--head", "HEAD")
+    assert (done.code, done.out.splitlines()[1]) == (0, "no node changes (2 nodes)"), done.out

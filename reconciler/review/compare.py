@@ -22,11 +22,12 @@ from reconciler.plan.build import effective_severity
 from reconciler.render.renderer import RenderedFile, Renderer, render_node
 from reconciler.review.model import ActionChange, AttrChange, FileChange, NodeDiff, severity_word
 
-# Fields that do not describe state on the node: where an action was declared, and
-# where its content comes from (the rendered content is compared instead).
+# Fields that do not describe state on the node: where an action was declared (its
+# class, mixins and for-each item), and where its content comes from (the rendered
+# content is compared instead, which is also all that an action's variables change).
 _NOT_ATTRIBUTES = frozenset(
-    {"id", "kind", "name", "path", "origin", "declared_in", "template", "source", "content",
-     "severity"}
+    {"id", "kind", "name", "path", "origin", "declared_in", "via", "item", "template",
+     "source", "content", "vars", "severity"}
 )
 # Attributes that change how future changes are applied, not the node itself.
 _METADATA = frozenset({"severity", "notify", "requires"})
