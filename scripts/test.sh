@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Run the whole test suite on a fresh machine: system tools the tests drive for real
-# (git, git daemon, dpkg, gpg, ssh-keygen, and the daemons of the example fleet), a
+# (git, git daemon, dpkg, gpg, ssh-keygen, age, and the daemons of the example fleet), a
 # virtualenv with the project and its test extra, then pytest. Safe to run again: every
 # step is idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Each tool the tests drive for real, as "file it installs:Debian package". The first
-# group is git, dpkg, gpg and ssh-keygen; the second the daemons that read the example
-# fleet's files (tests/test_example_daemons*.py, tests/daemon_node.py).
+# group is git, dpkg, gpg, ssh-keygen and age (whose files reconciler's secrets are);
+# the second the daemons that read the example fleet's files
+# (tests/test_example_daemons*.py, tests/daemon_node.py).
 tools=(
     /usr/bin/git:git /usr/bin/dpkg-deb:dpkg /usr/bin/dpkg-query:dpkg /usr/bin/gpg:gnupg
-    /usr/bin/ssh-keygen:openssh-client
+    /usr/bin/ssh-keygen:openssh-client /usr/bin/age:age /usr/bin/age-keygen:age
     /usr/sbin/nginx:nginx /usr/sbin/sshd:openssh-server /usr/sbin/chronyd:chrony
     /usr/sbin/mariadbd:mariadb-server /usr/bin/memcached:memcached
     /usr/bin/memcstat:libmemcached-tools /usr/sbin/logrotate:logrotate /usr/bin/crontab:cron
