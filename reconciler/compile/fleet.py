@@ -25,6 +25,7 @@ from reconciler.compile.mixins import parse_includes
 from reconciler.compile.nodeconfig import Severity
 from reconciler.compile.values import parse_value
 from reconciler.errors import ConfigError, Problem
+from reconciler.secrets import sealed
 from reconciler.source.snapshot import Snapshot
 
 # Bounds that keep a typo in a <nodes> range from hanging or exhausting memory: no
@@ -63,7 +64,7 @@ def parse_fleet(
     defaults = Layer("defaults")
     default_policy: dict[str, Any] = {}
     if defaults_el is not None:
-        defaults = _parse_vars(doc, defaults_el, "defaults", problems)
+        defaults = _parse_vars(snapshot, doc, defaults_el, "defaults", problems)
         default_policy = _parse_policy(doc, defaults_el, problems)
     fleet = Fleet(snapshot, domain, defaults, default_policy, [], {}, classes)
     known = _ClassCheck(classes, broken)
@@ -77,7 +78,8 @@ def parse_fleet(
             label = "vars " + " ".join(f"{k}={v}" for k, v in selector.items())
             if not selector:
                 label = "vars (every node)"
-            fleet.blocks.append(Block(selector, _parse_vars(doc, element, label, problems), order))
+            layer = _parse_vars(snapshot, doc, element, label, problems)
+            fleet.blocks.append(Block(selector, layer, order))
         elif element.tag == "nodes":
             _expand_range(doc, element, fleet, known, problems)
     for element in root.iterchildren("node"):
@@ -129,7 +131,7 @@ def _expand_range(
     if not known.check(doc, element, cls, problems):
         return
     label = f"nodes {cls}.{product}.{cluster}"
-    layer = _parse_vars(doc, element, label, problems)
+    layer = _parse_vars(fleet.snapshot, doc, element, label, problems)
     policy = _parse_policy(doc, element, problems)
     origin = doc.origin(element)
     for number in range(start, start + count):
@@ -170,7 +172,7 @@ def _add_single_node(
         problems.append(doc.problem(
             element, f"duplicate node {fqdn} (first declared at {decl.origin})"))
         return
-    decl.node_layer = _parse_vars(doc, element, "node", problems)
+    decl.node_layer = _parse_vars(fleet.snapshot, doc, element, "node", problems)
     decl.node_policy = _parse_policy(doc, element, problems)
 
 
@@ -201,7 +203,7 @@ def load_classes(
         includes = parse_includes(doc, root, problems)
         check_duplicates_in_class(actions, problems)
         check_debs(snapshot, actions, problems)
-        layer = _parse_vars(doc, root, f"class {name}", problems)
+        layer = _parse_vars(snapshot, doc, root, f"class {name}", problems)
         policy = _parse_policy(doc, root, problems)
         if len(problems) > count_before:
             continue
@@ -221,8 +223,11 @@ def load_classes(
 
 
 def _parse_vars(
-    doc: xmlload.XmlDoc, parent: etree._Element, label: str, problems: list[Problem]
+    snapshot: Snapshot, doc: xmlload.XmlDoc, parent: etree._Element, label: str,
+    problems: list[Problem],
 ) -> Layer:
+    """The <var>s of one element; an `encrypted=` one holds its `Sealed` value (the
+    ciphertext and its recipients, read and checked here), never plain text."""
     layer = Layer(label)
     seen: set[str] = set()
     for element in parent.iterchildren("var"):
@@ -230,6 +235,16 @@ def _parse_vars(
         if name in seen:
             problems.append(doc.problem(element, f"variable {name!r} set twice in one block"))
         seen.add(name)
+        encrypted = element.get("encrypted")
+        if encrypted is not None:
+            try:
+                value: Any = sealed.load(snapshot, encrypted)
+            except (ValueError, ConfigError, OSError) as exc:
+                message = exc.problems[0].message if isinstance(exc, ConfigError) else str(exc)
+                problems.append(doc.problem(element, f"secret variable {name!r}: {message}"))
+                continue
+            layer.decls.append(VarDecl(name, value, doc.origin(element), True))
+            continue
         value = parse_value(doc, element, problems)
         layer.decls.append(VarDecl(name, value, doc.origin(element),
                                    element.get("secret") == "true"))

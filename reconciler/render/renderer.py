@@ -28,6 +28,8 @@ from reconciler.errors import ConfigError, Problem
 from reconciler.facts.model import Facts
 from reconciler.render import facts as facts_view
 from reconciler.render.bytecode import PackedBytecodeCache
+from reconciler.render.unseal import Placeholders, Unsealer, sealed_variables
+from reconciler.secrets.sealed import Sealed
 from reconciler.source.snapshot import Snapshot, clean_relpath
 
 
@@ -106,14 +108,18 @@ class Renderer:
     """Renders templates of one revision for any node of its fleet."""
 
     def __init__(self, fleet: Fleet, bytecode_dir: str | None = None,
-                 facts: Mapping[str, Facts] | None = None) -> None:
+                 facts: Mapping[str, Facts] | None = None,
+                 unsealer: Unsealer | None = None) -> None:
         """`bytecode_dir` keeps compiled templates between runs (keyed by source hash),
         so a node's periodic run does not recompile unchanged templates. `facts` are the
         facts known by node name (a node's own on the node, published ones elsewhere);
-        templates of other nodes see placeholders (render/facts.py)."""
+        templates of other nodes see placeholders (render/facts.py). `unsealer` gives
+        encrypted variables their text: the node's identity on a node, else placeholders
+        (nothing is decrypted)."""
         self.fleet = fleet
         self.facts: Mapping[str, Facts] = facts or {}
         self._facts_values: dict[str, dict[str, Any]] = {}
+        self.unsealer: Unsealer = unsealer or Placeholders()
         self.cache: PackedBytecodeCache | None = None
         if bytecode_dir is not None:
             os.makedirs(bytecode_dir, mode=0o700, exist_ok=True)
@@ -205,6 +211,7 @@ class Renderer:
         decide on one raises `FactsUnknown`."""
         template = self.template(name, node.name)
         context = node.values()
+        revealed = self._unseal(node, name, context)
         context["node"] = NodeView(node)
         context["facts"] = self._facts_of(node.name, unknown if unknown is not None else set())
         if extra:
@@ -214,7 +221,24 @@ class Renderer:
         except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError,
                 LookupError, AttributeError, RecursionError, MemoryError) as exc:
             error = _template_error(exc, name, node.name)
-            raise ConfigError([_without_secrets(p, node) for p in error.problems]) from None
+            raise ConfigError([_without_secrets(p, node, revealed)
+                               for p in error.problems]) from None
+
+    def _unseal(self, node: NodeConfig, name: str, context: dict[str, Any]) -> list[str]:
+        """Give the encrypted variables template `name` reads their text in `context`
+        (and drop the others); returns the texts, to keep them out of error messages."""
+        sealed = sealed_variables(node)
+        if not sealed:
+            return []
+        names, dynamic = self.referenced(name)
+        revealed = []
+        for var, value in sealed.items():
+            if dynamic or var in names:
+                context[var] = self.unsealer.unseal(node.name, node.variables[var], value)
+                revealed.append(context[var])
+            else:
+                del context[var]
+        return revealed
 
 
     def _facts_of(self, node: str, unknown: set[str]) -> Any:
@@ -257,9 +281,12 @@ def _secret_texts(value: Any) -> list[str]:
     return [text] if len(text) >= 4 else []
 
 
-def _without_secrets(problem: Problem, node: NodeConfig) -> Problem:
-    """A template error may quote a value (a missing key, a template name): never a secret."""
-    texts = sorted((t for n in node.secret_names() for t in _secret_texts(node.variables[n].value)),
+def _without_secrets(problem: Problem, node: NodeConfig, revealed: list[str]) -> Problem:
+    """A template error may quote a value (a missing key, a template name): never a secret,
+    plain or decrypted."""
+    plain = [t for n in node.secret_names() if not isinstance(node.variables[n].value, Sealed)
+             for t in _secret_texts(node.variables[n].value)]
+    texts = sorted([*plain, *(t for r in revealed for t in _secret_texts(r))],
                    key=len, reverse=True)
     message = problem.message
     for text in texts:

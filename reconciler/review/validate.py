@@ -1,4 +1,5 @@
-"""Validate a whole revision: schema, every node compiled, every template rendered.
+"""Validate a whole revision: schema, every node compiled, every template rendered, and
+every secret encrypted to exactly the nodes that use it.
 
 The fleet is parsed once; nodes are compiled and rendered in worker processes
 (forked, so each inherits the parsed fleet and compiles each template once).
@@ -15,7 +16,9 @@ from reconciler.compile.inventory import Fleet
 from reconciler.errors import ConfigError, Problem
 from reconciler.facts.model import Facts
 from reconciler.render.renderer import Renderer, render_node
+from reconciler.render.unseal import used_sealed
 from reconciler.review.workers import fan_out
+from reconciler.secrets.check import check_secrets
 from reconciler.source.snapshot import Snapshot
 
 MAX_REPORTED = 200
@@ -79,12 +82,16 @@ def _init_worker(fleet: Fleet, facts: Mapping[str, Facts] | None) -> None:
     _worker_renderer = Renderer(fleet, facts=facts)
 
 
-def _check_chunk(names: list[str]) -> tuple[int, list[Problem], int]:
-    """Files rendered, problems, and files rendered with placeholders for facts."""
+def _check_chunk(
+    names: list[str],
+) -> tuple[int, list[Problem], int, list[tuple[str, str]]]:
+    """Files rendered, problems, files rendered with placeholders for facts, and
+    (ciphertext path, node) for each encrypted value a node's templates read."""
     assert _worker_fleet is not None and _worker_renderer is not None
     rendered = 0
     without_facts = 0
     problems: list[Problem] = []
+    usage: list[tuple[str, str]] = []
     for name in names:
         try:
             node = compile_node(_worker_fleet, name)
@@ -95,7 +102,8 @@ def _check_chunk(names: list[str]) -> tuple[int, list[Problem], int]:
         rendered += len(files)
         without_facts += sum(1 for item in files if item.unknown_facts)
         problems.extend(found)
-    return rendered, problems, without_facts
+        usage += [(sealed.path, name) for sealed in used_sealed(_worker_renderer, node).values()]
+    return rendered, problems, without_facts, usage
 
 
 def validate(
@@ -118,10 +126,15 @@ def validate(
     done = sorted(fan_out(names, jobs, _init_worker, (fleet, facts), _check_chunk),
                   key=lambda d: d[0])
     outcomes = [result for _, _, result in done]  # node order: the node a problem names is stable
-    for rendered, problems, without_facts in outcomes:
+    usage: dict[str, set[str]] = {}
+    for rendered, problems, without_facts, used in outcomes:
         result.files += rendered
         result.without_facts += without_facts
         for problem in problems:
             result.add(problem)
+        for path, node in used:
+            usage.setdefault(path, set()).add(node)
+    for problem in check_secrets(fleet, usage):
+        result.add(problem)
     result.seconds = time.monotonic() - started
     return result
