@@ -90,6 +90,8 @@ def load(snapshot: Snapshot, fleet_nodes: set[str] | None = None) -> KeyRing:
         if not snapshot.is_dir(where):
             ring.problems.append(Problem("must be a directory holding the node's keys", where))
             continue
+        if not snapshot.listdir(where):
+            continue  # an empty directory: git does not even keep it
         if fleet_nodes is not None and entry not in fleet_nodes:
             ring.problems.append(Problem(f"keys of {entry}, which is not a node of the fleet "
                                          f"(remove {where}/ when a node leaves)", where))
