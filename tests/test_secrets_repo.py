@@ -221,3 +221,34 @@ def test_migrate_refuses_a_secret_that_is_not_text(ws: Workspace) -> None:
     assert "fleet.xml:4: secret variable 'db_password' is a list: only text values can be " \
         "encrypted" in done.err
     assert "secret=\"true\"" in repo.read("fleet.xml")
+
+
+def commit(repo: SecretRepo, message: str) -> None:
+    repo.ws.commit(repo.path, message)
+
+
+def test_plan_says_recipients_changed_when_a_rekey_adds_a_node(migrated: SecretRepo) -> None:
+    commit(migrated, "encrypted")
+    migrated.ws.write(migrated.path, {"fleet.xml": fleet_text(3, f'encrypted="{CIPHERTEXT}"/>')})
+    migrated.add_node_key("db-03.shop.c1.sa")
+    migrated.cli("secret", "rekey", "-i", str(migrated.identity("alice")))
+    commit(migrated, "db-03")
+    done = migrated.cli("plan", "--base", "HEAD~1")
+    assert done.code == 2, done.err
+    assert f"secret db_password ({CIPHERTEXT}): recipients changed: +1 node " \
+        "(db-03.shop.c1.sa)" in done.out
+    assert "no node changes" in done.out  # same value: db-01 and db-02 render the same file
+    assert PASSWORD not in done.out
+
+
+def test_plan_says_secret_changed_for_a_new_value_and_shows_neither(migrated: SecretRepo) -> None:
+    commit(migrated, "encrypted")
+    migrated.cli("secret", "set", "db_password", "--product", "shop", stdin="new-value-42")
+    commit(migrated, "rotate the password")
+    outputs = [migrated.cli("plan", "--base", "HEAD~1", "--format", fmt)
+               for fmt in ("text", "markdown", "json")]
+    assert outputs[0].code == 2, outputs[0].err
+    assert f"secret db_password ({CIPHERTEXT}): secret changed" in outputs[0].out
+    assert "2 of 4 nodes change" in outputs[0].out
+    assert "~ file /etc/db/password.conf (none): secret changed" in outputs[0].out
+    assert all(PASSWORD not in o.out and "new-value-42" not in o.out for o in outputs)

@@ -37,6 +37,7 @@ from reconciler.review.model import (
 from reconciler.review.names import compress_names, describe_scope, plural
 from reconciler.review.validate import validate
 from reconciler.review.workers import default_jobs, fan_out
+from reconciler.secrets.plan import compare_secrets
 from reconciler.source.snapshot import Snapshot, open_snapshot
 
 
@@ -111,7 +112,13 @@ def plan_fleet(
     if invalid:
         return _invalid(commits, _head_findings(head_snapshot, jobs, facts))
     removed = sorted(set(base.nodes) - set(head.nodes), key=names.parse) if base else []
-    return _report(commits, head, groups, added, removed, base_problems)
+    report = _report(commits, head, groups, added, removed, base_problems)
+    secrets = compare_secrets(base, head)
+    if not secrets:
+        return report
+    return report.model_copy(update={
+        "secrets": secrets, "headline": f"{report.headline}; {plural(len(secrets), 'secret')} "
+                                        f"changed"})
 
 
 def _invalid(commits: dict[str, Any], problems: tuple[HeadProblem, ...]) -> PlanReport:

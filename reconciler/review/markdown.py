@@ -71,6 +71,10 @@ def format_markdown(report: PlanReport, max_bytes: int = 60000) -> str:
             head.append(f"**Nodes {label}** ({len(nodes)}): "
                         + ", ".join(_md(p) for p in compress_names(nodes)))
             head.append("")
+    head += [f"- secret {_md(change.variable)} ({_md(change.path)}): {_md_escape(change.change)}"
+             for change in report.secrets]
+    if report.secrets:
+        head.append("")
     text = "\n".join(head) + "\n"
     budget = max_bytes - len(text.encode())
     shown = 0

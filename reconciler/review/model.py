@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.compile.nodeconfig import Severity
+from reconciler.secrets.plan import SecretChange
 
 SeverityWord = Literal["none", "reload", "restart", "reboot"]
 
@@ -129,13 +130,16 @@ class PlanReport(_Model):
     added_nodes: tuple[str, ...] = ()
     removed_nodes: tuple[str, ...] = ()
     groups: tuple[Group, ...] = ()
+    secrets: tuple[SecretChange, ...] = Field(
+        (), description="encrypted values whose value or recipients change")
 
     @property
     def exit_code(self) -> int:
         """0 nothing changes, 1 the head is invalid, 2 something changes."""
         if not self.valid:
             return EXIT_INVALID
-        if self.changed_nodes or self.added_nodes or self.removed_nodes or self.base_problems:
+        if self.changed_nodes or self.added_nodes or self.removed_nodes or self.base_problems \
+                or self.secrets:
             return EXIT_CHANGES
         return EXIT_NO_CHANGES
 

@@ -82,6 +82,9 @@ def text_lines(report: PlanReport) -> list[Any]:
             out.append(Text(f"nodes {label}: {plural(len(nodes), 'node')}: "
                             + " ".join(compress_names(nodes)),
                             style="green" if label == "added" else "red"))
+    for change in report.secrets:
+        out.append(Text(f"secret {change.variable} ({change.path}): {change.change}",
+                        style="yellow"))
     for index, group in enumerate(report.groups, 1):
         out.append(Text(""))
         out.append(Text(f"group {index} of {len(report.groups)}: "

@@ -20,6 +20,7 @@ from reconciler.secrets.age import AgeError, decrypt, encrypt
 from reconciler.secrets.audience import Declaration, audiences, declarations, selector_slug
 from reconciler.secrets.check import nodes_text
 from reconciler.secrets.overlay import Overlay
+from reconciler.secrets.plan import describe_recipients
 from reconciler.secrets.sealed import (
     SECRETS_DIR,
     Recipient,
@@ -182,7 +183,7 @@ def rekey(repo: str, identities: list[x25519.Identity]) -> Outcome:
         wanted = [*(Recipient("node", n, ring.nodes[n]) for n in sorted(nodes) if n in ring.nodes),
                   *ring.admin_recipients()]
         if set(wanted) != set(sealed.recipients):
-            changes.append((sealed, wanted, _describe(sealed.recipients, wanted)))
+            changes.append((sealed, wanted, describe_recipients(sealed.recipients, wanted)))
     if keyless:
         raise UsageError.because(
             f"no age key for {nodes_text(keyless)} needing secrets: bootstrap them and add "
@@ -205,21 +206,3 @@ def rekey(repo: str, identities: list[x25519.Identity]) -> Outcome:
     outcome.written = overlay.commit()
     return outcome
 
-
-def _describe(old: tuple[Recipient, ...], new: list[Recipient]) -> str:
-    """`+3 nodes (…), -1 node (…), 1 key rotated (node …)`."""
-    before = {(r.kind, r.name): r.key for r in old}
-    after = {(r.kind, r.name): r.key for r in new}
-    parts = []
-    for sign, kind, who in (("+", "node", after.keys() - before.keys()),
-                            ("-", "node", before.keys() - after.keys())):
-        chosen = [name for k, name in who if k == kind]
-        if chosen:
-            parts.append(f"{sign}{nodes_text(chosen)}")
-    for sign, who in (("+", after.keys() - before.keys()), ("-", before.keys() - after.keys())):
-        parts += [f"{sign}admin {name}" for kind, name in sorted(who) if kind == "admin"]
-    rotated = sorted(f"{kind} {name}" for (kind, name) in before.keys() & after.keys()
-                     if before[(kind, name)] != after[(kind, name)])
-    if rotated:
-        parts.append(f"{len(rotated)} key(s) rotated ({', '.join(rotated)})")
-    return "recipients changed: " + ", ".join(parts)
