@@ -13,6 +13,7 @@ from pathlib import Path
 from reconciler.errors import Problem, UsageError
 
 AGENT_CONFIG = "/etc/reconciler/agent.toml"
+AGE_IDENTITY = "/etc/reconciler/age.key"  # the node's private age key (secrets), 0600
 DEFAULT = Path("/var/lib/reconciler")
 
 

@@ -67,6 +67,8 @@ class AgentConfig(BaseModel):
     interval: int | None = Field(None, gt=0, le=MAX_SECONDS)
     splay: int | None = Field(None, ge=0, le=MAX_SECONDS)
     fetch_timeout: float = Field(60.0, gt=0, le=MAX_SECONDS, alias="fetch-timeout")
+    # The node's age identity: decrypts the secrets its templates read (0600, its own).
+    identity: Path = Path(statedir.AGE_IDENTITY)
 
     @model_validator(mode="before")
     @classmethod
@@ -108,7 +110,7 @@ class AgentConfig(BaseModel):
         names.parse(value)  # raises NodeNameError (a ValueError) with the reason
         return value
 
-    @field_validator("state_dir", "root", "allowed_signers", "gpg_home")
+    @field_validator("state_dir", "root", "allowed_signers", "gpg_home", "identity")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_absolute():
@@ -187,7 +189,7 @@ def load(path: str | Path = DEFAULT_PATH) -> AgentConfig:
         raise ConfigError(_problems(err, name, text)) from None
 
 
-_PATH_FIELDS = ("state_dir", "root", "allowed_signers", "gpg_home")
+_PATH_FIELDS = ("state_dir", "root", "allowed_signers", "gpg_home", "identity")
 
 
 def merge_overrides(cfg: AgentConfig, **cli_values: Any) -> AgentConfig:

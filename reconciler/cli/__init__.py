@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from reconciler.cli import agent, exitcodes, facts, node, repo, review, runs, secret
+from reconciler.cli import agent, bootstrap, exitcodes, facts, node, repo, review, runs, secret
 from reconciler.errors import UsageError
 
 
@@ -48,4 +48,6 @@ node.register(main)
 runs.register(main)
 review.register(main)
 agent.register(main)
-from reconciler.cli import agent, exitcodes, facts, node, repo, review, runs, secret
+facts.register(main)
+secret.register(main)
+bootstrap.register(main)

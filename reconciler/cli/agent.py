@@ -108,6 +108,15 @@ def _shipped_units() -> Path:
 def install_units(dest: str, executable: str | None, config_path: str) -> None:
     """Install the systemd units: the always-running agent, and a run service + timer for
     those who prefer one-shot runs. Enable one of the two, not both."""
+    for target in install_unit_files(dest, executable, config_path):
+        click.echo(f"installed {target}")
+    click.echo("next: systemctl daemon-reload && systemctl enable --now reconciler-agent.service")
+    click.echo("  or: systemctl daemon-reload && systemctl enable --now reconciler-run.timer")
+
+
+def install_unit_files(dest: str, executable: str | None, config_path: str) -> list[Path]:
+    """Write the shipped units into `dest`, running `executable` (default: this
+    reconciler) on `config_path`; the paths written (also used by `bootstrap`)."""
     command = executable or shutil.which("reconciler") or os.path.abspath(sys.argv[0])
     if not os.path.isabs(command) or any(c.isspace() for c in command):
         raise UsageError.because(f"--exec must be an absolute path without spaces: {command!r}")
@@ -115,6 +124,7 @@ def install_units(dest: str, executable: str | None, config_path: str) -> None:
         raise UsageError.because(f"--config must be an absolute path without spaces: "
                                  f"{config_path!r}")
     source = _shipped_units()
+    written = []
     try:
         os.makedirs(dest, exist_ok=True)
         for name in UNITS:
@@ -125,9 +135,8 @@ def install_units(dest: str, executable: str | None, config_path: str) -> None:
             temp.write_text(text, encoding="utf-8")
             temp.chmod(0o644)
             temp.replace(target)
-            click.echo(f"installed {target}")
+            written.append(target)
     except OSError as exc:
         raise UsageError.because(f"cannot install the units into {dest}: "
                                  f"{exc.strerror or exc}") from None
-    click.echo("next: systemctl daemon-reload && systemctl enable --now reconciler-agent.service")
-    click.echo("  or: systemctl daemon-reload && systemctl enable --now reconciler-run.timer")
+    return written

@@ -14,8 +14,6 @@ from reconciler.errors import ConfigError, Problem
 from reconciler.secrets.age import AgeError, decrypt, read_identities
 from reconciler.secrets.sealed import Sealed
 
-DEFAULT_IDENTITY = "/etc/reconciler/age.key"
-
 
 class IdentityUnsealer:
     """Decrypts the encrypted variables a node's templates read, each once per run."""
