@@ -70,6 +70,8 @@ def _create_example(target: Path) -> list[str]:
             shutil.copy2(item, target / item.name)
     shutil.copytree(example_dir("templates"), target / "templates")
     shutil.copytree(example_dir("hooks"), target / "hooks")
+    for key_file in (target / "keys" / "demo-identities").glob("*.key"):
+        key_file.chmod(0o600)  # DEMO ONLY private keys: a node refuses readable ones
     git = Git(target)
     git.out("init", "-q", "-b", "main")
     git.out("add", "-A")
