@@ -84,6 +84,9 @@ def agent_options(func: F) -> F:
         click.option("--interval", type=int, default=None),
         click.option("--splay", type=int, default=None),
         click.option("--fetch-timeout", type=float, default=None),
+        click.option("--identity", default=None,
+                     help="The node's age identity, to decrypt its secrets "
+                          "(default /etc/reconciler/age.key)."),
     ]
     for option in reversed(options):
         func = option(func)
