@@ -36,10 +36,12 @@ from reconciler.record import applied as applied_state
 from reconciler.record import report
 from reconciler.record.recorder import Recorder, failed_with
 from reconciler.render.renderer import RenderedFile, Renderer, render_node
+from reconciler.secrets.digest import ContentDigest
+from reconciler.secrets.unseal import IdentityUnsealer
 from reconciler.source.choice import GitSource, cache_of
 from reconciler.source.snapshot import Snapshot, open_snapshot
 from reconciler.source.state import SourceState
-from reconciler.statedir import StateDir, ensure_directory
+from reconciler.statedir import AGE_IDENTITY, StateDir, ensure_directory
 from reconciler.system.interface import NotDurable, System
 from reconciler.system.local import LocalSystem
 from reconciler.system.wrappers import LoggingSystem, ReadOnlySystem
@@ -119,12 +121,15 @@ class Desired:
 def desire(
     fleet: Fleet, node_name: str, renderer: Renderer | None = None,
     bytecode_dir: str | None = None, facts: Facts | None = None,
+    identity: str = AGE_IDENTITY,
 ) -> Desired:
     """Compile and render one node with its `facts`, refusing the whole commit on any
-    problem."""
+    problem; the encrypted variables its templates read are decrypted with its age
+    `identity`."""
     node = compile_node(fleet, node_name)
     renderer = renderer or Renderer(fleet, bytecode_dir,
-                                    {node_name: facts} if facts is not None else None)
+                                    {node_name: facts} if facts is not None else None,
+                                    IdentityUnsealer(identity))
     return rendered(fleet, node, renderer, facts)
 
 
@@ -188,6 +193,7 @@ def converge(
         commit=desired.fleet.revision,
         read_repo=desired.fleet.snapshot.read,
         ceiling=ceiling,
+        digest=ContentDigest.of_state_dir(state_dir.path),
     )
     problems: list[str] = []
     try:
@@ -242,6 +248,7 @@ class Run:
     only: frozenset[str] | None = None  # the action ids to check (a drift-watch event)
     log_calls: Callable[[str], None] | None = None  # debug: one line per system call
     recorder: Recorder | None = None  # None: record only what was applied
+    identity: str = AGE_IDENTITY  # the node's age key, for the secrets its templates read
 
 
 @dataclass
@@ -299,7 +306,8 @@ def compile_config(now: RunState) -> None:
 def render_files(now: RunState) -> None:
     assert now.fleet is not None and now.config is not None
     facts = {now.run.node: now.facts} if now.facts is not None else None
-    renderer = Renderer(now.fleet, str(now.run.state.template_cache), facts)
+    renderer = Renderer(now.fleet, str(now.run.state.template_cache), facts,
+                        IdentityUnsealer(now.run.identity))
     now.desired = rendered(now.fleet, now.config, renderer, now.facts)
 
 
@@ -410,7 +418,7 @@ def from_settings(settings: AgentConfig, options: RunOptions | None = None) -> R
     return Run(node=settings.node, mode=settings.mode, root=root, state=state, source=source,
                ceiling=settings.max_severity, host_commands=options.host_commands,
                wait=options.wait, should_stop=options.should_stop, only=options.only,
-               recorder=recorder)
+               recorder=recorder, identity=str(settings.identity))
 
 
 def commit_in_use(settings: AgentConfig) -> str | None:
@@ -429,6 +437,6 @@ def desired_at(settings: AgentConfig, commit: str) -> Desired | None:
     try:
         snapshot = cache_of(settings, state).open(commit)
         return desire(load_fleet(snapshot), settings.node, bytecode_dir=str(state.template_cache),
-                      facts=gather_at(str(settings.root)))
+                      facts=gather_at(str(settings.root)), identity=str(settings.identity))
     except (ReconcilerError, OSError, ValueError):
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -70,13 +71,17 @@ def test_run_writes_the_prometheus_textfile(node: Node) -> None:
     assert f'commit="{config_commit}"' in metrics
 
 
-def test_secret_reaches_the_history_only_as_its_sha256(node: Node) -> None:
+def test_secret_reaches_the_history_only_as_a_hash_keyed_by_the_node(node: Node) -> None:
     node.push_base()
 
     node.run()
 
-    digest = hashlib.sha256(f"{SECRET}\n".encode()).hexdigest()
-    assert git(node.history, "show", "main:etc/app/secret.ini") == f"secret sha256:{digest}"
+    key = (node.state / "secret-digest.key").read_bytes()
+    keyed = hmac.new(key, f"{SECRET}\n".encode(), hashlib.sha256).hexdigest()
+    assert git(node.history, "show", "main:etc/app/secret.ini") == f"secret hmac-sha256:{keyed}"
+    plain = hashlib.sha256(f"{SECRET}\n".encode()).hexdigest()
+    assert plain not in git(node.history, "log", "-p", "--all")
+    assert plain not in (node.state / "applied.json").read_text()
     assert SECRET not in git(node.history, "log", "-p", "--all")
     assert SECRET not in git(node.history, "show", "main:run.json")
     assert SECRET not in (node.state / "last-run.json").read_text()

@@ -211,7 +211,7 @@ def test_a_run_keeps_secrets_out_of_history_last_run_and_metrics(tmp_path: Path)
     assert first.code == 2 and second.code == 2, first.err + second.err
     assert (node.root / "etc/app/token").read_text() == f"token = {CANARY}-rotated\n"
     history = git(node.history, "log", "-p", "--all")
-    assert "secret sha256:" in history
+    assert "secret hmac-sha256:" in history
     assert (node.state / "reconciler.prom").exists()
     assert_no_secret(first.out, first.err, second.out, second.err, history,
                      everything_under(node.state))

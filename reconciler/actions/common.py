@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 
 from reconciler.diff import unified_diff
@@ -12,10 +11,6 @@ from reconciler.record.applied import Applied
 from reconciler.system.interface import Stat, System
 
 MAX_DIFF_LINES = 400
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def owner_ids(ctx: Context, owner: str | None, group: str | None) -> tuple[int | None, int | None]:

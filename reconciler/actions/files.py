@@ -15,7 +15,6 @@ from reconciler.actions.common import (
     missing_parents,
     owner_ids,
     set_attrs,
-    sha256,
 )
 from reconciler.compile.nodeconfig import FileAction, TreeAction
 from reconciler.plan.change import ApplyContext, Change, Drift, Effect, Removed, Wrote
@@ -51,7 +50,8 @@ class CreateFile(Change):
         validate = self.action.validate_cmd if isinstance(self.action, FileAction) else None
         ctx.system.write_atomic(self.path, self.content, self.mode, self.uid, self.gid, validate,
                                 secret=self.secret)
-        return _written(ctx, self.action, self.path, sha256(self.content))
+        digest = ctx.digest(self.content, self.action.secret)
+        return _written(ctx, self.action, self.path, digest)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,7 +126,8 @@ def _probe_path(ctx: Context, plan: ActionPlan, item: RenderedFile, mode: int | 
                                        last_commit=last, was_secret=was_secret))
         return
     uid, gid = owner_ids(ctx, action.owner, action.group)
-    desired_sha = sha256(item.content)
+    # A secret file is named by a keyed hash: its record gives nothing to guess from.
+    desired_sha = ctx.digest(item.content, action.secret)
     if live is None or live.kind == "symlink":
         plan.changes.append(_create(ctx, action, path, item.content, (mode, uid, gid), live,
                                     record))
@@ -134,14 +135,18 @@ def _probe_path(ctx: Context, plan: ActionPlan, item: RenderedFile, mode: int | 
     if live.kind != "file":
         raise ValueError(f"{path} is a {live.kind}, not a regular file; refusing to touch it")
     current = ctx.system.read(path)
-    live_sha = sha256(current)
+    live_sha = ctx.digest(current, action.secret)
+    # The record names contents as it did when written (a file may have become secret).
+    same = record is None or bool(record.secret) == action.secret
+    recorded_live = live_sha if same else ctx.digest(current, not action.secret)
+    recorded_desired = desired_sha if same else ctx.digest(item.content, not action.secret)
     final_mode = mode if mode is not None else live.mode
     final_uid = uid if uid is not None else live.uid
     final_gid = gid if gid is not None else live.gid
     live_matches = record is not None and record.matches(
-        "file", live.mode, live.uid, live.gid, sha256=live_sha)
+        "file", live.mode, live.uid, live.gid, sha256=recorded_live)
     desired_matches = record is not None and record.matches(
-        "file", final_mode, final_uid, final_gid, sha256=desired_sha)
+        "file", final_mode, final_uid, final_gid, sha256=recorded_desired)
     state = drift(record, live_matches, desired_matches)
     if live_sha != desired_sha:
         if action.secret:
@@ -164,7 +169,7 @@ def _probe_path(ctx: Context, plan: ActionPlan, item: RenderedFile, mode: int | 
             action=action, summary=", ".join(differences), path=path, drift=state,
             last_commit=last, mode=mode, uid=uid, gid=gid, sha256=desired_sha))
         return
-    keep_commit = record.commit if record is not None and record.sha256 == live_sha else None
+    keep_commit = record.commit if record is not None and record.sha256 == recorded_live else None
     plan.in_sync[path] = Applied(type="file", action=action.id, mode=final_mode, uid=final_uid,
                                  gid=final_gid, sha256=desired_sha,
                                  commit=keep_commit or ctx.commit, secret=action.secret or None)

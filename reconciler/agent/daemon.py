@@ -34,6 +34,7 @@ from reconciler.errors import ReconcilerError, RetryLater
 from reconciler.record import applied as applied_state
 from reconciler.record.report import RunReport
 from reconciler.run import RunOptions, commit_in_use, desired_at, from_settings, perform
+from reconciler.secrets.digest import ContentDigest
 from reconciler.statedir import StateDir
 
 DEFAULT_INTERVAL = 300
@@ -273,7 +274,7 @@ class Agent:
                 applied = applied_state.load(StateDir(self.cfg.state_dir))
             except ReconcilerError as exc:
                 self._log("error", level="error", scope="watch", error=exc.summary())
-        self._drifted |= self._filter.drifted(watchset, touched, applied)
+        self._drifted |= self._filter.drifted(watchset, touched, applied, self._digest())
 
     def _look_at_new_paths(self, before: WatchSet | None, after: WatchSet) -> None:
         """In change mode, check paths as they start being watched against what reconciler
@@ -288,7 +289,11 @@ class Agent:
         except ReconcilerError as exc:
             self._log("error", level="error", scope="watch", error=exc.summary())
             return
-        self._drifted |= self._filter.drifted(after, fresh, applied)
+        self._drifted |= self._filter.drifted(after, fresh, applied, self._digest())
+
+    def _digest(self) -> ContentDigest:
+        """How this node's records name file contents (keyed for secret files)."""
+        return ContentDigest.of_state_dir(self.cfg.state_dir)
 
     def _watch_audit(self) -> None:
         watchset = self._watchset

@@ -52,6 +52,8 @@ from reconciler.system.interface import System, UnsafePath
 from reconciler.system.local import LocalSystem
 from reconciler.system.wrappers import ReadOnlySystem
 
+Digest = Callable[[bytes, bool], str]  # content, secret -> its name in the node's records
+
 # Everything that changes a path's content, metadata or existence; never open/close,
 # which the agent's own reads would trigger.
 EVENTS: list[type[FileSystemEvent]] = [
@@ -177,9 +179,15 @@ _KINDS = frozenset({"file", "directory", "symlink"})
 _UNSAFE = LiveState("unsafe", -1, -1, -1)
 
 
-def probe_path(system: System, path: str) -> LiveState | None:
-    """A live probe of one node path: kind, permissions, owner, and content hash (files)
-    or link target (symlinks); None when it does not exist."""
+def _plain(content: bytes, secret: bool) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def probe_path(system: System, path: str, digest: Digest = _plain,
+               secret: bool = False) -> LiveState | None:
+    """A live probe of one node path: kind, permissions, owner, and content hash (files,
+    named as the node's records name them: keyed for a secret file) or link target
+    (symlinks); None when it does not exist."""
     try:
         found = system.lstat(path)
     except UnsafePath:
@@ -194,7 +202,7 @@ def probe_path(system: System, path: str) -> LiveState | None:
         content = system.read(path)
     except (OSError, UnsafePath):  # gone, unreadable, or swapped for a FIFO or a link
         return live._replace(sha256="unreadable")
-    return live._replace(sha256=hashlib.sha256(content).hexdigest())
+    return live._replace(sha256=digest(content, secret))
 
 
 _UNSEEN = LiveState("unseen", -1, -1, -1)
@@ -208,18 +216,20 @@ class DriftFilter:
 
     def drifted(
         self, watchset: WatchSet, node_paths: Iterable[str], applied: AppliedState | None,
+        digest: Digest = _plain,
     ) -> set[str]:  # fmt: skip
         """The managed paths among `node_paths` whose live state is neither what reconciler
-        recorded writing (`applied`, in change mode) nor what this filter saw last."""
+        recorded writing (`applied`, in change mode, its contents named by `digest`) nor
+        what this filter saw last."""
         moved = set()
         for path in node_paths:
             managed = watchset.paths.get(path)
             if managed is None:
                 continue
-            live = probe_path(watchset.system, path)
+            record = applied.paths.get(path) if applied is not None else None
+            live = probe_path(watchset.system, path, digest, bool(record and record.secret))
             seen = self._seen.get(path, _UNSEEN)
             self._seen[path] = live
-            record = applied.paths.get(path) if applied is not None else None
             if record is not None and live is not None and record.matches(
                     live.kind, live.mode, live.uid, live.gid, sha256=live.sha256,
                     target=live.target):

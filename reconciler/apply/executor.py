@@ -65,7 +65,8 @@ def execute(
     """Walk the plan; in change mode apply what may be applied and fold what each change
     did into the applied state, starting from `previous`."""
     ledger = Ledger(previous)
-    walk = _Walk(ApplyContext(ctx.system, ctx.commit, ctx.read_repo, ledger.started), ledger,
+    walk = _Walk(ApplyContext(ctx.system, ctx.commit, ctx.read_repo, ledger.started,
+                                  ctx.digest), ledger,
                  change_mode)
     outcomes: list[ActionOutcome] = []
     by_id: dict[str, ActionOutcome] = {}

@@ -14,7 +14,7 @@ from reconciler.cli import exitcodes
 from reconciler.cli.common import StopFlag, emit, repo_options
 from reconciler.compile.nodeconfig import Severity
 from reconciler.errors import ReconcilerError
-from reconciler.statedir import StateDir
+from reconciler.statedir import AGE_IDENTITY, StateDir
 
 
 def register(group: click.Group) -> None:
@@ -40,6 +40,8 @@ def node_options(func: click.decorators.FC) -> click.decorators.FC:
         click.option("--wait", type=float, default=0.0, show_default=True,
                      help="Seconds to wait for another run to finish."),
         click.option("--debug", is_flag=True, help="Log every system call to stderr."),
+        click.option("--identity", default=AGE_IDENTITY, show_default=True,
+                     help="The node's age identity, to decrypt the secrets it renders."),
         click.option("--verbose", "-v", is_flag=True,
                      help="Also list actions in sync, and print every diff "
                           "(text output otherwise shows the first 20)."),
@@ -51,7 +53,7 @@ def node_options(func: click.decorators.FC) -> click.decorators.FC:
 def node_run(
     mode: Literal["audit", "change"], repo: str, rev: str | None, node: str | None, root: str,
     state_dir: str | None, fmt: str, host_commands: bool | None, wait: float, debug: bool,
-    verbose: bool, max_severity: str | None,
+    verbose: bool, max_severity: str | None, identity: str,
 ) -> None:
     """One run from the working tree (or --rev), recording only what was applied."""
     # One run, then the process exits: the cyclic garbage collector would spend ~10% of a
@@ -68,7 +70,8 @@ def node_run(
     stop.install()
     run = Run(node=name, mode=mode, root=root, state=state, source=WorkTreeSource(repo, rev),
               ceiling=ceiling, host_commands=host_commands, wait=wait, should_stop=stop,
-              log_calls=(lambda line: click.echo(line, err=True)) if debug else None)
+              log_calls=(lambda line: click.echo(line, err=True)) if debug else None,
+              identity=identity)
     try:
         report = perform(run)
     except ReconcilerError as exc:  # the run could not start: lock held, unusable directory
@@ -81,10 +84,11 @@ def node_run(
 @repo_options
 @node_options
 def audit(repo: str, rev: str | None, node: str | None, root: str, state_dir: str | None,
-          fmt: str, host_commands: bool | None, wait: float, debug: bool, verbose: bool) -> None:
+          fmt: str, host_commands: bool | None, wait: float, debug: bool, identity: str,
+          verbose: bool) -> None:
     """Report how the node differs from its configuration; change nothing."""
     node_run("audit", repo, rev, node, root, state_dir, fmt, host_commands, wait, debug,
-             verbose, None)
+             verbose, None, identity)
 
 
 @click.command("apply", epilog=exitcodes.HELP)
@@ -93,8 +97,8 @@ def audit(repo: str, rev: str | None, node: str | None, root: str, state_dir: st
 @click.option("--max-severity", type=click.Choice([s.name.lower() for s in Severity]),
               default=None, help="Ceiling for this run (default: from policy).")
 def apply_cmd(repo: str, rev: str | None, node: str | None, root: str, state_dir: str | None,
-              fmt: str, host_commands: bool | None, wait: float, debug: bool, verbose: bool,
-              max_severity: str | None) -> None:
+              fmt: str, host_commands: bool | None, wait: float, debug: bool, identity: str,
+              verbose: bool, max_severity: str | None) -> None:
     """Make the node match its configuration, within the severity ceiling."""
     node_run("change", repo, rev, node, root, state_dir, fmt, host_commands, wait, debug,
-             verbose, max_severity)
+             verbose, max_severity, identity)

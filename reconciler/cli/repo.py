@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -227,7 +226,8 @@ def render(repo: str, rev: str | None, node: str, out: str | None,
     """Render NODE's files, to stdout with headers or under --out DIR.
 
     Without the node's facts (--facts DIR), facts print as placeholders such as
-    (facts.cpu.count), and a file whose template decides on one is not rendered."""
+    (facts.cpu.count), and a file whose template decides on one is not rendered.
+    Nothing is decrypted: an encrypted variable renders as ENCRYPTED-<id>."""
     from reconciler.errors import ConfigError
     from reconciler.render.renderer import Renderer, render_node
 
@@ -260,9 +260,8 @@ def render(repo: str, rev: str | None, node: str, out: str | None,
             click.echo(f"(not rendered: depends on {', '.join(item.unknown_facts)})")
         elif item.content is None:
             click.echo("(absent)")
-        elif secret:
-            digest = hashlib.sha256(item.content).hexdigest()
-            click.echo(f"(secret: {len(item.content)} bytes, sha256 {digest[:12]}…)")
+        elif secret:  # no hash either: a short password could be guessed from it
+            click.echo(f"(secret: {len(item.content)} bytes)")
         else:
             click.echo(item.content.decode("utf-8", "replace"), nl=False)
             if item.content and not item.content.endswith(b"\n"):

@@ -60,6 +60,7 @@ class ApplyContext:
     commit: str | None  # the config commit being applied: every written record names it
     read_repo: Callable[[str], bytes]  # a file of the config repo, for .deb packages
     started: Set[str]  # ids of services started earlier in this run
+    digest: Callable[[bytes, bool], str]  # names contents in records: keyed for secret files
 
 
 @dataclass(frozen=True, kw_only=True)

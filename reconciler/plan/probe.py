@@ -24,6 +24,7 @@ class Context:
     commit: str | None
     read_repo: Callable[[str], bytes]  # a file of the config repo, for .deb packages
     ceiling: Severity
+    digest: Callable[[bytes, bool], str]  # names contents in records: keyed for secret files
 
 
 @dataclass

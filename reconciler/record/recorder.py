@@ -7,7 +7,6 @@ run's report gains the problem and counts as failed.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from reconciler.record import entry, lastrun, metrics
 from reconciler.record.history import RUN_JSON, History
 from reconciler.record.report import EXIT_FAILED, RunReport
 from reconciler.render.renderer import RenderedFile
+from reconciler.secrets.digest import ContentDigest
 from reconciler.source.state import Refusal, SourceState
 from reconciler.statedir import StateDir
 from reconciler.system.local import LocalSystem
@@ -96,9 +96,11 @@ class Recorder:
         return None if used else refused
 
     def _snapshot(self, managed: Iterable[RenderedFile] | None) -> dict[str, bytes]:
-        """The managed files as they now are on the node; secrets as their sha256 only."""
+        """The managed files as they now are on the node; a secret file as its keyed hash only
+        (a plain sha256 would let a weak password be guessed from the history)."""
         if managed is None:
             return {}
+        digest = ContentDigest.of_state_dir(self.state.path)
         system = ReadOnlySystem(LocalSystem(self.root, host_commands=False))
         files: dict[str, bytes] = {}
         for item in managed:
@@ -111,7 +113,7 @@ class Recorder:
                 files[item.path] = f"unreadable: {exc}\n".encode()
                 continue
             if item.action.secret:
-                content = f"secret sha256:{hashlib.sha256(content).hexdigest()}\n".encode()
+                content = f"secret {digest(content, True)}\n".encode()
             files[item.path] = content
         return files
 

@@ -49,6 +49,7 @@ class ContentDigest:
 
 def _read_or_create(path: Path) -> bytes:
     """The node's key, created 0600 (never replaced: records made with it stay valid)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError:
