@@ -151,7 +151,9 @@ def apply(repo: Path, node: str, root: Path, home: Path) -> subprocess.Completed
     reconciler never runs them under a root other than /. Fails if any action failed."""
     done = subprocess.run(
         [str(RECONCILER), "apply", "--repo", str(repo), "--node", node, "--root", str(root),
-         "--max-severity", "reboot"],
+         "--max-severity", "reboot",
+         # DEMO ONLY: the example publishes its nodes' age identities (keys/demo-identities)
+         "--identity", str(repo / "keys" / "demo-identities" / f"{node}.key")],
         capture_output=True, text=True, check=False, timeout=300, env=git_env(home))
     if done.returncode & ~(2 | 8):
         raise AssertionError(f"apply {node} exited {done.returncode}:\n{done.stdout}{done.stderr}")

@@ -29,7 +29,7 @@ class Unsealer(Protocol):
 
 
 class Placeholders:
-    """No decryption: each encrypted value renders as `(encrypted <value id>)`, which
+    """No decryption: each encrypted value renders as `ENCRYPTED-<value id>`, which
     changes exactly when the value may have (validate, plan and render use it)."""
 
     def unseal(self, node: str, variable: Variable, sealed: Sealed) -> str:

@@ -56,8 +56,9 @@ class Sealed:
     @property
     def placeholder(self) -> str:
         """What `validate` and `plan` render instead of the value: it changes exactly when
-        the value may have (a ciphertext replaced outside reconciler counts as new)."""
-        return f"(encrypted {self.value_id})"
+        the value may have (a ciphertext replaced outside reconciler counts as new), and
+        it is one plain word, safe in a shell script or a config file."""
+        return f"ENCRYPTED-{self.value_id}"
 
     def nodes(self) -> frozenset[str]:
         return frozenset(r.name for r in self.recipients if r.kind == "node")
