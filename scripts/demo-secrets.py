@@ -20,7 +20,7 @@ from pathlib import Path
 
 from reconciler.compile.compiler import compile_node, load_fleet
 from reconciler.render.renderer import Renderer
-from reconciler.render.unseal import templates_of
+from reconciler.render.usage import templates_of
 from reconciler.secrets import age, keys, workflow
 from reconciler.source.snapshot import WorkTree
 

@@ -309,7 +309,7 @@ def test_render_prints_each_file_under_a_header_and_redacts_secrets(ws: Workspac
     assert lines[:2] == ["==> /etc/motd (templates/base/motd.j2) <==",
                          "hello from web-01.tickets.chi1.sa"]
     assert lines[2] == "==> /etc/app/secret.ini (templates/web/secret.j2) <=="
-    assert re.fullmatch(r"\(secret: 21 bytes, sha256 [0-9a-f]{12}…\)", lines[3])
+    assert lines[3] == "(secret: 21 bytes)"  # no hash: a short password is guessable from one
     assert lines[4:] == ["==> /etc/app/plain.ini (inline) <==", "plain = 1",
                          "==> /etc/app/gone (absent) <==", "(absent)"]
 

@@ -16,7 +16,7 @@ from reconciler.compile.inventory import Fleet
 from reconciler.errors import ConfigError, Problem
 from reconciler.facts.model import Facts
 from reconciler.render.renderer import Renderer, render_node
-from reconciler.render.unseal import used_sealed
+from reconciler.render.usage import used_sealed
 from reconciler.review.workers import fan_out
 from reconciler.secrets.check import check_secrets
 from reconciler.source.snapshot import Snapshot

@@ -14,7 +14,7 @@ from reconciler.compile.compiler import compile_node
 from reconciler.compile.inventory import Fleet, Layer, VarDecl
 from reconciler.errors import ConfigError, Problem
 from reconciler.render.renderer import Renderer
-from reconciler.render.unseal import used_sealed
+from reconciler.render.usage import used_sealed
 from reconciler.secrets.sealed import Sealed
 
 

@@ -1,0 +1,46 @@
+"""Which encrypted variables a node's templates read: exactly what it must be able to
+decrypt, and so who a ciphertext's recipients are (`secrets.audience`)."""
+
+from __future__ import annotations
+
+import jinja2
+
+from reconciler.compile.inventory import TEMPLATES_DIR
+from reconciler.compile.nodeconfig import FileAction, NodeConfig, TreeAction
+from reconciler.errors import ConfigError
+from reconciler.render.renderer import Renderer, tree_entries
+from reconciler.render.unseal import sealed_variables
+from reconciler.secrets.sealed import Sealed
+
+
+def templates_of(renderer: Renderer, node: NodeConfig) -> list[str]:
+    """Every template (relative to templates/) the node's file and tree actions render."""
+    found: list[str] = []
+    snapshot = renderer.fleet.snapshot
+    for action in node.actions:
+        if isinstance(action, FileAction) and action.ensure == "present" and action.template:
+            found.append(action.template)
+        elif isinstance(action, TreeAction) and snapshot.is_dir(f"{TEMPLATES_DIR}/{action.source}"):
+            found += [f"{action.source}/{rel}" for rel in tree_entries(snapshot, action.source)
+                      if rel.endswith(".j2")]
+    return found
+
+
+def used_sealed(renderer: Renderer, node: NodeConfig) -> dict[str, Sealed]:
+    """The encrypted variables the node's templates read: exactly what it must be able to
+    decrypt. A template that includes another by a computed name could read any, so it
+    counts as reading them all. Templates that do not load are skipped (render reports
+    them)."""
+    sealed = sealed_variables(node)
+    if not sealed:
+        return {}
+    wanted: set[str] = set()
+    for name in templates_of(renderer, node):
+        try:
+            names, dynamic = renderer.referenced(name)
+        except (ConfigError, jinja2.TemplateError):
+            continue
+        if dynamic:
+            return sealed
+        wanted |= names
+    return {name: value for name, value in sealed.items() if name in wanted}
