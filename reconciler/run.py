@@ -193,7 +193,7 @@ def converge(
         commit=desired.fleet.revision,
         read_repo=desired.fleet.snapshot.read,
         ceiling=ceiling,
-        digest=ContentDigest.of_state_dir(state_dir.path),
+        digest=ContentDigest.of_state_dir(state_dir),
     )
     problems: list[str] = []
     try:

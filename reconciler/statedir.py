@@ -78,6 +78,11 @@ class StateDir:
         return self.path / "backups"
 
     @property
+    def secret_digest_key(self) -> Path:
+        """The node's key naming secret files in its records (HMAC, never a plain hash)."""
+        return self.path / "secret-digest.key"
+
+    @property
     def template_cache(self) -> Path:
         """Compiled templates, reused across runs."""
         return self.path / "cache" / "templates"

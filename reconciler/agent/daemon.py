@@ -293,7 +293,7 @@ class Agent:
 
     def _digest(self) -> ContentDigest:
         """How this node's records name file contents (keyed for secret files)."""
-        return ContentDigest.of_state_dir(self.cfg.state_dir)
+        return ContentDigest.of_state_dir(StateDir(self.cfg.state_dir))
 
     def _watch_audit(self) -> None:
         watchset = self._watchset

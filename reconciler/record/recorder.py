@@ -100,7 +100,7 @@ class Recorder:
         (a plain sha256 would let a weak password be guessed from the history)."""
         if managed is None:
             return {}
-        digest = ContentDigest.of_state_dir(self.state.path)
+        digest = ContentDigest.of_state_dir(self.state)
         system = ReadOnlySystem(LocalSystem(self.root, host_commands=False))
         files: dict[str, bytes] = {}
         for item in managed:

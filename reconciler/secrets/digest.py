@@ -15,7 +15,8 @@ import os
 import secrets
 from pathlib import Path
 
-KEY_FILE = "secret-digest.key"
+from reconciler.statedir import StateDir
+
 KEY_BYTES = 32
 PREFIX = "hmac-sha256:"
 
@@ -30,8 +31,8 @@ class ContentDigest:
         self._key: bytes | None = None
 
     @classmethod
-    def of_state_dir(cls, state_dir: str | os.PathLike[str]) -> ContentDigest:
-        return cls(Path(state_dir) / KEY_FILE)
+    def of_state_dir(cls, state: StateDir) -> ContentDigest:
+        return cls(state.secret_digest_key)
 
     def _load_key(self) -> bytes:
         if self._key is None:
