@@ -24,9 +24,7 @@ PREFIX = "hmac-sha256:"
 class ContentDigest:
     """Names contents for the records of one node (its state directory's key)."""
 
-    def __init__(self, key_path: Path | None) -> None:
-        """`key_path` None: a digest that refuses secret contents (for tools that never
-        record a secret file)."""
+    def __init__(self, key_path: Path) -> None:
         self.key_path = key_path
         self._key: bytes | None = None
 
@@ -36,8 +34,6 @@ class ContentDigest:
 
     def _load_key(self) -> bytes:
         if self._key is None:
-            if self.key_path is None:
-                raise ValueError("no node key to hash a secret file with")
             self._key = _read_or_create(self.key_path)
         return self._key
 
