@@ -52,10 +52,6 @@ class KeyRing:
     def admin_recipients(self) -> list[Recipient]:
         return [Recipient("admin", name, key) for name, key in sorted(self.admins.items())]
 
-    def node_recipient(self, node: str) -> Recipient | None:
-        key = self.nodes.get(node)
-        return Recipient("node", node, key) if key is not None else None
-
 
 def _read_key(snapshot: Snapshot, path: str, ring: KeyRing) -> str | None:
     try:

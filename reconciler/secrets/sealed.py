@@ -39,9 +39,6 @@ class Recipient:
     name: str
     key: str
 
-    def __str__(self) -> str:
-        return f"{self.kind} {self.name}"
-
 
 @dataclass(frozen=True)
 class Sealed:

@@ -32,13 +32,6 @@ class Target:
         values = (self.cls, self.product, self.cluster)
         return {k: v for k, v in zip(_SELECTOR_KEYS, values, strict=True) if v is not None}
 
-    def __str__(self) -> str:
-        if self.node is not None:
-            return f"node {self.node}"
-        if not self.selector:
-            return "the fleet defaults"
-        return "vars " + " ".join(f"{k}={v}" for k, v in self.selector.items())
-
 
 def encrypted_var(name: str, path: str) -> str:
     return f'<var name="{name}" encrypted="{path}"/>'
