@@ -14,6 +14,7 @@ from test_secret_leaks import CANARY, secret_repo
 from reconciler.agent.watch import DriftFilter, WatchSet
 from reconciler.record import applied
 from reconciler.secrets.digest import ContentDigest
+from reconciler.statedir import StateDir
 
 TOKEN = "/etc/app/token"
 
@@ -32,7 +33,7 @@ def test_the_record_of_a_secret_file_is_keyed_by_the_node(tmp_path: Path) -> Non
 
 
 def test_two_nodes_name_the_same_secret_differently(tmp_path: Path) -> None:
-    first, second = (ContentDigest.of_state_dir(tmp_path / name) for name in ("a", "b"))
+    first, second = (ContentDigest.of_state_dir(StateDir(tmp_path / name)) for name in "ab")
     assert first(b"hunter2", True) != second(b"hunter2", True)
     assert first(b"hunter2", False) == second(b"hunter2", False) == \
         hashlib.sha256(b"hunter2").hexdigest()
@@ -43,8 +44,8 @@ def test_the_watch_tells_a_hand_edit_of_a_secret_file_from_its_own_write(tmp_pat
     root = tmp_path / "root"
     converge_root(repo, root)
     watchset = WatchSet.from_desired(desired(repo), str(root))
-    records = applied.load(str(state_dir(root)))
-    digest = ContentDigest.of_state_dir(state_dir(root))
+    records = applied.load(StateDir(state_dir(root)))
+    digest = ContentDigest.of_state_dir(StateDir(state_dir(root)))
     assert DriftFilter().drifted(watchset, [TOKEN], records, digest) == set()
     (root / TOKEN.lstrip("/")).write_text("token = edited by hand\n")
     assert DriftFilter().drifted(watchset, [TOKEN], records, digest) == {TOKEN}
