@@ -15,6 +15,7 @@ from reconciler.errors import Problem, UsageError
 AGENT_CONFIG = "/etc/reconciler/agent.toml"
 AGE_IDENTITY = "/etc/reconciler/age.key"  # the node's private age key (secrets), 0600
 DEFAULT = Path("/var/lib/reconciler")
+SIGNING_KEY = Path("/etc/reconciler/signing-key")  # the node's SSH key for its fleet reports
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,12 @@ class AgentConfig(BaseModel):
     fetch_timeout: float = Field(60.0, gt=0, le=MAX_SECONDS, alias="fetch-timeout")
     # The node's age identity: decrypts the secrets its templates read (0600, its own).
     identity: Path = Path(statedir.AGE_IDENTITY)
+    # Fleet reports (reconciler/fleet): where to push them (default: the config remote
+    # and its mirrors), the heartbeat period, and the node's signing key.
+    reports: str | None = None
+    report_mirrors: list[str] | None = Field(None, alias="report-mirrors")
+    report_interval: int = Field(3600, gt=0, le=MAX_SECONDS, alias="report-interval")
+    signing_key: Path = Field(statedir.SIGNING_KEY, alias="signing-key")
 
     @model_validator(mode="before")
     @classmethod
@@ -81,10 +87,10 @@ class AgentConfig(BaseModel):
             return {**data, "branch": "main"}
         return data
 
-    @field_validator("remote", "mirrors")
+    @field_validator("remote", "mirrors", "reports", "report_mirrors")
     @classmethod
-    def _url(cls, value: str | list[str]) -> str | list[str]:
-        for url in [value] if isinstance(value, str) else value:
+    def _url(cls, value: str | list[str] | None) -> str | list[str] | None:
+        for url in [value] if isinstance(value, str) else value or []:
             check_url(url)
         return value
 
@@ -110,7 +116,8 @@ class AgentConfig(BaseModel):
         names.parse(value)  # raises NodeNameError (a ValueError) with the reason
         return value
 
-    @field_validator("state_dir", "root", "allowed_signers", "gpg_home", "identity")
+    @field_validator("state_dir", "root", "allowed_signers", "gpg_home", "identity",
+                     "signing_key")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_absolute():
@@ -189,7 +196,7 @@ def load(path: str | Path = DEFAULT_PATH) -> AgentConfig:
         raise ConfigError(_problems(err, name, text)) from None
 
 
-_PATH_FIELDS = ("state_dir", "root", "allowed_signers", "gpg_home", "identity")
+_PATH_FIELDS = ("state_dir", "root", "allowed_signers", "gpg_home", "identity", "signing_key")
 
 
 def merge_overrides(cfg: AgentConfig, **cli_values: Any) -> AgentConfig:

@@ -1,0 +1,102 @@
+"""A node's report history: signed commits on `refs/reports/<node>` of a local repository.
+
+Each report is one commit whose tree holds `report.json` only and whose parent is the
+previous report, signed with the node's SSH key (`git commit-tree -S`, gpg.format=ssh).
+The node builds its chain in `<state-dir>/reports/repo.git` and pushes the ref from
+there, so a report that could not be pushed stays in the chain and goes out with the
+next push.
+
+The history is bounded: when the chain holds MAX_REPORTS commits, the newest KEEP of
+them are committed again (same trees and messages, re-signed) as a new chain and the
+new report goes on top of it. The ref then moves by a forced update; the server
+accepts it because every new commit is signed by the node and the tip is newer than
+the report it replaces. Older reports become unreachable and git's garbage collection
+drops them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from reconciler.fleet.gitrun import Done, git, init_bare
+
+MAX_REPORTS = 100
+KEEP = 50
+REPORT_FILE = "report.json"
+REF_PREFIX = "refs/reports/"
+
+
+class ChainError(Exception):
+    """A git command on the local report repository failed; the report stays queued."""
+
+
+def _check(done: Done, what: str) -> str:
+    if not done.ok:
+        raise ChainError(f"{what}: {done.why()}")
+    return done.text().strip()
+
+
+class Chain:
+    """`refs/reports/<node>` in the local repository at `path`, signed with `key`."""
+
+    def __init__(self, path: Path, node: str, key: Path) -> None:
+        self.path = path
+        self.node = node
+        self.ref = REF_PREFIX + node
+        self.key = key
+        ident = f"reconciler@{node}"
+        self._env = {"GIT_AUTHOR_NAME": "reconciler", "GIT_AUTHOR_EMAIL": ident,
+                     "GIT_COMMITTER_NAME": "reconciler", "GIT_COMMITTER_EMAIL": ident}
+
+    def _git(self, *args: str, stdin: bytes | None = None, signed: bool = False) -> Done:
+        config = ("gpg.format=ssh", f"user.signingKey={self.key}") if signed else ()
+        return git(self.path, *args, stdin=stdin, env=self._env, config=config)
+
+    def tip(self) -> str | None:
+        done = self._git("rev-parse", "--verify", "--quiet", self.ref + "^{commit}")
+        return done.text().strip() or None if done.ok else None
+
+    def tip_report(self) -> bytes | None:
+        """The `report.json` of the newest report, or None when there is none."""
+        done = self._git("cat-file", "blob", f"{self.ref}:{REPORT_FILE}")
+        return done.out if done.ok else None
+
+    def append(self, report: bytes, message: str) -> str:
+        """Commit `report` on top of the chain (rotating it when full); the new tip."""
+        init_bare(self.path)
+        blob = _check(self._git("hash-object", "-w", "--stdin", stdin=report), "hash-object")
+        tree = _check(self._git("mktree", stdin=f"100644 blob {blob}\t{REPORT_FILE}\n".encode()),
+                      "mktree")
+        old = self.tip()
+        parent = old
+        if old is not None and self._length(old) >= MAX_REPORTS:
+            parent = self._rebuild(old)
+        new = self._commit(tree, message, parent)
+        _check(self._git("update-ref", self.ref, new, old or ""), "update-ref")
+        return new
+
+    def _commit(self, tree: str, message: str, parent: str | None) -> str:
+        args = ["commit-tree", "-S", tree, *(["-p", parent] if parent else [])]
+        return _check(self._git(*args, stdin=message.encode(), signed=True),
+                      "signing the report commit")
+
+    def _length(self, tip: str) -> int:
+        return int(_check(self._git("rev-list", "--count", tip), "rev-list") or 0)
+
+    def _rebuild(self, tip: str) -> str:
+        """The newest KEEP - 1 reports as a new chain (oldest first); its tip."""
+        listing = _check(self._git("log", f"-{KEEP - 1}", "--format=%T%x00%B%x1e", tip),
+                         "reading the chain")
+        entries = [record.strip("\n").split("\x00", 1) for record in listing.split("\x1e")
+                   if record.strip("\n")]
+        parent: str | None = None
+        for tree, message in reversed(entries):
+            parent = self._commit(tree, message.strip("\n") + "\n", parent)
+        assert parent is not None
+        return parent
+
+    def history(self, limit: int = MAX_REPORTS) -> Sequence[str]:
+        """Commit ids of the chain, newest first."""
+        done = self._git("rev-list", f"--max-count={limit}", self.ref)
+        return done.text().split() if done.ok else []
