@@ -6,7 +6,9 @@ from typing import Any
 
 import click
 
-from reconciler.cli import agent, bootstrap, exitcodes, facts, node, repo, review, runs, secret
+from reconciler.cli import (
+    agent, bootstrap, exitcodes, facts, fleet, node, repo, review, runs, secret,
+)
 from reconciler.errors import UsageError
 
 
@@ -51,3 +53,4 @@ agent.register(main)
 facts.register(main)
 secret.register(main)
 bootstrap.register(main)
+fleet.register(main)

@@ -119,17 +119,31 @@ def hooks() -> None:
 @click.option("--server", default=None, type=click.Path(file_okay=False), metavar="PATH",
               help="A bare repository on the git server: installs pre-receive instead.")
 @click.option("--force", is_flag=True, help="Replace hooks that reconciler did not install.")
+@click.option("--reports", is_flag=True,
+              help="--server PATH receives the fleet's reports: install its pre-receive.")
+@click.option("--config-repo", default=None, metavar="PATH",
+              help="With --reports: the config repo on this server whose main says which "
+                   "nodes may report (default: PATH itself).")
 @handles_errors
-def hooks_install(repo: str, server: str | None, force: bool) -> None:
+def hooks_install(repo: str, server: str | None, force: bool, reports: bool,
+                  config_repo: str | None) -> None:
     """Install pre-commit into a clone, or pre-receive into a bare repo (--server)."""
     from reconciler.review.hooks import install_hooks
 
-    for path in install_hooks(server if server is not None else repo, server is not None, force):
+    if (reports or config_repo) and server is None:
+        raise UsageError.because("--reports and --config-repo need --server PATH")
+    for path in install_hooks(server if server is not None else repo, server is not None, force,
+                              reports):
         click.echo(f"installed {path}")
+    if server is not None and config_repo is not None:
+        from reconciler.fleet.membership import remember_config_repo
+
+        remember_config_repo(Path(server), Path(config_repo))
 
 
 @hooks.command("path")
-@click.argument("name", type=click.Choice(["pre-commit", "pre-receive", "mr-check"]))
+@click.argument("name", type=click.Choice(["pre-commit", "pre-receive", "pre-receive-reports",
+                                            "mr-check"]))
 @handles_errors
 def hooks_path(name: str) -> None:
     """Print where the packaged script NAME is (e.g. to run mr-check in CI)."""

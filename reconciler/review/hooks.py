@@ -20,7 +20,7 @@ from reconciler.git import Git
 
 CLIENT_HOOKS = ("pre-commit",)
 SERVER_HOOKS = ("pre-receive",)
-SCRIPTS = ("pre-commit", "pre-receive", "mr-check")
+SCRIPTS = ("pre-commit", "pre-receive", "pre-receive-reports", "mr-check")
 MARKER = "# reconciler hook"
 _RECORD = "installed_reconciler="
 
@@ -62,8 +62,10 @@ def render_hook(name: str, executable: str | None) -> str:
                    for line in lines)
 
 
-def install_hooks(repo_path: str, server: bool = False, force: bool = False) -> list[str]:
-    """Install pre-commit into a clone (or pre-receive into a bare repo when `server`).
+def install_hooks(repo_path: str, server: bool = False, force: bool = False,
+                  reports: bool = False) -> list[str]:
+    """Install pre-commit into a clone (or pre-receive into a bare repo when `server`;
+    with `reports`, the reports repository's pre-receive, pre-receive-reports).
 
     Returns the paths written. A hook that is not ours is never overwritten unless
     `force`; ours is replaced (an upgrade).
@@ -83,7 +85,8 @@ def install_hooks(repo_path: str, server: bool = False, force: bool = False) -> 
             raise UsageError.because(f"{target} exists and was not installed by reconciler "
                                      "(move it away, or use --force to replace it)")
         temporary = target.with_name(f".{name}.reconciler-new")
-        temporary.write_text(render_hook(name, executable))
+        source = "pre-receive-reports" if reports and name == "pre-receive" else name
+        temporary.write_text(render_hook(source, executable))
         temporary.chmod(0o755)
         os.replace(temporary, target)
         written.append(str(target))

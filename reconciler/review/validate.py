@@ -15,6 +15,7 @@ from reconciler.compile.compiler import compile_node, load_fleet
 from reconciler.compile.inventory import Fleet
 from reconciler.errors import ConfigError, Problem
 from reconciler.facts.model import Facts
+from reconciler.fleet.keys import check_registered
 from reconciler.render.renderer import Renderer, render_node
 from reconciler.render.usage import used_sealed
 from reconciler.review.workers import fan_out
@@ -121,6 +122,8 @@ def validate(
         result.seconds = time.monotonic() - started
         return result
     names = fleet.node_names()
+    for problem in check_registered(snapshot, set(names)):  # keys/nodes/<node>/signing.pub
+        result.add(problem)
     result.nodes = len(names)
     result.classes = len(fleet.classes)
     done = sorted(fan_out(names, jobs, _init_worker, (fleet, facts), _check_chunk),
