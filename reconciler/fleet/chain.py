@@ -6,12 +6,12 @@ The node builds its chain in `<state-dir>/reports/repo.git` and pushes the ref f
 there, so a report that could not be pushed stays in the chain and goes out with the
 next push.
 
-The history is bounded: when the chain holds MAX_REPORTS commits, the newest KEEP of
-them are committed again (same trees and messages, re-signed) as a new chain and the
-new report goes on top of it. The ref then moves by a forced update; the server
-accepts it because every new commit is signed by the node and the tip is newer than
-the report it replaces. Older reports become unreachable and git's garbage collection
-drops them.
+The history is bounded: when the chain holds MAX_REPORTS commits, the newest KEEP - 1
+of them are committed again (same trees and messages, re-signed) as a new chain and
+the new report goes on top of it, so a ref holds between KEEP and MAX_REPORTS
+reports. The ref then moves by a forced update; the server accepts it because every
+new commit is signed by the node and the tip is newer than the report it replaces.
+Older reports become unreachable and git's garbage collection drops them.
 """
 
 from __future__ import annotations
@@ -40,11 +40,14 @@ def _check(done: Done, what: str) -> str:
 class Chain:
     """`refs/reports/<node>` in the local repository at `path`, signed with `key`."""
 
-    def __init__(self, path: Path, node: str, key: Path) -> None:
+    def __init__(self, path: Path, node: str, key: Path, max_reports: int = MAX_REPORTS,
+                 keep: int = KEEP) -> None:
         self.path = path
         self.node = node
         self.ref = REF_PREFIX + node
         self.key = key
+        self.max_reports = max_reports
+        self.keep = keep
         ident = f"reconciler@{node}"
         self._env = {"GIT_AUTHOR_NAME": "reconciler", "GIT_AUTHOR_EMAIL": ident,
                      "GIT_COMMITTER_NAME": "reconciler", "GIT_COMMITTER_EMAIL": ident}
@@ -70,7 +73,7 @@ class Chain:
                       "mktree")
         old = self.tip()
         parent = old
-        if old is not None and self._length(old) >= MAX_REPORTS:
+        if old is not None and self._length(old) >= self.max_reports:
             parent = self._rebuild(old)
         new = self._commit(tree, message, parent)
         _check(self._git("update-ref", self.ref, new, old or ""), "update-ref")
@@ -85,8 +88,8 @@ class Chain:
         return int(_check(self._git("rev-list", "--count", tip), "rev-list") or 0)
 
     def _rebuild(self, tip: str) -> str:
-        """The newest KEEP - 1 reports as a new chain (oldest first); its tip."""
-        listing = _check(self._git("log", f"-{KEEP - 1}", "--format=%T%x00%B%x1e", tip),
+        """The newest `keep` - 1 reports as a new chain (oldest first); its tip."""
+        listing = _check(self._git("log", f"-{self.keep - 1}", "--format=%T%x00%B%x1e", tip),
                          "reading the chain")
         entries = [record.strip("\n").split("\x00", 1) for record in listing.split("\x1e")
                    if record.strip("\n")]
@@ -96,7 +99,7 @@ class Chain:
         assert parent is not None
         return parent
 
-    def history(self, limit: int = MAX_REPORTS) -> Sequence[str]:
+    def history(self) -> Sequence[str]:
         """Commit ids of the chain, newest first."""
-        done = self._git("rev-list", f"--max-count={limit}", self.ref)
+        done = self._git("rev-list", self.ref)
         return done.text().split() if done.ok else []

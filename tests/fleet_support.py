@@ -1,0 +1,180 @@
+"""Helpers for the fleet-report tests: a config repo for a small fleet, nodes that run
+the real run code in this process (each with its own state dir, root and signing key),
+a reports repository, a `git daemon` that accepts pushes, and the real CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from gitutil_repo import Origin, free_port, git, wait_for_port
+
+from reconciler.agent.settings import AgentConfig
+from reconciler.cycle import CycleOptions, run_cycle
+from reconciler.fleet import keys, publish
+from reconciler.fleet.chain import Chain
+from reconciler.fleet.push import REPO, queued, read_pushed
+from reconciler.record.report import RunReport
+
+RECONCILER = str(Path(sys.executable).with_name("reconciler"))
+CLUSTERS = ("c1", "c2", "c3", "c4")
+
+
+def fleet_xml(web: int, cache: int, node_policies: dict[str, str] | None = None) -> str:
+    """`web` web nodes and `cache` cache nodes in each of four clusters; `node_policies`
+    gives some nodes a `<policy .../>` of their own."""
+    ranges = "".join(
+        f'  <nodes class="web" product="shop" cluster="{c}" count="{web}"/>\n'
+        f'  <nodes class="cache" product="shop" cluster="{c}" count="{cache}"/>\n'
+        for c in CLUSTERS
+    )
+    nodes = "".join(f'  <node name="{name}"><policy {policy}/></node>\n'
+                    for name, policy in (node_policies or {}).items())
+    return (f'<fleet domain="t">\n  <defaults><policy max-severity="reload"/></defaults>\n'
+            f"{ranges}{nodes}</fleet>\n")
+
+
+CLASSES = {
+    "classes/web.xml": '<class name="web">\n'
+                       '  <file path="/etc/web.conf" template="web/web.conf.j2"/>\n</class>\n',
+    "classes/cache.xml": '<class name="cache">\n'
+                         '  <file path="/etc/cache.conf" severity="reload">'
+                         "<content>size = 64m\n</content></file>\n</class>\n",
+    "templates/web/web.conf.j2": "server_name {{ node.name }};\n",
+}
+
+
+def node_names(web: int, cache: int) -> list[str]:
+    return sorted(f"{cls}-{n:02d}.shop.{c}.t" for c in CLUSTERS
+                  for cls, count in (("web", web), ("cache", cache))
+                  for n in range(1, count + 1))
+
+
+class FleetNode:
+    """One simulated node: the run code in this process, its own state, root and key."""
+
+    def __init__(self, base: Path, name: str, remote: str, reports: str | None,
+                 with_key: bool = True, **settings: Any) -> None:
+        self.name = name
+        self.dir = base / name
+        self.root = self.dir / "root"
+        self.state = self.dir / "state"
+        self.key = self.dir / "signing-key"
+        if with_key:
+            keys.generate(self.key, name)
+        values: dict[str, Any] = {"remote": remote, "node": name, "state-dir": self.state,
+                                  "root": self.root, "signing-key": self.key,
+                                  "fetch-timeout": 10.0, **settings}
+        if reports is not None:
+            values["reports"] = reports
+        self.cfg = AgentConfig.model_validate({k: v for k, v in values.items()
+                                               if v is not None})
+
+    @property
+    def public_key(self) -> str:
+        return keys.public_key(self.key)
+
+    def run(self, **options: Any) -> RunReport:
+        return run_cycle(self.cfg, CycleOptions(**options))
+
+    def reports_dir(self) -> Path:
+        return self.state / publish.REPORTS
+
+    def published(self) -> bool:
+        """Every queued report is in the chain and the reports URL accepted its tip."""
+        if queued(self.reports_dir()):
+            return False
+        tip = Chain(self.reports_dir() / REPO, self.name, self.key).tip()
+        urls = read_pushed(self.reports_dir()).get("urls")
+        return (tip is not None and isinstance(urls, dict)
+                and urls.get(publish.Target.of(self.cfg).urls[0]) == tip)
+
+    def publish_dated(self, report: RunReport, back: timedelta) -> None:
+        """Publish `report` as if its run had happened `back` ago (a node that went
+        silent since)."""
+        publish.after_run(self.cfg, report.model_copy(update={"started": report.started - back}))
+
+
+def wait_until(condition: Any, timeout: float, what: str) -> None:
+    """Bounded polling for something another process does (a background pusher)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not done within {timeout} s")
+        time.sleep(0.05)
+
+
+def wait_published(nodes: Iterable[FleetNode], timeout: float = 120.0) -> None:
+    pending = list(nodes)
+    wait_until(lambda: all(n.published() for n in pending), timeout,
+               "background pushers: " + ", ".join(n.name for n in pending
+                                                    if not n.published())[:500])
+
+
+def config_origin(base: Path, files: dict[str, str | bytes | None],
+                  registered: Sequence[FleetNode] = ()) -> Origin:
+    """A bare config repository holding `files` and the public keys of `registered`."""
+    origin = Origin(base / "config")
+    with_keys = dict(files)
+    for node in registered:
+        with_keys[keys.registered_path(node.name)] = node.public_key + "\n"
+    origin.commit(with_keys, "fleet")
+    return origin
+
+
+def bare(path: Path) -> Path:
+    git(path.parent, "init", "--quiet", "--bare", "--initial-branch=main", str(path))
+    return path
+
+
+def install_reports_hook(reports: Path, config: Path | None = None) -> None:
+    args = ["hooks", "install", "--server", str(reports), "--reports"]
+    if config is not None:
+        args += ["--config-repo", str(config)]
+    done = cli(*args)
+    assert done.returncode == 0, done.stderr
+
+
+@contextmanager
+def push_daemon(base: Path) -> Iterator[int]:
+    """`git daemon` serving (and accepting pushes to) every repository under `base`."""
+    port = free_port()
+    daemon = subprocess.Popen(
+        ["git", "daemon", "--export-all", "--enable=receive-pack", f"--base-path={base}",
+         "--reuseaddr", "--listen=127.0.0.1", f"--port={port}", str(base)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for_port(port)
+        yield port
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)
+
+
+def cli(*args: str, cwd: Path | None = None,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The real `reconciler` script."""
+    return subprocess.run([RECONCILER, *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=300,
+                          check=False)
+
+
+def cli_json(*args: str, env: dict[str, str] | None = None) -> Any:
+    done = cli(*args, "--format", "json", env=env)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def refs(repo: Path) -> dict[str, str]:
+    out = git(repo, "for-each-ref", "--format=%(refname) %(objectname)", "refs/reports/")
+    return dict(line.split(" ") for line in out.splitlines())
