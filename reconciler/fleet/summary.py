@@ -127,10 +127,13 @@ def row(entry: Entry, now: datetime, stale: timedelta) -> NodeRow:
                        time=None, age_s=None, mode=None, problem=entry.problem)
     age = now - report.time
     counts = report.counts
+    # A refused run applied nothing: the commit it names is the one it refused.
+    runs = None if report.result == "refused" else report.config
     return NodeRow(
         node=entry.node, state="silent" if age > stale else report.result,
         result=report.result, cls=cls, product=product, cluster=cluster,
-        commit=report.config.commit, subject=report.config.subject, time=report.time,
+        commit=runs.commit if runs else None, subject=runs.subject if runs else None,
+        time=report.time,
         age_s=age.total_seconds(), mode=report.mode, held=counts.held, failed=counts.failed,
         drift=counts.pending + counts.edited_by_hand, pinned=report.source.pinned,
         behind=report.source.stale,
