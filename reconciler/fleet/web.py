@@ -171,9 +171,10 @@ def create_app(data: FleetData, background: bool = True) -> Starlette:
 
     static = StaticFiles(directory=str(resources.files("reconciler.fleet") / "static"))
     return Starlette(routes=[
-        Route("/", index), Route("/nodes", nodes), Route("/node/{name}", node),
-        Route("/node/{name}/report/{commit}", node), Route("/api/status", api_status),
-        Route("/api/nodes", nodes), Route("/api/node/{name}", node),
+        Route("/", index), Route("/nodes", nodes),
+        Route("/node/{name:path}/report/{commit}", node), Route("/node/{name:path}", node),
+        Route("/api/status", api_status), Route("/api/nodes", nodes),
+        Route("/api/node/{name:path}", node),
         Route("/api/generation", generation), Mount("/static", static, name="static"),
     ], lifespan=lifespan)  # fmt: skip
 
