@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 from pathlib import Path
 
-from cycle_support import Node, web_class
+from cycle_support import RECONCILER, Node, web_class
 from engine_support import (
     NODE,
     ConfigRepo,
@@ -21,8 +22,12 @@ from engine_support import (
     make_repo,
     state_dir,
 )
-from gitutil_repo import git
+from gitutil_repo import git, ssh_key
+from fleet_support import wait_until
 from review_support import SMALL_FLEET, FleetRepo
+
+from reconciler.fleet.chain import Chain
+from reconciler.fleet.push import queued, read_pushed
 
 CANARY = "S3CR3T-canary"
 LIVE_CANARY = "LIVE-S3CR3T-canary"
@@ -241,3 +246,47 @@ def test_a_secret_variable_reached_through_an_include_is_refused_in_a_public_fil
     done = cli_run("audit", repo, tmp_path / "root")
     assert done.returncode == 1
     assert_no_secret(done.stdout, done.stderr)
+
+
+def _all_objects(repo: Path) -> bytes:
+    """Every object of a git repository, uncompressed (loose objects are zlib'ed)."""
+    return subprocess.run(["git", "--git-dir", str(repo), "cat-file", "--batch-all-objects",
+                           "--batch"], capture_output=True, check=True).stdout
+
+
+def test_fleet_reports_carry_no_secret(tmp_path: Path) -> None:
+    node = Node(tmp_path)
+    fleet = f"""<fleet domain="t">
+  <defaults><policy max-severity="restart"/>{SECRET_VAR}</defaults>
+  <nodes class="web" product="shop" cluster="lab" count="2"/>
+</fleet>
+"""
+    node.push({"fleet.xml": fleet, "classes/web.xml": web_class(f"  {SECRET_FILE}\n"),
+               "templates/web/token.j2": "token = {{ token }}\n"})
+    key = ssh_key(tmp_path, "node-key")
+    reports = tmp_path / "reports.git"
+    git(tmp_path, "init", "-q", "--bare", str(reports))
+    node.write_config(**{"signing-key": str(key), "reports": f"file://{reports}"})
+    node.run()
+    (node.root / "etc/app/token").write_text(f"{LIVE_CANARY}\n")
+    node.push({"templates/web/token.j2": "token = {{ token }}-rotated\n"})
+    node.run()
+    node.write_config(**{"signing-key": str(key), "reports": f"file://{reports}",
+                         "mode": "audit"})
+    (node.root / "etc/app/token").write_text(f"{LIVE_CANARY}\n")
+    assert node.run().result == "drift"
+    chain = Chain(node.state / "reports" / "repo.git", "web-01.shop.lab.t", key)
+    wait_until(lambda: not queued(node.state / "reports") and chain.tip() is not None
+               and read_pushed(node.state / "reports").get("urls")
+               == {f"file://{reports}": chain.tip()}, 60, "reports pushed")
+    done = subprocess.run([RECONCILER, "fleet", "push", "--config", str(node.config)],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    published = _all_objects(reports)
+    assert b"edited-by-hand" in published and b"/etc/app/token" in published
+    assert_no_secret(published, _all_objects(node.state / "reports" / "repo.git"),
+                     everything_under(node.state / "reports"))
+    shown = subprocess.run([RECONCILER, "fleet", "show", "web-01.shop.lab.t", "--reports",
+                            str(reports)], capture_output=True, text=True, check=False)
+    assert shown.returncode == 0 and LIVE_CANARY not in shown.stdout
+    assert_no_secret(shown.stdout)
