@@ -22,8 +22,8 @@ from engine_support import (
     make_repo,
     state_dir,
 )
-from gitutil_repo import git, ssh_key
 from fleet_support import wait_until
+from gitutil_repo import git, ssh_key
 from review_support import SMALL_FLEET, FleetRepo
 
 from reconciler.fleet.chain import Chain
