@@ -90,8 +90,10 @@ def _publish(cfg: AgentConfig, target: Target, report: RunReport, partial: bool,
     if not target.key.is_file():
         return Publication(skipped=f"no signing key at {target.key} (reconciler fleet keygen)")
     last = _read_json(target.reports_dir / PUBLISHED)
-    doc = build.build(report, _context(cfg, report), partial=partial)
-    news = build.fingerprint(doc) != last.get("fingerprint")
+    # Whether there is news does not depend on commit times: they are looked up (one git
+    # process) only for a report that goes out.
+    fingerprint = build.fingerprint(build.build(report, _refusal(cfg), partial=partial))
+    news = fingerprint != last.get("fingerprint")
     if partial and report.result == "in-sync":
         news = False
     last_time = last.get("time")
@@ -99,11 +101,10 @@ def _publish(cfg: AgentConfig, target: Target, report: RunReport, partial: bool,
     due = since >= target.interval
     publication = Publication()
     if news or due:
-        if not news:
-            doc = doc.model_copy(update={"heartbeat": True})
+        doc = build.build(report, _context(cfg, report), partial=partial, heartbeat=not news)
         _enqueue(target.reports_dir, doc.model_dump_json().encode(), build.commit_message(doc))
         _write_json(target.reports_dir / PUBLISHED,
-                    {"fingerprint": build.fingerprint(doc), "time": now.timestamp()})
+                    {"fingerprint": fingerprint, "time": now.timestamp()})
         publication = Publication(queued=True, heartbeat=not news)
     if queued(target.reports_dir) or _behind(target):
         start_pusher(target, cfg.node)
@@ -111,20 +112,23 @@ def _publish(cfg: AgentConfig, target: Target, report: RunReport, partial: bool,
     return publication
 
 
-def _context(cfg: AgentConfig, report: RunReport) -> build.Context:
-    """Subjects and times of the commits a run names, and the refused tip, if any."""
-    state_dir = Path(cfg.state_dir)
+def _refusal(cfg: AgentConfig) -> build.Context:
+    """The configured remote, and the tip this node refused, if any."""
     try:
-        state = SourceState.load(state_dir / SOURCE_STATE)
-    except Exception:
-        state = SourceState()
-    refused = state.refused
-    ctx = build.Context(remote=cfg.remote, refused_commit=refused.commit if refused else None,
-                        refused_reason=refused.reason if refused else None)
+        refused = SourceState.load(Path(cfg.state_dir) / SOURCE_STATE).refused
+    except Exception:  # an unreadable state file only loses detail
+        refused = None
+    return build.Context(remote=cfg.remote, refused_commit=refused.commit if refused else None,
+                         refused_reason=refused.reason if refused else None)
+
+
+def _context(cfg: AgentConfig, report: RunReport) -> build.Context:
+    """`_refusal`, with the subjects and commit times of the commits the report names."""
+    ctx = _refusal(cfg)
+    state_dir = Path(cfg.state_dir)
     commits: dict[str, tuple[datetime | None, str | None]] = {}
     tip = report.source.tip if report.source else None
-    wanted = {sha for sha in (report.config_commit, tip, refused.commit if refused else None)
-              if sha is not None}
+    wanted = {sha for sha in (report.config_commit, tip, ctx.refused_commit) if sha is not None}
     if wanted and (state_dir / SOURCE_CACHE).is_dir():
         done = git(state_dir / SOURCE_CACHE, "log", "--no-walk=unsorted",
                    "--format=%H%x1f%cI%x1f%s", *sorted(wanted), "--", timeout=10)
