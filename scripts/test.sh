@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Run the whole test suite on a fresh machine: system tools the tests drive for real
-# (git, git daemon, dpkg, gpg, ssh-keygen, age, and the daemons of the example fleet), a
-# virtualenv with the project and its test extra, then pytest. Safe to run again: every
-# step is idempotent.
+# (git, git daemon, dpkg, gpg, ssh-keygen, age, the daemons of the example fleet,
+# headless chromium and its driver), a virtualenv with the project and its test
+# extra, then pytest. Safe to run again: every step is idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Each tool the tests drive for real, as "file it installs:Debian package". The first
 # group is git, dpkg, gpg, ssh-keygen and age (whose files reconciler's secrets are);
 # the second the daemons that read the example fleet's files
-# (tests/test_example_daemons*.py, tests/daemon_node.py).
+# (tests/test_example_daemons*.py, tests/daemon_node.py); the third the browser that
+# loads the fleet page (tests/test_fleet_web.py).
 tools=(
     /usr/bin/git:git /usr/bin/dpkg-deb:dpkg /usr/bin/dpkg-query:dpkg /usr/bin/gpg:gnupg
     /usr/bin/ssh-keygen:openssh-client /usr/bin/age:age /usr/bin/age-keygen:age
@@ -18,6 +19,7 @@ tools=(
     /usr/bin/memcstat:libmemcached-tools /usr/sbin/logrotate:logrotate /usr/bin/crontab:cron
     /usr/bin/systemd-analyze:systemd /usr/bin/python3:python3 /usr/bin/nsenter:util-linux
     /bin/ip:iproute2
+    /usr/bin/chromium:chromium /usr/bin/chromedriver:chromium-driver
 )
 missing=()
 for tool in "${tools[@]}"; do

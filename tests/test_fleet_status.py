@@ -113,8 +113,8 @@ def test_status_reads_as_one_screen(published: Fleet) -> None:
                                 "for", "2h", "0m)"]
     assert any(line.startswith(f"newest config {published.commit[:12]} nothing new yet")
                and line.endswith("on 199 of 200 nodes (99%)") for line in lines)
-    assert "clusters by classes (worst state, nodes)" in lines
-    assert any(line.split()[:5] == ["c2", "changed", "20", "failed", "30"] for line in lines)
+    assert "clusters by classes (worst state: nodes in it/all nodes)" in lines
+    assert any(line.split()[:5] == ["c2", "changed", "20/20", "failed", "2/30"] for line in lines)
     silent_at = lines.index("silent (no report for 2h 0m)")
     assert [line.split()[0] for line in lines[silent_at + 1 : silent_at + 6]] == SILENT
 

@@ -25,7 +25,7 @@ from fleet_support import (
 )
 from gitutil_repo import free_port, git, wait_for_port
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -122,9 +122,9 @@ def test_the_summary_shows_states_spread_and_the_grid(page: Page, tmp_path: Path
     spread = page.text("section.spread")
     assert "fleet" in spread and "on 6 of 6 nodes" in spread
     cell = page.browser.find_element(By.CSS_SELECTOR, "td.cell.state-held")
-    assert cell.text == "held\n1 nodes"
+    assert cell.text == "1 held\nof 1 nodes"
     assert page.browser.find_element(By.CSS_SELECTOR, "td.cell.state-failed").text == \
-        "failed\n2 nodes"
+        "1 failed\nof 2 nodes"
     page.browser.save_screenshot(str(tmp_path / "fleet-summary.png"))
     assert (tmp_path / "fleet-summary.png").stat().st_size > 10_000
 
@@ -178,7 +178,9 @@ def test_the_page_follows_new_reports_by_itself(page: Page) -> None:
     broken.root.joinpath("etc/cache.conf").mkdir()  # a directory where the file should be
     broken.run()
     wait_published([broken])
-    WebDriverWait(page.browser, 60, poll_frequency=0.2).until(
+    # The page reloads itself; an element read during the reload is stale: look again.
+    WebDriverWait(page.browser, 60, poll_frequency=0.2,
+                  ignored_exceptions=(StaleElementReferenceException,)).until(
         lambda browser: "2 failed" in browser.find_element(By.CSS_SELECTOR, ".states").text)
 
 

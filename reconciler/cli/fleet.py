@@ -228,10 +228,11 @@ def push(config: str) -> None:
     if outcome.busy:
         click.echo("another push is already waiting to run; it will publish these reports")
         return
-    where = outcome.pushed_to or "nowhere"
-    click.echo(f"committed {outcome.committed} report(s); tip {(outcome.tip or 'none')[:12]} "
-               f"pushed to {where}" if outcome.pushed_to or outcome.errors else
-               f"committed {outcome.committed} report(s); nothing new to push")
+    if outcome.pushed_to is not None:
+        done = f"pushed {(outcome.tip or '')[:12]} to {outcome.pushed_to}"
+    else:
+        done = "not pushed" if outcome.errors else "nothing new to push"
+    click.echo(f"committed {outcome.committed} report(s); {done}")
     if outcome.errors and outcome.pushed_to is None:
         sys.exit(1)
 

@@ -95,20 +95,21 @@ def _more(rows: Sequence[NodeRow]) -> list[str]:
 
 
 def _grid(status: FleetStatus) -> list[str]:
-    """Clusters down, classes across, each cell `worst-state count`."""
+    """Clusters down, classes across, each cell `worst-state count/nodes`."""
     if not status.grid:
         return []
-    cells = {(c.cluster, c.cls): c for c in status.grid}
-    width = max(12, *(len(k) + 2 for k in status.classes))
-    first = max(8, *(len(c) + 2 for c in status.clusters))
-    lines = ["clusters by classes (worst state, nodes)",
-             "  " + " " * first + "".join(k.ljust(width) for k in status.classes)]
+    texts = {(c.cluster, c.cls): (f"{c.worst} {c.states[c.worst]}/{c.nodes}", c.worst)
+             for c in status.grid}
+    width = max(len(k) for k in status.classes) + 2
+    width = max(width, *(len(t) + 2 for t, _ in texts.values()))
+    first = max(len(c) for c in status.clusters) + 2
+    lines = ["clusters by classes (worst state: nodes in it/all nodes)",
+             "  " + " " * first + "".join(k.ljust(width) for k in status.classes).rstrip()]
     for cluster in status.clusters:
         line = "  " + cluster.ljust(first)
         for cls in status.classes:
-            cell = cells.get((cluster, cls))
-            text = f"{cell.worst} {cell.nodes}" if cell else "-"
-            line += state(text.ljust(width)) if cell else text.ljust(width)
+            text, worst = texts.get((cluster, cls), ("-", ""))
+            line += click.style(text, fg=COLOURS.get(worst)) + " " * (width - len(text))
         lines.append(line.rstrip())
     return lines
 
