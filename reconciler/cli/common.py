@@ -87,6 +87,11 @@ def agent_options(func: F) -> F:
         click.option("--identity", default=None,
                      help="The node's age identity, to decrypt its secrets "
                           "(default /etc/reconciler/age.key)."),
+        click.option("--reports", default=None, help="URL for the fleet reports."),
+        click.option("--report-mirrors", multiple=True,
+                     help="A mirror of the reports URL (repeatable)."),
+        click.option("--report-interval", type=int, default=None),
+        click.option("--signing-key", default=None, help="The node's report signing key."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -98,8 +103,9 @@ def load_config(config_path: str | None, **flags: Any) -> AgentConfig:
     from reconciler.agent import settings as agentconf
 
     flags = {k: v for k, v in flags.items() if v not in (None, ())}
-    if "mirrors" in flags:
-        flags["mirrors"] = list(flags["mirrors"])
+    for many in ("mirrors", "report_mirrors"):
+        if many in flags:
+            flags[many] = list(flags[many])
     path = config_path or AGENT_CONFIG
     if config_path is not None or os.path.exists(path):
         return agentconf.merge_overrides(agentconf.load(path), **flags)

@@ -15,7 +15,6 @@ drift-watch run that checked a few actions is published only when it found somet
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 from reconciler.agent.settings import AgentConfig
 from reconciler.fleet import build
 from reconciler.fleet.gitrun import git
-from reconciler.fleet.push import OUTBOX, queued, read_pushed
+from reconciler.fleet.push import OUTBOX, queued, read_json, read_pushed, write_json
 from reconciler.record.report import RunReport
 from reconciler.source.cache import SourceState
 from reconciler.statedir import SOURCE_CACHE, SOURCE_STATE
@@ -89,7 +88,7 @@ def _publish(cfg: AgentConfig, target: Target, report: RunReport, partial: bool,
              now: datetime) -> Publication:
     if not target.key.is_file():
         return Publication(skipped=f"no signing key at {target.key} (reconciler fleet keygen)")
-    last = _read_json(target.reports_dir / PUBLISHED)
+    last = read_json(target.reports_dir / PUBLISHED)
     # Whether there is news does not depend on commit times: they are looked up (one git
     # process) only for a report that goes out.
     fingerprint = build.fingerprint(build.build(report, _refusal(cfg), partial=partial))
@@ -103,7 +102,7 @@ def _publish(cfg: AgentConfig, target: Target, report: RunReport, partial: bool,
     if news or due:
         doc = build.build(report, _context(cfg, report), partial=partial, heartbeat=not news)
         _enqueue(target.reports_dir, doc.model_dump_json().encode(), build.commit_message(doc))
-        _write_json(target.reports_dir / PUBLISHED,
+        write_json(target.reports_dir / PUBLISHED,
                     {"fingerprint": fingerprint, "time": now.timestamp()})
         publication = Publication(queued=True, heartbeat=not news)
     if queued(target.reports_dir) or _behind(target):
@@ -170,21 +169,6 @@ def start_pusher(target: Target, node: str) -> None:
     )  # fmt: skip
 
 
-def _read_json(path: Path) -> dict[str, object]:
-    try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _write_json(path: Path, data: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(data) + "\n")
-    os.replace(temporary, path)
-
-
 def _remember_error(target: Target, message: str) -> None:
     with contextlib.suppress(OSError):
-        _write_json(target.reports_dir / ERROR, {"time": time.time(), "error": message})
+        write_json(target.reports_dir / ERROR, {"time": time.time(), "error": message})

@@ -51,7 +51,19 @@ class Outcome:
         return not self.errors and not self.busy
 
 
-def _write_json(path: Path, data: object) -> None:
+def read_json(path: Path) -> dict[str, object]:
+    """A small JSON state file as a dict; {} when it is missing or unreadable (the
+    state it holds is then rebuilt: at worst a report is pushed or queued again)."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_json(path: Path, data: object) -> None:
+    """Replace a small JSON state file (a temporary file renamed over it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     os.replace(temporary, path)
@@ -59,11 +71,7 @@ def _write_json(path: Path, data: object) -> None:
 
 def read_pushed(reports_dir: Path) -> dict[str, object]:
     """`pushed.json`: {"tip": local chain tip, "urls": {url: sha}, "last": {...}}."""
-    try:
-        data = json.loads((reports_dir / PUSHED).read_bytes())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_json(reports_dir / PUSHED)
 
 
 def queued(reports_dir: Path) -> list[Path]:
@@ -136,7 +144,7 @@ def _work(reports_dir: Path, node: str, key: Path, urls: Sequence[str],
                 outcome.pushed_to = url
                 break
             outcome.errors.append(f"{url}: {done.why()}")
-    _write_json(reports_dir / PUSHED, {
+    write_json(reports_dir / PUSHED, {
         "tip": outcome.tip, "urls": accepted,
         "last": {"time": time.time(), "pushed_to": outcome.pushed_to,
                  "errors": outcome.errors},

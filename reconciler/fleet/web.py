@@ -12,6 +12,7 @@ into a report could not run even if it were not escaped.
 from __future__ import annotations
 
 import ipaddress
+import re
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -42,6 +43,7 @@ HEADERS = {
     "Cache-Control": "no-store",
 }
 _FILTERS = ("state", "class", "product", "cluster", "commit")
+_COMMIT_RE = re.compile(r"[0-9a-f]{7,64}")
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,8 @@ def create_app(data: FleetData, background: bool = True) -> Starlette:
             return page_missing(name)
         commit = request.path_params.get("commit")
         report: FleetReport | None = entry.report
+        if commit is not None and not _COMMIT_RE.fullmatch(commit):
+            return page_missing(f"{name} at {commit}")
         if commit is not None:
             report = read.report_at(entry.git_dir, commit)
             if report is None or report.node != name:
