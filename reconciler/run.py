@@ -14,6 +14,7 @@ writes, not a second code path.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from reconciler.compile.nodeconfig import NodeConfig, Severity
 from reconciler.errors import ConfigError, Failed, Problem, ReconcilerError
 from reconciler.facts.gather import gather_at, gather_live
 from reconciler.facts.model import Facts
+from reconciler.fleet import publish as fleet_publish
 from reconciler.lock import NodeLock
 from reconciler.plan.build import build
 from reconciler.plan.probe import Context
@@ -249,6 +251,7 @@ class Run:
     log_calls: Callable[[str], None] | None = None  # debug: one line per system call
     recorder: Recorder | None = None  # None: record only what was applied
     identity: str = AGE_IDENTITY  # the node's age key, for the secrets its templates read
+    publish: Callable[[report.RunReport], object] | None = None  # the fleet report, at the end
 
 
 @dataclass
@@ -352,6 +355,8 @@ def perform(run: Run) -> report.RunReport:
             finally:
                 now.lock.release()
     assert now.report is not None
+    if run.publish is not None:
+        run.publish(now.report)  # fleet/publish.py: never raises, never changes the report
     return now.report
 
 
@@ -418,7 +423,9 @@ def from_settings(settings: AgentConfig, options: RunOptions | None = None) -> R
     return Run(node=settings.node, mode=settings.mode, root=root, state=state, source=source,
                ceiling=settings.max_severity, host_commands=options.host_commands,
                wait=options.wait, should_stop=options.should_stop, only=options.only,
-               recorder=recorder, identity=str(settings.identity))
+               recorder=recorder, identity=str(settings.identity),
+               publish=functools.partial(fleet_publish.after_run, settings,
+                                         partial=options.only is not None))
 
 
 def commit_in_use(settings: AgentConfig) -> str | None:

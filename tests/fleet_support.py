@@ -19,11 +19,11 @@ from typing import Any
 from gitutil_repo import Origin, free_port, git, wait_for_port
 
 from reconciler.agent.settings import AgentConfig
-from reconciler.cycle import CycleOptions, run_cycle
 from reconciler.fleet import keys, publish
 from reconciler.fleet.chain import Chain
 from reconciler.fleet.push import REPO, queued, read_pushed
 from reconciler.record.report import RunReport
+from reconciler.run import RunOptions, from_settings, perform
 
 RECONCILER = str(Path(sys.executable).with_name("reconciler"))
 CLUSTERS = ("c1", "c2", "c3", "c4")
@@ -84,7 +84,7 @@ class FleetNode:
         return keys.public_key(self.key)
 
     def run(self, **options: Any) -> RunReport:
-        return run_cycle(self.cfg, CycleOptions(**options))
+        return perform(from_settings(self.cfg, RunOptions(**options)))
 
     def reports_dir(self) -> Path:
         return self.state / publish.REPORTS

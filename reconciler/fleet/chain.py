@@ -16,15 +16,36 @@ Older reports become unreachable and git's garbage collection drops them.
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from reconciler.fleet.gitrun import Done, git, init_bare
+from reconciler.git import Done, Git
 
 MAX_REPORTS = 100
 KEEP = 50
 REPORT_FILE = "report.json"
 REF_PREFIX = "refs/reports/"
+
+
+def init_bare(path: Path) -> None:
+    """Create a bare repository at `path` if there is none (built beside it, renamed in,
+    so a killed process never leaves half a repository)."""
+    if (path / "HEAD").is_file():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    building = path.with_name(f"{path.name}.new-{os.getpid()}")
+    done = Git(path.parent).run("init", "--quiet", "--bare", str(building))
+    if not done.ok:
+        raise OSError(f"git init {building}: {done.tail()}")
+    Git(building).run("config", "gc.autoDetach", "false")  # no git process outlives its caller
+    try:
+        os.rename(building, path)
+    except OSError:
+        shutil.rmtree(building, ignore_errors=True)
+        if not (path / "HEAD").is_file():
+            raise
 
 
 class ChainError(Exception):
@@ -33,8 +54,8 @@ class ChainError(Exception):
 
 def _check(done: Done, what: str) -> str:
     if not done.ok:
-        raise ChainError(f"{what}: {done.why()}")
-    return done.text().strip()
+        raise ChainError(f"{what}: {done.tail()}")
+    return done.out.strip()
 
 
 class Chain:
@@ -53,17 +74,17 @@ class Chain:
                      "GIT_COMMITTER_NAME": "reconciler", "GIT_COMMITTER_EMAIL": ident}
 
     def _git(self, *args: str, stdin: bytes | None = None, signed: bool = False) -> Done:
-        config = ("gpg.format=ssh", f"user.signingKey={self.key}") if signed else ()
-        return git(self.path, *args, stdin=stdin, env=self._env, config=config)
+        config = ("-c", "gpg.format=ssh", "-c", f"user.signingKey={self.key}") if signed else ()
+        return Git(self.path).run(*config, *args, stdin=stdin, env=self._env)
 
     def tip(self) -> str | None:
         done = self._git("rev-parse", "--verify", "--quiet", self.ref + "^{commit}")
-        return done.text().strip() or None if done.ok else None
+        return done.out.strip() or None if done.ok else None
 
     def tip_report(self) -> bytes | None:
         """The `report.json` of the newest report, or None when there is none."""
         done = self._git("cat-file", "blob", f"{self.ref}:{REPORT_FILE}")
-        return done.out if done.ok else None
+        return done.stdout if done.ok else None
 
     def append(self, report: bytes, message: str) -> str:
         """Commit `report` on top of the chain (rotating it when full); the new tip."""
@@ -102,4 +123,4 @@ class Chain:
     def history(self) -> Sequence[str]:
         """Commit ids of the chain, newest first."""
         done = self._git("rev-list", self.ref)
-        return done.text().split() if done.ok else []
+        return done.out.split() if done.ok else []

@@ -16,7 +16,7 @@ from pathlib import Path
 from reconciler.compile.compiler import load_fleet
 from reconciler.errors import UsageError
 from reconciler.fleet import keys
-from reconciler.fleet.gitrun import git
+from reconciler.git import Git
 from reconciler.source.snapshot import open_snapshot
 
 CACHE = "reconciler-fleet-nodes.json"
@@ -24,8 +24,8 @@ CACHE = "reconciler-fleet-nodes.json"
 
 def setting(git_dir: Path, key: str) -> str | None:
     """`git config KEY` of the repository at `git_dir` (None when unset)."""
-    done = git(git_dir, "config", "--get", key)
-    return done.text().strip() or None if done.ok else None
+    done = Git(git_dir).run("config", "--get", key)
+    return done.out.strip() or None if done.ok else None
 
 
 def config_repo(reports_dir: Path) -> Path:
@@ -39,15 +39,16 @@ def remember_config_repo(reports_dir: Path, config_dir: Path) -> None:
     """Record, in the reports repository, which config repository decides membership."""
     if not (config_dir / "HEAD").is_file() and not (config_dir / ".git").exists():
         raise UsageError.because(f"{config_dir} is not a git repository")
-    done = git(reports_dir, "config", "reconciler.configRepo", str(config_dir.resolve()))
+    done = Git(reports_dir).run("config", "reconciler.configRepo", str(config_dir.resolve()))
     if not done.ok:
         raise UsageError.because(f"{reports_dir}: cannot set reconciler.configRepo: "
-                                 f"{done.why()}")
+                                 f"{done.tail()}")
 
 
 def branch_tip(config_dir: Path, branch: str) -> str | None:
-    done = git(config_dir, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}")
-    return done.text().strip() or None if done.ok else None
+    done = Git(config_dir).run("rev-parse", "--verify", "--quiet",
+                               f"refs/heads/{branch}^{{commit}}")
+    return done.out.strip() or None if done.ok else None
 
 
 def fleet_nodes(config_dir: Path, commit: str, cache: Path) -> set[str]:
@@ -73,7 +74,7 @@ def registered_keys(config_dir: Path, commit: str, nodes: Iterable[str]) -> dict
     """Each node's registered public signing keys at `commit` (one `cat-file --batch`)."""
     wanted = sorted(set(nodes))
     request = "".join(f"{commit}:{keys.registered_path(n)}\n" for n in wanted).encode()
-    out = git(config_dir, "cat-file", "--batch", stdin=request).out
+    out = Git(config_dir).run("cat-file", "--batch", stdin=request).stdout
     found: dict[str, list[str]] = {}
     at = 0
     for node in wanted:

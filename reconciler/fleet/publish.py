@@ -25,11 +25,11 @@ from pathlib import Path
 
 from reconciler.agent.settings import AgentConfig
 from reconciler.fleet import build
-from reconciler.fleet.gitrun import git
 from reconciler.fleet.push import OUTBOX, queued, read_json, read_pushed, write_json
+from reconciler.git import Git
 from reconciler.record.report import RunReport
-from reconciler.source.cache import SourceState
-from reconciler.statedir import SOURCE_CACHE, SOURCE_STATE
+from reconciler.source.state import SourceState
+from reconciler.statedir import StateDir
 
 REPORTS = "reports"  # inside the state directory
 PUBLISHED = "published.json"
@@ -114,7 +114,7 @@ def _publish(cfg: AgentConfig, target: Target, report: RunReport, partial: bool,
 def _refusal(cfg: AgentConfig) -> build.Context:
     """The configured remote, and the tip this node refused, if any."""
     try:
-        refused = SourceState.load(Path(cfg.state_dir) / SOURCE_STATE).refused
+        refused = SourceState.load(StateDir(cfg.state_dir).source_state).refused
     except Exception:  # an unreadable state file only loses detail
         refused = None
     return build.Context(remote=cfg.remote, refused_commit=refused.commit if refused else None,
@@ -124,14 +124,14 @@ def _refusal(cfg: AgentConfig) -> build.Context:
 def _context(cfg: AgentConfig, report: RunReport) -> build.Context:
     """`_refusal`, with the subjects and commit times of the commits the report names."""
     ctx = _refusal(cfg)
-    state_dir = Path(cfg.state_dir)
+    cache = StateDir(cfg.state_dir).source_cache
     commits: dict[str, tuple[datetime | None, str | None]] = {}
     tip = report.source.tip if report.source else None
     wanted = {sha for sha in (report.config_commit, tip, ctx.refused_commit) if sha is not None}
-    if wanted and (state_dir / SOURCE_CACHE).is_dir():
-        done = git(state_dir / SOURCE_CACHE, "log", "--no-walk=unsorted",
-                   "--format=%H%x1f%cI%x1f%s", *sorted(wanted), "--", timeout=10)
-        for line in done.text().splitlines() if done.ok else []:
+    if wanted and cache.is_dir():
+        done = Git(cache).run("log", "--no-walk=unsorted", "--format=%H%x1f%cI%x1f%s",
+                              *sorted(wanted), "--", timeout=10)
+        for line in done.out.splitlines() if done.ok else []:
             sha, when, subject = [*line.split("\x1f"), "", ""][:3]
             commits[sha] = (datetime.fromisoformat(when) if when else None, subject or None)
     return build.Context(ctx.remote, commits, ctx.refused_commit, ctx.refused_reason)

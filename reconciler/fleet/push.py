@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.fleet.chain import Chain, ChainError
-from reconciler.fleet.gitrun import NETWORK_ENV, git
+from reconciler.git import Git
 
 OUTBOX = "outbox"
 REPO = "repo.git"
@@ -137,13 +137,14 @@ def _work(reports_dir: Path, node: str, key: Path, urls: Sequence[str],
     assert isinstance(accepted, dict)
     if outcome.tip is not None and urls and accepted.get(urls[0]) != outcome.tip:
         for url in urls:
-            done = git(chain.path, "push", "--quiet", "--porcelain", "--", url,
-                       f"+{chain.ref}:{chain.ref}", timeout=timeout, env=NETWORK_ENV)
+            done = Git(chain.path).run("push", "--quiet", "--porcelain", "--", url,
+                                       f"+{chain.ref}:{chain.ref}", timeout=timeout,
+                                       network=True)
             if done.ok:
                 accepted[url] = outcome.tip
                 outcome.pushed_to = url
                 break
-            outcome.errors.append(f"{url}: {done.why()}")
+            outcome.errors.append(f"{url}: {done.tail()}")
     write_json(reports_dir / PUSHED, {
         "tip": outcome.tip, "urls": accepted,
         "last": {"time": time.time(), "pushed_to": outcome.pushed_to,

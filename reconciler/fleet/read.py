@@ -21,9 +21,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from reconciler.fleet.chain import REF_PREFIX, REPORT_FILE
-from reconciler.fleet.gitrun import NETWORK_ENV, git, init_bare
+from reconciler.fleet.chain import REF_PREFIX, REPORT_FILE, init_bare
 from reconciler.fleet.model import MAX_REPORT_BYTES, FleetReport
+from reconciler.git import Git
 from reconciler.source.cache import redact
 
 
@@ -76,29 +76,29 @@ def locate(spec: str, cache: Path, timeout: float) -> tuple[Path | None, list[st
     """The git directory holding `spec`'s reports (fetched first for a URL), and warnings."""
     if is_local(spec):
         path = spec.removeprefix("file://")
-        done = git(None, "-C", path, "rev-parse", "--absolute-git-dir")
+        done = Git(path).run("rev-parse", "--absolute-git-dir")
         if not done.ok:
-            return None, [f"{path}: not a git repository ({done.why()})"]
-        return Path(done.text().strip()), []
+            return None, [f"{path}: not a git repository ({done.tail()})"]
+        return Path(done.out.strip()), []
     where = redact(spec)
     mirror = cache / (hashlib.sha256(spec.encode()).hexdigest()[:16] + ".git")
     try:
         init_bare(mirror)
     except OSError as exc:
         return None, [f"{where}: cannot create the cache {mirror}: {exc}"]
-    done = git(mirror, "fetch", "--prune", "--no-tags", "--quiet", "--", spec,
-               f"+{REF_PREFIX}*:{REF_PREFIX}*", timeout=timeout, env=NETWORK_ENV)
+    done = Git(mirror).run("fetch", "--prune", "--no-tags", "--quiet", "--", spec,
+                           f"+{REF_PREFIX}*:{REF_PREFIX}*", timeout=timeout, network=True)
     if done.ok:
         return mirror, []
-    return mirror, [f"{where}: fetch failed ({redact(done.why())}); showing the reports "
+    return mirror, [f"{where}: fetch failed ({redact(done.tail())}); showing the reports "
                     f"fetched before, from {mirror}"]
 
 
 def listing(git_dir: Path) -> list[tuple[str, str]]:
     """(commit, node) of every report ref, from one `git for-each-ref`."""
-    done = git(git_dir, "for-each-ref", "--format=%(objectname) %(refname)", REF_PREFIX)
+    done = Git(git_dir).run("for-each-ref", "--format=%(objectname) %(refname)", REF_PREFIX)
     pairs = []
-    for line in done.text().splitlines() if done.ok else []:
+    for line in done.out.splitlines() if done.ok else []:
         sha, _, ref = line.partition(" ")
         pairs.append((sha, ref.removeprefix(REF_PREFIX)))
     return pairs
@@ -107,8 +107,7 @@ def listing(git_dir: Path) -> list[tuple[str, str]]:
 def _blobs(git_dir: Path, commits: Sequence[str]) -> list[bytes | str]:
     """`report.json` of each commit (bytes), or why not (str), from one `cat-file --batch`."""
     request = "".join(f"{sha}:{REPORT_FILE}\n" for sha in commits).encode()
-    done = git(git_dir, "cat-file", "--batch", stdin=request)
-    out = done.out
+    out = Git(git_dir).run("cat-file", "--batch", stdin=request).stdout
     found: list[bytes | str] = []
     at = 0
     for _ in commits:
@@ -191,12 +190,12 @@ def _newer(entry: Entry, known: Entry) -> bool:
 
 def history(git_dir: Path, node: str, limit: int = 100) -> list[HistoryItem]:
     """A node's reports, newest first, from its report ref's `git log`."""
-    done = git(git_dir, "log", f"--max-count={limit}",
+    done = Git(git_dir).run("log", f"--max-count={limit}",
                "--format=%H%x1f%cI%x1f%s%x1f%(trailers:key=Result,valueonly,separator=)"
                "%x1f%(trailers:key=Config-Commit,valueonly,separator=)%x1e",
                REF_PREFIX + node, "--")
     items = []
-    for record in done.text().split("\x1e") if done.ok else []:
+    for record in done.out.split("\x1e") if done.ok else []:
         fields = record.strip("\n").split("\x1f")
         if len(fields) != 5:
             continue
@@ -208,10 +207,10 @@ def history(git_dir: Path, node: str, limit: int = 100) -> list[HistoryItem]:
 
 def report_at(git_dir: Path, commit: str) -> FleetReport | None:
     """The report of one commit of a node's history (None when unreadable)."""
-    done = git(git_dir, "cat-file", "blob", f"{commit}:{REPORT_FILE}")
-    if not done.ok or len(done.out) > MAX_REPORT_BYTES:
+    done = Git(git_dir).run("cat-file", "blob", f"{commit}:{REPORT_FILE}")
+    if not done.ok or len(done.stdout) > MAX_REPORT_BYTES:
         return None
     try:
-        return FleetReport.model_validate_json(done.out)
+        return FleetReport.model_validate_json(done.stdout)
     except ValidationError:
         return None

@@ -32,8 +32,8 @@ from reconciler.compile import names
 from reconciler.errors import ReconcilerError
 from reconciler.fleet import keys, membership
 from reconciler.fleet.chain import MAX_REPORTS
-from reconciler.fleet.gitrun import Done, git
 from reconciler.fleet.model import MAX_REPORT_BYTES, REF_PREFIX, REPORT_FILE, FleetReport
+from reconciler.git import Done, Git
 
 _HOOK_ENV = ("GIT_DIR", "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES",
              "GIT_QUARANTINE_PATH")
@@ -63,8 +63,8 @@ class _Repo:
         self.git_dir = git_dir
         self.env = env
 
-    def git(self, *args: str, stdin: bytes | None = None, config: tuple[str, ...] = ()) -> Done:
-        return git(self.git_dir, *args, stdin=stdin, env=self.env, config=config)
+    def git(self, *args: str, stdin: bytes | None = None) -> Done:
+        return Git(self.git_dir).run(*args, stdin=stdin, env=self.env)
 
 
 def check(git_dir: Path, updates_text: str) -> list[str]:
@@ -127,8 +127,8 @@ def _check_update(repo: _Repo, update: Update, nodes: set[str], node_keys: list[
     listed = repo.git("rev-list", f"--max-count={MAX_NEW_COMMITS + 1}", update.new,
                       "--not", "--all")
     if not listed.ok:
-        return f"cannot list the pushed commits: {listed.why()}"
-    commits = listed.text().split()
+        return f"cannot list the pushed commits: {listed.tail()}"
+    commits = listed.out.split()
     if len(commits) > MAX_NEW_COMMITS:
         return f"more than {MAX_NEW_COMMITS} new report commits in one push"
     if update.new not in commits:
@@ -146,11 +146,11 @@ def _signatures(repo: _Repo, node: str, node_keys: list[str], commits: list[str]
     with tempfile.NamedTemporaryFile("w", prefix="reconciler-signers-", suffix=".txt") as signers:
         signers.write(keys.allowed_signers(node, node_keys))
         signers.flush()
-        done = repo.git("log", "--no-walk=unsorted", "--format=%H %G? %GS", *commits, "--",
-                        config=(f"gpg.ssh.allowedSignersFile={signers.name}",))
+        done = repo.git("-c", f"gpg.ssh.allowedSignersFile={signers.name}", "log",
+                        "--no-walk=unsorted", "--format=%H %G? %GS", *commits, "--")
     if not done.ok:
-        return f"cannot check signatures: {done.why()}"
-    for line in done.text().splitlines():
+        return f"cannot check signatures: {done.tail()}"
+    for line in done.out.splitlines():
         sha, status, *signer = line.split(" ", 2)
         if status == "N":
             return f"commit {sha[:12]} is not signed (a report must be signed by its node)"
@@ -164,10 +164,10 @@ def _contents(repo: _Repo, node: str, commits: list[str], cap: int) -> str | Non
     """Each commit holds `report.json` alone, within `cap`, a report of `node`."""
     for sha in commits:
         listing = repo.git("ls-tree", "--name-only", sha)
-        if listing.text().split("\n")[:-1] != [REPORT_FILE]:
+        if listing.out.split("\n")[:-1] != [REPORT_FILE]:
             return f"commit {sha[:12]} must hold {REPORT_FILE} and nothing else"
     request = "".join(f"{sha}:{REPORT_FILE}\n" for sha in commits).encode()
-    sizes = repo.git("cat-file", "--batch-check", stdin=request).text().splitlines()
+    sizes = repo.git("cat-file", "--batch-check", stdin=request).out.splitlines()
     for sha, line in zip(commits, sizes, strict=True):
         parts = line.split()
         if len(parts) != 3 or parts[1] != "blob":
@@ -178,7 +178,7 @@ def _contents(repo: _Repo, node: str, commits: list[str], cap: int) -> str | Non
     for sha in commits:
         blob = repo.git("cat-file", "blob", f"{sha}:{REPORT_FILE}")
         try:
-            report = FleetReport.model_validate_json(blob.out)
+            report = FleetReport.model_validate_json(blob.stdout)
         except ValidationError as exc:
             return (f"commit {sha[:12]}: {REPORT_FILE} is not a report: "
                     f"{exc.errors()[0]['msg']}")
@@ -194,10 +194,10 @@ def _replay(repo: _Repo, update: Update) -> str | None:
     old, new = (repo.git("cat-file", "blob", f"{sha}:{REPORT_FILE}")
                 for sha in (update.old, update.new))
     try:
-        old_time = FleetReport.model_validate_json(old.out).time
+        old_time = FleetReport.model_validate_json(old.stdout).time
     except ValidationError:
         return None  # what it replaces was never a readable report
-    if FleetReport.model_validate_json(new.out).time <= old_time:
+    if FleetReport.model_validate_json(new.stdout).time <= old_time:
         return ("non-fast-forward to an older report: a node's reports only move forward "
                 "(an old report cannot be pushed over a newer one)")
     return None
