@@ -7,7 +7,16 @@ from typing import Any
 import click
 
 from reconciler.cli import (
-    agent, bootstrap, exitcodes, facts, fleet, node, repo, review, runs, secret,
+    agent,
+    bootstrap,
+    exitcodes,
+    facts,
+    fleet,
+    node,
+    repo,
+    review,
+    runs,
+    secret,
 )
 from reconciler.errors import UsageError
 
