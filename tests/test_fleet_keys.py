@@ -9,6 +9,8 @@ from pathlib import Path
 from fleet_support import CLASSES, cli, fleet_xml
 from gitutil_repo import Origin, ssh_key
 
+from reconciler.agent import settings
+
 NODE = "web-01.shop.c1.t"
 FILES: dict[str, str | bytes | None] = {"fleet.xml": fleet_xml(web=1, cache=1), **CLASSES}
 
@@ -67,7 +69,19 @@ def test_validate_refuses_bad_keys_and_keys_of_unknown_nodes_with_file_and_line(
         "keys/nodes/cache-01.shop.c1.t/signing.pub:1: bad public key: the key's content "
         "does not match its type 'ssh-rsa'",
         f"keys/nodes/{NODE}/signing.pub:2: bad public key: the key is not valid base64",
-        "keys/nodes/web-07.shop.c1.t: 'web-07.shop.c1.t' is not a node of the fleet "
-        "(remove its keys)",
+        "keys/nodes/web-07.shop.c1.t: keys of web-07.shop.c1.t, which is not a node of the "
+        "fleet (remove keys/nodes/web-07.shop.c1.t/ when a node leaves)",
         "invalid: 3 distinct problem(s)",
     ]
+
+
+def test_a_bootstrapped_node_publishes_with_the_key_bootstrap_made(tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    done = cli("bootstrap", "--remote", "file:///srv/git/fleet.git", "--node", NODE,
+               "--config", str(etc / "agent.toml"), "--state-dir", str(tmp_path / "state"),
+               "--identity", str(etc / "age.key"), "--signing-key", str(etc / "signing-key"),
+               "--units-dest", str(tmp_path / "units"))
+    assert done.returncode == 0, done.stderr
+    assert settings.load(etc / "agent.toml").signing_key == etc / "signing-key"
+    kept = cli("fleet", "keygen", "--config", str(etc / "agent.toml"))
+    assert kept.stdout.startswith(f"kept the existing signing key {etc / 'signing-key'}")

@@ -62,7 +62,7 @@ def write_config(request: Request) -> None:
     """agent.toml, checked by the agent's own loader before it replaces anything."""
     values = {"remote": request.remote, "branch": request.branch, "node": request.node,
               "mode": request.mode, "state-dir": str(request.state_dir),
-              "identity": str(request.identity)}
+              "identity": str(request.identity), "signing-key": str(request.signing_key)}
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     text = f"# Written by `reconciler bootstrap` on {stamp}; every setting is in the README.\n" + \
         "".join(f"{key} = {json.dumps(value)}\n" for key, value in values.items())
