@@ -128,10 +128,13 @@ def emit(report: RunReport, fmt: str, verbose: bool) -> None:
 
 
 class StopFlag:
-    """Set by SIGTERM/SIGINT: the run finishes its current atomic step, records, and stops."""
+    """Set by SIGTERM/SIGINT inside `with StopFlag() as stop:`: the run finishes its current
+    atomic step, records, and stops. Leaving the block puts the previous handlers back, so
+    a program that goes on after the command (a test running it in-process) is unchanged."""
 
     def __init__(self) -> None:
         self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
 
     @property
     def stopping(self) -> bool:
@@ -140,12 +143,18 @@ class StopFlag:
     def __call__(self) -> bool:
         return self.stopping
 
-    def install(self) -> None:
+    def __enter__(self) -> StopFlag:
         def handler(signum: int, _frame: object) -> None:
             self.signal = signum
 
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self._previous[signum] = signal.signal(signum, handler)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, signal.SIG_DFL if previous is None else previous)
+        self._previous.clear()
 
     def exit_code(self, report: RunReport) -> int:
         """The exit status of a run: the report's own, or 128 + the signal for a run it

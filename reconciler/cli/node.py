@@ -6,6 +6,8 @@ import gc
 import os
 import socket
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 import click
@@ -56,9 +58,6 @@ def node_run(
     verbose: bool, max_severity: str | None, identity: str,
 ) -> None:
     """One run from the working tree (or --rev), recording only what was applied."""
-    # One run, then the process exits: the cyclic garbage collector would spend ~10% of a
-    # run re-scanning the compiled config and templates, which are all alive anyway.
-    gc.disable()
     from reconciler.run import Run, RunClock, WorkTreeSource, perform, refuse
 
     name = node or socket.getfqdn()
@@ -66,18 +65,32 @@ def node_run(
     state = StateDir.of(state_dir) if state_dir else StateDir.under(root)
     ceiling = Severity.parse(max_severity) if max_severity else None
     clock = RunClock()
-    stop = StopFlag()
-    stop.install()
-    run = Run(node=name, mode=mode, root=root, state=state, source=WorkTreeSource(repo, rev),
-              ceiling=ceiling, host_commands=host_commands, wait=wait, should_stop=stop,
-              log_calls=(lambda line: click.echo(line, err=True)) if debug else None,
-              identity=identity)
+    with _collector_paused(), StopFlag() as stop:
+        run = Run(node=name, mode=mode, root=root, state=state,
+                  source=WorkTreeSource(repo, rev), ceiling=ceiling,
+                  host_commands=host_commands, wait=wait, should_stop=stop,
+                  log_calls=(lambda line: click.echo(line, err=True)) if debug else None,
+                  identity=identity)
+        try:
+            report = perform(run)
+        except ReconcilerError as exc:  # the run could not start: lock held, unusable directory
+            report = refuse(name, mode, root, None, exc, clock, ceiling)
+        emit(report, fmt, verbose)
+        sys.exit(stop.exit_code(report))
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for one run: it would spend ~10% of the run
+    re-scanning the compiled config and templates, which are all alive anyway. It comes
+    back on after the run, for a program that goes on (a test running the CLI in-process)."""
+    was_on = gc.isenabled()
+    gc.disable()
     try:
-        report = perform(run)
-    except ReconcilerError as exc:  # the run could not start: lock held, unusable directory
-        report = refuse(name, mode, root, None, exc, clock, ceiling)
-    emit(report, fmt, verbose)
-    sys.exit(stop.exit_code(report))
+        yield
+    finally:
+        if was_on:
+            gc.enable()
 
 
 @click.command(epilog=exitcodes.HELP)

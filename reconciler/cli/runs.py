@@ -46,13 +46,12 @@ def run(config_path: str | None, allow_rewind: bool, retry_refused: bool, wait: 
     from reconciler.run import RunOptions, from_settings, perform
 
     cfg = load_config(config_path, **flags)
-    stop = StopFlag()
-    stop.install()
-    report = perform(from_settings(cfg, RunOptions(
-        wait=wait, allow_rewind=allow_rewind, retry_refused=retry_refused,
-        host_commands=host_commands, should_stop=stop)))
-    emit(report, fmt, verbose)
-    sys.exit(stop.exit_code(report))
+    with StopFlag() as stop:
+        report = perform(from_settings(cfg, RunOptions(
+            wait=wait, allow_rewind=allow_rewind, retry_refused=retry_refused,
+            host_commands=host_commands, should_stop=stop)))
+        emit(report, fmt, verbose)
+        sys.exit(stop.exit_code(report))
 
 
 @click.command()
