@@ -1,21 +1,21 @@
 """Helpers for the config-repo tests: real git repositories and the real CLI.
 
 `Workspace.make_repo` writes a config repo under tmp_path and (by default) commits it with
-a fixed identity; `Workspace.cli` runs the installed `reconciler` console script as a
-subprocess. Both run git with an isolated HOME and without the system config, so host
-settings never leak in.
+a fixed identity; `Workspace.cli` runs the `reconciler` command line (in-process unless
+asked for a real process, see clirun.py). Both run git with an isolated HOME and without
+the system config, so host settings never leak in.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
-RECONCILER = Path(sys.executable).parent / "reconciler"
+from clirun import reconciler
+
 IDENTITY = {
     "GIT_AUTHOR_NAME": "Test Author",
     "GIT_AUTHOR_EMAIL": "author@example.org",
@@ -119,9 +119,9 @@ class Workspace:
             self.commit(repo, "initial")
         return repo
 
-    def cli(self, *args: str | Path, cwd: Path | None = None) -> CliResult:
-        """Run the installed `reconciler` script; returns (exit code, stdout, stderr)."""
-        done = subprocess.run([str(RECONCILER), *map(str, args)], cwd=cwd or self.tmp,
-                              env={**self.env, "COLUMNS": "200"}, capture_output=True,
-                              text=True, timeout=120, check=False)
+    def cli(self, *args: str | Path, cwd: Path | None = None, process: bool = False) -> CliResult:
+        """Run `reconciler ARGS` (a real process if `process`); returns (exit code, stdout,
+        stderr)."""
+        done = reconciler(args, env={**self.env, "COLUMNS": "200"}, cwd=cwd or self.tmp,
+                          process=process)
         return CliResult(done.returncode, done.stdout, done.stderr)

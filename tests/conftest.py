@@ -1,12 +1,34 @@
-"""Fixtures for the config-repo tests (helpers live in configrepo.py)."""
+"""Fixtures shared by the tests (helpers live in configrepo.py, clirun.py, gate.py...)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import gc
+import os
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from configrepo import CliResult, Workspace
+
+
+def _process_state() -> dict[str, object]:
+    return {"SIGTERM": signal.getsignal(signal.SIGTERM),
+            "SIGINT": signal.getsignal(signal.SIGINT), "gc": gc.isenabled(), "cwd": os.getcwd(),
+            **{f"${key}": value for key, value in os.environ.items()
+               if key != "PYTEST_CURRENT_TEST"}}  # pytest's own, set for each phase
+
+
+@pytest.fixture(autouse=True)
+def _leaves_the_process_as_found() -> Iterator[None]:
+    """Commands run in this process: none may leave signal handlers, a disabled garbage
+    collector, another working directory or environment behind for the next test."""
+    before = _process_state()
+    yield
+    after = _process_state()
+    changed = {key: (before.get(key), after.get(key)) for key in before.keys() | after.keys()
+               if before.get(key) != after.get(key)}
+    assert not changed, f"the test changed process-wide state (before, after): {changed}"
 
 
 @pytest.fixture
@@ -33,3 +55,4 @@ def isolated_git(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     home.mkdir()
     isolate_git(monkeypatch, home)
     return home
+

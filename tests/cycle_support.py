@@ -17,13 +17,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from clirun import RECONCILER, reconciler
 from gitutil_repo import Origin, git
 
 from reconciler.agent.settings import AgentConfig
 from reconciler.record.report import RunReport
 from reconciler.run import RunOptions, from_settings, perform
 
-RECONCILER = str(Path(sys.executable).with_name("reconciler"))
 NODE = "web-01.shop.lab.t"
 SECRET = "password=correct-horse-battery-staple"
 
@@ -107,13 +107,10 @@ class Node:
 
     # -- running ---------------------------------------------------------------------
 
-    def cli(self, *args: str | Path, timeout: float = 60) -> Done:
-        """Run the real `reconciler` script with this node's agent.toml."""
-        done = subprocess.run(
-            [RECONCILER, *map(str, args), "--config", str(self.config)],
-            env={**os.environ, "COLUMNS": "200"}, capture_output=True, text=True,
-            timeout=timeout, check=False,
-        )  # fmt: skip
+    def cli(self, *args: str | Path, process: bool = False) -> Done:
+        """`reconciler ARGS --config agent.toml` (a real process if `process`)."""
+        done = reconciler([*args, "--config", self.config],
+                          env={**os.environ, "COLUMNS": "200"}, process=process)
         return Done(done.returncode, done.stdout, done.stderr)
 
     def start(self, *args: str | Path) -> subprocess.Popen[str]:

@@ -1,4 +1,5 @@
-"""Helpers for the plan and hook tests: a small fleet in a real git repo, the real CLI.
+"""Helpers for the plan and hook tests: a small fleet in a real git repo, and the CLI
+(in-process unless a test asks for a real process, see clirun.py).
 
 Every git and reconciler process runs with the test's HOME, without the system git
 config, and with a fixed identity and date, so commits (and their ids in golden
@@ -9,13 +10,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from clirun import reconciler
 from configrepo import IDENTITY
-
-RECONCILER = str(Path(sys.executable).parent / "reconciler")
 
 # Ten nodes: web-01..04 in clusters c1 and c2, db-01..02 in c1. web's nginx.conf
 # reloads nginx, its secret key restarts it; db lists the web nodes it lets in.
@@ -111,9 +110,11 @@ class FleetRepo:
             env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         return run(["git", *args], self.path, self.home, check, env)
 
-    def reconciler(self, *args: str, env: Mapping[str, str] | None = None
-                   ) -> subprocess.CompletedProcess[str]:
-        return run([RECONCILER, *args], self.path, self.home, check=False, env=env)
+    def reconciler(self, *args: str, env: Mapping[str, str] | None = None,
+                   process: bool = False) -> subprocess.CompletedProcess[str]:
+        """`reconciler ARGS` in the clone with the test environment (plus `env`)."""
+        return reconciler(args, env=isolated_env(self.home, env), cwd=self.path,
+                          process=process)
 
     def write(self, files: Mapping[str, str | None]) -> None:
         """Write (or, for None, delete) files in the working tree."""

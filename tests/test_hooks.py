@@ -14,7 +14,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from review_support import RECONCILER, FleetRepo, run
+from clirun import RECONCILER
+from review_support import FleetRepo, run
 
 from reconciler.review.hooks import hook_source
 

@@ -13,7 +13,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from review_support import RECONCILER, FleetRepo, isolated_env, run
+from clirun import RECONCILER, reconciler
+from review_support import FleetRepo, isolated_env, run
 
 from reconciler.review.fleetplan import plan_fleet
 from reconciler.review.markdown import format_markdown
@@ -178,7 +179,7 @@ def test_example_fleet_one_proxy_variable_changes_240_of_800_nodes(tmp_path: Pat
     home = tmp_path / "home"
     home.mkdir()
     example = tmp_path / "example"
-    done = run([RECONCILER, "init", str(example)], tmp_path, home, check=False)
+    done = reconciler(["init", example], env=isolated_env(home), cwd=tmp_path)
     if done.returncode != 0:
         pytest.skip(f"the example fleet is not complete yet: reconciler init failed: "
                     f"{done.stderr.strip()}")
@@ -189,8 +190,8 @@ def test_example_fleet_one_proxy_variable_changes_240_of_800_nodes(tmp_path: Pat
                     "nginx_keepalive_timeout to 65")
     proxy.write_text(proxy.read_text().replace(old, old.replace("65", "75")))
     run(["git", "commit", "-qam", "Longer keepalive on the proxies"], example, home)
-    done = run([RECONCILER, "plan", "--base", "main~1", "--head", "main"], example, home,
-               check=False)
+    done = reconciler(["plan", "--base", "main~1", "--head", "main"], env=isolated_env(home),
+                      cwd=example)
     assert done.returncode == 2, done.stderr
     assert "240 of 800 nodes change (proxy, all clusters), severity reload" in done.stdout
     assert done.stdout.count("keepalive_timeout 75;") == 1  # the one diff they all share

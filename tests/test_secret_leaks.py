@@ -1,7 +1,9 @@
 """Secrets never reach a diff, a report, a log line, a backup or the history repo.
 
 Each scenario plants a recognisable secret in a secret file (or a secret variable),
-drives one path out of the node or the review, and greps what came out for it.
+drives one path out of the node or the review, and greps what came out for it. Commands
+run in-process, but for those where a command on the node prints the secret: a real
+process, so that output reaching the terminal by any route would be caught.
 """
 
 from __future__ import annotations
@@ -11,13 +13,12 @@ import stat
 import subprocess
 from pathlib import Path
 
-from cycle_support import RECONCILER, Node, web_class
+from clirun import RECONCILER, reconciler
+from cycle_support import Node, web_class
 from engine_support import (
     NODE,
     ConfigRepo,
     applied_json,
-    cli,
-    cli_run,
     converge_root,
     make_repo,
     state_dir,
@@ -41,6 +42,18 @@ def secret_repo(tmp_path: Path, body: str = SECRET_FILE, *, class_policy: str = 
     """A config repo whose class declares the secret variable `token` and `body`."""
     return make_repo(tmp_path, body, templates=templates or TEMPLATES, variables=SECRET_VAR,
                      class_policy=class_policy)
+
+
+def cli(*args: str | Path, cwd: Path | None = None,
+        process: bool = False) -> subprocess.CompletedProcess[str]:
+    return reconciler(args, env={**os.environ, "COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb"},
+                      cwd=cwd, process=process)
+
+
+def cli_run(command: str, repo: ConfigRepo, root: Path, *extra: str,
+            process: bool = False) -> subprocess.CompletedProcess[str]:
+    return cli(command, "--repo", repo.path, "--node", NODE, "--root", root, *extra,
+               process=process)
 
 
 def everything_under(path: Path) -> bytes:
@@ -82,8 +95,8 @@ def test_a_failed_validate_that_echoes_the_secret_is_not_shown(tmp_path: Path) -
     body = SECRET_FILE.replace("/>", ' validate="cat %s; false"/>')
     repo = secret_repo(tmp_path, body)
     root = tmp_path / "root"
-    text = cli_run("apply", repo, root, "--debug")
-    json_out = cli_run("apply", repo, root, "--format", "json")
+    text = cli_run("apply", repo, root, "--debug", process=True)
+    json_out = cli_run("apply", repo, root, "--format", "json", process=True)
     assert text.returncode == json_out.returncode != 0
     assert "output withheld: secret file" in json_out.stdout
     assert_no_secret(text.stdout, text.stderr, json_out.stdout, json_out.stderr)

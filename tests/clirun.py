@@ -1,0 +1,59 @@
+"""Run the `reconciler` command line for a test: in this process by default, as a real
+process where the test is about processes.
+
+In-process runs go through click's CliRunner with the environment and working directory
+a process would have had, so a test reads the same exit code, stdout and stderr either
+way, without paying for an interpreter start and the imports (most of a command's time
+in a small test). Keep real processes for what only a process shows: signals, hooks run
+by git, the agent daemon, a terminal, the installed console script itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from reconciler.cli import main
+
+RECONCILER = str(Path(sys.executable).with_name("reconciler"))
+
+
+def reconciler(
+    args: Sequence[str | os.PathLike[str]],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    process: bool = False,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """`reconciler ARGS` with exactly `env` (default: this process's) in `cwd` (default:
+    the current directory); `process=True` starts the installed script instead."""
+    argv = [str(arg) for arg in args]
+    environment = dict(os.environ if env is None else env)
+    if process:
+        return subprocess.run([RECONCILER, *argv], cwd=cwd, env=environment,
+                              capture_output=True, text=True, timeout=timeout, check=False)
+    with _environment(environment), contextlib.chdir(cwd or os.getcwd()):
+        result = CliRunner().invoke(main, argv, prog_name="reconciler", catch_exceptions=False,
+                                    color=False)
+    return subprocess.CompletedProcess([RECONCILER, *argv], result.exit_code, result.stdout,
+                                       result.stderr)
+
+
+@contextlib.contextmanager
+def _environment(env: Mapping[str, str]) -> Iterator[None]:
+    """os.environ is exactly `env` inside the block (git and the CLI read it from there)."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
