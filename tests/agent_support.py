@@ -1,5 +1,10 @@
 """Helpers for the agent tests: a small config repo on a bare origin, and the real agent
-run as a subprocess whose JSON log lines the test reads as they come."""
+run as a subprocess whose JSON log lines the test reads as they come.
+
+Nothing here waits a fixed time: a test waits for the agent's events (or polls a
+condition up to a generous bound), and proves that nothing else happened with a
+`barrier`, an event it provokes and that the agent handles after everything before it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,6 @@ import os
 import queue
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -17,11 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from clirun import RECONCILER
 from gitutil_repo import Origin
 
 from reconciler.record.report import RunReport
 
-RECONCILER = str(Path(sys.executable).parent / "reconciler")
 NODE = "web-01.tickets.chi1.sa"
 GREETING = f"hello from {NODE}\n"
 STATIC = "static\n"
@@ -107,7 +111,7 @@ class AgentProcess:
                 return
 
     def wait_for(
-        self, event: str, timeout: float = 10.0, after: int = 0,
+        self, event: str, timeout: float = 30.0, after: int = 0,
         where: Callable[[dict[str, Any]], bool] = lambda e: True,
     ) -> dict[str, Any]:  # fmt: skip
         """The first `event` (index >= `after`) matching `where`, waiting up to `timeout`."""
@@ -149,7 +153,16 @@ class AgentProcess:
         return code
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+def barrier(agent: AgentProcess, root: Path, node_path: str, after: int) -> dict[str, Any]:
+    """Edit the managed regular file `node_path` by hand and return the watch audit of it
+    (in change mode it heals the file). The agent takes file events in order, so whatever
+    the test did before would have been audited before this audit or in it: the events up
+    to this one are all there were."""
+    (root / node_path.lstrip("/")).write_text("barrier\n")
+    return agent.wait_for("watch", after=after, where=lambda e: node_path in e["paths"])
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
     """Poll `condition` until true or `timeout`; the test asserts the result."""
     deadline = time.monotonic() + timeout
     while not condition():

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from configrepo import CliResult, Workspace
+from gate import Gate
 
 
 def _process_state() -> dict[str, object]:
@@ -56,3 +57,10 @@ def isolated_git(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     isolate_git(monkeypatch, home)
     return home
 
+
+@pytest.fixture
+def gate(tmp_path: Path) -> Iterator[Gate]:
+    """A gate for a command to wait at; opened at teardown so no command waits forever."""
+    made = Gate(tmp_path / "gate")
+    yield made
+    made.open()

@@ -8,7 +8,6 @@ import re
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,16 +15,18 @@ import pytest
 from agent_support import (
     FILES,
     GREETING,
-    RECONCILER,
     STATIC,
     WEB,
     AgentProcess,
     agent_env,
     agent_toml,
+    barrier,
     make_origin,
     read,
     wait_until,
 )
+from clirun import RECONCILER, reconciler
+from gate import Gate, gated_command
 from gitutil_repo import Origin, git
 
 from reconciler.agent.daemon import EventLog
@@ -66,9 +67,17 @@ def start(config: Path, home: Path, *args: str) -> AgentProcess:
 
 
 @pytest.fixture
-def agent(tmp_path: Path, origin: Origin, node: Path, home: Path) -> Iterator[AgentProcess]:
+def agent_args() -> tuple[str, ...]:
+    """Extra command-line arguments of the `agent` fixture (a test overrides it)."""
+    return ()
+
+
+@pytest.fixture
+def agent(
+    tmp_path: Path, origin: Origin, node: Path, home: Path, agent_args: tuple[str, ...]
+) -> Iterator[AgentProcess]:
     """An agent in change mode whose first cycle created the managed files."""
-    running = start(agent_toml(tmp_path / "agent.toml", origin, node), home)
+    running = start(agent_toml(tmp_path / "agent.toml", origin, node), home, *agent_args)
     yield running
     running.stop()
 
@@ -83,44 +92,48 @@ def test_first_cycle_applies_and_its_own_writes_trigger_no_audit(
 ) -> None:
     assert agent.named("cycle")[0]["result"] == "changed"
     assert read(root / "etc/web/app.conf") == GREETING
-    time.sleep(1.0)
-    assert agent.named("watch") == []
+    last = barrier(agent, root, "/etc/web/other.conf", after=0)
+    assert agent.named("watch") == [last]
+    assert last["paths"] == ["/etc/web/other.conf"]
 
 
-def test_hand_edit_is_healed_within_seconds_in_change_mode(
-    agent: AgentProcess, root: Path
-) -> None:
+def test_hand_edit_is_healed_by_the_watch_in_change_mode(agent: AgentProcess, root: Path) -> None:
     after = agent.mark()
-    edited_at = time.monotonic()
     (root / "etc/web/app.conf").write_text("edited by hand\n")
-    assert wait_until(lambda: read(root / "etc/web/app.conf") == GREETING, timeout=3)
-    assert time.monotonic() - edited_at < 3
     healed = agent.wait_for("watch", after=after)
+    assert read(root / "etc/web/app.conf") == GREETING
     assert healed["paths"] == ["/etc/web/app.conf"]
     assert healed["result"] == "changed"
     assert healed["edited_by_hand"] == 1
-    time.sleep(0.8)  # the heal is the agent's own write: no second audit follows
-    assert len(agent.named("watch", after)) == 1
+    barrier(agent, root, "/etc/web/other.conf", after)
+    # The heal is the agent's own write: no audit of it follows.
+    assert [e["paths"] for e in agent.named("watch", after)] == [
+        ["/etc/web/app.conf"], ["/etc/web/other.conf"]]
 
 
+@pytest.mark.parametrize("agent_args", [("--debounce", "1")])
 def test_burst_of_writes_is_one_audit(agent: AgentProcess, root: Path) -> None:
+    """Writes within the debounce window (one second here; the burst takes microseconds)
+    are one audit of every path they touched."""
     after = agent.mark()
-    target = root / "etc/web/app.conf"
-    with target.open("a") as handle:
+    with (root / "etc/web/app.conf").open("a") as handle:
         for index in range(50):
             handle.write(f"line {index}\n")
             handle.flush()
-    agent.wait_for("watch", after=after)
-    assert read(target) == GREETING
-    time.sleep(0.8)
-    assert len(agent.named("watch", after)) == 1
+    (root / "etc/web/other.conf").write_text("edited too\n")
+    audit = agent.wait_for("watch", after=after)
+    assert audit["paths"] == ["/etc/web/app.conf", "/etc/web/other.conf"]
+    assert (read(root / "etc/web/app.conf"), read(root / "etc/web/other.conf")) == (
+        GREETING, STATIC)
+    last = barrier(agent, root, "/etc/web/app.conf", agent.mark())
+    assert agent.named("watch", after) == [audit, last]
 
 
 def test_deleted_file_is_restored(agent: AgentProcess, root: Path) -> None:
     after = agent.mark()
     (root / "etc/web/other.conf").unlink()
-    assert wait_until(lambda: read(root / "etc/web/other.conf") == STATIC, timeout=3)
     assert agent.wait_for("watch", after=after)["paths"] == ["/etc/web/other.conf"]
+    assert read(root / "etc/web/other.conf") == STATIC
     assert (root / "etc/web/other.conf").stat().st_mode & 0o777 == 0o600
 
 
@@ -129,8 +142,8 @@ def test_file_replaced_by_rename_is_healed(agent: AgentProcess, root: Path) -> N
     temp = root / "etc/web/.app.conf.new"
     temp.write_text("replaced wholesale\n")
     os.rename(temp, root / "etc/web/app.conf")
-    assert wait_until(lambda: read(root / "etc/web/app.conf") == GREETING, timeout=3)
     assert agent.wait_for("watch", after=after)["paths"] == ["/etc/web/app.conf"]
+    assert read(root / "etc/web/app.conf") == GREETING
 
 
 def test_replaced_symlink_and_chmod_of_a_directory_are_healed(
@@ -140,8 +153,8 @@ def test_replaced_symlink_and_chmod_of_a_directory_are_healed(
     link.unlink()
     link.symlink_to("/etc/web/other.conf")
     (root / "etc/web").chmod(0o700)
-    assert wait_until(lambda: os.readlink(link) == "/etc/web/app.conf", timeout=3)
-    assert wait_until(lambda: (root / "etc/web").stat().st_mode & 0o777 == 0o755, timeout=3)
+    assert wait_until(lambda: os.readlink(link) == "/etc/web/app.conf")
+    assert wait_until(lambda: (root / "etc/web").stat().st_mode & 0o777 == 0o755)
 
 
 def test_unmanaged_files_beside_managed_ones_are_ignored(
@@ -150,16 +163,16 @@ def test_unmanaged_files_beside_managed_ones_are_ignored(
     after = agent.mark()
     (root / "etc/web/notes.txt").write_text("mine\n")
     os.rename(root / "etc/web/notes.txt", root / "etc/web/notes.old")
-    time.sleep(1.0)
-    assert agent.named("watch", after) == []
+    last = barrier(agent, root, "/etc/web/other.conf", after)
+    assert agent.named("watch", after) == [last]
+    assert last["paths"] == ["/etc/web/other.conf"]
 
 
 def test_audit_mode_records_the_edit_in_history_and_leaves_it(
     tmp_path: Path, origin: Origin, node: Path, home: Path, root: Path, state: Path
 ) -> None:
     config = agent_toml(tmp_path / "agent.toml", origin, node, mode="audit")
-    subprocess.run([RECONCILER, "run", "--config", str(config), "--mode", "change"],
-                   env=agent_env(home), capture_output=True, check=False)
+    reconciler(["run", "--config", config, "--mode", "change"], env=agent_env(home))
     agent = start(config, home)
     try:
         assert agent.named("cycle")[0]["result"] == "in-sync"
@@ -196,9 +209,11 @@ def test_pushed_commit_is_applied_on_sigusr1_and_the_watch_follows_it(
     after = agent.mark()
     (root / "etc/web/other.conf").write_text("no longer managed\n")
     (root / "etc/web/new.conf").write_text("edited\n")
-    assert wait_until(lambda: read(root / "etc/web/new.conf") == "new\n", timeout=3)
-    time.sleep(0.5)
-    assert [e["paths"] for e in agent.named("watch", after)] == [["/etc/web/new.conf"]]
+    assert agent.wait_for("watch", after=after)["paths"] == ["/etc/web/new.conf"]
+    assert read(root / "etc/web/new.conf") == "new\n"
+    barrier(agent, root, "/etc/web/app.conf", after)
+    assert [e["paths"] for e in agent.named("watch", after)] == [
+        ["/etc/web/new.conf"], ["/etc/web/app.conf"]]
     assert read(root / "etc/web/other.conf") == "no longer managed\n"
 
 
@@ -223,7 +238,7 @@ def test_bad_agent_toml_on_sighup_keeps_the_old_settings(
     failed = agent.wait_for("reload-failed", after=after)
     assert "bogus: unknown key" in failed["error"]
     (root / "etc/web/app.conf").write_text("edited by hand\n")
-    assert wait_until(lambda: read(root / "etc/web/app.conf") == GREETING, timeout=3)
+    assert wait_until(lambda: read(root / "etc/web/app.conf") == GREETING)
 
 
 def test_watch_audit_waits_while_another_run_holds_the_node_lock(
@@ -233,9 +248,9 @@ def test_watch_audit_waits_while_another_run_holds_the_node_lock(
     with NodeLock(state / "lock"):
         (root / "etc/web/app.conf").write_text("edited by hand\n")
         assert agent.wait_for("busy", after=after)["scope"] == "watch"
-        time.sleep(0.3)
         assert read(root / "etc/web/app.conf") == "edited by hand\n"
-    assert wait_until(lambda: read(root / "etc/web/app.conf") == GREETING, timeout=4)
+    assert agent.wait_for("watch", after=after)["paths"] == ["/etc/web/app.conf"]
+    assert read(root / "etc/web/app.conf") == GREETING
 
 
 def test_metrics_file_follows_every_run(agent: AgentProcess, root: Path, state: Path) -> None:
@@ -252,22 +267,24 @@ def test_metrics_file_follows_every_run(agent: AgentProcess, root: Path, state: 
 
 SLOW = """\
 <class name="web">
-  <command name="slow" run="touch {marker}; sleep 2" severity="none"/>
+  <command name="slow" run="{run}" severity="none"/>
   <file path="/etc/web/app.conf" template="web/app.conf.j2" requires="command:slow"/>
 </class>
 """
 
 
 def test_sigterm_mid_cycle_records_interrupted_with_clean_history_and_no_lock(
-    tmp_path: Path, home: Path, node: Path, root: Path, state: Path
+    tmp_path: Path, home: Path, node: Path, root: Path, state: Path, gate: Gate
 ) -> None:
     marker = tmp_path / "command-started"
-    origin = make_origin(tmp_path, {**FILES, "classes/web.xml": SLOW.format(marker=marker)})
+    slow = SLOW.format(run=gated_command(marker, gate))
+    origin = make_origin(tmp_path, {**FILES, "classes/web.xml": slow})
     agent = AgentProcess(agent_toml(tmp_path / "agent.toml", origin, node), home,
                          "--host-commands")
-    assert wait_until(marker.exists, timeout=10)
+    assert wait_until(marker.exists)
     agent.send(signal.SIGTERM)
-    assert agent.stop(timeout=10) == 0
+    gate.open()  # the signal is already pending: the command's step ends after it
+    assert agent.stop(timeout=30) == 0
     cycle = agent.named("cycle")[0]
     assert cycle["result"] == "interrupted"
     assert agent.named("stop")
@@ -283,7 +300,7 @@ def test_sigterm_mid_cycle_records_interrupted_with_clean_history_and_no_lock(
 def test_idle_agent_stops_with_exit_0(agent: AgentProcess, signum: signal.Signals) -> None:
     after = agent.mark()
     agent.send(signum)
-    assert agent.process.wait(timeout=5) == 0
+    assert agent.process.wait(timeout=30) == 0
     agent.stop()
     assert [e["name"] for e in agent.named("signal", after)] == [signum.name]
     assert agent.named("stop")
@@ -298,7 +315,7 @@ def test_manual_trigger_waits_while_another_run_holds_the_node_lock(
         busy = agent.wait_for("busy", after=after)
     assert busy["scope"] == "cycle"
     assert "another run holds the node lock" in busy["holder"]
-    assert agent.wait_for("cycle", after=after, timeout=10)["trigger"] == "retry"
+    assert agent.wait_for("cycle", after=after)["trigger"] == "retry"
 
 
 def test_text_log_lines_are_one_event_of_key_value_pairs() -> None:
@@ -311,11 +328,8 @@ def test_text_log_lines_are_one_event_of_key_value_pairs() -> None:
 
 
 def test_install_units_fills_in_the_command_and_config_paths(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [RECONCILER, "install-units", "--dest", str(tmp_path / "units"), "--exec", RECONCILER,
-         "--config", "/srv/agent.toml"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    done = reconciler(["install-units", "--dest", tmp_path / "units", "--exec", RECONCILER,
+                       "--config", "/srv/agent.toml"])
     assert done.returncode == 0, done.stderr
     units = sorted(p.name for p in (tmp_path / "units").iterdir())
     assert units == ["reconciler-agent.service", "reconciler-run.service",
@@ -333,10 +347,7 @@ def test_install_units_fills_in_the_command_and_config_paths(tmp_path: Path) -> 
 
 
 def test_install_units_refuses_a_relative_command(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [RECONCILER, "install-units", "--dest", str(tmp_path), "--exec", "bin/reconciler"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    done = reconciler(["install-units", "--dest", tmp_path, "--exec", "bin/reconciler"])
     assert done.returncode == 1
     assert done.stderr == "error: --exec must be an absolute path without spaces: " \
         "'bin/reconciler'\n"
