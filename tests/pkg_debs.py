@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,42 +66,71 @@ def make_dpkg_root(root: Path) -> Path:
 
 
 _HOLDER = """
-import fcntl, os, sys, time
+import fcntl, os, sys
 fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o640)
 fcntl.lockf(fd, fcntl.LOCK_EX)
 print("locked", flush=True)
-time.sleep(float(sys.argv[2]))
+sys.stdin.read()
 """
 
 
+class LockHolder:
+    """Another process holding a real fcntl lock on a file, as dpkg does, until `release`."""
+
+    def __init__(self, lock_file: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _HOLDER, str(lock_file)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        assert self.process.stdout.readline().strip() == "locked"
+        self.pid = self.process.pid
+
+    def release(self) -> None:
+        """Let go of the lock (the process exits); again is a no-op."""
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
 @contextmanager
-def lock_held(lock_file: Path, seconds: float) -> Iterator[subprocess.Popen[str]]:
-    """Another process holding a real fcntl lock on `lock_file` for `seconds`, as dpkg does."""
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, str(lock_file), str(seconds)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+def lock_held(lock_file: Path) -> Iterator[LockHolder]:
+    """The lock on `lock_file` held by another process until the block ends (or `release`)."""
+    holder = LockHolder(lock_file)
     try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "locked"
         yield holder
     finally:
-        holder.kill()
-        holder.wait()
+        holder.release()
+
+
+class LockProbeSystem(LocalSystem):
+    """A LocalSystem that says when a lock test found a lock held: `waiting` is set then."""
+
+    def __init__(self, root: str) -> None:
+        super().__init__(root)
+        self.waiting = threading.Event()
+
+    def lock_holder(self, path: str) -> int | None:
+        pid = super().lock_holder(path)
+        if pid is not None:
+            self.waiting.set()
+        return pid
 
 
 class LockRaceSystem(LocalSystem):
     """A LocalSystem where another process takes the dpkg lock just before the first change.
 
     This is the race the lock wait cannot close: the lock was free when checked, then
-    someone took it before dpkg started. The holder keeps it for `seconds`.
+    someone took it before dpkg started. The holder lets it go when the lock is next
+    tested, after that first attempt: dpkg surely finds it taken, the retry surely free.
     """
 
-    def __init__(self, root: str, seconds: float) -> None:
+    def __init__(self, root: str) -> None:
         super().__init__(root)
-        self._seconds = seconds
-        self.holders: list[subprocess.Popen[str]] = []
+        self.holders: list[LockHolder] = []
+        self.attempts = 0  # commands run that change the system
 
     def run(
         self,
@@ -111,19 +141,17 @@ class LockRaceSystem(LocalSystem):
         env: dict[str, str] | None = None,
         mutates: bool = True,
     ) -> CommandResult:
-        if mutates and not self.holders:
-            lock = Path(self.host_path("/var/lib/dpkg/lock"))
-            holder = subprocess.Popen(
-                [sys.executable, "-c", _HOLDER, str(lock), str(self._seconds)],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            self.holders.append(holder)
-            assert holder.stdout is not None
-            assert holder.stdout.readline().strip() == "locked"
+        if mutates:
+            self.attempts += 1
+            if not self.holders:
+                self.holders.append(LockHolder(Path(self.host_path("/var/lib/dpkg/lock"))))
         return super().run(command, timeout=timeout, cwd=cwd, env=env, mutates=mutates)
+
+    def lock_holder(self, path: str) -> int | None:
+        if self.attempts:
+            self.close()
+        return super().lock_holder(path)
 
     def close(self) -> None:
         for holder in self.holders:
-            holder.kill()
-            holder.wait()
+            holder.release()

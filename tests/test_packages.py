@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from pkg_debs import (
     TEST_FILE,
     TEST_PACKAGE,
+    LockProbeSystem,
     LockRaceSystem,
     build_deb,
     lock_held,
@@ -200,14 +201,19 @@ def test_invalid_package_name_is_refused_before_anything_runs(
 
 
 def test_install_waits_for_frontend_lock_then_succeeds(
-    system: LocalSystem, node_root: Path, debs: dict[str, Path]
+    node_root: Path, debs: dict[str, Path]
 ) -> None:
-    with lock_held(node_root / "var/lib/dpkg/lock-frontend", 1.5):
-        started = time.monotonic()
-        install(system, TEST_PACKAGE, None, str(debs["1.0-1"]), lock_wait=30)
-        waited = time.monotonic() - started
+    system = LockProbeSystem(str(node_root))
+    with lock_held(node_root / "var/lib/dpkg/lock-frontend") as holder, \
+            ThreadPoolExecutor(1) as pool:
+        installing = pool.submit(install, system, TEST_PACKAGE, None, str(debs["1.0-1"]),
+                                 lock_wait=60)
+        assert system.waiting.wait(timeout=30), "install never found the lock held"
+        assert not installing.done()
+        assert query(LocalSystem(str(node_root)), TEST_PACKAGE) is None
+        holder.release()
+        installing.result(timeout=60)
 
-    assert waited >= 1.0
     found = query(system, TEST_PACKAGE)
     assert found is not None and found.installed
 
@@ -215,13 +221,13 @@ def test_install_waits_for_frontend_lock_then_succeeds(
 def test_install_retries_once_when_dpkg_finds_the_lock_taken_after_the_wait(
     node_root: Path, debs: dict[str, Path]
 ) -> None:
-    racing = LockRaceSystem(str(node_root), seconds=1.0)
+    racing = LockRaceSystem(str(node_root))
     try:
         install(racing, TEST_PACKAGE, None, str(debs["1.0-1"]), lock_wait=30)
     finally:
         racing.close()
 
-    assert len(racing.holders) == 1
+    assert (len(racing.holders), racing.attempts) == (1, 2)
     found = query(LocalSystem(str(node_root)), TEST_PACKAGE)
     assert found is not None and found.installed
 
@@ -230,7 +236,7 @@ def test_install_gives_up_when_lock_is_held_too_long(
     system: LocalSystem, node_root: Path, debs: dict[str, Path]
 ) -> None:
     lock = node_root / "var/lib/dpkg/lock"
-    with lock_held(lock, 30) as holder, pytest.raises(PackageLockTimeout) as raised:
+    with lock_held(lock) as holder, pytest.raises(PackageLockTimeout) as raised:
         install(system, TEST_PACKAGE, None, str(debs["1.0-1"]), lock_wait=0.3)
 
     assert f"{lock} is still held by process {holder.pid} after 0.3s" in str(raised.value)
@@ -243,7 +249,7 @@ def test_lock_wait_refuses_a_symlinked_dpkg_directory_instead_of_following_it(
     elsewhere = tmp_path / "elsewhere"
     (node_root / "var/lib/dpkg").rename(elsewhere)
     (node_root / "var/lib/dpkg").symlink_to(elsewhere)
-    with lock_held(elsewhere / "lock", 30), pytest.raises(
+    with lock_held(elsewhere / "lock"), pytest.raises(
         PackageError, match=r"cannot open the dpkg lock .*symlink"
     ):
         wait_for_lock(system, TEST_PACKAGE, lock_wait=30)
@@ -255,7 +261,7 @@ def test_remove_gives_up_when_frontend_lock_is_held_too_long(
     install(system, TEST_PACKAGE, None, str(debs["1.0-1"]))
 
     with (
-        lock_held(node_root / "var/lib/dpkg/lock-frontend", 30),
+        lock_held(node_root / "var/lib/dpkg/lock-frontend"),
         pytest.raises(PackageLockTimeout, match="never killed"),
     ):
         remove(system, TEST_PACKAGE, lock_wait=0.2)

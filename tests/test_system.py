@@ -664,7 +664,7 @@ def test_lock_holder_is_none_for_a_free_or_missing_lock_file(
 
 
 def test_lock_holder_names_the_process_holding_the_lock(system: LocalSystem, root: Path) -> None:
-    with lock_held(root / "etc" / "lock", 30) as holder:
+    with lock_held(root / "etc" / "lock") as holder:
         assert system.lock_holder("/etc/lock") == holder.pid
         assert ReadOnlySystem(system).lock_holder("/etc/lock") == holder.pid
 
@@ -672,7 +672,7 @@ def test_lock_holder_names_the_process_holding_the_lock(system: LocalSystem, roo
 def test_lock_holder_refuses_a_symlinked_lock_file(
     system: LocalSystem, root: Path, tmp_path: Path
 ) -> None:
-    with lock_held(tmp_path / "elsewhere", 30):
+    with lock_held(tmp_path / "elsewhere"):
         (root / "etc" / "lock").symlink_to(tmp_path / "elsewhere")
         with pytest.raises(UnsafePath, match="it is a symlink"):
             system.lock_holder("/etc/lock")
