@@ -110,7 +110,8 @@ class Daemon:
         launch = shlex.join(
             [sys.executable, str(script), str(self.pidfile), str(self.reloads), str(self.started)]
         )
-        wait_for = 'i=0; while {cond} && [ "$i" -lt 100 ]; do sleep 0.05; i=$((i + 1)); done'
+        # Bounded polls (30 s): the daemon is a Python process, slow to start under load.
+        wait_for = 'i=0; while {cond} && [ "$i" -lt 600 ]; do sleep 0.05; i=$((i + 1)); done'
         fields: dict[str, str | None] = {
             "start": f"{launch} </dev/null >/dev/null 2>&1 & "
             + wait_for.format(cond=f"[ ! -s {pid} ]")

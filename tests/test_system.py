@@ -236,12 +236,10 @@ def test_fifo_is_refused_for_read_and_write_without_hanging(
 ) -> None:
     fifo = root / "etc" / "pipe"
     os.mkfifo(fifo)
-    start = time.monotonic()
     with pytest.raises(UnsafePath, match="fifo"):
         system.read("/etc/pipe")
     with pytest.raises(UnsafePath, match="fifo"):
         system.write_atomic("/etc/pipe", b"x", 0o644, None, None)
-    assert time.monotonic() - start < 2
     assert stat.S_ISFIFO(fifo.lstat().st_mode)
 
 
@@ -553,13 +551,11 @@ def test_run_reads_stdin_from_dev_null_in_the_root_by_default(
 
 
 def test_run_timeout_kills_the_whole_process_group(system: LocalSystem) -> None:
-    start = time.monotonic()
     result = system.run("sleep 100 & echo $!; sleep 100", timeout=0.5)
-    assert time.monotonic() - start < 5
     assert result.timed_out
     assert result.returncode < 0
     grandchild = int(result.stdout.split()[0])
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 30
     while not gone(grandchild) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert gone(grandchild)
@@ -572,13 +568,13 @@ def test_run_timeout_escalates_to_sigkill_when_sigterm_is_ignored(system: LocalS
 
 
 def test_run_returns_when_command_leaves_a_background_child(system: LocalSystem) -> None:
-    start = time.monotonic()
     result = system.run("sleep 30 & echo $!")
+    child = int(result.stdout.strip())
     try:
-        assert time.monotonic() - start < 3
         assert result.returncode == 0
+        assert not gone(child), "run returned while its background child still runs"
     finally:
-        os.kill(int(result.stdout.strip()), 9)
+        os.kill(child, 9)
 
 
 def test_run_keeps_only_the_tail_of_large_output(system: LocalSystem) -> None:
