@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from agent_support import NODE, RECONCILER, agent_env, run_report
+from agent_support import NODE, agent_env, run_report
+from clirun import reconciler
 
 from reconciler.agent.nagios import NodeState, Status, Thresholds, evaluate, read_state
 from reconciler.record.report import RunReport
@@ -163,11 +163,8 @@ def test_unreadable_source_state_still_judges_the_run_and_warns(tmp_path: Path) 
 
 
 def check_cli(state_dir: Path, home: Path, *args: str) -> tuple[int, str]:
-    done = subprocess.run(
-        [RECONCILER, "check", "--remote", "file:///nowhere.git", "--node", NODE,
-         "--state-dir", str(state_dir), "--interval", "300", *args],
-        capture_output=True, text=True, env=agent_env(home), check=False,
-    )  # fmt: skip
+    done = reconciler(["check", "--remote", "file:///nowhere.git", "--node", NODE,
+                       "--state-dir", state_dir, "--interval", "300", *args], env=agent_env(home))
     assert done.stderr == ""
     return done.returncode, done.stdout
 
@@ -209,7 +206,6 @@ def test_check_command_thresholds_are_flags(tmp_path: Path) -> None:
 def test_check_command_with_bad_settings_is_unknown(tmp_path: Path) -> None:
     config = tmp_path / "agent.toml"
     config.write_text('remote = "file:///x.git"\nmode = "sideways"\n')
-    done = subprocess.run([RECONCILER, "check", "--config", str(config)], capture_output=True,
-                          text=True, env=agent_env(tmp_path), check=False)
+    done = reconciler(["check", "--config", config], env=agent_env(tmp_path))
     assert done.returncode == 3
     assert done.stdout.startswith(f"RECONCILER UNKNOWN - {config}:2: mode: ")
