@@ -35,6 +35,9 @@ while True:
     time.sleep(3600)
 """
 
+# Shell: whether process $p still runs (a zombie waiting to be reaped has exited).
+RUNNING = 'grep -qs "^State:[[:space:]]*[^Z[:space:]]" "/proc/$p/status"'
+
 # Fake systemctl: records its arguments, keeps each unit's state in marker files beside it.
 FAKE_SYSTEMCTL = """#!/bin/sh
 dir=$(dirname "$0")
@@ -117,9 +120,10 @@ class Daemon:
             + wait_for.format(cond=f"[ ! -s {pid} ]")
             + f"; [ -s {pid} ]",
             "status": f'[ -s {pid} ] && kill -0 "$(cat {pid})" 2>/dev/null',
-            "stop": f'kill "$(cat {pid})" || exit 1; '
-            + wait_for.format(cond=f"[ -e {pid} ]")
-            + f"; [ ! -e {pid} ]",
+            # Like systemctl stop: done once the process has exited, not when it was told.
+            "stop": f'p=$(cat {pid}) && kill "$p" || exit 1; '
+            + wait_for.format(cond=RUNNING)
+            + f"; ! {RUNNING} && [ ! -e {pid} ]",
             "reload": f'kill -HUP "$(cat {pid})"',
             "enable": f"touch {shlex.quote(str(self.flag))}",
             "disable": f"rm -f {shlex.quote(str(self.flag))}",
