@@ -25,7 +25,8 @@ from types import TracebackType
 from typing import IO, TypeVar
 
 import pytest
-from configrepo import RECONCILER, git_env
+from clirun import RECONCILER
+from configrepo import git_env
 
 T = TypeVar("T")
 
