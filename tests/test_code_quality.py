@@ -15,16 +15,6 @@ PACKAGE = PROJECT / "reconciler"
 BIN = Path(sys.executable).parent
 MAX_LINES = 500
 
-# Offenders known when these checks were written, being fixed on other branches (issue 9).
-# The integrator empties these as the fixes land: a check fails on a new offender and on a
-# listed one that no longer offends, so the lists can only shrink.
-KNOWN_CYCLES: list[set[str]] = [
-    {"reconciler.actions", "reconciler.actions.command", "reconciler.actions.common",
-     "reconciler.actions.directory", "reconciler.actions.files", "reconciler.actions.package",
-     "reconciler.actions.service", "reconciler.actions.symlink", "reconciler.plan.build"},
-]
-KNOWN_LONG: set[str] = {"reconciler/source/cache.py"}
-
 
 def test_ruff_finds_nothing() -> None:
     result = subprocess.run([str(BIN / "ruff"), "check", "reconciler", "tests", "bench"],
@@ -42,15 +32,13 @@ def test_import_graph_has_no_cycle() -> None:
     """Every import counts: at module level, inside a function (a lazy import only hides
     a cycle), and for type checking only (the modules still depend on each other)."""
     found = _cycles(import_graph())
-    assert found == sorted(KNOWN_CYCLES, key=sorted), "\n".join(
-        " <-> ".join(sorted(cycle)) for cycle in found) or "no cycle: empty KNOWN_CYCLES"
+    assert not found, "\n".join(" <-> ".join(sorted(cycle)) for cycle in found)
 
 
 def test_no_module_is_over_500_lines() -> None:
-    long = {str(path.relative_to(PROJECT)): len(path.read_text().splitlines())
-            for path in PACKAGE.rglob("*.py")}
-    over = {name: lines for name, lines in long.items() if lines > MAX_LINES}
-    assert set(over) == KNOWN_LONG, over or "none over the limit: empty KNOWN_LONG"
+    lines = {str(path.relative_to(PROJECT)): len(path.read_text().splitlines())
+             for path in PACKAGE.rglob("*.py")}
+    assert {name: count for name, count in lines.items() if count > MAX_LINES} == {}
 
 
 def import_graph() -> dict[str, set[str]]:
