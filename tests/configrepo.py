@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
+from clirun import RECONCILER as RECONCILER  # re-exported: tests that start the script by hand
 from clirun import reconciler
 
 IDENTITY = {
