@@ -14,18 +14,29 @@ from lxml import etree
 from pydantic import ValidationError
 
 from reconciler.compile import xmlload
+from reconciler.compile.actions_node import NODE_KIND_FIELDS
+from reconciler.compile.fields import check_node_path as _check_node_path
+from reconciler.compile.fields import mode as _mode
+from reconciler.compile.fields import template_ref as _template_ref
 from reconciler.compile.inventory import MAX_POLICY_SECONDS
 from reconciler.compile.nodeconfig import (
     Action,
+    AptSourceAction,
+    AuthorizedKeysAction,
+    BlockAction,
     CommandAction,
     DirectoryAction,
     FileAction,
+    GroupAction,
+    LineAction,
+    MountAction,
     Notify,
     PackageAction,
     ServiceAction,
     Severity,
     SymlinkAction,
     TreeAction,
+    UserAction,
 )
 from reconciler.errors import Problem
 from reconciler.source.snapshot import clean_relpath
@@ -38,26 +49,14 @@ DEFAULT_SEVERITY = {
     "package": Severity.RESTART,
     "service": Severity.RESTART,
     "command": Severity.RESTART,
+    "group": Severity.NONE,
+    "user": Severity.NONE,
+    "authorized-keys": Severity.NONE,
+    "apt-source": Severity.NONE,
+    "mount": Severity.RESTART,  # of mounting and remounting; fstab edits alone are none
+    "line": Severity.NONE,
+    "block": Severity.NONE,
 }
-
-
-def _check_node_path(raw: str) -> str:
-    """An absolute path on the node, in canonical form: one spelling per file, so two
-    actions on the same file always collide by id (`/etc//x` or `/etc/./x` is refused)."""
-    if "\0" in raw:
-        raise ValueError(f"path {raw!r} contains a NUL byte")
-    if not raw.startswith("/"):
-        raise ValueError(f"path {raw!r} must be absolute")
-    if ".." in raw.split("/"):
-        raise ValueError(f"path {raw!r} must not contain '..'")
-    canonical = "/" + "/".join(part for part in raw.split("/") if part not in ("", "."))
-    if raw != canonical:
-        raise ValueError(f"path {raw!r} is not in canonical form: write {canonical!r}")
-    return raw
-
-
-def _mode(raw: str | None) -> int | None:
-    return int(raw, 8) if raw is not None else None
 
 
 def _notify(raw: str) -> tuple[Notify, ...]:
@@ -78,10 +77,6 @@ def _notify(raw: str) -> tuple[Notify, ...]:
     return tuple(result)
 
 
-def _template_ref(raw: str | None, what: str) -> str | None:
-    return None if raw is None else clean_relpath(raw, what)
-
-
 _ACTION_MODELS: dict[str, type[Action]] = {
     "file": FileAction,
     "tree": TreeAction,
@@ -90,6 +85,13 @@ _ACTION_MODELS: dict[str, type[Action]] = {
     "package": PackageAction,
     "service": ServiceAction,
     "command": CommandAction,
+    "group": GroupAction,
+    "user": UserAction,
+    "authorized-keys": AuthorizedKeysAction,
+    "apt-source": AptSourceAction,
+    "mount": MountAction,
+    "line": LineAction,
+    "block": BlockAction,
 }
 
 
@@ -172,8 +174,11 @@ def _tree_fields(element: etree._Element) -> dict[str, Any]:
 
 def _directory_fields(element: etree._Element) -> dict[str, Any]:
     path = _check_node_path(element.get("path", ""))
+    purge = element.get("purge") == "true"
+    if purge and path == "/":
+        raise ValueError("purge= on / would remove everything no action declares")
     return {"id": f"directory:{path}", "path": path, "ensure": element.get("ensure", "present"),
-            "mode": _mode(element.get("mode")), **_ownership(element)}
+            "mode": _mode(element.get("mode")), "purge": purge, **_ownership(element)}
 
 
 def _symlink_fields(element: etree._Element) -> dict[str, Any]:
@@ -190,8 +195,11 @@ def _symlink_fields(element: etree._Element) -> dict[str, Any]:
 
 def _package_fields(element: etree._Element) -> dict[str, Any]:
     name = element.get("name", "")
+    if element.get("hold") == "true" and element.get("ensure") == "absent":
+        raise ValueError("a package declared absent cannot be held")
     return {"id": f"package:{name}", "name": name, "ensure": element.get("ensure", "present"),
-            "version": element.get("version"), "deb": _template_ref(element.get("deb"), "deb")}
+            "version": element.get("version"), "deb": _template_ref(element.get("deb"), "deb"),
+            "hold": None if element.get("hold") is None else element.get("hold") == "true"}
 
 
 def _service_fields(element: etree._Element) -> dict[str, Any]:
@@ -240,4 +248,5 @@ _KIND_FIELDS: dict[str, Callable[[etree._Element], dict[str, Any]]] = {
     "package": _package_fields,
     "service": _service_fields,
     "command": _command_fields,
+    **NODE_KIND_FIELDS,
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from reconciler.compile.edits import whole_file_conflicts
 from reconciler.compile.nodeconfig import PATH_KINDS, Action
 from reconciler.errors import ConfigError, Problem
 
@@ -36,6 +37,7 @@ def merge_actions(chain: Iterable[Sequence[Action]]) -> tuple[Action, ...]:
                 problems.append(Problem(f"notifies unknown action {notify.target!r}",
                                         action.origin.path, action.origin.line,
                                         action=action.id))
+    problems.extend(whole_file_conflicts(actions))
     if not problems:
         cycle = _find_cycle(actions)
         if cycle:

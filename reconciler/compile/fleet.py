@@ -8,7 +8,7 @@ from typing import Any
 
 from lxml import etree
 
-from reconciler.compile import names, xmlload
+from reconciler.compile import names, repofiles, xmlload
 from reconciler.compile.checks import check_debs, check_duplicates_in_class
 from reconciler.compile.expand import parse_actions
 from reconciler.compile.inventory import (
@@ -203,6 +203,7 @@ def load_classes(
         includes = parse_includes(doc, root, problems)
         check_duplicates_in_class(actions, problems)
         check_debs(snapshot, actions, problems)
+        actions = repofiles.resolve(snapshot, actions, problems)
         layer = _parse_vars(snapshot, doc, root, f"class {name}", problems)
         policy = _parse_policy(doc, root, problems)
         if len(problems) > count_before:

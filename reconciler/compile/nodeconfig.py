@@ -115,12 +115,15 @@ class TreeAction(ActionBase):
 
 
 class DirectoryAction(ActionBase):
+    """A directory; with `purge`, entries no action declares are removed from it."""
+
     kind: Literal["directory"] = "directory"
     path: str
     ensure: Literal["present", "absent"] = "present"
     mode: int | None = None
     owner: str | None = None
     group: str | None = None
+    purge: bool = False
 
 
 class SymlinkAction(ActionBase):
@@ -140,6 +143,7 @@ class PackageAction(ActionBase):
     ensure: Literal["present", "absent"] = "present"
     version: str | None = None
     deb: str | None = None
+    hold: bool | None = None  # apt-mark hold (True) or unhold (False); None leaves it alone
 
 
 class ServiceCommands(Frozen):
@@ -179,6 +183,108 @@ class CommandAction(ActionBase):
     env: tuple[tuple[str, str], ...] = ()
 
 
+class GroupAction(ActionBase):
+    """A local group (groupadd, groupmod, groupdel)."""
+
+    kind: Literal["group"] = "group"
+    name: str
+    ensure: Literal["present", "absent"] = "present"
+    gid: int | None = None
+    system: bool = False  # only used when the group is created
+
+
+class UserAction(ActionBase):
+    """A local account (useradd, usermod, userdel). Attributes left out are not managed;
+    `groups` is the exact set of supplementary groups. No password: accounts log in
+    with keys (`authorized-keys`)."""
+
+    kind: Literal["user"] = "user"
+    name: str
+    ensure: Literal["present", "absent"] = "present"
+    uid: int | None = None
+    group: str | None = None  # primary group: a name or a number
+    groups: tuple[str, ...] | None = None
+    home: str | None = None
+    shell: str | None = None
+    comment: str | None = None
+    system: bool = False  # only used when the account is created
+
+
+class AuthorizedKeysAction(ActionBase):
+    """A user's SSH keys: the whole authorized_keys file (`exclusive`) or a managed block
+    in it. `keys` are OpenSSH public key lines, inline or read from the repo."""
+
+    kind: Literal["authorized-keys"] = "authorized-keys"
+    user: str
+    keys: tuple[str, ...] = ()
+    key_sources: tuple[str, ...] = ()  # files under templates/ the keys were read from
+    exclusive: bool = False
+    path: str | None = None  # default: ~USER/.ssh/authorized_keys
+
+
+class AptPin(Frozen):
+    """One stanza of the source's preferences file: these packages at this priority."""
+
+    packages: str  # apt_preferences "Package:" value: names and globs
+    priority: int
+    version: str | None = None  # pin a version instead of the source's origin
+
+
+class AptSourceAction(ActionBase):
+    """An APT source as a deb822 `.sources` file, its signing keyring from the repo, and
+    pins in a preferences file of its own."""
+
+    kind: Literal["apt-source"] = "apt-source"
+    name: str
+    ensure: Literal["present", "absent"] = "present"
+    types: tuple[str, ...] = ("deb",)
+    uris: tuple[str, ...] = ()
+    suites: tuple[str, ...] = ()
+    components: tuple[str, ...] = ()
+    architectures: tuple[str, ...] = ()
+    key: str | None = None  # keyring under templates/: .asc (armored) or .gpg (binary)
+    key_sha256: str | None = None  # of that keyring at this revision: a new key shows in plans
+    pins: tuple[AptPin, ...] = ()
+
+
+class MountAction(ActionBase):
+    """A filesystem: its /etc/fstab entry and whether it is mounted. `severity` is that of
+    mounting, unmounting or remounting; an fstab edit alone interrupts nothing."""
+
+    kind: Literal["mount"] = "mount"
+    path: str  # the mount point
+    device: str = ""
+    fstype: str = ""
+    options: str = "defaults"
+    dump: int = 0
+    fsck_pass: int = 0
+    state: Literal["mounted", "unmounted", "present", "absent"] = "mounted"
+
+
+class LineAction(ActionBase):
+    """One line in a file no other action owns: present (replacing the first line that
+    `match`es) or absent (every line equal to it, or matching `match`)."""
+
+    kind: Literal["line"] = "line"
+    path: str
+    name: str
+    line: str = ""
+    match: str | None = None  # a Python regular expression, searched in each line
+    ensure: Literal["present", "absent"] = "present"
+
+
+class BlockAction(ActionBase):
+    """A block of lines between marker comments in a file no other action owns."""
+
+    kind: Literal["block"] = "block"
+    path: str
+    name: str
+    content: str = ""  # inline, or read from `source` under templates/
+    source: str | None = None
+    comment: str = "#"  # what starts a comment in that file, for the markers
+    ensure: Literal["present", "absent"] = "present"
+
+
 Action = Annotated[
     FileAction
     | TreeAction
@@ -186,7 +292,14 @@ Action = Annotated[
     | SymlinkAction
     | PackageAction
     | ServiceAction
-    | CommandAction,
+    | CommandAction
+    | GroupAction
+    | UserAction
+    | AuthorizedKeysAction
+    | AptSourceAction
+    | MountAction
+    | LineAction
+    | BlockAction,
     Field(discriminator="kind"),
 ]
 

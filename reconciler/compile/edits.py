@@ -1,0 +1,73 @@
+"""Which node files an action writes besides the paths of file, tree, directory and
+symlink actions: where an APT source lives, the file a line or block edits, /etc/fstab.
+
+Compile uses it to refuse two owners of one file; plan uses it to know what a purged
+directory may keep and what is no orphan.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+from reconciler.compile.nodeconfig import (
+    Action,
+    AptSourceAction,
+    AuthorizedKeysAction,
+    BlockAction,
+    FileAction,
+    LineAction,
+    MountAction,
+)
+from reconciler.errors import Problem
+
+FSTAB = "/etc/fstab"
+SOURCES_DIR = "/etc/apt/sources.list.d"
+KEYRINGS_DIR = "/etc/apt/keyrings"
+PREFERENCES_DIR = "/etc/apt/preferences.d"
+
+
+def apt_sources_file(action: AptSourceAction) -> str:
+    return f"{SOURCES_DIR}/{action.name}.sources"
+
+
+def apt_keyring_file(action: AptSourceAction) -> str | None:
+    """The keyring's node path, named for the source, with the repo file's extension."""
+    if action.key is None:
+        return None
+    return f"{KEYRINGS_DIR}/{action.name}{posixpath.splitext(action.key)[1]}"
+
+
+def apt_preferences_file(action: AptSourceAction) -> str:
+    return f"{PREFERENCES_DIR}/{action.name}.pref"
+
+
+def edited_paths(action: Action) -> tuple[str, ...]:
+    """Node files the action writes that no file action may also own."""
+    match action:
+        case LineAction() | BlockAction():
+            return (action.path,)
+        case MountAction():
+            return (FSTAB,)
+        case AptSourceAction():
+            keyring = apt_keyring_file(action)
+            return (apt_sources_file(action), apt_preferences_file(action),
+                    *((keyring,) if keyring else ()))
+        case AuthorizedKeysAction() if action.path is not None:
+            return (action.path,)
+    return ()
+
+
+def whole_file_conflicts(actions: tuple[Action, ...]) -> list[Problem]:
+    """An edit of a file a file action also writes whole: the two would undo each other at
+    every run, so the class is refused."""
+    owners = {a.path: a for a in actions if isinstance(a, FileAction)}
+    problems = []
+    for action in actions:
+        for path in edited_paths(action):
+            owner = owners.get(path)
+            if owner is not None:
+                problems.append(Problem(
+                    f"{action.id} edits {path}, which {owner.id} (line {owner.origin.line} of "
+                    f"{owner.origin.path}) writes whole: keep one of them",
+                    action.origin.path, action.origin.line, action=action.id))
+    return problems
