@@ -9,17 +9,38 @@ from __future__ import annotations
 
 from typing import assert_never
 
-from reconciler.actions import command, directory, files, orphans, package, service, symlink
+from reconciler.actions import (
+    apt_source,
+    authorized_keys,
+    command,
+    directory,
+    files,
+    group,
+    lines,
+    mount,
+    orphans,
+    package,
+    service,
+    symlink,
+    user,
+)
 from reconciler.compile.nodeconfig import (
     Action,
+    AptSourceAction,
+    AuthorizedKeysAction,
+    BlockAction,
     CommandAction,
     DirectoryAction,
     FileAction,
+    GroupAction,
+    LineAction,
+    MountAction,
     PackageAction,
     ServiceAction,
     Severity,
     SymlinkAction,
     TreeAction,
+    UserAction,
 )
 from reconciler.plan.change import Change
 from reconciler.plan.probe import ActionPlan, Context
@@ -52,6 +73,18 @@ def _probe(ctx: Context, action: Action) -> ActionPlan:
             return service.probe(ctx, action)
         case CommandAction():
             return command.probe(ctx, action)
+        case GroupAction():
+            return group.probe(ctx, action)
+        case UserAction():
+            return user.probe(ctx, action)
+        case AuthorizedKeysAction():
+            return authorized_keys.probe(ctx, action)
+        case AptSourceAction():
+            return apt_source.probe(ctx, action)
+        case MountAction():
+            return mount.probe(ctx, action)
+        case LineAction() | BlockAction():
+            return lines.probe(ctx, action)
         case _:
             assert_never(action)
 
@@ -67,6 +100,11 @@ def notification(
                                           severity=severity)
     drive = service.RestartService if verb == "restart" else service.ReloadService
     return drive(action=action, summary=summary, notified_by=sources, severity=severity)
+
+
+def refresh_lists(ctx: Context, plans: list[ActionPlan]) -> None:
+    """The run's one `apt-get update`, where it is needed (see apt_source.py)."""
+    apt_source.refresh_lists(ctx, plans)
 
 
 def orphan_changes(ctx: Context) -> tuple[list[Change], list[str]]:

@@ -1,10 +1,12 @@
-"""Directory actions: present with mode and owner, or absent (only when empty)."""
+"""Directory actions: present with mode and owner, or absent (only when empty); a purged
+directory also loses the entries no action declares (purge.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from reconciler.actions.common import attr_differences, missing_parents, owner_ids, set_attrs
+from reconciler.actions.purge import purge
 from reconciler.compile.nodeconfig import DirectoryAction
 from reconciler.plan.change import ApplyContext, Change, Drift, Effect, Removed, Wrote
 from reconciler.plan.probe import ActionPlan, Context
@@ -68,7 +70,15 @@ def _recorded(ctx: ApplyContext, action: DirectoryAction, path: str) -> Wrote:
 
 
 def probe(ctx: Context, action: DirectoryAction) -> ActionPlan:
-    """The directory against the live node: missing, absent-but-there, or other attributes."""
+    """The directory against the live node: missing, absent-but-there, or other attributes;
+    with `purge`, then each entry no action declares."""
+    plan = _probe_itself(ctx, action)
+    if action.purge and action.ensure == "present":
+        plan.changes += purge(ctx, action)
+    return plan
+
+
+def _probe_itself(ctx: Context, action: DirectoryAction) -> ActionPlan:
     plan = ActionPlan(action)
     path = action.path
     live = ctx.system.lstat(path)

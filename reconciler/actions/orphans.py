@@ -1,24 +1,40 @@
-"""Orphans: paths this node applied before that the config no longer declares.
+"""Orphans: what this node applied before that the config no longer declares — paths,
+packages, lines and blocks of files, fstab entries, accounts.
 
-They are reported, and removed only under the policy `prune=true`; records of orphans
-that vanished on their own are simply forgotten.
+They are reported, and removed only under the policy `prune=true`: files, links and
+empty directories; packages (dpkg --remove, severity restart); lines, blocks and fstab
+entries (a filesystem stays mounted until it is unmounted); accounts (userdel and
+groupdel: the home directory stays). Records of orphans that vanished on their own are
+simply forgotten. Entries of a purged directory are the purge's business.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import posixpath
+import re
+from dataclasses import dataclass, field, replace
 
-from reconciler.compile.nodeconfig import (
-    DirectoryAction,
-    FileAction,
-    Origin,
-    Severity,
-    SymlinkAction,
-)
+from reconciler.actions.common import sha256
+from reconciler.actions.declared import declared_keys
+from reconciler.actions.fileedit import edit_file, read_text
+from reconciler.actions.group import RemoveGroup
+from reconciler.actions.package import RemovePackage
+from reconciler.actions.purge import purged_directories
+from reconciler.actions.textedit import BlockEdit, Edit, FstabEdit, LineEdit, encode
+from reconciler.actions.user import RemoveUser
+from reconciler.compile.nodeconfig import FileAction, GroupAction, Origin, Severity, UserAction
+from reconciler.host import accounts
+from reconciler.host import dpkg as packages
 from reconciler.plan.change import ApplyContext, Change, Effect, Removed
 from reconciler.plan.probe import Context
 from reconciler.record.applied import Applied
-from reconciler.system.interface import Stat, UnsafePath
+from reconciler.system.interface import Stat, ToolError, UnsafePath
+
+PATH_TYPES = ("file", "directory", "symlink")
+NOT_PRUNED = "orphan; removed only with policy prune=true"
+INSPECT_ERRORS = (OSError, UnsafePath, ValueError, ToolError)
+FORMER = Origin(path="(last-applied state)", line=0)
+GONE = "(no longer declared)"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,67 +43,160 @@ class RemoveOrphan(Change):
 
     op = "orphan-remove"
     path: str
+    key: str
 
     def apply(self, ctx: ApplyContext) -> Effect:
         if ctx.system.lstat(self.path) is not None:
             ctx.system.remove(self.path, secret=self.secret)
-        return Removed(self.path)
+        return Removed(self.key)
 
 
-def declared_paths(ctx: Context) -> set[str]:
-    """Every node path the config declares now (files, tree entries, directories, links)."""
-    paths = {item.path for items in ctx.rendered.values() for item in items}
-    for action in ctx.node.actions:
-        if isinstance(action, DirectoryAction | SymlinkAction):
-            paths.add(action.path)
-    return paths
+@dataclass(frozen=True, kw_only=True)
+class RemoveOrphanPart(Change):
+    """Remove a line or block that is no longer declared from its file."""
+
+    op = "orphan-edit"
+    path: str
+    key: str
+    edit: Edit = field(repr=False, compare=False)
+
+    def apply(self, ctx: ApplyContext) -> Effect:
+        edit_file(ctx.system, self.path, self.edit)
+        return Removed(self.key)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoveOrphanPackage(RemovePackage):
+    op = "orphan-remove-package"
 
 
 def _inspect(ctx: Context, path: str) -> Stat | str | None:
-    """The live state of an orphan, or why it cannot be looked at safely."""
+    """The live state of an orphan path, or why it cannot be looked at safely."""
     try:
         return ctx.system.lstat(path)
     except (OSError, UnsafePath) as exc:
         return str(exc) or exc.__class__.__name__
 
 
+def _undeclared(ctx: Context) -> list[tuple[str, Applied]]:
+    """Records whose key the config no longer declares, deepest paths first (so a pruned
+    directory is emptied of its orphans before its own turn)."""
+    declared = declared_keys(ctx)
+    purged = purged_directories(ctx)
+    return [(key, record) for key, record in sorted(ctx.applied.items(), reverse=True)
+            if key not in declared and posixpath.dirname(record.path or key) not in purged]
+
+
 def forgotten(ctx: Context) -> list[str]:
-    """Records of undeclared paths that no longer exist: nothing to do but forget them."""
-    declared = declared_paths(ctx)
-    return [p for p in ctx.applied if p not in declared and _inspect(ctx, p) is None]
+    """Records of undeclared things that no longer exist: nothing to do but forget them."""
+    return [key for key, record in _undeclared(ctx) if _gone(ctx, key, record)]
 
 
 def orphans(ctx: Context) -> list[Change]:
-    """Paths applied before but no longer declared: removed only under `prune=true`.
-
-    Deepest paths come first, so a pruned directory is emptied of its orphans before
-    its own turn; a directory that still holds other things is kept and reported.
-    """
-    declared = declared_paths(ctx)
-    changes: list[Change] = []
-    prune = ctx.node.policy.prune
-    for path, record in sorted(ctx.applied.items(), reverse=True):
-        if path in declared:
+    """What was applied before but is no longer declared: removed only under `prune=true`."""
+    changes = []
+    for key, record in _undeclared(ctx):
+        if _gone(ctx, key, record):
             continue
-        live = _inspect(ctx, path)
-        if live is None:
-            continue  # already gone: the record is dropped at the next apply
-        summary = f"orphan {record.type}: no longer declared (written at " \
-                  f"{(record.commit or '?')[:12]})"
-        held = None if prune else "orphan; removed only with policy prune=true"
-        if isinstance(live, str):
-            held = f"cannot inspect it: {live}"
-        elif live.kind == "directory":
-            held = held or _not_empty(ctx, path, declared)
-        elif live.kind not in ("file", "symlink"):
-            held = f"it is now a {live.kind}; left in place"
-        changes.append(RemoveOrphan(action=_orphan_action(record), summary=summary, path=path,
-                                    held=held, last_commit=record.commit))
+        try:
+            changes.append(_orphan(ctx, key, record))
+        except INSPECT_ERRORS as exc:
+            changes.append(RemoveOrphan(
+                action=_orphan_action(record), summary=f"orphan {record.type} {key}",
+                path=record.path or key, key=key, last_commit=record.commit,
+                held=f"cannot inspect it: {str(exc) or exc.__class__.__name__}"))
     return changes
 
 
-def _not_empty(ctx: Context, path: str, declared: set[str]) -> str | None:
+def _gone(ctx: Context, key: str, record: Applied) -> bool:
+    if record.type in PATH_TYPES:
+        return _inspect(ctx, record.path or key) is None
+    try:
+        return not _exists(ctx, key, record)
+    except INSPECT_ERRORS:
+        return False  # cannot tell: kept as an orphan, which says why
+
+
+def _exists(ctx: Context, key: str, record: Applied) -> bool:
+    name = key.partition(":")[2]
+    if record.type == "package":
+        return packages.query(ctx.system, name) is not None
+    if record.type in ("user", "group"):
+        database = accounts.read(ctx.system)
+        if database is None:
+            return False
+        return name in (database.users if record.type == "user" else database.groups)
+    return _part_edit(ctx, key, record) is not None
+
+
+def _part_edit(ctx: Context, key: str, record: Applied) -> Edit | None:
+    """The edit that removes an orphan line, block or fstab entry; None when it is gone."""
+    assert record.path is not None
+    text = read_text(ctx.system, record.path)
+    if text is None:
+        return None
+    if record.type == "mount":
+        edit: FstabEdit | BlockEdit | LineEdit = FstabEdit(key.partition(":")[2], None)
+        return edit if edit.found(text) is not None else None
+    if record.type == "block":
+        name = key.rpartition("#")[2]
+        found = re.search(rf"^(\S+) BEGIN reconciler {re.escape(name)}$", text, re.MULTILINE)
+        return BlockEdit(name, found.group(1), None) if found else None
+    line = next((line for line in text.splitlines()
+                 if sha256(encode(line)) == record.sha256), None)
+    return LineEdit(line, None, False) if line is not None else None
+
+
+def _orphan(ctx: Context, key: str, record: Applied) -> Change:
+    name = key.partition(":")[2]
+    summary = f"orphan {record.type} {name}: no longer declared (applied at " \
+              f"{(record.commit or '?')[:12]})"
+    change: Change
+    match record.type:
+        case "package":
+            change = RemoveOrphanPackage(action=_orphan_action(record), summary=summary,
+                                         name=name, severity=Severity.RESTART)
+        case "user":
+            stand_in = UserAction(id=key, name=name, ensure="absent", severity=Severity.NONE,
+                                  origin=FORMER, declared_in=GONE)
+            change = RemoveUser(action=stand_in, summary=summary, tool="userdel", args=(),
+                                digest=None)
+        case "group":
+            former = GroupAction(id=key, name=name, ensure="absent", severity=Severity.NONE,
+                                 origin=FORMER, declared_in=GONE)
+            change = RemoveGroup(action=former, summary=summary, tool="groupdel", args=(),
+                                 digest=None)
+        case "line" | "block" | "mount":
+            assert record.path is not None
+            edit = _part_edit(ctx, key, record)
+            assert edit is not None
+            change = RemoveOrphanPart(action=_orphan_action(record), summary=summary,
+                                      path=record.path, key=key, edit=edit)
+        case _:
+            return _orphan_path(ctx, key, record)
+    return replace(change, held=None if ctx.node.policy.prune else NOT_PRUNED,
+                   last_commit=record.commit)
+
+
+def _orphan_path(ctx: Context, key: str, record: Applied) -> Change:
+    path = record.path or key
+    held = None if ctx.node.policy.prune else NOT_PRUNED
+    live = _inspect(ctx, path)
+    summary = f"orphan {record.type}: no longer declared (written at " \
+              f"{(record.commit or '?')[:12]})"
+    if isinstance(live, str):
+        held = f"cannot inspect it: {live}"
+    elif live is not None and live.kind == "directory":
+        held = held or _not_empty(ctx, path)
+    elif live is not None and live.kind not in ("file", "symlink"):
+        held = f"it is now a {live.kind}; left in place"
+    return RemoveOrphan(action=_orphan_action(record), summary=summary, path=path, key=key,
+                        held=held, last_commit=record.commit)
+
+
+def _not_empty(ctx: Context, path: str) -> str | None:
     """Why an orphan directory must stay: entries other than orphans pruned before it."""
+    declared = declared_keys(ctx)
     inside = [f"{path.rstrip('/')}/{name}" for name in ctx.system.listdir(path)]
     kept = [p for p in inside if p not in ctx.applied or p in declared]
     if not kept:
@@ -99,5 +208,4 @@ def _not_empty(ctx: Context, path: str, declared: set[str]) -> str | None:
 def _orphan_action(record: Applied) -> FileAction:
     """A stand-in action naming the orphan's former owner, for reports and apply."""
     return FileAction(id=record.action, path="/", ensure="absent", severity=Severity.NONE,
-                      origin=Origin(path="(last-applied state)", line=0),
-                      declared_in="(no longer declared)", secret=bool(record.secret))
+                      origin=FORMER, declared_in=GONE, secret=bool(record.secret))

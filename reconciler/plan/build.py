@@ -11,7 +11,13 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field, replace
 
-from reconciler.actions import HOST_ONLY, notification, orphan_changes, probe_action
+from reconciler.actions import (
+    HOST_ONLY,
+    notification,
+    orphan_changes,
+    probe_action,
+    refresh_lists,
+)
 from reconciler.compile.nodeconfig import (
     Action,
     CommandAction,
@@ -23,13 +29,20 @@ from reconciler.plan.change import Change, Drift
 from reconciler.plan.probe import ActionPlan, Context
 
 KIND_ORDER = {
-    "package": 0,
-    "directory": 1,
-    "file": 2,
-    "tree": 2,
-    "symlink": 2,
-    "command": 3,
-    "service": 4,
+    "apt-source": 0,
+    "mount": 1,
+    "group": 2,
+    "user": 3,
+    "package": 4,
+    "directory": 5,
+    "file": 6,
+    "tree": 6,
+    "symlink": 6,
+    "line": 6,
+    "block": 6,
+    "authorized-keys": 6,
+    "command": 7,
+    "service": 8,
 }
 VERB_SEVERITY = {"reload": Severity.RELOAD, "restart": Severity.RESTART}
 
@@ -48,9 +61,11 @@ class Plan:
         return [c for a in self.actions for c in a.changes] + self.orphans
 
 
-def effective_severity(action: Action, node: NodeConfig) -> Severity:
-    """An action's severity, raised by whatever its notify edges would trigger."""
-    severity = action.severity
+def effective_severity(action: Action, node: NodeConfig, own: Severity | None = None) -> \
+        Severity:
+    """An action's severity (or `own` instead), raised by whatever its notify edges would
+    trigger."""
+    severity = action.severity if own is None else own
     for notify in action.notify:
         if notify.verb == "run":
             target = node.action(notify.target)
@@ -62,8 +77,9 @@ def effective_severity(action: Action, node: NodeConfig) -> Severity:
 
 
 def order(node: NodeConfig) -> list[Action]:
-    """Apply order: by kind (packages, directories, files, commands, services), refined by
-    `requires` and `notify` edges; declaration order breaks ties (Kahn's algorithm)."""
+    """Apply order: by kind (APT sources, mounts, groups, users, packages, directories,
+    files and edits of files, commands, services), refined by `requires` and `notify`
+    edges; declaration order breaks ties (Kahn's algorithm)."""
     actions = list(node.actions)
     index = {a.id: i for i, a in enumerate(actions)}
     before: dict[str, set[str]] = {a.id: set() for a in actions}
@@ -101,9 +117,12 @@ def build(ctx: Context, only: frozenset[str] | None = None) -> Plan:
             continue
         plan = probe_action(ctx, action)
         severity = effective_severity(action, ctx.node)
-        plan.changes = [_with_policy(ctx, replace(c, severity=severity)) for c in plan.changes]
+        quiet = effective_severity(action, ctx.node, Severity.NONE)
+        plan.changes = [_with_policy(ctx, replace(c, severity=severity if c.interrupts else quiet))
+                        for c in plan.changes]
         plans.append(plan)
         by_id[action.id] = plan
+    refresh_lists(ctx, plans)
     _add_notifications(ctx, plans, by_id)
     if selected is not None:
         return Plan(ctx.node, ctx.ceiling, plans)

@@ -72,6 +72,9 @@ class Change(ABC):
     """
 
     op: ClassVar[str]
+    # False for a change that interrupts nothing whatever its action's severity (the fstab
+    # entry of a mount): it carries only the severity of what it notifies.
+    interrupts: ClassVar[bool] = True
 
     action: Action
     summary: str

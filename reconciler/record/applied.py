@@ -15,18 +15,23 @@ from reconciler.atomicfile import write_atomic
 from reconciler.errors import ConfigError
 from reconciler.statedir import StateDir
 
+RecordType = Literal["file", "directory", "symlink", "package", "group", "user", "line",
+                     "block", "mount"]
+
 
 class Applied(BaseModel):
-    """One path as reconciler last left it."""
+    """One path as reconciler last left it, or one thing that is not a path of its own
+    (a package, an account, a line of a file), keyed by its action's id."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    type: Literal["file", "directory", "symlink"]
+    type: RecordType
     action: str
+    path: str | None = None  # records keyed by action id: the file the part lives in
     mode: int | None = None
     uid: int | None = None
     gid: int | None = None
-    sha256: str | None = None  # files
+    sha256: str | None = None  # files; the part of a file; an account's managed fields
     target: str | None = None  # symlinks
     commit: str | None = None  # the config commit that wrote it
     secret: bool | None = None  # True for secret files: never backed up when removed
@@ -52,7 +57,8 @@ class Applied(BaseModel):
 
 
 class AppliedState(BaseModel):
-    """Every path this node manages, keyed by node path."""
+    """Every path this node manages, keyed by node path, and every other thing it
+    manages, keyed by action id ("package:nginx", "line:/etc/hosts#apt")."""
 
     model_config = ConfigDict(extra="forbid")
 
