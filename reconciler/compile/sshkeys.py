@@ -11,6 +11,12 @@ KEY_TYPES = frozenset({
     "ssh-ed25519", "ssh-rsa", "ssh-dss", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
     "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
 })  # fmt: skip
+# Options without a value (sshd(8), AUTHORIZED_KEYS FILE FORMAT).
+FLAG_OPTIONS = frozenset({
+    "agent-forwarding", "cert-authority", "no-agent-forwarding", "no-port-forwarding",
+    "no-pty", "no-user-rc", "no-X11-forwarding", "port-forwarding", "pty", "restrict",
+    "user-rc", "X11-forwarding", "no-touch-required", "verify-required",
+})  # fmt: skip
 
 
 def check_key(line: str) -> str:
@@ -30,9 +36,25 @@ def check_key(line: str) -> str:
         data = base64.b64decode(blob, validate=True)
     except binascii.Error:
         raise ValueError(f"the {kind} key's base64 is damaged: {_short(text)!r}") from None
-    if len(data) < 4 or data[4:4 + struct.unpack(">I", data[:4])[0]] != kind.encode():
+    fields_of_key = _fields(data)
+    if not fields_of_key or fields_of_key[0] != kind.encode() or len(fields_of_key) < 2:
         raise ValueError(f"the key data does not hold a {kind} key: {_short(text)!r}")
     return text if options is None else f"{options} {rest}"
+
+
+def _fields(data: bytes) -> list[bytes] | None:
+    """The length-prefixed strings a public key blob is made of; None when a length runs
+    past the end (a truncated or damaged key)."""
+    found = []
+    while data:
+        if len(data) < 4:
+            return None
+        size = struct.unpack(">I", data[:4])[0]
+        if len(data) < 4 + size:
+            return None
+        found.append(data[4:4 + size])
+        data = data[4 + size:]
+    return found
 
 
 def comment(line: str) -> str:
@@ -54,9 +76,10 @@ def keys_in_file(text: str) -> list[tuple[int, str]]:
 
 def _split_options(text: str) -> tuple[str | None, str]:
     """(options, the rest) where options precede the key type; quoted commas and spaces
-    inside options (`command="a b"`) do not end them."""
+    inside options (`command="a b"`) do not end them. A first word that is no option
+    (none has neither '=' nor ',' unless it is a flag) is taken for the key type."""
     first = text.split(None, 1)[0] if text.split() else ""
-    if first in KEY_TYPES:
+    if first in KEY_TYPES or not ("=" in first or "," in first or first in FLAG_OPTIONS):
         return None, text
     quoted = False
     for index, char in enumerate(text):
