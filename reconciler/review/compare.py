@@ -20,6 +20,8 @@ from reconciler.errors import ConfigError, Problem
 from reconciler.facts.model import Facts
 from reconciler.plan.build import effective_severity
 from reconciler.render.renderer import RenderedFile, Renderer, render_node
+from reconciler.review import contents
+from reconciler.review.contents import content_changes
 from reconciler.review.model import ActionChange, AttrChange, FileChange, NodeDiff, severity_word
 
 # Fields that do not describe state on the node: where an action was declared (its
@@ -27,7 +29,8 @@ from reconciler.review.model import ActionChange, AttrChange, FileChange, NodeDi
 # content is compared instead, which is also all that an action's variables change).
 _NOT_ATTRIBUTES = frozenset(
     {"id", "kind", "name", "path", "origin", "declared_in", "via", "item", "template",
-     "source", "content", "vars", "severity"}
+     "source", "content", "vars", "severity",
+     "keys"}  # keys, like content, are compared as text (contents.py)
 )
 # Attributes that change how future changes are applied, not the node itself.
 _METADATA = frozenset({"severity", "notify", "requires"})
@@ -59,6 +62,8 @@ def _attributes(action: Action, node: NodeConfig) -> dict[str, str | None]:
             shown[name] = " ".join(f"{n.target}:{n.verb}" for n in value) or None
         elif name == "secret":
             continue  # shown through the files it protects
+        elif name == "key_sha256" and value is not None:
+            shown[name] = value[:12]
         else:
             shown[name] = _show(value)
     shown["severity"] = str(effective_severity(action, node))
@@ -176,6 +181,7 @@ def diff_node(
         files.append(FileChange(path=path, action=new.action.id,
                                 status="new" if old is None else "changed",
                                 severity=severity, diff=diff, note=note, facts=unknown))
+    files.extend(content_changes(base, head))
     actions = list(compare_actions(base, head))
     if base is not None:
         policy = _compare_attributes(_policy_attributes(base), _policy_attributes(head))
@@ -235,6 +241,7 @@ def init_worker(base: Fleet | None, head: Fleet, facts: Mapping[str, Facts] | No
     _renderers = (Renderer(base, facts=facts) if base is not None else None,
                   Renderer(head, facts=facts))
     _action_diffs.clear()
+    contents.clear()
 
 
 def compare_chunk(chunk: list[str]) -> list[NodeOutcome]:
