@@ -95,7 +95,7 @@ def probe(ctx: Context, action: AptSourceAction) -> ActionPlan:
             if live is not None:
                 if live.kind not in ("file", "symlink"):
                     raise ValueError(f"{path} is a {live.kind}; refusing to remove it")
-                plan.changes.append(RemoveFile(action=action, summary=f"remove {path}",
+                plan.changes.append(RemoveFile(action=action, summary="remove",
                                                path=path,
                                                last_commit=record.commit if record else None))
             continue
@@ -107,7 +107,7 @@ def probe(ctx: Context, action: AptSourceAction) -> ActionPlan:
             continue
         state, last = part_drift(ctx, path, part)
         plan.changes.append(EditPart(
-            action=action, summary=("create " if before is None else "update ") + path,
+            action=action, summary="create" if before is None else "update",
             path=path, diff=part.diff(), drift=state, last_commit=last, key=path,
             edit=Whole(text), kind="file", digest=sha256(content)))
     return plan

@@ -139,12 +139,13 @@ def _key_changes(part: Part, action: AuthorizedKeysAction) -> list[str]:
             if line.strip() and not line.startswith("#")}
     wanted = set(action.keys)
     said = []
-    if part.before is None:
-        said.append(f"create {part.path}")
     added = sorted(comment(key) for key in wanted - live)
     removed = sorted(comment(key) for key in live - wanted)
     if added:
-        said.append(f"add {'key' if len(added) == 1 else 'keys'} {', '.join(added)}")
+        verb = "create with" if part.before is None else "add"
+        said.append(f"{verb} {'key' if len(added) == 1 else 'keys'} {', '.join(added)}")
+    elif part.before is None:
+        said.append("create")
     if removed:
         said.append(f"remove {'key' if len(removed) == 1 else 'keys'} {', '.join(removed)} "
                     "(not in the repo)")
