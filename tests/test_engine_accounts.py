@@ -2,7 +2,7 @@
 and friends, against an account database planted under a temporary root.
 
 The tools chroot into the root, which needs root privileges: CI runs as root; elsewhere
-these tests are skipped with that reason.
+those tests are skipped with that reason.
 """
 
 from __future__ import annotations
@@ -12,11 +12,14 @@ import os
 from pathlib import Path
 
 import pytest
-from engine_support import action, applied_json, change, converge_root, make_repo
+from engine_support import action, applied_json, change, converge_root, desired, make_repo
 
-from reconciler.record.report import EXIT_CHANGES, EXIT_IN_SYNC
+from reconciler.record.report import EXIT_CHANGES, EXIT_HELD, EXIT_IN_SYNC
+from reconciler.run import converge, default_state_dir
+from reconciler.system.local import LocalSystem
+from reconciler.system.wrappers import DelegatingSystem
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0,
+needs_root = pytest.mark.skipif(os.geteuid() != 0,
                                 reason="useradd --root chroots into the root: needs root")
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGhvqcTXRD8rp/wEDnIliVxVaWEguacID83zg3nCtARQ alice@sa"
@@ -57,6 +60,7 @@ OPS = """
 """
 
 
+@needs_root
 def test_group_and_user_are_created_under_the_root_by_the_shadow_tools(tmp_path: Path) -> None:
     repo = make_repo(tmp_path, OPS)
     root = _account_root(tmp_path)
@@ -76,6 +80,7 @@ def test_group_and_user_are_created_under_the_root_by_the_shadow_tools(tmp_path:
     assert converge_root(repo, root).exit_code == EXIT_IN_SYNC
 
 
+@needs_root
 def test_a_shell_changed_by_hand_is_drift_edited_by_hand_and_reset(tmp_path: Path) -> None:
     repo = make_repo(tmp_path, OPS)
     root = _account_root(tmp_path)
@@ -92,6 +97,7 @@ def test_a_shell_changed_by_hand_is_drift_edited_by_hand_and_reset(tmp_path: Pat
     assert _entry(root, "passwd", "ops")[6] == "/bin/bash"  # type: ignore[index]
 
 
+@needs_root
 def test_supplementary_groups_are_the_exact_set_declared(tmp_path: Path) -> None:
     repo = make_repo(tmp_path, OPS)
     root = _account_root(tmp_path)
@@ -105,6 +111,7 @@ def test_supplementary_groups_are_the_exact_set_declared(tmp_path: Path) -> None
     assert _entry(root, "group", "adm") == ["adm", "x", "4", "ops"]
 
 
+@needs_root
 def test_a_gid_change_goes_through_groupmod(tmp_path: Path) -> None:
     repo = make_repo(tmp_path, '<group name="deploy" gid="3000"/>')
     root = _account_root(tmp_path)
@@ -118,6 +125,7 @@ def test_a_gid_change_goes_through_groupmod(tmp_path: Path) -> None:
     assert _entry(root, "group", "deploy") == ["deploy", "x", "3001", ""]
 
 
+@needs_root
 def test_a_user_declared_absent_is_removed_and_its_home_stays(tmp_path: Path) -> None:
     repo = make_repo(tmp_path, OPS)
     root = _account_root(tmp_path)
@@ -132,6 +140,7 @@ def test_a_user_declared_absent_is_removed_and_its_home_stays(tmp_path: Path) ->
     assert "user:ops" not in applied_json(root)["paths"]  # type: ignore[operator]
 
 
+@needs_root
 def test_an_account_no_longer_declared_is_an_orphan_removed_only_with_prune(
         tmp_path: Path) -> None:
     repo = make_repo(tmp_path, '<user name="temp" uid="2500"/>')
@@ -148,6 +157,7 @@ def test_an_account_no_longer_declared_is_an_orphan_removed_only_with_prune(
     assert _entry(root, "passwd", "temp") is None
 
 
+@needs_root
 def test_keys_of_a_user_created_in_the_same_run_belong_to_it(tmp_path: Path) -> None:
     body = OPS + f'<authorized-keys user="ops" exclusive="true"><key>{KEY}</key>' \
                  '</authorized-keys>'
@@ -162,3 +172,27 @@ def test_keys_of_a_user_created_in_the_same_run_belong_to_it(tmp_path: Path) -> 
     assert (keys.stat().st_uid, keys.stat().st_mode & 0o777) == (2000, 0o600)
     assert ((root / "home/ops/.ssh").stat().st_uid,
             (root / "home/ops/.ssh").stat().st_mode & 0o777) == (2000, 0o700)
+
+
+class Unprivileged(DelegatingSystem):
+    """The node as a process without root privileges sees it."""
+
+    @property
+    def can_chown(self) -> bool:
+        return False
+
+
+def test_accounts_under_another_root_are_held_without_root_privileges(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, OPS)
+    root = _account_root(tmp_path)
+    before = (root / "etc/passwd").read_text()
+
+    report = converge(desired(repo), Unprivileged(LocalSystem(str(root))),
+                      default_state_dir(str(root)), "change")
+
+    assert report.exit_code == EXIT_HELD
+    held = change(report, "user:ops")
+    assert (held.op, held.status) == ("useradd", "held")
+    assert held.detail == f"the shadow tools chroot into {root} (--root), which needs root " \
+                          "privileges"
+    assert (root / "etc/passwd").read_text() == before
