@@ -4,6 +4,7 @@ the fields its action manages, so a shell changed with chsh reads "edited by han
 from __future__ import annotations
 
 import json
+from typing import Literal
 
 from reconciler.actions.common import drift, sha256
 from reconciler.plan.change import Drift
@@ -26,9 +27,8 @@ def account_drift(ctx: Context, key: str, live: dict[str, str], desired: dict[st
                  fields_digest(desired) == record.sha256), record.commit
 
 
-def kept(ctx: Context, key: str, kind: str, digest: str) -> Applied:
+def kept(ctx: Context, key: str, kind: Literal["user", "group"], digest: str) -> Applied:
     """The record of an account found as desired (keeping the commit that set it)."""
     record = ctx.applied.get(key)
     commit = record.commit if record is not None and record.sha256 == digest else ctx.commit
-    return Applied(type="user" if kind == "user" else "group", action=key, sha256=digest,
-                   commit=commit)
+    return Applied(type=kind, action=key, sha256=digest, commit=commit)

@@ -63,7 +63,7 @@ def sources_text(action: AptSourceAction) -> str:
 def preferences_text(action: AptSourceAction) -> str:
     """apt_preferences stanzas: each pin by version, or by the source's origin (its first
     URI's host; "" for a file: URI)."""
-    origin = urlsplit(action.uris[0]).hostname or "" if action.uris else ""
+    origin = (urlsplit(action.uris[0]).hostname or "") if action.uris else ""
     stanzas = []
     for pin in action.pins:
         what = f"version {pin.version}" if pin.version else f'origin "{origin}"'

@@ -26,7 +26,7 @@ def probe(ctx: Context, action: LineAction | BlockAction) -> ActionPlan:
         desired = action.line if action.ensure == "present" else None
     else:
         desired = action.content if action.ensure == "present" else None
-        if desired is not None and desired and not desired.endswith("\n"):
+        if desired and not desired.endswith("\n"):
             desired += "\n"
         edit = BlockEdit(action.name, action.comment, desired)
     before = read_text(ctx.system, action.path)

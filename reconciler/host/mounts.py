@@ -47,7 +47,7 @@ def device_path(system: System, device: str) -> str | None:
     if not device.startswith(TAGS):
         return device
     result = system.run(["findfs", device], timeout=TIMEOUT, mutates=False)
-    return result.stdout.strip() or None if result.returncode == 0 else None
+    return (result.stdout.strip() or None) if result.returncode == 0 else None
 
 
 def mount(system: System, device: str, fstype: str, options: str, host_point: str) -> None:
