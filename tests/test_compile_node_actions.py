@@ -194,3 +194,37 @@ def test_an_unknown_attribute_of_a_new_kind_is_a_schema_error(ws: Workspace) -> 
     found = problems_of(ws, '  <user name="ops" password="$6$x"/>\n')
     assert len(found) == 1 and found[0].startswith("classes/web.xml:2:")
     assert "password" in found[0]
+
+
+OPERATORS = '''\
+  <var name="operators" type="map">
+    <entry key="alice" type="map"><entry key="uid" type="int">2001</entry></entry>
+    <entry key="bob" type="map"><entry key="uid" type="int">2002</entry></entry>
+  </var>
+  <user for-each="operators" as="op" name="{op.key}" uid="{op.value.uid}" groups="sudo"/>
+  <authorized-keys for-each="operators" as="op" user="{op.key}" exclusive="true"
+                   requires="user:{op.key}"><key source="keys/{op.key}.pub"/></authorized-keys>
+'''
+
+
+def test_one_declaration_per_operator_reads_each_operators_key_file(ws: Workspace) -> None:
+    config = node_of(ws, OPERATORS, {"templates/keys/alice.pub": f"{ALICE}\n",
+                                     "templates/keys/bob.pub": f"{BOB}\n"})
+    users = [a for a in config.actions if isinstance(a, UserAction)]
+    keys = [a for a in config.actions if isinstance(a, AuthorizedKeysAction)]
+    assert [(u.id, u.uid) for u in users] == [("user:alice", 2001), ("user:bob", 2002)]
+    assert [(k.id, k.keys, k.requires) for k in keys] == [
+        ("authorized-keys:alice", (ALICE,), ("user:alice",)),
+        ("authorized-keys:bob", (BOB,), ("user:bob",))]
+
+
+def test_a_missing_key_file_of_one_operator_is_an_error_at_the_declaration(
+        ws: Workspace) -> None:
+    files = {**BASIC, "classes/web.xml": class_xml("web", OPERATORS, "base"),
+             "templates/keys/alice.pub": f"{ALICE}\n"}
+    repo = ws.make_repo(files, commit=False)
+    with pytest.raises(ConfigError) as caught:
+        compile_node(load_fleet(open_snapshot(str(repo), None)), "web-01.tickets.chi1.sa")
+    assert [str(p) for p in caught.value.problems] == [
+        "classes/web.xml:8: key file templates/keys/bob.pub not found (node "
+        "web-01.tickets.chi1.sa, authorized-keys:bob)"]

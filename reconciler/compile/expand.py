@@ -93,7 +93,8 @@ def _check_placeholders(
     """Placeholders only in a for-each, and only of its own item: `{NAME.key}`,
     `{NAME.value}`, `{NAME.value.FIELD…}`."""
     ok = True
-    for raw, value in element.attrib.items():
+    # Children's attributes too: an authorized-keys' <key source="keys/{op.key}.pub"/>.
+    for raw, value in [item for node in element.iter() for item in node.attrib.items()]:
         attribute = str(raw)
         for match in PLACEHOLDER.finditer(str(value)):
             if name is None:
@@ -187,8 +188,9 @@ def _one(pattern: Pattern, bound: dict[str, Any], problems: list[Problem]) -> Ac
     for var in list(element.iterchildren("var")):
         element.remove(var)
     try:
-        for key, text in element.attrib.items():
-            element.set(str(key), _substitute(str(text), pattern.name, bound))
+        for node in element.iter():
+            for key, text in node.attrib.items():
+                node.set(str(key), _substitute(str(text), pattern.name, bound))
     except ValueError as exc:
         problems.append(Problem(str(exc)))
         return None

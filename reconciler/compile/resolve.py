@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from reconciler.compile import repofiles
 from reconciler.compile.chain import merge_actions, path_key
 from reconciler.compile.expand import expand
 from reconciler.compile.inventory import Fleet, Pattern
@@ -79,8 +80,9 @@ def _concrete(
     for entry in level(fleet, cls).entries:
         if isinstance(entry.item, Pattern):
             if values is not None:
+                expanded = expand(entry.item, values.get(entry.item.variable), problems)
                 found += [_via(a, entry)
-                          for a in expand(entry.item, values.get(entry.item.variable), problems)]
+                          for a in repofiles.resolve(fleet.snapshot, expanded, problems)]
         else:
             found.append(_via(entry.item, entry))
     return found
