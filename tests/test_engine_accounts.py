@@ -15,7 +15,8 @@ import pytest
 from engine_support import action, applied_json, change, converge_root, desired, make_repo
 
 from reconciler.record.report import EXIT_CHANGES, EXIT_HELD, EXIT_IN_SYNC
-from reconciler.run import converge, default_state_dir
+from reconciler.run import converge
+from reconciler.statedir import StateDir
 from reconciler.system.local import LocalSystem
 from reconciler.system.wrappers import DelegatingSystem
 
@@ -188,7 +189,7 @@ def test_accounts_under_another_root_are_held_without_root_privileges(tmp_path: 
     before = (root / "etc/passwd").read_text()
 
     report = converge(desired(repo), Unprivileged(LocalSystem(str(root))),
-                      default_state_dir(str(root)), "change")
+                      StateDir.under(root), "change")
 
     assert report.exit_code == EXIT_HELD
     held = change(report, "user:ops")

@@ -67,6 +67,8 @@ class RemoveOrphanPart(Change):
 
 @dataclass(frozen=True, kw_only=True)
 class RemoveOrphanPackage(RemovePackage):
+    """Remove a package no longer declared (dpkg refuses while others depend on it)."""
+
     op = "orphan-remove-package"
 
 
