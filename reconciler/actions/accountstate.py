@@ -6,15 +6,15 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-from reconciler.actions.common import drift, sha256
+from reconciler.actions.common import drift
 from reconciler.plan.change import Drift
 from reconciler.plan.probe import Context
 from reconciler.record.applied import Applied
 
 
-def fields_digest(fields: dict[str, str]) -> str:
+def fields_digest(ctx: Context, fields: dict[str, str]) -> str:
     """The hash of some managed fields (sorted, so equal fields hash equally)."""
-    return sha256(json.dumps(fields, sort_keys=True).encode())
+    return ctx.digest(json.dumps(fields, sort_keys=True).encode(), False)
 
 
 def account_drift(ctx: Context, key: str, live: dict[str, str], desired: dict[str, str]) -> \
@@ -23,8 +23,8 @@ def account_drift(ctx: Context, key: str, live: dict[str, str], desired: dict[st
     record = ctx.applied.get(key)
     if record is None:
         return Drift.PENDING, None
-    return drift(record, fields_digest(live) == record.sha256,
-                 fields_digest(desired) == record.sha256), record.commit
+    return drift(record, fields_digest(ctx, live) == record.sha256,
+                 fields_digest(ctx, desired) == record.sha256), record.commit
 
 
 def kept(ctx: Context, key: str, kind: Literal["user", "group"], digest: str) -> Applied:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from reconciler.actions.common import sha256
 from reconciler.actions.fileedit import EditPart, Part, kept_record, part_drift, read_text
 from reconciler.actions.files import RemoveFile
 from reconciler.actions.textedit import Whole, decode
@@ -109,7 +108,7 @@ def probe(ctx: Context, action: AptSourceAction) -> ActionPlan:
         plan.changes.append(EditPart(
             action=action, summary="create" if before is None else "update",
             path=path, diff=part.diff(), drift=state, last_commit=last, key=path,
-            edit=Whole(text), kind="file", digest=sha256(content)))
+            edit=Whole(text), kind="file", digest=ctx.digest(content, False)))
     return plan
 
 

@@ -13,9 +13,16 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import Literal
 
-from reconciler.actions.common import missing_parents, sha256
-from reconciler.actions.fileedit import Part, edit_file, kept_record, part_drift, read_text
-from reconciler.actions.textedit import BlockEdit, Edit, Whole, encode
+from reconciler.actions.common import missing_parents
+from reconciler.actions.fileedit import (
+    Part,
+    edit_file,
+    kept_record,
+    part_drift,
+    read_text,
+    text_digest,
+)
+from reconciler.actions.textedit import BlockEdit, Edit, Whole
 from reconciler.compile.nodeconfig import AuthorizedKeysAction, UserAction
 from reconciler.compile.sshkeys import comment
 from reconciler.host import accounts
@@ -100,7 +107,7 @@ def probe(ctx: Context, action: AuthorizedKeysAction) -> ActionPlan:
     plan.changes.append(WriteKeys(
         action=action, summary=summary, path=path, diff=None if part.in_sync else part.diff(),
         drift=state, last_commit=last, held=held, edit=edit, kind=kind,
-        digest=sha256(encode(desired))))
+        digest=text_digest(ctx, desired)))
     return plan
 
 

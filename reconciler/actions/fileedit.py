@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from reconciler.actions.common import drift, live_diff, missing_parents, sha256
+from reconciler.actions.common import drift, live_diff, missing_parents
 from reconciler.actions.textedit import Edit, decode, encode
 from reconciler.plan.change import ApplyContext, Change, Drift, Effect, Removed, Wrote
 from reconciler.plan.probe import Context
@@ -95,21 +95,26 @@ class Part:
         return live_diff(self.path, encode(self.before or ""), encode(self.after))
 
 
+def text_digest(ctx: Context, text: str) -> str:
+    """How records name a part's text: its plain sha256 (parts are never secret)."""
+    return ctx.digest(encode(text), False)
+
+
 def part_drift(ctx: Context, key: str, part: Part) -> tuple[Drift, str | None]:
     """Pending or edited by hand, judged against the part's last-applied hash; and the
     commit that wrote it."""
     record = ctx.applied.get(key)
     if record is None:
         return Drift.PENDING, None
-    live = sha256(encode(part.live)) if part.live is not None else None
-    desired = sha256(encode(part.desired)) if part.desired is not None else None
+    live = text_digest(ctx, part.live) if part.live is not None else None
+    desired = text_digest(ctx, part.desired) if part.desired is not None else None
     return drift(record, live == record.sha256, desired == record.sha256), record.commit
 
 
 def kept_record(ctx: Context, key: str, action: str, kind: PartKind, path: str, text: str) -> \
         Applied:
     """The record of a part found as desired: the commit that wrote it, if it still holds."""
-    digest = sha256(encode(text))
+    digest = text_digest(ctx, text)
     record = ctx.applied.get(key)
     commit = record.commit if record is not None and record.sha256 == digest else ctx.commit
     return Applied(type=kind, action=action, path=None if key == path else path, sha256=digest,

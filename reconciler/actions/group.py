@@ -62,7 +62,7 @@ def probe(ctx: Context, action: GroupAction) -> ActionPlan:
                                             held=held, tool="groupdel", args=(), digest=None))
         return plan
     wanted = desired_fields(action)
-    digest = fields_digest(wanted)
+    digest = fields_digest(ctx, wanted)
     if live is None:
         args = (*(("--gid", str(action.gid)) if action.gid is not None else ()),
                 *(("--system",) if action.system else ()))

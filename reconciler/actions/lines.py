@@ -3,7 +3,6 @@ no other action owns (/etc/hosts, /etc/default/grub), with three-state drift."""
 
 from __future__ import annotations
 
-from reconciler.actions.common import sha256
 from reconciler.actions.fileedit import (
     EditPart,
     Part,
@@ -11,8 +10,9 @@ from reconciler.actions.fileedit import (
     kept_record,
     part_drift,
     read_text,
+    text_digest,
 )
-from reconciler.actions.textedit import BlockEdit, LineEdit, encode
+from reconciler.actions.textedit import BlockEdit, LineEdit
 from reconciler.compile.nodeconfig import BlockAction, LineAction
 from reconciler.plan.probe import ActionPlan, Context
 
@@ -41,7 +41,7 @@ def probe(ctx: Context, action: LineAction | BlockAction) -> ActionPlan:
     plan.changes.append(EditPart(
         action=action, summary=_summary(action, part), path=action.path, diff=part.diff(),
         drift=state, last_commit=last, key=action.id, edit=edit, kind=kind,
-        digest=None if desired is None else sha256(encode(desired))))
+        digest=None if desired is None else text_digest(ctx, desired)))
     return plan
 
 

@@ -10,9 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.actions.common import missing_parents, sha256
-from reconciler.actions.fileedit import EditPart, Part, kept_record, part_drift, read_text
-from reconciler.actions.textedit import FstabEdit, encode, fstab_entry
+from reconciler.actions.common import missing_parents
+from reconciler.actions.fileedit import (
+    EditPart,
+    Part,
+    kept_record,
+    part_drift,
+    read_text,
+    text_digest,
+)
+from reconciler.actions.textedit import FstabEdit, fstab_entry
 from reconciler.compile.edits import FSTAB
 from reconciler.compile.nodeconfig import MountAction
 from reconciler.host import mounts
@@ -106,7 +113,7 @@ def probe(ctx: Context, action: MountAction) -> ActionPlan:
         plan.changes.append(WriteFstab(
             action=action, summary=summary, path=FSTAB, diff=part.diff(), drift=state,
             last_commit=last, key=action.id, edit=edit, kind="mount",
-            digest=None if entry is None else sha256(encode(entry))))
+            digest=None if entry is None else text_digest(ctx, entry)))
     elif entry is not None:
         plan.in_sync[action.id] = kept_record(ctx, action.id, action.id, "mount", FSTAB, entry)
     if action.state != "present":

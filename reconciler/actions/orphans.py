@@ -14,13 +14,12 @@ import posixpath
 import re
 from dataclasses import dataclass, field, replace
 
-from reconciler.actions.common import sha256
 from reconciler.actions.declared import declared_keys
-from reconciler.actions.fileedit import edit_file, read_text
+from reconciler.actions.fileedit import edit_file, read_text, text_digest
 from reconciler.actions.group import RemoveGroup
 from reconciler.actions.package import RemovePackage
 from reconciler.actions.purge import purged_directories
-from reconciler.actions.textedit import BlockEdit, Edit, FstabEdit, LineEdit, encode
+from reconciler.actions.textedit import BlockEdit, Edit, FstabEdit, LineEdit
 from reconciler.actions.user import RemoveUser
 from reconciler.compile.nodeconfig import FileAction, GroupAction, Origin, Severity, UserAction
 from reconciler.host import accounts
@@ -145,7 +144,7 @@ def _part_edit(ctx: Context, key: str, record: Applied) -> Edit | None:
         found = re.search(rf"^(\S+) BEGIN reconciler {re.escape(name)}$", text, re.MULTILINE)
         return BlockEdit(name, found.group(1), None) if found else None
     line = next((line for line in text.splitlines()
-                 if sha256(encode(line)) == record.sha256), None)
+                 if text_digest(ctx, line) == record.sha256), None)
     return LineEdit(line, None, False) if line is not None else None
 
 

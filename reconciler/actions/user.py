@@ -91,7 +91,7 @@ def probe(ctx: Context, action: UserAction) -> ActionPlan:
                                            tool="userdel", args=(), digest=None))
         return plan
     wanted = desired_fields(action)
-    digest = fields_digest(wanted)
+    digest = fields_digest(ctx, wanted)
     if database is None or user is None:
         args = [arg for name, value in wanted.items() if value or name != "groups"
                 for arg in (_OPTIONS[name][0], value)]
