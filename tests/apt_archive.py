@@ -33,8 +33,11 @@ def _gpg(home: Path, *args: str, stdin: bytes | None = None) -> bytes:
 
 
 def signing_key(work: Path, name: str = "Test Archive") -> Path:
-    """A fresh GnuPG home holding one signing key without a passphrase."""
-    home = work / f"gnupg-{name.replace(' ', '-')}"
+    """A fresh GnuPG home holding one signing key without a passphrase.
+
+    The home's name is short: gpg-agent's socket lives in it, and a socket path longer
+    than 107 bytes (a deep pytest tmp_path under xdist) keeps the agent from starting."""
+    home = work / f"g{hashlib.sha256(name.encode()).hexdigest()[:6]}"
     home.mkdir(mode=0o700)
     _gpg(home, "--pinentry-mode", "loopback", "--passphrase", "", "--quick-gen-key",
          f"{name} <archive@example.invalid>", "ed25519", "sign", "never")
