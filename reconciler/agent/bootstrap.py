@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from pathlib import Path
 from reconciler.agent import settings
 from reconciler.compile import names
 from reconciler.errors import ConfigError, UsageError
+from reconciler.fleet import keys as fleet_keys
 from reconciler.secrets import age, keys
 
 
@@ -103,27 +103,10 @@ def signing_key(request: Request) -> PublicKey | None:
     """The node's SSH signing key (for its fleet reports), made with ssh-keygen unless one
     exists; None when ssh-keygen is not installed."""
     repo_path = f"{keys.NODES_DIR}/{request.node}/signing.pub"
-    public = request.signing_key.with_name(request.signing_key.name + ".pub")
-    created = False
-    if not request.signing_key.exists():
-        if shutil.which("ssh-keygen") is None:
-            return None
-        request.signing_key.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        done = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
-                               request.node, "-f", str(request.signing_key)],
-                              capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise UsageError.because(f"ssh-keygen failed: {done.stderr.strip()}")
-        os.chmod(request.signing_key, 0o600)
-        created = True
-    if public.is_file():
-        return PublicKey(repo_path, public.read_text().strip(), created)
-    derived = subprocess.run(["ssh-keygen", "-y", "-f", str(request.signing_key)],
-                             capture_output=True, text=True, check=False)
-    if derived.returncode != 0:
-        raise UsageError.because(f"{request.signing_key}: not a usable SSH key: "
-                                 f"{derived.stderr.strip()}")
-    return PublicKey(repo_path, derived.stdout.strip(), created)
+    if not request.signing_key.exists() and shutil.which("ssh-keygen") is None:
+        return None
+    public, created = fleet_keys.generate(request.signing_key, request.node)
+    return PublicKey(repo_path, public, created)
 
 
 def instructions(node: str, published: list[PublicKey]) -> list[str]:
