@@ -2,12 +2,14 @@
 
 Readers see the old file or the new one, never a mix, even across a crash: temp file in
 the same directory, fsync, rename, fsync the directory. Node files go through the
-System instead (they must never follow a symlink).
+System instead (they must never follow a symlink). Reading them back never follows a
+symlink either (`read_own`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 
@@ -35,3 +37,17 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def read_own(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of one of reconciler's own files, never read through a symlink (a
+    planted link must not show another file's content in an error or a report)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, "it is a symlink; refusing to follow it",
+                          os.fspath(path)) from None
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read()

@@ -8,10 +8,12 @@ note of who holds it, for the message the next process prints.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import shlex
+import stat
 import sys
 import time
 from collections.abc import Callable
@@ -20,9 +22,31 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
-from reconciler.errors import Problem, RetryLater
+from reconciler.atomicfile import read_own
+from reconciler.errors import Problem, RetryLater, UsageError
 
 _POLL = 0.05
+
+
+def _open_own(path: Path) -> int:
+    """The lock file, never through a link and only when it is a plain file of its own
+    (it gets truncated: a planted link or hard link must not take another file along)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UsageError([Problem("the lock file is a symlink; refusing to follow it "
+                                      "(remove it if reconciler did not make it)",
+                                      str(path))]) from None
+        raise
+    found = os.fstat(fd)
+    if not stat.S_ISREG(found.st_mode) or found.st_nlink != 1 or found.st_uid != os.geteuid():
+        os.close(fd)
+        raise UsageError([Problem("the lock file is not a plain file of the running user's "
+                                  "own; refusing to use it (remove it if reconciler did not "
+                                  "make it)", str(path))])
+    return fd
 
 
 class LockHeld(RetryLater):
@@ -68,7 +92,7 @@ class NodeLock:
             return
         limit = self.wait if wait is None else wait
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = _open_own(self.path)
         deadline = time.monotonic() + limit
         while True:
             try:
@@ -105,7 +129,7 @@ class NodeLock:
     def holder(self) -> LockHolder | None:
         """The holder note in the lock file, or None when it is empty or unreadable."""
         try:
-            note = json.loads(self.path.read_bytes() or b"null")
+            note = json.loads(read_own(self.path) or b"null")
             return LockHolder(int(note["pid"]), str(note["cmdline"]), str(note["since"]))
         except (OSError, ValueError, TypeError, KeyError):
             return None

@@ -268,14 +268,17 @@ class RunState:
     facts: Facts | None = None
     desired: Desired | None = None
     report: report.RunReport | None = None
+    notes: list[str] = field(default_factory=list)  # what the run did for itself, to report
 
 
 def take_lock(now: RunState) -> None:
     """The node lock (waiting up to `wait`, but not past a stop request), in directories
     that exist: a demo or chroot root may be new."""
     run = now.run
+    if not Path(run.root).is_dir():
+        ensure_directory(Path(run.root), "root", 0o755)
+        now.notes.append(f"created the root directory {run.root}")
     run.state.ensure()
-    ensure_directory(Path(run.root), "root", 0o755)
     lock = NodeLock(run.state.lock)
     try:
         lock.acquire(wait=run.wait, should_stop=run.should_stop)
@@ -386,6 +389,8 @@ def _error(exc: ReconcilerError | OSError, run: Run) -> ReconcilerError:
 def _record(now: RunState) -> None:
     assert now.report is not None
     run = now.run
+    if now.notes:
+        now.report = now.report.model_copy(update={"notes": [*now.notes, *now.report.notes]})
     source = run.source.describe()
     if source is not None:
         now.report.source = source

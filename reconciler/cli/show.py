@@ -165,6 +165,8 @@ def print_report(report: RunReport, console: Console, verbose: bool = False) -> 
     if len(shown) < len(diffs):
         console.print(Text(f"({len(diffs) - len(shown)} more diffs not shown: -v shows them all, "
                            "so does --format json)", style="dim"), soft_wrap=True)
+    for note in report.notes:
+        console.print(Text.assemble(("note: ", "bold"), note), soft_wrap=True)
     tally = "nothing was changed" if report.result == "refused" else \
         f"{_counts(report.counts)} in {report.duration_s:.2f}s"
     console.print(Text.assemble((report.result, "bold"), f" (exit {report.exit_code}): {tally}"),

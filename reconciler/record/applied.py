@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from reconciler.atomicfile import write_atomic
+from reconciler.atomicfile import read_own, write_atomic
 from reconciler.errors import ConfigError
 from reconciler.statedir import StateDir
 
@@ -70,8 +70,7 @@ def load(state_dir: StateDir) -> AppliedState:
     """Read the record; a missing file is an empty record, a corrupt one is an error."""
     path = str(state_dir.applied)
     try:
-        with open(path, "rb") as handle:
-            return AppliedState.model_validate_json(handle.read())
+        return AppliedState.model_validate_json(read_own(path))
     except FileNotFoundError:
         return AppliedState()
     except OSError as exc:

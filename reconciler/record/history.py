@@ -105,10 +105,21 @@ class History:
     def _git(
         self, *args: str, env: Mapping[str, str] | None = None, stdin: bytes | None = None
     ) -> str:
-        """Stdout of a git command on the repository; `GitFailed` when it fails."""
-        return Git(self.path).out(*args, env=env, stdin=stdin)
+        """Stdout of a git command on the repository; `GitFailed` when it fails. Hooks are
+        off: the repository is reconciler's own, and nothing planted in it may run."""
+        return self._repo().out("-c", "core.hooksPath=/dev/null", *args, env=env, stdin=stdin)
+
+    def _repo(self) -> Git:
+        """Git in the repository, which must be a directory of its own, not a link."""
+        if self.path.is_symlink():
+            raise GitFailed([Problem("the history repository is a symlink; refusing to "
+                                     "follow it (remove it if reconciler did not make it)",
+                                     str(self.path))])
+        return Git(self.path)
 
     def exists(self) -> bool:
+        """Whether the repository was made (a symlink in its place is refused)."""
+        self._repo()
         return (self.path / "HEAD").is_file()
 
     def init(self) -> None:
@@ -136,7 +147,7 @@ class History:
         """The newest record's commit, or None before the first record."""
         if not self.exists():
             return None
-        found = Git(self.path).ok("rev-parse", "--verify", "--quiet", BRANCH)
+        found = self._repo().ok("rev-parse", "--verify", "--quiet", BRANCH)
         return found.strip() or None if found else None
 
     def _clear_leftovers(self) -> None:
@@ -272,7 +283,7 @@ class History:
     def read(self, rev: str, node_path: str) -> bytes:
         """A file as recorded in `rev` (node path, or `run.json` for the run report)."""
         relative = RUN_JSON if node_path == RUN_JSON else tree_path(node_path)
-        done = Git(self.path).run("cat-file", "blob", f"{rev}:{relative}")
+        done = self._repo().run("cat-file", "blob", f"{rev}:{relative}")
         if not done.ok:
             raise FileNotFoundError(f"{node_path} not recorded in {rev}: {done.stderr.strip()}")
         return done.stdout

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from reconciler.atomicfile import write_atomic
+from reconciler.atomicfile import read_own, write_atomic
 from reconciler.errors import Failed, Problem
 from reconciler.record.report import RunReport
 from reconciler.statedir import StateDir
@@ -42,7 +42,7 @@ def save(state: StateDir, report: RunReport) -> None:
 def last_run(state: StateDir) -> RunReport | None:
     """The last run's report; None before the first run; `LastRunUnreadable` otherwise."""
     try:
-        raw = state.last_run.read_bytes()
+        raw = read_own(state.last_run)
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -58,6 +58,6 @@ def last_run(state: StateDir) -> RunReport | None:
 def last_success(state: StateDir) -> LastSuccess | None:
     """When a run last did not fail; None when none did (or the file cannot be read)."""
     try:
-        return LastSuccess.model_validate_json(state.last_success.read_bytes())
+        return LastSuccess.model_validate_json(read_own(state.last_success))
     except (OSError, ValidationError, ValueError):
         return None

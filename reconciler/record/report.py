@@ -97,6 +97,7 @@ class RunReport(Model):
     actions: list[ActionReport] = []
     orphans: list[ChangeReport] = []
     problems: list[str] = []  # why a run was refused
+    notes: list[str] = []  # what the run did for itself: created the root, set a bad file aside
     source: SourceReport | None = None
     facts: Facts | None = None  # what the node is, as the run gathered it (to publish)
 

@@ -11,6 +11,8 @@ from contextlib import suppress
 import jinja2
 from jinja2.bccache import Bucket, BytecodeCache, bc_magic
 
+from reconciler.atomicfile import read_own
+
 
 class PackedBytecodeCache(BytecodeCache):
     """Compiled templates kept between runs in one file, read once and written only
@@ -38,8 +40,7 @@ class PackedBytecodeCache(BytecodeCache):
 
     def _read(self) -> dict[str, tuple[str, bytes]]:
         try:
-            with open(self.path, "rb") as handle:
-                data = handle.read()
+            data = read_own(self.path)
         except OSError:
             return {}
         header = len(self.MAGIC)

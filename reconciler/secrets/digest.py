@@ -15,6 +15,7 @@ import os
 import secrets
 from pathlib import Path
 
+from reconciler.atomicfile import read_own
 from reconciler.statedir import StateDir
 
 KEY_BYTES = 32
@@ -50,8 +51,7 @@ def _read_or_create(path: Path) -> bytes:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError:
-        with open(path, "rb") as handle:
-            key = handle.read()
+        key = read_own(path)
         if len(key) != KEY_BYTES:
             raise ValueError(f"{path}: not a {KEY_BYTES}-byte key (move it aside to start "
                              f"afresh)") from None

@@ -11,11 +11,10 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from reconciler.atomicfile import write_atomic
+from reconciler.atomicfile import read_own, write_atomic
 from reconciler.errors import Failed, Problem
 
 
@@ -54,7 +53,7 @@ class SourceState(_State):
     def load(cls, path: str | os.PathLike[str]) -> SourceState:
         """The saved state; an empty state when the file does not exist yet."""
         try:
-            return cls.model_validate_json(Path(path).read_bytes())
+            return cls.model_validate_json(read_own(path))
         except FileNotFoundError:
             return cls()
         except (OSError, ValidationError) as err:

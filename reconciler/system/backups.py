@@ -13,8 +13,10 @@ import re
 import secrets
 import stat
 
+from reconciler.system.interface import UnsafePath
 from reconciler.system.walk import (
     CHUNK,
+    DIR_FLAGS,
     READ_FLAGS,
     TEMP_FLAGS,
     located,
@@ -61,8 +63,12 @@ class BackupStore:
                 os.chmod(backup_dir, 0o700)
             except FileExistsError:
                 pass
-            dir_fd = os.open(backup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            # Never through a link: a planted `backups` symlink must not take copies elsewhere.
+            dir_fd = os.open(backup_dir, DIR_FLAGS)
         except OSError as error:
+            if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise UnsafePath(f"{backup_dir} is not a directory of its own (a symlink?); "
+                                 f"refusing to back up {node} into it") from None
             raise OSError(
                 error.errno, f"{error.strerror} (backing up {node})", backup_dir
             ) from None
