@@ -20,6 +20,7 @@ from reconciler.record.history import History
 from reconciler.statedir import StateDir
 from reconciler.system.backups import BackupStore
 from reconciler.system.interface import UnsafePath
+from reconciler.system.local import LocalSystem
 
 NODE = "web-01.tickets.chi1.sa"
 SECRET = b"outside the root: must stay as it is\n"
@@ -259,3 +260,73 @@ def test_apply_into_a_new_root_says_so_in_text(ws: Workspace) -> None:
     assert (root / "var/lib/reconciler/applied.json").is_file()
     assert (root / "etc/motd").is_file()
 
+
+# ---------------------------------------------------------------- symlinks at managed paths
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a link away")
+
+
+def foreign_link(path: Path, target: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(target)
+    os.lchown(path, NOBODY, NOBODY)
+
+
+@needs_root
+def test_managed_file_where_another_users_symlink_stands_is_refused(ws: Workspace) -> None:
+    root = ws.tmp / "root"
+    target = outside_file(ws)
+    foreign_link(root / "etc/motd", target)
+
+    done = apply(ws, root, "--format", "json")
+
+    report = json.loads(done.out)
+    motd = next(a for a in report["actions"] if a["id"] == "file:/etc/motd")
+    assert motd["status"] == "failed"
+    assert motd["error"].startswith(f"/etc/motd is a symlink owned by uid {NOBODY}, not by "
+                                    "root or the running user; refusing to replace it")
+    assert done.code & 4 and report["exit_code"] & 4
+    assert os.readlink(root / "etc/motd") == str(target)
+    assert target.read_bytes() == SECRET
+
+
+def test_managed_file_where_the_running_users_symlink_stands_is_replaced(
+    ws: Workspace,
+) -> None:
+    root = ws.tmp / "root"
+    target = outside_file(ws)
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/motd").symlink_to(target)
+
+    done = apply(ws, root)
+
+    assert done.code & 4 == 0, done
+    assert not (root / "etc/motd").is_symlink()
+    assert target.read_bytes() == SECRET
+
+
+@needs_root
+def test_symlink_action_over_another_users_symlink_is_refused(ws: Workspace) -> None:
+    ws.make_repo({**BASIC, "classes/base.xml": '<class name="base">\n'
+                  '  <symlink path="/etc/localtime" target="/usr/share/zoneinfo/UTC"/>\n'
+                  '</class>\n'})
+    root = ws.tmp / "root"
+    foreign_link(root / "etc/localtime", ws.tmp / "elsewhere")
+
+    done = apply(ws, root, "--format", "json")
+
+    link = next(a for a in json.loads(done.out)["actions"] if a["id"] == "symlink:/etc/localtime")
+    assert link["status"] == "failed" and "owned by uid 65534" in link["error"]
+    assert os.readlink(root / "etc/localtime") == str(ws.tmp / "elsewhere")
+
+
+@needs_root
+def test_local_system_refuses_to_write_over_another_users_symlink(ws: Workspace) -> None:
+    root = ws.tmp / "root"
+    foreign_link(root / "etc/app.conf", ws.tmp / "elsewhere")
+
+    with pytest.raises(UnsafePath, match="owned by uid 65534"):
+        LocalSystem(str(root)).write_atomic("/etc/app.conf", b"x\n", 0o644, None, None)
+    with pytest.raises(UnsafePath, match="owned by uid 65534"):
+        LocalSystem(str(root)).symlink("/etc/app.conf", "/x")
+    assert (root / "etc/app.conf").is_symlink()

@@ -128,6 +128,8 @@ def _probe_path(ctx: Context, plan: ActionPlan, item: RenderedFile, mode: int | 
     uid, gid = owner_ids(ctx, action.owner, action.group)
     # A secret file is named by a keyed hash: its record gives nothing to guess from.
     desired_sha = ctx.digest(item.content, action.secret)
+    if live is not None and (foreign := live.foreign_link(uid)):
+        raise ValueError(f"{path} {foreign}")
     if live is None or live.kind == "symlink":
         plan.changes.append(_create(ctx, action, path, item.content, (mode, uid, gid), live,
                                     record))

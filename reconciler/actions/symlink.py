@@ -68,6 +68,8 @@ def probe(ctx: Context, action: SymlinkAction) -> ActionPlan:
             f" (and directories {', '.join(parents)})" if parents else "")
     elif live.kind == "directory":
         raise ValueError(f"{path} is a directory; refusing to replace it with a symlink")
+    elif foreign := live.foreign_link(uid):
+        raise ValueError(f"{path} {foreign}")
     elif live.kind != "symlink":
         summary = f"replace {live.kind} with symlink → {action.target}"
     elif live.link_target != action.target:

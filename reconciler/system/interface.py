@@ -8,6 +8,7 @@ system maps them under its root ("/" in production, a temporary directory in tes
 
 from __future__ import annotations
 
+import os
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -75,6 +76,15 @@ class Stat:
     size: int
     nlink: int
     link_target: str | None = None  # for symlinks
+
+    def foreign_link(self, declared_uid: int | None) -> str | None:
+        """Why this path must not be replaced, when it is a symlink someone else put there
+        (not root, not the running user, not the owner the action declares): whoever did
+        may be steering what reconciler writes. None when it is no such link."""
+        if self.kind != "symlink" or self.uid in (0, os.geteuid(), declared_uid):
+            return None
+        return (f"is a symlink owned by uid {self.uid}, not by root or the running user; "
+                f"refusing to replace it (remove it if it is not meant to be there)")
 
 
 @dataclass(frozen=True)

@@ -217,6 +217,7 @@ class LocalSystem:
                 kind = kind_of(existing.st_mode)
                 if kind not in ("file", "symlink"):
                     raise UnsafePath(f"refusing to replace {node}: it is a {kind}")
+                _refuse_foreign_link(existing, uid, node)
                 if kind == "file":
                     if not secret:
                         self._backup_at(dir_fd, name, node)
@@ -328,6 +329,7 @@ class LocalSystem:
                 kind = kind_of(existing.st_mode)
                 if kind not in ("file", "symlink"):
                     raise UnsafePath(f"refusing to replace {node} with a symlink: it is a {kind}")
+                _refuse_foreign_link(existing, uid, node)
                 if kind == "file":
                     self._backup_at(dir_fd, name, node)
             temp = self._create_temp_link(dir_fd, name, node, target)
@@ -436,6 +438,15 @@ class LocalSystem:
         otherwise. `mutates` only matters to wrappers (audit mode lets `mutates=False`
         through)."""
         return run_command(command, root=self._root, timeout=timeout, cwd=cwd, env=env)
+
+
+def _refuse_foreign_link(found: os.stat_result, declared_uid: int | None, node: str) -> None:
+    """UnsafePath for a symlink someone else put where reconciler is about to write."""
+    live = Stat(kind=kind_of(found.st_mode), mode=stat.S_IMODE(found.st_mode),
+                uid=found.st_uid, gid=found.st_gid, size=found.st_size, nlink=found.st_nlink)
+    why = live.foreign_link(declared_uid)
+    if why is not None:
+        raise UnsafePath(f"{node} {why}")
 
 
 def _lock_holder(fd: int) -> int | None:
