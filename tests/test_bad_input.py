@@ -222,3 +222,60 @@ def test_agent_infinite_fetch_timeout_is_refused(ws: Workspace) -> None:
     lines = refused(ws.cli("run", "--config", config))
     assert len(lines) == 1 and lines[0].startswith(f"{config}:5: fetch-timeout: Input should be")
     assert not (ws.tmp / "node").exists()
+
+
+# ---------------------------------------------------------------- paths that cannot be applied
+
+
+def test_newline_in_a_managed_path_is_refused_by_validate(ws: Workspace) -> None:
+    lines = validate_with(ws, {"classes/web.xml": class_xml(
+        "web", '  <file path="/etc/a&#10;b"><content>x</content></file>\n', inherits="base")})
+    assert lines == ["classes/web.xml:2: <file>: path '/etc/a\\nb' contains a control "
+                     "character (a newline, a tab...): no record of it could be kept on "
+                     "one line"]
+
+
+def test_tab_in_a_command_cwd_is_refused_by_validate(ws: Workspace) -> None:
+    lines = validate_with(ws, {"classes/web.xml": class_xml(
+        "web", '  <command name="x" run="true" cwd="/srv/&#9;x"/>\n', inherits="base")})
+    assert len(lines) == 1 and lines[0].startswith("classes/web.xml:2: <command>: path "
+                                                   "'/srv/\\tx' contains a control character")
+
+
+def test_the_root_itself_as_a_managed_path_is_refused_by_validate(ws: Workspace) -> None:
+    lines = validate_with(ws, {"classes/web.xml": class_xml(
+        "web", '  <file path="/"><content>x</content></file>\n'
+               '  <symlink path="/" target="/x"/>\n', inherits="base")})
+    assert lines == [
+        "classes/web.xml:2: <file>: path '/' is the root itself: an action manages something "
+        "below it",
+        "classes/web.xml:3: <symlink>: path '/' is the root itself: an action manages "
+        "something below it"]
+
+
+def test_a_file_and_a_file_under_it_are_refused_by_validate(ws: Workspace) -> None:
+    lines = validate_with(ws, {"classes/web.xml": class_xml(
+        "web", '  <file path="/etc/x"><content>x</content></file>\n'
+               '  <file path="/etc/x/y"><content>y</content></file>\n', inherits="base")})
+    assert lines == [
+        "classes/web.xml:3: manages /etc/x/y, below /etc/x, which file:/etc/x (line 2 of "
+        "classes/web.xml) keeps as a file: a path cannot be a file and a directory at once "
+        "(file:/etc/x/y)"]
+
+
+def test_a_symlink_with_a_directory_under_it_across_classes_is_refused(ws: Workspace) -> None:
+    lines = validate_with(ws, {
+        "classes/base.xml": class_xml("base", '  <symlink path="/srv/app" target="/opt"/>\n'),
+        "classes/web.xml": class_xml("web", '  <directory path="/srv/app/data"/>\n',
+                                     inherits="base")})
+    assert len(lines) == 1 and lines[0].startswith(
+        "classes/web.xml:2: manages /srv/app/data, below /srv/app, which symlink:/srv/app "
+        "(line 2 of classes/base.xml) keeps as a file")
+
+
+def test_a_file_under_a_line_edited_file_is_refused(ws: Workspace) -> None:
+    lines = validate_with(ws, {"classes/web.xml": class_xml(
+        "web", '  <line path="/etc/hosts" name="me" line="127.0.1.1 me"/>\n'
+               '  <file path="/etc/hosts/extra"><content>x</content></file>\n',
+        inherits="base")})
+    assert len(lines) == 1 and "below /etc/hosts, which line:/etc/hosts#me" in lines[0]

@@ -122,7 +122,7 @@ def test_every_new_kind_parses_with_its_attributes(ws: Workspace) -> None:
     ('<line path="/etc/hosts" name="x" line="y" match="(unclosed"/>',
      "<line>: match= is not a valid regular expression"),
     ('<block path="/etc/hosts" name="x"/>', "<block>: a present block needs source= or <content>"),
-    ('<directory path="/" purge="true"/>', "<directory>: purge= on / would remove everything"),
+    ('<directory path="/" purge="true"/>', "<directory>: path '/' is the root itself"),
     ('<package name="telnet" ensure="absent" hold="true"/>',
      "<package>: a package declared absent cannot be held"),
     (f'<authorized-keys user="ops"><key>{ALICE[:40]}</key></authorized-keys>',

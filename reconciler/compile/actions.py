@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from reconciler.compile import xmlload
 from reconciler.compile.actions_node import NODE_KIND_FIELDS
 from reconciler.compile.fields import check_node_path as _check_node_path
+from reconciler.compile.fields import managed_path as _managed_path
 from reconciler.compile.fields import mode as _mode
 from reconciler.compile.fields import template_ref as _template_ref
 from reconciler.compile.inventory import MAX_POLICY_SECONDS
@@ -134,7 +135,7 @@ def _ownership(element: etree._Element) -> dict[str, Any]:
 
 
 def _file_fields(element: etree._Element) -> dict[str, Any]:
-    path = _check_node_path(element.get("path", ""))
+    path = _managed_path(element.get("path", ""))
     content = element.find("content")
     fields: dict[str, Any] = {
         "id": f"file:{path}", "path": path, "ensure": element.get("ensure", "present"),
@@ -163,7 +164,7 @@ def _check_shell(command: str, attribute: str) -> None:
 
 
 def _tree_fields(element: etree._Element) -> dict[str, Any]:
-    path = _check_node_path(element.get("path", ""))
+    path = _managed_path(element.get("path", ""))
     return {
         "id": f"tree:{path}", "path": path,
         "source": clean_relpath(element.get("source", ""), "source"),
@@ -173,16 +174,14 @@ def _tree_fields(element: etree._Element) -> dict[str, Any]:
 
 
 def _directory_fields(element: etree._Element) -> dict[str, Any]:
-    path = _check_node_path(element.get("path", ""))
+    path = _managed_path(element.get("path", ""))
     purge = element.get("purge") == "true"
-    if purge and path == "/":
-        raise ValueError("purge= on / would remove everything no action declares")
     return {"id": f"directory:{path}", "path": path, "ensure": element.get("ensure", "present"),
             "mode": _mode(element.get("mode")), "purge": purge, **_ownership(element)}
 
 
 def _symlink_fields(element: etree._Element) -> dict[str, Any]:
-    path = _check_node_path(element.get("path", ""))
+    path = _managed_path(element.get("path", ""))
     ensure = element.get("ensure", "present")
     target = element.get("target", "")
     if ensure == "present" and not target:

@@ -14,7 +14,7 @@ from typing import Any
 
 from lxml import etree
 
-from reconciler.compile.fields import boolean, check_node_path, template_ref, words
+from reconciler.compile.fields import boolean, check_node_path, managed_path, template_ref, words
 from reconciler.compile.sshkeys import check_key
 
 # What useradd accepts and Debian's adduser recommends: no leading '-', not all digits.
@@ -151,7 +151,7 @@ def mount_fields(element: etree._Element) -> dict[str, Any]:
 
 
 def line_fields(element: etree._Element) -> dict[str, Any]:
-    path = check_node_path(element.get("path", ""))
+    path = managed_path(element.get("path", ""))
     name = _name(element.get("name", ""))
     ensure = element.get("ensure", "present")
     line = element.get("line")
@@ -172,7 +172,7 @@ def line_fields(element: etree._Element) -> dict[str, Any]:
 
 
 def block_fields(element: etree._Element) -> dict[str, Any]:
-    path = check_node_path(element.get("path", ""))
+    path = managed_path(element.get("path", ""))
     name = _name(element.get("name", ""))
     ensure = element.get("ensure", "present")
     comment = element.get("comment", "#")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from reconciler.compile.edits import whole_file_conflicts
+from reconciler.compile.edits import nested_path_conflicts, whole_file_conflicts
 from reconciler.compile.nodeconfig import PATH_KINDS, Action
 from reconciler.errors import ConfigError, Problem
 
@@ -38,6 +38,7 @@ def merge_actions(chain: Iterable[Sequence[Action]]) -> tuple[Action, ...]:
                                         action.origin.path, action.origin.line,
                                         action=action.id))
     problems.extend(whole_file_conflicts(actions))
+    problems.extend(nested_path_conflicts(actions))
     if not problems:
         cycle = _find_cycle(actions)
         if cycle:

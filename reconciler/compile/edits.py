@@ -14,9 +14,12 @@ from reconciler.compile.nodeconfig import (
     AptSourceAction,
     AuthorizedKeysAction,
     BlockAction,
+    DirectoryAction,
     FileAction,
     LineAction,
     MountAction,
+    SymlinkAction,
+    TreeAction,
 )
 from reconciler.errors import Problem
 
@@ -24,6 +27,7 @@ FSTAB = "/etc/fstab"
 SOURCES_DIR = "/etc/apt/sources.list.d"
 KEYRINGS_DIR = "/etc/apt/keyrings"
 PREFERENCES_DIR = "/etc/apt/preferences.d"
+PATH_ACTIONS = (FileAction, TreeAction, DirectoryAction, SymlinkAction, MountAction)
 
 
 def apt_sources_file(action: AptSourceAction) -> str:
@@ -70,4 +74,32 @@ def whole_file_conflicts(actions: tuple[Action, ...]) -> list[Problem]:
                     f"{action.id} edits {path}, which {owner.id} (line {owner.origin.line} of "
                     f"{owner.origin.path}) writes whole: keep one of them",
                     action.origin.path, action.origin.line, action=action.id))
+    return problems
+
+
+def nested_path_conflicts(actions: tuple[Action, ...]) -> list[Problem]:
+    """A path one action keeps as a file (a file, a symlink, a file it edits) with another
+    action's path below it (`/etc/x` and `/etc/x/y`): one of the two could only fail
+    half-way through an apply, so the class is refused, at the action below."""
+    files: dict[str, Action] = {}
+    for action in actions:
+        if isinstance(action, FileAction | SymlinkAction):
+            files.setdefault(action.path, action)
+        for path in edited_paths(action):
+            files.setdefault(path, action)
+    problems = []
+    for action in actions:
+        own = (action.path,) if isinstance(action, PATH_ACTIONS) else ()
+        for path in (*own, *edited_paths(action)):
+            parent = posixpath.dirname(path)
+            while parent != "/" and parent not in files:
+                parent = posixpath.dirname(parent)
+            owner = files.get(parent)
+            if owner is not None:
+                problems.append(Problem(
+                    f"manages {path}, below {parent}, which {owner.id} (line "
+                    f"{owner.origin.line} of {owner.origin.path}) keeps as a file: a path "
+                    f"cannot be a file and a directory at once", action.origin.path,
+                    action.origin.line, action=action.id))
+                break
     return problems

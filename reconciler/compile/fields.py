@@ -10,6 +10,9 @@ def check_node_path(raw: str) -> str:
     actions on the same file always collide by id (`/etc//x` or `/etc/./x` is refused)."""
     if "\0" in raw:
         raise ValueError(f"path {raw!r} contains a NUL byte")
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in raw):
+        raise ValueError(f"path {raw!r} contains a control character (a newline, a tab...): "
+                         f"no record of it could be kept on one line")
     if not raw.startswith("/"):
         raise ValueError(f"path {raw!r} must be absolute")
     if ".." in raw.split("/"):
@@ -18,6 +21,15 @@ def check_node_path(raw: str) -> str:
     if raw != canonical:
         raise ValueError(f"path {raw!r} is not in canonical form: write {canonical!r}")
     return raw
+
+
+def managed_path(raw: str) -> str:
+    """The path of an action that manages something at it: a node path, and never `/`
+    itself (the root can be neither written, nor replaced, nor removed)."""
+    path = check_node_path(raw)
+    if path == "/":
+        raise ValueError("path '/' is the root itself: an action manages something below it")
+    return path
 
 
 def mode(raw: str | None) -> int | None:
