@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from configrepo import BASIC, CliResult, Workspace, class_xml, fleet_xml
 
 NODE = "web-01.tickets.chi1.sa"
@@ -279,3 +280,34 @@ def test_a_file_under_a_line_edited_file_is_refused(ws: Workspace) -> None:
                '  <file path="/etc/hosts/extra"><content>x</content></file>\n',
         inherits="base")})
     assert len(lines) == 1 and "below /etc/hosts, which line:/etc/hosts#me" in lines[0]
+
+
+# ---------------------------------------------------------------- undefined never written
+
+
+def test_undefined_variable_inside_a_list_fails_instead_of_writing_undefined(
+    ws: Workspace,
+) -> None:
+    lines = validate_with(ws, {"templates/base/motd.j2": "{{ [missing] }}\n"})
+    assert lines == ["templates/base/motd.j2:1: undefined variable: 'missing' is undefined "
+                     "(node web-01.events.lax2.sa) (and 2 more nodes)"]
+
+
+@pytest.mark.parametrize("expression", ["missing|pprint", "(1, missing)", "{'a': missing}",
+                                        "'%r'|format(missing)"])
+def test_undefined_variable_shown_through_repr_fails(ws: Workspace, expression: str) -> None:
+    lines = validate_with(ws, {"templates/base/motd.j2": f"{{{{ {expression} }}}}\n"})
+    assert lines == ["templates/base/motd.j2:1: undefined variable: 'missing' is undefined "
+                     "(node web-01.events.lax2.sa) (and 2 more nodes)"]
+
+
+def test_apply_of_a_template_with_an_undefined_inside_a_list_writes_nothing(
+    ws: Workspace,
+) -> None:
+    repo = ws.make_repo({**BASIC, "templates/base/motd.j2": "{{ [greeting, missing] }}\n"})
+    root = ws.tmp / "node"
+
+    done = ws.cli("apply", "--repo", repo, "--node", NODE, "--root", root)
+
+    assert done.code == 1 and "'missing' is undefined" in done.out + done.err
+    assert not (root / "etc/motd").exists()

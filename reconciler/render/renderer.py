@@ -104,6 +104,14 @@ class BoundedSandbox(SandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
 
+class NoUndefined(jinja2.StrictUndefined):
+    """StrictUndefined that also fails when shown through `repr`: `{{ [missing] }}` and
+    `{{ missing|pprint }}` would otherwise write the word `Undefined` into a file."""
+
+    def __repr__(self) -> str:
+        self._fail_with_undefined_error()
+
+
 class Renderer:
     """Renders templates of one revision for any node of its fleet."""
 
@@ -126,7 +134,7 @@ class Renderer:
             self.cache = PackedBytecodeCache(bytecode_dir)
         self.env = BoundedSandbox(
             loader=SnapshotLoader(fleet.snapshot),
-            undefined=jinja2.StrictUndefined,
+            undefined=NoUndefined,
             autoescape=False,
             keep_trailing_newline=True,
             auto_reload=False,
