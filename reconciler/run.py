@@ -399,6 +399,11 @@ def _record(now: RunState) -> None:
     source = run.source.describe()
     if source is not None:
         now.report.source = source
+        if source.refused is not None and now.report.result != "refused":
+            # The node went on with its last good commit: the run still says it refused.
+            now.report = now.report.model_copy(update={
+                "exit_code": now.report.exit_code | report.EXIT_REFUSED,
+                "problems": [*now.report.problems, f"source refused: {source.refused}"]})
     if run.recorder is not None:
         managed = now.desired.files() if now.desired is not None else None
         now.report = run.recorder.record(now.report, managed)
