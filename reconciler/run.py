@@ -27,7 +27,7 @@ from reconciler.apply.executor import execute
 from reconciler.compile.compiler import compile_node, load_fleet
 from reconciler.compile.inventory import Fleet
 from reconciler.compile.nodeconfig import NodeConfig, Severity
-from reconciler.errors import ConfigError, Failed, Problem, ReconcilerError
+from reconciler.errors import ConfigError, Failed, Problem, ReconcilerError, Refused
 from reconciler.facts.gather import gather_at, gather_live
 from reconciler.facts.model import Facts
 from reconciler.fleet import publish as fleet_publish
@@ -37,6 +37,7 @@ from reconciler.plan.probe import Context
 from reconciler.record import applied as applied_state
 from reconciler.record import report
 from reconciler.record.recorder import Recorder, failed_with
+from reconciler.render.budget import Budget, RenderStopped, render_bounded
 from reconciler.render.renderer import RenderedFile, Renderer, render_node
 from reconciler.secrets.digest import ContentDigest
 from reconciler.secrets.unseal import IdentityUnsealer
@@ -136,13 +137,17 @@ def desire(
 
 
 def rendered(
-    fleet: Fleet, node: NodeConfig, renderer: Renderer, facts: Facts | None = None
+    fleet: Fleet, node: NodeConfig, renderer: Renderer, facts: Facts | None = None,
+    budget: Budget | None = None, should_stop: Callable[[], bool] = _never,
 ) -> Desired:
     """Render a compiled node's files with its `facts` (the renderer's), refusing the
     whole commit on any template problem, and any file that needs facts the renderer
-    does not have."""
-    files, problems = render_node(renderer, node)
-    renderer.save_cache()
+    does not have. With a `budget`, in a child process held to it (render/budget.py)."""
+    if budget is not None:
+        files, problems = render_bounded(renderer, node, budget, should_stop)
+    else:
+        files, problems = render_node(renderer, node)
+        renderer.save_cache()
     problems += [Problem(f"{item.path} depends on facts ({', '.join(item.unknown_facts)}), "
                          "which this run did not gather", item.action.origin.path,
                          item.action.origin.line, node.name, item.action.id)
@@ -252,6 +257,7 @@ class Run:
     recorder: Recorder | None = None  # None: record only what was applied
     identity: str = AGE_IDENTITY  # the node's age key, for the secrets its templates read
     publish: Callable[[report.RunReport], object] | None = None  # the fleet report, at the end
+    budget: Budget = field(default_factory=Budget)  # what rendering the node may cost
 
 
 @dataclass
@@ -314,7 +320,8 @@ def render_files(now: RunState) -> None:
     facts = {now.run.node: now.facts} if now.facts is not None else None
     renderer = Renderer(now.fleet, str(now.run.state.template_cache), facts,
                         IdentityUnsealer(now.run.identity))
-    now.desired = rendered(now.fleet, now.config, renderer, now.facts)
+    now.desired = rendered(now.fleet, now.config, renderer, now.facts, now.run.budget,
+                           now.run.should_stop)
 
 
 def plan_and_apply(now: RunState) -> None:
@@ -350,6 +357,8 @@ def perform(run: Run) -> report.RunReport:
             raise
         now.report = refuse(run.node, run.mode, run.root, run.source.commit, _error(exc, run),
                             now.clock, run.ceiling)
+        if isinstance(exc, RenderStopped):
+            now.report = now.report.model_copy(update={"result": "interrupted"})
     finally:
         if now.lock is not None:
             try:
@@ -372,7 +381,8 @@ def _take(now: RunState, steps: tuple[Step, ...]) -> None:
         try:
             step(now)
         except ReconcilerError as exc:
-            if step not in _REFUSABLE or not now.run.source.fall_back(exc):
+            if step not in _REFUSABLE or not isinstance(exc, Refused) \
+                    or not now.run.source.fall_back(exc):
                 raise
             position = steps.index(read_source)
             continue
@@ -394,6 +404,11 @@ def _record(now: RunState) -> None:
     source = run.source.describe()
     if source is not None:
         now.report.source = source
+        if source.refused is not None and now.report.result != "refused":
+            # The node went on with its last good commit: the run still says it refused.
+            now.report = now.report.model_copy(update={
+                "exit_code": now.report.exit_code | report.EXIT_REFUSED,
+                "problems": [*now.report.problems, f"source refused: {source.refused}"]})
     if run.recorder is not None:
         managed = now.desired.files() if now.desired is not None else None
         now.report = run.recorder.record(now.report, managed)
@@ -429,6 +444,8 @@ def from_settings(settings: AgentConfig, options: RunOptions | None = None) -> R
                ceiling=settings.max_severity, host_commands=options.host_commands,
                wait=options.wait, should_stop=options.should_stop, only=options.only,
                recorder=recorder, identity=str(settings.identity),
+               budget=Budget(cpu_seconds=settings.render_cpu,
+                             memory_bytes=settings.render_memory << 20),
                publish=functools.partial(fleet_publish.after_run, settings,
                                          partial=options.only is not None))
 

@@ -201,7 +201,8 @@ def test_unsigned_commit_under_require_signed_head_leaves_the_node_on_the_last_g
 
     assert first.code == EXIT_CHANGES, first.err
     assert node.trailers("main~1")["Config-Signed-By"].startswith("alice@example.org SHA256:")
-    assert done.code == 0, done.err
+    assert done.code == EXIT_REFUSED, done.err  # in sync on the last good, but it refused
+    assert f"source refused: tip {bad} refused" in done.out
     assert (node.root / "etc/x").read_text() == f"hello from {NODE}\n"
     assert f"config      {good[:12]}" in status.out
     assert f"REFUSED     {bad[:12]}" in status.out and "not signed" in status.out

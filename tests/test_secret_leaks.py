@@ -303,3 +303,52 @@ def test_fleet_reports_carry_no_secret(tmp_path: Path) -> None:
                             str(reports)], capture_output=True, text=True, check=False)
     assert shown.returncode == 0 and LIVE_CANARY not in shown.stdout
     assert_no_secret(shown.stdout)
+
+
+def test_a_secret_variable_of_the_wrong_type_is_refused_without_its_value(
+    tmp_path: Path,
+) -> None:
+    wrong = (f'<var name="port" secret="true" type="int">{CANARY}</var>'
+             f'<var name="keys" secret="true" type="list"><item type="bool">{CANARY}</item>'
+             '</var>')
+    repo = make_repo(tmp_path, SECRET_FILE, templates=TEMPLATES, variables=SECRET_VAR + wrong)
+    repo.commit()
+    root = tmp_path / "root"
+    validate = cli("validate", cwd=repo.path)
+    audit = [cli_run("audit", repo, root, "--format", fmt) for fmt in ("text", "json")]
+    assert validate.returncode == 1 and "the secret value is not an integer" in validate.stdout \
+        + validate.stderr
+    assert all(done.returncode == 1 for done in audit)
+    assert_no_secret(validate.stdout, validate.stderr, *(d.stdout + d.stderr for d in audit))
+
+
+def test_run_status_check_and_history_never_quote_a_mistyped_secret(tmp_path: Path) -> None:
+    node = Node(tmp_path)
+    fleet = """<fleet domain="t">
+  <defaults><policy max-severity="restart"/></defaults>
+  <nodes class="web" product="shop" cluster="lab" count="2"/>
+</fleet>
+"""
+    node.push({"fleet.xml": fleet, "classes/web.xml": web_class(f"  {SECRET_FILE}\n"),
+               "templates/web/token.j2": "token\n"})
+    first = node.cli("run")
+    node.push({"fleet.xml": fleet.replace(
+        "</defaults>", f'<var name="token" secret="true" type="int">{CANARY}</var></defaults>')})
+    outputs = [node.cli("run"), node.cli("run", "--format", "json"), node.cli("status"),
+               node.cli("check")]
+    assert first.code == 2, first.err
+    assert "secret value is not an integer" in outputs[0].out + outputs[0].err
+    assert_no_secret(*(o.out + o.err for o in outputs), git(node.history, "log", "-p", "--all"),
+                     everything_under(node.state))
+
+
+def test_merge_request_plan_never_quotes_a_mistyped_secret(tmp_path: Path) -> None:
+    files = dict(SMALL_FLEET)
+    repo = FleetRepo(tmp_path, files)
+    repo.edit("classes/web.xml", '<var name="web_key">key-one-0f3a9c</var>',
+              f'<var name="web_key" secret="true" type="int">{CANARY}</var>')
+    repo.commit("A secret port")
+    outputs = [repo.reconciler("plan", "--base", "HEAD~1", "--format", fmt)
+               for fmt in ("text", "markdown", "json")]
+    assert all(o.returncode not in (0, 2) for o in outputs), outputs[0].stdout
+    assert_no_secret(*(o.stdout + o.stderr for o in outputs))

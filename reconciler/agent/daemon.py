@@ -234,7 +234,8 @@ class Agent:
             self._log("error", level="error", scope=scope, error=f"{exc.strerror or exc}: "
                       f"{exc.filename or ''}".rstrip(": "))
             return True
-        level = "error" if report.result in ("failed", "refused") else (
+        refused = report.source is not None and report.source.refused is not None
+        level = "error" if report.result in ("failed", "refused") or refused else (
             "warning" if report.result in ("held", "drift", "interrupted") else "info")
         self._log(scope, level=level, **context, **report_fields(report))
         return True

@@ -114,6 +114,8 @@ def evaluate(state: NodeState, now: datetime, limits: Thresholds) -> Verdict:
     source = state.source
     if source is not None and source.refused is not None:
         critical.append(f"commit {source.refused.commit[:12]} refused: {source.refused.reason}")
+    elif report.source is not None and report.source.refused is not None:
+        critical.append(f"source refused: {report.source.refused}")
     if age > limits.crit:
         critical.append(f"last run {_age(age)} ago (critical over {_age(limits.crit)})")
     elif age > limits.warn:

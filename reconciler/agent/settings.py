@@ -67,6 +67,9 @@ class AgentConfig(BaseModel):
     interval: int | None = Field(None, gt=0, le=MAX_SECONDS)
     splay: int | None = Field(None, ge=0, le=MAX_SECONDS)
     fetch_timeout: float = Field(60.0, gt=0, le=MAX_SECONDS, alias="fetch-timeout")
+    # What rendering the node's templates may cost (render/budget.py): CPU seconds, MiB.
+    render_cpu: int = Field(60, gt=0, le=3600, alias="render-cpu")
+    render_memory: int = Field(1024, ge=64, le=1 << 20, alias="render-memory")
     # The node's age identity: decrypts the secrets its templates read (0600, its own).
     identity: Path = Path(statedir.AGE_IDENTITY)
     # Fleet reports (reconciler/fleet): where to push them (default: the config remote

@@ -84,6 +84,10 @@ def agent_options(func: F) -> F:
         click.option("--interval", type=int, default=None),
         click.option("--splay", type=int, default=None),
         click.option("--fetch-timeout", type=float, default=None),
+        click.option("--render-cpu", type=int, default=None,
+                     help="CPU seconds rendering the node may take (default 60)."),
+        click.option("--render-memory", type=int, default=None,
+                     help="MiB of memory rendering the node may add (default 1024)."),
         click.option("--identity", default=None,
                      help="The node's age identity, to decrypt its secrets "
                           "(default /etc/reconciler/age.key)."),

@@ -77,6 +77,7 @@ class SourceReport(Model):
     signed_by: str | None = None
     remote: str | None = None
     stale: str | None = None  # why the run used an older commit than the tip
+    refused: str | None = None  # why the tip, or the remote, was refused (exit code bit 1)
     pinned: bool = False
 
 

@@ -71,9 +71,20 @@ def redact(text: str) -> str:
     return _PASSWORD_RE.sub(r"\1:***@", text)
 
 
+# What ssh says when the remote is not the host its known_hosts names: not an outage.
+HOST_KEY_RE = re.compile(r"host key verification failed|remote host identification has "
+                         r"changed|no \S+ host key is known", re.IGNORECASE)
+
+
 def failure(done: Done) -> str:
-    """What went wrong in a git command, fit for a message (passwords hidden)."""
-    return redact(done.tail())
+    """What went wrong in a git command, fit for a message (passwords hidden); ssh's
+    word on a host key is kept even when git's own lines follow it."""
+    tail = done.tail()
+    found = HOST_KEY_RE.search(done.stderr)
+    if found and found.group(0) not in tail:
+        line = done.stderr[done.stderr.rfind("\n", 0, found.start()) + 1:].split("\n", 1)[0]
+        tail = f"{line.strip()} / {tail}"
+    return redact(tail)
 
 
 class _FetchFailed(Exception):

@@ -12,7 +12,12 @@ from __future__ import annotations
 from reconciler.agent.settings import AgentConfig
 from reconciler.errors import ReconcilerError, Refused
 from reconciler.record.report import SourceReport
-from reconciler.source.cache import RevisionNotFound, SourceCache, SourceUnavailable
+from reconciler.source.cache import (
+    HOST_KEY_RE,
+    RevisionNotFound,
+    SourceCache,
+    SourceUnavailable,
+)
 from reconciler.source.signatures import verify
 from reconciler.source.snapshot import Snapshot
 from reconciler.source.state import SourceState, Why, decide
@@ -52,6 +57,7 @@ class GitSource:
         self.remote: str | None = None
         self.stale: str | None = None
         self.signed_by: str | None = None
+        self.refused: str | None = None  # why the tip (or the remote) was refused
         self.pinned = False
         self._memory = SourceState()
         self._new_tip = False  # the commit is the tip, tried for the first time or again
@@ -85,6 +91,11 @@ class GitSource:
             self.remote = self.cache.fetch().url
             self.tip = self.cache.choose(branch=self.settings.branch, commit=self.settings.commit)
         except (SourceUnavailable, RevisionNotFound) as exc:
+            distrusted = [f"{p.path}: {p.message}" for p in exc.problems
+                          if HOST_KEY_RE.search(p.message)]
+            if distrusted:
+                self.refused = "the remote's host key is not the one known: " + \
+                    "; ".join(distrusted)
             if memory.in_use is None:
                 raise
             reason = "; ".join(p.message for p in exc.problems)
@@ -102,6 +113,7 @@ class GitSource:
             self.stale = decision.detail
         elif decision.why is Why.REFUSED_TIP:
             self.stale = decision.detail + _age(memory)
+            self.refused = decision.detail
         else:
             self._new_tip = True
             if decision.why is Why.NEW_TIP:
@@ -116,6 +128,7 @@ class GitSource:
             return False
         self._new_tip = False
         reason = "; ".join(p.brief() for p in error.problems)
+        self.refused = f"tip {self.tip} refused: {reason}"
         memory = self._memory = self._memory.mark_refused(self.tip, reason)
         memory.save(self.state.source_state)
         if memory.last_good is None:
@@ -139,7 +152,7 @@ class GitSource:
         return SourceReport(
             commit=self.commit, subject=self.cache.subject(self.commit),
             branch=self.settings.branch, tip=self.tip, signed_by=self.signed_by,
-            remote=self.remote, stale=self.stale, pinned=self.pinned,
+            remote=self.remote, stale=self.stale, pinned=self.pinned, refused=self.refused,
         )  # fmt: skip
 
 

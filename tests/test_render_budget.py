@@ -1,0 +1,114 @@
+"""Rendering is held to a CPU and memory budget in a child process, and a stop signal
+always ends it: real `reconciler run` and agent processes, real signals, real limits."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from cycle_support import BASE_FILES, Node, web_class
+from fleet_support import wait_until
+
+from reconciler.lock import NodeLock
+
+FOREVER = ("{% for a in range(100000) %}{% for b in range(100000) %}{% for c in range(100000) %}"
+           "{% endfor %}{% endfor %}{% endfor %}\n")
+HUGE = "{{ 'a'|center(10**9) }}\n"
+
+
+def node_with(tmp_path: Path, template: str, **settings: object) -> Node:
+    node = Node(tmp_path)
+    node.write_config(**settings)
+    node.push({**BASE_FILES, "classes/web.xml": web_class(
+        '  <file path="/etc/x" template="web/x.j2"/>\n'), "templates/web/x.j2": template})
+    return node
+
+
+def render_child(parent: int) -> int | None:
+    """The forked child of `parent` that renders (same command line), if there is one."""
+    own = Path(f"/proc/{parent}/cmdline").read_bytes()
+    for task in Path(f"/proc/{parent}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            try:
+                if Path(f"/proc/{pid}/cmdline").read_bytes() == own:
+                    return int(pid)
+            except FileNotFoundError:
+                continue
+    return None
+
+
+def lock_is_free(node: Node) -> bool:
+    lock = NodeLock(node.state / "lock")
+    try:
+        lock.acquire(wait=0)
+    except Exception:  # the lock is held: RetryLater
+        return False
+    lock.release()
+    return True
+
+
+def test_a_template_that_never_ends_is_refused_at_its_cpu_budget(tmp_path: Path) -> None:
+    node = node_with(tmp_path, FOREVER, **{"render-cpu": 1})
+    done = node.cli("run")
+    assert done.code == 1, done.out + done.err
+    assert "more than its budget of 1 s of CPU" in done.out + done.err
+    assert "Traceback" not in done.err
+    assert not (node.root / "etc/x").exists()
+
+
+def test_a_huge_padding_is_a_clean_error_not_a_memory_error_traceback(tmp_path: Path) -> None:
+    node = node_with(tmp_path, HUGE, **{"render-memory": 256})
+    done = node.cli("run")
+    assert done.code == 1, done.out + done.err
+    assert "memory" in done.out + done.err and "Traceback" not in done.out + done.err
+    assert not (node.root / "etc/x").exists()
+
+
+def test_a_budget_overrun_refuses_the_tip_and_keeps_the_last_good_commit(tmp_path: Path) -> None:
+    node = node_with(tmp_path, "fine\n", **{"render-cpu": 1})
+    assert node.cli("run").code == 2
+    node.push({"templates/web/x.j2": FOREVER})
+    done = node.cli("run", "--format", "json")
+    assert "more than its budget of 1 s of CPU" in done.out
+    assert (node.root / "etc/x").read_text() == "fine\n"
+
+
+def test_sigterm_stops_a_run_that_is_rendering_forever_and_frees_the_lock(
+    tmp_path: Path,
+) -> None:
+    node = node_with(tmp_path, FOREVER)
+    process = node.start("run")
+    wait_until(lambda: render_child(process.pid) is not None, 60, "rendering started")
+    child = render_child(process.pid)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM, out + err
+    assert "Traceback" not in err
+    assert not Path(f"/proc/{child}").exists()
+    assert lock_is_free(node)
+
+
+def test_the_agent_honours_sigterm_while_a_template_renders_forever(tmp_path: Path) -> None:
+    node = node_with(tmp_path, FOREVER)
+    agent = node.start("agent")
+    wait_until(lambda: render_child(agent.pid) is not None, 60, "the agent renders")
+    child = render_child(agent.pid)
+    agent.send_signal(signal.SIGTERM)
+    out, err = agent.communicate(timeout=60)
+    assert agent.returncode == 0, out + err
+    assert child is not None and not Path(f"/proc/{child}").exists()
+    assert lock_is_free(node)
+    # The commit was not refused: the stop was not the commit's fault.
+    memory = node.state / "source-state.json"
+    assert not memory.exists() or '"refused": null' in memory.read_text()
+
+
+def test_the_budget_is_per_node_run_not_per_file(tmp_path: Path) -> None:
+    """Many files render in one child: a fleet of cheap templates stays in budget."""
+    actions = "".join(f'  <file path="/etc/many/{i}" template="web/x.j2"/>\n' for i in range(50))
+    node = Node(tmp_path)
+    node.write_config(**{"render-cpu": 5})
+    node.push({**BASE_FILES, "classes/web.xml": web_class(actions)})
+    assert node.cli("run").code == 2
+    assert len(os.listdir(node.root / "etc/many")) == 50
