@@ -239,10 +239,11 @@ class Run:
     """What one run is asked to do: on which node, how, from which source."""
 
     node: str
-    mode: Mode
+    mode: Mode | None  # None: the node's policy (`<policy mode=...>` in the fleet) decides
     root: str
     state: StateDir
     source: Source
+    mode_from: str = "the command"  # what set `mode` when it is not None, for the report
     ceiling: Severity | None = None  # None: the node's policy
     host_commands: bool | None = None
     wait: float = 0.0  # seconds to wait for the node lock
@@ -320,13 +321,26 @@ def plan_and_apply(now: RunState) -> None:
     cache is where the durability of what was written is checked."""
     run = now.run
     assert now.desired is not None and now.system is not None
-    now.report = converge(now.desired, now.system, run.state, run.mode, run.ceiling,
+    mode, mode_from = decide_mode(run, now.desired.node)
+    now.report = converge(now.desired, now.system, run.state, mode, run.ceiling,
                           run.should_stop, run.only, now.clock)
+    now.report.mode_from = mode_from
     try:
         run.source.worked()
     except (ReconcilerError, OSError) as exc:
         now.report = failed_with(now.report, f"could not remember the commit as good: "
                                              f"{_error(exc, run)}")
+
+
+def decide_mode(run: Run, node: NodeConfig | None) -> tuple[Mode, str]:
+    """The run's mode and what decided it: the run's own (a command, agent.toml or a flag)
+    overrides the node's policy. A run refused before the node compiled changes nothing,
+    so it reads as an audit."""
+    if run.mode is not None:
+        return run.mode, run.mode_from
+    if node is None:
+        return "audit", "nothing (refused before the fleet's policy was read)"
+    return node.policy.mode, node.policy.mode_from
 
 
 Step = Callable[[RunState], None]
@@ -345,8 +359,10 @@ def perform(run: Run) -> report.RunReport:
     except (ReconcilerError, OSError) as exc:
         if now.lock is None:
             raise
-        now.report = refuse(run.node, run.mode, run.root, run.source.commit, _error(exc, run),
+        mode, mode_from = decide_mode(run, now.config)
+        now.report = refuse(run.node, mode, run.root, run.source.commit, _error(exc, run),
                             now.clock, run.ceiling)
+        now.report.mode_from = mode_from
     finally:
         if now.lock is not None:
             try:
@@ -409,6 +425,7 @@ class RunOptions:
     fetch: bool = True  # False: no network, enforce the commit already in use
     only: frozenset[str] | None = None  # action ids to check (a drift-watch event)
     metrics_file: Path | None = None  # default: the state directory's
+    mode_from: str = "agent.toml"  # where settings.mode came from when it is set
 
 
 def from_settings(settings: AgentConfig, options: RunOptions | None = None) -> Run:
@@ -420,7 +437,8 @@ def from_settings(settings: AgentConfig, options: RunOptions | None = None) -> R
                        retry_refused=options.retry_refused)
     recorder = Recorder(state, settings.node, root, options.metrics_file,
                         partial=options.only is not None)
-    return Run(node=settings.node, mode=settings.mode, root=root, state=state, source=source,
+    return Run(node=settings.node, mode=settings.mode, mode_from=options.mode_from,
+               root=root, state=state, source=source,
                ceiling=settings.max_severity, host_commands=options.host_commands,
                wait=options.wait, should_stop=options.should_stop, only=options.only,
                recorder=recorder, identity=str(settings.identity),

@@ -162,7 +162,8 @@ def explain(repo: str, rev: str | None, node: str, var: str | None) -> None:
     if included:
         console.print("mixins: " + ", ".join(included))
     policy = config.policy
-    console.print(f"policy: mode {policy.mode}, max-severity {policy.max_severity}, "
+    console.print(f"policy: mode {policy.mode} (set by {policy.mode_from}; agent.toml's "
+                  f"mode or --mode overrides it on the node), max-severity {policy.max_severity}, "
                   f"interval {policy.interval}s, splay {policy.splay}s, "
                   f"local-edits {policy.local_edits}, prune {str(policy.prune).lower()}")
     table = Table(title="variables", title_justify="left")

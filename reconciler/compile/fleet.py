@@ -276,4 +276,6 @@ def _parse_policy(
             values[field_name] = raw == "true"
         else:
             values[field_name] = raw
+    if "mode" in values:
+        values["mode_from"] = f"the fleet's policy at {doc.origin(element)}"
     return values
