@@ -27,7 +27,14 @@ from reconciler.apply.executor import execute
 from reconciler.compile.compiler import compile_node, load_fleet
 from reconciler.compile.inventory import Fleet
 from reconciler.compile.nodeconfig import NodeConfig, Severity
-from reconciler.errors import ConfigError, Failed, Problem, ReconcilerError
+from reconciler.errors import (
+    ConfigError,
+    Failed,
+    Problem,
+    ReconcilerError,
+    SettingsError,
+    UsageError,
+)
 from reconciler.facts.gather import gather_at, gather_live
 from reconciler.facts.model import Facts
 from reconciler.fleet import publish as fleet_publish
@@ -243,7 +250,7 @@ class Run:
     root: str
     state: StateDir
     source: Source
-    mode_from: str = "the command"  # what set `mode` when it is not None, for the report
+    mode_from: str | None = None  # what set `mode`, for the report (None: `apply`, `audit`)
     ceiling: Severity | None = None  # None: the node's policy
     host_commands: bool | None = None
     wait: float = 0.0  # seconds to wait for the node lock
@@ -302,9 +309,15 @@ def read_source(now: RunState) -> None:
 
 
 def compile_config(now: RunState) -> None:
+    """The node's configuration; a node name the fleet does not know is a mistake in the
+    node's own settings, not in the commit."""
     assert now.snapshot is not None
     now.fleet = load_fleet(now.snapshot)
-    now.config = compile_node(now.fleet, now.run.node)
+    try:
+        now.config = compile_node(now.fleet, now.run.node)
+    except UsageError as exc:
+        raise SettingsError([Problem(f"{p.message} — fix the node name (`node` in agent.toml, "
+                                     "or --node) and run again") for p in exc.problems]) from None
 
 
 def render_files(now: RunState) -> None:
@@ -332,14 +345,14 @@ def plan_and_apply(now: RunState) -> None:
                                              f"{_error(exc, run)}")
 
 
-def decide_mode(run: Run, node: NodeConfig | None) -> tuple[Mode, str]:
+def decide_mode(run: Run, node: NodeConfig | None) -> tuple[Mode, str | None]:
     """The run's mode and what decided it: the run's own (a command, agent.toml or a flag)
     overrides the node's policy. A run refused before the node compiled changes nothing,
     so it reads as an audit."""
     if run.mode is not None:
         return run.mode, run.mode_from
     if node is None:
-        return "audit", "nothing (refused before the fleet's policy was read)"
+        return "audit", None
     return node.policy.mode, node.policy.mode_from
 
 

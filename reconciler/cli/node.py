@@ -52,9 +52,6 @@ def node_options(func: click.decorators.FC) -> click.decorators.FC:
     return func
 
 
-_COMMAND = {"change": "apply", "audit": "audit"}
-
-
 def node_run(
     mode: Literal["audit", "change"], repo: str, rev: str | None, node: str | None, root: str,
     state_dir: str | None, fmt: str, host_commands: bool | None, wait: float, debug: bool,
@@ -69,8 +66,7 @@ def node_run(
     ceiling = Severity.parse(max_severity) if max_severity else None
     clock = RunClock()
     with _collector_paused(), StopFlag() as stop:
-        run = Run(node=name, mode=mode, mode_from=f"`reconciler {_COMMAND[mode]}`",
-                  root=root, state=state,
+        run = Run(node=name, mode=mode, root=root, state=state,
                   source=WorkTreeSource(repo, rev), ceiling=ceiling,
                   host_commands=host_commands, wait=wait, should_stop=stop,
                   log_calls=(lambda line: click.echo(line, err=True)) if debug else None,

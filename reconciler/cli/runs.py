@@ -19,6 +19,7 @@ from reconciler.cli.common import (
     mode_origin,
 )
 from reconciler.errors import UsageError
+from reconciler.source.state import RETRY
 from reconciler.statedir import StateDir
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ def status(config_path: str | None, fmt: str, **flags: Any) -> None:
                    f"{_when(source.pinned.since)} (reconciler rollback --release)")
     if source.refused:
         click.echo(f"REFUSED     {source.refused.commit[:12]} at "
-                   f"{_when(source.refused.at)}: {source.refused.reason}")
+                   f"{_when(source.refused.at)}: {source.refused.reason} ({RETRY})")
     if seen is not None and seen.stale:
         click.echo(f"STALE       {seen.stale}")
     for problem in last.problems[:_SHOWN_PROBLEMS]:
