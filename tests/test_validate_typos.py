@@ -4,6 +4,7 @@ values, with the nearest valid name and the allowed values."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from configrepo import BASIC, Workspace
@@ -83,3 +84,50 @@ def test_the_example_fleet_declares_its_clusters_and_products(tmp_path: Path,
 
     assert 'products="tickets events"' in (tmp_path / "fleet/fleet.xml").read_text()
     assert 'clusters="chi1 chi2 lax1 lax2"' in (tmp_path / "fleet/fleet.xml").read_text()
+
+
+def test_a_vars_block_matching_no_node_is_a_warning(ws: Workspace) -> None:
+    code, out = validate(ws, **{"fleet.xml": _with('<vars class="base" cluster="lax2"/>')})
+
+    assert code == 0, out
+    assert 'fleet.xml:8: warning: <vars class="base" cluster="lax2"> matches no node' in out
+    assert "1 warning(s)" in out
+
+
+def test_a_variable_nothing_reads_is_a_warning_naming_the_nearest(ws: Workspace) -> None:
+    code, out = validate(ws, **{"fleet.xml": _with(
+        '<node name="web-01.tickets.chi1.sa"><var name="greting">hi</var></node>')})
+
+    assert code == 0, out
+    assert "fleet.xml:8: warning: variable 'greting' is set here but no template or " \
+        "for-each reads it; did you mean 'greeting'?" in out
+
+
+def test_a_lone_node_named_like_a_ranged_one_is_a_warning(ws: Workspace) -> None:
+    undeclared = BASIC["fleet.xml"].replace(
+        "</fleet>", '  <node name="web-01.tickets.ch1.sa"/>\n</fleet>')
+    code, out = validate(ws, **{"fleet.xml": undeclared})
+
+    assert code == 0, out
+    assert "fleet.xml:8: warning: node web-01.tickets.ch1.sa belongs to no <nodes> range, " \
+        "so this declares a new node; did you mean 'web-01.tickets.chi1.sa'?" in out
+
+
+def test_strict_turns_warnings_into_errors(ws: Workspace) -> None:
+    code, out = validate(ws, "--strict", **{"fleet.xml": _with('<vars product="events" '
+                                                              'cluster="chi1"/>')})
+
+    assert code == EXIT_REFUSED
+    assert "invalid (--strict): 1 warning(s)" in out
+
+
+def test_the_pre_commit_hook_refuses_warnings(ws: Workspace) -> None:
+    repo = ws.make_repo({**BASIC, "fleet.xml": DECLARED})
+    assert ws.cli("hooks", "install", cwd=repo).code == 0
+    ws.write(repo, {"fleet.xml": _with('<vars product="events" cluster="chi1"/>')})
+
+    done = subprocess.run(["git", "commit", "-qam", "events in chi1"], cwd=repo, env=ws.env,
+                          capture_output=True, text=True, check=False)
+
+    assert done.returncode != 0
+    assert '<vars product="events" cluster="chi1"> matches no node' in done.stderr

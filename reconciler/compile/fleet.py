@@ -84,7 +84,7 @@ def parse_fleet(
             if not selector:
                 label = "vars (every node)"
             layer = _parse_vars(snapshot, doc, element, label, problems)
-            fleet.blocks.append(Block(selector, layer, order))
+            fleet.blocks.append(Block(selector, layer, order, doc.origin(element)))
         elif element.tag == "nodes":
             _expand_range(doc, element, fleet, known, problems)
     for element in root.iterchildren("node"):

@@ -61,6 +61,7 @@ class Block:
     selector: dict[str, str]
     layer: Layer
     order: int
+    origin: Origin | None = None  # the <vars> element
 
     def matches(self, cls: str, product: str, cluster: str) -> bool:
         wanted = {"class": cls, "product": product, "cluster": cluster}
