@@ -87,6 +87,11 @@ class UsageError(ReconcilerError):
     """The operator asked for something that cannot be done (unknown node, bad flag value)."""
 
 
+class SettingsError(UsageError):
+    """The node's own settings (agent.toml, a flag) are wrong: no commit is to blame, so
+    none is remembered as refused, and fixing them retries at once."""
+
+
 class ConfigError(Refused):
     """The config repo is invalid at this revision (refused whole)."""
 

@@ -27,7 +27,15 @@ from reconciler.apply.executor import execute
 from reconciler.compile.compiler import compile_node, load_fleet
 from reconciler.compile.inventory import Fleet
 from reconciler.compile.nodeconfig import NodeConfig, Severity
-from reconciler.errors import ConfigError, Failed, Problem, ReconcilerError, Refused
+from reconciler.errors import (
+    ConfigError,
+    Failed,
+    Problem,
+    ReconcilerError,
+    Refused,
+    SettingsError,
+    UsageError,
+)
 from reconciler.facts.gather import gather_at, gather_live
 from reconciler.facts.model import Facts
 from reconciler.fleet import publish as fleet_publish
@@ -244,10 +252,11 @@ class Run:
     """What one run is asked to do: on which node, how, from which source."""
 
     node: str
-    mode: Mode
+    mode: Mode | None  # None: the node's policy (`<policy mode=...>` in the fleet) decides
     root: str
     state: StateDir
     source: Source
+    mode_from: str | None = None  # what set `mode`, for the report (None: `apply`, `audit`)
     ceiling: Severity | None = None  # None: the node's policy
     host_commands: bool | None = None
     wait: float = 0.0  # seconds to wait for the node lock
@@ -310,9 +319,15 @@ def read_source(now: RunState) -> None:
 
 
 def compile_config(now: RunState) -> None:
+    """The node's configuration; a node name the fleet does not know is a mistake in the
+    node's own settings, not in the commit."""
     assert now.snapshot is not None
     now.fleet = load_fleet(now.snapshot)
-    now.config = compile_node(now.fleet, now.run.node)
+    try:
+        now.config = compile_node(now.fleet, now.run.node)
+    except UsageError as exc:
+        raise SettingsError([Problem(f"{p.message} — fix the node name (`node` in agent.toml, "
+                                     "or --node) and run again") for p in exc.problems]) from None
 
 
 def render_files(now: RunState) -> None:
@@ -330,13 +345,26 @@ def plan_and_apply(now: RunState) -> None:
     cache is where the durability of what was written is checked."""
     run = now.run
     assert now.desired is not None and now.system is not None
-    now.report = converge(now.desired, now.system, run.state, run.mode, run.ceiling,
+    mode, mode_from = decide_mode(run, now.desired.node)
+    now.report = converge(now.desired, now.system, run.state, mode, run.ceiling,
                           run.should_stop, run.only, now.clock)
+    now.report.mode_from = mode_from
     try:
         run.source.worked()
     except (ReconcilerError, OSError) as exc:
         now.report = failed_with(now.report, f"could not remember the commit as good: "
                                              f"{_error(exc, run)}")
+
+
+def decide_mode(run: Run, node: NodeConfig | None) -> tuple[Mode, str | None]:
+    """The run's mode and what decided it: the run's own (a command, agent.toml or a flag)
+    overrides the node's policy. A run refused before the node compiled changes nothing,
+    so it reads as an audit."""
+    if run.mode is not None:
+        return run.mode, run.mode_from
+    if node is None:
+        return "audit", None
+    return node.policy.mode, node.policy.mode_from
 
 
 Step = Callable[[RunState], None]
@@ -355,8 +383,10 @@ def perform(run: Run) -> report.RunReport:
     except (ReconcilerError, OSError) as exc:
         if now.lock is None:
             raise
-        now.report = refuse(run.node, run.mode, run.root, run.source.commit, _error(exc, run),
+        mode, mode_from = decide_mode(run, now.config)
+        now.report = refuse(run.node, mode, run.root, run.source.commit, _error(exc, run),
                             now.clock, run.ceiling)
+        now.report.mode_from = mode_from
         if isinstance(exc, RenderStopped):
             now.report = now.report.model_copy(update={"result": "interrupted"})
     finally:
@@ -429,6 +459,7 @@ class RunOptions:
     fetch: bool = True  # False: no network, enforce the commit already in use
     only: frozenset[str] | None = None  # action ids to check (a drift-watch event)
     metrics_file: Path | None = None  # default: the state directory's
+    mode_from: str = "agent.toml"  # where settings.mode came from when it is set
 
 
 def from_settings(settings: AgentConfig, options: RunOptions | None = None) -> Run:
@@ -440,7 +471,8 @@ def from_settings(settings: AgentConfig, options: RunOptions | None = None) -> R
                        retry_refused=options.retry_refused)
     recorder = Recorder(state, settings.node, root, options.metrics_file,
                         partial=options.only is not None)
-    return Run(node=settings.node, mode=settings.mode, root=root, state=state, source=source,
+    return Run(node=settings.node, mode=settings.mode, mode_from=options.mode_from,
+               root=root, state=state, source=source,
                ceiling=settings.max_severity, host_commands=options.host_commands,
                wait=options.wait, should_stop=options.should_stop, only=options.only,
                recorder=recorder, identity=str(settings.identity),

@@ -39,7 +39,7 @@ def test_minimal_config_takes_the_defaults(tmp_path: Path) -> None:
     cfg = load(write(tmp_path, 'remote = "https://git.example.org/fleet.git"\n'))
     assert cfg.branch == "main" and cfg.commit is None
     assert cfg.node == socket.getfqdn()
-    assert cfg.mode == "change"
+    assert cfg.mode is None, "the fleet's policy decides"
     assert cfg.max_severity is None, "None means: take the ceiling from the fleet policy"
     assert cfg.state_dir == Path("/var/lib/reconciler")
     assert cfg.root == Path("/")

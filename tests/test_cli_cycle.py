@@ -440,7 +440,7 @@ def test_status_of_a_fresh_node_says_it_has_no_state(node: Node) -> None:
     done = node.cli("status")
 
     assert done.code == 3
-    assert f"node        {NODE} (change mode)" in done.out
+    assert f"node        {NODE} (mode set by the fleet's policy)" in done.out
     assert f"last run    never (no state under {node.state})" in done.out
 
 

@@ -29,7 +29,7 @@ class Request:
     remote: str
     node: str
     branch: str
-    mode: str
+    mode: str | None  # None: the fleet's policy decides
     config: Path
     state_dir: Path
     identity: Path
@@ -63,6 +63,7 @@ def write_config(request: Request) -> None:
     values = {"remote": request.remote, "branch": request.branch, "node": request.node,
               "mode": request.mode, "state-dir": str(request.state_dir),
               "identity": str(request.identity), "signing-key": str(request.signing_key)}
+    values = {key: value for key, value in values.items() if value is not None}
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     text = f"# Written by `reconciler bootstrap` on {stamp}; every setting is in the README.\n" + \
         "".join(f"{key} = {json.dumps(value)}\n" for key, value in values.items())

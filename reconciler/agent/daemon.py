@@ -137,7 +137,8 @@ class Agent:
         """Run until SIGTERM/SIGINT; returns the exit code (0)."""
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
             signal.signal(signum, self._on_signal)
-        self._log("start", node=self.cfg.node, mode=self.cfg.mode, pid=os.getpid(),
+        self._log("start", node=self.cfg.node, mode=self.cfg.mode or "the fleet's policy",
+                  pid=os.getpid(),
                   interval=self._timing.interval, splay=self._timing.splay,
                   offset=f"{self._timing.offset:.1f}s",
                   first_cycle_in=f"{max(0.0, self._schedule.due - time.monotonic()):.1f}s")
@@ -270,7 +271,7 @@ class Agent:
         if not touched:
             return
         applied = None
-        if self.cfg.mode == "change":
+        if self._mode() == "change":
             try:
                 applied = applied_state.load(StateDir(self.cfg.state_dir))
             except ReconcilerError as exc:
@@ -281,7 +282,7 @@ class Agent:
         """In change mode, check paths as they start being watched against what reconciler
         recorded writing: an edit made before the watch began (while the agent was down,
         or between a cycle's write and the new watch) is caught now, not a cycle later."""
-        if self.cfg.mode != "change":
+        if self._mode() != "change":
             return
         fresh = [p for p in after.paths if before is None or p not in before.paths
                  or before.root != after.root]
@@ -291,6 +292,13 @@ class Agent:
             self._log("error", level="error", scope="watch", error=exc.summary())
             return
         self._drifted |= self._filter.drifted(after, fresh, applied, self._digest())
+
+    def _mode(self) -> str:
+        """The mode runs take now: agent.toml's override, else the node's policy at the
+        commit being watched."""
+        if self.cfg.mode is not None:
+            return self.cfg.mode
+        return self._policy.mode if self._policy is not None else Policy().mode
 
     def _digest(self) -> ContentDigest:
         """How this node's records name file contents (keyed for secret files)."""

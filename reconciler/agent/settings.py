@@ -55,7 +55,8 @@ class AgentConfig(BaseModel):
     branch: str | None = None
     commit: str | None = None
     node: str = Field(default_factory=socket.getfqdn)
-    mode: Literal["audit", "change"] = "change"
+    # None: the fleet's <policy mode=...> decides; set here it overrides the fleet.
+    mode: Literal["audit", "change"] | None = None
     max_severity: Annotated[Severity | None, BeforeValidator(_severity)] = Field(
         None, alias="max-severity"
     )

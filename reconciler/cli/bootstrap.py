@@ -20,8 +20,9 @@ def register(group: click.Group) -> None:
 @click.option("--remote", required=True, help="URL of the config repo.")
 @click.option("--node", required=True, help="This node's name in the fleet.")
 @click.option("--branch", default="main", show_default=True, help="Branch to follow.")
-@click.option("--mode", type=click.Choice(["audit", "change"]), default="change",
-              show_default=True, help="Start by only reporting (audit), or by applying.")
+@click.option("--mode", type=click.Choice(["audit", "change"]), default=None,
+              help="Override the fleet's policy: only report (audit), or apply "
+                   "(default: the fleet's <policy mode=...> decides).")
 @click.option("--config", "config_path", default=AGENT_CONFIG, show_default=True,
               type=click.Path(dir_okay=False), help="Where to write the agent settings.")
 @click.option("--state-dir", default=str(DEFAULT), show_default=True,
@@ -39,7 +40,7 @@ def register(group: click.Group) -> None:
               help="The reconciler command the units run (default: this one).")
 @click.option("--force", is_flag=True, help="Rewrite an existing agent.toml (keys are kept).")
 @handles_errors
-def bootstrap(remote: str, node: str, branch: str, mode: str, config_path: str,
+def bootstrap(remote: str, node: str, branch: str, mode: str | None, config_path: str,
               state_dir: str, identity: str, signing_key: str, units_dest: str,
               no_units: bool, executable: str | None, force: bool) -> None:
     """Prepare this node: agent.toml, its age identity and SSH signing key (private,

@@ -119,6 +119,12 @@ def load_config(config_path: str | None, **flags: Any) -> AgentConfig:
     return agentconf.merge_overrides(agentconf.AgentConfig.model_construct(), **flags)
 
 
+def mode_origin(config_path: str | None, flags: dict[str, Any]) -> str:
+    """What set the agent's mode when it is set: the --mode flag, else agent.toml (a mode
+    in neither leaves the decision to the fleet's policy)."""
+    return "--mode" if flags.get("mode") else config_path or AGENT_CONFIG
+
+
 def emit(report: RunReport, fmt: str, verbose: bool) -> None:
     """The run report on stdout: JSON for machines, or a table and diffs for people."""
     if fmt == "json":

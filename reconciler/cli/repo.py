@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from reconciler.cli import exitcodes
-from reconciler.cli.common import handles_errors, repo_options
+from reconciler.cli.common import MAX_SHOWN, handles_errors, repo_options
 from reconciler.cli.facts import published, published_option
 from reconciler.compile.compiler import compile_node, load_fleet
 from reconciler.compile.inventory import Fleet
@@ -84,22 +84,35 @@ def _create_example(target: Path) -> list[str]:
 @repo_options
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: all cores).")
+@click.option("--strict", is_flag=True,
+              help="Warnings (selectors matching no node, variables nothing reads, a lone "
+                   "node named like a ranged one) are errors too; the hooks use it.")
 @published_option
 @handles_errors
-def validate_cmd(repo: str, rev: str | None, jobs: int | None, facts_dir: str | None) -> None:
-    """Check schema, compile every node and render every template; list every error."""
+def validate_cmd(repo: str, rev: str | None, jobs: int | None, strict: bool,
+                 facts_dir: str | None) -> None:
+    """Check schema, compile every node and render every template; list every error and
+    every warning."""
     from reconciler.review.validate import validate
 
     result = validate(open_snapshot(repo, rev), jobs, published(facts_dir))
+    for finding in result.findings:
+        click.echo(str(finding), err=True)
+    for warning in result.warnings[:MAX_SHOWN]:
+        click.echo(str(warning), err=True)
+    if len(result.warnings) > MAX_SHOWN:
+        click.echo(f"... and {len(result.warnings) - MAX_SHOWN} more warning(s)", err=True)
+    if strict and result.warnings and result.ok:
+        click.echo(f"invalid (--strict): {len(result.warnings)} warning(s)", err=True)
+        raise SystemExit(exitcodes.EXIT_REFUSED)
     if not result.ok:
-        for finding in result.findings:
-            click.echo(str(finding), err=True)
         total = len(result.findings) + result.omitted
         hidden = f", {result.omitted} not shown" if result.omitted else ""
         click.echo(f"invalid: {total} distinct problem(s){hidden}", err=True)
         raise SystemExit(exitcodes.EXIT_REFUSED)
+    warned = f", {len(result.warnings)} warning(s)" if result.warnings else ""
     click.echo(f"ok: {result.nodes} nodes, {result.classes} classes, {result.files} files rendered "
-               f"in {result.seconds:.2f}s")
+               f"in {result.seconds:.2f}s{warned}")
     if result.without_facts:
         click.echo(f"{result.without_facts} of these files use facts their node has not "
                    "published: checked with placeholders (--facts DIR)")
@@ -162,7 +175,8 @@ def explain(repo: str, rev: str | None, node: str, var: str | None) -> None:
     if included:
         console.print("mixins: " + ", ".join(included))
     policy = config.policy
-    console.print(f"policy: mode {policy.mode}, max-severity {policy.max_severity}, "
+    console.print(f"policy: mode {policy.mode} (set by {policy.mode_from}; agent.toml's "
+                  f"mode or --mode overrides it on the node), max-severity {policy.max_severity}, "
                   f"interval {policy.interval}s, splay {policy.splay}s, "
                   f"local-edits {policy.local_edits}, prune {str(policy.prune).lower()}")
     table = Table(title="variables", title_justify="left")

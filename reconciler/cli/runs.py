@@ -10,11 +10,20 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from reconciler.cli import exitcodes
-from reconciler.cli.common import StopFlag, agent_options, emit, handles_errors, load_config
+from reconciler.cli.common import (
+    StopFlag,
+    agent_options,
+    emit,
+    handles_errors,
+    load_config,
+    mode_origin,
+)
 from reconciler.errors import UsageError
+from reconciler.source.state import RETRY
 from reconciler.statedir import StateDir
 
 if TYPE_CHECKING:
+    from reconciler.agent.settings import AgentConfig
     from reconciler.record.lastrun import LastSuccess
     from reconciler.record.report import RunReport
     from reconciler.source.state import SourceState
@@ -49,7 +58,8 @@ def run(config_path: str | None, allow_rewind: bool, retry_refused: bool, wait: 
     with StopFlag() as stop:
         report = perform(from_settings(cfg, RunOptions(
             wait=wait, allow_rewind=allow_rewind, retry_refused=retry_refused,
-            host_commands=host_commands, should_stop=stop)))
+            host_commands=host_commands, should_stop=stop,
+            mode_from=mode_origin(config_path, flags))))
         emit(report, fmt, verbose)
         sys.exit(stop.exit_code(report))
 
@@ -75,7 +85,7 @@ def status(config_path: str | None, fmt: str, **flags: Any) -> None:
         click.echo(json.dumps(_status_document(cfg.node, cfg.mode, cfg.remote, cfg.branch,
                                                source, last, success), indent=2))
         sys.exit(exitcodes.EXIT_NEVER_RAN if last is None else 0)
-    click.echo(f"node        {cfg.node} ({cfg.mode} mode)")
+    click.echo(f"node        {cfg.node} ({_mode_words(cfg, last)})")
     click.echo(f"source      {cfg.remote} " +
                (f"branch {cfg.branch}" if cfg.branch else f"commit {cfg.commit}"))
     if last is None:
@@ -101,7 +111,7 @@ def status(config_path: str | None, fmt: str, **flags: Any) -> None:
                    f"{_when(source.pinned.since)} (reconciler rollback --release)")
     if source.refused:
         click.echo(f"REFUSED     {source.refused.commit[:12]} at "
-                   f"{_when(source.refused.at)}: {source.refused.reason}")
+                   f"{_when(source.refused.at)}: {source.refused.reason} ({RETRY})")
     if seen is not None and seen.stale:
         click.echo(f"STALE       {seen.stale}")
     for problem in last.problems[:_SHOWN_PROBLEMS]:
@@ -112,8 +122,15 @@ def status(config_path: str | None, fmt: str, **flags: Any) -> None:
         click.echo(f"good since  {_when(source.last_good_at)}")
 
 
+def _mode_words(cfg: AgentConfig, last: RunReport | None) -> str:
+    """The mode the node runs in and what set it, as its last run saw it."""
+    if last is not None and last.mode_from:
+        return f"{last.mode} mode, set by {last.mode_from}"
+    return f"{cfg.mode} mode" if cfg.mode else "mode set by the fleet's policy"
+
+
 def _status_document(
-    node: str, mode: str, remote: str, branch: str | None, source: SourceState,
+    node: str, mode: str | None, remote: str, branch: str | None, source: SourceState,
     last: RunReport | None, success: LastSuccess | None,
 ) -> dict[str, Any]:
     """`status --format json`: the node, its source state and a digest of the last run."""
@@ -195,6 +212,7 @@ def rollback(config_path: str | None, target: str | None, release: bool, wait: f
                    "again from the next run" if released else "not pinned: nothing to release")
         return
     rollback.pin(cfg, target, wait)
-    report = perform(from_settings(cfg, RunOptions(wait=wait)))
+    report = perform(from_settings(cfg, RunOptions(
+        wait=wait, mode_from=mode_origin(config_path, flags))))
     emit(report, fmt, False)
     sys.exit(report.exit_code)

@@ -126,6 +126,8 @@ def print_report(report: RunReport, console: Console, verbose: bool = False) -> 
     fallback = "no commit" if report.source is not None else "working tree"
     commit = (report.config_commit or fallback)[:12]
     mode = "audit" if report.mode == "audit" else "apply"
+    if report.mode_from:
+        mode += f" (mode set by {report.mode_from})"
     ceiling = f", ceiling {report.ceiling}" if report.ceiling else ""
     console.print(Text.assemble((report.node, "bold"),
                                 f" — {mode} at {commit}{ceiling}, root {report.root}"),

@@ -15,6 +15,7 @@ from reconciler.compile.fleet import load_classes, load_doc, parse_fleet
 from reconciler.compile.inventory import FLEET_FILE, Fleet, Layer
 from reconciler.compile.mixins import check_mixins, check_variables, level
 from reconciler.compile.nodeconfig import NodeConfig, Policy, Provenance, Variable
+from reconciler.compile.suggest import did_you_mean
 from reconciler.errors import ConfigError, Problem, UsageError
 from reconciler.source.snapshot import Snapshot
 
@@ -52,6 +53,7 @@ def compile_node(fleet: Fleet, name: str) -> NodeConfig:
     if decl is None:
         raise UsageError.because(
             f"unknown node {name!r}: not in {FLEET_FILE} at {fleet.snapshot.label}"
+            + did_you_mean(name, fleet.nodes)
         )
     node = decl.name
     chain = fleet.chain(node.cls)

@@ -23,6 +23,7 @@ from reconciler.compile.inventory import (
 )
 from reconciler.compile.mixins import parse_includes
 from reconciler.compile.nodeconfig import Severity
+from reconciler.compile.suggest import did_you_mean
 from reconciler.compile.values import parse_value
 from reconciler.errors import ConfigError, Problem
 from reconciler.secrets import sealed
@@ -66,8 +67,10 @@ def parse_fleet(
     if defaults_el is not None:
         defaults = _parse_vars(snapshot, doc, defaults_el, "defaults", problems)
         default_policy = _parse_policy(doc, defaults_el, problems)
-    fleet = Fleet(snapshot, domain, defaults, default_policy, [], {}, classes)
-    known = _ClassCheck(classes, broken)
+    declared = {kind: frozenset(root.get(f"{kind}s", "").split())
+                for kind in ("product", "cluster") if root.get(f"{kind}s") is not None}
+    fleet = Fleet(snapshot, domain, defaults, default_policy, [], {}, classes, declared)
+    known = _ClassCheck(classes, broken, declared)
     for order, element in enumerate(root):
         if element.tag == "vars":
             selector = {k: element.get(k, "") for k in ("class", "product", "cluster")
@@ -75,11 +78,13 @@ def parse_fleet(
             if "class" in selector and not known.check(doc, element, selector["class"],
                                                        problems):
                 continue
+            if not known.grouping(doc, element, selector, problems):
+                continue
             label = "vars " + " ".join(f"{k}={v}" for k, v in selector.items())
             if not selector:
                 label = "vars (every node)"
             layer = _parse_vars(snapshot, doc, element, label, problems)
-            fleet.blocks.append(Block(selector, layer, order))
+            fleet.blocks.append(Block(selector, layer, order, doc.origin(element)))
         elif element.tag == "nodes":
             _expand_range(doc, element, fleet, known, problems)
     for element in root.iterchildren("node"):
@@ -94,6 +99,7 @@ class _ClassCheck:
 
     classes: dict[str, ClassDecl]
     broken: set[str]
+    declared: dict[str, frozenset[str]]
 
     def check(self, doc: xmlload.XmlDoc, element: etree._Element, cls: str,
               problems: list[Problem], context: str = "") -> bool:
@@ -101,8 +107,24 @@ class _ClassCheck:
             return True
         if cls not in self.broken:
             problems.append(doc.problem(
-                element, f"unknown class {cls!r}{context} (no {CLASSES_DIR}/{cls}.xml)"))
+                element, f"unknown class {cls!r}{context} (no {CLASSES_DIR}/{cls}.xml)"
+                         + did_you_mean(cls, [*self.classes, *self.broken])))
         return False
+
+    def grouping(self, doc: xmlload.XmlDoc, element: etree._Element, named: dict[str, str],
+                 problems: list[Problem], context: str = "") -> bool:
+        """Whether the product and cluster in `named` are ones the fleet declares (any
+        is, when the fleet declares none)."""
+        ok = True
+        for kind in ("product", "cluster"):
+            value, allowed = named.get(kind), self.declared.get(kind)
+            if value is None or allowed is None or value in allowed:
+                continue
+            ok = False
+            problems.append(doc.problem(
+                element, f"unknown {kind} {value!r}{context} (the fleet declares "
+                         f"{', '.join(sorted(allowed))}){did_you_mean(value, allowed)}"))
+        return ok
 
 
 def _expand_range(
@@ -128,7 +150,8 @@ def _expand_range(
             element, f"host names {cls}-<number> of this range would be longer than "
                      f"{MAX_HOST_LABEL} characters (check start and width)"))
         return
-    if not known.check(doc, element, cls, problems):
+    if not known.check(doc, element, cls, problems) or \
+            not known.grouping(doc, element, {"product": product, "cluster": cluster}, problems):
         return
     label = f"nodes {cls}.{product}.{cluster}"
     layer = _parse_vars(fleet.snapshot, doc, element, label, problems)
@@ -162,7 +185,9 @@ def _add_single_node(
         problems.append(doc.problem(
             element, f"node {fqdn} is not in the fleet's domain {fleet.domain!r}"))
         return
-    if not known.check(doc, element, name.cls, problems, f" in node name {fqdn}"):
+    if not known.check(doc, element, name.cls, problems, f" in node name {fqdn}") or \
+            not known.grouping(doc, element, {"product": name.product, "cluster": name.cluster},
+                               problems, f" in node name {fqdn}"):
         return
     decl = fleet.nodes.get(fqdn)
     if decl is None:
@@ -276,4 +301,6 @@ def _parse_policy(
             values[field_name] = raw == "true"
         else:
             values[field_name] = raw
+    if "mode" in values:
+        values["mode_from"] = f"the fleet's policy at {doc.origin(element)}"
     return values

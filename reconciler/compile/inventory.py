@@ -61,6 +61,7 @@ class Block:
     selector: dict[str, str]
     layer: Layer
     order: int
+    origin: Origin | None = None  # the <vars> element
 
     def matches(self, cls: str, product: str, cluster: str) -> bool:
         wanted = {"class": cls, "product": product, "cluster": cluster}
@@ -128,6 +129,8 @@ class Fleet:
     blocks: list[Block]
     nodes: dict[str, NodeDecl]
     classes: dict[str, ClassDecl]
+    # <fleet products= clusters=>: "product"/"cluster" -> the names declared (absent: any)
+    declared: dict[str, frozenset[str]] = field(default_factory=dict)
     _chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # Caches of resolve.py and mixins.py: actions by class (and by the values of the
     # for-each variables), each class's own level with its mixins.

@@ -51,6 +51,7 @@ class Policy(Frozen):
     """Agent policy for a node, merged fleet defaults -> class chain -> node."""
 
     mode: Literal["audit", "change"] = "change"
+    mode_from: str = "the built-in default"  # the <policy> (file:line) that set `mode`
     max_severity: Severity = Severity.RELOAD
     interval: int = 300
     splay: int = 60

@@ -13,6 +13,8 @@ from importlib import resources
 from lxml import etree
 
 from reconciler.compile.nodeconfig import Origin
+from reconciler.compile.schemavalues import enumerations
+from reconciler.compile.suggest import did_you_mean
 from reconciler.errors import Problem
 from reconciler.source.snapshot import Snapshot, clean_relpath
 
@@ -140,6 +142,9 @@ def schema_errors(root: etree._Element) -> list[tuple[etree._Element | None, int
         element = hits[0] if isinstance(hits, list) and hits and \
             isinstance(hits[0], etree._Element) else None
         message = _schema_message(entry.message)
+        refused = _INVALID_ATTRIBUTE.match(message)
+        if element is not None and refused is not None:
+            message = _allowed_values(element, refused.group(1)) or message
         if element is not None and message.endswith(" failed to validate attributes"):
             # libxml2 does not say which attribute: show the values to look at
             shown = " ".join(f'{_text(name)}="{_text(value)}"'
@@ -147,6 +152,20 @@ def schema_errors(root: etree._Element) -> list[tuple[etree._Element | None, int
             message = f"<{element.tag}> has an attribute value the schema refuses: {shown}"
         found.append((element, entry.line, message))
     return found
+
+
+_INVALID_ATTRIBUTE = re.compile(r"invalid attribute (\S+) for element \S+$")
+
+
+def _allowed_values(element: etree._Element, attribute: str) -> str | None:
+    """`<policy> max-severity="relaod" is not one of none, reload…; did you mean 'reload'?`
+    for an enumerated attribute, or None."""
+    allowed = enumerations().get((str(element.tag), attribute))
+    value = element.get(attribute)
+    if allowed is None or value is None or value in allowed:
+        return None
+    return (f'<{element.tag}> {attribute}="{value}" is not one of {", ".join(allowed)}'
+            + did_you_mean(value, allowed))
 
 
 def _strip_comments(root: etree._Element) -> None:

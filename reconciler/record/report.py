@@ -87,6 +87,7 @@ class RunReport(Model):
     schema_version: int = SCHEMA_VERSION
     node: str
     mode: Literal["audit", "change"]
+    mode_from: str | None = None  # what decided the mode: the fleet's policy, agent.toml, a flag
     root: str
     config_commit: str | None
     ceiling: str

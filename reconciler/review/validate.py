@@ -11,13 +11,16 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import jinja2
+
+from reconciler.compile import lint
 from reconciler.compile.compiler import compile_node, load_fleet
 from reconciler.compile.inventory import Fleet
 from reconciler.errors import ConfigError, Problem
 from reconciler.facts.model import Facts
 from reconciler.fleet.keys import check_registered
 from reconciler.render.renderer import Renderer, render_node
-from reconciler.render.usage import used_sealed
+from reconciler.render.usage import templates_of, used_sealed
 from reconciler.review.workers import fan_out
 from reconciler.secrets.check import check_secrets
 from reconciler.source.snapshot import Snapshot
@@ -52,6 +55,7 @@ class ValidationResult:
     without_facts: int = 0  # files that depend on facts no node published: placeholders
     seconds: float = 0.0
     findings: list[Finding] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)  # valid, but likely typos (lint.py)
     omitted: int = 0  # distinct problems beyond MAX_REPORTED, counted but not kept
     _grouped: dict[tuple[str, int | None, str], Finding] = field(
         default_factory=dict, init=False, repr=False)
@@ -85,14 +89,16 @@ def _init_worker(fleet: Fleet, facts: Mapping[str, Facts] | None) -> None:
 
 def _check_chunk(
     names: list[str],
-) -> tuple[int, list[Problem], int, list[tuple[str, str]]]:
-    """Files rendered, problems, files rendered with placeholders for facts, and
-    (ciphertext path, node) for each encrypted value a node's templates read."""
+) -> tuple[int, list[Problem], int, list[tuple[str, str]], frozenset[str] | None]:
+    """Files rendered, problems, files rendered with placeholders for facts,
+    (ciphertext path, node) for each encrypted value a node's templates read, and the
+    variables they read (None: any, a template includes one by a computed name)."""
     assert _worker_fleet is not None and _worker_renderer is not None
     rendered = 0
     without_facts = 0
     problems: list[Problem] = []
     usage: list[tuple[str, str]] = []
+    templates: set[str] = set()
     for name in names:
         try:
             node = compile_node(_worker_fleet, name)
@@ -104,7 +110,23 @@ def _check_chunk(
         without_facts += sum(1 for item in files if item.unknown_facts)
         problems.extend(found)
         usage += [(sealed.path, name) for sealed in used_sealed(_worker_renderer, node).values()]
-    return rendered, problems, without_facts, usage
+        templates.update(templates_of(_worker_renderer, node))
+    return rendered, problems, without_facts, usage, _read_by(_worker_renderer, templates)
+
+
+def _read_by(renderer: Renderer, templates: set[str]) -> frozenset[str] | None:
+    """The variables `templates` read, or None when that is unknowable: one includes
+    another by a computed name, or does not parse."""
+    read: set[str] = set()
+    for name in templates:
+        try:
+            names, dynamic = renderer.referenced(name)
+        except (ConfigError, jinja2.TemplateError):
+            return None  # render reported it
+        if dynamic:
+            return None
+        read |= names
+    return frozenset(read)
 
 
 def validate(
@@ -130,7 +152,9 @@ def validate(
                   key=lambda d: d[0])
     outcomes = [result for _, _, result in done]  # node order: the node a problem names is stable
     usage: dict[str, set[str]] = {}
-    for rendered, problems, without_facts, used in outcomes:
+    read: set[str] | None = set()
+    for rendered, problems, without_facts, used, names_read in outcomes:
+        read = None if read is None or names_read is None else read | names_read
         result.files += rendered
         result.without_facts += without_facts
         for problem in problems:
@@ -139,5 +163,6 @@ def validate(
             usage.setdefault(path, set()).add(node)
     for problem in check_secrets(fleet, usage):
         result.add(problem)
+    result.warnings = lint.warnings(fleet, frozenset(read) if read is not None else None)
     result.seconds = time.monotonic() - started
     return result

@@ -9,8 +9,13 @@ again every run, and the report says why and how stale that is.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+from pathlib import Path
+
 from reconciler.agent.settings import AgentConfig
-from reconciler.errors import ReconcilerError, Refused
+from reconciler.errors import Problem, ReconcilerError, Refused, SettingsError
 from reconciler.record.report import SourceReport
 from reconciler.source.cache import (
     HOST_KEY_RE,
@@ -20,7 +25,7 @@ from reconciler.source.cache import (
 )
 from reconciler.source.signatures import verify
 from reconciler.source.snapshot import Snapshot
-from reconciler.source.state import SourceState, Why, decide
+from reconciler.source.state import RETRY, SourceState, Why, decide
 from reconciler.statedir import StateDir
 
 
@@ -73,6 +78,8 @@ class GitSource:
         policy = settings.require_signed
         if not self._new_tip and policy != "none":
             policy = "head"  # the commit was verified when it became the last good or the pin
+        if policy != "none":
+            _check_signature_settings(settings)
         signer = verify(self.cache, policy, self.commit,
                         self._memory.last_good if self._new_tip else None,
                         settings.allowed_signers, settings.gpg_home)
@@ -103,16 +110,16 @@ class GitSource:
                           f"{memory.in_use[:12]}{_age(memory)}")
             self.commit = memory.in_use
             return
-        decision = decide(memory, self.tip, self.retry_refused)
+        decision = decide(memory, self.tip, self.retry_refused, judged_by(self.settings))
         self.commit = decision.commit or self.tip  # a refused run is tied to the tip it refuses
         if decision.why is Why.NOTHING:
-            self.stale = decision.detail
-            raise Refused.because(decision.detail)
+            self.stale = f"{decision.detail} ({RETRY})"
+            raise Refused.because(self.stale)
         if decision.why is Why.PINNED:
             self.pinned = True
             self.stale = decision.detail
         elif decision.why is Why.REFUSED_TIP:
-            self.stale = decision.detail + _age(memory)
+            self.stale = f"{decision.detail}{_age(memory)} ({RETRY})"
             self.refused = decision.detail
         else:
             self._new_tip = True
@@ -122,20 +129,23 @@ class GitSource:
                     self.stale = f"allowed rewind: {rewound}"
 
     def fall_back(self, error: ReconcilerError) -> bool:
-        """A step refused the commit with `error`. A new tip is remembered as refused and the
-        run moves to the last good commit (True); otherwise the run is over (False)."""
-        if not self._new_tip or self.tip is None:
+        """A step refused the commit with `error`. A new tip is remembered as refused (by
+        these settings) and the run moves to the last good commit (True); otherwise the
+        run is over (False). A mistake in the node's own settings refuses the run, never
+        the commit."""
+        if not self._new_tip or self.tip is None or isinstance(error, SettingsError):
             return False
         self._new_tip = False
         reason = "; ".join(p.brief() for p in error.problems)
         self.refused = f"tip {self.tip} refused: {reason}"
-        memory = self._memory = self._memory.mark_refused(self.tip, reason)
+        memory = self._memory = self._memory.mark_refused(self.tip, reason,
+                                                          settings=judged_by(self.settings))
         memory.save(self.state.source_state)
         if memory.last_good is None:
-            self.stale = f"tip {self.tip[:12]} refused; no commit has worked yet"
+            self.stale = f"tip {self.tip[:12]} refused; no commit has worked yet ({RETRY})"
             return False
         self.stale = (f"tip {self.tip[:12]} refused: {reason}; keeping last good "
-                      f"{memory.last_good[:12]}{_age(memory)}")
+                      f"{memory.last_good[:12]}{_age(memory)} ({RETRY})")
         self.commit = memory.last_good
         return True
 
@@ -154,6 +164,36 @@ class GitSource:
             branch=self.settings.branch, tip=self.tip, signed_by=self.signed_by,
             remote=self.remote, stale=self.stale, pinned=self.pinned, refused=self.refused,
         )  # fmt: skip
+
+
+def judged_by(settings: AgentConfig) -> str:
+    """A fingerprint of the node settings that judge a commit (its node name, signature
+    policy and trust files, age identity, root): a refusal holds only while they are the
+    same, so fixing agent.toml or a trust file retries the commit at once."""
+    files = {str(path): _file_state(path) for path in (
+        settings.allowed_signers, settings.gpg_home, settings.identity) if path is not None}
+    judged = {"node": settings.node, "require-signed": settings.require_signed,
+              "root": str(settings.root), "files": files}
+    return hashlib.sha256(json.dumps(judged, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _file_state(path: Path) -> list[int] | None:
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return [found.st_ino, found.st_size, found.st_mtime_ns]
+
+
+def _check_signature_settings(settings: AgentConfig) -> None:
+    """The trust files agent.toml names exist: a missing one is the node's mistake, not a
+    bad signature on the commit."""
+    for key, path in (("allowed-signers", settings.allowed_signers),
+                      ("gpg-home", settings.gpg_home)):
+        if path is not None and not path.exists():
+            raise SettingsError([Problem(
+                f"{key} file {path} does not exist (`{key}` in agent.toml): create it or fix "
+                "the setting, then run again; no commit was refused")])
 
 
 def _age(memory: SourceState) -> str:

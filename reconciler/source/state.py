@@ -31,6 +31,7 @@ class Refusal(_State):
     commit: str
     reason: str
     at: datetime
+    settings: str | None = None  # the node settings that judged it (`choice.judged_by`)
 
 
 class Pin(_State):
@@ -71,10 +72,13 @@ class SourceState(_State):
             update={"last_good": commit, "last_good_at": at or _now(), "refused": None}
         )
 
-    def mark_refused(self, commit: str, reason: str, at: datetime | None = None) -> SourceState:
-        return self.model_copy(
-            update={"refused": Refusal(commit=commit, reason=reason, at=at or _now())}
-        )
+    def mark_refused(
+        self, commit: str, reason: str, at: datetime | None = None, settings: str | None = None
+    ) -> SourceState:
+        """`commit` was refused by a node with `settings`: with other settings (agent.toml
+        fixed) it is judged again."""
+        return self.model_copy(update={"refused": Refusal(
+            commit=commit, reason=reason, at=at or _now(), settings=settings)})
 
     def pin(self, commit: str, reason: str = "", at: datetime | None = None) -> SourceState:
         return self.model_copy(
@@ -117,8 +121,14 @@ class Decision:
     detail: str
 
 
-def decide(state: SourceState, tip: str, retry_refused: bool = False) -> Decision:
-    """Which commit to run: the pin, else the tip unless it was refused already."""
+RETRY = "push a fix, or `reconciler run --retry-refused` to try it again"
+
+
+def decide(
+    state: SourceState, tip: str, retry_refused: bool = False, settings: str | None = None
+) -> Decision:
+    """Which commit to run: the pin, else the tip unless it was refused already by a node
+    with the same `settings`."""
     if state.pinned is not None:
         return Decision(
             state.pinned.commit,
@@ -126,7 +136,8 @@ def decide(state: SourceState, tip: str, retry_refused: bool = False) -> Decisio
             f"pinned to {state.pinned.commit} since {state.pinned.since.isoformat()}",
         )
     refused = state.refused
-    if refused is not None and refused.commit == tip and not retry_refused:
+    if refused is not None and refused.commit == tip and refused.settings == settings \
+            and not retry_refused:
         detail = f"tip {tip} was refused at {refused.at.isoformat()}: {refused.reason}"
         if state.last_good is None:
             return Decision(None, Why.NOTHING, f"{detail}; no commit has worked yet")
