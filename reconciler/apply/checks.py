@@ -18,6 +18,7 @@ from reconciler.apply.ledger import Ledger
 from reconciler.compile.nodeconfig import Action, Check, NodeConfig
 from reconciler.plan.change import Change
 from reconciler.record.applied import Applied
+from reconciler.system.confine import Unconfined, run_in_root
 from reconciler.system.interface import Stat, System
 
 # Kinds whose own changes are the configuration: their checks run after those changes.
@@ -106,11 +107,12 @@ class Guard:
         `touched` back (last touched first) and stop."""
         results: list[CheckOutcome] = []
         secret = any(before.secret for before in touched)
-        if not system.runs_host_commands:
-            why = "not checked: commands are not run on this root (see --host-commands)"
-            return [CheckOutcome(check, "not-run", detail=why) for check in action.checks]
         for check in action.checks:
-            result = system.run(check.run, timeout=check.timeout, mutates=False)
+            try:
+                result = run_in_root(system, check.run, timeout=check.timeout)
+            except Unconfined as why:
+                results.append(CheckOutcome(check, "not-run", detail=f"not checked: {why}"))
+                continue
             if result.returncode == 0 and not result.timed_out:
                 results.append(CheckOutcome(check, "passed"))
                 continue

@@ -17,7 +17,7 @@ from reconciler.actions.command import RunCommand
 from reconciler.apply.checks import CheckOutcome, Guard
 from reconciler.apply.ledger import Ledger
 from reconciler.plan.build import Plan
-from reconciler.plan.change import ApplyContext, Change
+from reconciler.plan.change import ApplyContext, Change, Wrote
 from reconciler.plan.probe import ActionPlan, Context
 from reconciler.record.applied import AppliedState
 
@@ -188,4 +188,5 @@ class _Walk:
         except Exception as exc:  # one action's failure must not stop the run
             return ChangeOutcome(change, Status.FAILED, str(exc) or exc.__class__.__name__)
         self.ledger.fold(effect)
-        return ChangeOutcome(change, Status.APPLIED)
+        return ChangeOutcome(change, Status.APPLIED,
+                             effect.note if isinstance(effect, Wrote) else None)

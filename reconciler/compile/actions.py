@@ -41,6 +41,7 @@ from reconciler.compile.nodeconfig import (
 )
 from reconciler.errors import Problem
 from reconciler.source.snapshot import clean_relpath
+from reconciler.system.validation import has_candidate
 
 DEFAULT_SEVERITY = {
     "file": Severity.NONE,
@@ -163,8 +164,9 @@ def _file_fields(element: etree._Element) -> dict[str, Any]:
             fields[k] is None for k in ("template", "source", "content")):
         raise ValueError("a present file needs template=, source= or <content>")
     if fields["validate_cmd"] is not None:
-        if "%s" not in fields["validate_cmd"]:
-            raise ValueError("validate= must contain %s (the new file's path)")
+        if not has_candidate(fields["validate_cmd"]):
+            raise ValueError("validate= must contain %s (the new file's path; %% is a "
+                             "percent sign)")
         _check_shell(fields["validate_cmd"], "validate")
     return fields
 
