@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 # Each tool the tests drive for real, as "file it installs:Debian package". The first
 # group is git, dpkg, gpg, ssh-keygen and age (whose files reconciler's secrets are);
 # the second the daemons that read the example fleet's files
-# (tests/test_example_daemons*.py, tests/daemon_node.py); the third the browser that
+# (tests/test_example_daemons*.py, tests/daemon_node.py) and bubblewrap, the sandbox
+# checks run in under another root and in `plan --check`; the third the browser that
 # loads the fleet page (tests/test_fleet_web.py).
 tools=(
     /usr/bin/git:git /usr/bin/dpkg-deb:dpkg /usr/bin/dpkg-query:dpkg /usr/bin/gpg:gnupg
@@ -18,7 +19,7 @@ tools=(
     /usr/sbin/mariadbd:mariadb-server /usr/bin/memcached:memcached
     /usr/bin/memcstat:libmemcached-tools /usr/sbin/logrotate:logrotate /usr/bin/crontab:cron
     /usr/bin/systemd-analyze:systemd /usr/bin/python3:python3 /usr/bin/nsenter:util-linux
-    /bin/ip:iproute2
+    /bin/ip:iproute2 /usr/bin/bwrap:bubblewrap
     /usr/bin/chromium:chromium /usr/bin/chromedriver:chromium-driver
 )
 missing=()

@@ -485,7 +485,16 @@ def test_present_file_without_content_source_is_an_error(ws: Workspace) -> None:
 def test_validate_command_without_placeholder_is_an_error(ws: Workspace) -> None:
     assert problems_of(ws, {"classes/web.xml": class_xml(
         "web", '  <file path="/etc/x" validate="nginx -t"><content/></file>\n', "base")}) == [
-        "classes/web.xml:2: <file>: validate= must contain %s (the new file's path)"]
+        "classes/web.xml:2: <file>: validate= must contain %s (the new file's path; %% is a "
+        "percent sign)"]
+
+
+def test_validate_command_with_only_an_escaped_percent_s_is_an_error(ws: Workspace) -> None:
+    assert problems_of(ws, {"classes/web.xml": class_xml(
+        "web", '  <file path="/etc/x" validate="grep -q %%s x"><content/></file>\n',
+        "base")}) == [
+        "classes/web.xml:2: <file>: validate= must contain %s (the new file's path; %% is a "
+        "percent sign)"]
 
 
 def test_present_symlink_without_target_is_an_error(ws: Workspace) -> None:

@@ -119,10 +119,11 @@ def test_a_failed_validate_of_a_secret_update_leaves_no_temporary_file_or_backup
 
 
 def test_a_secret_file_is_never_visible_with_another_mode_than_declared(tmp_path: Path) -> None:
-    seen = tmp_path / "seen"
-    body = SECRET_FILE.replace("/>", f' validate="stat -c %a:%u %s > {seen}"/>')
+    # The check runs inside the root (its /etc is the root's): it leaves its word there.
+    body = SECRET_FILE.replace("/>", ' validate="stat -c %a:%u %s > /etc/seen"/>')
     repo = secret_repo(tmp_path, body)
     root = tmp_path / "root"
+    seen = root / "etc" / "seen"
     converge_root(repo, root)
     assert seen.read_text() == "600:0\n"  # the temporary file, just before the rename
     assert stat.S_IMODE((root / "etc/app/token").stat().st_mode) == 0o600

@@ -300,22 +300,22 @@ def test_rejecting_validate_leaves_live_file_identical_and_no_temp_file(
     assert leftovers(root / "etc") == []
 
 
-def test_accepting_validate_sees_temp_file_in_target_dir_with_relative_includes(
+def test_accepting_validate_sees_the_candidate_under_its_real_name_beside_the_target(
     system: LocalSystem, root: Path
 ) -> None:
     (root / "etc" / "include.conf").write_bytes(b"included\n")
-    seen = root / "seen"
     system.write_atomic(
         "/etc/app.conf",
         b"new\n",
         0o644,
         None,
         None,
-        validate=f'sh -c \'test -f include.conf && grep -q new "$1" && echo "$1" > {seen}\' -- %s',
+        validate='sh -c \'test -f include.conf && grep -q new "$1" && echo "$1" > seen\' -- %s',
     )
-    temp_path = Path(seen.read_text().strip())
-    assert temp_path.parent == root / "etc"
-    assert temp_path.name.startswith(".app.conf.reconciler-")
+    candidate = Path((root / "etc" / "seen").read_text().strip())
+    assert candidate.name == "app.conf"
+    assert candidate.parent.name.startswith(".reconciler-check-")
+    assert candidate.parent.parent == Path("/etc"), "a node path: the check ran in the root"
     assert (root / "etc" / "app.conf").read_bytes() == b"new\n"
     assert leftovers(root / "etc") == []
 

@@ -6,7 +6,7 @@ config does not own; a symlink found where a file belongs is replaced, not follo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from reconciler.actions.common import (
     attr_differences,
@@ -48,10 +48,10 @@ class CreateFile(Change):
         for parent in missing_parents(ctx.system, self.path):
             ctx.system.mkdir(parent, _dir_mode(self.action, parent), None, None)
         validate = self.action.validate_cmd if isinstance(self.action, FileAction) else None
-        ctx.system.write_atomic(self.path, self.content, self.mode, self.uid, self.gid, validate,
-                                secret=self.secret)
+        note = ctx.system.write_atomic(self.path, self.content, self.mode, self.uid, self.gid,
+                                       validate, secret=self.secret)
         digest = ctx.digest(self.content, self.action.secret)
-        return _written(ctx, self.action, self.path, digest)
+        return replace(_written(ctx, self.action, self.path, digest), note=note)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,7 +2,9 @@
 
 Changes run in plan order. A held change is reported, not applied. A failed action
 skips the actions that require it; independent actions go on. A notification fires
-only if one of its sources really changed in this run.
+only if one of its sources really changed in this run. An action with checks has them
+run once everything it checks is written (apply/checks.py): a failing check puts back
+what this run changed for it, and what it would fire is not fired.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from reconciler.actions.command import RunCommand
+from reconciler.apply.checks import CheckOutcome, Guard
 from reconciler.apply.ledger import Ledger
 from reconciler.plan.build import Plan
-from reconciler.plan.change import ApplyContext, Change
+from reconciler.plan.change import ApplyContext, Change, Wrote
 from reconciler.plan.probe import ActionPlan, Context
 from reconciler.record.applied import AppliedState
 
@@ -40,10 +43,12 @@ class ActionOutcome:
     changes: list[ChangeOutcome] = field(default_factory=list)
     error: str | None = None
     skipped: str | None = None
+    checks: list[CheckOutcome] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
-        return self.error is not None or any(c.status is Status.FAILED for c in self.changes)
+        return self.error is not None or any(c.status is Status.FAILED for c in self.changes) \
+            or any(c.status == "failed" for c in self.checks)
 
     @property
     def changed(self) -> bool:
@@ -67,7 +72,7 @@ def execute(
     ledger = Ledger(previous)
     walk = _Walk(ApplyContext(ctx.system, ctx.commit, ctx.read_repo, ledger.started,
                                   ctx.digest), ledger,
-                 change_mode)
+                 change_mode, Guard(plan.node))
     outcomes: list[ActionOutcome] = []
     by_id: dict[str, ActionOutcome] = {}
     interrupted = False
@@ -75,6 +80,9 @@ def execute(
         outcome = ActionOutcome(action_plan, error=action_plan.error)
         outcomes.append(outcome)
         by_id[action_plan.action.id] = outcome
+        checks_after = walk.guard.checks_after(action_plan.action)
+        # Whatever becomes of the action itself, what was written for it is checked.
+        veto = walk.check(outcome, by_id) if not checks_after else None
         blocker = next((ref for ref in action_plan.action.requires
                         if ref in by_id and (by_id[ref].failed or by_id[ref].skipped)), None)
         if blocker is not None:
@@ -90,7 +98,9 @@ def execute(
             outcome.changes = [ChangeOutcome(c, Status.SKIPPED, "run interrupted")
                                for c in action_plan.changes]
             continue
-        outcome.changes = walk.changes_of(action_plan, by_id)
+        outcome.changes = walk.changes_of(action_plan, by_id, veto)
+        if checks_after:
+            walk.check(outcome, by_id)
         if change_mode and not outcome.failed:
             ledger.keep(action_plan.in_sync)
     if change_mode:
@@ -107,13 +117,44 @@ class _Walk:
     ctx: ApplyContext
     ledger: Ledger
     change_mode: bool
+    guard: Guard
 
-    def changes_of(self, plan: ActionPlan, by_id: dict[str, ActionOutcome]) -> \
-            list[ChangeOutcome]:
-        """One action's changes in order; the rest are skipped after one fails."""
+    def check(self, outcome: ActionOutcome, by_id: dict[str, ActionOutcome]) -> str | None:
+        """Run the action's checks if this run changed something they check; on failure
+        mark the changes put back as failed and say why its notifications must not fire."""
+        action = outcome.plan.action
+        if not self.change_mode or not action.checks:
+            return None
+
+        def applied(source: str) -> list[str]:
+            found = by_id[source].changes if source in by_id else []
+            return [c.change.path for c in found
+                    if c.status is Status.APPLIED and c.change.path is not None]
+
+        touched = self.guard.touched(action, applied)
+        if not touched:
+            return None
+        outcome.checks = self.guard.run(self.ctx.system, self.ledger, action, touched)
+        failed = next((c for c in outcome.checks if c.status == "failed"), None)
+        if failed is None:
+            return None
+        why = f"put back: {action.id}'s check `{failed.check.run}` failed"
+        for source in self.guard.sources(action):
+            for change in by_id[source].changes if source in by_id else []:
+                if change.status is Status.APPLIED and change.change.path in failed.restored:
+                    change.status, change.detail = Status.FAILED, why
+        return f"not fired: check `{failed.check.run}` failed"
+
+    def changes_of(self, plan: ActionPlan, by_id: dict[str, ActionOutcome],
+                   veto: str | None = None) -> list[ChangeOutcome]:
+        """One action's changes in order; the rest are skipped after one fails. With a
+        `veto` (a failed check), what notifications ask of it is skipped."""
         results: list[ChangeOutcome] = []
         ran_command = False
         for change in plan.changes:
+            if change.notified_by and veto is not None:
+                results.append(ChangeOutcome(change, Status.SKIPPED, veto))
+                continue
             if change.notified_by and self.change_mode and not any(
                 by_id[src].changed for src in change.notified_by if src in by_id
             ):
@@ -142,8 +183,10 @@ class _Walk:
         if not self.change_mode:
             return ChangeOutcome(change, Status.PENDING)
         try:
+            self.guard.remember(self.ctx.system, self.ledger, change)
             effect = change.apply(self.ctx)
         except Exception as exc:  # one action's failure must not stop the run
             return ChangeOutcome(change, Status.FAILED, str(exc) or exc.__class__.__name__)
         self.ledger.fold(effect)
-        return ChangeOutcome(change, Status.APPLIED)
+        return ChangeOutcome(change, Status.APPLIED,
+                             effect.note if isinstance(effect, Wrote) else None)

@@ -37,6 +37,17 @@ class Ledger:
             case None:
                 pass
 
+    def recorded(self, path: str) -> Applied | None:
+        """The record of `path` as it stands now in the run."""
+        return self._paths.get(path)
+
+    def put_back(self, path: str, record: Applied | None) -> None:
+        """Return `path` to the record it had before a change this run has undone."""
+        if record is None:
+            self._paths.pop(path, None)
+        else:
+            self._paths[path] = record
+
     def keep(self, records: Mapping[str, Applied]) -> None:
         """Record paths found already as desired (a fresh commit, or the one that wrote them)."""
         self._paths.update(records)

@@ -153,6 +153,13 @@ def print_report(report: RunReport, console: Console, verbose: bool = False) -> 
                          change.severity, action.id, _what(change, path)))
             if change.diff and change.status in ("applied", "pending", "held"):
                 diffs.append(change)
+        for check in action.checks:
+            if check.status != "passed":
+                rows.append((Text(check.status, style=_STATUS_STYLE.get("failed", "")
+                                  if check.status == "failed" else "dim"), "", action.id,
+                             Text(f"check `{check.run}` {check.status}: {check.detail}" +
+                                  (f"; put back {', '.join(check.restored)}"
+                                   if check.restored else ""))))
     for orphan in report.orphans:
         rows.append((Text(orphan.status, style=_STATUS_STYLE.get(orphan.status, "")), "",
                      f"orphan {orphan.path}", _what(orphan, None)))

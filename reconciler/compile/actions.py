@@ -25,6 +25,7 @@ from reconciler.compile.nodeconfig import (
     AptSourceAction,
     AuthorizedKeysAction,
     BlockAction,
+    Check,
     CommandAction,
     DirectoryAction,
     FileAction,
@@ -41,6 +42,7 @@ from reconciler.compile.nodeconfig import (
 )
 from reconciler.errors import Problem
 from reconciler.source.snapshot import clean_relpath
+from reconciler.system.validation import has_candidate
 
 DEFAULT_SEVERITY = {
     "file": Severity.NONE,
@@ -114,6 +116,7 @@ def parse_action(
             "notify": _notify(element.get("notify", "")),
             "origin": doc.origin(element),
             "declared_in": cls,
+            "checks": _checks(doc, element),
             **_KIND_FIELDS[kind](element),
         }
         action: Action = model.model_validate(fields)
@@ -128,6 +131,19 @@ def parse_action(
     if action.id in action.requires:
         problems.append(doc.problem(element, f"{action.id} requires itself"))
     return action
+
+
+def _checks(doc: xmlload.XmlDoc, element: etree._Element) -> tuple[Check, ...]:
+    """The action's `<check run="…" timeout="…"/>` children, in order."""
+    found = []
+    for child in element.iterchildren("check"):
+        run = child.get("run", "")
+        _check_shell(run, "check run")
+        timeout = float(child.get("timeout", "60"))
+        if timeout > MAX_POLICY_SECONDS:
+            raise ValueError(f"check timeout is too large (at most {MAX_POLICY_SECONDS}s)")
+        found.append(Check(run=run, timeout=timeout, origin=doc.origin(child)))
+    return tuple(found)
 
 
 def _ownership(element: etree._Element) -> dict[str, Any]:
@@ -149,8 +165,9 @@ def _file_fields(element: etree._Element) -> dict[str, Any]:
             fields[k] is None for k in ("template", "source", "content")):
         raise ValueError("a present file needs template=, source= or <content>")
     if fields["validate_cmd"] is not None:
-        if "%s" not in fields["validate_cmd"]:
-            raise ValueError("validate= must contain %s (the new file's path)")
+        if not has_candidate(fields["validate_cmd"]):
+            raise ValueError("validate= must contain %s (the new file's path; %% is a "
+                             "percent sign)")
         _check_shell(fields["validate_cmd"], "validate")
     return fields
 
@@ -209,7 +226,7 @@ def _service_fields(element: etree._Element) -> dict[str, Any]:
     commands = None
     if backend == "command":
         commands = {str(child.tag).replace("-", "_"): (child.text or "").strip()
-                    for child in element if isinstance(child.tag, str)}
+                    for child in element if isinstance(child.tag, str) and child.tag != "check"}
     return {"id": f"service:{name}", "name": name,
             "state": None if state == "unmanaged" else state,
             "enabled": None if enabled is None else enabled == "true",

@@ -66,6 +66,15 @@ class Notify(Frozen):
     verb: Literal["reload", "restart", "run"] = "restart"
 
 
+class Check(Frozen):
+    """A check of the whole configuration an action's files make (`<check run=…/>`): a
+    shell command that exits 0 when the daemon would accept what is live."""
+
+    run: str
+    timeout: float = 60.0
+    origin: Origin
+
+
 class ActionBase(Frozen):
     """Fields every action has. `id` is `kind:name` (path for filesystem actions).
 
@@ -73,6 +82,8 @@ class ActionBase(Frozen):
     `for-each`), seen by its templates over the node's; `item` names the for-each item
     it was expanded for ("apps[app7]"); `via` the classes that included the declaring
     class as a mixin, outermost first (empty when declared in the class chain itself).
+    `checks` run after the action and everything notifying it are written, before it
+    is started, reloaded or run (apply/checks.py).
     """
 
     id: str
@@ -84,6 +95,7 @@ class ActionBase(Frozen):
     vars: dict[str, Any] = {}
     item: str | None = None
     via: tuple[str, ...] = ()
+    checks: tuple[Check, ...] = ()
 
 
 class FileAction(ActionBase):

@@ -32,6 +32,7 @@ class Wrote:
 
     path: str
     record: Applied
+    note: str | None = None  # what the report should say of the write ("not validated: …")
 
 
 @dataclass(frozen=True)

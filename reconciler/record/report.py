@@ -45,6 +45,16 @@ class ChangeReport(Model):
     notified_by: list[str] = []
 
 
+class CheckReport(Model):
+    """One `<check>` of an action, run because this run changed what it checks."""
+
+    run: str
+    origin: str
+    status: Literal["passed", "failed", "not-run"]
+    detail: str | None = None  # how it failed (with the checker's output), or why not run
+    restored: list[str] = []  # the paths put back as they were before the run
+
+
 class ActionReport(Model):
     id: str
     kind: str
@@ -54,6 +64,7 @@ class ActionReport(Model):
     error: str | None = None
     notes: list[str] = []
     changes: list[ChangeReport] = []
+    checks: list[CheckReport] = []
 
 
 class Counts(Model):
@@ -118,7 +129,8 @@ def _action(outcome: ActionOutcome) -> ActionReport:
     changes = [_change(c) for c in outcome.changes]
     statuses = {c.status for c in outcome.changes}
     status: str
-    if outcome.error is not None or Status.FAILED in statuses:
+    failed_check = next((c for c in outcome.checks if c.status == "failed"), None)
+    if outcome.error is not None or Status.FAILED in statuses or failed_check is not None:
         status = "failed"
     elif outcome.skipped is not None:
         status = "skipped"
@@ -132,8 +144,12 @@ def _action(outcome: ActionOutcome) -> ActionReport:
         status = "in-sync"
     return ActionReport(id=action.id, kind=action.kind, declared_in=action.declared_in,
                         origin=str(action.origin), status=status,  # type: ignore[arg-type]
-                        error=outcome.error or outcome.skipped, notes=outcome.plan.notes,
-                        changes=changes)
+                        error=outcome.error or outcome.skipped or
+                        (failed_check.message if failed_check is not None else None),
+                        notes=outcome.plan.notes, changes=changes,
+                        checks=[CheckReport(run=c.check.run, origin=str(c.check.origin),
+                                            status=c.status, detail=c.detail,
+                                            restored=c.restored) for c in outcome.checks])
 
 
 def build(

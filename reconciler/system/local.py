@@ -11,14 +11,15 @@ import errno
 import fcntl
 import grp
 import os
+import posixpath
 import pwd
-import shlex
 import stat
 import struct
 import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 
+from reconciler.system import validation
 from reconciler.system.backups import BackupStore
 from reconciler.system.interface import (
     CommandResult,
@@ -43,8 +44,6 @@ from reconciler.system.walk import (
     unlink_quietly,
     write_all,
 )
-
-VALIDATE_TIMEOUT = 120.0  # seconds a validate command may take
 
 
 class LocalSystem:
@@ -196,17 +195,16 @@ class LocalSystem:
         validate: str | None = None,
         *,
         secret: bool = False,
-    ) -> None:
+    ) -> str | None:
         """Replace `path` with `data`: temp file, owner and mode, fsync, validate, rename.
 
         The parent directory must exist. A symlink at `path` is replaced, never followed;
         a hard-linked file is replaced, so its other names keep the old content. Owner or
         group left as None keep those of the file being replaced. `validate` is a command
-        with `%s`, substituted (already shell-quoted) with the temporary file's host path,
-        run in the target's host directory. Any failure leaves the live file untouched
-        and removes the temporary file.
+        with `%s` for the new content (validation.py); returns why it was not validated,
+        or None. Any failure leaves the live file untouched and removes the temporary file.
         """
-        if validate is not None and "%s" not in validate:
+        if validate is not None and not validation.has_candidate(validate):
             raise ValidationFailed(
                 f"validate command for {path} has no %s for the new file: {validate!r}",
                 command=validate,
@@ -232,10 +230,11 @@ class LocalSystem:
                     os.fsync(fd)
                 finally:
                     os.close(fd)
-                if validate is not None:
-                    self._validate(validate, node, temp, secret)
+                note = None if validate is None else \
+                    self._validate(validate, dir_fd, name, node, temp, secret)
                 os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
                 self._walker.sync_dir(dir_fd, node)
+                return note
             except OSError as error:
                 unlink_quietly(dir_fd, temp)
                 raise located(error, node) from None
@@ -258,25 +257,12 @@ class LocalSystem:
         if self._can_chown and (uid is not None or gid is not None):
             os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
 
-    def _validate(self, command: str, node: str, temp: str, secret: bool) -> None:
-        directory = os.path.dirname(self.host_path(node))
-        temp_host = os.path.join(directory, temp)
-        result = self.run(
-            command.replace("%s", shlex.quote(temp_host)),
-            timeout=VALIDATE_TIMEOUT,
-            cwd=directory,
-            mutates=False,
-        )
-        if result.returncode == 0 and not result.timed_out:
-            return
-        how = "timed out" if result.timed_out else f"exited {result.returncode}"
-        output = "" if secret else (result.stdout + result.stderr).strip()
-        shown = "output withheld: secret file" if secret else (output[-2000:] or "no output")
-        raise ValidationFailed(
-            f"validation of {node} failed: {command!r} {how}: {shown}",
-            command=command,
-            output=output,
-        )
+    def _validate(self, command: str, dir_fd: int, name: str, node: str, temp: str,
+                  secret: bool) -> str | None:
+        with validation.real_name(dir_fd, temp, name) as candidate:
+            return validation.validate(self, command, node,
+                                       posixpath.join(posixpath.dirname(node), candidate),
+                                       secret=secret)
 
     def chmod(self, path: str, mode: int) -> None:
         """Set permission bits of a file or directory (symlinks and special files refused)."""

@@ -63,8 +63,8 @@ class DelegatingSystem:
         validate: str | None = None,
         *,
         secret: bool = False,
-    ) -> None:
-        self._inner.write_atomic(path, data, mode, uid, gid, validate, secret=secret)
+    ) -> str | None:
+        return self._inner.write_atomic(path, data, mode, uid, gid, validate, secret=secret)
 
     def chmod(self, path: str, mode: int) -> None:
         self._inner.chmod(path, mode)
@@ -128,7 +128,7 @@ class ReadOnlySystem(DelegatingSystem):
         validate: str | None = None,
         *,
         secret: bool = False,
-    ) -> None:
+    ) -> str | None:
         raise _refused("write_atomic", path)
 
     def chmod(self, path: str, mode: int) -> None:
@@ -257,10 +257,10 @@ class LoggingSystem(DelegatingSystem):
         validate: str | None = None,
         *,
         secret: bool = False,
-    ) -> None:
+    ) -> str | None:
         size = "secret" if secret else f"{len(data)} bytes"
         checked = ", validated" if validate else ""
-        self._call(
+        return self._call(
             "write_atomic",
             f"{path} ({size}, mode {mode:04o}, owner {_owner(uid, gid)}{checked})",
             lambda: self._inner.write_atomic(path, data, mode, uid, gid, validate, secret=secret),
