@@ -38,6 +38,7 @@ from reconciler.record import applied as applied_state
 from reconciler.record import report
 from reconciler.record.recorder import Recorder, failed_with
 from reconciler.render.renderer import RenderedFile, Renderer, render_node
+from reconciler.rollout import gate as rollout_gate
 from reconciler.secrets.digest import ContentDigest
 from reconciler.secrets.unseal import IdentityUnsealer
 from reconciler.source.choice import GitSource, cache_of
@@ -252,6 +253,9 @@ class Run:
     recorder: Recorder | None = None  # None: record only what was applied
     identity: str = AGE_IDENTITY  # the node's age key, for the secrets its templates read
     publish: Callable[[report.RunReport], object] | None = None  # the fleet report, at the end
+    # A rollout gate: holds the source back on its last good commit (True) while earlier
+    # waves of the fleet's rollout have not taken the new commit.
+    rollout: Callable[[Fleet], bool] | None = None
 
 
 @dataclass
@@ -306,6 +310,14 @@ def compile_config(now: RunState) -> None:
     now.config = compile_node(now.fleet, now.run.node)
 
 
+def wait_for_rollout(now: RunState) -> None:
+    """A new commit waits for the earlier waves of the fleet's rollout: when the gate
+    holds the node back, the run compiles the last good commit instead."""
+    if now.run.rollout is not None and now.fleet is not None and now.run.rollout(now.fleet):
+        read_source(now)
+        compile_config(now)
+
+
 def render_files(now: RunState) -> None:
     assert now.fleet is not None and now.config is not None
     facts = {now.run.node: now.facts} if now.facts is not None else None
@@ -330,9 +342,10 @@ def plan_and_apply(now: RunState) -> None:
 
 
 Step = Callable[[RunState], None]
-STEPS: tuple[Step, ...] = (take_lock, gather_facts, read_source, compile_config, render_files,
-                           plan_and_apply)
-_REFUSABLE = (read_source, compile_config, render_files)  # a source may fall back from these
+STEPS: tuple[Step, ...] = (take_lock, gather_facts, read_source, compile_config,
+                           wait_for_rollout, render_files, plan_and_apply)
+# A source may fall back from these.
+_REFUSABLE = (read_source, compile_config, wait_for_rollout, render_files)
 
 
 def perform(run: Run) -> report.RunReport:
@@ -409,6 +422,7 @@ class RunOptions:
     fetch: bool = True  # False: no network, enforce the commit already in use
     only: frozenset[str] | None = None  # action ids to check (a drift-watch event)
     metrics_file: Path | None = None  # default: the state directory's
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # rollout soaks
 
 
 def from_settings(settings: AgentConfig, options: RunOptions | None = None) -> Run:
@@ -417,13 +431,14 @@ def from_settings(settings: AgentConfig, options: RunOptions | None = None) -> R
     state = StateDir(settings.state_dir)
     root = str(settings.root)
     source = GitSource(settings, state, fetch=options.fetch, allow_rewind=options.allow_rewind,
-                       retry_refused=options.retry_refused)
+                       retry_refused=options.retry_refused, clock=options.clock)
     recorder = Recorder(state, settings.node, root, options.metrics_file,
                         partial=options.only is not None)
+    gate = functools.partial(rollout_gate.hold_back, settings, source, options.clock)
     return Run(node=settings.node, mode=settings.mode, root=root, state=state, source=source,
                ceiling=settings.max_severity, host_commands=options.host_commands,
                wait=options.wait, should_stop=options.should_stop, only=options.only,
-               recorder=recorder, identity=str(settings.identity),
+               recorder=recorder, identity=str(settings.identity), rollout=gate,
                publish=functools.partial(fleet_publish.after_run, settings,
                                          partial=options.only is not None))
 

@@ -78,6 +78,7 @@ class SourceReport(Model):
     remote: str | None = None
     stale: str | None = None  # why the run used an older commit than the tip
     pinned: bool = False
+    rollout: str | None = None  # waiting for (or halted at) an earlier wave of a rollout
 
 
 class RunReport(Model):

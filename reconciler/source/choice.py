@@ -9,6 +9,9 @@ again every run, and the report says why and how stale that is.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from reconciler.agent.settings import AgentConfig
 from reconciler.errors import ReconcilerError, Refused
 from reconciler.record.report import SourceReport
@@ -40,12 +43,14 @@ class GitSource:
         fetch: bool = True,  # False: no network, enforce the commit already in use
         allow_rewind: bool = False,
         retry_refused: bool = False,
+        clock: Callable[[], datetime] | None = None,  # when a commit first worked
     ) -> None:
         self.settings = settings
         self.state = state
         self.fetch = fetch
         self.allow_rewind = allow_rewind
         self.retry_refused = retry_refused
+        self.clock = clock
         self.cache = cache_of(settings, state)
         self.commit: str | None = None  # the commit the run is tied to, even a refused one
         self.tip: str | None = None
@@ -53,6 +58,7 @@ class GitSource:
         self.stale: str | None = None
         self.signed_by: str | None = None
         self.pinned = False
+        self.rollout: str | None = None  # why the node waits for earlier waves
         self._memory = SourceState()
         self._new_tip = False  # the commit is the tip, tried for the first time or again
         self._chosen = False
@@ -126,20 +132,37 @@ class GitSource:
         self.commit = memory.last_good
         return True
 
+    @property
+    def trying_tip(self) -> bool:
+        """Whether the run is tied to a tip it has not enforced before (or tries again)."""
+        return self._new_tip
+
+    def keep(self, reason: str) -> bool:
+        """A rollout holds the new tip back: run the last good commit instead, saying
+        why (True), or, with no commit that ever worked, go on with the tip (False)."""
+        last_good = self._memory.last_good
+        if not self._new_tip or last_good is None:
+            return False
+        self._new_tip = False
+        self.rollout = reason
+        self.commit = last_good
+        return True
+
     def worked(self) -> None:
         """The run enforced its commit: it is the last good one from now on."""
         if self.commit is None:
             return
         memory = SourceState.load(self.state.source_state)
         if memory.last_good != self.commit or memory.last_good_at is None:
-            memory.mark_good(self.commit).save(self.state.source_state)
+            at = self.clock() if self.clock is not None else None
+            memory.mark_good(self.commit, at).save(self.state.source_state)
 
     def describe(self) -> SourceReport:
         """What the run report says about where its commit came from."""
         return SourceReport(
             commit=self.commit, subject=self.cache.subject(self.commit),
             branch=self.settings.branch, tip=self.tip, signed_by=self.signed_by,
-            remote=self.remote, stale=self.stale, pinned=self.pinned,
+            remote=self.remote, stale=self.stale, pinned=self.pinned, rollout=self.rollout,
         )  # fmt: skip
 
 
