@@ -39,6 +39,7 @@ from reconciler.record import report
 from reconciler.record.recorder import Recorder, failed_with
 from reconciler.render.renderer import RenderedFile, Renderer, render_node
 from reconciler.rollout import gate as rollout_gate
+from reconciler.rollout import window
 from reconciler.secrets.digest import ContentDigest
 from reconciler.secrets.unseal import IdentityUnsealer
 from reconciler.source.choice import GitSource, cache_of
@@ -156,10 +157,6 @@ def rendered(
     return Desired(node, by_action, fleet, facts)
 
 
-def ceiling_for(node: NodeConfig, override: Severity | None) -> Severity:
-    return override if override is not None else node.policy.max_severity
-
-
 @dataclass(frozen=True)
 class RunClock:
     """When a run began: wall time for its report, the monotonic clock for its duration.
@@ -185,7 +182,8 @@ def converge(
     """Plan one node against the live system; in change mode apply and record what was done."""
     clock = clock or RunClock()
     node = desired.node
-    ceiling = ceiling_for(node, max_severity)
+    limit = window.ceiling(node.policy, max_severity, clock.started)
+    ceiling = limit.severity
     previous = applied_state.load(state_dir)
     live = system if mode == "change" else ReadOnlySystem(system)
     ctx = Context(
@@ -197,6 +195,7 @@ def converge(
         read_repo=desired.fleet.snapshot.read,
         ceiling=ceiling,
         digest=ContentDigest.of_state_dir(state_dir),
+        window=(limit.waits_up_to, limit.opens) if limit.waits_up_to is not None else None,
     )
     problems: list[str] = []
     try:
@@ -256,6 +255,7 @@ class Run:
     # A rollout gate: holds the source back on its last good commit (True) while earlier
     # waves of the fleet's rollout have not taken the new commit.
     rollout: Callable[[Fleet], bool] | None = None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # change windows
 
 
 @dataclass
@@ -352,7 +352,7 @@ def perform(run: Run) -> report.RunReport:
     """Take the steps of one run and record it; always returns a report (a refused one
     too) once the node lock is held. Raises when the run could not start: `RetryLater`
     for a lock held elsewhere, `UsageError` for directories that cannot be used."""
-    now = RunState(run)
+    now = RunState(run, RunClock(started=run.clock()))
     try:
         _take(now, STEPS)
     except (ReconcilerError, OSError) as exc:
@@ -439,6 +439,7 @@ def from_settings(settings: AgentConfig, options: RunOptions | None = None) -> R
                ceiling=settings.max_severity, host_commands=options.host_commands,
                wait=options.wait, should_stop=options.should_stop, only=options.only,
                recorder=recorder, identity=str(settings.identity), rollout=gate,
+               clock=options.clock,
                publish=functools.partial(fleet_publish.after_run, settings,
                                          partial=options.only is not None))
 

@@ -164,7 +164,9 @@ def explain(repo: str, rev: str | None, node: str, var: str | None) -> None:
     policy = config.policy
     console.print(f"policy: mode {policy.mode}, max-severity {policy.max_severity}, "
                   f"interval {policy.interval}s, splay {policy.splay}s, "
-                  f"local-edits {policy.local_edits}, prune {str(policy.prune).lower()}")
+                  f"local-edits {policy.local_edits}, prune {str(policy.prune).lower()}"
+                  + (f", window {policy.window} (up to {policy.window_severity})"
+                     if policy.window else ""))
     table = Table(title="variables", title_justify="left")
     for column in ("name", "value", "layer", "set at", "overrode"):
         table.add_column(column, overflow="fold")
