@@ -47,6 +47,8 @@ from reconciler.record import report
 from reconciler.record.recorder import Recorder, failed_with
 from reconciler.render.budget import Budget, RenderStopped, render_bounded
 from reconciler.render.renderer import RenderedFile, Renderer, render_node
+from reconciler.rollout import gate as rollout_gate
+from reconciler.rollout import window
 from reconciler.secrets.digest import ContentDigest
 from reconciler.secrets.unseal import IdentityUnsealer
 from reconciler.source.choice import GitSource, cache_of
@@ -168,10 +170,6 @@ def rendered(
     return Desired(node, by_action, fleet, facts)
 
 
-def ceiling_for(node: NodeConfig, override: Severity | None) -> Severity:
-    return override if override is not None else node.policy.max_severity
-
-
 @dataclass(frozen=True)
 class RunClock:
     """When a run began: wall time for its report, the monotonic clock for its duration.
@@ -197,7 +195,8 @@ def converge(
     """Plan one node against the live system; in change mode apply and record what was done."""
     clock = clock or RunClock()
     node = desired.node
-    ceiling = ceiling_for(node, max_severity)
+    limit = window.ceiling(node.policy, max_severity, clock.started)
+    ceiling = limit.severity
     previous = applied_state.load(state_dir)
     live = system if mode == "change" else ReadOnlySystem(system)
     ctx = Context(
@@ -209,6 +208,7 @@ def converge(
         read_repo=desired.fleet.snapshot.read,
         ceiling=ceiling,
         digest=ContentDigest.of_state_dir(state_dir),
+        window=(limit.waits_up_to, limit.opens) if limit.waits_up_to is not None else None,
     )
     problems: list[str] = []
     try:
@@ -267,6 +267,10 @@ class Run:
     identity: str = AGE_IDENTITY  # the node's age key, for the secrets its templates read
     publish: Callable[[report.RunReport], object] | None = None  # the fleet report, at the end
     budget: Budget = field(default_factory=Budget)  # what rendering the node may cost
+    # A rollout gate: holds the source back on its last good commit (True) while earlier
+    # waves of the fleet's rollout have not taken the new commit.
+    rollout: Callable[[Fleet], bool] | None = None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # change windows
 
 
 @dataclass
@@ -330,6 +334,14 @@ def compile_config(now: RunState) -> None:
                                      "or --node) and run again") for p in exc.problems]) from None
 
 
+def wait_for_rollout(now: RunState) -> None:
+    """A new commit waits for the earlier waves of the fleet's rollout: when the gate
+    holds the node back, the run compiles the last good commit instead."""
+    if now.run.rollout is not None and now.fleet is not None and now.run.rollout(now.fleet):
+        read_source(now)
+        compile_config(now)
+
+
 def render_files(now: RunState) -> None:
     assert now.fleet is not None and now.config is not None
     facts = {now.run.node: now.facts} if now.facts is not None else None
@@ -368,16 +380,17 @@ def decide_mode(run: Run, node: NodeConfig | None) -> tuple[Mode, str | None]:
 
 
 Step = Callable[[RunState], None]
-STEPS: tuple[Step, ...] = (take_lock, gather_facts, read_source, compile_config, render_files,
-                           plan_and_apply)
-_REFUSABLE = (read_source, compile_config, render_files)  # a source may fall back from these
+STEPS: tuple[Step, ...] = (take_lock, gather_facts, read_source, compile_config,
+                           wait_for_rollout, render_files, plan_and_apply)
+# A source may fall back from these.
+_REFUSABLE = (read_source, compile_config, wait_for_rollout, render_files)
 
 
 def perform(run: Run) -> report.RunReport:
     """Take the steps of one run and record it; always returns a report (a refused one
     too) once the node lock is held. Raises when the run could not start: `RetryLater`
     for a lock held elsewhere, `UsageError` for directories that cannot be used."""
-    now = RunState(run)
+    now = RunState(run, RunClock(started=run.clock()))
     try:
         _take(now, STEPS)
     except (ReconcilerError, OSError) as exc:
@@ -460,6 +473,7 @@ class RunOptions:
     only: frozenset[str] | None = None  # action ids to check (a drift-watch event)
     metrics_file: Path | None = None  # default: the state directory's
     mode_from: str = "agent.toml"  # where settings.mode came from when it is set
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # rollout soaks
 
 
 def from_settings(settings: AgentConfig, options: RunOptions | None = None) -> Run:
@@ -468,9 +482,10 @@ def from_settings(settings: AgentConfig, options: RunOptions | None = None) -> R
     state = StateDir(settings.state_dir)
     root = str(settings.root)
     source = GitSource(settings, state, fetch=options.fetch, allow_rewind=options.allow_rewind,
-                       retry_refused=options.retry_refused)
+                       retry_refused=options.retry_refused, clock=options.clock)
     recorder = Recorder(state, settings.node, root, options.metrics_file,
                         partial=options.only is not None)
+    gate = functools.partial(rollout_gate.hold_back, settings, source, options.clock)
     return Run(node=settings.node, mode=settings.mode, mode_from=options.mode_from,
                root=root, state=state, source=source,
                ceiling=settings.max_severity, host_commands=options.host_commands,
@@ -478,6 +493,7 @@ def from_settings(settings: AgentConfig, options: RunOptions | None = None) -> R
                recorder=recorder, identity=str(settings.identity),
                budget=Budget(cpu_seconds=settings.render_cpu,
                              memory_bytes=settings.render_memory << 20),
+               rollout=gate, clock=options.clock,
                publish=functools.partial(fleet_publish.after_run, settings,
                                          partial=options.only is not None))
 

@@ -15,6 +15,7 @@ from reconciler.cli import (
     node,
     repo,
     review,
+    rollout,
     runs,
     secret,
 )
@@ -63,3 +64,4 @@ facts.register(main)
 secret.register(main)
 bootstrap.register(main)
 fleet.register(main)
+rollout.register(main)

@@ -4,7 +4,6 @@ the node's side of publishing (keygen, push) and the server's (check-push)."""
 from __future__ import annotations
 
 import json
-import re
 import socket
 import subprocess
 import sys
@@ -14,12 +13,11 @@ from typing import Any
 
 import click
 
+from reconciler import durations
 from reconciler.cli.common import handles_errors
 from reconciler.errors import UsageError
 from reconciler.statedir import AGENT_CONFIG, SIGNING_KEY
 
-_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 RESULTS = ["failed", "held", "drift", "stale", "silent", "refused", "changed", "in-sync",
            "interrupted", "unreadable"]
 
@@ -30,10 +28,10 @@ def register(group: click.Group) -> None:
 
 def duration(text: str) -> timedelta:
     """`90`, `90s`, `15m`, `2h`, `1d` as a timedelta."""
-    match = _DURATION_RE.match(text.strip())
-    if not match:
-        raise UsageError.because(f"bad duration {text!r} (expected e.g. 90s, 15m, 2h, 1d)")
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    parsed = durations.parse(text)
+    if parsed is None:
+        raise UsageError.because(f"bad duration {text!r} (expected {durations.EXAMPLES})")
+    return parsed
 
 
 def default_sources(config: str | None) -> list[str]:

@@ -178,7 +178,9 @@ def explain(repo: str, rev: str | None, node: str, var: str | None) -> None:
     console.print(f"policy: mode {policy.mode} (set by {policy.mode_from}; agent.toml's "
                   f"mode or --mode overrides it on the node), max-severity {policy.max_severity}, "
                   f"interval {policy.interval}s, splay {policy.splay}s, "
-                  f"local-edits {policy.local_edits}, prune {str(policy.prune).lower()}")
+                  f"local-edits {policy.local_edits}, prune {str(policy.prune).lower()}"
+                  + (f", window {policy.window} (up to {policy.window_severity})"
+                     if policy.window else ""))
     table = Table(title="variables", title_justify="left")
     for column in ("name", "value", "layer", "set at", "overrode"):
         table.add_column(column, overflow="fold")

@@ -114,6 +114,8 @@ def status(config_path: str | None, fmt: str, **flags: Any) -> None:
                    f"{_when(source.refused.at)}: {source.refused.reason} ({RETRY})")
     if seen is not None and seen.stale:
         click.echo(f"STALE       {seen.stale}")
+    if seen is not None and seen.rollout:
+        click.echo(f"ROLLOUT     {seen.rollout}")
     for problem in last.problems[:_SHOWN_PROBLEMS]:
         click.echo(f"why         {problem}")
     if len(last.problems) > _SHOWN_PROBLEMS:
@@ -152,7 +154,8 @@ def _status_document(
         info["last_run"] = {
             "time": run["started"], "result": run["result"], "exit_code": run["exit_code"],
             "config_commit": run["config_commit"], "subject": seen.get("subject"),
-            "tip": seen.get("tip"), "stale": seen.get("stale"), "counts": run["counts"],
+            "tip": seen.get("tip"), "stale": seen.get("stale"), "rollout": seen.get("rollout"),
+            "counts": run["counts"],
             "problems": run["problems"],
         }  # fmt: skip
     return info

@@ -135,6 +135,9 @@ def print_report(report: RunReport, console: Console, verbose: bool = False) -> 
     if report.source is not None and report.source.stale:
         console.print(Text.assemble(("stale: ", "bold yellow"), report.source.stale),
                       soft_wrap=True)
+    if report.source is not None and report.source.rollout:
+        console.print(Text.assemble(("rollout: ", "bold cyan"), report.source.rollout),
+                      soft_wrap=True)
     for problem in report.problems:
         console.print(Text(problem, style="red"), soft_wrap=True)
     rows: list[tuple[Text, str, str, Text]] = []

@@ -17,6 +17,7 @@ from reconciler.compile.mixins import check_mixins, check_variables, level
 from reconciler.compile.nodeconfig import NodeConfig, Policy, Provenance, Variable
 from reconciler.compile.suggest import did_you_mean
 from reconciler.errors import ConfigError, Problem, UsageError
+from reconciler.rollout import parse as rollout
 from reconciler.source.snapshot import Snapshot
 
 
@@ -31,6 +32,7 @@ def load_fleet(snapshot: Snapshot) -> Fleet:
         problems.append(fleet_doc.problem(fleet_doc.root, "fleet.xml must have a <fleet> root"))
         raise ConfigError(problems)
     fleet = parse_fleet(snapshot, fleet_doc, classes, broken, problems)
+    fleet.rollout = rollout.parse(fleet_doc, fleet, problems)
     check_classes(fleet.classes, broken, problems)
     check_mixins(fleet.classes, broken, problems)
     for cls in fleet.classes:

@@ -26,6 +26,7 @@ from reconciler.compile.nodeconfig import Severity
 from reconciler.compile.suggest import did_you_mean
 from reconciler.compile.values import parse_value
 from reconciler.errors import ConfigError, Problem
+from reconciler.rollout import window
 from reconciler.secrets import sealed
 from reconciler.source.snapshot import Snapshot
 
@@ -284,13 +285,21 @@ def _parse_policy(
     if element is None:
         return {}
     values: dict[str, Any] = {}
-    for attribute in ("mode", "max-severity", "interval", "splay", "local-edits", "prune"):
+    for attribute in ("mode", "max-severity", "interval", "splay", "local-edits", "prune",
+                      "window", "window-severity"):
         raw = element.get(attribute)
         if raw is None:
             continue
         field_name = attribute.replace("-", "_")
-        if field_name == "max_severity":
+        if field_name in ("max_severity", "window_severity"):
             values[field_name] = Severity.parse(raw)
+        elif field_name == "window":
+            try:
+                window.parse(raw)
+            except ValueError as exc:
+                problems.append(doc.problem(element, str(exc)))
+                continue
+            values[field_name] = raw
         elif field_name in ("interval", "splay"):
             if len(raw) > len(str(MAX_POLICY_SECONDS)) or int(raw) > MAX_POLICY_SECONDS:
                 problems.append(doc.problem(

@@ -15,6 +15,7 @@ from lxml import etree
 from reconciler.compile import names
 from reconciler.compile.nodeconfig import Action, Origin, Provenance, Variable
 from reconciler.compile.xmlload import XmlDoc
+from reconciler.rollout.model import Rollout
 from reconciler.source.snapshot import Snapshot
 
 FLEET_FILE = "fleet.xml"
@@ -131,6 +132,7 @@ class Fleet:
     classes: dict[str, ClassDecl]
     # <fleet products= clusters=>: "product"/"cluster" -> the names declared (absent: any)
     declared: dict[str, frozenset[str]] = field(default_factory=dict)
+    rollout: Rollout | None = None  # fleet.xml's <rollout>, its waves resolved
     _chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # Caches of resolve.py and mixins.py: actions by class (and by the values of the
     # for-each variables), each class's own level with its mixins.

@@ -57,6 +57,8 @@ class Policy(Frozen):
     splay: int = 60
     local_edits: Literal["overwrite", "hold"] = "overwrite"
     prune: bool = False
+    window: str | None = None  # a change window (rollout/window.py), checked at compile
+    window_severity: Severity = Severity.RESTART  # the ceiling inside the window
 
 
 class Notify(Frozen):

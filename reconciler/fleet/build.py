@@ -43,6 +43,7 @@ class Context:
     commits: dict[str, tuple[datetime | None, str | None]] | None = None  # sha: time, subject
     refused_commit: str | None = None
     refused_reason: str | None = None
+    good_since: tuple[str, datetime] | None = None  # the last good commit, first worked at
 
 
 def _cut(text: str | None, limit: int = MAX_TEXT) -> str | None:
@@ -113,6 +114,8 @@ def build(report: RunReport, ctx: Context, partial: bool = False,
         result=report.result, exit_code=report.exit_code, ceiling=report.ceiling,
         partial=partial, heartbeat=heartbeat, reconciler_version=__version__,
         config=_ref(commit, ctx, source.subject if source else None) or ConfigRef(),
+        config_since=ctx.good_since[1] if ctx.good_since and ctx.good_since[0] == commit
+        else None,
         source=SourceInfo(
             branch=source.branch if source else None,
             tip=_ref(source.tip, ctx) if source else None,
@@ -123,6 +126,7 @@ def build(report: RunReport, ctx: Context, partial: bool = False,
             pinned=source.pinned if source else False,
             refused=refused,
             refused_reason=_cut(ctx.refused_reason) if refused else None,
+            rollout=_cut(source.rollout) if source else None,
         ),
         counts=ReportCounts.model_validate(report.counts.model_dump()),
         items=items[:MAX_ITEMS], items_omitted=max(0, len(items) - MAX_ITEMS),

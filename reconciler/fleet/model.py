@@ -65,6 +65,7 @@ class SourceInfo(Model):
     pinned: bool = False  # an operator's rollback pin
     refused: ConfigRef | None = None  # the tip this node refused, with the reason
     refused_reason: str | None = None
+    rollout: str | None = None  # why the node waits for earlier waves of a rollout
 
 
 class Item(Model):
@@ -104,6 +105,7 @@ class FleetReport(Model):
     heartbeat: bool = False  # published on schedule: nothing new since the previous report
     reconciler_version: str
     config: ConfigRef
+    config_since: datetime | None = None  # when this node first ran config.commit and it worked
     source: SourceInfo
     counts: ReportCounts
     items: list[Item] = []

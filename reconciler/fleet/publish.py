@@ -114,11 +114,15 @@ def _publish(cfg: AgentConfig, target: Target, report: RunReport, partial: bool,
 def _refusal(cfg: AgentConfig) -> build.Context:
     """The configured remote, and the tip this node refused, if any."""
     try:
-        refused = SourceState.load(StateDir(cfg.state_dir).source_state).refused
+        memory = SourceState.load(StateDir(cfg.state_dir).source_state)
     except Exception:  # an unreadable state file only loses detail
-        refused = None
+        memory = SourceState()
+    refused = memory.refused
+    good = memory.last_good
     return build.Context(remote=cfg.remote, refused_commit=refused.commit if refused else None,
-                         refused_reason=refused.reason if refused else None)
+                         refused_reason=refused.reason if refused else None,
+                         good_since=(good, memory.last_good_at)
+                         if good and memory.last_good_at else None)
 
 
 def _context(cfg: AgentConfig, report: RunReport) -> build.Context:
@@ -134,7 +138,8 @@ def _context(cfg: AgentConfig, report: RunReport) -> build.Context:
         for line in done.out.splitlines() if done.ok else []:
             sha, when, subject = [*line.split("\x1f"), "", ""][:3]
             commits[sha] = (datetime.fromisoformat(when) if when else None, subject or None)
-    return build.Context(ctx.remote, commits, ctx.refused_commit, ctx.refused_reason)
+    return build.Context(ctx.remote, commits, ctx.refused_commit, ctx.refused_reason,
+                         ctx.good_since)
 
 
 def _behind(target: Target) -> bool:

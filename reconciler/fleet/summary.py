@@ -47,6 +47,7 @@ class NodeRow(View):
     drift: int = 0
     pinned: bool = False
     behind: str | None = None  # why the node enforces an older commit than its tip
+    rollout: str | None = None  # waiting for earlier waves of a rollout, or halted
     problem: str | None = None  # why the report could not be read
 
 
@@ -105,6 +106,7 @@ class FleetStatus(View):
     refused: list[RefusedCommit]
     pinned: list[NodeRow]
     behind: list[NodeRow]
+    rollout: list[NodeRow]
     unreadable: list[NodeRow]
     warnings: list[str] = []
 
@@ -136,7 +138,7 @@ def row(entry: Entry, now: datetime, stale: timedelta) -> NodeRow:
         time=report.time,
         age_s=age.total_seconds(), mode=report.mode, held=counts.held, failed=counts.failed,
         drift=counts.pending + counts.edited_by_hand, pinned=report.source.pinned,
-        behind=report.source.stale,
+        behind=report.source.stale, rollout=report.source.rollout,
     )  # fmt: skip
 
 
@@ -188,6 +190,7 @@ def summarize(entries: Sequence[Entry], now: datetime, stale: timedelta,
                  for c, (s, why, n) in sorted(refused.items(), key=lambda i: -len(i[1][2]))],
         pinned=[r for r in rows if r.pinned],
         behind=[r for r in rows if r.behind and not r.pinned],
+        rollout=[r for r in rows if r.rollout],
         unreadable=[r for r in rows if r.state == "unreadable"],
         warnings=list(warnings),
     )  # fmt: skip

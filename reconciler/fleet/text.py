@@ -80,6 +80,10 @@ def status_lines(status: FleetStatus, sources: Sequence[str]) -> list[str]:
         for refused in status.refused[:_SHOWN]:
             lines.append(f"  {short(refused.commit)} {refused.subject or ''}: "
                          f"{len(refused.nodes)} node(s): {refused.reason or ''}")
+    if status.rollout:
+        lines.append("rollout (waiting for earlier waves, or halted)")
+        lines += [f"  {r.node}  {r.rollout}" for r in status.rollout[:_SHOWN]]
+        lines += _more(status.rollout)
     if status.pinned or status.behind:
         lines.append("pinned or behind their branch")
         lines += [f"  {r.node}  pinned to {short(r.commit)}" for r in status.pinned[:_SHOWN]]
@@ -145,6 +149,8 @@ def show_lines(node_row: NodeRow, report: FleetReport | None,
     ]
     if source.pinned:
         lines.append("PINNED      by an operator's rollback")
+    if source.rollout:
+        lines.append(f"ROLLOUT     {source.rollout}")
     if source.stale:
         lines.append(f"BEHIND      {source.stale}")
     if source.refused is not None:

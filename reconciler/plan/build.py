@@ -147,6 +147,8 @@ def _with_policy(ctx: Context, change: Change) -> Change:
     """Hold a change above the ceiling, or a hand edit under `local-edits=hold`."""
     if change.held:
         return change
+    if ctx.window is not None and ctx.ceiling < change.severity <= ctx.window[0]:
+        return replace(change, held=f"waiting for window {ctx.window[1]}")
     if change.severity > ctx.ceiling:
         return replace(
             change, held=f"severity {change.severity} is above the ceiling {ctx.ceiling}"

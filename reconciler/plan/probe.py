@@ -25,6 +25,8 @@ class Context:
     read_repo: Callable[[str], bytes]  # a file of the config repo, for .deb packages
     ceiling: Severity
     digest: Callable[[bytes, bool], str]  # names contents in records: keyed for secret files
+    # Outside a change window: changes up to this severity wait for its opening (text).
+    window: tuple[Severity, str] | None = None
 
 
 @dataclass

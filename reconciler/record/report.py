@@ -90,6 +90,7 @@ class SourceReport(Model):
     stale: str | None = None  # why the run used an older commit than the tip
     refused: str | None = None  # why the tip, or the remote, was refused (exit code bit 1)
     pinned: bool = False
+    rollout: str | None = None  # waiting for (or halted at) an earlier wave of a rollout
 
 
 class RunReport(Model):

@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from reconciler.agent.settings import AgentConfig
@@ -50,12 +52,14 @@ class GitSource:
         fetch: bool = True,  # False: no network, enforce the commit already in use
         allow_rewind: bool = False,
         retry_refused: bool = False,
+        clock: Callable[[], datetime] | None = None,  # when a commit first worked
     ) -> None:
         self.settings = settings
         self.state = state
         self.fetch = fetch
         self.allow_rewind = allow_rewind
         self.retry_refused = retry_refused
+        self.clock = clock
         self.cache = cache_of(settings, state)
         self.commit: str | None = None  # the commit the run is tied to, even a refused one
         self.tip: str | None = None
@@ -64,6 +68,7 @@ class GitSource:
         self.signed_by: str | None = None
         self.refused: str | None = None  # why the tip (or the remote) was refused
         self.pinned = False
+        self.rollout: str | None = None  # why the node waits for earlier waves
         self._memory = SourceState()
         self._new_tip = False  # the commit is the tip, tried for the first time or again
         self._chosen = False
@@ -149,13 +154,30 @@ class GitSource:
         self.commit = memory.last_good
         return True
 
+    @property
+    def trying_tip(self) -> bool:
+        """Whether the run is tied to a tip it has not enforced before (or tries again)."""
+        return self._new_tip
+
+    def keep(self, reason: str) -> bool:
+        """A rollout holds the new tip back: run the last good commit instead, saying
+        why (True), or, with no commit that ever worked, go on with the tip (False)."""
+        last_good = self._memory.last_good
+        if not self._new_tip or last_good is None:
+            return False
+        self._new_tip = False
+        self.rollout = reason
+        self.commit = last_good
+        return True
+
     def worked(self) -> None:
         """The run enforced its commit: it is the last good one from now on."""
         if self.commit is None:
             return
         memory = SourceState.load(self.state.source_state)
         if memory.last_good != self.commit or memory.last_good_at is None:
-            memory.mark_good(self.commit).save(self.state.source_state)
+            at = self.clock() if self.clock is not None else None
+            memory.mark_good(self.commit, at).save(self.state.source_state)
 
     def describe(self) -> SourceReport:
         """What the run report says about where its commit came from."""
@@ -163,6 +185,7 @@ class GitSource:
             commit=self.commit, subject=self.cache.subject(self.commit),
             branch=self.settings.branch, tip=self.tip, signed_by=self.signed_by,
             remote=self.remote, stale=self.stale, pinned=self.pinned, refused=self.refused,
+            rollout=self.rollout,
         )  # fmt: skip
 
 
