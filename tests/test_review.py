@@ -154,13 +154,15 @@ def test_base_node_that_fails_to_render_is_compared_on_what_rendered(tmp_path: P
 
 def test_markdown_is_cut_politely_at_the_size_cap(tmp_path: Path) -> None:
     repo = FleetRepo(tmp_path)
-    repo.edit("templates/base/resolv.conf.j2", "search", "# {{ node.name }}\nsearch")
-    repo.commit("Name each node in resolv.conf")
+    repo.edit("templates/base/resolv.conf.j2", "search",
+              "{% for i in range(80) %}# resolver {{ dns }}, entry {{ i }}\n{% endfor %}search")
+    repo.commit("List each cluster's resolver 80 times")
     report = plan_fleet(str(repo.path), "HEAD~1", "HEAD", jobs=1)
-    assert len(report.groups) == 10  # every node's diff differs
-    text = format_markdown(report, max_bytes=3000)
-    assert len(text.encode()) <= 3000
-    assert "not shown**: this comment is capped at 3000 bytes" in text
+    assert len(report.groups) == 2  # one per cluster: their resolvers differ
+    text = format_markdown(report, max_bytes=1000)
+    assert len(text.encode()) <= 1000
+    assert "2 more groups of changes (10 nodes) not shown**: this comment is capped at 1000 " \
+           "bytes" in text
     assert "plan.json" in text
 
 

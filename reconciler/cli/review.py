@@ -23,7 +23,8 @@ def register(group: click.Group) -> None:
 
 
 def _plan_with_progress(repo: str, base: str, head: str, jobs: int | None,
-                        facts: dict[str, Facts] | None) -> PlanReport:
+                        facts: dict[str, Facts] | None,
+                        only: tuple[str, ...] | None) -> PlanReport:
     """Run the plan, with a progress bar on stderr when it is a terminal."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -32,7 +33,7 @@ def _plan_with_progress(repo: str, base: str, head: str, jobs: int | None,
 
     console = Console(stderr=True)
     if not console.is_terminal:
-        return plan_fleet(repo, base, head, jobs, facts=facts)
+        return plan_fleet(repo, base, head, jobs, facts=facts, only=only)
     with Progress("[progress.description]{task.description}", BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(), console=console,
                   transient=True) as bar:
@@ -41,7 +42,7 @@ def _plan_with_progress(repo: str, base: str, head: str, jobs: int | None,
         def advance(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        return plan_fleet(repo, base, head, jobs, progress=advance, facts=facts)
+        return plan_fleet(repo, base, head, jobs, progress=advance, facts=facts, only=only)
 
 
 @click.command()
@@ -60,22 +61,26 @@ def _plan_with_progress(repo: str, base: str, head: str, jobs: int | None,
               help="Also write the markdown report to this file.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
               help="Also write the JSON report to this file.")
+@click.option("--node", "only", multiple=True, metavar="NAME",
+              help="Plan only this node (repeatable) and show its exact diff.")
 @published_option
 @handles_errors
 def plan(base: str, head: str, repo: str, fmt: str, jobs: int | None, max_bytes: int,
-         markdown_out: str | None, json_out: str | None, facts_dir: str | None) -> None:
+         markdown_out: str | None, json_out: str | None, only: tuple[str, ...],
+         facts_dir: str | None) -> None:
     """Show what changing BASE into HEAD does to every node of the fleet.
 
-    Every node is compiled and rendered at both revisions; nodes with identical
-    changes are shown once. Exit status: 0 no node changes, 2 something changes,
-    1 the head is invalid (its errors printed as `validate` prints them).
+    Every node is compiled and rendered at both revisions; nodes making the same
+    change are shown once, the parts that are each node's own marked (⟨node.name⟩).
+    Exit status: 0 no node changes, 2 something changes, 1 the head is invalid (its
+    errors printed as `validate` prints them).
     """
     from rich.console import Console
 
     from reconciler.review.markdown import format_markdown
     from reconciler.review.text import format_text, text_lines
 
-    report = _plan_with_progress(repo, base, head, jobs, published(facts_dir))
+    report = _plan_with_progress(repo, base, head, jobs, published(facts_dir), only or None)
     if markdown_out:
         _write_report(markdown_out, format_markdown(report, max_bytes))
     if json_out:

@@ -22,6 +22,7 @@ from reconciler.plan.build import effective_severity
 from reconciler.render.renderer import RenderedFile, Renderer, render_node
 from reconciler.review import contents
 from reconciler.review.contents import content_changes
+from reconciler.review.grouping import Identity, identity_of
 from reconciler.review.model import ActionChange, AttrChange, FileChange, NodeDiff, severity_word
 
 # Fields that do not describe state on the node: where an action was declared (its
@@ -207,6 +208,7 @@ class NodeOutcome:
     diff: NodeDiff | None = None
     added: bool = False
     head_problems: tuple[Problem, ...] = ()
+    identity: Identity = ()
 
 
 def compare_node(base: Renderer | None, head: Renderer, name: str) -> NodeOutcome:
@@ -228,7 +230,7 @@ def compare_node(base: Renderer | None, head: Renderer, name: str) -> NodeOutcom
     except ConfigError as exc:
         base_problems = exc.problems
     return NodeOutcome(name, diff=diff_node(base_node, base_files, head_node, head_files,
-                                            base_problems))
+                                            base_problems), identity=identity_of(head_node))
 
 
 _renderers: tuple[Renderer | None, Renderer] | None = None

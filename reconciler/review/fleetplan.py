@@ -3,8 +3,9 @@
 `plan_fleet` compiles and renders every node at two revisions in forked worker
 processes (one `Renderer` per revision per worker, so each template compiles once per
 revision per worker) and compares them node by node. Workers send back only per-node
-differences, never renders; the parent groups nodes whose differences are identical
-as results stream in, so a change shared by 240 proxies is held and shown once.
+differences, never renders; the parent groups nodes by what their change is
+(review/grouping.py), so a change shared by 240 proxies is shown once even where each
+proxy's diff shows its own name.
 
 A head that does not compile or render makes the plan invalid (exit 1, with the same
 grouped `path:line` errors as `validate`). A base that does not load is reported and
@@ -16,21 +17,21 @@ secret file reads "secret changed".
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from reconciler.compile import names
 from reconciler.compile.compiler import load_fleet
 from reconciler.compile.inventory import Fleet
 from reconciler.compile.nodeconfig import Severity
-from reconciler.errors import ConfigError
+from reconciler.errors import ConfigError, UsageError
 from reconciler.facts.model import Facts
 from reconciler.review.compare import NodeOutcome, compare_chunk, init_worker
+from reconciler.review.grouping import Grouped, Member, group_members
 from reconciler.review.model import (
     Count,
     Group,
     HeadProblem,
-    NodeDiff,
     PlanReport,
     max_severity,
 )
@@ -68,12 +69,15 @@ def plan_fleet(
     jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     facts: Mapping[str, Facts] | None = None,
+    only: Collection[str] | None = None,
 ) -> PlanReport:
     """Compare every node of the fleet at `base_rev` and `head_rev` of `repo`, rendering
     with the `facts` nodes published (placeholders for the others).
 
-    `progress(done, total)` is called as nodes finish. Raises ConfigError only when a
-    revision cannot be opened at all (not a repo, unknown revision).
+    With `only`, just those nodes are planned, each group holding nodes whose changes are
+    identical byte for byte (a node's exact diff). `progress(done, total)` is called as
+    nodes finish. Raises ConfigError only when a revision cannot be opened at all (not a
+    repo, unknown revision), UsageError for an `only` node at neither revision.
     """
     jobs = jobs or default_jobs()
     head_snapshot = open_snapshot(repo, head_rev)
@@ -90,29 +94,39 @@ def plan_fleet(
         base = load_fleet(base_snapshot)
     except ConfigError as exc:
         base, base_problems = None, tuple(str(p) for p in exc.problems)
-    head_names = head.node_names()
+    planned = head.node_names()
+    if only is not None:
+        unknown = [name for name in only if name not in head.nodes
+                   and (base is None or name not in base.nodes)]
+        if unknown:
+            raise UsageError.because(f"no node {', '.join(unknown)} at either revision")
+        planned = [name for name in planned if name in only]
     done = 0
 
     def advance(count: int) -> None:
         nonlocal done
         done += count
         if progress:
-            progress(done, len(head_names))
+            progress(done, len(planned))
 
-    groups: dict[NodeDiff, list[str]] = {}
+    members: list[Member] = []
     added: list[str] = []
     invalid = False
-    for outcome in _outcomes(base, head, head_names, jobs, advance, facts):
+    for outcome in _outcomes(base, head, planned, jobs, advance, facts):
         if outcome.head_problems:
             invalid = True
         elif outcome.added:
             added.append(outcome.name)
         elif outcome.diff is not None and not outcome.diff.empty:
-            groups.setdefault(outcome.diff, []).append(outcome.name)
+            members.append(Member(outcome.name, outcome.diff, outcome.identity))
     if invalid:
         return _invalid(commits, _head_findings(head_snapshot, jobs, facts))
     removed = sorted(set(base.nodes) - set(head.nodes), key=names.parse) if base else []
-    report = _report(commits, head, groups, added, removed, base_problems)
+    if only is not None:
+        removed = [name for name in removed if name in only]
+    members.sort(key=lambda m: names.parse(m.name))
+    groups = group_members(members, exact=only is not None)
+    report = _report(commits, head, groups, added, removed, base_problems, only)
     secrets = compare_secrets(base, head)
     if not secrets:
         return report
@@ -129,17 +143,16 @@ def _invalid(commits: dict[str, Any], problems: tuple[HeadProblem, ...]) -> Plan
 
 
 def _report(
-    commits: dict[str, Any], head: Fleet, found: dict[NodeDiff, list[str]], added: list[str],
-    removed: list[str], base_problems: tuple[str, ...],
+    commits: dict[str, Any], head: Fleet, found: list[Grouped], added: list[str],
+    removed: list[str], base_problems: tuple[str, ...], only: Collection[str] | None,
 ) -> PlanReport:
     clusters = sorted({d.name.cluster for d in head.nodes.values()})
-    groups = []
-    for diff, members in found.items():
-        members.sort(key=names.parse)
-        groups.append(Group(nodes=tuple(members), patterns=tuple(compress_names(members)),
-                            scope=describe_scope(members, clusters), severity=diff.severity,
-                            changes=diff))
-    groups.sort(key=lambda g: (-Severity.parse(g.severity), -len(g.nodes), names.parse(g.nodes[0])))
+    groups = [Group(nodes=g.nodes, patterns=tuple(compress_names(g.nodes)),
+                    scope=describe_scope(g.nodes, clusters), severity=g.changes.severity,
+                    changes=g.changes, marked=g.marked, varies=g.varies, digests=g.digests)
+              for g in found]
+    groups.sort(key=lambda g: (-Severity.parse(g.severity), -len(g.nodes),
+                               names.parse(g.nodes[0])))
     changed = [n for g in groups for n in g.nodes]
     changed_set = set(changed)
     total_by_class = Counter(d.name.cls for d in head.nodes.values())
@@ -158,7 +171,8 @@ def _report(
     else:
         headline = f"no node changes ({plural(total, 'node')})"
     extra = [f"{plural(len(added), 'node')} added" if added else "",
-             f"{plural(len(removed), 'node')} removed" if removed else ""]
+             f"{plural(len(removed), 'node')} removed" if removed else "",
+             f"only {', '.join(sorted(only, key=names.parse))} planned" if only else ""]
     if any(extra):
         headline += "; " + ", ".join(e for e in extra if e)
     return PlanReport(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from reconciler.review.model import Group, HeadProblem, PlanReport
 from reconciler.review.names import compress_names, plural
-from reconciler.review.text import change_lines, short_commit
+from reconciler.review.text import NODE_HINT, change_lines, group_notes, node_hint, short_commit
 from reconciler.review.validate import finding_line
 
 
@@ -75,6 +75,9 @@ def format_markdown(report: PlanReport, max_bytes: int = 60000) -> str:
              for change in report.secrets]
     if report.secrets:
         head.append("")
+    hint = node_hint(report)
+    if hint:
+        head += [f"{_md_escape(NODE_HINT)}: {_md(hint)}", ""]
     text = "\n".join(head) + "\n"
     budget = max_bytes - len(text.encode())
     shown = 0
@@ -102,6 +105,8 @@ def _md_group(index: int, count: int, group: Group, with_diffs: bool) -> str:
              f"({_md_escape(group.scope)}), severity {group.severity}", ""]
     lines.append(", ".join(_md(p) for p in group.patterns))
     lines.append("")
+    for note in group_notes(group):
+        lines += [f"_{_md_escape(note)}_", ""]
     lines += [f"- {_md(mark)} {_md_escape(text)}" for mark, text, _ in change_lines(group.changes)]
     lines.append("")
     for change in group.changes.files:

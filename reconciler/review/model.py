@@ -81,7 +81,8 @@ class NodeDiff(_Model):
 
 
 class Group(_Model):
-    """Nodes sharing exactly the same differences, shown once."""
+    """Nodes making the same change, shown once (review/grouping.py says when two changes
+    are the same)."""
 
     nodes: tuple[str, ...]
     patterns: tuple[str, ...] = Field(
@@ -89,7 +90,18 @@ class Group(_Model):
     scope: str = Field(
         description="classes and clusters of the nodes, e.g. 'proxy, all clusters'")
     severity: SeverityWord
-    changes: NodeDiff
+    changes: NodeDiff = Field(
+        description="the first node's changes, with the parts that differ between the nodes "
+                    "marked: ⟨node.name⟩ (and host, cls, product, cluster, number, var.NAME) "
+                    "for each node's own values, ⟨per node⟩ for values that differ otherwise")
+    marked: tuple[str, ...] = Field(
+        (), description="the identity fields marked in `changes`, e.g. node.name")
+    varies: tuple[str, ...] = Field(
+        (), description="paths and actions whose change differs per node beyond identity")
+    digests: dict[str, str] = Field(
+        default_factory=dict,
+        description="each node's exact changes as a sha256 of their JSON; `reconciler plan "
+                    "--node NAME` shows them")
 
 
 class Count(_Model):

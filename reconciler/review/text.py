@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.record.report import diff_style
-from reconciler.review.model import AttrChange, NodeDiff, PlanReport
+from reconciler.review.model import AttrChange, Group, NodeDiff, PlanReport
 from reconciler.review.names import compress_names, plural
 
 
@@ -85,6 +85,9 @@ def text_lines(report: PlanReport) -> list[Any]:
     for change in report.secrets:
         out.append(Text(f"secret {change.variable} ({change.path}): {change.change}",
                         style="yellow"))
+    hint = node_hint(report)
+    if hint:
+        out += [Text(""), Text(f"{NODE_HINT}: {hint}", style="dim")]
     for index, group in enumerate(report.groups, 1):
         out.append(Text(""))
         out.append(Text(f"group {index} of {len(report.groups)}: "
@@ -92,11 +95,34 @@ def text_lines(report: PlanReport) -> list[Any]:
                         f"severity {group.severity}",
                         style=f"bold {severity_style[group.severity]}"))
         out += [Text(f"  {pattern}", style="cyan") for pattern in group.patterns]
+        out += [Text(f"  {line}", style="dim") for line in group_notes(group)]
         for mark, line, diff in change_lines(group.changes):
             style = {"+": "green", "-": "red", "~": "yellow", "!": "red"}[mark]
             out.append(Text(f"  {mark} {line}", style=style))
             out += [_diff_line(d) for d in (diff or "").splitlines()]
     return out
+
+
+def group_notes(group: Group) -> list[str]:
+    """What a reader of a group's one diff must know: which parts are each node's own,
+    and where the nodes' changes differ."""
+    notes = []
+    if group.marked:
+        notes.append("node-specific parts marked: " + ", ".join(f"⟨{f}⟩" for f in group.marked))
+    if group.varies:
+        notes.append("differs per node in: " + ", ".join(group.varies))
+    return notes
+
+
+NODE_HINT = "each group shows its first node's changes; one node's exact diff"
+
+
+def node_hint(report: PlanReport) -> str | None:
+    """The command that shows one node's exact diff, when some group shows several nodes
+    as one (said after NODE_HINT)."""
+    if not any(len(g.nodes) > 1 for g in report.groups):
+        return None
+    return f"reconciler plan --base {report.base} --head {report.head} --node NAME"
 
 
 def _diff_line(line: str) -> Any:
