@@ -25,6 +25,13 @@ def splay_offset(node: str, splay: float) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64 * splay
 
 
+def wall_slot(moment: float, period: float, offset: float) -> int:
+    """Which period of the wall clock (Unix time) `moment` falls in, periods starting
+    `offset` seconds after each multiple of `period`: nodes with different offsets
+    start their periods at different times, whenever they were started."""
+    return math.floor((moment - offset) / period)
+
+
 def max_jitter(interval: float, splay: float) -> float:
     """The most random delay added to one cycle: 2% of the interval, at most 5 s, and
     never more than the splay (a splay of 0 asks for exact timing)."""

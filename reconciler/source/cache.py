@@ -3,18 +3,24 @@
 A run calls, holding the node lock:
 
     cache = SourceCache(state.source_cache, remote, mirrors, timeout)
-    cache.ensure_healthy()          # stale locks, corrupt cache -> re-clone
-    served = cache.fetch()          # primary, then mirrors in order
+    cache.ensure_healthy(fsck=due)  # stale locks; when due, fsck: corrupt cache -> re-clone
+    served = cache.fetch(branch)    # primary, then mirrors in order
     sha = cache.choose(branch=...)  # or commit=pin
     cache.check_forward(last_applied, sha, allow_rewind)
     signer = signatures.verify(cache, policy, sha, last_applied, ...)
     tree = cache.open(sha)          # snapshot.py: files of that commit only
 
-The cache is a bare repository whose `refs/heads/*` mirror the remote's branches
-(refspec `+refs/heads/*:refs/heads/*`, pruned, no tags), exactly the layout of
-`git clone --bare`. It is created with `git init --bare` plus a fetch rather than a
-clone, so one bounded fetch does the network part, and the new repository is built
-beside the cache and renamed into place, so a killed run never leaves half a clone.
+The cache is a bare repository whose `refs/heads/*` mirror the remote's branches,
+exactly the layout of `git clone --bare` (no tags). A run fetches only the branch it
+follows: one `ls-refs` of that one ref, and a pack only when the tip moved, so a
+pushed merge-request branch costs the node nothing and a quiet poll costs the server
+one short ref advertisement; fetching every branch (`+refs/heads/*`) is for a pinned
+commit the cache does not have yet. Git's own housekeeping (`maintenance --auto`) and
+the `fsck` of the whole cache are kept off that path: they run when a fetch failed and
+once a period (`check_due`), not on every run. The cache is created with `git init
+--bare` plus a fetch rather than a clone, so one bounded fetch does the network part,
+and the new repository is built beside the cache and renamed into place, so a killed
+run never leaves half a clone.
 """
 
 from __future__ import annotations
@@ -28,11 +34,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.agent.settings import check_url
+from reconciler.agent.splay import splay_offset, wall_slot
 from reconciler.errors import Problem, Refused, RetryLater
 from reconciler.git import Done, Git
 from reconciler.source.snapshot import Snapshot, open_snapshot
 
 _REFSPEC = "+refs/heads/*:refs/heads/*"
+# Housekeeping is not the fetch's job: `ensure_healthy` runs it when the cache is checked.
+_QUIET_FETCH = ("-c", "maintenance.auto=false", "-c", "gc.auto=0")
+CHECKED = "reconciler-checked"  # in the cache: when its last fsck passed (Unix time)
+CHECK_PERIOD = 86400.0  # seconds between two checks of the cache (each node at its own offset)
 _LOCK_NAMES = ("index.lock", "shallow.lock", "packed-refs.lock", "HEAD.lock", "config.lock")
 # Words git uses when the local object store or refs are damaged.
 _CORRUPT_RE = re.compile(
@@ -112,23 +123,26 @@ class SourceCache:
 
     # -- fetching -----------------------------------------------------------------
 
-    def fetch(self) -> FetchResult:
-        """Bring the cache up to date from the first URL that answers.
+    def fetch(self, branch: str | None = None) -> FetchResult:
+        """Bring the cache up to date from the first URL that answers: only `branch` when
+        given (a branch the remote lacks is removed from the cache too), else every branch.
 
         Creates the cache on first use. When every URL fails and one of the errors
-        says the local cache is damaged, the cache is re-cloned once.
+        says the local cache is damaged, or `git fsck` does, the cache is re-cloned once.
         """
+        refspec = _REFSPEC if branch is None else f"+refs/heads/{branch}:refs/heads/{branch}"
         failures: list[tuple[str, str]] = []
         for url in self.urls:
             try:
                 if self.path.exists():
-                    self._fetch_into(self.path, url)
+                    self._fetch_into(self.path, url, refspec)
                 else:
-                    self._create(self.path, url)
+                    self._create(self.path, url, refspec)
                 return FetchResult(url, tuple(failures))
             except _FetchFailed as err:
                 failures.append((url, err.tail))
-        if self.path.exists() and any(_CORRUPT_RE.search(tail) for _, tail in failures):
+        if self.path.exists() and (any(_CORRUPT_RE.search(tail) for _, tail in failures)
+                                   or self._damage()):
             result = self._reclone()
             return FetchResult(result.url, (*failures, *result.failures))
         raise self._unavailable(failures)
@@ -138,17 +152,26 @@ class SourceCache:
             [Problem(f"fetch failed: {tail}", redact(url)) for url, tail in failures]
         )
 
-    def _fetch_into(self, path: Path, url: str) -> None:
+    def _fetch_into(self, path: Path, url: str, refspec: str = _REFSPEC) -> None:
+        """Fetch `refspec` from `url`. git asks the remote for those refs only (protocol
+        v2 `ls-refs` with a ref prefix) and downloads a pack only when one moved; a
+        branch the remote does not have is removed from the cache, as `--prune` does."""
         try:
             check_url(url)
         except ValueError as refused:
             raise _FetchFailed(str(refused)) from None
-        done = Git(path).run("fetch", "--prune", "--no-tags", "--quiet", "--", url, _REFSPEC,
+        done = Git(path).run(*_QUIET_FETCH, "fetch", "--prune", "--no-tags",
+                             "--no-write-fetch-head", "--quiet", "--", url, refspec,
                              timeout=self.timeout, network=True)
-        if not done.ok:
-            raise _FetchFailed(failure(done))
+        if done.ok:
+            return
+        source, _, local = refspec.lstrip("+").partition(":")
+        if "*" not in source and "couldn't find remote ref" in done.stderr:
+            Git(path).run("update-ref", "-d", local)
+            return
+        raise _FetchFailed(failure(done))
 
-    def _create(self, target: Path, url: str) -> None:
+    def _create(self, target: Path, url: str, refspec: str = _REFSPEC) -> None:
         """Build a new cache beside `target` from `url`, then rename it into place."""
         building = target.with_name(f"{target.name}.new-{os.getpid()}")
         shutil.rmtree(building, ignore_errors=True)
@@ -160,21 +183,23 @@ class SourceCache:
                 raise _FetchFailed(failure(done))
             # No git process may outlive the run that started it (see ensure_healthy).
             Git(building).run("config", "gc.autoDetach", "false")
-            self._fetch_into(building, url)
+            self._fetch_into(building, url, refspec)
             os.rename(building, target)
         finally:
             shutil.rmtree(building, ignore_errors=True)
 
     # -- health ---------------------------------------------------------------------
 
-    def ensure_healthy(self, min_lock_age: float | None = None) -> list[str]:
-        """Remove stale locks and replace a damaged cache; return what was repaired.
+    def ensure_healthy(self, min_lock_age: float | None = None, fsck: bool = True) -> list[str]:
+        """Remove stale locks and, with `fsck`, replace a damaged cache; return what was
+        repaired.
 
         The caller holds the node lock, so no other reconciler process uses the cache;
         a git lock file older than `min_lock_age` (default: the fetch timeout) was left
         by a killed run. A cache that `git fsck --connectivity-only` rejects is
-        re-cloned beside it, checked, and swapped in. Raises `SourceUnavailable` when
-        a needed re-clone cannot reach any remote.
+        re-cloned beside it, checked, and swapped in; one that passes is tidied by git's
+        `maintenance --auto` and stamped (see `check_due`). Raises `SourceUnavailable`
+        when a needed re-clone cannot reach any remote.
         """
         repairs = self._remove_leftovers()
         if not self.path.exists():
@@ -189,11 +214,27 @@ class SourceCache:
                     repairs.append(f"removed stale lock {lock} ({age:.0f} s old)")
             except FileNotFoundError:
                 continue
+        if not fsck:
+            return repairs
         problem = self._damage()
         if problem:
             result = self._reclone()
             repairs.append(f"re-cloned the cache from {result.url}: {problem}")
+        else:
+            self.git.run("maintenance", "run", "--auto", "--quiet")
+        (self.path / CHECKED).write_text(f"{time.time():.0f}\n")
         return repairs
+
+    def check_due(self, node: str, now: float, period: float = CHECK_PERIOD) -> bool:
+        """Whether the cache is due for its `fsck` and housekeeping: not checked yet in
+        the current period. Periods are anchored to the wall clock at this node's own
+        offset, so a fleet spreads its checks over the period rather than all at once."""
+        try:
+            checked = float((self.path / CHECKED).read_text())
+        except (OSError, ValueError):
+            return True
+        offset = splay_offset(node, period)
+        return wall_slot(checked, period, offset) != wall_slot(now, period, offset)
 
     def _lock_files(self) -> list[Path]:
         found = [self.path / name for name in _LOCK_NAMES if (self.path / name).exists()]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -78,6 +79,16 @@ class GitSource:
         if not self._chosen:
             self._chosen = True
             self._choose()
+        try:
+            return self._verified()
+        except ReconcilerError:
+            # The cache is not checked on every run: a damaged one must not get a good
+            # commit refused. Check it now; when it was repaired, try once more.
+            if not any("re-cloned" in repair for repair in self.cache.ensure_healthy()):
+                raise
+            return self._verified()
+
+    def _verified(self) -> Snapshot:
         assert self.commit is not None
         settings = self.settings
         policy = settings.require_signed
@@ -99,8 +110,10 @@ class GitSource:
             self.commit = memory.in_use
             return
         try:
-            self.cache.ensure_healthy()
-            self.remote = self.cache.fetch().url
+            self.cache.ensure_healthy(fsck=self.cache.check_due(self.settings.node, time.time()))
+            # A pinned commit may be on any branch; otherwise only the followed one.
+            wanted = self.settings.branch if self.settings.commit is None else None
+            self.remote = self.cache.fetch(wanted).url
             self.tip = self.cache.choose(branch=self.settings.branch, commit=self.settings.commit)
         except (SourceUnavailable, RevisionNotFound) as exc:
             distrusted = [f"{p.path}: {p.message}" for p in exc.problems
