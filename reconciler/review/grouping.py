@@ -121,7 +121,8 @@ def change_key(diff: NodeDiff, f: Abstract) -> tuple[object, ...]:
 
 def _shape(diff: NodeDiff, f: Abstract) -> tuple[object, ...]:
     """Which files and actions change and how, without what the change says."""
-    return (tuple((f(c.path), f(c.action), c.status, c.severity) for c in diff.files),
+    return (tuple((f(c.path), f(c.action), c.status, c.severity, c.diff is None,
+                   tuple(c.facts)) for c in diff.files),
             tuple((f(a.action), a.status, a.severity, tuple(x.name for x in a.attributes))
                   for a in diff.actions), len(diff.base_problems))
 
