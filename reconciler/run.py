@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
 from reconciler.agent.settings import AgentConfig
 from reconciler.apply.executor import execute
@@ -52,8 +52,9 @@ from reconciler.rollout import window
 from reconciler.secrets.digest import ContentDigest
 from reconciler.secrets.unseal import IdentityUnsealer
 from reconciler.source.choice import GitSource, cache_of
-from reconciler.source.snapshot import Snapshot, open_snapshot
+from reconciler.source.snapshot import Snapshot
 from reconciler.source.state import SourceState
+from reconciler.source.worktree import Source
 from reconciler.statedir import AGE_IDENTITY, StateDir, ensure_directory
 from reconciler.system.interface import NotDurable, System
 from reconciler.system.local import LocalSystem
@@ -64,54 +65,6 @@ Mode = Literal["audit", "change"]
 
 def _never() -> bool:
     return False
-
-
-# ---------------------------------------------------------------- sources
-
-
-class Source(Protocol):
-    """Where a run's config comes from, and what the run report says about it."""
-
-    @property
-    def commit(self) -> str | None:
-        """The commit the run is tied to (None: a working tree, or not chosen yet)."""
-
-    def open(self) -> Snapshot:
-        """The config files to run from (chosen on the first call)."""
-
-    def fall_back(self, error: ReconcilerError) -> bool:
-        """A step refused what `open` gave: True when the source moved to another commit
-        to try instead, False when the run is refused."""
-
-    def worked(self) -> None:
-        """The run enforced what `open` gave."""
-
-    def describe(self) -> report.SourceReport | None:
-        """The report's account of the source (None for a working tree)."""
-
-
-class WorkTreeSource:
-    """The config repo as checked out (or one commit of it with `rev`), as is: nothing to
-    fall back to, nothing remembered."""
-
-    def __init__(self, repo: str, rev: str | None = None) -> None:
-        self.repo = repo
-        self.rev = rev
-        self.commit: str | None = None
-
-    def open(self) -> Snapshot:
-        snapshot = open_snapshot(self.repo, self.rev)
-        self.commit = snapshot.revision
-        return snapshot
-
-    def fall_back(self, error: ReconcilerError) -> bool:
-        return False
-
-    def worked(self) -> None:
-        return None
-
-    def describe(self) -> report.SourceReport | None:
-        return None
 
 
 # ---------------------------------------------------------------- desired state

@@ -58,7 +58,8 @@ def node_run(
     verbose: bool, max_severity: str | None, identity: str,
 ) -> None:
     """One run from the working tree (or --rev), recording only what was applied."""
-    from reconciler.run import Run, RunClock, WorkTreeSource, perform, refuse
+    from reconciler.run import Run, RunClock, perform, refuse
+    from reconciler.source.worktree import WorkTreeSource
 
     name = node or socket.getfqdn()
     root = os.path.abspath(root)

@@ -1,0 +1,56 @@
+"""What a run reads its config from: the `Source` protocol, and the working tree (or one
+commit of it) that `apply` and `audit` run from. `run` and the agent use `GitSource`
+(choice.py), the node's cache of the config remote."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from reconciler.errors import ReconcilerError
+from reconciler.record import report
+from reconciler.source.snapshot import Snapshot, open_snapshot
+
+
+class Source(Protocol):
+    """Where a run's config comes from, and what the run report says about it."""
+
+    @property
+    def commit(self) -> str | None:
+        """The commit the run is tied to (None: a working tree, or not chosen yet)."""
+
+    def open(self) -> Snapshot:
+        """The config files to run from (chosen on the first call)."""
+
+    def fall_back(self, error: ReconcilerError) -> bool:
+        """A step refused what `open` gave: True when the source moved to another commit
+        to try instead, False when the run is refused."""
+
+    def worked(self) -> None:
+        """The run enforced what `open` gave."""
+
+    def describe(self) -> report.SourceReport | None:
+        """The report's account of the source (None for a working tree)."""
+
+
+class WorkTreeSource:
+    """The config repo as checked out (or one commit of it with `rev`), as is: nothing to
+    fall back to, nothing remembered."""
+
+    def __init__(self, repo: str, rev: str | None = None) -> None:
+        self.repo = repo
+        self.rev = rev
+        self.commit: str | None = None
+
+    def open(self) -> Snapshot:
+        snapshot = open_snapshot(self.repo, self.rev)
+        self.commit = snapshot.revision
+        return snapshot
+
+    def fall_back(self, error: ReconcilerError) -> bool:
+        return False
+
+    def worked(self) -> None:
+        return None
+
+    def describe(self) -> report.SourceReport | None:
+        return None
