@@ -12,6 +12,8 @@ import contextlib
 import errno
 import os
 import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -> None:
@@ -51,3 +53,18 @@ def read_own(path: str | os.PathLike[str]) -> bytes:
         raise
     with os.fdopen(fd, "rb") as handle:
         return handle.read()
+
+
+def set_aside(path: str | os.PathLike[str], now: datetime | None = None) -> Path:
+    """Rename one of reconciler's own files or directories that cannot be used to
+    `NAME.bad-YYYYmmddTHHMMSSZ` beside it (kept for a person to look at, never deleted);
+    returns the name it now has. The caller holds the node lock."""
+    source = Path(path)
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    target = source.with_name(f"{source.name}.bad-{stamp}")
+    count = 1
+    while os.path.lexists(target):
+        count += 1
+        target = source.with_name(f"{source.name}.bad-{stamp}-{count}")
+    os.rename(source, target)
+    return target

@@ -45,6 +45,7 @@ from reconciler.plan.probe import Context
 from reconciler.record import applied as applied_state
 from reconciler.record import report
 from reconciler.record.recorder import Recorder, failed_with
+from reconciler.record.recovery import set_aside_unreadable
 from reconciler.render.budget import Budget, RenderStopped, render_bounded
 from reconciler.render.renderer import RenderedFile, Renderer, render_node
 from reconciler.rollout import gate as rollout_gate
@@ -259,6 +260,11 @@ def take_lock(now: RunState) -> None:
     now.lock = lock
 
 
+def set_aside_bad_state(now: RunState) -> None:
+    """State files that cannot be read are set aside, said in the notes (record/recovery.py)."""
+    now.notes.extend(set_aside_unreadable(now.run.state))
+
+
 def gather_facts(now: RunState) -> None:
     """What the node is (`facts.*` in templates): the running kernel's /proc and /sys,
     and os-release read under the root through the node's system (made here)."""
@@ -333,8 +339,8 @@ def decide_mode(run: Run, node: NodeConfig | None) -> tuple[Mode, str | None]:
 
 
 Step = Callable[[RunState], None]
-STEPS: tuple[Step, ...] = (take_lock, gather_facts, read_source, compile_config,
-                           wait_for_rollout, render_files, plan_and_apply)
+STEPS: tuple[Step, ...] = (take_lock, set_aside_bad_state, gather_facts, read_source,
+                           compile_config, wait_for_rollout, render_files, plan_and_apply)
 # A source may fall back from these.
 _REFUSABLE = (read_source, compile_config, wait_for_rollout, render_files)
 

@@ -20,7 +20,7 @@ from gitutil_repo import (
 )
 
 from reconciler.errors import UsageError
-from reconciler.record.report import EXIT_CHANGES, EXIT_FAILED, EXIT_REFUSED
+from reconciler.record.report import EXIT_CHANGES, EXIT_REFUSED
 from reconciler.source.rollback import pin, release
 
 pytestmark = pytest.mark.usefixtures("isolated_git")
@@ -396,22 +396,3 @@ def test_a_held_change_is_recorded_once_while_it_stays_held(node: Node) -> None:
     assert (first.result, second.result) == ("held", "held")
     assert len(node.history_commits()) == 1
     assert node.trailers()["Held"] == "1: /etc/held.conf"
-
-
-# -- recording -------------------------------------------------------------------------
-
-
-def test_a_history_that_cannot_be_written_fails_the_run_and_last_run_says_why(
-    node: Node,
-) -> None:
-    node.push_base()
-    node.state.mkdir()
-    (node.state / "history").write_text("not a repository\n")
-
-    report = node.run()
-
-    assert (node.root / "etc/x").read_text() == HELLO
-    assert (report.result, report.exit_code) == ("failed", EXIT_CHANGES | EXIT_FAILED)
-    assert any("could not record the run" in problem for problem in report.problems)
-    assert node.last_run()["result"] == "failed"
-    assert node.last_run()["problems"] == report.problems

@@ -143,6 +143,15 @@ class History:
         finally:
             shutil.rmtree(building, ignore_errors=True)
 
+    def damaged(self) -> bool:
+        """Whether something stands here that is no sound repository: not a directory, or
+        one `git fsck` finds broken (a disk that is merely full leaves it sound)."""
+        if not os.path.lexists(self.path):
+            return False
+        if not self.path.is_dir() or self.path.is_symlink():
+            return True
+        return not self._repo().run("fsck", "--no-dangling", "--no-progress").ok
+
     def head(self) -> str | None:
         """The newest record's commit, or None before the first record."""
         if not self.exists():

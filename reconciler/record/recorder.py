@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from reconciler.atomicfile import set_aside
 from reconciler.errors import ReconcilerError
 from reconciler.record import entry, lastrun, metrics
 from reconciler.record.history import RUN_JSON, History
+from reconciler.record.recovery import moved_note
 from reconciler.record.report import EXIT_FAILED, RunReport
 from reconciler.render.renderer import RenderedFile
 from reconciler.secrets.digest import ContentDigest
@@ -43,8 +45,7 @@ class Recorder:
         try:
             self._history(report, managed)
         except (ReconcilerError, OSError, ValueError) as exc:
-            report = failed_with(report, f"{self.state.history}: could not record the run: "
-                                     f"{_reason(exc)}")
+            report = self._history_afresh(report, managed, exc)
         try:
             metrics.write(self.metrics_file, report, partial=self.partial)
         except OSError as exc:
@@ -82,6 +83,27 @@ class Recorder:
         history.record(self._snapshot(managed), data, entry.summary(report, refused_tip),
                        entry.trailers(report, refused_tip),
                        deleted=None if managed is not None else [])
+
+    def _history_afresh(
+        self, report: RunReport, managed: Iterable[RenderedFile] | None, error: Exception
+    ) -> RunReport:
+        """After a failed record: a damaged history repository is set aside and a new one
+        starts with this run (said in the notes); anything else fails the run."""
+        path = self.state.history
+        failed = failed_with(report, f"{path}: could not record the run: {_reason(error)}")
+        try:
+            if path.is_symlink() or not History(path, self.node).damaged():
+                return failed
+            moved = set_aside(path)
+        except (ReconcilerError, OSError):
+            return failed
+        report = report.model_copy(update={"notes": [
+            *report.notes, moved_note(path, "the history repository", moved)]})
+        try:
+            self._history(report, managed)
+        except (ReconcilerError, OSError, ValueError) as exc:
+            return failed_with(report, f"{path}: could not record the run: {_reason(exc)}")
+        return report
 
     def _refusal_seen(self, report: RunReport) -> Refusal | None:
         """The refusal of the tip this run saw, when the run did not use that tip."""

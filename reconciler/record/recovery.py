@@ -1,0 +1,39 @@
+"""Bad days in the state directory: a state file or the history repository that cannot
+be read (a torn write, a disk error, a hand edit) is set aside with a timestamp, the run
+says so in its notes, and carries on from a fresh one instead of failing every run until
+a person deletes files by hand. What was set aside is kept for that person to look at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from reconciler.atomicfile import set_aside
+from reconciler.errors import ReconcilerError
+from reconciler.record import applied
+from reconciler.source.state import SourceState
+from reconciler.statedir import StateDir
+
+
+def set_aside_unreadable(state: StateDir) -> list[str]:
+    """Set aside `applied.json` and `source-state.json` when they cannot be parsed; one
+    note per file set aside. The caller holds the node lock."""
+    checks: list[tuple[Path, str, Callable[[], object]]] = [
+        (state.applied, "the last-applied state", lambda: applied.load(state)),
+        (state.source_state, "the source state (last good and refused commits, pin)",
+         lambda: SourceState.load(state.source_state)),
+    ]
+    notes = []
+    for path, what, load in checks:
+        try:
+            load()
+        except ReconcilerError:
+            notes.append(moved_note(path, what, set_aside(path)))
+    return notes
+
+
+def moved_note(path: Path, what: str, moved: Path) -> str:
+    """The report's note for one thing set aside."""
+    return (f"{what} could not be read: {path} set aside as {moved.name}, carrying on "
+            f"from a fresh one")

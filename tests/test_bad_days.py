@@ -1,0 +1,146 @@
+"""Bad days end in a report, not a traceback: a state file or history repository that
+cannot be read is set aside (renamed with a timestamp, kept) and the run carries on from
+a fresh one, saying so in its notes."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from cycle_support import NODE, Node
+from gitutil_repo import git
+
+from reconciler.atomicfile import set_aside
+from reconciler.record.report import EXIT_CHANGES, EXIT_FAILED
+
+STAMP = r"\.bad-\d{8}T\d{6}Z"
+HELLO = f"hello from {NODE}\n"
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Node:
+    return Node(tmp_path)
+
+
+def set_aside_in(directory: Path, name: str) -> list[Path]:
+    return [p for p in directory.iterdir() if re.fullmatch(re.escape(name) + STAMP, p.name)]
+
+
+def test_truncated_applied_json_is_set_aside_and_the_run_carries_on(node: Node) -> None:
+    node.push_base()
+    node.run()
+    whole = (node.state / "applied.json").read_bytes()
+    (node.state / "applied.json").write_bytes(whole[: len(whole) // 2])
+    (node.root / "etc/x").write_text("edited by hand\n")
+
+    report = node.run()
+
+    [moved] = set_aside_in(node.state, "applied.json")
+    assert moved.read_bytes() == whole[: len(whole) // 2]
+    assert report.notes == [f"the last-applied state could not be read: {node.state}/"
+                            f"applied.json set aside as {moved.name}, carrying on from a "
+                            f"fresh one"]
+    assert report.result == "changed" and (node.root / "etc/x").read_text() == HELLO
+    assert json.loads((node.state / "applied.json").read_bytes())["paths"]
+    assert node.last_run()["notes"] == report.notes
+
+
+def test_garbage_source_state_is_set_aside_and_the_run_carries_on(node: Node) -> None:
+    first = node.push_base()
+    node.run()
+    (node.state / "source-state.json").write_bytes(b"\x00\xffnot json at all")
+
+    report = node.run()
+
+    [moved] = set_aside_in(node.state, "source-state.json")
+    assert moved.read_bytes() == b"\x00\xffnot json at all"
+    assert report.notes[0].startswith("the source state (last good and refused commits, "
+                                      "pin) could not be read")
+    assert report.result == "in-sync" and report.config_commit == first
+    assert node.source_state()["last_good"] == first
+
+
+def test_garbage_applied_json_through_the_cli_is_a_note_not_an_error(node: Node) -> None:
+    node.push_base()
+    node.state.mkdir()
+    (node.state / "applied.json").write_text("{ torn")
+
+    done = node.cli("run")
+
+    assert done.code == 2, done
+    assert "Traceback" not in done.err
+    assert "note: the last-applied state could not be read" in done.out
+
+
+@pytest.mark.parametrize("damage", ["ref", "objects", "file"])
+def test_corrupt_history_repository_is_set_aside_and_a_new_one_starts(
+    node: Node, damage: str
+) -> None:
+    node.push_base()
+    node.run()
+    if damage == "ref":
+        (node.history / "refs/heads/main").write_text("0" * 40 + "\n")
+    elif damage == "objects":
+        for loose in (node.history / "objects").glob("??/*"):
+            loose.write_bytes(b"garbage")
+    else:
+        git(node.history, "gc", "--quiet")
+        old = node.history.rename(node.tmp / "old-history")
+        node.history.write_text("not a repository\n")
+        assert old.exists()
+    (node.root / "etc/x").write_text("edited by hand\n")
+
+    report = node.run()
+
+    [moved] = set_aside_in(node.state, "history")
+    assert report.result == "changed", report.problems
+    assert report.notes == [f"the history repository could not be read: {node.history} set "
+                            f"aside as {moved.name}, carrying on from a fresh one"]
+    assert len(node.history_commits()) == 1
+    assert (node.root / "etc/x").read_text() == HELLO
+
+
+@contextmanager
+def read_only(directory: Path) -> Iterator[None]:
+    """`directory` bind-mounted read-only onto itself (skipped where mounting is not allowed)."""
+    steps = [["mount", "--bind", str(directory), str(directory)],
+             ["mount", "-o", "remount,bind,ro", str(directory)]]
+    for step in steps:
+        done = subprocess.run(step, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            subprocess.run(["umount", "-l", str(directory)], check=False)
+            pytest.skip(f"cannot bind-mount read-only here: {done.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(directory)], check=False)
+
+
+def test_a_sound_history_that_cannot_be_written_fails_the_run_and_is_kept(node: Node) -> None:
+    node.push_base()
+    node.run()
+    (node.root / "etc/x").write_text("edited by hand\n")
+    before = node.history_commits()
+
+    with read_only(node.history):
+        report = node.run()
+
+    assert (node.root / "etc/x").read_text() == HELLO
+    assert (report.result, report.exit_code) == ("failed", EXIT_CHANGES | EXIT_FAILED)
+    assert any("could not record the run" in problem for problem in report.problems)
+    assert node.last_run()["problems"] == report.problems
+    assert set_aside_in(node.state, "history") == [] and node.history_commits() == before
+
+
+def test_set_aside_never_overwrites_an_earlier_one(tmp_path: Path) -> None:
+    for round_ in range(3):
+        (tmp_path / "applied.json").write_text(f"bad {round_}")
+        set_aside(tmp_path / "applied.json")
+
+    kept = sorted(p.read_text() for p in tmp_path.iterdir())
+    assert kept == ["bad 0", "bad 1", "bad 2"]
