@@ -359,7 +359,7 @@ def perform(run: Run) -> report.RunReport:
         now.report = refuse(run.node, mode, run.root, run.source.commit, _error(exc, run),
                             now.clock, run.ceiling)
         now.report.mode_from = mode_from
-        if isinstance(exc, RenderStopped):
+        if isinstance(exc, RenderStopped) or run.should_stop():
             now.report = now.report.model_copy(update={"result": "interrupted"})
     finally:
         if now.lock is not None:
@@ -383,7 +383,9 @@ def _take(now: RunState, steps: tuple[Step, ...]) -> None:
         try:
             step(now)
         except ReconcilerError as exc:
-            if step not in _REFUSABLE or not isinstance(exc, Refused) \
+            # A stop request may be what broke the step (a helper process killed by the
+            # same Ctrl-C): that is never remembered as a refusal of the commit.
+            if step not in _REFUSABLE or not isinstance(exc, Refused) or now.run.should_stop() \
                     or not now.run.source.fall_back(exc):
                 raise
             position = steps.index(read_source)

@@ -5,13 +5,16 @@ a fresh one, saying so in its notes."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from clirun import RECONCILER
 from cycle_support import NODE, Node
 from gitutil_repo import git
 
@@ -144,3 +147,43 @@ def test_set_aside_never_overwrites_an_earlier_one(tmp_path: Path) -> None:
 
     kept = sorted(p.read_text() for p in tmp_path.iterdir())
     assert kept == ["bad 0", "bad 1", "bad 2"]
+
+
+# ---------------------------------------------------------------- Ctrl-C
+
+
+INTERRUPTING_GIT = """#!/bin/sh
+# git, except that listing a tree once the marker exists delivers a Ctrl-C: to the
+# reconciler process that ran it, and to itself (it dies of it, as a git would).
+if [ -e "$INTERRUPT_MARKER" ]; then
+  for arg; do
+    if [ "$arg" = ls-tree ]; then rm -f "$INTERRUPT_MARKER"; kill -INT $PPID; kill -INT $$; fi
+  done
+fi
+exec {git} "$@"
+"""
+
+
+def test_ctrl_c_while_reading_a_new_tip_never_refuses_it(node: Node) -> None:
+    node.push_base()
+    node.run()
+    tip = node.push({"templates/web/x.j2": "hello again\n"})
+    wrapper = node.tmp / "bin/git"
+    wrapper.parent.mkdir()
+    wrapper.write_text(INTERRUPTING_GIT.format(git=shutil.which("git")))
+    wrapper.chmod(0o755)
+    marker = node.tmp / "interrupt-now"
+    marker.touch()
+    env = {**os.environ, "PATH": f"{wrapper.parent}:{os.environ['PATH']}",
+           "INTERRUPT_MARKER": str(marker)}
+
+    done = subprocess.run([RECONCILER, "run", "--config", str(node.config)], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+    assert not marker.exists(), "the tip was never read"
+    assert done.returncode == 130, done
+    assert "Traceback" not in done.stderr
+    assert node.source_state().get("refused") is None
+    assert node.last_run()["result"] == "interrupted"
+    assert node.run().config_commit == tip
+    assert (node.root / "etc/x").read_text() == "hello again\n"
