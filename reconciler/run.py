@@ -24,9 +24,10 @@ from typing import Literal
 
 from reconciler.agent.settings import AgentConfig
 from reconciler.apply.executor import execute
+from reconciler.apply.leftovers import clear_leftovers
 from reconciler.compile.compiler import compile_node, load_fleet
 from reconciler.compile.inventory import Fleet
-from reconciler.compile.nodeconfig import NodeConfig, Severity
+from reconciler.compile.nodeconfig import NodeConfig, Severity, SymlinkAction
 from reconciler.errors import (
     ConfigError,
     Failed,
@@ -45,7 +46,7 @@ from reconciler.plan.probe import Context
 from reconciler.record import applied as applied_state
 from reconciler.record import report
 from reconciler.record.recorder import Recorder, failed_with
-from reconciler.record.recovery import set_aside_unreadable
+from reconciler.record.recovery import clear_state_leftovers, set_aside_unreadable
 from reconciler.render.budget import Budget, RenderStopped, render_bounded
 from reconciler.render.renderer import RenderedFile, Renderer, render_node
 from reconciler.rollout import gate as rollout_gate
@@ -83,6 +84,11 @@ class Desired:
 
     def files(self) -> Iterable[RenderedFile]:
         return (item for items in self.rendered.values() for item in items)
+
+    def paths(self) -> list[str]:
+        """The node paths written through a temp name: rendered files and symlinks."""
+        links = [a.path for a in self.node.actions if isinstance(a, SymlinkAction)]
+        return [item.path for item in self.files()] + links
 
 
 def desire(
@@ -165,8 +171,12 @@ def converge(
         window=(limit.waits_up_to, limit.opens) if limit.waits_up_to is not None else None,
     )
     problems: list[str] = []
+    notes = []
     try:
         with live.caching():
+            if mode == "change":
+                notes = [f"removed {path}, a temp file a killed run left behind"
+                         for path in clear_leftovers(live, desired.paths())]
             plan = build(ctx, only)
             outcome = execute(ctx, plan, previous, mode == "change", should_stop)
     except NotDurable as exc:
@@ -183,6 +193,8 @@ def converge(
                         clock.started, clock.elapsed(), outcome)
     if desired.facts is not None:
         done = done.model_copy(update={"facts": desired.facts})
+    if notes:
+        done = done.model_copy(update={"notes": notes})
     if problems:
         done = done.model_copy(update={"problems": problems, "result": "failed",
                                        "exit_code": done.exit_code | report.EXIT_FAILED})
@@ -261,8 +273,11 @@ def take_lock(now: RunState) -> None:
 
 
 def set_aside_bad_state(now: RunState) -> None:
-    """State files that cannot be read are set aside, said in the notes (record/recovery.py)."""
+    """State files that cannot be read are set aside, and the temp files a killed run left
+    in the state directory removed, each said in the notes (record/recovery.py)."""
     now.notes.extend(set_aside_unreadable(now.run.state))
+    now.notes.extend(f"removed {path}, a temp file a killed run left behind"
+                     for path in clear_state_leftovers(now.run.state))
 
 
 def gather_facts(now: RunState) -> None:

@@ -6,6 +6,8 @@ a person deletes files by hand. What was set aside is kept for that person to lo
 
 from __future__ import annotations
 
+import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +15,9 @@ from reconciler.atomicfile import set_aside
 from reconciler.errors import ReconcilerError
 from reconciler.record import applied
 from reconciler.source.state import SourceState
-from reconciler.statedir import StateDir
+from reconciler.statedir import OWN_FILES, StateDir
+
+_MKSTEMP = "[a-z0-9_]{8}"  # what tempfile.mkstemp and mkdtemp put in a name
 
 
 def set_aside_unreadable(state: StateDir) -> list[str]:
@@ -37,3 +41,34 @@ def moved_note(path: Path, what: str, moved: Path) -> str:
     """The report's note for one thing set aside."""
     return (f"{what} could not be read: {path} set aside as {moved.name}, carrying on "
             f"from a fresh one")
+
+
+def clear_state_leftovers(state: StateDir) -> list[str]:
+    """Remove the temp files a killed run left in the state directory — only names
+    reconciler's own writers make: `.NAME.XXXXXXXX.tmp` of a state file, `.history.XXXXXXXX`
+    (a history being built), `backups/.backup-…`, `cache/templates/.templates-…` — and
+    return their paths. The caller holds the node lock."""
+    own = "|".join(re.escape(name) for name in OWN_FILES)
+    places = [
+        (state.path, re.compile(rf"\.(?:{own})\.{_MKSTEMP}\.tmp|\.history\.{_MKSTEMP}")),
+        (state.backups, re.compile(r"\.backup-[0-9a-f]{16}")),
+        (state.template_cache, re.compile(rf"\.templates-{_MKSTEMP}")),
+    ]
+    removed = []
+    for directory, pattern in places:
+        try:
+            entries = list(directory.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            if pattern.fullmatch(entry.name) is None or entry.is_symlink():
+                continue
+            try:
+                if entry.is_dir():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+            except OSError:
+                continue
+            removed.append(str(entry))
+    return removed

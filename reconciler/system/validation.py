@@ -35,6 +35,9 @@ def fill(command: str, path: str) -> str:
     return _PLACEHOLDER.sub(lambda m: "%" if m.group() == "%%" else shlex.quote(path), command)
 
 
+CHECK_DIR = re.compile(r"\.reconciler-check-[0-9a-f]{8}")  # real_name's private directories
+
+
 @contextmanager
 def real_name(dir_fd: int, temp: str, name: str) -> Iterator[str]:
     """The temporary file `temp` of directory `dir_fd`, also as `.reconciler-check-X/name`

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
+import re
 import secrets
 import stat
 from collections import OrderedDict
@@ -99,8 +100,21 @@ def read_all(fd: int, limit: int | None) -> bytes:
 
 def temp_name(name: str) -> str:
     """`.<name>.reconciler-XXXXXXXX`, with the name cut so the result fits NAME_MAX."""
-    short = os.fsdecode(os.fsencode(name)[:200])
-    return f".{short}.reconciler-{secrets.token_hex(4)}"
+    return f".{_cut(name)}.reconciler-{secrets.token_hex(4)}"
+
+
+def is_temp_of(entry: str, name: str) -> bool:
+    """Whether directory entry `entry` is a name `temp_name(name)` could have made: what
+    a killed run may leave next to `name`, and nothing else."""
+    found = _TEMP.fullmatch(entry)
+    return found is not None and found["name"] == _cut(name)
+
+
+def _cut(name: str) -> str:
+    return os.fsdecode(os.fsencode(name)[:200])
+
+
+_TEMP = re.compile(r"\.(?P<name>.+)\.reconciler-[0-9a-f]{8}", re.DOTALL)
 
 
 class _Walks:
