@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 
-from reconciler.system import validation
+from reconciler.system import validation, xattrs
 from reconciler.system.backups import BackupStore
 from reconciler.system.interface import (
     CommandResult,
@@ -200,9 +200,10 @@ class LocalSystem:
 
         The parent directory must exist. A symlink at `path` is replaced, never followed;
         a hard-linked file is replaced, so its other names keep the old content. Owner or
-        group left as None keep those of the file being replaced. `validate` is a command
-        with `%s` for the new content (validation.py); returns why it was not validated,
-        or None. Any failure leaves the live file untouched and removes the temporary file.
+        group left as None keep those of the file being replaced, and so do its extended
+        attributes (xattrs.py). `validate` is a command with `%s` for the new content
+        (validation.py); returns why it was not validated, or None. Any failure leaves the
+        live file untouched and removes the temporary file.
         """
         if validate is not None and not validation.has_candidate(validate):
             raise ValidationFailed(
@@ -211,11 +212,13 @@ class LocalSystem:
             )
         with self._walker.parent(path) as (dir_fd, name, node):
             existing = lstat_at(dir_fd, name)
+            replaces_file = False
             if existing is not None:
                 kind = kind_of(existing.st_mode)
                 if kind not in ("file", "symlink"):
                     raise UnsafePath(f"refusing to replace {node}: it is a {kind}")
                 _refuse_foreign_link(existing, uid, node)
+                replaces_file = kind == "file"
                 if kind == "file":
                     if not secret:
                         self._backup_at(dir_fd, name, node)
@@ -225,6 +228,8 @@ class LocalSystem:
             try:
                 try:
                     write_all(fd, data)
+                    if replaces_file:
+                        xattrs.carry_over(dir_fd, name, fd)
                     self._fchown(fd, uid, gid)
                     os.fchmod(fd, mode & 0o7777)  # after fchown, which clears set-id bits
                     os.fsync(fd)
