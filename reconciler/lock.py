@@ -8,6 +8,7 @@ note of who holds it, for the message the next process prints.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -112,8 +113,11 @@ class NodeLock:
             "cmdline": shlex.join(sys.orig_argv),
             "since": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(note).encode() + b"\n", 0)
+        # The note only names the holder in another run's message: a full state file
+        # system that cannot take it must not stop the run.
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(note).encode() + b"\n", 0)
         self._fd = fd
 
     def release(self) -> None:

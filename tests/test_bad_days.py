@@ -4,6 +4,7 @@ a fresh one, saying so in its notes."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from clirun import RECONCILER
+from configrepo import BASIC, Workspace, class_xml
 from cycle_support import NODE, Node
 from gitutil_repo import git
 
@@ -23,6 +25,7 @@ from reconciler.record.report import EXIT_CHANGES, EXIT_FAILED
 
 STAMP = r"\.bad-\d{8}T\d{6}Z"
 HELLO = f"hello from {NODE}\n"
+WEB = "web-01.tickets.chi1.sa"  # the node of configrepo.BASIC
 
 
 @pytest.fixture
@@ -187,3 +190,91 @@ def test_ctrl_c_while_reading_a_new_tip_never_refuses_it(node: Node) -> None:
     assert node.last_run()["result"] == "interrupted"
     assert node.run().config_commit == tip
     assert (node.root / "etc/x").read_text() == "hello again\n"
+
+
+# ---------------------------------------------------------------- a full state file system
+
+
+@contextmanager
+def tiny_tmpfs(mount_point: Path, size: str = "64k") -> Iterator[Path]:
+    """A small tmpfs (mode 0700) at `mount_point` (skipped where mounting is not allowed)."""
+    mount_point.mkdir(parents=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs",
+                           str(mount_point)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def fill(directory: Path) -> Path:
+    """Fill the file system of `directory` to the last byte; the file that did it."""
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 512)
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+    return filler
+
+
+FULL_DISK_FILES = {**BASIC, "classes/base.xml": class_xml(
+    "base", '  <file path="/etc/motd" template="base/motd.j2"/>\n'
+            '  <file path="/etc/new.conf"><content>new\n</content></file>\n')}
+
+
+def test_full_state_file_system_ends_in_a_report_and_heals_what_needs_no_backup(
+    ws: Workspace,
+) -> None:
+    repo = ws.make_repo(FULL_DISK_FILES)
+    root = ws.tmp / "root"
+    apply = ("apply", "--repo", repo, "--node", WEB, "--root", root, "--format", "json")
+    with tiny_tmpfs(ws.tmp / "state") as state:
+        ws.cli(*apply, "--state-dir", state)
+        (root / "etc/motd").write_text("edited by hand\n")
+        (root / "etc/new.conf").unlink()
+        filler = fill(state)
+
+        done = ws.cli(*apply, "--state-dir", state)
+
+        assert "Traceback" not in done.err
+        report = json.loads(done.out)
+        assert report["exit_code"] == done.code == 2 | 4 | 8  # applied, failed, held package
+        assert (root / "etc/new.conf").read_text() == "new\n"
+        motd = next(a for a in report["actions"] if a["id"] == "file:/etc/motd")
+        assert "cannot back up /etc/motd before replacing it, so it is left as it is: No space " \
+               "left on device" in motd["changes"][0]["detail"]
+        assert (root / "etc/motd").read_text() == "edited by hand\n"
+        assert report["problems"] == [f"{state}: could not record what was applied: No space "
+                                      f"left on device"]
+
+        filler.unlink()
+        again = ws.cli(*apply, "--state-dir", state)
+
+        assert json.loads(again.out)["exit_code"] == 2 | 8
+        assert (root / "etc/motd").read_text() == f"hello from {WEB}\n"
+
+
+def test_full_state_file_system_during_a_run_from_the_remote_ends_in_a_report(
+    node: Node,
+) -> None:
+    node.push_base()
+    with tiny_tmpfs(node.state, size="2m"):
+        node.run()
+        (node.root / "etc/x").write_text("edited by hand\n")
+        (node.root / "etc/app/app.conf").unlink()
+        fill(node.state)
+
+        done = node.cli("run", "--format", "json")
+
+        assert "Traceback" not in done.err
+        report = json.loads(done.out)
+        assert report["result"] == "failed" and done.code & 4, done
+        assert (node.root / "etc/app/app.conf").read_text() == "workers = 4\n"
+        assert (node.root / "etc/x").read_text() == "edited by hand\n"
+        assert any("No space left on device" in problem for problem in report["problems"])

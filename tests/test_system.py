@@ -732,6 +732,6 @@ def test_failed_backup_stops_the_write(root: Path, tmp_path: Path) -> None:
     system = LocalSystem(str(root), backup_dir=str(blocker / "backups"))
     target = root / "etc" / "app.conf"
     target.write_bytes(b"original\n")
-    with pytest.raises(OSError, match=r"backing up /etc/app\.conf"):
+    with pytest.raises(OSError, match=r"cannot back up /etc/app\.conf before replacing it"):
         system.write_atomic("/etc/app.conf", b"new\n", 0o644, None, None)
     assert target.read_bytes() == b"original\n"

@@ -25,6 +25,7 @@ run never leaves half a clone.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -222,7 +223,9 @@ class SourceCache:
             repairs.append(f"re-cloned the cache from {result.url}: {problem}")
         else:
             self.git.run("maintenance", "run", "--auto", "--quiet")
-        (self.path / CHECKED).write_text(f"{time.time():.0f}\n")
+        # Only says when the check ran: a full disk that cannot take it costs a check again.
+        with contextlib.suppress(OSError):
+            (self.path / CHECKED).write_text(f"{time.time():.0f}\n")
         return repairs
 
     def check_due(self, node: str, now: float, period: float = CHECK_PERIOD) -> bool:

@@ -70,7 +70,8 @@ class BackupStore:
                 raise UnsafePath(f"{backup_dir} is not a directory of its own (a symlink?); "
                                  f"refusing to back up {node} into it") from None
             raise OSError(
-                error.errno, f"{error.strerror} (backing up {node})", backup_dir
+                error.errno, f"cannot back up {node} before replacing it, so it is left as "
+                             f"it is: {error.strerror}", backup_dir
             ) from None
         try:
             temp = f".backup-{secrets.token_hex(8)}"
@@ -96,8 +97,9 @@ class BackupStore:
                 unlink_quietly(dir_fd, temp)
                 raise OSError(
                     error.errno,
-                    f"{error.strerror} (backing up {node})",
-                    os.path.join(backup_dir, temp),
+                    f"cannot back up {node} before replacing it, so it is left as it is: "
+                    f"{error.strerror}",
+                    backup_dir,
                 ) from None
             return sha
         finally:
