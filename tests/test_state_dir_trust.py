@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from configrepo import BASIC, CliResult, Workspace
+from cycle_support import Node
 
 from reconciler.atomicfile import read_own
 from reconciler.errors import Failed, ReconcilerError, UsageError
@@ -330,3 +331,14 @@ def test_local_system_refuses_to_write_over_another_users_symlink(ws: Workspace)
     with pytest.raises(UnsafePath, match="owned by uid 65534"):
         LocalSystem(str(root)).symlink("/etc/app.conf", "/x")
     assert (root / "etc/app.conf").is_symlink()
+
+
+def test_run_from_the_remote_creates_a_new_root_and_says_so_like_apply(tmp_path: Path) -> None:
+    node = Node(tmp_path)
+    node.push_base()
+    assert not node.root.exists()
+
+    report = node.run()
+
+    assert report.notes == [f"created the root directory {node.root}"]
+    assert report.counts.failed == 0 and (node.root / "etc/x").is_file()
