@@ -16,6 +16,11 @@ from reconciler.errors import ConfigError
 from reconciler.git import Git
 
 _MAX_LINK_HOPS = 40
+# A config repo is XML and templates: far below these. A commit past them (a few tree
+# objects that expand to a million paths, a huge blob) is refused before it is read.
+MAX_PATHS = 100_000
+MAX_TREE_BYTES = 256 * 1024 * 1024  # all the blobs of a commit together
+_MAX_LISTING_BYTES = 32 * 1024 * 1024  # `ls-tree -r -l` of MAX_PATHS paths fits easily
 
 
 class Snapshot(Protocol):
@@ -104,13 +109,21 @@ class CommitTree:
         self._dirs: dict[str, set[str]] = {"": set()}
         self._data: dict[str, bytes] = {}
         small: set[str] = set()
-        for record in listing.split(b"\0"):
-            if not record:
-                continue
+        records = [record for record in listing.split(b"\0") if record]
+        if len(records) > MAX_PATHS:
+            raise ConfigError.at(f"commit {sha} holds {len(records)} paths "
+                                 f"(at most {MAX_PATHS}): refused unread")
+        total = 0
+        for record in records:
             meta, _, raw_path = record.partition(b"\t")
             mode, kind, oid, size = meta.decode().split()
             if kind != "blob":
                 continue  # submodules (commits) are not part of the config
+            total += int(size)
+            if total > MAX_TREE_BYTES:
+                raise ConfigError.at(f"commit {sha} holds more than {MAX_TREE_BYTES} bytes "
+                                     f"(at {raw_path.decode('utf-8', 'replace')}): refused "
+                                     "unread")
             path = raw_path.decode("utf-8", "surrogateescape")
             if not size.isdigit():  # git lists a size it cannot read as "BAD"
                 raise ConfigError.at(f"object {oid} of {sha} is missing or damaged", path=path)
@@ -217,7 +230,11 @@ def open_snapshot(repo_path: str, rev: str | None) -> Snapshot:
             message = f"{rev!r} is a {kind}, not a commit" if kind else f"unknown revision {rev!r}"
             raise ConfigError.at(message, path=repo_path)
         sha = tree.strip()
-    listing = git.run("ls-tree", "-r", "-z", "-l", "--full-tree", sha)
+    listing = git.run("ls-tree", "-r", "-z", "-l", "--full-tree", sha,
+                      max_output=_MAX_LISTING_BYTES)
+    if len(listing.stdout) > _MAX_LISTING_BYTES:
+        raise ConfigError.at(f"commit {sha} holds more paths than a config repo may "
+                             f"(at most {MAX_PATHS}): refused unread", path=repo_path)
     if not listing.ok:
         raise ConfigError.at(f"cannot list {rev!r}: {listing.stderr.strip()}", path=repo_path)
     return CommitTree(git_dir, sha, listing.stdout)
