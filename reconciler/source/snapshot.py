@@ -35,6 +35,17 @@ class Snapshot(Protocol):
     def listdir(self, rel: str) -> list[str]: ...
 
 
+# What templates render or ship is read from here only: a symlink under it that leads
+# elsewhere in the repo (classes/, secrets/, keys/) would publish those files.
+_CONFINED = "templates"
+
+
+def _check_confined(rel: str, resolved: str) -> None:
+    """Refuse a path under templates/ whose symlinks lead out of templates/."""
+    if rel.split("/", 1)[0] == _CONFINED and resolved.split("/", 1)[0] != _CONFINED:
+        raise ConfigError.at(f"{rel} is a symlink to {resolved}, outside {_CONFINED}/", path=rel)
+
+
 def clean_relpath(rel: str, what: str = "path") -> str:
     """Normalise a repo-relative path, refusing absolute paths, `..` and NUL bytes."""
     if "\0" in rel:
@@ -63,9 +74,11 @@ class WorkTree:
         found = self._resolved.get(rel)
         if found is not None:
             return found
-        path = os.path.realpath(os.path.join(self.root, clean_relpath(rel)))
+        clean = clean_relpath(rel)
+        path = os.path.realpath(os.path.join(self.root, clean))
         if path != self.root and not path.startswith(self.root + os.sep):
             raise ConfigError.at(f"{rel} is a symlink that leaves the repo", path=rel)
+        _check_confined(clean, os.path.relpath(path, self.root))
         self._resolved[rel] = path
         return path
 
@@ -158,7 +171,13 @@ class CommitTree:
         return data
 
     def _resolve(self, rel: str) -> str:
-        """`rel` with in-repo symlinks followed; refuses links that leave the repo."""
+        """`rel` with in-repo symlinks followed; refuses links that leave the repo, and
+        links under templates/ that leave templates/."""
+        resolved = self._follow(rel)
+        _check_confined(clean_relpath(rel), resolved)
+        return resolved
+
+    def _follow(self, rel: str) -> str:
         path = clean_relpath(rel)
         for _ in range(_MAX_LINK_HOPS):
             parts = path.split("/") if path else []
