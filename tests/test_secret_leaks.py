@@ -388,3 +388,20 @@ def test_a_symlink_under_templates_cannot_publish_the_rest_of_the_repo(
     assert "outside templates/" in outputs[0].stdout + outputs[0].stderr
     assert_no_secret(*(done.stdout + done.stderr for done in outputs))
     assert not (root / "etc/public").exists()
+
+
+def test_a_line_edit_of_a_former_secret_file_shows_no_diff_and_keeps_no_backup(
+    tmp_path: Path,
+) -> None:
+    repo = secret_repo(tmp_path)
+    root = tmp_path / "root"
+    converge_root(repo, root)
+    repo.set_class('<line path="/etc/app/token" name="extra" line="extra = 1"/>',
+                   variables=SECRET_VAR)
+    repo.commit()
+    audit = cli_run("audit", repo, root, "--format", "json")
+    apply = cli_run("apply", repo, root, "--format", "json")
+    assert apply.returncode == 2, apply.stdout + apply.stderr
+    assert (root / "etc/app/token").read_text().endswith("extra = 1\n")
+    assert_no_secret(audit.stdout, audit.stderr, apply.stdout, apply.stderr,
+                     everything_under(state_dir(root)))
