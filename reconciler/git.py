@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,8 +83,11 @@ class Git:
         env: Mapping[str, str] | None = None,
         timeout: float = TIMEOUT,
         network: bool = False,
+        max_output: int | None = None,
     ) -> Done:
-        """Run `git -C WHERE ARGS`; never raises for git's own failures, see `Done`."""
+        """Run `git -C WHERE ARGS`; never raises for git's own failures, see `Done`. With
+        `max_output`, a command whose stdout grows past that many bytes is killed there
+        (status -1, and stderr says so): what it would print is never held whole."""
         extra = {**(NETWORK_ENV if network else {}), **(env or {})}
         try:
             process = subprocess.Popen(
@@ -94,6 +99,8 @@ class Git:
         except OSError as exc:  # no git on PATH, or `where` is not a directory
             return Done(args, -1, b"", f"cannot run git: {exc.strerror or exc}")
         try:
+            if max_output is not None and stdin is None:
+                return _bounded(process, args, max_output, timeout)
             out, err = process.communicate(stdin, timeout=timeout)
         except subprocess.TimeoutExpired:
             _kill_group(process.pid)
@@ -117,6 +124,39 @@ class Git:
         """Stdout of a command that may fail for an expected reason (None when it does)."""
         done = self.run(*args)
         return done.out if done.ok else None
+
+
+def _bounded(process: subprocess.Popen[bytes], args: tuple[str, ...], limit: int,
+             timeout: float) -> Done:
+    """Read both pipes until the process ends, its stdout passes `limit` bytes, or
+    `timeout` runs out; the process group is killed at either bound."""
+    assert process.stdout is not None and process.stderr is not None
+    out, err = bytearray(), bytearray()
+    pipes = {process.stdout.fileno(): out, process.stderr.fileno(): err}
+    deadline = time.monotonic() + timeout
+    why = ""
+    while pipes:
+        left = deadline - time.monotonic()
+        ready = select.select(list(pipes), [], [], max(left, 0))[0] if left > 0 else []
+        if not ready:
+            why = f"timed out: did not complete in {timeout:g} s"
+            break
+        for fd in ready:
+            chunk = os.read(fd, 1 << 16)
+            if chunk:
+                pipes[fd].extend(chunk)
+            else:
+                del pipes[fd]
+        if len(out) > limit:
+            why = f"output larger than {limit} bytes: stopped there"
+            break
+    if why:
+        _kill_group(process.pid)
+    process.stdout.close()
+    process.stderr.close()
+    status = process.wait()
+    text = err.decode("utf-8", "replace") + (f"\n{why}" if why else "")
+    return Done(args, -1 if why else status, bytes(out), text)
 
 
 def _kill_group(pgid: int) -> None:

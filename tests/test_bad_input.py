@@ -4,6 +4,7 @@ nothing written on the node."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -106,7 +107,35 @@ def test_class_file_that_is_a_directory_says_so(ws: Workspace) -> None:
 
 def test_nul_byte_in_xml_is_one_clean_line(ws: Workspace) -> None:
     lines = validate_with(ws, {"fleet.xml": b'<fleet domain="sa">\0</fleet>\n'})
-    assert lines == ["fleet.xml:1: malformed XML: Invalid character: Char 0x0 out of allowed range"]
+    assert lines == ["fleet.xml:1: NUL byte in the file: config XML is UTF-8 text"]
+
+
+DOCTYPE = ('<?xml version="1.0" encoding="{}"?>\n<!DOCTYPE fleet [<!ENTITY x "boom">]>\n'
+           '<fleet domain="sa">&x;</fleet>\n')
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32", "cp500"])
+def test_a_doctype_in_another_encoding_is_refused_as_not_utf8(
+    ws: Workspace, encoding: str
+) -> None:
+    lines = validate_with(ws, {"fleet.xml": DOCTYPE.format(encoding).encode(encoding)})
+    assert len(lines) == 1 and "config XML is UTF-8" in lines[0], lines
+
+
+def test_an_xml_declaration_of_another_encoding_is_refused(ws: Workspace) -> None:
+    lines = validate_with(ws, {"fleet.xml": DOCTYPE.format("ISO-8859-1").encode("latin-1")})
+    assert lines == ["fleet.xml:1: encoding 'ISO-8859-1' is not allowed: config XML is UTF-8"]
+
+
+def test_the_xml_size_cap_counts_every_included_file_together(ws: Workspace) -> None:
+    big = {f"classes/vars/{n}.xml": f'<var name="v{n}">{"a" * 1_000_000}</var>\n'
+           for n in range(5)}
+    includes = "".join(f'  <xi:include href="vars/{n}.xml"/>\n' for n in range(5))
+    web = ('<class name="web" xmlns:xi="http://www.w3.org/2001/XInclude">\n'
+           f'{includes}</class>\n')
+    lines = validate_with(ws, {**big, "classes/web.xml": web})
+    assert lines == ["classes/vars/4.xml:1: with what it includes, the document is larger "
+                     "than 4194304 bytes"]
 
 
 def test_empty_fleet_xml_is_refused(ws: Workspace) -> None:
@@ -313,3 +342,37 @@ def test_apply_of_a_template_with_an_undefined_inside_a_list_writes_nothing(
 
     assert done.code == 1 and "'missing' is undefined" in done.out + done.err
     assert not (root / "etc/motd").exists()
+
+
+# ---------------------------------------------------------------- the commit's tree
+
+
+def _tree(ws: Workspace, repo: Path, entries: list[str]) -> str:
+    return subprocess.run(["git", "mktree"], cwd=repo, env=ws.env, check=True, text=True,
+                          capture_output=True, input="".join(entries)).stdout.strip()
+
+
+def test_a_few_objects_that_expand_to_a_million_paths_are_refused_unread(
+    ws: Workspace,
+) -> None:
+    repo = ws.make_repo(BASIC)
+    blob = ws.git(repo, "hash-object", "-w", "--stdin")
+    leaf = _tree(ws, repo, [f"100644 blob {blob}\tf{n}\n" for n in range(100)])
+    middle = _tree(ws, repo, [f"040000 tree {leaf}\td{n}\n" for n in range(100)])
+    top = _tree(ws, repo, [f"040000 tree {middle}\tx{n}\n" for n in range(100)])
+    commit = ws.git(repo, "commit-tree", top, "-p", "HEAD", "-m", "a million paths")
+    lines = refused(ws.cli("validate", "--repo", repo, "--rev", commit))
+    assert len(lines) == 1 and "paths" in lines[0] and "refused unread" in lines[0], lines
+
+
+def test_a_300_mb_blob_is_refused_before_it_is_read(ws: Workspace) -> None:
+    repo = ws.make_repo(BASIC)
+    with subprocess.Popen(["head", "-c", str(300 << 20), "/dev/zero"],
+                          stdout=subprocess.PIPE) as zeros:
+        blob = subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=repo, env=ws.env,
+                              stdin=zeros.stdout, check=True, text=True,
+                              capture_output=True).stdout.strip()
+    ws.git(repo, "update-index", "--add", "--cacheinfo", f"100644,{blob},templates/huge.bin")
+    ws.git(repo, "commit", "--quiet", "-m", "a huge blob")
+    lines = refused(ws.cli("validate", "--repo", repo, "--rev", "HEAD"))
+    assert len(lines) == 1 and "more than 268435456 bytes (at templates/huge.bin)" in lines[0]

@@ -474,7 +474,8 @@ def test_every_agent_toml_key_has_a_flag(node: Node) -> None:
     done = node.cli("run", "--help")
 
     keys = {(field.alias or name) for name, field in AgentConfig.model_fields.items()}
-    flags = {"--mirror" if key == "mirrors" else f"--{key.replace('_', '-')}" for key in keys}
+    singular = {"mirrors": "--mirror", "signers": "--signer"}
+    flags = {singular.get(key, f"--{key.replace('_', '-')}") for key in keys}
     assert {flag for flag in flags if flag not in done.out} == set()
 
 

@@ -7,10 +7,13 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
+from configrepo import BASIC, Workspace
 from cycle_support import BASE_FILES, Node, web_class
 from fleet_support import wait_until
 
 from reconciler.lock import NodeLock
+from reconciler.render import budget
 
 FOREVER = ("{% for a in range(100000) %}{% for b in range(100000) %}{% for c in range(100000) %}"
            "{% endfor %}{% endfor %}{% endfor %}\n")
@@ -112,3 +115,25 @@ def test_the_budget_is_per_node_run_not_per_file(tmp_path: Path) -> None:
     node.push({**BASE_FILES, "classes/web.xml": web_class(actions)})
     assert node.cli("run").code == 2
     assert len(os.listdir(node.root / "etc/many")) == 50
+
+
+def test_validate_refuses_a_template_that_never_ends_at_its_cpu_budget(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(budget, "REVIEW_CPU_SECONDS", 1.0)
+    repo = ws.make_repo({**BASIC, "templates/base/motd.j2": FOREVER})
+    done = ws.cli("validate", "--repo", repo)
+    assert done.code == 1 and "Traceback" not in done.err
+    assert "rendering took more than its budget of 1 s of CPU" in done.out + done.err
+
+
+def test_plan_refuses_a_template_that_never_ends_at_its_cpu_budget(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(budget, "REVIEW_CPU_SECONDS", 1.0)
+    repo = ws.make_repo(BASIC)
+    ws.write(repo, {"templates/base/motd.j2": FOREVER})
+    ws.commit(repo, "a loop without end")
+    done = ws.cli("plan", "--repo", repo, "--base", "HEAD~1")
+    assert done.code not in (0, 2) and "Traceback" not in done.err
+    assert "budget of 1 s of CPU" in done.out + done.err

@@ -13,6 +13,7 @@ import stat
 import subprocess
 from pathlib import Path
 
+import pytest
 from clirun import RECONCILER, reconciler
 from cycle_support import Node, web_class
 from engine_support import (
@@ -353,3 +354,54 @@ def test_merge_request_plan_never_quotes_a_mistyped_secret(tmp_path: Path) -> No
                for fmt in ("text", "markdown", "json")]
     assert all(o.returncode not in (0, 2) for o in outputs), outputs[0].stdout
     assert_no_secret(*(o.stdout + o.stderr for o in outputs))
+
+
+def test_a_secret_file_replaced_by_a_symlink_is_not_backed_up(tmp_path: Path) -> None:
+    repo = secret_repo(tmp_path)
+    root = tmp_path / "root"
+    converge_root(repo, root)
+    repo.set_class('<symlink path="/etc/app/token" target="/etc/hostname"/>',
+                   variables=SECRET_VAR)
+    repo.commit()
+    converge_root(repo, root)
+    assert os.readlink(root / "etc/app/token") == "/etc/hostname"
+    assert_no_secret(everything_under(state_dir(root)))
+
+
+@pytest.mark.parametrize("body", [
+    '<file path="/etc/public" template="web/public.j2"/>',
+    '<file path="/etc/public" source="web/public.j2"/>',
+    '<tree path="/etc/public" source="web/shared"/>',
+])
+def test_a_symlink_under_templates_cannot_publish_the_rest_of_the_repo(
+    tmp_path: Path, body: str
+) -> None:
+    repo = secret_repo(tmp_path, body)
+    (repo.path / "templates/web").mkdir(parents=True, exist_ok=True)
+    os.symlink("../../classes/web.xml", repo.path / "templates/web/public.j2")
+    os.symlink("../../classes", repo.path / "templates/web/shared")
+    repo.commit()
+    root = tmp_path / "root"
+    outputs = [cli("validate", cwd=repo.path), cli_run("audit", repo, root),
+               cli_run("audit", repo, root, "--rev", "HEAD"), cli("render", NODE, cwd=repo.path)]
+    assert all(done.returncode == 1 for done in outputs), outputs
+    assert "outside templates/" in outputs[0].stdout + outputs[0].stderr
+    assert_no_secret(*(done.stdout + done.stderr for done in outputs))
+    assert not (root / "etc/public").exists()
+
+
+def test_a_line_edit_of_a_former_secret_file_shows_no_diff_and_keeps_no_backup(
+    tmp_path: Path,
+) -> None:
+    repo = secret_repo(tmp_path)
+    root = tmp_path / "root"
+    converge_root(repo, root)
+    repo.set_class('<line path="/etc/app/token" name="extra" line="extra = 1"/>',
+                   variables=SECRET_VAR)
+    repo.commit()
+    audit = cli_run("audit", repo, root, "--format", "json")
+    apply = cli_run("apply", repo, root, "--format", "json")
+    assert apply.returncode == 2, apply.stdout + apply.stderr
+    assert (root / "etc/app/token").read_text().endswith("extra = 1\n")
+    assert_no_secret(audit.stdout, audit.stderr, apply.stdout, apply.stderr,
+                     everything_under(state_dir(root)))

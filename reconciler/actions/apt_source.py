@@ -12,7 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from reconciler.actions.fileedit import EditPart, Part, kept_record, part_drift, read_text
+from reconciler.actions.fileedit import (
+    EditPart,
+    Part,
+    held_secret,
+    kept_record,
+    part_drift,
+    read_text,
+)
 from reconciler.actions.files import RemoveFile
 from reconciler.actions.textedit import Whole, decode
 from reconciler.compile.edits import apt_keyring_file, apt_preferences_file, apt_sources_file
@@ -108,7 +115,8 @@ def probe(ctx: Context, action: AptSourceAction) -> ActionPlan:
         plan.changes.append(EditPart(
             action=action, summary="create" if before is None else "update",
             path=path, diff=part.diff(), drift=state, last_commit=last, key=path,
-            edit=Whole(text), kind="file", digest=ctx.digest(content, False)))
+            edit=Whole(text), kind="file", digest=ctx.digest(content, False),
+            was_secret=held_secret(ctx, path)))
     return plan
 
 

@@ -36,10 +36,10 @@ def read_text(system: System, path: str) -> str | None:
 
 
 def edit_file(system: System, path: str, edit: Edit, mode: int = NEW_FILE_MODE,
-              uid: int | None = None, gid: int | None = None) -> None:
+              uid: int | None = None, gid: int | None = None, *, secret: bool = False) -> None:
     """Apply `edit` to the file as it is now and replace it atomically if that changed it;
     a missing file (and its parents) is created with `mode`, `uid`, `gid`. An existing
-    file keeps its own mode and owner."""
+    file keeps its own mode and owner, and is backed up unless it held a `secret`."""
     current = read_text(system, path)
     new = edit(current or "")
     if current is not None and new == current:
@@ -48,9 +48,9 @@ def edit_file(system: System, path: str, edit: Edit, mode: int = NEW_FILE_MODE,
     if live is None:
         for parent in missing_parents(system, path):
             system.mkdir(parent, PARENT_MODE, None, None)
-        system.write_atomic(path, encode(new), mode, uid, gid)
+        system.write_atomic(path, encode(new), mode, uid, gid, secret=secret)
     else:
-        system.write_atomic(path, encode(new), live.mode, None, None)
+        system.write_atomic(path, encode(new), live.mode, None, None, secret=secret)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,7 +68,7 @@ class EditPart(Change):
     mode: int = NEW_FILE_MODE  # for a file that does not exist yet
 
     def apply(self, ctx: ApplyContext) -> Effect:
-        edit_file(ctx.system, self.path, self.edit, self.mode)
+        edit_file(ctx.system, self.path, self.edit, self.mode, secret=self.secret)
         if self.digest is None:
             return Removed(self.key)
         return Wrote(self.key, Applied(type=self.kind, action=self.action.id,
@@ -93,6 +93,13 @@ class Part:
 
     def diff(self) -> str:
         return live_diff(self.path, encode(self.before or ""), encode(self.after))
+
+
+def held_secret(ctx: Context, path: str) -> bool:
+    """Whether this node last wrote `path` as a secret file: an edit of it now shows no
+    diff and keeps no backup of what it held."""
+    record = ctx.applied.get(path)
+    return bool(record is not None and record.secret)
 
 
 def text_digest(ctx: Context, text: str) -> str:

@@ -7,6 +7,7 @@ from reconciler.actions.fileedit import (
     EditPart,
     Part,
     PartKind,
+    held_secret,
     kept_record,
     part_drift,
     read_text,
@@ -41,7 +42,8 @@ def probe(ctx: Context, action: LineAction | BlockAction) -> ActionPlan:
     plan.changes.append(EditPart(
         action=action, summary=_summary(action, part), path=action.path, diff=part.diff(),
         drift=state, last_commit=last, key=action.id, edit=edit, kind=kind,
-        digest=None if desired is None else text_digest(ctx, desired)))
+        digest=None if desired is None else text_digest(ctx, desired),
+        was_secret=held_secret(ctx, action.path)))
     return plan
 
 

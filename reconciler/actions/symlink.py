@@ -15,7 +15,8 @@ PARENT_MODE = 0o755
 
 @dataclass(frozen=True, kw_only=True)
 class Link(Change):
-    """Point the path at the action's target, replacing whatever non-directory is there."""
+    """Point the path at the action's target, replacing whatever non-directory is there
+    (a file this node wrote as a secret is not backed up)."""
 
     op = "link"
     action: SymlinkAction
@@ -26,7 +27,8 @@ class Link(Change):
     def apply(self, ctx: ApplyContext) -> Effect:
         for parent in missing_parents(ctx.system, self.path):
             ctx.system.mkdir(parent, PARENT_MODE, None, None)
-        ctx.system.symlink(self.path, self.action.target, uid=self.uid, gid=self.gid)
+        ctx.system.symlink(self.path, self.action.target, uid=self.uid, gid=self.gid,
+                           secret=self.secret)
         return Wrote(self.path, Applied(type="symlink", action=self.action.id,
                                         target=self.action.target, commit=ctx.commit))
 
@@ -79,5 +81,6 @@ def probe(ctx: Context, action: SymlinkAction) -> ActionPlan:
                                      commit=record.commit if record else ctx.commit)
         return plan
     plan.changes.append(Link(action=action, summary=summary, path=path, drift=state,
-                             last_commit=last, uid=uid, gid=gid))
+                             last_commit=last, uid=uid, gid=gid,
+                             was_secret=bool(record is not None and record.secret)))
     return plan

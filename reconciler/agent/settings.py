@@ -65,6 +65,9 @@ class AgentConfig(BaseModel):
     require_signed: Literal["none", "head", "range"] = Field("none", alias="require-signed")
     allowed_signers: Path | None = Field(None, alias="allowed-signers")
     gpg_home: Path | None = Field(None, alias="gpg-home")
+    # Who may sign (SSH principals, OpenPGP user ids, e-mails or fingerprints); empty:
+    # anyone the allowed-signers file or the keyring trusts.
+    signers: list[str] = Field(default_factory=list)
     interval: int | None = Field(None, gt=0, le=MAX_SECONDS)
     splay: int | None = Field(None, ge=0, le=MAX_SECONDS)
     fetch_timeout: float = Field(60.0, gt=0, le=MAX_SECONDS, alias="fetch-timeout")

@@ -18,6 +18,7 @@ from reconciler.cli import (
     rollout,
     runs,
     secret,
+    signing,
 )
 from reconciler.errors import UsageError
 
@@ -65,3 +66,4 @@ secret.register(main)
 bootstrap.register(main)
 fleet.register(main)
 rollout.register(main)
+signing.register(main)

@@ -81,6 +81,8 @@ def agent_options(func: F) -> F:
                      default=None),
         click.option("--allowed-signers", default=None),
         click.option("--gpg-home", default=None),
+        click.option("--signer", "signers", multiple=True,
+                     help="Who may sign the config (repeatable; default: any trusted key)."),
         click.option("--interval", type=int, default=None),
         click.option("--splay", type=int, default=None),
         click.option("--fetch-timeout", type=float, default=None),
@@ -107,7 +109,7 @@ def load_config(config_path: str | None, **flags: Any) -> AgentConfig:
     from reconciler.agent import settings as agentconf
 
     flags = {k: v for k, v in flags.items() if v not in (None, ())}
-    for many in ("mirrors", "report_mirrors"):
+    for many in ("mirrors", "report_mirrors", "signers"):
         if many in flags:
             flags[many] = list(flags[many])
     path = config_path or AGENT_CONFIG

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from reconciler.compile import resolve
+from reconciler.compile import guards, resolve
 from reconciler.compile.checks import check_classes
 from reconciler.compile.fleet import load_classes, load_doc, parse_fleet
 from reconciler.compile.inventory import FLEET_FILE, Fleet, Layer
@@ -33,6 +33,7 @@ def load_fleet(snapshot: Snapshot) -> Fleet:
         raise ConfigError(problems)
     fleet = parse_fleet(snapshot, fleet_doc, classes, broken, problems)
     fleet.rollout = rollout.parse(fleet_doc, fleet, problems)
+    fleet.guards = guards.parse(fleet_doc, problems)
     check_classes(fleet.classes, broken, problems)
     check_mixins(fleet.classes, broken, problems)
     for cls in fleet.classes:
@@ -77,6 +78,9 @@ def compile_node(fleet: Fleet, name: str) -> NodeConfig:
         actions = resolve.actions(fleet, node.cls, variables)
     except ConfigError as exc:
         raise ConfigError([replace(p, node=name) for p in exc.problems]) from None
+    refused = guards.check(fleet.guards, actions, name)
+    if refused:
+        raise ConfigError(refused)
     return NodeConfig(
         name=name,
         cls=node.cls,

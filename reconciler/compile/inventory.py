@@ -13,6 +13,7 @@ from typing import Any
 from lxml import etree
 
 from reconciler.compile import names
+from reconciler.compile.guards import Guard
 from reconciler.compile.nodeconfig import Action, Origin, Provenance, Variable
 from reconciler.compile.xmlload import XmlDoc
 from reconciler.rollout.model import Rollout
@@ -133,6 +134,7 @@ class Fleet:
     # <fleet products= clusters=>: "product"/"cluster" -> the names declared (absent: any)
     declared: dict[str, frozenset[str]] = field(default_factory=dict)
     rollout: Rollout | None = None  # fleet.xml's <rollout>, its waves resolved
+    guards: tuple[Guard, ...] = ()  # fleet.xml's <guard> rails (compile/guards.py)
     _chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # Caches of resolve.py and mixins.py: actions by class (and by the values of the
     # for-each variables), each class's own level with its mixins.

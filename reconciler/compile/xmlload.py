@@ -23,6 +23,10 @@ MAX_DEPTH = 64
 MAX_INCLUDES = 256
 XINCLUDE = "{http://www.w3.org/2001/XInclude}include"
 _FORBIDDEN = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
+# The XML declaration's encoding: only UTF-8 (and its ASCII subset) is read, so the
+# DOCTYPE check above sees the same characters the parser will.
+_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([^"']*)["']""")
+_UTF8_NAMES = {b"utf-8", b"utf8", b"us-ascii", b"ascii"}
 
 
 @cache
@@ -82,9 +86,16 @@ class XmlError(Exception):
         self.problems = problems
 
 
-def _parse_bytes(data: bytes, path: str) -> etree._Element:
+def _parse_bytes(data: bytes, path: str, read: list[int]) -> etree._Element:
+    """Parse one file; `read` counts the bytes of the whole document (the file that
+    was asked for and everything it includes), which MAX_BYTES bounds together."""
+    read[0] += len(data)
     if len(data) > MAX_BYTES:
         raise XmlError([Problem(f"file is larger than {MAX_BYTES} bytes", path, 1)])
+    if read[0] > MAX_BYTES:
+        raise XmlError([Problem(f"with what it includes, the document is larger than "
+                                f"{MAX_BYTES} bytes", path, 1)])
+    _check_utf8(data, path)
     forbidden = _FORBIDDEN.search(data)
     if forbidden:
         line = data.count(b"\n", 0, forbidden.start()) + 1
@@ -97,10 +108,34 @@ def _parse_bytes(data: bytes, path: str) -> etree._Element:
         line = exc.lineno or (exc.position[0] if exc.position else None)
         message = re.sub(r"\s*, line \d+, column \d+$", "", exc.msg or str(exc)).strip()
         raise XmlError([Problem(f"malformed XML: {message}", path, line)]) from None
+    info = root.getroottree().docinfo
+    # The byte check above is the rule; this one holds if a parser ever reads more.
+    if getattr(info, "doctype", "") or info.internalDTD is not None:
+        raise XmlError([Problem("DOCTYPE declarations are not allowed (no DTDs, no entities)",
+                                path, 1)])
     depth = _depth(root)
     if depth > MAX_DEPTH:
         raise XmlError([Problem(f"elements nested {depth} deep (limit {MAX_DEPTH})", path, 1)])
     return root
+
+
+def _check_utf8(data: bytes, path: str) -> None:
+    """Config XML is UTF-8: another encoding (UTF-16, UTF-32, EBCDIC...) could spell a
+    DOCTYPE that a byte search does not see."""
+    declared = _ENCODING.match(data)
+    if declared and declared.group(1).lower() not in _UTF8_NAMES:
+        name = declared.group(1).decode("ascii", "replace")
+        raise XmlError([Problem(f"encoding {name!r} is not allowed: config XML is UTF-8",
+                                path, 1)])
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise XmlError([Problem("not UTF-8 text: config XML is UTF-8 (no UTF-16, no other "
+                                "encodings)", path, line)]) from None
+    if b"\0" in data:
+        raise XmlError([Problem("NUL byte in the file: config XML is UTF-8 text", path,
+                                data.count(b"\n", 0, data.index(b"\0")) + 1)])
 
 
 def _depth(root: etree._Element) -> int:
@@ -117,9 +152,10 @@ def _depth(root: etree._Element) -> int:
 
 def load(snapshot: Snapshot, path: str) -> XmlDoc:
     """Parse `path` from the snapshot, expand XIncludes, validate against the schema."""
-    root = _parse_bytes(snapshot.read(path), path)
+    read = [0]
+    root = _parse_bytes(snapshot.read(path), path, read)
     doc = XmlDoc(path, root, {root: path})
-    _expand_includes(snapshot, doc, root, path, (path,), [0])
+    _expand_includes(snapshot, doc, root, path, (path,), [0], read)
     _strip_comments(root)
     refused = schema_errors(root)
     if refused:
@@ -189,6 +225,7 @@ def _expand_includes(
     path: str,
     stack: tuple[str, ...],
     counter: list[int],
+    read: list[int],
 ) -> None:
     """Replace each <xi:include href="..."/> with the root element of the named repo file."""
     for include in list(root.iter(XINCLUDE)):
@@ -213,8 +250,8 @@ def _expand_includes(
         if not snapshot.is_file(target):
             raise XmlError([Problem(f"xi:include of missing file {target}", path,
                                     line_of(include))])
-        included = _parse_bytes(snapshot.read(target), target)
-        _expand_includes(snapshot, doc, included, target, (*stack, target), counter)
+        included = _parse_bytes(snapshot.read(target), target, read)
+        _expand_includes(snapshot, doc, included, target, (*stack, target), counter, read)
         doc.files[included] = target
         included.tail = include.tail
         parent = include.getparent()

@@ -7,7 +7,9 @@ in one forked child with `RLIMIT_CPU` and `RLIMIT_AS`, their total size is cappe
 the parent waits for the child's answer while watching the run's stop request, so a
 stop signal always ends the render (the child is killed) and the run releases its lock.
 One fork per node render: the fork shares the compiled fleet, and costs little next to
-rendering (bench/bench_render_budget.py prints the figures).
+rendering (bench/bench_render_budget.py prints the figures). The review, which renders
+every node of the fleet, holds each node to a CPU budget with a profiling timer instead
+(`render_timed`): no fork per node.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pickle
 import resource
 import select
 import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NoReturn
@@ -26,6 +29,7 @@ from reconciler.errors import ConfigError, Problem, RetryLater
 from reconciler.render.renderer import RenderedFile, Renderer, render_node
 
 _POLL_SECONDS = 0.2  # how often a waiting parent looks at the stop request
+REVIEW_CPU_SECONDS = 60.0  # per node, when the review renders the whole fleet
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,38 @@ def _collect(reader: int, pid: int, should_stop: Callable[[], bool]) -> bytes:
             if not chunk:
                 return b"".join(chunks)
             chunks.append(chunk)
+
+
+class _OverBudget(BaseException):
+    """Raised by the CPU timer inside a render: a BaseException, so no `except Exception`
+    on the way (a template filter, Jinja2 itself) can swallow it."""
+
+
+def render_timed(renderer: Renderer, node: NodeConfig, cpu_seconds: float) -> Rendered:
+    """`render_node` in this process, stopped after `cpu_seconds` of CPU by a profiling
+    timer: for the review (validate, plan, the hooks), which renders every node and
+    cannot afford a fork each. It stops Python code (any template loop), not one long
+    C call; a node's own run uses `render_bounded`. Off the main thread (where signals
+    cannot be handled) the render is not timed."""
+    if threading.current_thread() is not threading.main_thread():
+        return render_node(renderer, node)
+
+    def expire(_signum: int, _frame: object) -> None:
+        raise _OverBudget
+
+    previous = signal.signal(signal.SIGPROF, expire)
+    try:
+        signal.setitimer(signal.ITIMER_PROF, cpu_seconds)
+        try:
+            return render_node(renderer, node)
+        finally:
+            signal.setitimer(signal.ITIMER_PROF, 0)
+    except _OverBudget:
+        return [], [Problem(f"rendering took more than its budget of {cpu_seconds:g} s of CPU "
+                            "(a loop without end, or loops nested too deep?)", "templates",
+                            None, node.name)]
+    finally:
+        signal.signal(signal.SIGPROF, previous)
 
 
 def _overrun(status: int, budget: Budget) -> str:

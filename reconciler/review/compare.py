@@ -19,7 +19,8 @@ from reconciler.diff import unified_diff
 from reconciler.errors import ConfigError, Problem
 from reconciler.facts.model import Facts
 from reconciler.plan.build import effective_severity
-from reconciler.render.renderer import RenderedFile, Renderer, render_node
+from reconciler.render import budget
+from reconciler.render.renderer import RenderedFile, Renderer
 from reconciler.review import contents
 from reconciler.review.contents import content_changes
 from reconciler.review.grouping import Identity, identity_of
@@ -217,7 +218,7 @@ def compare_node(base: Renderer | None, head: Renderer, name: str) -> NodeOutcom
         head_node = compile_node(head.fleet, name)
     except ConfigError as exc:
         return NodeOutcome(name, head_problems=tuple(exc.problems))
-    head_files, problems = render_node(head, head_node)
+    head_files, problems = budget.render_timed(head, head_node, budget.REVIEW_CPU_SECONDS)
     if problems:
         return NodeOutcome(name, head_problems=tuple(problems))
     if base is None or name not in base.fleet.nodes:
@@ -226,7 +227,7 @@ def compare_node(base: Renderer | None, head: Renderer, name: str) -> NodeOutcom
     base_files: list[RenderedFile] = []
     try:
         base_node = compile_node(base.fleet, name)
-        base_files, base_problems = render_node(base, base_node)
+        base_files, base_problems = budget.render_timed(base, base_node, budget.REVIEW_CPU_SECONDS)
     except ConfigError as exc:
         base_problems = exc.problems
     return NodeOutcome(name, diff=diff_node(base_node, base_files, head_node, head_files,

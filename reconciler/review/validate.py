@@ -19,7 +19,8 @@ from reconciler.compile.inventory import Fleet
 from reconciler.errors import ConfigError, Problem
 from reconciler.facts.model import Facts
 from reconciler.fleet.keys import check_registered
-from reconciler.render.renderer import Renderer, render_node
+from reconciler.render import budget
+from reconciler.render.renderer import Renderer
 from reconciler.render.usage import templates_of, used_sealed
 from reconciler.review.workers import fan_out
 from reconciler.secrets.check import check_secrets
@@ -105,7 +106,7 @@ def _check_chunk(
         except ConfigError as exc:
             problems.extend(exc.problems)
             continue
-        files, found = render_node(_worker_renderer, node)
+        files, found = budget.render_timed(_worker_renderer, node, budget.REVIEW_CPU_SECONDS)
         rendered += len(files)
         without_facts += sum(1 for item in files if item.unknown_facts)
         problems.extend(found)

@@ -98,7 +98,8 @@ class GitSource:
             _check_signature_settings(settings)
         signer = verify(self.cache, policy, self.commit,
                         self._memory.last_good if self._new_tip else None,
-                        settings.allowed_signers, settings.gpg_home)
+                        settings.allowed_signers, settings.gpg_home,
+                        seen=self._memory.first_seen, signers=settings.signers)
         self.signed_by = str(signer) if signer else None
         return self.cache.open(self.commit)
 
@@ -128,6 +129,9 @@ class GitSource:
                           f"{memory.in_use[:12]}{_age(memory)}")
             self.commit = memory.in_use
             return
+        if self.tip not in memory.first_seen:
+            memory = self._memory = memory.saw(self.tip)
+            memory.save(self.state.source_state)
         decision = decide(memory, self.tip, self.retry_refused, judged_by(self.settings))
         self.commit = decision.commit or self.tip  # a refused run is tied to the tip it refuses
         if decision.why is Why.NOTHING:
@@ -209,7 +213,7 @@ def judged_by(settings: AgentConfig) -> str:
     files = {str(path): _file_state(path) for path in (
         settings.allowed_signers, settings.gpg_home, settings.identity) if path is not None}
     judged = {"node": settings.node, "require-signed": settings.require_signed,
-              "root": str(settings.root), "files": files}
+              "signers": sorted(settings.signers), "root": str(settings.root), "files": files}
     return hashlib.sha256(json.dumps(judged, sort_keys=True).encode()).hexdigest()[:16]
 
 

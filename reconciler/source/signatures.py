@@ -8,10 +8,13 @@ against a dedicated keyring (`gpg-home`) or the default one.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal
 
 from reconciler.errors import Problem, Refused
+from reconciler.source import sigtime
 from reconciler.source.cache import SourceCache, failure
 
 SignaturePolicy = Literal["none", "head", "range"]
@@ -42,6 +45,9 @@ def verify(
     last_applied: str | None,
     allowed_signers: str | os.PathLike[str] | None,
     gpg_home: str | os.PathLike[str] | None,
+    *,
+    seen: Mapping[str, datetime] | None = None,
+    signers: Sequence[str] = (),
 ) -> SignatureInfo | None:
     """Check signatures with git's own verification and return who signed the tip.
 
@@ -51,6 +57,10 @@ def verify(
     names a dedicated keyring: putting a key there is the trust decision. For SSH,
     `U` means the key is not in the allowed-signers file and fails. With policy
     `none` nothing is refused and the tip's signer is returned when it verifies.
+
+    Then the time (sigtime.py): the key must have been valid when the commit was
+    first seen (`seen[sha]`, else `seen[commit]`, else now), and no signature may be
+    dated after that. With `signers`, the signer must be one of them.
     """
     if policy == "range" and last_applied is not None:
         if cache.resolve(last_applied) is None:
@@ -63,9 +73,20 @@ def verify(
     else:
         results = _signatures(cache, commit, allowed_signers, gpg_home, single=True)
     tip: SignatureInfo | None = None
+    seen = seen or {}
+    default = seen.get(commit) or datetime.now(UTC)
     for sha, status, key, signer in results:
         kind: Literal["ssh", "openpgp"] = "ssh" if key.startswith("SHA256:") else "openpgp"
         reason = _refusal(status, kind, key, gpg_home is not None, allowed_signers is not None)
+        if policy != "none" and (reason is None or (kind, status) == ("openpgp", "Y")):
+            at = seen.get(sha) or default
+            if kind == "ssh":
+                assert allowed_signers is not None  # G needs the allowed-signers file
+                reason = sigtime.ssh_refusal(cache.git, sha, signer, str(allowed_signers), at)
+            else:
+                reason = sigtime.openpgp_refusal(
+                    cache.git, sha, status, str(gpg_home) if gpg_home is not None else None, at)
+            reason = reason or sigtime.signer_refusal(signer, key, signers)
         if reason is None:
             if sha == commit:
                 tip = SignatureInfo(sha, kind, key, signer, status)

@@ -16,6 +16,11 @@ from reconciler.errors import ConfigError
 from reconciler.git import Git
 
 _MAX_LINK_HOPS = 40
+# A config repo is XML and templates: far below these. A commit past them (a few tree
+# objects that expand to a million paths, a huge blob) is refused before it is read.
+MAX_PATHS = 100_000
+MAX_TREE_BYTES = 256 * 1024 * 1024  # all the blobs of a commit together
+_MAX_LISTING_BYTES = 32 * 1024 * 1024  # `ls-tree -r -l` of MAX_PATHS paths fits easily
 
 
 class Snapshot(Protocol):
@@ -28,6 +33,17 @@ class Snapshot(Protocol):
     def is_file(self, rel: str) -> bool: ...
     def is_dir(self, rel: str) -> bool: ...
     def listdir(self, rel: str) -> list[str]: ...
+
+
+# What templates render or ship is read from here only: a symlink under it that leads
+# elsewhere in the repo (classes/, secrets/, keys/) would publish those files.
+_CONFINED = "templates"
+
+
+def _check_confined(rel: str, resolved: str) -> None:
+    """Refuse a path under templates/ whose symlinks lead out of templates/."""
+    if rel.split("/", 1)[0] == _CONFINED and resolved.split("/", 1)[0] != _CONFINED:
+        raise ConfigError.at(f"{rel} is a symlink to {resolved}, outside {_CONFINED}/", path=rel)
 
 
 def clean_relpath(rel: str, what: str = "path") -> str:
@@ -58,9 +74,11 @@ class WorkTree:
         found = self._resolved.get(rel)
         if found is not None:
             return found
-        path = os.path.realpath(os.path.join(self.root, clean_relpath(rel)))
+        clean = clean_relpath(rel)
+        path = os.path.realpath(os.path.join(self.root, clean))
         if path != self.root and not path.startswith(self.root + os.sep):
             raise ConfigError.at(f"{rel} is a symlink that leaves the repo", path=rel)
+        _check_confined(clean, os.path.relpath(path, self.root))
         self._resolved[rel] = path
         return path
 
@@ -104,13 +122,21 @@ class CommitTree:
         self._dirs: dict[str, set[str]] = {"": set()}
         self._data: dict[str, bytes] = {}
         small: set[str] = set()
-        for record in listing.split(b"\0"):
-            if not record:
-                continue
+        records = [record for record in listing.split(b"\0") if record]
+        if len(records) > MAX_PATHS:
+            raise ConfigError.at(f"commit {sha} holds {len(records)} paths "
+                                 f"(at most {MAX_PATHS}): refused unread")
+        total = 0
+        for record in records:
             meta, _, raw_path = record.partition(b"\t")
             mode, kind, oid, size = meta.decode().split()
             if kind != "blob":
                 continue  # submodules (commits) are not part of the config
+            total += int(size)
+            if total > MAX_TREE_BYTES:
+                raise ConfigError.at(f"commit {sha} holds more than {MAX_TREE_BYTES} bytes "
+                                     f"(at {raw_path.decode('utf-8', 'replace')}): refused "
+                                     "unread")
             path = raw_path.decode("utf-8", "surrogateescape")
             if not size.isdigit():  # git lists a size it cannot read as "BAD"
                 raise ConfigError.at(f"object {oid} of {sha} is missing or damaged", path=path)
@@ -145,7 +171,13 @@ class CommitTree:
         return data
 
     def _resolve(self, rel: str) -> str:
-        """`rel` with in-repo symlinks followed; refuses links that leave the repo."""
+        """`rel` with in-repo symlinks followed; refuses links that leave the repo, and
+        links under templates/ that leave templates/."""
+        resolved = self._follow(rel)
+        _check_confined(clean_relpath(rel), resolved)
+        return resolved
+
+    def _follow(self, rel: str) -> str:
         path = clean_relpath(rel)
         for _ in range(_MAX_LINK_HOPS):
             parts = path.split("/") if path else []
@@ -217,7 +249,11 @@ def open_snapshot(repo_path: str, rev: str | None) -> Snapshot:
             message = f"{rev!r} is a {kind}, not a commit" if kind else f"unknown revision {rev!r}"
             raise ConfigError.at(message, path=repo_path)
         sha = tree.strip()
-    listing = git.run("ls-tree", "-r", "-z", "-l", "--full-tree", sha)
+    listing = git.run("ls-tree", "-r", "-z", "-l", "--full-tree", sha,
+                      max_output=_MAX_LISTING_BYTES)
+    if len(listing.stdout) > _MAX_LISTING_BYTES:
+        raise ConfigError.at(f"commit {sha} holds more paths than a config repo may "
+                             f"(at most {MAX_PATHS}): refused unread", path=repo_path)
     if not listing.ok:
         raise ConfigError.at(f"cannot list {rev!r}: {listing.stderr.strip()}", path=repo_path)
     return CommitTree(git_dir, sha, listing.stdout)

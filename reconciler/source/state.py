@@ -49,6 +49,9 @@ class SourceState(_State):
     last_good_at: datetime | None = None
     refused: Refusal | None = None
     pinned: Pin | None = None
+    # When this node first saw each recent commit: a signature counts if its key was
+    # valid then (source/sigtime.py), not at the date the signer wrote in the commit.
+    first_seen: dict[str, datetime] = {}
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> SourceState:
@@ -80,6 +83,17 @@ class SourceState(_State):
         return self.model_copy(update={"refused": Refusal(
             commit=commit, reason=reason, at=at or _now(), settings=settings)})
 
+    def saw(self, commit: str, at: datetime | None = None) -> SourceState:
+        """Remember when `commit` was first seen (a commit seen before keeps its time).
+        The newest FIRST_SEEN_KEPT are kept, and always those of the commits in use."""
+        if commit in self.first_seen:
+            return self
+        seen = {**self.first_seen, commit: at or _now()}
+        keep = {c for c in (self.last_good, self.pinned.commit if self.pinned else None) if c}
+        newest = sorted(seen, key=seen.__getitem__, reverse=True)[:FIRST_SEEN_KEPT]
+        kept = {c: seen[c] for c in seen if c in keep or c in newest}
+        return self.model_copy(update={"first_seen": kept})
+
     def pin(self, commit: str, reason: str = "", at: datetime | None = None) -> SourceState:
         return self.model_copy(
             update={"pinned": Pin(commit=commit, since=at or _now(), reason=reason)}
@@ -98,6 +112,9 @@ class SourceState(_State):
         if self.last_good_at is None:
             return None
         return (now or _now()) - self.last_good_at
+
+
+FIRST_SEEN_KEPT = 256
 
 
 def _now() -> datetime:

@@ -309,9 +309,11 @@ class LocalSystem:
                 raise located(error, node) from None
 
     def symlink(
-        self, path: str, target: str, *, uid: int | None = None, gid: int | None = None
+        self, path: str, target: str, *, uid: int | None = None, gid: int | None = None,
+        secret: bool = False,
     ) -> None:
-        """Point `path` at `target` atomically (temp link, rename); a directory there is refused."""
+        """Point `path` at `target` atomically (temp link, rename); a directory there is
+        refused. A regular file there is backed up first unless `secret` (it held a secret)."""
         if not target or "\0" in target:
             raise UnsafePath(f"invalid symlink target {target!r} for {path}")
         with self._walker.parent(path) as (dir_fd, name, node):
@@ -321,7 +323,7 @@ class LocalSystem:
                 if kind not in ("file", "symlink"):
                     raise UnsafePath(f"refusing to replace {node} with a symlink: it is a {kind}")
                 _refuse_foreign_link(existing, uid, node)
-                if kind == "file":
+                if kind == "file" and not secret:
                     self._backup_at(dir_fd, name, node)
             temp = self._create_temp_link(dir_fd, name, node, target)
             try:

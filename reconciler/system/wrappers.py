@@ -76,9 +76,10 @@ class DelegatingSystem:
         self._inner.mkdir(path, mode, uid, gid)
 
     def symlink(
-        self, path: str, target: str, *, uid: int | None = None, gid: int | None = None
+        self, path: str, target: str, *, uid: int | None = None, gid: int | None = None,
+        secret: bool = False,
     ) -> None:
-        self._inner.symlink(path, target, uid=uid, gid=gid)
+        self._inner.symlink(path, target, uid=uid, gid=gid, secret=secret)
 
     def remove(self, path: str, *, secret: bool = False) -> None:
         self._inner.remove(path, secret=secret)
@@ -141,7 +142,8 @@ class ReadOnlySystem(DelegatingSystem):
         raise _refused("mkdir", path)
 
     def symlink(
-        self, path: str, target: str, *, uid: int | None = None, gid: int | None = None
+        self, path: str, target: str, *, uid: int | None = None, gid: int | None = None,
+        secret: bool = False,
     ) -> None:
         raise _refused("symlink", path)
 
@@ -280,12 +282,13 @@ class LoggingSystem(DelegatingSystem):
         )
 
     def symlink(
-        self, path: str, target: str, *, uid: int | None = None, gid: int | None = None
+        self, path: str, target: str, *, uid: int | None = None, gid: int | None = None,
+        secret: bool = False,
     ) -> None:
         self._call(
             "symlink",
             f"{path} -> {target}",
-            lambda: self._inner.symlink(path, target, uid=uid, gid=gid),
+            lambda: self._inner.symlink(path, target, uid=uid, gid=gid, secret=secret),
         )
 
     def remove(self, path: str, *, secret: bool = False) -> None:
