@@ -163,6 +163,7 @@ def validate(
             usage.setdefault(path, set()).add(node)
     for problem in check_secrets(fleet, usage):
         result.add(problem)
-    result.warnings = lint.warnings(fleet, frozenset(read) if read is not None else None)
+    if result.ok:  # the likely typos, once nothing is plainly wrong
+        result.warnings = lint.warnings(fleet, frozenset(read) if read is not None else None)
     result.seconds = time.monotonic() - started
     return result
