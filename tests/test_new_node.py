@@ -79,3 +79,19 @@ def test_a_service_whose_start_is_held_keeps_its_files_held_too(ws: Workspace) -
     [held] = _changes(json.loads(done.out), "file:/etc/queue/queue.conf")
     assert (held["status"], held["severity"]) == ("held", "restart")
     assert not (root / "running").exists()
+
+
+def test_plan_shows_what_added_nodes_get_grouped_like_changes(ws: Workspace) -> None:
+    repo = ws.make_repo({"fleet.xml": FLEET, "classes/queue.xml": QUEUE})
+    ws.write(repo, {"fleet.xml": FLEET.replace('count="1"', 'count="3"')})
+    ws.commit(repo, "two more queues")
+
+    done = ws.cli("plan", "--repo", repo, "--base", "HEAD~1", "--head", "HEAD")
+
+    assert done.code == EXIT_CHANGES, done.err
+    assert "nodes added: 2 nodes: queue-[02-03].shop.lab.t" in done.out
+    section = done.out[done.out.index("what the added nodes get"):]
+    assert "group 1 of 1: 2 nodes" in section
+    assert "+ new file /etc/queue/queue.conf" in section
+    assert "+workers = 4" in section
+    assert "+ service:queue (reload)" in section
