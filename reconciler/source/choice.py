@@ -30,6 +30,7 @@ from reconciler.source.signatures import verify
 from reconciler.source.snapshot import Snapshot
 from reconciler.source.state import RETRY, SourceState, Why, decide
 from reconciler.statedir import StateDir
+from reconciler.timewords import ago
 
 
 def cache_of(settings: AgentConfig, state: StateDir) -> SourceCache:
@@ -234,4 +235,4 @@ def _check_signature_settings(settings: AgentConfig) -> None:
 
 def _age(memory: SourceState) -> str:
     age = memory.staleness()
-    return f" (applied {int(age.total_seconds())}s ago)" if age is not None else ""
+    return f" (applied {ago(age.total_seconds())} ago)" if age is not None else ""
