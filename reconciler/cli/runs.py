@@ -113,6 +113,8 @@ def status(config_path: str | None, fmt: str, **flags: Any) -> None:
     if source.refused:
         click.echo(f"REFUSED     {source.refused.commit[:12]} at "
                    f"{_when(source.refused.at)}: {source.refused.reason} ({RETRY})")
+    if seen is not None and seen.failover:
+        click.echo(f"MIRROR      served by {seen.remote}; {seen.failover}")
     if seen is not None and seen.stale and not (seen.pinned and source.pinned is None):
         click.echo(f"STALE       {seen.stale}")
     if seen is not None and seen.rollout:
