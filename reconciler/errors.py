@@ -33,16 +33,14 @@ class Problem:
     action: str | None = None
 
     def __str__(self) -> str:
-        where = self.path or "<input>"
-        if self.line:
-            where = f"{where}:{self.line}"
+        where = f"{self.path}:{self.line}" if self.path and self.line else self.path
         context = []
         if self.node:
             context.append(f"node {self.node}")
         if self.action:
             context.append(self.action)
         suffix = f" ({', '.join(context)})" if context else ""
-        return f"{where}: {self.message}{suffix}"
+        return f"{where}: {self.message}{suffix}" if where else f"{self.message}{suffix}"
 
     def brief(self) -> str:
         """`path:line: message` when the problem has a place, else just the message."""

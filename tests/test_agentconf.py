@@ -68,7 +68,8 @@ def test_unknown_key_names_the_file_the_key_and_its_line(tmp_path: Path) -> None
     path = write(tmp_path, 'remote = "/srv/fleet.git"\n\nmax_severity = "reload"\n')
     with pytest.raises(ConfigError) as caught:
         load(path)
-    assert str(caught.value) == f"{path}:3: max_severity: unknown key"
+    assert str(caught.value) == f"{path}:3: max_severity: unknown key; did you mean " \
+        "'max-severity'?"
 
 
 def test_bad_value_names_the_key_and_its_line(tmp_path: Path) -> None:

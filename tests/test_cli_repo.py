@@ -203,8 +203,8 @@ def test_render_of_a_broken_template_is_refused_with_its_line(ws: Workspace) -> 
     repo = ws.make_repo({**BASIC, "templates/base/motd.j2": "\n{{ nope }}\n"})
     result = ws.cli("render", "--repo", repo, "web-01.tickets.chi1.sa")
     assert assert_refused(result) == [
-        "templates/base/motd.j2:2: undefined variable: 'nope' is undefined "
-        "(node web-01.tickets.chi1.sa)"]
+        "templates/base/motd.j2:2: undefined variable: 'nope' is undefined; did you mean "
+        "'node'? (node web-01.tickets.chi1.sa)"]
     assert result.out == ""
 
 

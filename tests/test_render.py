@@ -185,8 +185,8 @@ def test_syntax_error_in_an_included_template_names_that_template(ws: Workspace)
 
 def test_undefined_variable_names_template_line_and_node(ws: Workspace) -> None:
     assert problems(ws, with_motd("a\nb\n{{ nope }}\n")) == [
-        "templates/base/motd.j2:3: undefined variable: 'nope' is undefined "
-        "(node web-01.tickets.chi1.sa)"]
+        "templates/base/motd.j2:3: undefined variable: 'nope' is undefined; did you mean "
+        "'node'? (node web-01.tickets.chi1.sa)"]
 
 
 def test_undefined_variable_in_a_macro_points_at_the_macro(ws: Workspace) -> None:

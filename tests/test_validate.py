@@ -24,7 +24,7 @@ def test_identical_problem_on_many_nodes_is_reported_once_with_a_count(ws: Works
     [finding] = result.findings
     assert finding.nodes == 3
     assert str(finding.problem) == ("templates/base/motd.j2:1: undefined variable: 'nope' is "
-                                    "undefined (node web-01.events.lax2.sa)")
+                                    "undefined; did you mean 'node'? (node web-01.events.lax2.sa)")
 
 
 def test_distinct_render_problems_are_all_reported(ws: Workspace) -> None:

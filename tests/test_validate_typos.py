@@ -17,7 +17,8 @@ DECLARED = BASIC["fleet.xml"].replace(
 
 def validate(ws: Workspace, *extra: str, **files: str) -> tuple[int, str]:
     repo = ws.make_repo({**BASIC, "fleet.xml": DECLARED,
-                         **{k.replace("__", "/"): v for k, v in files.items()}})
+                         **{k.replace("__", "/").replace("_j2", ".j2"): v
+                            for k, v in files.items()}})
     done = ws.cli("validate", "--repo", repo, *extra)
     return done.code, done.out + done.err
 
@@ -131,3 +132,40 @@ def test_the_pre_commit_hook_refuses_warnings(ws: Workspace) -> None:
 
     assert done.returncode != 0
     assert '<vars product="events" cluster="chi1"> matches no node' in done.stderr
+
+
+def test_an_undefined_template_variable_suggests_the_nearest(ws: Workspace) -> None:
+    code, out = validate(ws, templates__base__motd_j2="{{ greting }}\n")
+
+    assert code == EXIT_REFUSED
+    assert "templates/base/motd.j2:1: undefined variable: 'greting' is undefined; " \
+        "did you mean 'greeting'?" in out
+
+
+def test_a_misspelt_node_attribute_names_node_not_an_internal_class(ws: Workspace) -> None:
+    code, out = validate(ws, templates__base__motd_j2="{{ greeting }} {{ node.nmae }}\n")
+
+    assert code == EXIT_REFUSED
+    assert "NodeView" not in out and "reconciler." not in out
+    assert "templates/base/motd.j2:1: undefined variable: node has no attribute 'nmae'; " \
+        "did you mean 'name'?" in out
+
+
+def test_explain_of_a_misspelt_variable_suggests_the_nearest(ws: Workspace) -> None:
+    repo = ws.make_repo(BASIC)
+
+    done = ws.cli("explain", "web-01.tickets.chi1.sa", "greting", "--repo", repo)
+
+    assert done.code == EXIT_REFUSED
+    assert "variable 'greting' is not set for web-01.tickets.chi1.sa; " \
+        "did you mean 'greeting'?" in done.err
+
+
+def test_a_misspelt_agent_toml_key_suggests_the_nearest(ws: Workspace, tmp_path: Path) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text('remote = "file:///nowhere"\nmax-severty = "reload"\n')
+
+    done = ws.cli("status", "--config", config)
+
+    assert done.code == EXIT_REFUSED
+    assert f"{config}:2: max-severty: unknown key; did you mean 'max-severity'?" in done.err

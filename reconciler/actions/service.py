@@ -57,10 +57,13 @@ class NotifiedService(DriveService):
     """A reload or restart asked for by changed sources; needless when this run just
     started the service with the new config, or when it is meant to stay down."""
 
-    def apply(self, ctx: ApplyContext) -> Effect:
-        if self.action.id in ctx.started or self.action.state == "stopped":
-            return None
-        return super().apply(ctx)
+    def needless(self, ctx: ApplyContext) -> str | None:
+        """Why this reload or restart need not run (the executor skips it), or None."""
+        if self.action.id in ctx.started:
+            return "not needed: this run started the service with the new files"
+        if self.action.state == "stopped":
+            return "not needed: the service is meant to stay stopped"
+        return None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -135,6 +135,8 @@ def evaluate(state: NodeState, now: datetime, limits: Thresholds) -> Verdict:
         if stale_for is None or stale_for > limits.warn:
             shown_age = f" for {_age(stale_for)}" if stale_for is not None else ""
             warning.append(f"source stale{shown_age}: {stale}")
+    if report.source is not None and report.source.failover:
+        warning.append(f"served by mirror {report.source.remote}: {report.source.failover}")
     if state.problem:
         warning.append(state.problem)
     perfdata = f"drift={drift} held={held} failed={failed} age={int(age)}s"

@@ -26,6 +26,7 @@ from pydantic import (
 from reconciler import statedir
 from reconciler.compile import names
 from reconciler.compile.nodeconfig import Severity
+from reconciler.compile.suggest import did_you_mean
 from reconciler.errors import ConfigError, Problem, UsageError
 
 DEFAULT_PATH = statedir.AGENT_CONFIG
@@ -169,12 +170,17 @@ def _problems(error: ValidationError, path: str, text: str) -> list[Problem]:
         key = loc[0] if item["type"] == "extra_forbidden" else _field_alias(loc[0]) if loc else ""
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
-            message = "unknown key"
+            message = "unknown key" + did_you_mean(key, _toml_keys())
         elif item["type"] == "missing":
             message = "required key is missing"
         where = ".".join([key, *loc[1:]]) if key else "agent config"
         problems.append(Problem(f"{where}: {message}", path, _key_line(text, key) if key else None))
     return problems
+
+
+def _toml_keys() -> list[str]:
+    """Every key agent.toml may hold, as the file spells it."""
+    return [_field_alias(name) for name in AgentConfig.model_fields]
 
 
 def load(path: str | Path = DEFAULT_PATH) -> AgentConfig:

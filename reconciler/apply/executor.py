@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from reconciler.actions.command import RunCommand
+from reconciler.actions.service import NotifiedService
 from reconciler.apply.checks import CheckOutcome, Guard
 from reconciler.apply.ledger import Ledger
 from reconciler.plan.build import Plan
@@ -160,6 +161,11 @@ class _Walk:
             ):
                 results.append(ChangeOutcome(change, Status.SKIPPED,
                                              "its sources did not change after all"))
+                continue
+            needless = change.needless(self.ctx) if isinstance(change, NotifiedService) and \
+                self.change_mode and change.held is None else None
+            if needless is not None:
+                results.append(ChangeOutcome(change, Status.SKIPPED, needless))
                 continue
             if isinstance(change, RunCommand):
                 if ran_command:

@@ -18,6 +18,7 @@ from reconciler.compile.compiler import compile_node, load_fleet
 from reconciler.compile.inventory import Fleet
 from reconciler.compile.mixins import level
 from reconciler.compile.nodeconfig import Action, NodeConfig, Variable
+from reconciler.compile.suggest import did_you_mean
 from reconciler.errors import UsageError
 from reconciler.git import Git, GitFailed
 from reconciler.review.hooks import install_hooks
@@ -164,7 +165,8 @@ def explain(repo: str, rev: str | None, node: str, var: str | None) -> None:
     if var is not None:
         variable = config.variables.get(var)
         if variable is None:
-            raise UsageError.because(f"variable {var!r} is not set for {node}")
+            raise UsageError.because(f"variable {var!r} is not set for {node}"
+                                     + did_you_mean(var, config.variables))
         _explain_variable(console, variable)
         return
     console.print(f"[bold]{config.name}[/]  class [cyan]{config.cls}[/] "

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -112,7 +113,9 @@ def status(config_path: str | None, fmt: str, **flags: Any) -> None:
     if source.refused:
         click.echo(f"REFUSED     {source.refused.commit[:12]} at "
                    f"{_when(source.refused.at)}: {source.refused.reason} ({RETRY})")
-    if seen is not None and seen.stale:
+    if seen is not None and seen.failover:
+        click.echo(f"MIRROR      served by {seen.remote}; {seen.failover}")
+    if seen is not None and seen.stale and not (seen.pinned and source.pinned is None):
         click.echo(f"STALE       {seen.stale}")
     if seen is not None and seen.rollout:
         click.echo(f"ROLLOUT     {seen.rollout}")
@@ -163,8 +166,9 @@ def _status_document(
 
 def _when(moment: datetime) -> str:
     """A time for people: UTC to the second, and how long ago."""
-    ago = int((datetime.now(UTC) - moment).total_seconds())
-    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({ago}s ago)"
+    from reconciler.timewords import stamp_ago
+
+    return stamp_ago(moment)
 
 
 @click.command()
@@ -202,20 +206,33 @@ def log(config_path: str | None, count: int, path: str | None, **flags: Any) -> 
 @handles_errors
 def rollback(config_path: str | None, target: str | None, release: bool, wait: float,
              fmt: str, **flags: Any) -> None:
-    """Apply an older config commit on purpose and stay pinned there until --release."""
+    """Apply an older config commit on purpose and stay pinned there until --release (only
+    when it applied: a held, failed or refused rollback leaves the pin as it was); --release
+    follows the branch again at once, with a run."""
     from reconciler.run import RunOptions, from_settings, perform
     from reconciler.source import rollback
 
     if (target is None) == (not release):
         raise UsageError.because("give either --to REV or --release")
     cfg = load_config(config_path, **flags)
+    say = functools.partial(click.echo, err=fmt == "json")  # the JSON on stdout stays whole
     if target is None:
         released = rollback.release(cfg, wait)
-        click.echo(f"released the pin on {released[:12]}: following {cfg.branch or cfg.commit} "
-                   "again from the next run" if released else "not pinned: nothing to release")
-        return
-    rollback.pin(cfg, target, wait)
+        if released is None:
+            say("not pinned: nothing to release")
+            return
+        say(f"released the pin on {released[:12]}: following {cfg.branch or cfg.commit} "
+            "again, from this run on")
+    else:
+        sha, previous = rollback.pin(cfg, target, wait)
     report = perform(from_settings(cfg, RunOptions(
         wait=wait, mode_from=mode_origin(config_path, flags))))
     emit(report, fmt, False)
+    if target is not None:
+        if report.result in ("changed", "in-sync") and report.config_commit == sha:
+            say(f"pinned to {sha[:12]} until `reconciler rollback --release`")
+        else:
+            rollback.unpin(cfg, sha, previous, wait)
+            say(f"rollback to {sha[:12]} was not applied ({report.result}): the node is not "
+                "pinned" + (f" (still pinned to {previous.commit[:12]})" if previous else ""))
     sys.exit(report.exit_code)

@@ -14,26 +14,12 @@ import click
 from reconciler.fleet.model import FleetReport
 from reconciler.fleet.read import HistoryItem
 from reconciler.fleet.summary import STATES, FleetStatus, NodeRow
+from reconciler.timewords import ago as ago  # the fleet page's filter too
 
 COLOURS = {"failed": "red", "refused": "red", "unreadable": "red", "interrupted": "yellow",
            "silent": "magenta", "held": "yellow", "drift": "yellow", "changed": "cyan",
            "in-sync": "green"}
 _SHOWN = 20
-
-
-def ago(seconds: float | None) -> str:
-    """`3h 2m`, `45s`, `2d 4h`: how long ago, for people."""
-    if seconds is None:
-        return "never"
-    whole = max(0, int(seconds))
-    days, rest = divmod(whole, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
 
 
 def when(moment: datetime | None) -> str:

@@ -61,17 +61,18 @@ class Plan:
         return [c for a in self.actions for c in a.changes] + self.orphans
 
 
-def effective_severity(action: Action, node: NodeConfig, own: Severity | None = None) -> \
-        Severity:
+def effective_severity(action: Action, node: NodeConfig, own: Severity | None = None,
+                       starting: frozenset[str] = frozenset()) -> Severity:
     """An action's severity (or `own` instead), raised by whatever its notify edges would
-    trigger."""
+    trigger. Reloading or restarting a service in `starting` (not running yet: this run
+    starts it with the new files) interrupts nothing."""
     severity = action.severity if own is None else own
     for notify in action.notify:
         if notify.verb == "run":
             target = node.action(notify.target)
             if isinstance(target, CommandAction):
                 severity = max(severity, target.severity)
-        else:
+        elif notify.target not in starting:
             severity = max(severity, VERB_SEVERITY[notify.verb])
     return Severity(severity)
 
@@ -109,25 +110,40 @@ def order(node: NodeConfig) -> list[Action]:
 def build(ctx: Context, only: frozenset[str] | None = None) -> Plan:
     """Probe every action (or only the given ids and what they notify) against the live
     system and decide what is held. A partial plan leaves orphans alone."""
-    plans: list[ActionPlan] = []
-    by_id: dict[str, ActionPlan] = {}
     selected = None if only is None else _with_notified(ctx.node, only)
-    for action in order(ctx.node):
-        if selected is not None and action.id not in selected:
-            continue
-        plan = probe_action(ctx, action)
-        severity = effective_severity(action, ctx.node)
-        quiet = effective_severity(action, ctx.node, Severity.NONE)
-        plan.changes = [_with_policy(ctx, replace(c, severity=severity if c.interrupts else quiet))
-                        for c in plan.changes]
-        plans.append(plan)
-        by_id[action.id] = plan
+    plans = [probe_action(ctx, action) for action in order(ctx.node)
+             if selected is None or action.id in selected]
+    by_id = {plan.action.id: plan for plan in plans}
+    probed = {plan.action.id: plan.changes for plan in plans}
+    for plan in plans:
+        plan.changes = _judged(ctx, plan.action, probed[plan.action.id], frozenset())
+    # A service this run starts (its start not held) needs no reload or restart.
+    starting = _starting(plans)
+    for plan in plans:
+        if any(n.target in starting for n in plan.action.notify):
+            plan.changes = _judged(ctx, plan.action, probed[plan.action.id], starting)
     refresh_lists(ctx, plans)
-    _add_notifications(ctx, plans, by_id)
+    _add_notifications(ctx, plans, by_id, starting)
     if selected is not None:
         return Plan(ctx.node, ctx.ceiling, plans)
     orphans, forget = orphan_changes(ctx)
     return Plan(ctx.node, ctx.ceiling, plans, [_with_policy(ctx, c) for c in orphans], forget)
+
+
+def _judged(ctx: Context, action: Action, changes: list[Change],
+            starting: frozenset[str]) -> list[Change]:
+    """An action's probed changes with their effective severity, held where policy says."""
+    severity = effective_severity(action, ctx.node, starting=starting)
+    quiet = effective_severity(action, ctx.node, Severity.NONE, starting)
+    return [_with_policy(ctx, replace(c, severity=severity if c.interrupts else quiet))
+            for c in changes]
+
+
+def _starting(plans: list[ActionPlan]) -> frozenset[str]:
+    """The services known not to run now whose start this run applies: their notified
+    reload or restart is needless (they start with the new files) and interrupts nothing."""
+    return frozenset(plan.action.id for plan in plans if plan.action.kind == "service"
+                     and any(c.op == "start" and c.held is None for c in plan.changes))
 
 
 def _with_notified(node: NodeConfig, only: frozenset[str]) -> set[str]:
@@ -162,7 +178,8 @@ def _with_policy(ctx: Context, change: Change) -> Change:
     return change
 
 
-def _add_notifications(ctx: Context, plans: list[ActionPlan], by_id: dict[str, ActionPlan]) -> None:
+def _add_notifications(ctx: Context, plans: list[ActionPlan], by_id: dict[str, ActionPlan],
+                       starting: frozenset[str]) -> None:
     """Give each notified action one change ('reload', 'restart' or 'run') naming its sources.
 
     A notification fires only from changes that will really be applied; restart wins over
@@ -181,9 +198,11 @@ def _add_notifications(ctx: Context, plans: list[ActionPlan], by_id: dict[str, A
         plan = by_id[target]
         notified = plan.action
         assert isinstance(notified, ServiceAction | CommandAction), "compile checks notify targets"
+        severity = Severity.NONE if target in starting else \
+            VERB_SEVERITY.get(verb, notified.severity)
         change = _with_policy(ctx, notification(
             notified, verb, f"{verb} (notified by {', '.join(sources)})", tuple(sources),
-            VERB_SEVERITY.get(verb, notified.severity)))
+            severity))
         if not ctx.system.runs_host_commands and change.held is None:
             change = replace(change, held=HOST_ONLY)
         plan.changes.append(change)

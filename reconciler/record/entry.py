@@ -34,9 +34,12 @@ def summary(report: RunReport, refused_tip: Refusal | None) -> str:
         first = report.problems[0] if report.problems else "refused"
         return _one_line(f"refused at {commit}: {first}")
     parts = [f"{report.result} at {commit}{title}"]
-    details = [f"{n} {w}" for n, w in ((c.applied, "applied"), (c.pending, "pending"),
-                                        (c.edited_by_hand, "edited by hand"), (c.held, "held"),
-                                        (c.failed, "failed"), (c.orphans, "orphans")) if n]
+    # Counted like the trailers list them: paths (or action ids), each once.
+    applied, pending, held, failed = (len(_involved(report, s))
+                                      for s in ("applied", "pending", "held", "failed"))
+    details = [f"{n} {w}" for n, w in ((applied, "applied"), (pending, "pending"),
+                                        (c.edited_by_hand, "edited by hand"), (held, "held"),
+                                        (failed, "failed"), (c.orphans, "orphans")) if n]
     if details:
         parts.append("(" + ", ".join(details) + ")")
     if refused_tip is not None:
@@ -50,11 +53,9 @@ def _one_line(text: str) -> str:
 
 def trailers(report: RunReport, refused_tip: Refusal | None) -> dict[str, str]:
     """The trailers that name the config commit, node, mode, result and the paths involved."""
-    changed = sorted({c.path or a.id for a in report.actions for c in a.changes
-                      if c.status in ("applied", "pending")})
-    held = sorted({c.path or a.id for a in report.actions for c in a.changes
-                   if c.status == "held"})
-    failed = sorted({a.id for a in report.actions if a.status == "failed"})
+    changed = sorted(_involved(report, "applied") | _involved(report, "pending"))
+    held = sorted(_involved(report, "held"))
+    failed = sorted(_involved(report, "failed"))
     signer = report.source.signed_by if report.source else None
     found = {
         "Config-Commit": report.config_commit or "none",
@@ -69,6 +70,13 @@ def trailers(report: RunReport, refused_tip: Refusal | None) -> dict[str, str]:
     if refused_tip is not None:
         found["Refused-Tip"] = refused_tip.commit
     return found
+
+
+def _involved(report: RunReport, status: str) -> set[str]:
+    """The paths (or action ids) with a change in `status`; failed: the failed actions."""
+    if status == "failed":
+        return {a.id for a in report.actions if a.status == "failed"}
+    return {c.path or a.id for a in report.actions for c in a.changes if c.status == status}
 
 
 def _listing(items: list[str]) -> str:

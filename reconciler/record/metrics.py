@@ -40,6 +40,8 @@ def render(report: RunReport, partial: bool = False) -> str:
         if orphan.status == "held":
             held[orphan.severity] = held.get(orphan.severity, 0) + 1
     stale = 1 if report.source is not None and report.source.stale else 0
+    failover = report.source is not None and report.source.failover is not None
+    served = (report.source.remote if report.source is not None else None) or ""
     commit = report.config_commit or ""
     lines = [
         *_family("reconciler_last_run_timestamp_seconds", "gauge",
@@ -69,6 +71,9 @@ def render(report: RunReport, partial: bool = False) -> str:
         *_family("reconciler_source_stale", "gauge",
                  "1 when the run used an older commit than the branch tip (or a pin).",
                  [f"reconciler_source_stale {stale}"]),
+        *_family("reconciler_source_failover", "gauge",
+                 "1 when a mirror served the last run because the remotes before it failed.",
+                 [f'reconciler_source_failover{{remote="{_label(served)}"}} {int(failover)}']),
         *_family("reconciler_config_info", "gauge",
                  "The config commit the last run enforced, as a label.",
                  [f'reconciler_config_info{{commit="{_label(commit)}",node="{_label(report.node)}"'

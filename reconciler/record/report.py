@@ -87,6 +87,7 @@ class SourceReport(Model):
     tip: str | None = None
     signed_by: str | None = None
     remote: str | None = None
+    failover: str | None = None  # why the remotes tried before `remote` failed (a mirror served)
     stale: str | None = None  # why the run used an older commit than the tip
     refused: str | None = None  # why the tip, or the remote, was refused (exit code bit 1)
     pinned: bool = False

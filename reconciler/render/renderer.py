@@ -12,8 +12,9 @@ import hashlib
 import json
 import os
 import posixpath
+import re
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from reconciler.compile.inventory import TEMPLATES_DIR, Fleet
 from reconciler.compile.nodeconfig import FileAction, NodeConfig, TreeAction
+from reconciler.compile.suggest import did_you_mean
 from reconciler.errors import ConfigError, Problem
 from reconciler.facts.model import Facts
 from reconciler.render import facts as facts_view
@@ -228,7 +230,7 @@ class Renderer:
             return template.render(context)
         except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError,
                 LookupError, AttributeError, RecursionError, MemoryError) as exc:
-            error = _template_error(exc, name, node.name)
+            error = _template_error(exc, name, node.name, context)
             raise ConfigError([_without_secrets(p, node, revealed)
                                for p in error.problems]) from None
 
@@ -302,8 +304,11 @@ def _without_secrets(problem: Problem, node: NodeConfig, revealed: list[str]) ->
     return dataclasses.replace(problem, message=message) if message != problem.message else problem
 
 
-def _template_error(exc: Exception, name: str, node: str | None) -> ConfigError:
-    """Turn a Jinja2 error into `templates/x.j2:LINE: message (node N)`."""
+def _template_error(
+    exc: Exception, name: str, node: str | None, known: Iterable[str] = ()
+) -> ConfigError:
+    """Turn a Jinja2 error into `templates/x.j2:LINE: message (node N)`; an undefined
+    name gets the nearest of the `known` variables."""
     path, line = f"{TEMPLATES_DIR}/{name}", None
     if isinstance(exc, jinja2.TemplateSyntaxError):
         path = exc.filename or (f"{TEMPLATES_DIR}/{exc.name}" if exc.name else path)
@@ -319,7 +324,7 @@ def _template_error(exc: Exception, name: str, node: str | None) -> ConfigError:
             detail = str(exc)
             prefix = "unsafe access refused by the sandbox: " if "unsafe" in detail else \
                 "undefined variable: "
-            message = prefix + detail
+            message = prefix + _undefined(detail, known)
         elif isinstance(exc, jinja2.TemplateNotFound):
             message = exc.message or f"template {exc.name} not found"
         elif isinstance(exc, RecursionError):
@@ -330,6 +335,23 @@ def _template_error(exc: Exception, name: str, node: str | None) -> ConfigError:
         else:
             message = f"{type(exc).__name__}: {exc}"
     return ConfigError([Problem(message, path, line, node)])
+
+
+_UNDEFINED = re.compile(r"'(\w+)' is undefined")
+_NO_ATTRIBUTE = re.compile(r"'[\w.]*NodeView object' has no attribute '(\w+)'")
+
+
+def _undefined(detail: str, known: Iterable[str]) -> str:
+    """Jinja2's message about an undefined name, in the template's own words: `node` for
+    the node's view (never an internal class name), and the nearest valid name."""
+    attribute = _NO_ATTRIBUTE.fullmatch(detail)
+    if attribute is not None:
+        return f"node has no attribute {attribute.group(1)!r}" + did_you_mean(
+            attribute.group(1), NodeView.__slots__)
+    variable = _UNDEFINED.fullmatch(detail)
+    if variable is not None:
+        return detail + did_you_mean(variable.group(1), known)
+    return detail
 
 
 def _template_frame(tb: types.TracebackType | None) -> tuple[str, int] | None:

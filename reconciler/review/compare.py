@@ -221,8 +221,9 @@ def compare_node(base: Renderer | None, head: Renderer, name: str) -> NodeOutcom
     head_files, problems = budget.render_timed(head, head_node, budget.REVIEW_CPU_SECONDS)
     if problems:
         return NodeOutcome(name, head_problems=tuple(problems))
-    if base is None or name not in base.fleet.nodes:
-        return NodeOutcome(name, added=True)
+    if base is None or name not in base.fleet.nodes:  # everything it gets is new
+        return NodeOutcome(name, diff=diff_node(None, [], head_node, head_files), added=True,
+                           identity=identity_of(head_node))
     base_node: NodeConfig | None = None
     base_files: list[RenderedFile] = []
     try:

@@ -110,13 +110,13 @@ def plan_fleet(
             progress(done, len(planned))
 
     members: list[Member] = []
-    added: list[str] = []
+    added: list[Member] = []
     invalid = False
     for outcome in _outcomes(base, head, planned, jobs, advance, facts):
         if outcome.head_problems:
             invalid = True
-        elif outcome.added:
-            added.append(outcome.name)
+        elif outcome.added and outcome.diff is not None:
+            added.append(Member(outcome.name, outcome.diff, outcome.identity))
         elif outcome.diff is not None and not outcome.diff.empty:
             members.append(Member(outcome.name, outcome.diff, outcome.identity))
     if invalid:
@@ -125,8 +125,13 @@ def plan_fleet(
     if only is not None:
         removed = [name for name in removed if name in only]
     members.sort(key=lambda m: names.parse(m.name))
+    added.sort(key=lambda m: names.parse(m.name))
     groups = group_members(members, exact=only is not None)
-    report = _report(commits, head, groups, added, removed, base_problems, only)
+    report = _report(commits, head, groups, [m.name for m in added], removed, base_problems,
+                     only)
+    if added:
+        report = report.model_copy(update={"added_groups": _groups(
+            head, group_members(added, exact=only is not None))})
     secrets = compare_secrets(base, head)
     if not secrets:
         return report
@@ -142,10 +147,8 @@ def _invalid(commits: dict[str, Any], problems: tuple[HeadProblem, ...]) -> Plan
                                f"{plural(len(problems), 'distinct problem')}")
 
 
-def _report(
-    commits: dict[str, Any], head: Fleet, found: list[Grouped], added: list[str],
-    removed: list[str], base_problems: tuple[str, ...], only: Collection[str] | None,
-) -> PlanReport:
+def _groups(head: Fleet, found: list[Grouped]) -> list[Group]:
+    """Groups for the report, the most severe and largest first."""
     clusters = sorted({d.name.cluster for d in head.nodes.values()})
     groups = [Group(nodes=g.nodes, patterns=tuple(compress_names(g.nodes)),
                     scope=describe_scope(g.nodes, clusters), severity=g.changes.severity,
@@ -153,6 +156,15 @@ def _report(
               for g in found]
     groups.sort(key=lambda g: (-Severity.parse(g.severity), -len(g.nodes),
                                names.parse(g.nodes[0])))
+    return groups
+
+
+def _report(
+    commits: dict[str, Any], head: Fleet, found: list[Grouped], added: list[str],
+    removed: list[str], base_problems: tuple[str, ...], only: Collection[str] | None,
+) -> PlanReport:
+    clusters = sorted({d.name.cluster for d in head.nodes.values()})
+    groups = _groups(head, found)
     changed = [n for g in groups for n in g.nodes]
     changed_set = set(changed)
     total_by_class = Counter(d.name.cls for d in head.nodes.values())

@@ -97,6 +97,17 @@ def format_markdown(report: PlanReport, max_bytes: int = 60000) -> str:
                  f"comment is capped at {max_bytes} bytes. Run `reconciler plan --base "
                  f"{report.base_commit or report.base} --head {report.head_commit or report.head}`"
                  " or read plan.json for the full plan.\n")
+    if report.added_groups and shown == len(report.groups):
+        text += "\n### What the added nodes get\n\n"
+    for index, group in enumerate(report.added_groups if shown == len(report.groups) else (), 1):
+        section = _md_group(index, len(report.added_groups), group, with_diffs=True)
+        if len(section.encode()) > budget:
+            section = _md_group(index, len(report.added_groups), group, with_diffs=False)
+        if len(section.encode()) + 400 > budget:
+            text += "\n> the rest is left out: this comment is capped; read plan.json\n"
+            break
+        text += section
+        budget -= len(section.encode())
     return text
 
 

@@ -142,6 +142,8 @@ class PlanReport(_Model):
     added_nodes: tuple[str, ...] = ()
     removed_nodes: tuple[str, ...] = ()
     groups: tuple[Group, ...] = ()
+    added_groups: tuple[Group, ...] = Field(
+        (), description="what the added nodes get, grouped like changes")
     secrets: tuple[SecretChange, ...] = Field(
         (), description="encrypted values whose value or recipients change")
 

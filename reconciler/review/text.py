@@ -88,9 +88,21 @@ def text_lines(report: PlanReport) -> list[Any]:
     hint = node_hint(report)
     if hint:
         out += [Text(""), Text(f"{NODE_HINT}: {hint}", style="dim")]
-    for index, group in enumerate(report.groups, 1):
+    out += _group_lines(report.groups, severity_style)
+    if report.added_groups:
+        out += [Text(""), Text("what the added nodes get:", style="bold green")]
+        out += _group_lines(report.added_groups, severity_style)
+    return out
+
+
+def _group_lines(groups: tuple[Group, ...], severity_style: dict[str, str]) -> list[Any]:
+    """Each group: its nodes, notes, changes and diffs."""
+    from rich.text import Text
+
+    out: list[Any] = []
+    for index, group in enumerate(groups, 1):
         out.append(Text(""))
-        out.append(Text(f"group {index} of {len(report.groups)}: "
+        out.append(Text(f"group {index} of {len(groups)}: "
                         f"{plural(len(group.nodes), 'node')}: {group.scope}, "
                         f"severity {group.severity}",
                         style=f"bold {severity_style[group.severity]}"))

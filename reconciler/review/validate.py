@@ -35,6 +35,8 @@ class Finding:
 
     problem: Problem
     nodes: int = 1
+    # The nodes met so far: one node's many files with the same problem count once.
+    seen: set[str | None] = field(default_factory=set, repr=False)
 
     def __str__(self) -> str:
         return finding_line(str(self.problem), self.nodes)
@@ -68,13 +70,16 @@ class ValidationResult:
     def add(self, problem: Problem) -> None:
         """Count `problem`; the same problem met on another node only bumps its count."""
         key = (problem.path, problem.line, problem.message)
-        if key in self._grouped:
-            self._grouped[key].nodes += 1
-        elif len(self.findings) < MAX_REPORTED:
-            self._grouped[key] = Finding(problem)
-            self.findings.append(self._grouped[key])
+        found = self._grouped.get(key)
+        if found is not None:
+            if problem.node is None or problem.node not in found.seen:
+                found.nodes += 1
+                found.seen.add(problem.node)
+            return
+        found = self._grouped[key] = Finding(problem, seen={problem.node})
+        if len(self.findings) < MAX_REPORTED:
+            self.findings.append(found)
         else:
-            self._grouped[key] = Finding(problem)
             self.omitted += 1
 
 
@@ -164,6 +169,7 @@ def validate(
             usage.setdefault(path, set()).add(node)
     for problem in check_secrets(fleet, usage):
         result.add(problem)
-    result.warnings = lint.warnings(fleet, frozenset(read) if read is not None else None)
+    if result.ok:  # the likely typos, once nothing is plainly wrong
+        result.warnings = lint.warnings(fleet, frozenset(read) if read is not None else None)
     result.seconds = time.monotonic() - started
     return result

@@ -25,11 +25,13 @@ from reconciler.source.cache import (
     RevisionNotFound,
     SourceCache,
     SourceUnavailable,
+    redact,
 )
 from reconciler.source.signatures import verify
 from reconciler.source.snapshot import Snapshot
 from reconciler.source.state import RETRY, SourceState, Why, decide
 from reconciler.statedir import StateDir
+from reconciler.timewords import ago
 
 
 def cache_of(settings: AgentConfig, state: StateDir) -> SourceCache:
@@ -65,6 +67,7 @@ class GitSource:
         self.commit: str | None = None  # the commit the run is tied to, even a refused one
         self.tip: str | None = None
         self.remote: str | None = None
+        self.failover: str | None = None
         self.stale: str | None = None
         self.signed_by: str | None = None
         self.refused: str | None = None  # why the tip (or the remote) was refused
@@ -114,7 +117,10 @@ class GitSource:
             self.cache.ensure_healthy(fsck=self.cache.check_due(self.settings.node, time.time()))
             # A pinned commit may be on any branch; otherwise only the followed one.
             wanted = self.settings.branch if self.settings.commit is None else None
-            self.remote = self.cache.fetch(wanted).url
+            fetched = self.cache.fetch(wanted)
+            self.remote = fetched.url
+            self.failover = "; ".join(f"{redact(url)} failed: {tail}"
+                                      for url, tail in fetched.failures) or None
             self.tip = self.cache.choose(branch=self.settings.branch, commit=self.settings.commit)
         except (SourceUnavailable, RevisionNotFound) as exc:
             distrusted = [f"{p.path}: {p.message}" for p in exc.problems
@@ -201,7 +207,8 @@ class GitSource:
         return SourceReport(
             commit=self.commit, subject=self.cache.subject(self.commit),
             branch=self.settings.branch, tip=self.tip, signed_by=self.signed_by,
-            remote=self.remote, stale=self.stale, pinned=self.pinned, refused=self.refused,
+            remote=self.remote, failover=self.failover, stale=self.stale, pinned=self.pinned,
+            refused=self.refused,
             rollout=self.rollout,
         )  # fmt: skip
 
@@ -238,4 +245,4 @@ def _check_signature_settings(settings: AgentConfig) -> None:
 
 def _age(memory: SourceState) -> str:
     age = memory.staleness()
-    return f" (applied {int(age.total_seconds())}s ago)" if age is not None else ""
+    return f" (applied {ago(age.total_seconds())} ago)" if age is not None else ""

@@ -7,12 +7,13 @@ from reconciler.errors import UsageError
 from reconciler.lock import NodeLock
 from reconciler.source.cache import SourceUnavailable
 from reconciler.source.choice import cache_of
-from reconciler.source.state import SourceState
+from reconciler.source.state import Pin, SourceState
 from reconciler.statedir import StateDir
 
 
-def pin(settings: AgentConfig, target: str, wait: float = 0.0) -> str:
-    """Pin the node to config commit `target`; returns its sha. The next run applies it.
+def pin(settings: AgentConfig, target: str, wait: float = 0.0) -> tuple[str, Pin | None]:
+    """Pin the node to config commit `target`; returns its sha and the pin it replaced.
+    The next run applies it.
 
     Fetches first so a commit pushed a moment ago can be named; when no remote answers,
     a commit already in the cache can still be pinned (a rollback is often wanted
@@ -33,7 +34,16 @@ def pin(settings: AgentConfig, target: str, wait: float = 0.0) -> str:
             raise UsageError.because(f"unknown config commit {target!r}{unreachable}")
         memory = SourceState.load(state.source_state)
         memory.pin(sha, f"reconciler rollback --to {target}").save(state.source_state)
-    return sha
+    return sha, memory.pinned
+
+
+def unpin(settings: AgentConfig, sha: str, previous: Pin | None, wait: float = 0.0) -> None:
+    """Undo `pin` of `sha` whose run did not apply it: the pin it replaced comes back."""
+    state = StateDir(settings.state_dir)
+    with NodeLock(state.lock, wait=wait):
+        memory = SourceState.load(state.source_state)
+        if memory.pinned is not None and memory.pinned.commit == sha:
+            memory.model_copy(update={"pinned": previous}).save(state.source_state)
 
 
 def release(settings: AgentConfig, wait: float = 0.0) -> str | None:

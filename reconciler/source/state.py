@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from reconciler.atomicfile import read_own, write_atomic
 from reconciler.errors import Failed, Problem
+from reconciler.timewords import stamp
 
 
 class StateFileError(Failed):
@@ -150,12 +151,12 @@ def decide(
         return Decision(
             state.pinned.commit,
             Why.PINNED,
-            f"pinned to {state.pinned.commit} since {state.pinned.since.isoformat()}",
+            f"pinned to {state.pinned.commit[:12]} since {stamp(state.pinned.since)}",
         )
     refused = state.refused
     if refused is not None and refused.commit == tip and refused.settings == settings \
             and not retry_refused:
-        detail = f"tip {tip} was refused at {refused.at.isoformat()}: {refused.reason}"
+        detail = f"tip {tip} was refused at {stamp(refused.at)}: {refused.reason}"
         if state.last_good is None:
             return Decision(None, Why.NOTHING, f"{detail}; no commit has worked yet")
         return Decision(state.last_good, Why.REFUSED_TIP, f"{detail}; keeping {state.last_good}")
