@@ -17,8 +17,10 @@ no value a daemon accepts). Without a working sandbox no check runs (see README)
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -117,7 +119,8 @@ def check_fleet(repo: str, head_rev: str, node_names: Iterable[str],
                                                          secret))
                 entry.nodes.append(name)
     sandbox = _sandbox_problem()
-    runs = [_run(entry, sandbox) for entry in pending.values()]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        runs = list(pool.map(lambda entry: _run(entry, sandbox), pending.values()))
     runs.sort(key=lambda r: ({"failed": 0, "not-run": 1, "passed": 2}[r.status], r.action, r.run))
     return ChecksReport(nodes=considered, runs=tuple(runs))
 
@@ -143,7 +146,9 @@ def candidate_of(node: NodeConfig, group: set[str], rendered: list[RenderedFile]
                   if isinstance(a, SymlinkAction) and a.ensure == "present")
     emptied = tuple(a.path for a in actions if isinstance(a, DirectoryAction) and a.purge
                     and a.ensure == "present")
-    return Candidate(tuple(sorted(files)), tuple(sorted(links)), emptied), None
+    made = tuple(sorted(a.path for a in node.actions
+                        if isinstance(a, DirectoryAction) and a.ensure == "present"))
+    return Candidate(tuple(sorted(files)), tuple(sorted(links)), emptied, made), None
 
 
 def _digest(candidate: Candidate | None, node: str) -> str:
@@ -158,6 +163,8 @@ def _digest(candidate: Candidate | None, node: str) -> str:
         digest.update(f"L{path}\0{target}\0".encode())
     for path in candidate.emptied if candidate else ():
         digest.update(f"E{path}\0".encode())
+    for path in candidate.scratch_dirs if candidate else ():
+        digest.update(f"D{path}\0".encode())
     return digest.hexdigest()
 
 
@@ -196,6 +203,9 @@ def _run(entry: _Pending, sandbox: str | None) -> CheckRun:
         result = run_command(argv, root="/", timeout=entry.check.timeout)
     if result.returncode == 0 and not result.timed_out:
         return said("passed", paths, None)
+    if result.returncode == 127:  # the shell found no such program: not the change's fault
+        return said("not-run", paths, f"this machine lacks the checker: "
+                                      f"{(result.stdout + result.stderr).strip()[-OUTPUT_LIMIT:]}")
     how = "timed out" if result.timed_out else f"exited {result.returncode}"
     output = _scrub((result.stdout + result.stderr).strip(), candidate,
                     entry.secrets)[-OUTPUT_LIMIT:]

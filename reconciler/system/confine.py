@@ -24,6 +24,7 @@ hold, and purged directories holding only what it declares; nothing is written t
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import tempfile
@@ -47,11 +48,14 @@ class Unconfined(Exception):
 @dataclass(frozen=True)
 class Candidate:
     """A configuration not on the node yet: files (node path, bytes), symlinks (node
-    path, target), and directories that hold only what is declared (purged)."""
+    path, target), directories that hold only what is declared (purged), and declared
+    directories a checker may need in the scratch area (a cache directory nginx -t
+    wants to find)."""
 
     files: tuple[tuple[str, bytes], ...] = ()
     links: tuple[tuple[str, str], ...] = ()
     emptied: tuple[str, ...] = ()
+    scratch_dirs: tuple[str, ...] = ()  # declared directories under SCRATCH, made there
 
 
 @contextmanager
@@ -77,13 +81,14 @@ def has_own_programs(root: str) -> bool:
 
 
 def program(command: str) -> str:
-    """The program a shell command starts with (after `VAR=value` assignments)."""
+    """The program a shell command starts with (after `VAR=value` assignments), or ""
+    when its first word is shell syntax rather than a program name."""
     try:
         words = shlex.split(command)
     except ValueError:
         return ""
     words = [word for word in words if not _assignment(word)] or [""]
-    return words[0]
+    return words[0] if re.fullmatch(r"[A-Za-z0-9_./+-]+", words[0]) else ""
 
 
 def confine(root: str, command: str, cwd: str = "/", candidate: Candidate | None = None,
@@ -95,7 +100,7 @@ def confine(root: str, command: str, cwd: str = "/", candidate: Candidate | None
     bwrap = shutil.which("bwrap", path=SAFE_PATH)
     own = root != "/" and has_own_programs(root)
     name = program(command)
-    if own and not _found_in(root, name):
+    if own and name and not _found_in(root, name):
         raise Unconfined(f"{root} has no {name or 'program'} of its own to check with")
     if not own and name and not name.startswith("/") and \
             shutil.which(name, path=SAFE_PATH) is None:
@@ -112,6 +117,8 @@ def confine(root: str, command: str, cwd: str = "/", candidate: Candidate | None
     if candidate is not None:
         assert stage is not None, "a candidate's files are staged first"
         argv += _scratch(view)
+        argv += [arg for path in candidate.scratch_dirs for arg in ("--dir", path)
+                 if any(path.startswith(top + "/") for top in SCRATCH)]
         argv += _laid_over(view, candidate, stage)
     return [*argv, "--chdir", cwd, "/bin/sh", "-c", command]
 
