@@ -234,13 +234,21 @@ def _scrub(output: str, candidate: Candidate, secret: frozenset[str]) -> str:
 
 
 def text(report: ChecksReport) -> str:
-    """The checks as the plan's text and markdown show them (a fenced block each)."""
+    """The checks as the plan's text and markdown show them: each failed or not-run run
+    with its nodes and words, the passed ones counted per check."""
     lines = [report.headline]
+    passed: dict[tuple[str, str, str], list[CheckRun]] = {}
     for run in report.runs:
-        where = ", ".join(run.patterns)
-        lines.append(f"{run.status}: `{run.run}` of {run.action} ({run.origin}) on {where}")
+        if run.status == "passed":
+            passed.setdefault((run.run, run.action, run.origin), []).append(run)
+            continue
+        lines.append(f"{run.status}: `{run.run}` of {run.action} ({run.origin}) on "
+                     f"{', '.join(run.patterns)}")
         if run.status == "failed":
             lines.append(f"  files (those the checker names first): {', '.join(run.files)}")
-        if run.detail and run.status != "passed":
-            lines += [f"  | {line}" for line in run.detail.splitlines()]
+        lines += [f"  | {line}" for line in (run.detail or "").splitlines()]
+    for (command, action, origin), runs in passed.items():
+        nodes = sum(len(run.nodes) for run in runs)
+        lines.append(f"passed: `{command}` of {action} ({origin}): {len(runs)} "
+                     f"configuration(s) of {nodes} node(s)")
     return "\n".join(lines) + "\n"
