@@ -14,11 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from reconciler.actions.files import CreateFile
+from reconciler.actions.symlink import Link
 from reconciler.apply.ledger import Ledger
 from reconciler.compile.nodeconfig import Action, Check, NodeConfig
 from reconciler.plan.change import Change
 from reconciler.record.applied import Applied
-from reconciler.system.confine import Unconfined, run_in_root
+from reconciler.system.confine import Candidate, Unconfined, run_candidate, run_in_root
 from reconciler.system.interface import Stat, System
 
 # Kinds whose own changes are the configuration: their checks run after those changes.
@@ -40,10 +42,11 @@ class Before:
 
 @dataclass
 class CheckOutcome:
-    """What one check said: `passed`, `failed` (the paths put back), or `not-run` (why)."""
+    """What one check said: `passed`, `failed` (the paths put back), `would-fail` (audit:
+    the pending changes laid over the node fail it), or `not-run` (why)."""
 
     check: Check
-    status: Literal["passed", "failed", "not-run"]
+    status: Literal["passed", "failed", "would-fail", "not-run"]
     output: str = ""
     detail: str | None = None
     restored: list[str] = field(default_factory=list)
@@ -55,19 +58,23 @@ class CheckOutcome:
             (f": {self.detail}" if self.detail else "")
 
 
+def checked_sources(node: NodeConfig) -> dict[str, set[str]]:
+    """Each action with checks → its own id and the ids of every action notifying it:
+    what its checks check."""
+    sources = {action.id: {action.id} for action in node.actions if action.checks}
+    for action in node.actions:
+        for notify in action.notify:
+            if notify.target in sources:
+                sources[notify.target].add(action.id)
+    return sources
+
+
 class Guard:
     """The guarded actions of one node, the actions whose changes each one checks, and
     the live state of every path those changes touched, as it was before the run."""
 
     def __init__(self, node: NodeConfig) -> None:
-        self._sources: dict[str, set[str]] = {}
-        for action in node.actions:
-            if action.checks:
-                self._sources[action.id] = {action.id}
-        for action in node.actions:
-            for notify in action.notify:
-                if notify.target in self._sources:
-                    self._sources[notify.target].add(action.id)
+        self._sources = checked_sources(node)
         self._watched = set().union(*self._sources.values()) if self._sources else set()
         self._before: dict[str, dict[str, Before]] = {}
 
@@ -128,6 +135,34 @@ class Guard:
             results.append(failed)
             break
         return results
+
+
+def would_pass(system: System, action: Action, pending: list[Change]) -> list[CheckOutcome]:
+    """Audit: run `action`'s checks on the node with its `pending` changes laid over it
+    (in a sandbox, nothing written), until one would fail."""
+    files = tuple((c.path, c.content) for c in pending
+                  if isinstance(c, CreateFile) and c.path is not None)
+    links = tuple((c.path, c.action.target) for c in pending
+                  if isinstance(c, Link) and c.path is not None)
+    candidate = Candidate(files, links)
+    secret = any(c.secret for c in pending)
+    results: list[CheckOutcome] = []
+    for check in action.checks:
+        try:
+            result = run_candidate(system, check.run, candidate, timeout=check.timeout)
+        except Unconfined as why:
+            results.append(CheckOutcome(check, "not-run", detail=f"not checked: {why}"))
+            continue
+        if result.returncode == 0 and not result.timed_out:
+            results.append(CheckOutcome(check, "passed"))
+            continue
+        how = "timed out" if result.timed_out else f"exited {result.returncode}"
+        output = SECRET_OUTPUT if secret else \
+            (result.stdout + result.stderr).strip()[-OUTPUT_LIMIT:]
+        results.append(CheckOutcome(check, "would-fail", output,
+                                    f"{how}: {output or 'no output'}"))
+        break
+    return results
 
 
 def put_back(system: System, before: Before) -> None:

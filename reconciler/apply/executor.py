@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from reconciler.actions.command import RunCommand
 from reconciler.actions.service import NotifiedService
-from reconciler.apply.checks import CheckOutcome, Guard
+from reconciler.apply.checks import CheckOutcome, Guard, would_pass
 from reconciler.apply.ledger import Ledger
 from reconciler.plan.build import Plan
 from reconciler.plan.change import ApplyContext, Change, Wrote
@@ -124,8 +124,10 @@ class _Walk:
         """Run the action's checks if this run changed something they check; on failure
         mark the changes put back as failed and say why its notifications must not fire."""
         action = outcome.plan.action
-        if not self.change_mode or not action.checks:
+        if not action.checks:
             return None
+        if not self.change_mode:
+            return self.audit(outcome, by_id)
 
         def applied(source: str) -> list[str]:
             found = by_id[source].changes if source in by_id else []
@@ -146,6 +148,22 @@ class _Walk:
                     change.status, change.detail = Status.FAILED, why
         return f"not fired: check `{failed.check.run}` failed"
 
+    def audit(self, outcome: ActionOutcome, by_id: dict[str, ActionOutcome]) -> str | None:
+        """Audit: would the pending changes of what the action checks pass its checks?"""
+        action = outcome.plan.action
+        pending = [c for source in sorted(self.guard.sources(action)) if source in by_id
+                   for c in by_id[source].changes if c.status is Status.PENDING]
+        if not pending:
+            return None
+        outcome.checks = would_pass(self.ctx.system, action,
+                                    [c.change for c in pending])
+        failed = next((c for c in outcome.checks if c.status == "would-fail"), None)
+        if failed is None:
+            return None
+        for change in pending:
+            change.detail = f"would fail {action.id}'s check `{failed.check.run}`"
+        return f"would not fire: check `{failed.check.run}` would fail"
+
     def changes_of(self, plan: ActionPlan, by_id: dict[str, ActionOutcome],
                    veto: str | None = None) -> list[ChangeOutcome]:
         """One action's changes in order; the rest are skipped after one fails. With a
@@ -154,7 +172,10 @@ class _Walk:
         ran_command = False
         for change in plan.changes:
             if change.notified_by and veto is not None:
-                results.append(ChangeOutcome(change, Status.SKIPPED, veto))
+                said = ChangeOutcome(change, Status.SKIPPED) if self.change_mode \
+                    else self.one(change)
+                said.detail = said.detail or veto
+                results.append(said)
                 continue
             if change.notified_by and self.change_mode and not any(
                 by_id[src].changed for src in change.notified_by if src in by_id

@@ -14,6 +14,7 @@ from reconciler.errors import UsageError
 
 if TYPE_CHECKING:
     from reconciler.facts.model import Facts
+    from reconciler.review.checks import ChecksReport
     from reconciler.review.model import PlanReport
 
 
@@ -63,38 +64,52 @@ def _plan_with_progress(repo: str, base: str, head: str, jobs: int | None,
               help="Also write the JSON report to this file.")
 @click.option("--node", "only", multiple=True, metavar="NAME",
               help="Plan only this node (repeatable) and show its exact diff.")
+@click.option("--check", "run_checks", is_flag=True,
+              help="Also run the <check>s of the nodes that change, in a sandbox of this "
+                   "machine, once per distinct configuration; a failing check exits 1.")
 @published_option
 @handles_errors
 def plan(base: str, head: str, repo: str, fmt: str, jobs: int | None, max_bytes: int,
          markdown_out: str | None, json_out: str | None, only: tuple[str, ...],
-         facts_dir: str | None) -> None:
+         run_checks: bool, facts_dir: str | None) -> None:
     """Show what changing BASE into HEAD does to every node of the fleet.
 
     Every node is compiled and rendered at both revisions; nodes making the same
     change are shown once, the parts that are each node's own marked (⟨node.name⟩).
     Exit status: 0 no node changes, 2 something changes, 1 the head is invalid (its
-    errors printed as `validate` prints them).
+    errors printed as `validate` prints them) or, with --check, a check failed.
     """
     from rich.console import Console
 
     from reconciler.review.markdown import format_markdown
     from reconciler.review.text import format_text, text_lines
 
-    report = _plan_with_progress(repo, base, head, jobs, published(facts_dir), only or None)
+    facts = published(facts_dir)
+    report = _plan_with_progress(repo, base, head, jobs, facts, only or None)
+    checks = _checks(repo, head, report, facts) if run_checks and report.valid else None
     if markdown_out:
-        _write_report(markdown_out, format_markdown(report, max_bytes))
+        _write_report(markdown_out, format_markdown(report, max_bytes) + _checks_md(checks))
     if json_out:
-        _write_report(json_out, report.model_dump_json(indent=2) + "\n")
+        _write_report(json_out, _json(report, checks) + "\n")
     if fmt == "json":
-        click.echo(report.model_dump_json(indent=2))
+        click.echo(_json(report, checks))
     elif fmt == "markdown":
-        click.echo(format_markdown(report, max_bytes), nl=False)
+        click.echo(format_markdown(report, max_bytes) + _checks_md(checks), nl=False)
     elif sys.stdout.isatty():
         console = Console(highlight=False, soft_wrap=True, emoji=False, markup=False)
         for line in text_lines(report):
             console.print(line)
+        if checks is not None:
+            console.print(_checks_text(checks), end="")
     else:
-        click.echo(format_text(report), nl=False)
+        click.echo(format_text(report) + (_checks_text(checks) if checks else ""), nl=False)
+    if checks is not None and checks.failed:
+        for failed in checks.failed:
+            message = (failed.detail or "").splitlines()
+            click.echo(f"check failed: `{failed.run}` of {failed.action} on "
+                       f"{', '.join(failed.patterns)}: {failed.files[0] if failed.files else ''}"
+                       f": {message[0] if message else ''}", err=True)
+        sys.exit(1)
     if not report.valid:
         from reconciler.review.validate import finding_line  # its worker pool is not needed here
 
@@ -102,6 +117,40 @@ def plan(base: str, head: str, repo: str, fmt: str, jobs: int | None, max_bytes:
             click.echo(finding_line(finding.problem, finding.nodes), err=True)
         click.echo(f"invalid: {len(report.head_problems)} distinct problem(s)", err=True)
     sys.exit(report.exit_code)
+
+
+def _checks(repo: str, head: str, report: PlanReport, facts: dict[str, Facts] | None) -> \
+        ChecksReport:
+    """The checks of every node the plan changes or adds, at the head."""
+    from reconciler.review.checks import check_fleet
+
+    changed = [name for group in report.groups for name in group.nodes]
+    return check_fleet(repo, head, [*changed, *report.added_nodes], facts)
+
+
+def _checks_text(checks: ChecksReport) -> str:
+    from reconciler.review.checks import text
+
+    return "\n" + text(checks)
+
+
+def _checks_md(checks: ChecksReport | None) -> str:
+    if checks is None:
+        return ""
+    from reconciler.review.checks import text
+
+    return f"\n### Checks\n\n```\n{text(checks)}```\n"
+
+
+def _json(report: PlanReport, checks: ChecksReport | None) -> str:
+    """The plan's JSON document, with the checks under `checks` when they ran."""
+    if checks is None:
+        return report.model_dump_json(indent=2)
+    import json
+
+    document = report.model_dump(mode="json")
+    document["checks"] = checks.model_dump(mode="json")
+    return json.dumps(document, indent=2, ensure_ascii=False)
 
 
 def _write_report(path: str, text: str) -> None:

@@ -50,7 +50,7 @@ class CheckReport(Model):
 
     run: str
     origin: str
-    status: Literal["passed", "failed", "not-run"]
+    status: Literal["passed", "failed", "would-fail", "not-run"]
     detail: str | None = None  # how it failed (with the checker's output), or why not run
     restored: list[str] = []  # the paths put back as they were before the run
 
