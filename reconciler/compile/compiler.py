@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from reconciler.compile import resolve
+from reconciler.compile import health, resolve
 from reconciler.compile.checks import check_classes
 from reconciler.compile.fleet import load_classes, load_doc, parse_fleet
 from reconciler.compile.inventory import FLEET_FILE, Fleet, Layer
@@ -77,6 +77,8 @@ def compile_node(fleet: Fleet, name: str) -> NodeConfig:
         actions = resolve.actions(fleet, node.cls, variables)
     except ConfigError as exc:
         raise ConfigError([replace(p, node=name) for p in exc.problems]) from None
+    checks = health.merge(fleet.classes[cls].health for cls in chain)
+    health.check_after(name, checks, actions)
     return NodeConfig(
         name=name,
         cls=node.cls,
@@ -89,6 +91,7 @@ def compile_node(fleet: Fleet, name: str) -> NodeConfig:
         policy=Policy(**policy_values),
         actions=actions,
         revision=fleet.revision,
+        health=checks,
     )
 
 
