@@ -5,11 +5,13 @@ later waves, and a newer commit starts over."""
 
 from __future__ import annotations
 
+import subprocess
+import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
-from clirun import reconciler
-from gitutil_repo import allowed_signers, ssh_key, ssh_signing
+from clirun import RECONCILER, reconciler
+from gitutil_repo import allowed_signers, free_port, ssh_key, ssh_signing, wait_for_port
 from rollout_support import CANARY, LAST, SECOND, RolloutFleet
 
 FAILS = '  <command name="smoke" run="exit 3" severity="none"/>\n'
@@ -116,6 +118,18 @@ def test_rollout_status_and_fleet_status_show_each_wave_and_the_halt(tmp_path: P
     assert f"  {SECOND}  {halted}" in status.stdout
     node = reconciler(["fleet", "show", SECOND, "--reports", fleet.reports])
     assert f"ROLLOUT     {halted}" in node.stdout
+    port = free_port()
+    server = subprocess.Popen([RECONCILER, "fleet", "serve", "--reports", str(fleet.reports),
+                               "--listen", f"127.0.0.1:{port}"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, timeout=60)
+        for path in ("/", f"/node/{SECOND}"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as page:
+                assert halted in page.read().decode(), path
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_a_signed_commit_asking_for_an_immediate_rollout_skips_the_waves(
