@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Literal
 
 from reconciler.agent.settings import AgentConfig
+from reconciler.apply import health
 from reconciler.apply.executor import execute
 from reconciler.apply.leftovers import clear_leftovers
+from reconciler.apply.revert import Journal
 from reconciler.compile.compiler import compile_node, load_fleet
 from reconciler.compile.inventory import Fleet
 from reconciler.compile.nodeconfig import NodeConfig, Severity, SymlinkAction
@@ -42,6 +44,7 @@ from reconciler.facts.model import Facts
 from reconciler.fleet import publish as fleet_publish
 from reconciler.lock import NodeLock
 from reconciler.plan.build import build
+from reconciler.plan.change import ApplyContext
 from reconciler.plan.probe import Context
 from reconciler.record import applied as applied_state
 from reconciler.record import report
@@ -158,7 +161,8 @@ def converge(
     limit = window.ceiling(node.policy, max_severity, clock.started)
     ceiling = limit.severity
     previous = applied_state.load(state_dir)
-    live = system if mode == "change" else ReadOnlySystem(system)
+    journal = Journal(system) if mode == "change" and node.health else None
+    live = journal or (system if mode == "change" else ReadOnlySystem(system))
     ctx = Context(
         system=live,
         node=node,
@@ -183,20 +187,25 @@ def converge(
         # Raised only on leaving `caching`, once every change was made and reported.
         problems.append(f"{exc.filename}: changes made here may not survive a crash: "
                         f"{exc.strerror or exc}")
+    done = report.build(node.name, mode, system.root, desired.fleet.revision, str(ceiling),
+                        clock.started, clock.elapsed(), outcome)
+    applied = outcome.applied
+    if journal is not None:
+        done, applied = health.settle(journal, node, done, applied, previous, ApplyContext(
+            journal, ctx.commit, ctx.read_repo, frozenset(), ctx.digest), should_stop)
     if mode == "change":
         try:
-            applied_state.save(state_dir, outcome.applied)
+            applied_state.save(state_dir, applied)
         except OSError as exc:
             problems.append(f"{state_dir}: could not record what was applied: "
                             f"{exc.strerror or exc}")
-    done = report.build(node.name, mode, system.root, desired.fleet.revision, str(ceiling),
-                        clock.started, clock.elapsed(), outcome)
     if desired.facts is not None:
         done = done.model_copy(update={"facts": desired.facts})
     if notes:
         done = done.model_copy(update={"notes": notes})
     if problems:
-        done = done.model_copy(update={"problems": problems, "result": "failed",
+        done = done.model_copy(update={"problems": [*done.problems, *problems],
+                                       "result": "failed",
                                        "exit_code": done.exit_code | report.EXIT_FAILED})
     return done
 
@@ -336,7 +345,10 @@ def plan_and_apply(now: RunState) -> None:
                           run.should_stop, run.only, now.clock)
     now.report.mode_from = mode_from
     try:
-        run.source.worked()
+        if now.report.result == "reverted":
+            run.source.reverted("; ".join(now.report.problems[:2]))
+        else:
+            run.source.worked()
     except (ReconcilerError, OSError) as exc:
         now.report = failed_with(now.report, f"could not remember the commit as good: "
                                              f"{_error(exc, run)}")

@@ -60,9 +60,9 @@ class RolloutFleet:
         self.nodes = {name: FleetNode(base, name, self.origin.url, f"file://{self.reports}",
                                       **settings) for name in (CANARY, SECOND, LAST)}
 
-    def run(self, name: str) -> RunReport:
+    def run(self, name: str, **options: Any) -> RunReport:
         node = self.nodes[name]
-        report = node.run(host_commands=True, clock=self.clock)
+        report = node.run(host_commands=True, clock=self.clock, **options)
         wait_published([node])
         return report
 

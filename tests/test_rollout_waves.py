@@ -5,11 +5,13 @@ later waves, and a newer commit starts over."""
 
 from __future__ import annotations
 
+import subprocess
+import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
-from clirun import reconciler
-from gitutil_repo import allowed_signers, ssh_key, ssh_signing
+from clirun import RECONCILER, reconciler
+from gitutil_repo import allowed_signers, free_port, ssh_key, ssh_signing, wait_for_port
 from rollout_support import CANARY, LAST, SECOND, RolloutFleet
 
 FAILS = '  <command name="smoke" run="exit 3" severity="none"/>\n'
@@ -116,6 +118,18 @@ def test_rollout_status_and_fleet_status_show_each_wave_and_the_halt(tmp_path: P
     assert f"  {SECOND}  {halted}" in status.stdout
     node = reconciler(["fleet", "show", SECOND, "--reports", fleet.reports])
     assert f"ROLLOUT     {halted}" in node.stdout
+    port = free_port()
+    server = subprocess.Popen([RECONCILER, "fleet", "serve", "--reports", str(fleet.reports),
+                               "--listen", f"127.0.0.1:{port}"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, timeout=60)
+        for path in ("/", f"/node/{SECOND}"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as page:
+                assert halted in page.read().decode(), path
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_a_signed_commit_asking_for_an_immediate_rollout_skips_the_waves(
@@ -131,3 +145,31 @@ def test_a_signed_commit_asking_for_an_immediate_rollout_skips_the_waves(
     moved = fleet.run(LAST)
     assert moved.config_commit == urgent and moved.source is not None
     assert moved.source.rollout is None and moved.source.signed_by is not None
+
+
+def test_a_commit_a_canary_reverted_is_refused_there_and_halts_the_rollout(
+    tmp_path: Path,
+) -> None:
+    fleet = RolloutFleet(tmp_path)
+    healthy = '  <health name="serves" run="true"/>\n'
+    fleet.commit(1, healthy)
+    first = {name: fleet.run(name).config_commit for name in fleet.nodes}
+    conf = fleet.nodes[CANARY].root / "etc/web.conf"
+    before = conf.read_bytes()
+    bad = fleet.commit(2, '  <health name="serves" run="false"/>\n', "breaks serving")
+    reverted = fleet.run(CANARY)
+    assert (reverted.config_commit, reverted.result) == (bad, "reverted")
+    assert conf.read_bytes() == before
+    again = fleet.run(CANARY)  # refused now: the last good commit, in sync
+    assert (again.config_commit, again.result) == (first[CANARY], "in-sync")
+    assert again.source is not None and again.source.stale is not None
+    assert f"tip {bad} was refused" in again.source.stale and "reverted: health check" in \
+        again.source.stale
+    fleet.clock.skip(timedelta(hours=1))
+    held = fleet.run(SECOND)
+    assert held.config_commit == first[SECOND] and held.source is not None
+    assert held.source.rollout == f"halted at wave canary: failed on {CANARY} (commit {bad[:12]})"
+    assert fleet.run(CANARY, retry_refused=True).result == "reverted"
+    fixed = fleet.commit(3, healthy, "serve again")
+    assert (fleet.run(CANARY).config_commit, conf.read_bytes()) == (fixed, b"version 3 on "
+                                                                     + CANARY.encode() + b"\n")

@@ -84,6 +84,8 @@ def report_fields(report: RunReport) -> dict[str, object]:
     }
     if report.source is not None and report.source.stale:
         fields["stale"] = report.source.stale
+    if report.source is not None and report.source.rollout:
+        fields["rollout"] = report.source.rollout
     if report.problems:
         fields["problem"] = report.problems[0]
     return fields

@@ -107,6 +107,8 @@ def evaluate(state: NodeState, now: datetime, limits: Thresholds) -> Verdict:
     warning: list[str] = []
     if report.result == "refused":
         critical.append("run refused: " + (report.problems[0] if report.problems else "no reason"))
+    if report.result == "reverted":
+        critical.append("reverted: " + (report.problems[0] if report.problems else "?"))
     if failed or report.result == "failed":
         failed_ids = [a.id for a in report.actions if a.status == "failed"]
         shown = ", ".join(failed_ids[:3]) + (" …" if len(failed_ids) > 3 else "")

@@ -183,6 +183,10 @@ def explain(repo: str, rev: str | None, node: str, var: str | None) -> None:
                   f"local-edits {policy.local_edits}, prune {str(policy.prune).lower()}"
                   + (f", window {policy.window} (up to {policy.window_severity})"
                      if policy.window else ""))
+    for check in config.health:
+        console.print(f"health: {check.name}: {check.run} (timeout {check.timeout:g}s, "
+                      f"{check.retries} attempt(s) {check.interval:g}s apart) at {check.origin}",
+                      markup=False, highlight=False)
     table = Table(title="variables", title_justify="left")
     for column in ("name", "value", "layer", "set at", "overrode"):
         table.add_column(column, overflow="fold")

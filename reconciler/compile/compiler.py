@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from reconciler.compile import guards, resolve
+from reconciler.compile import guards, health, resolve
 from reconciler.compile.checks import check_classes
 from reconciler.compile.fleet import load_classes, load_doc, parse_fleet
 from reconciler.compile.inventory import FLEET_FILE, Fleet, Layer
@@ -81,6 +81,8 @@ def compile_node(fleet: Fleet, name: str) -> NodeConfig:
     refused = guards.check(fleet.guards, actions, name)
     if refused:
         raise ConfigError(refused)
+    checks = health.merge(fleet.classes[cls].health for cls in chain)
+    health.check_after(name, checks, actions)
     return NodeConfig(
         name=name,
         cls=node.cls,
@@ -93,6 +95,7 @@ def compile_node(fleet: Fleet, name: str) -> NodeConfig:
         policy=Policy(**policy_values),
         actions=actions,
         revision=fleet.revision,
+        health=checks,
     )
 
 

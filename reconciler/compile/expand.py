@@ -32,7 +32,7 @@ from reconciler.errors import Problem
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)((?:\.[^{}.\s]+)*)\}")
 # Names templates already have: an action variable must not hide them.
 RESERVED = frozenset({"node", "nodes", "facts"})
-NOT_ACTIONS = frozenset({"var", "policy", "include"})
+NOT_ACTIONS = frozenset({"var", "policy", "include", "health"})
 
 
 def parse_actions(

@@ -8,7 +8,7 @@ from typing import Any
 
 from lxml import etree
 
-from reconciler.compile import names, repofiles, xmlload
+from reconciler.compile import health, names, repofiles, xmlload
 from reconciler.compile.checks import check_debs, check_duplicates_in_class
 from reconciler.compile.expand import parse_actions
 from reconciler.compile.inventory import (
@@ -227,6 +227,7 @@ def load_classes(
         count_before = len(problems)
         actions, patterns = parse_actions(doc, root, name, problems)
         includes = parse_includes(doc, root, problems)
+        checks = health.parse(doc, root, problems)
         check_duplicates_in_class(actions, problems)
         check_debs(snapshot, actions, problems)
         actions = repofiles.resolve(snapshot, actions, problems)
@@ -245,6 +246,7 @@ def load_classes(
             actions=actions,
             patterns=patterns,
             includes=includes,
+            health=checks,
         )
     return classes, broken
 

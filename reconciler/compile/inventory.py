@@ -14,7 +14,7 @@ from lxml import etree
 
 from reconciler.compile import names
 from reconciler.compile.guards import Guard
-from reconciler.compile.nodeconfig import Action, Origin, Provenance, Variable
+from reconciler.compile.nodeconfig import Action, HealthCheck, Origin, Provenance, Variable
 from reconciler.compile.xmlload import XmlDoc
 from reconciler.rollout.model import Rollout
 from reconciler.source.snapshot import Snapshot
@@ -118,6 +118,7 @@ class ClassDecl:
     actions: list[Action]
     patterns: list[Pattern] = field(default_factory=list)
     includes: list[Include] = field(default_factory=list)
+    health: list[HealthCheck] = field(default_factory=list)
 
 
 @dataclass

@@ -340,6 +340,19 @@ class Variable(Frozen):
     secret: bool = False  # some layer declared it secret="true"
 
 
+class HealthCheck(Frozen):
+    """`<health>`: a command that says whether the node serves after a run changed it;
+    a failure reverts the run's file changes (apply/health.py)."""
+
+    name: str
+    run: str
+    timeout: float = 10.0  # seconds per attempt
+    retries: int = 1  # attempts before the check counts as failed
+    interval: float = 1.0  # seconds between attempts
+    after: tuple[str, ...] = ()  # action ids the check exercises: not run while one is held
+    origin: Origin
+
+
 class NodeConfig(Frozen):
     """Everything one node should be, at one revision of the config repo."""
 
@@ -354,6 +367,7 @@ class NodeConfig(Frozen):
     policy: Policy
     actions: tuple[Action, ...]
     revision: str | None = None
+    health: tuple[HealthCheck, ...] = ()  # the class chain's, base first
 
     def secret_names(self) -> frozenset[str]:
         """Variables some layer marked secret: kept out of explain and of non-secret files."""

@@ -19,7 +19,7 @@ from reconciler.compile import names
 from reconciler.fleet.read import Entry
 
 # Worst first: the colour of a group of nodes is the worst state among them.
-STATES = ("failed", "refused", "unreadable", "interrupted", "silent", "held", "drift",
+STATES = ("failed", "reverted", "refused", "unreadable", "interrupted", "silent", "held", "drift",
           "changed", "in-sync")
 ALIASES = {"stale": "silent"}
 

@@ -16,7 +16,8 @@ from reconciler.fleet.read import HistoryItem
 from reconciler.fleet.summary import STATES, FleetStatus, NodeRow
 from reconciler.timewords import ago as ago  # the fleet page's filter too
 
-COLOURS = {"failed": "red", "refused": "red", "unreadable": "red", "interrupted": "yellow",
+COLOURS = {"failed": "red", "reverted": "red", "refused": "red", "unreadable": "red",
+           "interrupted": "yellow",
            "silent": "magenta", "held": "yellow", "drift": "yellow", "changed": "cyan",
            "in-sync": "green"}
 _SHOWN = 20

@@ -15,7 +15,7 @@ from reconciler.errors import Failed, Problem
 from reconciler.record.report import RunReport
 from reconciler.statedir import StateDir
 
-UNSUCCESSFUL = frozenset({"refused", "failed", "interrupted"})
+UNSUCCESSFUL = frozenset({"refused", "failed", "interrupted", "reverted"})
 
 
 class LastRunUnreadable(Failed):

@@ -16,7 +16,7 @@ from reconciler.compile.nodeconfig import Severity
 from reconciler.record.report import Counts, Result, RunReport
 
 RESULTS: tuple[Result, ...] = (
-    "in-sync", "changed", "drift", "held", "failed", "refused", "interrupted",
+    "in-sync", "changed", "drift", "held", "failed", "refused", "interrupted", "reverted",
 )  # fmt: skip
 
 

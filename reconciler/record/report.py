@@ -23,7 +23,8 @@ EXIT_CHANGES = 2
 EXIT_FAILED = 4
 EXIT_HELD = 8
 
-Result = Literal["in-sync", "changed", "drift", "held", "failed", "refused", "interrupted"]
+Result = Literal["in-sync", "changed", "drift", "held", "failed", "refused", "interrupted",
+                 "reverted"]
 
 
 class Model(BaseModel):
@@ -94,6 +95,26 @@ class SourceReport(Model):
     rollout: str | None = None  # waiting for (or halted at) an earlier wave of a rollout
 
 
+class HealthReport(Model):
+    """One health check after the run: passed, failed (its output), or not run (why)."""
+
+    name: str
+    passed: bool
+    attempts: int
+    output: str = ""
+    skipped: str | None = None
+
+
+class RevertReport(Model):
+    """What a failed health check undid: the paths put back, the notifications fired
+    again, what could not be undone, and the checks after the revert."""
+
+    paths: list[str] = []
+    refired: list[str] = []
+    not_reverted: list[str] = []
+    checks: list[HealthReport] = []
+
+
 class RunReport(Model):
     """The whole account of one run; `schema_version` changes only on breaking changes."""
 
@@ -115,6 +136,8 @@ class RunReport(Model):
     notes: list[str] = []  # what the run did for itself: created the root, set a bad file aside
     source: SourceReport | None = None
     facts: Facts | None = None  # what the node is, as the run gathered it (to publish)
+    health: list[HealthReport] = []  # the health checks after a run that changed something
+    revert: RevertReport | None = None  # result "reverted": what a failed check undid
 
 
 def _change(outcome: ChangeOutcome) -> ChangeReport:

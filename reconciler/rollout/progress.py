@@ -63,7 +63,7 @@ def node_outcome(report: FleetReport | None,
     commit = report.config.commit
     if commit is None or report.result == "refused" or not reached(commit):
         return None, None
-    if report.result == "failed":
+    if report.result in ("failed", "reverted"):
         return None, Failure(report.node, commit)
     if report.result in _SUCCESS:
         return report.config_since or report.time, None

@@ -202,6 +202,18 @@ class GitSource:
             at = self.clock() if self.clock is not None else None
             memory.mark_good(self.commit, at).save(self.state.source_state)
 
+    def reverted(self, reason: str) -> None:
+        """The run's health checks failed and it put back what it changed: the commit is
+        refused for this node (kept on the last good until a newer commit arrives, or
+        `--retry-refused`)."""
+        if self.commit is None or self.commit == self._memory.last_good:
+            return
+        at = self.clock() if self.clock is not None else None
+        memory = SourceState.load(self.state.source_state)
+        memory.mark_refused(self.commit, f"reverted: {reason}", at,
+                            settings=judged_by(self.settings)).save(self.state.source_state)
+        self.refused = f"tip {self.commit} refused: reverted: {reason}"
+
     def describe(self) -> SourceReport:
         """What the run report says about where its commit came from."""
         return SourceReport(

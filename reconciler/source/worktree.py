@@ -28,6 +28,10 @@ class Source(Protocol):
     def worked(self) -> None:
         """The run enforced what `open` gave."""
 
+    def reverted(self, reason: str) -> None:
+        """The run applied what `open` gave and its health checks made it undo that: the
+        commit is refused for this node like one that did not compile."""
+
     def describe(self) -> report.SourceReport | None:
         """The report's account of the source (None for a working tree)."""
 
@@ -50,6 +54,9 @@ class WorkTreeSource:
         return False
 
     def worked(self) -> None:
+        return None
+
+    def reverted(self, reason: str) -> None:
         return None
 
     def describe(self) -> report.SourceReport | None:
