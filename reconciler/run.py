@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from reconciler import quiet
 from reconciler.agent.settings import AgentConfig
 from reconciler.apply.executor import execute
 from reconciler.compile.compiler import compile_node, load_fleet
@@ -172,7 +173,7 @@ def converge(
         # Raised only on leaving `caching`, once every change was made and reported.
         problems.append(f"{exc.filename}: changes made here may not survive a crash: "
                         f"{exc.strerror or exc}")
-    if mode == "change":
+    if mode == "change" and outcome.applied != previous:
         try:
             applied_state.save(state_dir, outcome.applied)
         except OSError as exc:
@@ -224,6 +225,7 @@ class Run:
     # waves of the fleet's rollout have not taken the new commit.
     rollout: Callable[[Fleet], bool] | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # change windows
+    quiet_repo: str | None = None  # the working tree whose quiet cycle this run records
 
 
 @dataclass
@@ -314,6 +316,13 @@ def plan_and_apply(now: RunState) -> None:
     now.report = converge(now.desired, now.system, run.state, mode, run.ceiling,
                           run.should_stop, run.only, now.clock)
     now.report.mode_from = mode_from
+    if run.quiet_repo is not None and mode == "change":
+        try:
+            quiet.remember(run.state, run.quiet_repo, run.root, run.identity, now.desired,
+                           now.report)
+        except OSError as exc:
+            now.report = failed_with(now.report, f"{quiet.quiet_path(run.state)}: could not "
+                                                 f"record the quiet state: {exc.strerror or exc}")
     try:
         run.source.worked()
     except (ReconcilerError, OSError) as exc:
