@@ -33,9 +33,10 @@ from reconciler.statedir import StateDir
 
 
 def cache_of(settings: AgentConfig, state: StateDir) -> SourceCache:
-    """The node's cache of the config repo, fetched from the remote and mirrors of `settings`."""
+    """The node's cache of the config repo, fetched from the remote and mirrors of `settings`
+    (the URL the node's name picks first, the remote next)."""
     return SourceCache(state.source_cache, settings.remote, settings.mirrors,
-                       settings.fetch_timeout)
+                       settings.fetch_timeout, spread_by=settings.node)
 
 
 class GitSource:
