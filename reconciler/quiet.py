@@ -211,7 +211,9 @@ def remember(state: StateDir, repo: str, root: str, identity: str, desired: Desi
             return
         facts = facts_digest(desired.facts.model_dump_json())
     key = key_of(repo, desired.node.name, root, state, identity, facts)
-    data = json.dumps({"key": key, "in_sync": len(report.actions), "ceiling": report.ceiling,
+    # Every path the run found in sync or made so is in sync next time.
+    data = json.dumps({"key": key, "in_sync": counts.in_sync + counts.applied,
+                       "ceiling": report.ceiling,
                        "entries": [live_entry(root, path) for path in paths]},
                       sort_keys=True).encode()
     try:
