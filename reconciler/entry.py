@@ -73,19 +73,19 @@ def quiet_run(argv: Sequence[str]) -> int | None:
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         found = quiet.in_sync(state, root, lambda facts: quiet.key_of(
-            repo, node, root, state, identity, _facts(root) if facts else None))
+            quiet.worktree_fingerprint(repo), node, root, state, identity,
+            _facts(root) if facts else None))
     except OSError:
         found = None  # the lock is held (the full run waits for it), or a path is unreadable
     finally:
         os.close(lock)
     if found is None:
         return None
-    count, ceiling = found
     mode = "apply" if argv[0] == "apply" else "audit"
-    ceiling = options.get("--max-severity", ceiling) if mode == "apply" else ceiling
+    ceiling = options.get("--max-severity", found.ceiling) if mode == "apply" else found.ceiling
     shown = f", ceiling {ceiling}" if ceiling else ""
     print(f"{node} — {mode} at working tree{shown}, root {root}")
-    print(f"in-sync (exit 0): {count} in sync in {time.monotonic() - started:.2f}s")
+    print(f"in-sync (exit 0): {found.count} in sync in {time.monotonic() - started:.2f}s")
     return 0
 
 

@@ -1,13 +1,16 @@
 """The quiet cycle: when nothing upstream changed, check the node without compiling.
 
 A change-mode run that leaves the node exactly as its config wants it remembers, in
-`STATE/quiet.json`, what it was run from (the `Key`: reconciler's version, the node,
-the root, the working tree's fingerprint, the last-applied record's, and the facts'
-digest when a template reads facts) and the live state of every managed path (kind,
-mode, owner, and content hash or link target). The next `apply` or `audit` with the
-same key compares the live paths with that record and stops there when they all match:
-no compile, no render, no plan, nothing written, and none of pydantic, Jinja2, lxml or
-rich imported. Anything different, upstream or on the node, takes the full run.
+`STATE/quiet.json`, what it was run from (the key: reconciler's version, the node, the
+root, the config — the working tree's fingerprint, or the commit a `run` enforces —
+the last-applied record, the age identity, the account database, and the facts' digest
+when a template mentions facts) and the live state of every managed path (kind, mode,
+owner, and content hash or link target). The next run with the same key compares the
+live paths with that record and stops there when they all match: no compile, render or
+plan. A plain `apply` or `audit` does so before anything else is imported (`entry.py`:
+no pydantic, Jinja2, lxml, rich or click) and writes nothing; `run` does so once it has
+fetched and chosen its commit, and records the run as usual. Anything different,
+upstream or on the node, takes the full run.
 
 Only nodes whose every action is a plain file, directory (without purge) or symlink are
 remembered: their state is entirely in what `lstat` and the content show. Secret files
@@ -22,6 +25,7 @@ import json
 import os
 import stat
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from reconciler import __version__
@@ -81,8 +85,8 @@ def worktree_fingerprint(repo: str) -> str:
     return digest.hexdigest()
 
 
-def _stamp(path: str | os.PathLike[str]) -> str | None:
-    """A file's size, mtime and inode: changed by any rewrite."""
+def stamp(path: str | os.PathLike[str]) -> str | None:
+    """A file's (or directory's) size, mtime and inode: changed by any rewrite."""
     try:
         info = os.stat(path)
     except FileNotFoundError:
@@ -90,15 +94,15 @@ def _stamp(path: str | os.PathLike[str]) -> str | None:
     return f"{info.st_size}:{info.st_mtime_ns}:{info.st_ino}"
 
 
-def key_of(repo: str, node: str, root: str, state: StateDir, identity: str,
+def key_of(source: str, node: str, root: str, state: StateDir, identity: str,
            facts: str | None) -> dict[str, Any]:
     """What a run's desired state follows from, as far as a quiet cycle can tell: the
     config, the node and root, the last-applied record, the node's age identity and
     account names (which owners' names resolve through), and the facts when they matter."""
-    accounts = [_stamp(os.path.join(root, "etc", name)) for name in ("passwd", "group")]
+    accounts = [stamp(os.path.join(root, "etc", name)) for name in ("passwd", "group")]
     return {"format": FORMAT, "version": __version__, "node": node, "root": root,
-            "repo": worktree_fingerprint(repo), "applied": _stamp(state.applied),
-            "identity": _stamp(identity), "accounts": accounts, "facts": facts}
+            "source": source, "applied": stamp(state.applied),
+            "identity": stamp(identity), "accounts": accounts, "facts": facts}
 
 
 def live_entry(root: str, path: str) -> Entry:
@@ -136,12 +140,20 @@ def _parents_are_real(root: str, paths: Iterable[str]) -> bool:
     return True
 
 
-def in_sync(state: StateDir, root: str,
-            key: Callable[[bool], dict[str, Any]]) -> tuple[int, str] | None:
-    """The number of actions in sync and the run's ceiling, when the node is exactly as
-    the last full run left it under the same key (`key(True)` computes it with the
-    facts' digest, for a config whose templates read facts); None when anything differs
-    or there is no record."""
+@dataclass(frozen=True)
+class InSync:
+    """What the settled run that left the node so reported: paths in sync, its ceiling,
+    and what decided its (change) mode."""
+
+    count: int
+    ceiling: str
+    mode_from: str | None
+
+
+def in_sync(state: StateDir, root: str, key: Callable[[bool], dict[str, Any]]) -> InSync | None:
+    """What the last settled run reported, when the node is exactly as it left it under
+    the same key (`key(True)` computes it with the facts' digest, for a config whose
+    templates read facts); None when anything differs or there is no record."""
     try:
         with open(quiet_path(state), "rb") as handle:
             record = json.loads(handle.read())
@@ -153,7 +165,9 @@ def in_sync(state: StateDir, root: str,
             return None
         if any(live_entry(root, entry[0]) != entry for entry in entries):
             return None
-        return int(record["in_sync"]), str(record["ceiling"])
+        mode_from = record.get("mode_from")
+        return InSync(int(record["in_sync"]), str(record["ceiling"]),
+                      mode_from if isinstance(mode_from, str) else None)
     except (OSError, ValueError, LookupError, TypeError):
         return None
 
@@ -191,7 +205,7 @@ def facts_digest(facts_json: str) -> str:
     return hashlib.sha256(facts_json.encode()).hexdigest()
 
 
-def remember(state: StateDir, repo: str, root: str, identity: str, desired: Desired,
+def remember(state: StateDir, source: str, root: str, identity: str, desired: Desired,
              report: RunReport) -> None:
     """After a change-mode run: record what the node now is when the run left it exactly
     as configured; otherwise drop the record, so the next run is a full one. Writes only
@@ -210,10 +224,10 @@ def remember(state: StateDir, repo: str, root: str, identity: str, desired: Desi
         if desired.facts is None:
             return
         facts = facts_digest(desired.facts.model_dump_json())
-    key = key_of(repo, desired.node.name, root, state, identity, facts)
+    key = key_of(source, desired.node.name, root, state, identity, facts)
     # Every path the run found in sync or made so is in sync next time.
     data = json.dumps({"key": key, "in_sync": counts.in_sync + counts.applied,
-                       "ceiling": report.ceiling,
+                       "ceiling": report.ceiling, "mode_from": report.mode_from,
                        "entries": [live_entry(root, path) for path in paths]},
                       sort_keys=True).encode()
     try:

@@ -225,7 +225,8 @@ class Run:
     # waves of the fleet's rollout have not taken the new commit.
     rollout: Callable[[Fleet], bool] | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # change windows
-    quiet_repo: str | None = None  # the working tree whose quiet cycle this run records
+    quiet_record: bool = False  # record the quiet state of a settled change-mode run
+    quiet_check: bool = False  # stop early when the quiet state says nothing changed
 
 
 @dataclass
@@ -272,6 +273,35 @@ def gather_facts(now: RunState) -> None:
     now.facts = gather_live(now.system)
 
 
+def quiet_cycle(now: RunState) -> None:
+    """When the config, the node's settings and reconciler are those of the last settled
+    run and every managed path is as it left it, the run is in sync: report so, and
+    skip compiling, rendering and planning (see quiet.py)."""
+    run = now.run
+    if not run.quiet_check or run.only is not None:
+        return
+    source_id = run.source.quiet_id()
+    if source_id is None:
+        return
+    facts = now.facts.model_dump_json() if now.facts is not None else None
+    found = quiet.in_sync(run.state, run.root, lambda with_facts: quiet.key_of(
+        source_id, run.node, run.root, run.state, run.identity,
+        quiet.facts_digest(facts) if with_facts and facts is not None else None))
+    if found is None:
+        return
+    # The record is of a change-mode run at this very config: its policy's mode, unless
+    # the run's own overrides it.
+    mode, mode_from = (run.mode, run.mode_from) if run.mode is not None else \
+        ("change", found.mode_from)
+    now.report = report.RunReport(
+        node=run.node, mode=mode, mode_from=mode_from, root=run.root,
+        config_commit=run.source.commit,
+        ceiling=str(run.ceiling) if run.ceiling is not None else found.ceiling,
+        started=now.clock.started, duration_s=round(now.clock.elapsed(), 4), result="in-sync",
+        exit_code=report.EXIT_IN_SYNC, counts=report.Counts(in_sync=found.count),
+        facts=now.facts)
+
+
 def read_source(now: RunState) -> None:
     now.snapshot = now.run.source.open()
     now.fleet = now.config = now.desired = None
@@ -316,18 +346,19 @@ def plan_and_apply(now: RunState) -> None:
     now.report = converge(now.desired, now.system, run.state, mode, run.ceiling,
                           run.should_stop, run.only, now.clock)
     now.report.mode_from = mode_from
-    if run.quiet_repo is not None and mode == "change":
-        try:
-            quiet.remember(run.state, run.quiet_repo, run.root, run.identity, now.desired,
-                           now.report)
-        except OSError as exc:
-            now.report = failed_with(now.report, f"{quiet.quiet_path(run.state)}: could not "
-                                                 f"record the quiet state: {exc.strerror or exc}")
     try:
         run.source.worked()
     except (ReconcilerError, OSError) as exc:
         now.report = failed_with(now.report, f"could not remember the commit as good: "
                                              f"{_error(exc, run)}")
+    source_id = run.source.quiet_id() if run.quiet_record and mode == "change" else None
+    if source_id is not None:
+        try:
+            quiet.remember(run.state, source_id, run.root, run.identity, now.desired,
+                           now.report)
+        except OSError as exc:
+            now.report = failed_with(now.report, f"{quiet.quiet_path(run.state)}: could not "
+                                                 f"record the quiet state: {exc.strerror or exc}")
 
 
 def decide_mode(run: Run, node: NodeConfig | None) -> tuple[Mode, str | None]:
@@ -342,10 +373,10 @@ def decide_mode(run: Run, node: NodeConfig | None) -> tuple[Mode, str | None]:
 
 
 Step = Callable[[RunState], None]
-STEPS: tuple[Step, ...] = (take_lock, gather_facts, read_source, compile_config,
+STEPS: tuple[Step, ...] = (take_lock, gather_facts, quiet_cycle, read_source, compile_config,
                            wait_for_rollout, render_files, plan_and_apply)
-# A source may fall back from these.
-_REFUSABLE = (read_source, compile_config, wait_for_rollout, render_files)
+# A source may fall back from these (the quiet cycle is where a `run` fetches and chooses).
+_REFUSABLE = (quiet_cycle, read_source, compile_config, wait_for_rollout, render_files)
 
 
 def perform(run: Run) -> report.RunReport:
@@ -378,10 +409,11 @@ def perform(run: Run) -> report.RunReport:
 
 
 def _take(now: RunState, steps: tuple[Step, ...]) -> None:
-    """Each step in order; a refusal in a step the source may fall back from starts over
-    from the source with the commit it falls back to."""
+    """Each step in order until one has the report (the quiet cycle may); a refusal in a
+    step the source may fall back from starts over from the source with the commit it
+    falls back to."""
     position = 0
-    while position < len(steps):
+    while position < len(steps) and now.report is None:
         step = steps[position]
         try:
             step(now)
@@ -457,7 +489,8 @@ def from_settings(settings: AgentConfig, options: RunOptions | None = None) -> R
                              memory_bytes=settings.render_memory << 20),
                rollout=gate, clock=options.clock,
                publish=functools.partial(fleet_publish.after_run, settings,
-                                         partial=options.only is not None))
+                                         partial=options.only is not None),
+               quiet_record=options.only is None, quiet_check=options.only is None)
 
 
 def commit_in_use(settings: AgentConfig) -> str | None:
