@@ -172,6 +172,14 @@ def in_sync(state: StateDir, root: str, key: Callable[[bool], dict[str, Any]]) -
         return None
 
 
+def checked(state: StateDir, source: str, node: str, root: str, identity: str,
+            facts: Facts | None) -> InSync | None:
+    """`in_sync` for a run that has gathered the node's `facts` (None: not gathered)."""
+    digest = facts_digest(facts.model_dump_json()) if facts is not None else None
+    return in_sync(state, root, lambda with_facts: key_of(
+        source, node, root, state, identity, digest if with_facts else None))
+
+
 def _managed_paths(desired: Desired) -> list[str] | None:
     """Every path the node's actions manage, or None when one action is not a plain
     file, directory or symlink (its state is not all in `lstat` and the content)."""
@@ -206,10 +214,19 @@ def facts_digest(facts_json: str) -> str:
 
 
 def remember(state: StateDir, source: str, root: str, identity: str, desired: Desired,
-             report: RunReport) -> None:
+             report: RunReport) -> str | None:
     """After a change-mode run: record what the node now is when the run left it exactly
     as configured; otherwise drop the record, so the next run is a full one. Writes only
-    when the record changes."""
+    when the record changes. Returns why it could not (the run failed), else None."""
+    try:
+        _remember(state, source, root, identity, desired, report)
+    except OSError as exc:
+        return f"{quiet_path(state)}: could not record the quiet state: {exc.strerror or exc}"
+    return None
+
+
+def _remember(state: StateDir, source: str, root: str, identity: str, desired: Desired,
+              report: RunReport) -> None:
     counts = report.counts
     settled = report.result in ("in-sync", "changed") and not (
         counts.pending or counts.held or counts.failed or counts.orphans or counts.skipped)

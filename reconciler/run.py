@@ -225,8 +225,8 @@ class Run:
     # waves of the fleet's rollout have not taken the new commit.
     rollout: Callable[[Fleet], bool] | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # change windows
-    quiet_record: bool = False  # record the quiet state of a settled change-mode run
-    quiet_check: bool = False  # stop early when the quiet state says nothing changed
+    quiet_record: bool = False  # record the quiet state of a settled change-mode run (quiet.py)
+    quiet_check: bool = False  # and stop early when it says nothing changed
 
 
 @dataclass
@@ -274,32 +274,20 @@ def gather_facts(now: RunState) -> None:
 
 
 def quiet_cycle(now: RunState) -> None:
-    """When the config, the node's settings and reconciler are those of the last settled
-    run and every managed path is as it left it, the run is in sync: report so, and
-    skip compiling, rendering and planning (see quiet.py)."""
+    """In sync without compiling, rendering or planning when the config, the node's settings
+    and reconciler are the last settled run's and every path is as it left it (quiet.py)."""
     run = now.run
-    if not run.quiet_check or run.only is not None:
-        return
-    source_id = run.source.quiet_id()
-    if source_id is None:
-        return
-    facts = now.facts.model_dump_json() if now.facts is not None else None
-    found = quiet.in_sync(run.state, run.root, lambda with_facts: quiet.key_of(
-        source_id, run.node, run.root, run.state, run.identity,
-        quiet.facts_digest(facts) if with_facts and facts is not None else None))
-    if found is None:
-        return
-    # The record is of a change-mode run at this very config: its policy's mode, unless
-    # the run's own overrides it.
-    mode, mode_from = (run.mode, run.mode_from) if run.mode is not None else \
-        ("change", found.mode_from)
-    now.report = report.RunReport(
-        node=run.node, mode=mode, mode_from=mode_from, root=run.root,
-        config_commit=run.source.commit,
-        ceiling=str(run.ceiling) if run.ceiling is not None else found.ceiling,
-        started=now.clock.started, duration_s=round(now.clock.elapsed(), 4), result="in-sync",
-        exit_code=report.EXIT_IN_SYNC, counts=report.Counts(in_sync=found.count),
-        facts=now.facts)
+    source_id = run.source.quiet_id() if run.quiet_check and run.only is None else None
+    found = source_id and quiet.checked(run.state, source_id, run.node, run.root,
+                                        run.identity, now.facts)
+    if found:  # a change-mode run's record: its policy's mode, unless the run's own wins
+        mode, mode_from = (run.mode, run.mode_from) if run.mode else ("change", found.mode_from)
+        now.report = report.RunReport(
+            node=run.node, mode=mode, mode_from=mode_from, root=run.root,
+            config_commit=run.source.commit,
+            ceiling=str(run.ceiling) if run.ceiling is not None else found.ceiling,
+            started=now.clock.started, duration_s=round(now.clock.elapsed(), 4), facts=now.facts,
+            result="in-sync", exit_code=0, counts=report.Counts(in_sync=found.count))
 
 
 def read_source(now: RunState) -> None:
@@ -352,13 +340,10 @@ def plan_and_apply(now: RunState) -> None:
         now.report = failed_with(now.report, f"could not remember the commit as good: "
                                              f"{_error(exc, run)}")
     source_id = run.source.quiet_id() if run.quiet_record and mode == "change" else None
-    if source_id is not None:
-        try:
-            quiet.remember(run.state, source_id, run.root, run.identity, now.desired,
-                           now.report)
-        except OSError as exc:
-            now.report = failed_with(now.report, f"{quiet.quiet_path(run.state)}: could not "
-                                                 f"record the quiet state: {exc.strerror or exc}")
+    problem = source_id and quiet.remember(run.state, source_id, run.root, run.identity,
+                                           now.desired, now.report)
+    if problem:
+        now.report = failed_with(now.report, problem)
 
 
 def decide_mode(run: Run, node: NodeConfig | None) -> tuple[Mode, str | None]:
