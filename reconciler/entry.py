@@ -51,8 +51,8 @@ def quiet_run(argv: Sequence[str]) -> int | None:
     if not argv or argv[0] not in ("apply", "audit"):
         return None
     options = _options(argv[1:])
-    if options is None:
-        return None
+    if options is None or (argv[0] == "audit" and "--max-severity" in options):
+        return None  # the full command line interface says what is wrong
     started = time.monotonic()
     from reconciler import quiet
     from reconciler.statedir import AGE_IDENTITY, StateDir

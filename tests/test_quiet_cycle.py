@@ -205,3 +205,11 @@ def test_the_quiet_process_loads_no_engine_library(repo: Path, settled: Path) ->
 def test_a_changed_account_database_takes_the_full_run(repo: Path, settled: Path) -> None:
     (settled / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\n")
     assert quiet_run(args(repo, settled)) is None
+
+
+def test_a_command_line_the_full_interface_refuses_is_left_to_it(
+    repo: Path, settled: Path
+) -> None:
+    assert quiet_run([*args(repo, settled, "audit"), "--max-severity", "reboot"]) is None
+    assert quiet_run([*args(repo, settled), "--no-such-option"]) is None
+    assert quiet_run([*args(repo, settled), "--node"]) is None
