@@ -14,7 +14,6 @@ writes, not a second code path.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from reconciler.agent.settings import AgentConfig
+from reconciler import quiet
 from reconciler.apply import health
 from reconciler.apply.executor import execute
 from reconciler.apply.leftovers import clear_leftovers
@@ -39,9 +38,8 @@ from reconciler.errors import (
     SettingsError,
     UsageError,
 )
-from reconciler.facts.gather import gather_at, gather_live
+from reconciler.facts.gather import gather_live
 from reconciler.facts.model import Facts
-from reconciler.fleet import publish as fleet_publish
 from reconciler.lock import NodeLock
 from reconciler.plan.build import build
 from reconciler.plan.change import ApplyContext
@@ -52,13 +50,10 @@ from reconciler.record.recorder import Recorder, failed_with
 from reconciler.record.recovery import clear_state_leftovers, set_aside_unreadable
 from reconciler.render.budget import Budget, RenderStopped, render_bounded
 from reconciler.render.renderer import RenderedFile, Renderer, render_node
-from reconciler.rollout import gate as rollout_gate
 from reconciler.rollout import window
 from reconciler.secrets.digest import ContentDigest
 from reconciler.secrets.unseal import IdentityUnsealer
-from reconciler.source.choice import GitSource, cache_of
 from reconciler.source.snapshot import Snapshot
-from reconciler.source.state import SourceState
 from reconciler.source.worktree import Source
 from reconciler.statedir import AGE_IDENTITY, StateDir, ensure_directory
 from reconciler.system.interface import NotDurable, System
@@ -193,7 +188,7 @@ def converge(
     if journal is not None:
         done, applied = health.settle(journal, node, done, applied, previous, ApplyContext(
             journal, ctx.commit, ctx.read_repo, frozenset(), ctx.digest), should_stop)
-    if mode == "change":
+    if mode == "change" and applied != previous:
         try:
             applied_state.save(state_dir, applied)
         except OSError as exc:
@@ -246,6 +241,8 @@ class Run:
     # waves of the fleet's rollout have not taken the new commit.
     rollout: Callable[[Fleet], bool] | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # change windows
+    quiet_record: bool = False  # record the quiet state of a settled change-mode run (quiet.py)
+    quiet_check: bool = False  # and stop early when it says nothing changed
 
 
 @dataclass
@@ -300,6 +297,23 @@ def gather_facts(now: RunState) -> None:
     now.facts = gather_live(now.system)
 
 
+def quiet_cycle(now: RunState) -> None:
+    """In sync without compiling, rendering or planning when the config, the node's settings
+    and reconciler are the last settled run's and every path is as it left it (quiet.py)."""
+    run = now.run
+    source_id = run.source.quiet_id() if run.quiet_check and run.only is None else None
+    found = source_id and quiet.checked(run.state, source_id, run.node, run.root,
+                                        run.identity, now.facts)
+    if found:  # a change-mode run's record: its policy's mode, unless the run's own wins
+        mode, mode_from = (run.mode, run.mode_from) if run.mode else ("change", found.mode_from)
+        now.report = report.RunReport(
+            node=run.node, mode=mode, mode_from=mode_from, root=run.root,
+            config_commit=run.source.commit,
+            ceiling=str(run.ceiling) if run.ceiling is not None else found.ceiling,
+            started=now.clock.started, duration_s=round(now.clock.elapsed(), 4), facts=now.facts,
+            result="in-sync", exit_code=0, counts=report.Counts(in_sync=found.count))
+
+
 def read_source(now: RunState) -> None:
     now.snapshot = now.run.source.open()
     now.fleet = now.config = now.desired = None
@@ -352,6 +366,11 @@ def plan_and_apply(now: RunState) -> None:
     except (ReconcilerError, OSError) as exc:
         now.report = failed_with(now.report, f"could not remember the commit as good: "
                                              f"{_error(exc, run)}")
+    source_id = run.source.quiet_id() if run.quiet_record and mode == "change" else None
+    problem = source_id and quiet.remember(run.state, source_id, run.root, run.identity,
+                                           now.desired, now.report)
+    if problem:
+        now.report = failed_with(now.report, problem)
 
 
 def decide_mode(run: Run, node: NodeConfig | None) -> tuple[Mode, str | None]:
@@ -366,10 +385,11 @@ def decide_mode(run: Run, node: NodeConfig | None) -> tuple[Mode, str | None]:
 
 
 Step = Callable[[RunState], None]
-STEPS: tuple[Step, ...] = (take_lock, set_aside_bad_state, gather_facts, read_source,
-                           compile_config, wait_for_rollout, render_files, plan_and_apply)
-# A source may fall back from these.
-_REFUSABLE = (read_source, compile_config, wait_for_rollout, render_files)
+STEPS: tuple[Step, ...] = (take_lock, set_aside_bad_state, gather_facts, quiet_cycle,
+                           read_source, compile_config, wait_for_rollout, render_files,
+                           plan_and_apply)
+# A source may fall back from these (the quiet cycle is where a `run` fetches and chooses).
+_REFUSABLE = (quiet_cycle, read_source, compile_config, wait_for_rollout, render_files)
 
 
 def perform(run: Run) -> report.RunReport:
@@ -402,10 +422,11 @@ def perform(run: Run) -> report.RunReport:
 
 
 def _take(now: RunState, steps: tuple[Step, ...]) -> None:
-    """Each step in order; a refusal in a step the source may fall back from starts over
-    from the source with the commit it falls back to."""
+    """Each step in order until one has the report (the quiet cycle may); a refusal in a
+    step the source may fall back from starts over from the source with the commit it
+    falls back to."""
     position = 0
-    while position < len(steps):
+    while position < len(steps) and now.report is None:
         step = steps[position]
         try:
             step(now)
@@ -443,65 +464,3 @@ def _record(now: RunState) -> None:
     if run.recorder is not None:
         managed = now.desired.files() if now.desired is not None else None
         now.report = run.recorder.record(now.report, managed)
-
-
-# ---------------------------------------------------------------- runs from agent settings
-
-
-@dataclass
-class RunOptions:
-    """How one run from agent.toml goes, beyond the settings themselves."""
-
-    wait: float = 0.0
-    allow_rewind: bool = False
-    retry_refused: bool = False
-    host_commands: bool | None = None
-    should_stop: Callable[[], bool] = _never
-    fetch: bool = True  # False: no network, enforce the commit already in use
-    only: frozenset[str] | None = None  # action ids to check (a drift-watch event)
-    metrics_file: Path | None = None  # default: the state directory's
-    mode_from: str = "agent.toml"  # where settings.mode came from when it is set
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # rollout soaks
-
-
-def from_settings(settings: AgentConfig, options: RunOptions | None = None) -> Run:
-    """The run agent.toml describes: the config remote as source, recorded in history."""
-    options = options or RunOptions()
-    state = StateDir(settings.state_dir)
-    root = str(settings.root)
-    source = GitSource(settings, state, fetch=options.fetch, allow_rewind=options.allow_rewind,
-                       retry_refused=options.retry_refused, clock=options.clock)
-    recorder = Recorder(state, settings.node, root, options.metrics_file,
-                        partial=options.only is not None)
-    gate = functools.partial(rollout_gate.hold_back, settings, source, options.clock)
-    return Run(node=settings.node, mode=settings.mode, mode_from=options.mode_from,
-               root=root, state=state, source=source,
-               ceiling=settings.max_severity, host_commands=options.host_commands,
-               wait=options.wait, should_stop=options.should_stop, only=options.only,
-               recorder=recorder, identity=str(settings.identity),
-               budget=Budget(cpu_seconds=settings.render_cpu,
-                             memory_bytes=settings.render_memory << 20),
-               rollout=gate, clock=options.clock,
-               publish=functools.partial(fleet_publish.after_run, settings,
-                                         partial=options.only is not None))
-
-
-def commit_in_use(settings: AgentConfig) -> str | None:
-    """The commit the node enforces now (the pin, else the last good), without fetching."""
-    try:
-        return SourceState.load(StateDir(settings.state_dir).source_state).in_use
-    except ReconcilerError:
-        return None
-
-
-def desired_at(settings: AgentConfig, commit: str) -> Desired | None:
-    """`commit` compiled and rendered for the node from the cache, without fetching or
-    verifying again (it was verified when it became the last good); None when it no
-    longer compiles or the cache lacks it."""
-    state = StateDir(settings.state_dir)
-    try:
-        snapshot = cache_of(settings, state).open(commit)
-        return desire(load_fleet(snapshot), settings.node, bytecode_dir=str(state.template_cache),
-                      facts=gather_at(str(settings.root)), identity=str(settings.identity))
-    except (ReconcilerError, OSError, ValueError):
-        return None

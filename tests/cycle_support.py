@@ -20,9 +20,10 @@ from typing import Any, NamedTuple
 from clirun import RECONCILER, reconciler
 from gitutil_repo import Origin, git
 
+from reconciler.agent.runs import RunOptions, from_settings
 from reconciler.agent.settings import AgentConfig
 from reconciler.record.report import RunReport
-from reconciler.run import RunOptions, from_settings, perform
+from reconciler.run import perform
 
 NODE = "web-01.shop.lab.t"
 SECRET = "password=correct-horse-battery-staple"

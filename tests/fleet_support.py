@@ -18,12 +18,13 @@ from typing import Any
 
 from gitutil_repo import Origin, free_port, git, wait_for_port
 
+from reconciler.agent.runs import RunOptions, from_settings
 from reconciler.agent.settings import AgentConfig
 from reconciler.fleet import keys, publish
 from reconciler.fleet.chain import Chain
 from reconciler.fleet.push import REPO, queued, read_pushed
 from reconciler.record.report import RunReport
-from reconciler.run import RunOptions, from_settings, perform
+from reconciler.run import perform
 
 RECONCILER = str(Path(sys.executable).with_name("reconciler"))
 CLUSTERS = ("c1", "c2", "c3", "c4")

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gitutil_repo import Origin, git, git_daemon
+from gitutil_repo import Origin, free_port, git, git_daemon
 
-from reconciler.source.cache import CHECKED, RevisionNotFound, SourceCache
+from reconciler.source.cache import CHECKED, RevisionNotFound, SourceCache, spread
 from reconciler.statedir import StateDir
 
 pytestmark = pytest.mark.usefixtures("isolated_git")
@@ -128,3 +128,31 @@ def test_skipping_the_check_leaves_a_damaged_cache_to_the_next_check(
     repairs = cache.ensure_healthy(fsck=True)
     assert len(repairs) == 1 and "re-cloned the cache" in repairs[0]
     assert has_object(cache, blob)
+
+
+def node_picking(url: str, remote: str, mirrors: list[str]) -> str:
+    return next(name for name in (f"node-{number}.sa" for number in range(1000))
+                if spread(name, remote, mirrors)[0] == url)
+
+
+def test_a_node_fetches_from_the_mirror_its_name_picks(origin: Origin, tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror.git"
+    git(tmp_path, "clone", "--quiet", "--mirror", str(origin.bare), str(mirror))
+    mirrors = [f"file://{mirror}"]
+    node = node_picking(mirrors[0], origin.url, mirrors)
+    cache = SourceCache(StateDir(tmp_path / "state").source_cache, origin.url, mirrors,
+                        timeout=10, spread_by=node)
+    served = cache.fetch("main")
+    assert (served.url, served.failures) == (mirrors[0], ())
+
+
+def test_the_remote_serves_when_the_picked_mirror_is_down(
+    origin: Origin, tmp_path: Path
+) -> None:
+    mirrors = [f"git://127.0.0.1:{free_port()}/fleet.git"]
+    node = node_picking(mirrors[0], origin.url, mirrors)
+    cache = SourceCache(StateDir(tmp_path / "state").source_cache, origin.url, mirrors,
+                        timeout=10, spread_by=node)
+    served = cache.fetch("main")
+    assert served.url == origin.url
+    assert [url for url, _ in served.failures] == mirrors

@@ -1,4 +1,5 @@
-"""When cycles run: the per-node splay offset and the monotonic schedule."""
+"""When cycles run: the per-node splay offset, anchored to the wall clock, on the
+monotonic schedule; and which URL a node fetches from first."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import random
 import pytest
 
 from reconciler.agent.splay import Schedule, max_jitter, splay_offset
+from reconciler.source.cache import spread
 
 CLASSES = ("proxy", "cache", "web-api", "database", "app")
 PRODUCTS = ("tickets", "events")
@@ -58,15 +60,25 @@ def test_jitter_is_small_and_bounded_by_the_splay() -> None:
     assert max_jitter(3600, 0) == 0.0
 
 
-def test_slots_follow_start_offset_and_interval_without_jitter() -> None:
-    schedule = Schedule(interval=300, offset=17, jitter=0, start=1000)
+def test_slots_fall_at_the_offset_of_the_wall_clock_without_jitter() -> None:
+    # Started at monotonic 1000 when the wall clock read 3000: the wall reads 17 mod 300
+    # at 3017, 17 s later.
+    schedule = Schedule(interval=300, offset=17, jitter=0, start=1000, wall=3000)
     assert schedule.due == 1017
     assert schedule.advance(now=1017.5) == 1317
     assert schedule.advance(now=1318) == 1617
 
 
+def test_the_slot_does_not_depend_on_when_the_agent_started() -> None:
+    for started in (3000.0, 3100.5, 3299.0, 3316.9):
+        schedule = Schedule(interval=300, offset=17, jitter=0, start=0, wall=started)
+        assert (started + schedule.due) % 300 == pytest.approx(17)
+        assert 0 <= schedule.due < 300
+
+
 def test_jitter_delays_each_cycle_within_its_bound() -> None:
-    schedule = Schedule(interval=300, offset=0, jitter=5, start=0, rng=random.Random(7))
+    schedule = Schedule(interval=300, offset=0, jitter=5, start=0, wall=0,
+                        rng=random.Random(7))
     dues = [schedule.due]
     for _ in range(49):
         dues.append(schedule.advance(now=dues[-1] + 1))  # the cycle took a second
@@ -76,7 +88,7 @@ def test_jitter_delays_each_cycle_within_its_bound() -> None:
 
 
 def test_missed_slots_are_skipped_not_run_back_to_back() -> None:
-    schedule = Schedule(interval=60, offset=10, jitter=0, start=0)
+    schedule = Schedule(interval=60, offset=10, jitter=0, start=0, wall=0)
     # the process was suspended (or a cycle overran) for an hour
     assert schedule.advance(now=3605) == 3610
     assert schedule.advance(now=3611) == 3670
@@ -84,4 +96,39 @@ def test_missed_slots_are_skipped_not_run_back_to_back() -> None:
 
 def test_interval_must_be_positive() -> None:
     with pytest.raises(ValueError, match="interval must be positive"):
-        Schedule(interval=0, offset=0, jitter=0, start=0)
+        Schedule(interval=0, offset=0, jitter=0, start=0, wall=0)
+
+
+def test_a_splay_of_zero_runs_from_the_start_every_interval() -> None:
+    schedule = Schedule(interval=60, offset=0, jitter=0, start=500, wall=None)
+    assert schedule.due == 500
+    assert schedule.advance(now=501) == 560
+
+
+def test_a_fleet_restarted_at_once_polls_evenly_within_one_interval() -> None:
+    # Every agent restarted in the same 10 s: from the next interval on, each polls at its
+    # own time of the interval, so 30 buckets of 10 s hold about 1,000 / 30 each.
+    interval = 300.0
+    restart = random.Random(3)
+    polls = [0] * 30
+    for name in fleet_names(1000):
+        wall = 1_000_000 + restart.uniform(0, 10)
+        schedule = Schedule(interval, splay_offset(name, interval), 0, start=0, wall=wall)
+        polls[int((wall + schedule.due) % interval // 10)] += 1
+    assert max(polls) <= 1.6 * 1000 / 30, polls
+
+
+def test_each_node_picks_one_url_first_and_keeps_it() -> None:
+    remote, mirrors = "git://primary/fleet.git", ["git://m1/fleet.git", "git://m2/fleet.git"]
+    orders = [spread(name, remote, mirrors) for name in fleet_names(900)]
+    assert orders == [spread(name, remote, mirrors) for name in fleet_names(900)]
+    first = [order[0] for order in orders]
+    assert all(240 <= first.count(url) <= 360 for url in (remote, *mirrors))
+
+
+def test_the_remote_comes_right_after_a_mirror_that_was_picked() -> None:
+    remote, mirrors = "git://primary/fleet.git", ["git://m1/fleet.git", "git://m2/fleet.git"]
+    for name in fleet_names(50):
+        order = spread(name, remote, mirrors)
+        assert sorted(order) == sorted([remote, *mirrors])
+        assert order[0] == remote or order[1] == remote

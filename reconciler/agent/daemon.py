@@ -27,18 +27,18 @@ from types import FrameType
 from typing import Literal, TextIO
 
 from reconciler.agent import splay
+from reconciler.agent.runs import RunOptions, commit_in_use, desired_at, from_settings
 from reconciler.agent.settings import AgentConfig
 from reconciler.agent.watch import Debounce, DriftFilter, Watcher, WatchSet
 from reconciler.compile.nodeconfig import Policy
 from reconciler.errors import ReconcilerError, RetryLater
 from reconciler.record import applied as applied_state
 from reconciler.record.report import RunReport
-from reconciler.run import RunOptions, commit_in_use, desired_at, from_settings, perform
+from reconciler.run import perform
 from reconciler.secrets.digest import ContentDigest
 from reconciler.statedir import StateDir
 
 DEFAULT_INTERVAL = 300
-DEFAULT_SPLAY = 60
 RETRY_BUSY = 2.0  # another process holds the node lock: try the cycle again this much later
 RETRY_WATCH = 1.0  # ... or the drift-watch audit
 SHOWN_PATHS = 10
@@ -98,6 +98,11 @@ class Timing:
     offset: float
 
 
+def _anchor(timing: Timing) -> float | None:
+    """The wall clock a schedule is anchored to; none for a splay of 0 (exact timing)."""
+    return time.time() if timing.splay > 0 else None
+
+
 class Agent:
     """The agent loop for one node; `load` (re)reads agent.toml with the CLI flags on top."""
 
@@ -131,7 +136,7 @@ class Agent:
         self._schedule = splay.Schedule(self._timing.interval, self._timing.offset,
                                         splay.max_jitter(self._timing.interval,
                                                          self._timing.splay),
-                                        time.monotonic())
+                                        time.monotonic(), _anchor(self._timing))
 
     # ------------------------------------------------------------------ the loop
 
@@ -327,7 +332,7 @@ class Agent:
         policy = self._policy
         interval = self.cfg.interval or (policy.interval if policy else DEFAULT_INTERVAL)
         spread = self.cfg.splay if self.cfg.splay is not None else (
-            policy.splay if policy else DEFAULT_SPLAY)
+            policy.splay if policy and policy.splay is not None else interval)
         return Timing(float(interval), float(spread),
                       splay.splay_offset(self.cfg.node, min(spread, interval)))
 
@@ -339,7 +344,8 @@ class Agent:
         self._timing = wanted
         now = time.monotonic()
         self._schedule = splay.Schedule(wanted.interval, wanted.offset,
-                                        splay.max_jitter(wanted.interval, wanted.splay), now)
+                                        splay.max_jitter(wanted.interval, wanted.splay), now,
+                                        _anchor(wanted))
         self._schedule.advance(now)
         self._log("schedule", interval=wanted.interval, splay=wanted.splay,
                   offset=f"{wanted.offset:.1f}s",

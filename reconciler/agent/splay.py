@@ -1,10 +1,13 @@
-"""When the agent runs its cycles: every `interval` seconds, offset by a per-node splay.
+"""When the agent runs its cycles: every `interval` seconds, at a per-node offset.
 
-The splay offset comes from a hash of the node name, so it is stable across restarts
-and a fleet of nodes spreads its fetches evenly over `[0, splay)` instead of hitting
-the git server at once. A little fresh randomness on each cycle keeps nodes whose
-offsets happen to coincide from staying in lockstep. Times are on the monotonic
-clock: a wall-clock jump neither freezes nor floods the loop.
+The offset comes from a hash of the node name, so it is stable across restarts, and
+it is anchored to the wall clock: a node polls whenever the time of day is its offset
+modulo the interval, whenever its agent started. A fleet therefore spreads its fetches
+evenly over `[0, splay)` of every interval (by default the splay is the whole interval)
+even right after a fleet-wide restart, instead of staying bunched where the restart put
+it. A little fresh randomness on each cycle keeps nodes whose offsets happen to
+coincide from staying in lockstep. Waiting is on the monotonic clock: a wall-clock
+jump neither freezes nor floods the loop (the anchor is taken when a schedule starts).
 """
 
 from __future__ import annotations
@@ -41,14 +44,18 @@ def max_jitter(interval: float, splay: float) -> float:
 class Schedule:
     """The due times of full cycles on the monotonic clock.
 
-    Slot k falls at `start + offset + k * interval`, plus a fresh jitter each time. A
-    cycle that overran, or a process that was suspended, skips the slots it missed
-    rather than running them back to back.
+    `start` is the monotonic time at which the wall clock read `wall`. Slots fall
+    where the wall clock reads `offset` modulo `interval`, the first one in
+    `[start, start + interval)`, plus a fresh jitter each time. Without `wall` (a
+    splay of 0: exact timing, no spreading asked for) they fall at `start + offset`
+    and every interval from there. A cycle that overran,
+    or a process that was suspended, skips the slots it missed rather than running
+    them back to back.
     """
 
     def __init__(
         self, interval: float, offset: float, jitter: float, start: float,
-        rng: random.Random | None = None,
+        wall: float | None, rng: random.Random | None = None,
     ) -> None:  # fmt: skip
         if interval <= 0:
             raise ValueError(f"interval must be positive, got {interval}")
@@ -56,7 +63,7 @@ class Schedule:
         self.offset = offset
         self.jitter = jitter
         self._rng = rng or random.Random()
-        self._slot = start + offset
+        self._slot = start + (offset if wall is None else (offset - wall) % interval)
         self.due = self._slot + self._draw()
 
     def _draw(self) -> float:

@@ -71,7 +71,7 @@ def node_run(
                   source=WorkTreeSource(repo, rev), ceiling=ceiling,
                   host_commands=host_commands, wait=wait, should_stop=stop,
                   log_calls=(lambda line: click.echo(line, err=True)) if debug else None,
-                  identity=identity)
+                  identity=identity, quiet_record=True)
         try:
             report = perform(run)
         except ReconcilerError as exc:  # the run could not start: lock held, unusable directory

@@ -177,9 +177,10 @@ def explain(repo: str, rev: str | None, node: str, var: str | None) -> None:
     if included:
         console.print("mixins: " + ", ".join(included))
     policy = config.policy
+    spread = policy.interval if policy.splay is None else policy.splay
     console.print(f"policy: mode {policy.mode} (set by {policy.mode_from}; agent.toml's "
                   f"mode or --mode overrides it on the node), max-severity {policy.max_severity}, "
-                  f"interval {policy.interval}s, splay {policy.splay}s, "
+                  f"interval {policy.interval}s, splay {spread}s, "
                   f"local-edits {policy.local_edits}, prune {str(policy.prune).lower()}"
                   + (f", window {policy.window} (up to {policy.window_severity})"
                      if policy.window else ""))

@@ -53,7 +53,8 @@ def run(config_path: str | None, allow_rewind: bool, retry_refused: bool, wait: 
         host_commands: bool | None, fmt: str, verbose: bool, **flags: Any) -> None:
     """One full run from agent.toml: lock, fetch, verify, compile, render, plan, apply or
     audit, record."""
-    from reconciler.run import RunOptions, from_settings, perform
+    from reconciler.agent.runs import RunOptions, from_settings
+    from reconciler.run import perform
 
     cfg = load_config(config_path, **flags)
     with StopFlag() as stop:
@@ -209,7 +210,8 @@ def rollback(config_path: str | None, target: str | None, release: bool, wait: f
     """Apply an older config commit on purpose and stay pinned there until --release (only
     when it applied: a held, failed or refused rollback leaves the pin as it was); --release
     follows the branch again at once, with a run."""
-    from reconciler.run import RunOptions, from_settings, perform
+    from reconciler.agent.runs import RunOptions, from_settings
+    from reconciler.run import perform
     from reconciler.source import rollback
 
     if (target is None) == (not release):

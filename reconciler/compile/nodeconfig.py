@@ -54,7 +54,7 @@ class Policy(Frozen):
     mode_from: str = "the built-in default"  # the <policy> (file:line) that set `mode`
     max_severity: Severity = Severity.RELOAD
     interval: int = 300
-    splay: int = 60
+    splay: int | None = None  # None: the whole interval
     local_edits: Literal["overwrite", "hold"] = "overwrite"
     prune: bool = False
     window: str | None = None  # a change window (rollout/window.py), checked at compile

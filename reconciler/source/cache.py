@@ -26,6 +26,7 @@ run never leaves half a clone.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import shutil
@@ -99,6 +100,15 @@ def failure(done: Done) -> str:
     return redact(tail)
 
 
+def spread(node: str, remote: str, mirrors: Sequence[str]) -> list[str]:
+    """The URLs to fetch from, in order: the one the node's name picks among the remote and
+    its mirrors (the same on every run, and a fleet shares the load evenly), then the
+    remote, then the other mirrors in order."""
+    urls = list(dict.fromkeys([remote, *mirrors]))
+    chosen = urls[int.from_bytes(hashlib.sha256(node.encode()).digest()[:8], "big") % len(urls)]
+    return [chosen, *(url for url in urls if url != chosen)]
+
+
 class _FetchFailed(Exception):
     def __init__(self, tail: str) -> None:
         super().__init__(tail)
@@ -114,10 +124,13 @@ class SourceCache:
         remote: str,
         mirrors: Sequence[str] = (),
         timeout: float = 60.0,
+        spread_by: str | None = None,
     ) -> None:
+        """`spread_by` (a node name): fetch from the URL it picks first (`spread`),
+        instead of the remote, then mirrors, in order."""
         self.path = Path(path)
         self.remote = remote
-        self.urls = [remote, *mirrors]
+        self.urls = spread(spread_by, remote, mirrors) if spread_by else [remote, *mirrors]
         self.where = redact(remote)  # how messages name the remote
         self.timeout = timeout
         self.git = Git(self.path)

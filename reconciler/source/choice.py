@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from reconciler import quiet
 from reconciler.agent.settings import AgentConfig
 from reconciler.errors import Problem, ReconcilerError, Refused, SettingsError
 from reconciler.record.report import SourceReport
@@ -35,9 +36,10 @@ from reconciler.timewords import ago
 
 
 def cache_of(settings: AgentConfig, state: StateDir) -> SourceCache:
-    """The node's cache of the config repo, fetched from the remote and mirrors of `settings`."""
+    """The node's cache of the config repo, fetched from the remote and mirrors of `settings`
+    (the URL the node's name picks first, the remote next)."""
     return SourceCache(state.source_cache, settings.remote, settings.mirrors,
-                       settings.fetch_timeout)
+                       settings.fetch_timeout, spread_by=settings.node)
 
 
 class GitSource:
@@ -79,9 +81,7 @@ class GitSource:
 
     def open(self) -> Snapshot:
         """The files of the commit to run: verified, straight from the cache."""
-        if not self._chosen:
-            self._chosen = True
-            self._choose()
+        self._chosen_once()
         try:
             return self._verified()
         except ReconcilerError:
@@ -90,6 +90,23 @@ class GitSource:
             if not any("re-cloned" in repair for repair in self.cache.ensure_healthy()):
                 raise
             return self._verified()
+
+    def quiet_id(self) -> str | None:
+        """The commit to run, fetched and chosen, when it is the last good one or the pin
+        (verified when it became so), with what its signatures are checked against (a
+        revoked key must take the full run, which checks again). None for a new tip."""
+        self._chosen_once()
+        if self.commit is None or (self._new_tip and self.commit != self._memory.last_good):
+            return None
+        settings = self.settings
+        trust = [quiet.stamp(path) for path in (settings.allowed_signers, settings.gpg_home)
+                 if path is not None]
+        return " ".join(map(str, [self.commit, settings.require_signed, *trust]))
+
+    def _chosen_once(self) -> None:
+        if not self._chosen:
+            self._chosen = True
+            self._choose()
 
     def _verified(self) -> Snapshot:
         assert self.commit is not None
@@ -197,6 +214,7 @@ class GitSource:
         """The run enforced its commit: it is the last good one from now on."""
         if self.commit is None:
             return
+        self._new_tip = False  # verified, and from now on the last good commit
         memory = SourceState.load(self.state.source_state)
         if memory.last_good != self.commit or memory.last_good_at is None:
             at = self.clock() if self.clock is not None else None

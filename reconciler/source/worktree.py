@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from reconciler import quiet
 from reconciler.errors import ReconcilerError
 from reconciler.record import report
 from reconciler.source.snapshot import Snapshot, open_snapshot
@@ -35,6 +36,10 @@ class Source(Protocol):
     def describe(self) -> report.SourceReport | None:
         """The report's account of the source (None for a working tree)."""
 
+    def quiet_id(self) -> str | None:
+        """What identifies the config a run enforces, for the quiet cycle, taken before
+        it is read; None when this source cannot tell (then the run is never quiet)."""
+
 
 class WorkTreeSource:
     """The config repo as checked out (or one commit of it with `rev`), as is: nothing to
@@ -44,8 +49,10 @@ class WorkTreeSource:
         self.repo = repo
         self.rev = rev
         self.commit: str | None = None
+        self._fingerprint: str | None = None
 
     def open(self) -> Snapshot:
+        self.quiet_id()  # before reading: an edit made meanwhile changes the next one
         snapshot = open_snapshot(self.repo, self.rev)
         self.commit = snapshot.revision
         return snapshot
@@ -61,3 +68,9 @@ class WorkTreeSource:
 
     def describe(self) -> report.SourceReport | None:
         return None
+
+    def quiet_id(self) -> str | None:
+        """The working tree's fingerprint (a --rev is not followed: it may move)."""
+        if self.rev is None and self._fingerprint is None:
+            self._fingerprint = quiet.worktree_fingerprint(self.repo)
+        return self._fingerprint

@@ -1,0 +1,97 @@
+"""The `reconciler` command. A plain `apply` or `audit` from a working tree is first
+answered by the quiet cycle (`quiet.py`) when nothing changed, before the command line
+interface and the engine are even imported; everything else goes to `reconciler.cli`."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import sys
+import time
+from collections.abc import Sequence
+
+_VALUED = {"--repo", "--node", "--root", "--state-dir", "--max-severity", "--identity",
+           "--wait", "--format"}
+_FLAGS = {"--host-commands", "--no-host-commands"}
+
+
+def main() -> None:
+    code = quiet_run(sys.argv[1:])
+    if code is not None:
+        sys.exit(code)
+    from reconciler.cli import main as cli
+
+    cli()
+
+
+def _options(args: Sequence[str]) -> dict[str, str] | None:
+    """The options of a quiet-eligible command line; None for anything else (--rev,
+    --format json, --verbose, --debug, --help, an option this does not know)."""
+    found: dict[str, str] = {}
+    words = iter(args)
+    for word in words:
+        name, equals, value = word.partition("=")
+        if name in _FLAGS and not equals:
+            continue
+        if name not in _VALUED:
+            return None
+        if not equals:
+            following = next(words, None)
+            if following is None:
+                return None
+            value = following
+        found[name] = value
+    return found if found.get("--format", "text") == "text" else None
+
+
+def quiet_run(argv: Sequence[str]) -> int | None:
+    """Answer `apply`/`audit` from the quiet record: the exit code (0, in sync) after
+    printing the run's summary, or None when the full run must decide."""
+    if not argv or argv[0] not in ("apply", "audit"):
+        return None
+    options = _options(argv[1:])
+    if options is None or (argv[0] == "audit" and "--max-severity" in options):
+        return None  # the full command line interface says what is wrong
+    started = time.monotonic()
+    from reconciler import quiet
+    from reconciler.statedir import AGE_IDENTITY, StateDir
+
+    node = options.get("--node") or socket.getfqdn()
+    root = os.path.abspath(options.get("--root", "/"))
+    state = StateDir.of(options["--state-dir"]) if "--state-dir" in options \
+        else StateDir.under(root)
+    repo = options.get("--repo", ".")
+    identity = options.get("--identity", AGE_IDENTITY)
+    if not os.path.exists(quiet.quiet_path(state)):
+        return None
+    try:
+        # The node lock, without writing the holder's name in it as a full run does.
+        lock = os.open(state.lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        found = quiet.in_sync(state, root, lambda facts: quiet.key_of(
+            quiet.worktree_fingerprint(repo), node, root, state, identity,
+            _facts(root) if facts else None))
+    except OSError:
+        found = None  # the lock is held (the full run waits for it), or a path is unreadable
+    finally:
+        os.close(lock)
+    if found is None:
+        return None
+    mode = "apply" if argv[0] == "apply" else "audit"
+    ceiling = options.get("--max-severity", found.ceiling) if mode == "apply" else found.ceiling
+    shown = f", ceiling {ceiling}" if ceiling else ""
+    print(f"{node} — {mode} at working tree{shown}, root {root}")
+    print(f"in-sync (exit 0): {found.count} in sync in {time.monotonic() - started:.2f}s")
+    return 0
+
+
+def _facts(root: str) -> str:
+    """The digest of this node's facts, for a config whose templates read them."""
+    from reconciler import quiet
+    from reconciler.facts.gather import gather_at
+
+    return quiet.facts_digest(gather_at(root).model_dump_json())

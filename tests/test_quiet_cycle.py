@@ -1,0 +1,215 @@
+"""The quiet cycle: a node left as configured, with nothing upstream changed, is checked
+without compiling; any drift on the node or any change upstream takes the full run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from clirun import RECONCILER, reconciler
+
+from reconciler import quiet
+from reconciler.entry import quiet_run
+
+NODE = "bench-01.tickets.chi1.sa"
+FLEET = """<fleet domain="sa">
+  <defaults><var name="workers" type="int">8</var><policy max-severity="reload"/></defaults>
+  <nodes class="bench" product="tickets" cluster="chi1" count="1"/>
+</fleet>
+"""
+CLASS = """<class name="bench">
+  <directory path="/etc/app" mode="0755"/>
+  <file path="/etc/app/a.conf" template="bench/a.conf.j2" mode="0644"/>
+  <file path="/etc/app/b.conf" template="bench/b.conf.j2" mode="0640"/>
+  <symlink path="/etc/app/current" target="/etc/app/a.conf"/>
+%s</class>
+"""
+
+
+def make_repo(path: Path, extra: str = "", template: str = "workers = {{ workers }}\n") -> Path:
+    (path / "classes").mkdir(parents=True)
+    (path / "templates" / "bench").mkdir(parents=True)
+    (path / "fleet.xml").write_text(FLEET)
+    (path / "classes" / "bench.xml").write_text(CLASS % extra)
+    (path / "templates" / "bench" / "a.conf.j2").write_text(template)
+    (path / "templates" / "bench" / "b.conf.j2").write_text("b {{ node.name }}\n")
+    return path
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo")
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    path = tmp_path / "node"
+    path.mkdir()
+    return path
+
+
+def args(repo: Path, root: Path, command: str = "apply") -> list[str]:
+    return [command, "--repo", str(repo), "--node", NODE, "--root", str(root)]
+
+
+def full(repo: Path, root: Path, command: str = "apply") -> int:
+    return reconciler(args(repo, root, command)).returncode
+
+
+def state_files(root: Path) -> dict[str, int]:
+    state = root / "var/lib/reconciler"
+    return {path.name: path.stat().st_mtime_ns for path in state.iterdir() if path.is_file()}
+
+
+@pytest.fixture
+def settled(repo: Path, root: Path) -> Path:
+    """The node after a full apply: as configured, its quiet record written."""
+    assert full(repo, root) == 2
+    assert quiet_run(args(repo, root)) == 0
+    return root
+
+
+def test_a_quiet_apply_answers_in_sync_and_writes_nothing(
+    repo: Path, settled: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = state_files(settled)
+    assert quiet_run(args(repo, settled)) == 0
+    assert quiet_run(args(repo, settled, "audit")) == 0
+    assert state_files(settled) == before
+    assert "in-sync (exit 0): 4 in sync" in capsys.readouterr().out
+
+
+def test_a_full_no_op_apply_does_not_rewrite_the_last_applied_record(
+    repo: Path, settled: Path
+) -> None:
+    applied = settled / "var/lib/reconciler/applied.json"
+    written = applied.stat().st_mtime_ns
+    assert full(repo, settled) == 0
+    assert applied.stat().st_mtime_ns == written
+
+
+def test_edited_content_takes_the_full_run_which_finds_the_drift(
+    repo: Path, settled: Path
+) -> None:
+    with open(settled / "etc/app/a.conf", "a") as handle:
+        handle.write("# hand edit\n")
+    assert quiet_run(args(repo, settled, "audit")) is None
+    assert full(repo, settled, "audit") == 2
+
+
+def test_a_changed_mode_takes_the_full_run(repo: Path, settled: Path) -> None:
+    os.chmod(settled / "etc/app/b.conf", 0o644)
+    assert quiet_run(args(repo, settled)) is None
+    assert full(repo, settled) == 2
+    assert (settled / "etc/app/b.conf").stat().st_mode & 0o777 == 0o640
+
+
+def test_a_changed_owner_takes_the_full_run(repo: Path, settled: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("changing a file's owner needs root")
+    os.chown(settled / "etc/app/a.conf", 1234, 1234)
+    assert quiet_run(args(repo, settled)) is None
+
+
+def test_a_missing_file_takes_the_full_run_which_restores_it(
+    repo: Path, settled: Path
+) -> None:
+    (settled / "etc/app/a.conf").unlink()
+    assert quiet_run(args(repo, settled)) is None
+    assert full(repo, settled) == 2
+    assert quiet_run(args(repo, settled)) == 0
+
+
+@pytest.mark.parametrize("replace", ["directory", "symlink"])
+def test_a_file_of_another_type_takes_the_full_run(
+    repo: Path, settled: Path, replace: str
+) -> None:
+    path = settled / "etc/app/a.conf"
+    content = path.read_bytes()
+    path.unlink()
+    if replace == "directory":
+        path.mkdir()
+    else:
+        (settled / "elsewhere").write_bytes(content)
+        path.symlink_to(settled / "elsewhere")
+    assert quiet_run(args(repo, settled)) is None
+
+
+def test_a_config_edit_takes_the_full_run(repo: Path, settled: Path) -> None:
+    (repo / "templates" / "bench" / "a.conf.j2").write_text("workers = {{ workers * 2 }}\n")
+    assert quiet_run(args(repo, settled)) is None
+    assert full(repo, settled) == 2
+    assert (settled / "etc/app/a.conf").read_text() == "workers = 16\n"
+    assert quiet_run(args(repo, settled)) == 0
+
+
+def test_another_node_or_root_or_reconciler_version_takes_the_full_run(
+    repo: Path, settled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = args(repo, settled)
+    other[other.index("--node") + 1] = "bench-02.tickets.chi1.sa"
+    assert quiet_run(other) is None
+    shutil.copytree(settled, tmp_path / "copy", symlinks=True)
+    assert quiet_run(args(repo, tmp_path / "copy")) is None
+    monkeypatch.setattr(quiet, "__version__", "99.0")
+    assert quiet_run(args(repo, settled)) is None
+
+
+def test_options_the_quiet_cycle_does_not_know_take_the_full_run(
+    repo: Path, settled: Path
+) -> None:
+    for extra in (["--format", "json"], ["--verbose"], ["--rev", "HEAD"], ["--debug"]):
+        assert quiet_run([*args(repo, settled), *extra]) is None
+
+
+def test_templates_that_read_facts_key_the_record_on_them(tmp_path: Path, root: Path) -> None:
+    repo = make_repo(tmp_path / "facts", template="arch = {{ facts.architecture }}\n")
+    assert full(repo, root) == 2
+    record = root / "var/lib/reconciler" / quiet.QUIET_FILE
+    key = json.loads(record.read_text())["key"]
+    assert key["facts"] is not None
+    assert quiet_run(args(repo, root)) == 0
+    changed = json.loads(record.read_text())
+    changed["key"]["facts"] = "0" * 64
+    record.write_text(json.dumps(changed))
+    assert quiet_run(args(repo, root)) is None
+
+
+def test_a_node_with_other_kinds_of_action_keeps_no_record(tmp_path: Path, root: Path) -> None:
+    repo = make_repo(tmp_path / "purge",
+                     extra='  <directory path="/etc/purged" mode="0755" purge="true"/>\n')
+    assert full(repo, root) == 2
+    assert not (root / "var/lib/reconciler" / quiet.QUIET_FILE).exists()
+    assert quiet_run(args(repo, root)) is None
+
+
+def test_the_quiet_process_loads_no_engine_library(repo: Path, settled: Path) -> None:
+    probe = ("import sys; from reconciler.entry import quiet_run; "
+             f"code = quiet_run({args(repo, settled)!r}); "
+             "heavy = sorted({'pydantic', 'jinja2', 'lxml', 'rich', 'click'} & set(sys.modules)); "
+             "print(code, heavy)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.splitlines()[-1] == "0 []"
+    process = subprocess.run([RECONCILER, *args(repo, settled)], capture_output=True,
+                             text=True, check=False)
+    assert process.returncode == 0
+    assert "in-sync (exit 0): 4 in sync" in process.stdout
+
+
+def test_a_changed_account_database_takes_the_full_run(repo: Path, settled: Path) -> None:
+    (settled / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    assert quiet_run(args(repo, settled)) is None
+
+
+def test_a_command_line_the_full_interface_refuses_is_left_to_it(
+    repo: Path, settled: Path
+) -> None:
+    assert quiet_run([*args(repo, settled, "audit"), "--max-severity", "reboot"]) is None
+    assert quiet_run([*args(repo, settled), "--no-such-option"]) is None
+    assert quiet_run([*args(repo, settled), "--node"]) is None
