@@ -199,3 +199,16 @@ def test_moving_actions_into_a_mixin_changes_no_node(ws: Workspace) -> None:
     ws.commit(repo)
     done = ws.cli("plan", "--repo", repo, "--base", "HEAD~1", "--head", "HEAD")
     assert (done.code, done.out.splitlines()[1]) == (0, "no node changes (1 node)"), done.out
+
+
+def test_a_mixins_health_checks_reach_the_node_and_its_class_may_replace_one(
+        ws: Workspace) -> None:
+    monitoring = MONITORING.replace(
+        "</class>", '  <health name="exporter" run="curl -fsS http://127.0.0.1:9100/"/>\n'
+                    '  <health name="serves" run="true"/>\n</class>')
+    config = node(ws, {**files_with('  <include class="monitoring"/>\n'
+                                    '  <health name="serves" run="curl -fsS http://127.0.0.1/"/>\n'),
+                       "classes/monitoring.xml": monitoring})
+    assert [(c.name, c.run) for c in config.health] == [
+        ("exporter", "curl -fsS http://127.0.0.1:9100/"),
+        ("serves", "curl -fsS http://127.0.0.1/")]

@@ -81,7 +81,9 @@ def compile_node(fleet: Fleet, name: str) -> NodeConfig:
     refused = guards.check(fleet.guards, actions, name)
     if refused:
         raise ConfigError(refused)
-    checks = health.merge(fleet.classes[cls].health for cls in chain)
+    # Each class's health checks after its mixins', as its variables and actions are.
+    checks = health.merge(fleet.classes[source.cls].health
+                          for cls in chain for source in level(fleet, cls).sources)
     health.check_after(name, checks, actions)
     return NodeConfig(
         name=name,

@@ -367,7 +367,7 @@ class NodeConfig(Frozen):
     policy: Policy
     actions: tuple[Action, ...]
     revision: str | None = None
-    health: tuple[HealthCheck, ...] = ()  # the class chain's, base first
+    health: tuple[HealthCheck, ...] = ()  # the class chain's and mixins', base first
 
     def secret_names(self) -> frozenset[str]:
         """Variables some layer marked secret: kept out of explain and of non-secret files."""
