@@ -47,7 +47,11 @@ from reconciler.plan.probe import Context
 from reconciler.record import applied as applied_state
 from reconciler.record import report
 from reconciler.record.recorder import Recorder, failed_with
-from reconciler.record.recovery import clear_state_leftovers, set_aside_unreadable
+from reconciler.record.recovery import (
+    clear_state_leftovers,
+    removed_note,
+    set_aside_unreadable,
+)
 from reconciler.render.budget import Budget, RenderStopped, render_bounded
 from reconciler.render.renderer import RenderedFile, Renderer, render_node
 from reconciler.rollout import window
@@ -174,8 +178,7 @@ def converge(
     try:
         with live.caching():
             if mode == "change":
-                notes = [f"removed {path}, a temp file a killed run left behind"
-                         for path in clear_leftovers(live, desired.paths())]
+                notes = [removed_note(path) for path in clear_leftovers(live, desired.paths())]
             plan = build(ctx, only)
             outcome = execute(ctx, plan, previous, mode == "change", should_stop)
     except NotDurable as exc:
@@ -282,8 +285,7 @@ def set_aside_bad_state(now: RunState) -> None:
     """State files that cannot be read are set aside, and the temp files a killed run left
     in the state directory removed, each said in the notes (record/recovery.py)."""
     now.notes.extend(set_aside_unreadable(now.run.state))
-    now.notes.extend(f"removed {path}, a temp file a killed run left behind"
-                     for path in clear_state_leftovers(now.run.state))
+    now.notes.extend(removed_note(path) for path in clear_state_leftovers(now.run.state))
 
 
 def gather_facts(now: RunState) -> None:

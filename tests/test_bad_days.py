@@ -238,6 +238,9 @@ def test_full_state_file_system_ends_in_a_report_and_heals_what_needs_no_backup(
         ws.cli(*apply, "--state-dir", state)
         (root / "etc/motd").write_text("edited by hand\n")
         (root / "etc/new.conf").unlink()
+        ws.write(repo, {"classes/base.xml": FULL_DISK_FILES["classes/base.xml"].replace(
+            "new\n", "newer\n")})  # so the last-applied state has something new to record
+        ws.commit(repo)
         filler = fill(state)
 
         done = ws.cli(*apply, "--state-dir", state)
@@ -245,7 +248,7 @@ def test_full_state_file_system_ends_in_a_report_and_heals_what_needs_no_backup(
         assert "Traceback" not in done.err
         report = json.loads(done.out)
         assert report["exit_code"] == done.code == 2 | 4 | 8  # applied, failed, held package
-        assert (root / "etc/new.conf").read_text() == "new\n"
+        assert (root / "etc/new.conf").read_text() == "newer\n"
         motd = next(a for a in report["actions"] if a["id"] == "file:/etc/motd")
         assert "cannot back up /etc/motd before replacing it, so it is left as it is: No space " \
                "left on device" in motd["changes"][0]["detail"]

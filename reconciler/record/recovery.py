@@ -37,6 +37,11 @@ def set_aside_unreadable(state: StateDir) -> list[str]:
     return notes
 
 
+def removed_note(path: str) -> str:
+    """The report's note for one temp file of a killed run, removed."""
+    return f"removed {path}, a temp file a killed run left behind"
+
+
 def moved_note(path: Path, what: str, moved: Path) -> str:
     """The report's note for one thing set aside."""
     return (f"{what} could not be read: {path} set aside as {moved.name}, carrying on "
