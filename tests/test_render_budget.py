@@ -93,7 +93,7 @@ def test_sigterm_stops_a_run_that_is_rendering_forever_and_frees_the_lock(
 
 
 def test_the_agent_honours_sigterm_while_a_template_renders_forever(tmp_path: Path) -> None:
-    node = node_with(tmp_path, FOREVER, splay=0)  # the first cycle at once, not at its slot
+    node = node_with(tmp_path, FOREVER, interval=3600, splay=0)  # the first cycle at once
     agent = node.start("agent")
     wait_until(lambda: render_child(agent.pid) is not None, 60, "the agent renders")
     child = render_child(agent.pid)

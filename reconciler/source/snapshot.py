@@ -132,6 +132,9 @@ class CommitTree:
             mode, kind, oid, size = meta.decode().split()
             if kind != "blob":
                 continue  # submodules (commits) are not part of the config
+            if not size.isdigit():  # git lists a blob it cannot read with size "BAD"
+                raise ConfigError.at(f"object {oid} of commit {sha} is missing or damaged "
+                                     f"({raw_path.decode('utf-8', 'replace')})")
             total += int(size)
             if total > MAX_TREE_BYTES:
                 raise ConfigError.at(f"commit {sha} holds more than {MAX_TREE_BYTES} bytes "
