@@ -253,9 +253,8 @@ def test_full_state_file_system_ends_in_a_report_and_heals_what_needs_no_backup(
         assert "cannot back up /etc/motd before replacing it, so it is left as it is: No space " \
                "left on device" in motd["changes"][0]["detail"]
         assert (root / "etc/motd").read_text() == "edited by hand\n"
-        # new.conf came back as recorded and motd was left alone: the last-applied state
-        # has nothing new, so it is not written (and cannot fail to be).
-        assert report["problems"] == []
+        assert report["problems"] == [f"{state}: could not record what was applied: No space "
+                                      f"left on device"]
 
         filler.unlink()
         again = ws.cli(*apply, "--state-dir", state)
