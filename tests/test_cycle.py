@@ -351,7 +351,7 @@ def test_pin_works_from_the_cache_when_the_remote_is_down(node: Node) -> None:
     node.run()
     node.write_config(remote=closed_port_url())
 
-    sha = pin(node.agent_config(), older)
+    sha, _ = pin(node.agent_config(), older)
     report = node.run()
 
     assert sha == older
