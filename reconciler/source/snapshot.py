@@ -141,8 +141,6 @@ class CommitTree:
                                      f"(at {raw_path.decode('utf-8', 'replace')}): refused "
                                      "unread")
             path = raw_path.decode("utf-8", "surrogateescape")
-            if not size.isdigit():  # git lists a size it cannot read as "BAD"
-                raise ConfigError.at(f"object {oid} of {sha} is missing or damaged", path=path)
             self._blobs[path] = (int(mode, 8), oid)
             if int(size) <= self.PRELOAD_LIMIT:
                 small.add(oid)
