@@ -204,7 +204,9 @@ def test_plan_leaves_out_an_unrendered_file_whose_inputs_did_not_change(
     ws.commit(repo)
     done = ws.cli("plan", "--repo", repo, "--base", "HEAD~1", "--head", "HEAD")
     assert done.code == 2, done.err
-    assert "/etc/app.conf" not in done.out and "1 node added" in done.out
+    changes, _, added = done.out.partition("what the added nodes get")
+    assert "/etc/app.conf" not in changes and "1 node added" in done.out
+    assert "new file /etc/app.conf (none): depends on facts.cpu.count" in added
 
 
 def test_plan_with_published_facts_shows_real_diffs(ws: Workspace, tmp_path: Path) -> None:
