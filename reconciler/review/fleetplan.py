@@ -130,8 +130,8 @@ def plan_fleet(
     report = _report(commits, head, groups, [m.name for m in added], removed, base_problems,
                      only)
     if added:
-        report = report.model_copy(update={"added_groups": _groups(
-            head, group_members(added, exact=only is not None))})
+        report = report.model_copy(update={"added_groups": tuple(_groups(
+            head, group_members(added, exact=only is not None)))})
     secrets = compare_secrets(base, head)
     if not secrets:
         return report
