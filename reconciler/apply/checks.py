@@ -39,7 +39,7 @@ class Before:
     content: bytes | None  # a regular file's bytes
     record: Applied | None  # the last-applied record of the path before this run's change
     secret: bool
-    order: int  # when it was first touched in the run
+    order: int = 0  # when it was first touched in the run (among a Guard's)
 
 
 @dataclass
