@@ -21,12 +21,13 @@ from reconciler.compile.nodeconfig import Action, Check, NodeConfig
 from reconciler.plan.change import Change
 from reconciler.record.applied import Applied
 from reconciler.system.confine import Candidate, Unconfined, run_candidate, run_in_root
-from reconciler.system.interface import Stat, System
+from reconciler.system.interface import Stat, System, UnsafePath
 
 # Kinds whose own changes are the configuration: their checks run after those changes.
 WRITER_KINDS = frozenset({"file", "tree", "directory", "symlink"})
 OUTPUT_LIMIT = 2000  # characters of a checker's output kept in the report
 SECRET_OUTPUT = "output withheld: a secret file changed"
+PUT_BACK_ERRORS = (OSError, UnsafePath)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Before:
     content: bytes | None  # a regular file's bytes
     record: Applied | None  # the last-applied record of the path before this run's change
     secret: bool
+    order: int = 0  # when it was first touched in the run (among a Guard's)
 
 
 @dataclass
@@ -89,7 +91,7 @@ class Guard:
         live = system.lstat(change.path)
         content = system.read(change.path) if live is not None and live.kind == "file" else None
         kept[change.path] = Before(change.path, live, content, ledger.recorded(change.path),
-                                   change.secret)
+                                   change.secret, sum(len(k) for k in self._before.values()))
 
     def sources(self, action: Action) -> set[str]:
         """The ids of `action` and of every action notifying it."""
@@ -103,10 +105,10 @@ class Guard:
         """What this run changed for `action`: the kept state of every path an applied
         change of it or of an action notifying it touched, in the order first touched."""
         found: list[Before] = []
-        for source in sorted(self.sources(action)):
+        for source in self.sources(action):
             kept = self._before.get(source, {})
             found += [kept[path] for path in applied(source) if path in kept]
-        return found
+        return sorted(found, key=lambda before: before.order)
 
     def run(self, system: System, ledger: Ledger, action: Action, touched: list[Before]) -> \
             list[CheckOutcome]:
@@ -128,7 +130,11 @@ class Guard:
                 (result.stdout + result.stderr).strip()[-OUTPUT_LIMIT:]
             failed = CheckOutcome(check, "failed", output, f"{how}: {output or 'no output'}")
             for before in reversed(touched):
-                put_back(system, before)
+                try:
+                    put_back(system, before)
+                except PUT_BACK_ERRORS as error:  # say so, and put back the rest
+                    failed.detail = f"{failed.detail}; could not put back {before.path}: {error}"
+                    continue
                 ledger.put_back(before.path, before.record)
                 failed.restored.append(before.path)
             failed.restored.reverse()
