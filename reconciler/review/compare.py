@@ -185,6 +185,9 @@ def diff_node(
         files.append(FileChange(path=path, action=new.action.id,
                                 status="new" if old is None else "changed",
                                 severity=severity, diff=diff, note=note, facts=unknown))
+    if base is head:  # one compiled config for both revisions: only contents can differ
+        return NodeDiff(files=tuple(files),
+                        base_problems=tuple(str(replace(p, node=None)) for p in base_problems))
     files.extend(content_changes(base, head))
     actions = list(compare_actions(base, head))
     if base is not None:

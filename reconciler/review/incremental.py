@@ -126,17 +126,26 @@ def plan_work(base: Fleet, head: Fleet, changed: set[str], linked: bool,
     fleet_changed = FLEET_FILE in changed
     signatures = (_Signatures(base), _Signatures(head)) if fleet_changed else None
     work: dict[str, frozenset[str] | None] = {}
+    touched: dict[NodeRecord, frozenset[str] | None] = {}  # nodes share records
     for name in head.nodes:
         if name not in base.nodes:
             continue
         record = records.get(name)
         if record is None or not record.ok or (
-                signatures is not None and signatures[0].of(name) != signatures[1].of(name)) \
-                or any(_matches(dep, changed) for dep in record.compiled):
+                signatures is not None and signatures[0].of(name) != signatures[1].of(name)):
             work[name] = None
             continue
-        actions = frozenset(action for action, deps in record.actions
-                            if any(_matches(dep, changed) for dep in deps))
-        if actions:
-            work[name] = actions
+        if record not in touched:
+            touched[record] = _touched(record, changed)
+        found = touched[record]
+        if found is None or found:
+            work[name] = found
     return Work(work)
+
+
+def _touched(record: NodeRecord, changed: set[str]) -> frozenset[str] | None:
+    """None when a node's compiled config may change, else the actions whose files may."""
+    if any(_matches(dep, changed) for dep in record.compiled):
+        return None
+    return frozenset(action for action, deps in record.actions
+                     if any(_matches(dep, changed) for dep in deps))
