@@ -96,12 +96,17 @@ def main(rounds: int) -> int:
         small_head = commit_edit(example, small_base, "template", TEMPLATE,
                                  "server_tokens off;", "server_tokens build;")
         runs: dict[str, list[dict[str, object]]] = {}
+
+        def run(name: str, repo: Path, base: str, head: str, *extra: str) -> None:
+            result = measure(repo, base, head, *extra)
+            runs.setdefault(name, []).append(result)
+            print(f"  {name}: {float(str(result['seconds'])):.2f} s", flush=True)
+
         for _ in range(rounds):
             for name, head in cases.items():
-                runs.setdefault(name, []).append(measure(big, base, head))
-                runs.setdefault(f"{name} --full", []).append(measure(big, base, head, "--full"))
-            runs.setdefault("full-800", []).append(
-                measure(example, small_base, small_head, "--full"))
+                run(name, big, base, head)
+                run(f"{name} --full", big, base, head, "--full")
+            run("full-800", example, small_base, small_head, "--full")
         return report(runs)
 
 
