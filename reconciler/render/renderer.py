@@ -405,10 +405,9 @@ def tree_entries(snapshot: Snapshot, source: str) -> list[str]:
     return sorted(found)
 
 
-def render_node(renderer: Renderer, node: NodeConfig, only: Collection[str] | None = None,
+def render_node(renderer: Renderer, node: NodeConfig, only: Collection[str] | None = None
                 ) -> tuple[list[RenderedFile], list[Problem]]:
-    """Desired content of every file and tree action of `node` (or of those whose ids are
-    in `only`), and every problem met."""
+    """Desired content of the file and tree actions of `node` (those in `only`); problems."""
     files: list[RenderedFile] = []
     problems: list[Problem] = []
     snapshot = renderer.fleet.snapshot
