@@ -81,6 +81,8 @@ def grow(fleet_xml: bytes, nodes: int) -> bytes:
     while total < nodes:
         generated += 1
         cluster = f"gen{generated:03d}"
+        if root.get("clusters") is not None:  # the fleet declares its clusters
+            root.set("clusters", f"{root.get('clusters')} {cluster}")
         for block in blocks:
             clone = copy.deepcopy(block)
             clone.set("cluster", cluster)

@@ -33,17 +33,28 @@ def _golden(name: str, actual: str) -> None:
 
 
 def _plan_case(repo: FleetRepo, tmp_path: Path, case: str) -> dict[str, object]:
-    """Plan HEAD~1 → HEAD in all three formats, check them against the goldens."""
-    md, js = tmp_path / "plan.md", tmp_path / "plan.json"
-    done = repo.reconciler("plan", "--base", "HEAD~1", "--head", "HEAD",
-                           "--markdown", str(md), "--json", str(js), "--jobs", "2")
-    assert done.returncode == 2, done.stderr
-    assert "\x1b[" not in done.stdout, "no colour when stdout is not a terminal"
-    _golden(f"{case}.txt", done.stdout)
-    _golden(f"{case}.md", md.read_text())
-    _golden(f"{case}.json", js.read_text())
-    report: dict[str, object] = json.loads(js.read_text())
-    return report
+    """Plan HEAD~1 → HEAD in all three formats, check them against the goldens: planned
+    from HEAD~1's dependency records (incremental), and the same when every node is
+    rendered (--full)."""
+    repo.reconciler("plan", "--base", "HEAD~1", "--head", "HEAD~1", "--jobs", "1")  # records
+    outputs = {}
+    for mode in ("incremental", "full"):
+        md, js = tmp_path / f"plan-{mode}.md", tmp_path / f"plan-{mode}.json"
+        done = repo.reconciler("plan", "--base", "HEAD~1", "--head", "HEAD", "--markdown",
+                               str(md), "--json", str(js), "--jobs", "2",
+                               *(["--full"] if mode == "full" else []))
+        assert done.returncode == 2, done.stderr
+        assert "\x1b[" not in done.stdout, "no colour when stdout is not a terminal"
+        report = json.loads(js.read_text())
+        assert report.pop("incremental") is (mode == "incremental")
+        report.pop("rendered_nodes")
+        outputs[mode] = (done.stdout, md.read_text(), report)
+    assert outputs["incremental"] == outputs["full"]
+    text, markdown, report = outputs["full"]
+    _golden(f"{case}.txt", text)
+    _golden(f"{case}.md", markdown)
+    _golden(f"{case}.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    return report  # type: ignore[no-any-return]
 
 
 def test_one_template_line_changes_every_web_node_in_one_group(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ def register(group: click.Group) -> None:
 
 def _plan_with_progress(repo: str, base: str, head: str, jobs: int | None,
                         facts: dict[str, Facts] | None,
-                        only: tuple[str, ...] | None) -> PlanReport:
+                        only: tuple[str, ...] | None, full: bool) -> PlanReport:
     """Run the plan, with a progress bar on stderr when it is a terminal."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -34,7 +34,7 @@ def _plan_with_progress(repo: str, base: str, head: str, jobs: int | None,
 
     console = Console(stderr=True)
     if not console.is_terminal:
-        return plan_fleet(repo, base, head, jobs, facts=facts, only=only)
+        return plan_fleet(repo, base, head, jobs, facts=facts, only=only, full=full)
     with Progress("[progress.description]{task.description}", BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(), console=console,
                   transient=True) as bar:
@@ -43,7 +43,8 @@ def _plan_with_progress(repo: str, base: str, head: str, jobs: int | None,
         def advance(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        return plan_fleet(repo, base, head, jobs, progress=advance, facts=facts, only=only)
+        return plan_fleet(repo, base, head, jobs, progress=advance, facts=facts, only=only,
+                          full=full)
 
 
 @click.command()
@@ -67,15 +68,20 @@ def _plan_with_progress(repo: str, base: str, head: str, jobs: int | None,
 @click.option("--check", "run_checks", is_flag=True,
               help="Also run the <check>s of the nodes that change, in a sandbox of this "
                    "machine, once per distinct configuration; a failing check exits 1.")
+@click.option("--full", is_flag=True,
+              help="Render every node at both revisions, even where the base's dependency "
+                   "records prove a node unchanged.")
 @published_option
 @handles_errors
 def plan(base: str, head: str, repo: str, fmt: str, jobs: int | None, max_bytes: int,
          markdown_out: str | None, json_out: str | None, only: tuple[str, ...],
-         run_checks: bool, facts_dir: str | None) -> None:
+         run_checks: bool, full: bool, facts_dir: str | None) -> None:
     """Show what changing BASE into HEAD does to every node of the fleet.
 
-    Every node is compiled and rendered at both revisions; nodes making the same
-    change are shown once, the parts that are each node's own marked (⟨node.name⟩).
+    Nodes are compiled and rendered at both revisions — only those the change touches
+    when the base's dependency records (kept by earlier plans) prove the rest unchanged;
+    nodes making the same change are shown once, each node's own parts marked
+    (⟨node.name⟩).
     Exit status: 0 no node changes, 2 something changes, 1 the head is invalid (its
     errors printed as `validate` prints them) or, with --check, a check failed.
     """
@@ -85,7 +91,7 @@ def plan(base: str, head: str, repo: str, fmt: str, jobs: int | None, max_bytes:
     from reconciler.review.text import format_text, text_lines
 
     facts = published(facts_dir)
-    report = _plan_with_progress(repo, base, head, jobs, facts, only or None)
+    report = _plan_with_progress(repo, base, head, jobs, facts, only or None, full)
     checks = _checks(repo, head, report, facts) if run_checks and report.valid else None
     if markdown_out:
         _write_report(markdown_out, format_markdown(report, max_bytes) + _checks_md(checks))

@@ -20,7 +20,7 @@ import resource
 import select
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -93,14 +93,15 @@ class _OverBudget(BaseException):
     on the way (a template filter, Jinja2 itself) can swallow it."""
 
 
-def render_timed(renderer: Renderer, node: NodeConfig, cpu_seconds: float) -> Rendered:
+def render_timed(renderer: Renderer, node: NodeConfig, cpu_seconds: float,
+                 only: Collection[str] | None = None) -> Rendered:
     """`render_node` in this process, stopped after `cpu_seconds` of CPU by a profiling
     timer: for the review (validate, plan, the hooks), which renders every node and
     cannot afford a fork each. It stops Python code (any template loop), not one long
     C call; a node's own run uses `render_bounded`. Off the main thread (where signals
-    cannot be handled) the render is not timed."""
+    cannot be handled) the render is not timed. `only`: those actions (`render_node`)."""
     if threading.current_thread() is not threading.main_thread():
-        return render_node(renderer, node)
+        return render_node(renderer, node, only)
 
     def expire(_signum: int, _frame: object) -> None:
         raise _OverBudget
@@ -109,7 +110,7 @@ def render_timed(renderer: Renderer, node: NodeConfig, cpu_seconds: float) -> Re
     try:
         signal.setitimer(signal.ITIMER_PROF, cpu_seconds)
         try:
-            return render_node(renderer, node)
+            return render_node(renderer, node, only)
         finally:
             signal.setitimer(signal.ITIMER_PROF, 0)
     except _OverBudget:

@@ -14,7 +14,7 @@ import os
 import posixpath
 import re
 import types
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -405,12 +405,15 @@ def tree_entries(snapshot: Snapshot, source: str) -> list[str]:
     return sorted(found)
 
 
-def render_node(renderer: Renderer, node: NodeConfig) -> tuple[list[RenderedFile], list[Problem]]:
-    """Desired content of every file and tree action of `node`, and every problem met."""
+def render_node(renderer: Renderer, node: NodeConfig, only: Collection[str] | None = None
+                ) -> tuple[list[RenderedFile], list[Problem]]:
+    """Desired content of the file and tree actions of `node` (those in `only`); problems."""
     files: list[RenderedFile] = []
     problems: list[Problem] = []
     snapshot = renderer.fleet.snapshot
     for action in node.actions:
+        if only is not None and action.id not in only:
+            continue
         try:
             if isinstance(action, FileAction):
                 files.append(_render_file(renderer, node, action))

@@ -14,17 +14,19 @@ from pydantic import BaseModel
 
 from reconciler.compile.compiler import compile_node
 from reconciler.compile.inventory import Fleet
-from reconciler.compile.nodeconfig import Action, NodeConfig
+from reconciler.compile.nodeconfig import Action, FileAction, NodeConfig, TreeAction
 from reconciler.diff import unified_diff
 from reconciler.errors import ConfigError, Problem
 from reconciler.facts.model import Facts
 from reconciler.plan.build import effective_severity
 from reconciler.render import budget
+from reconciler.render.deps import Dependencies
 from reconciler.render.renderer import RenderedFile, Renderer
 from reconciler.review import contents
 from reconciler.review.contents import content_changes
 from reconciler.review.grouping import Identity, identity_of
 from reconciler.review.model import ActionChange, AttrChange, FileChange, NodeDiff, severity_word
+from reconciler.review.records import NodeRecord
 
 # Fields that do not describe state on the node: where an action was declared (its
 # class, mixins and for-each item), and where its content comes from (the rendered
@@ -183,6 +185,9 @@ def diff_node(
         files.append(FileChange(path=path, action=new.action.id,
                                 status="new" if old is None else "changed",
                                 severity=severity, diff=diff, note=note, facts=unknown))
+    if base is head:  # one compiled config for both revisions: only contents can differ
+        return NodeDiff(files=tuple(files),
+                        base_problems=tuple(str(replace(p, node=None)) for p in base_problems))
     files.extend(content_changes(base, head))
     actions = list(compare_actions(base, head))
     if base is not None:
@@ -203,53 +208,103 @@ def _same(old: RenderedFile, new: RenderedFile) -> bool:
 
 @dataclass(frozen=True)
 class NodeOutcome:
-    """What a worker found for one node: its diff, or that it is new, or head problems."""
+    """What a worker found for one node: its diff, or that it is new, or head problems;
+    and the node's dependency records at head (and base, when asked for)."""
 
     name: str
     diff: NodeDiff | None = None
     added: bool = False
     head_problems: tuple[Problem, ...] = ()
     identity: Identity = ()
+    record: NodeRecord | None = None
+    base_record: NodeRecord | None = None
 
 
-def compare_node(base: Renderer | None, head: Renderer, name: str) -> NodeOutcome:
-    """Compile and render node `name` at head (and base, when it exists there) and compare."""
+@dataclass(frozen=True)
+class Side:
+    """One revision in a worker: its renderer and the dependencies of its nodes."""
+
+    renderer: Renderer
+    deps: Dependencies
+
+    def record(self, node: NodeConfig, ok: bool) -> NodeRecord:
+        return NodeRecord(ok, tuple(sorted(self.deps.compiled(self.renderer.fleet, node))),
+                          tuple((a.id, tuple(sorted(self.deps.action(a))))
+                                for a in node.actions if isinstance(a, FileAction | TreeAction)))
+
+
+def compare_node(base: Side | None, head: Side, name: str,
+                 only: frozenset[str] | None = None, base_records: bool = False) -> NodeOutcome:
+    """Compile and render node `name` at head (and base, when it exists there) and compare.
+
+    With `only`, the node's compiled config is known to be the same at both revisions
+    (review/incremental.py): it is compiled once and just those actions are rendered."""
     try:
-        head_node = compile_node(head.fleet, name)
+        head_node = compile_node(head.renderer.fleet, name)
     except ConfigError as exc:
         return NodeOutcome(name, head_problems=tuple(exc.problems))
-    head_files, problems = budget.render_timed(head, head_node, budget.REVIEW_CPU_SECONDS)
+    head_files, problems = budget.render_timed(head.renderer, head_node,
+                                               budget.REVIEW_CPU_SECONDS, only)
     if problems:
         return NodeOutcome(name, head_problems=tuple(problems))
-    if base is None or name not in base.fleet.nodes:  # everything it gets is new
+    record = head.record(head_node, True)
+    if base is None or name not in base.renderer.fleet.nodes:  # everything it gets is new
         return NodeOutcome(name, diff=diff_node(None, [], head_node, head_files), added=True,
-                           identity=identity_of(head_node))
+                           identity=identity_of(head_node), record=record)
     base_node: NodeConfig | None = None
     base_files: list[RenderedFile] = []
-    try:
-        base_node = compile_node(base.fleet, name)
-        base_files, base_problems = budget.render_timed(base, base_node, budget.REVIEW_CPU_SECONDS)
-    except ConfigError as exc:
-        base_problems = exc.problems
+    if only is not None:
+        base_node = head_node
+        base_files, base_problems = budget.render_timed(base.renderer, head_node,
+                                                        budget.REVIEW_CPU_SECONDS, only)
+    else:
+        try:
+            base_node = compile_node(base.renderer.fleet, name)
+            base_files, base_problems = budget.render_timed(base.renderer, base_node,
+                                                            budget.REVIEW_CPU_SECONDS)
+        except ConfigError as exc:
+            base_problems = exc.problems
+    base_record = None
+    if base_records:
+        base_record = base.record(base_node, not base_problems) if base_node is not None \
+            else NodeRecord(False, (), ())
     return NodeOutcome(name, diff=diff_node(base_node, base_files, head_node, head_files,
-                                            base_problems), identity=identity_of(head_node))
+                                            base_problems), identity=identity_of(head_node),
+                       record=record, base_record=base_record)
 
 
-_renderers: tuple[Renderer | None, Renderer] | None = None
+@dataclass(frozen=True)
+class _Worker:
+    base: Side | None
+    head: Side
+    only: Mapping[str, frozenset[str] | None]
+    base_records: bool
 
 
-def init_worker(base: Fleet | None, head: Fleet, facts: Mapping[str, Facts] | None = None) -> None:
+_worker: _Worker | None = None
+
+
+def init_worker(base: Fleet | None, head: Fleet, facts: Mapping[str, Facts] | None = None,
+                only: Mapping[str, frozenset[str] | None] | None = None,
+                base_records: bool = False) -> None:
     """Set a worker up with one renderer per revision (and an empty action-diff cache),
-    rendering with the nodes' published `facts`."""
-    global _renderers
-    _renderers = (Renderer(base, facts=facts) if base is not None else None,
-                  Renderer(head, facts=facts))
+    rendering with the nodes' published `facts`; `only` names the actions to render of
+    nodes whose compiled config is the same at both revisions; `base_records` asks for
+    the base's dependency records too."""
+    global _worker
+
+    def side(fleet: Fleet) -> Side:
+        renderer = Renderer(fleet, facts=facts)
+        return Side(renderer, Dependencies(renderer))
+
+    _worker = _Worker(side(base) if base is not None else None, side(head), only or {},
+                      base_records)
     _action_diffs.clear()
     contents.clear()
 
 
 def compare_chunk(chunk: list[str]) -> list[NodeOutcome]:
     """Compare the nodes of one chunk in a worker set up by `init_worker`."""
-    assert _renderers is not None
-    base, head = _renderers
-    return [compare_node(base, head, name) for name in chunk]
+    assert _worker is not None
+    return [compare_node(_worker.base, _worker.head, name, _worker.only.get(name),
+                         _worker.base_records) for name in chunk]

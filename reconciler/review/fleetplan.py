@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from reconciler.compile import names
@@ -26,8 +27,10 @@ from reconciler.compile.inventory import Fleet
 from reconciler.compile.nodeconfig import Severity
 from reconciler.errors import ConfigError, UsageError
 from reconciler.facts.model import Facts
+from reconciler.review import records
 from reconciler.review.compare import NodeOutcome, compare_chunk, init_worker
 from reconciler.review.grouping import Grouped, Member, group_members
+from reconciler.review.incremental import Work, changed_paths, plan_work
 from reconciler.review.model import (
     Count,
     Group,
@@ -36,6 +39,7 @@ from reconciler.review.model import (
     max_severity,
 )
 from reconciler.review.names import compress_names, describe_scope, plural
+from reconciler.review.records import NodeRecord, facts_key, records_dir
 from reconciler.review.validate import validate
 from reconciler.review.workers import default_jobs, fan_out
 from reconciler.secrets.plan import compare_secrets
@@ -45,13 +49,29 @@ from reconciler.source.snapshot import Snapshot, open_snapshot
 def _outcomes(
     base: Fleet | None, head: Fleet, node_names: list[str], jobs: int,
     progress: Callable[[int], None] | None, facts: Mapping[str, Facts] | None,
+    work: Work | None, base_records: bool,
 ) -> Iterable[NodeOutcome]:
     """Every node's outcome, as workers finish (in order of completion)."""
-    for _, size, outcomes in fan_out(node_names, jobs, init_worker, (base, head, facts),
-                                     compare_chunk):
+    setup = (base, head, facts, work.nodes if work else None, base_records)
+    for _, size, outcomes in fan_out(node_names, jobs, init_worker, setup, compare_chunk):
         yield from outcomes
         if progress:
             progress(size)
+
+
+def _incremental(
+    repo: str, where: Path | None, base: Fleet, head: Fleet, commits: dict[str, Any],
+    facts: Mapping[str, Facts] | None,
+) -> tuple[dict[str, NodeRecord] | None, Work | None]:
+    """The base's records and what the change touches, or (None, None) for a full plan."""
+    known = records.load(where, commits["base_commit"], facts_key(facts))
+    if known is None:
+        return None, None
+    found = changed_paths(repo, commits["base_commit"], commits["head_commit"])
+    if found is None:
+        return None, None
+    work = plan_work(base, head, *found, known)
+    return (known, work) if work is not None else (None, None)
 
 
 def _head_findings(
@@ -70,14 +90,19 @@ def plan_fleet(
     progress: Callable[[int, int], None] | None = None,
     facts: Mapping[str, Facts] | None = None,
     only: Collection[str] | None = None,
+    full: bool = False,
+    keep_records: bool = True,
 ) -> PlanReport:
     """Compare every node of the fleet at `base_rev` and `head_rev` of `repo`, rendering
     with the `facts` nodes published (placeholders for the others).
 
     With `only`, just those nodes are planned, each group holding nodes whose changes are
-    identical byte for byte (a node's exact diff). `progress(done, total)` is called as
-    nodes finish. Raises ConfigError only when a revision cannot be opened at all (not a
-    repo, unknown revision), UsageError for an `only` node at neither revision.
+    identical byte for byte (a node's exact diff). Unless `full`, only the nodes and files
+    that the change touches are rendered, when the base's dependency records say which
+    (review/incremental.py); `keep_records` reads and writes them in the repo's git
+    directory. `progress(done, total)` is called as nodes finish. Raises ConfigError only
+    when a revision cannot be opened at all (not a repo, unknown revision), UsageError for
+    an `only` node at neither revision.
     """
     jobs = jobs or default_jobs()
     head_snapshot = open_snapshot(repo, head_rev)
@@ -101,6 +126,13 @@ def plan_fleet(
         if unknown:
             raise UsageError.because(f"no node {', '.join(unknown)} at either revision")
         planned = [name for name in planned if name in only]
+    where = records_dir(repo) if keep_records and only is None else None
+    known, work = _incremental(repo, where, base, head, commits, facts) \
+        if not full and base is not None else (None, None)
+    if work is not None and base is not None:
+        planned = [name for name in planned if name not in base.nodes or name in work.nodes]
+    base_records = work is None and where is not None \
+        and not records.exists(where, base_snapshot.revision, facts_key(facts))
     done = 0
 
     def advance(count: int) -> None:
@@ -112,7 +144,13 @@ def plan_fleet(
     members: list[Member] = []
     added: list[Member] = []
     invalid = False
-    for outcome in _outcomes(base, head, planned, jobs, advance, facts):
+    head_records: dict[str, NodeRecord] = {}
+    old_records: dict[str, NodeRecord] = {}
+    for outcome in _outcomes(base, head, planned, jobs, advance, facts, work, base_records):
+        if outcome.record is not None:
+            head_records[outcome.name] = outcome.record
+        if outcome.base_record is not None:
+            old_records[outcome.name] = outcome.base_record
         if outcome.head_problems:
             invalid = True
         elif outcome.added and outcome.diff is not None:
@@ -121,6 +159,13 @@ def plan_fleet(
             members.append(Member(outcome.name, outcome.diff, outcome.identity))
     if invalid:
         return _invalid(commits, _head_findings(head_snapshot, jobs, facts))
+    if where is not None:
+        unchanged = {name: known[name] for name in head.nodes
+                     if known and name in known and name not in head_records}
+        records.save(where, head_snapshot.revision, facts_key(facts),
+                     {**unchanged, **head_records})
+        if base_records:
+            records.save(where, base_snapshot.revision, facts_key(facts), old_records)
     removed = sorted(set(base.nodes) - set(head.nodes), key=names.parse) if base else []
     if only is not None:
         removed = [name for name in removed if name in only]
@@ -129,6 +174,8 @@ def plan_fleet(
     groups = group_members(members, exact=only is not None)
     report = _report(commits, head, groups, [m.name for m in added], removed, base_problems,
                      only)
+    report = report.model_copy(update={"incremental": work is not None,
+                                       "rendered_nodes": len(planned)})
     if added:
         report = report.model_copy(update={"added_groups": tuple(_groups(
             head, group_members(added, exact=only is not None)))})

@@ -83,10 +83,36 @@ def abstraction(identity: Identity, fields: Iterable[str] | None = None) -> Abst
             by_value.setdefault(value, field)
     if not by_value:
         return _same
-    pattern = re.compile(r"(?<![0-9A-Za-z_])(?:"
-                         + "|".join(re.escape(v) for v in sorted(by_value, key=len, reverse=True))
-                         + r")(?![0-9A-Za-z_])")
-    return lambda text: pattern.sub(lambda m: f"⟨{by_value[m.group(0)]}⟩", text)
+    values = sorted(by_value, key=len, reverse=True)
+    return lambda text: _marked(text, values, by_value)
+
+
+def _marked(text: str, values: list[str], by_value: dict[str, str]) -> str:
+    """`text` with each whole-word occurrence of `values` (longest first, never inside
+    another) written `⟨field⟩`; plain string search, as a regular expression per node
+    would cost more to compile than to run."""
+    spans: list[tuple[int, int, str]] = []
+    for value in values:
+        start = text.find(value)
+        while start != -1:
+            end = start + len(value)
+            if not _word(text, start - 1) and not _word(text, end) \
+                    and not any(s < end and start < e for s, e, _ in spans):
+                spans.append((start, end, by_value[value]))
+            start = text.find(value, start + 1)
+    if not spans:
+        return text
+    out, position = [], 0
+    for start, end, field in sorted(spans):
+        out += [text[position:start], f"⟨{field}⟩"]
+        position = end
+    out.append(text[position:])
+    return "".join(out)
+
+
+def _word(text: str, index: int) -> bool:
+    """Whether the character at `index` continues a word (letters, digits, _)."""
+    return 0 <= index < len(text) and (text[index].isalnum() or text[index] == "_")
 
 
 def _same(text: str) -> str:

@@ -146,6 +146,10 @@ class PlanReport(_Model):
         (), description="what the added nodes get, grouped like changes")
     secrets: tuple[SecretChange, ...] = Field(
         (), description="encrypted values whose value or recipients change")
+    incremental: bool = Field(
+        False, description="only the nodes and files the change touches were rendered: the "
+                           "base's dependency records prove the rest unchanged")
+    rendered_nodes: int = Field(0, description="nodes compiled and rendered for this plan")
 
     @property
     def exit_code(self) -> int:

@@ -1,0 +1,143 @@
+"""Benchmark incremental `reconciler plan` against full plans, whole processes each time.
+
+On the 10,000-node fleet generated from the example (bench/fleetgen.py), from a base
+whose dependency records an earlier plan wrote: one class template changed (the proxies'
+nginx.conf.j2, 3,000 proxies), and one variable of one cluster changed (its datacenter
+name, read by every node of that cluster). Each is planned incrementally and with
+`--full` (every node rendered twice, as every plan did before records), interleaved and
+repeated so that a shared, noisy machine hurts both alike; the figures are medians and
+the ratio is full / incremental. Also: the full plan of 10,000 nodes, and of the 800-node
+example. Peak RSS is the largest of the plan process and its workers.
+
+Goals on 2 cores: template change <= 3 s, one cluster's variable <= 2 s, full plan of
+10,000 nodes <= 10 s, of 800 nodes <= 1 s.
+Usage: python bench/bench_plan_incremental.py [ROUNDS]   (default: 3)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_plan import GIT, RECONCILER, example_repo
+from fleetgen import generate
+
+TEMPLATE = "templates/proxy/nginx.conf.j2"
+CLUSTER = "gen005"
+GOALS = {"template": 3.0, "variable": 2.0, "full-10000": 10.0, "full-800": 1.0}
+# Runs one plan and prints its wall seconds and the peak RSS (KiB) of it and its workers.
+_MEASURE = """
+import json, resource, subprocess, sys, time
+started = time.monotonic()
+done = subprocess.run(sys.argv[1:], capture_output=True, text=True, check=False)
+seconds = time.monotonic() - started
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(json.dumps({"seconds": seconds, "peak": peak, "code": done.returncode,
+                  "stdout": done.stdout, "stderr": done.stderr}))
+"""
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run([*GIT, "-C", str(repo), *args], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def commit_edit(repo: Path, base: str, branch: str, path: str, old: str, new: str) -> str:
+    """A commit on `base` that replaces `old` by `new` once in `path`."""
+    git(repo, "checkout", "-q", "-B", branch, base)
+    target = repo / path
+    text = target.read_text()
+    if old not in text:
+        raise SystemExit(f"{old!r} is not in {path}: the example fleet changed")
+    target.write_text(text.replace(old, new, 1))
+    git(repo, "commit", "-q", "--no-verify", "-am", f"bench: {branch}")
+    return git(repo, "rev-parse", "HEAD")
+
+
+def measure(repo: Path, base: str, head: str, *extra: str) -> dict[str, object]:
+    """One plan of base → head: seconds, peak RSS, and its JSON report."""
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE, RECONCILER, "plan", "--repo", str(repo), "--base",
+         base, "--head", head, "--format", "json", *extra],
+        capture_output=True, text=True, check=True)
+    result: dict[str, object] = json.loads(done.stdout)
+    if result["code"] != 2:
+        raise SystemExit(f"plan exited {result['code']}: {result['stderr']}")
+    result["report"] = json.loads(str(result.pop("stdout")))
+    return result
+
+
+def main(rounds: int) -> int:
+    cpus = len(os.sched_getaffinity(0))
+    print(f"reconciler plan: incremental vs --full, {cpus} CPUs, {rounds} rounds interleaved")
+    with tempfile.TemporaryDirectory(prefix="bench-plan-inc-") as tmp:
+        example = example_repo(Path(tmp))
+        big = Path(generate(str(example), str(Path(tmp) / "fleet-10000"), 10000))
+        base = git(big, "rev-parse", "HEAD")
+        subprocess.run([RECONCILER, "plan", "--repo", str(big), "--base", base, "--head",
+                        base], check=True, capture_output=True)  # writes the base's records
+        cases = {
+            "template": commit_edit(big, base, "template", TEMPLATE, "server_tokens off;",
+                                    "server_tokens build;"),
+            "variable": commit_edit(big, base, "variable", "fleet.xml",
+                                    f'<vars cluster="{CLUSTER}">\n    <var name="datacenter">'
+                                    "Chicago, site 1<",
+                                    f'<vars cluster="{CLUSTER}">\n    <var name="datacenter">'
+                                    "Chicago, site 5<"),
+        }
+        small_base = git(example, "rev-parse", "HEAD")
+        small_head = commit_edit(example, small_base, "template", TEMPLATE,
+                                 "server_tokens off;", "server_tokens build;")
+        runs: dict[str, list[dict[str, object]]] = {}
+
+        def run(name: str, repo: Path, base: str, head: str, *extra: str) -> None:
+            result = measure(repo, base, head, *extra)
+            runs.setdefault(name, []).append(result)
+            print(f"  {name}: {float(str(result['seconds'])):.2f} s", flush=True)
+
+        for _ in range(rounds):
+            for name, head in cases.items():
+                run(name, big, base, head)
+                run(f"{name} --full", big, base, head, "--full")
+            run("full-800", example, small_base, small_head, "--full")
+        return report(runs)
+
+
+def report(runs: dict[str, list[dict[str, object]]]) -> int:
+    """Print medians, ratios and goals; 1 when a goal is missed."""
+    def median(name: str) -> float:
+        return statistics.median(float(str(r["seconds"])) for r in runs[name])
+
+    def peak(name: str) -> float:
+        return max(int(str(r["peak"])) for r in runs[name]) / 1024
+
+    missed = False
+    for name in ("template", "variable"):
+        last = runs[name][-1]["report"]
+        assert isinstance(last, dict)
+        quick, full = median(name), median(f"{name} --full")
+        goal = GOALS[name]
+        missed |= quick > goal
+        print(f"{name:>9} change: {quick:6.2f} s incremental ({last['rendered_nodes']} nodes "
+              f"rendered, peak {peak(name):.0f} MiB) vs {full:6.2f} s full (peak "
+              f"{peak(name + ' --full'):.0f} MiB): {full / quick:5.1f}x faster; goal <= "
+              f"{goal:.0f} s: {'ok' if quick <= goal else 'MISSED'}; {last['headline']}")
+    full_big = statistics.median([median("template --full"), median("variable --full")])
+    full_small = median("full-800")
+    for label, seconds, goal in (("10,000 nodes", full_big, GOALS["full-10000"]),
+                                 ("   800 nodes", full_small, GOALS["full-800"])):
+        missed |= seconds > goal
+        print(f"full plan, {label}: {seconds:6.2f} s; goal <= {goal:.0f} s: "
+              f"{'ok' if seconds <= goal else 'MISSED'}")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(int(sys.argv[1]) if len(sys.argv) > 1 else 3))
