@@ -244,7 +244,7 @@ class Agent:
             return True
         refused = report.source is not None and report.source.refused is not None
         level = "error" if report.result in ("failed", "refused") or refused else (
-            "warning" if report.result in ("held", "drift", "interrupted") else "info")
+            "warning" if report.result in ("held", "drift", "pending", "interrupted") else "info")
         self._log(scope, level=level, **context, **report_fields(report))
         return True
 

@@ -107,7 +107,7 @@ def status(config_path: str | None, fmt: str, **flags: Any) -> None:
     counts = last.counts
     click.echo("counts      " + ", ".join(
         f"{getattr(counts, k)} {k.replace('_', ' ')}"
-        for k in ("in_sync", "pending", "edited_by_hand", "held", "failed", "orphans")))
+        for k in ("in_sync", "applied", "failed", "drift", "pending", "held", "orphans")))
     if source.pinned:
         click.echo(f"PINNED      to {source.pinned.commit[:12]} since "
                    f"{_when(source.pinned.since)} (reconciler rollback --release)")
@@ -194,8 +194,16 @@ def log(config_path: str | None, count: int, path: str | None, **flags: Any) -> 
         when = entry.time.strftime("%Y-%m-%d %H:%M:%S")
         refused = entry.trailers.get("Refused-Tip")
         note = f"(tip {refused[:12]} refused) " if refused else ""
-        click.echo(f"{entry.sha[:10]} {when} config {commit} {result:<11} {note}{changed}"
-                   .rstrip())
+        standing = _standing(entry.trailers.get("States", ""))
+        click.echo(f"{entry.sha[:10]} {when} config {commit} {result:<11} {standing}{note}"
+                   f"{changed}".rstrip())
+
+
+def _standing(states: str) -> str:
+    """`drift=1 pending=0 held=17 failed=0` (a States trailer) as `[1 drift, 17 held] `."""
+    pairs = [pair.split("=", 1) for pair in states.split() if "=" in pair]
+    shown = [f"{count} {state}" for state, count in pairs if count != "0"]
+    return f"[{', '.join(shown)}] " if shown else ""
 
 
 @click.command()

@@ -25,7 +25,7 @@ from reconciler.compile.nodeconfig import (
     ServiceAction,
     Severity,
 )
-from reconciler.plan.change import Change, Drift
+from reconciler.plan.change import AboveCeiling, Change, Drift, KeptEdit
 from reconciler.plan.probe import ActionPlan, Context
 
 KIND_ORDER = {
@@ -167,13 +167,15 @@ def _with_policy(ctx: Context, change: Change) -> Change:
         return replace(change, held=f"waiting for window {ctx.window[1]}")
     if change.severity > ctx.ceiling:
         return replace(
-            change, held=f"severity {change.severity} is above the ceiling {ctx.ceiling}"
+            change,
+            held=AboveCeiling(f"severity {change.severity} is above the ceiling {ctx.ceiling}"),
         )
     if change.drift in (Drift.EDITED, Drift.BOTH) and ctx.node.policy.local_edits == "hold":
         commit = (change.last_commit or "?")[:12]
         return replace(
             change,
-            held=f"edited by hand since reconciler wrote it at {commit}; policy local-edits=hold",
+            held=KeptEdit(f"edited by hand since reconciler wrote it at {commit}; "
+                          "policy local-edits=hold"),
         )
     return change
 
