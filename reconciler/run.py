@@ -14,6 +14,7 @@ writes, not a second code path.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -172,6 +173,7 @@ def converge(
         ceiling=ceiling,
         digest=ContentDigest.of_state_dir(state_dir),
         window=(limit.waits_up_to, limit.opens) if limit.waits_up_to is not None else None,
+        should_stop=should_stop,
     )
     problems: list[str] = []
     notes = []
@@ -234,6 +236,7 @@ class Run:
     host_commands: bool | None = None
     wait: float = 0.0  # seconds to wait for the node lock
     should_stop: Callable[[], bool] = _never
+    stopped_by: Callable[[], int | None] = lambda: None  # the signal behind should_stop
     only: frozenset[str] | None = None  # the action ids to check (a drift-watch event)
     log_calls: Callable[[str], None] | None = None  # debug: one line per system call
     recorder: Recorder | None = None  # None: record only what was applied
@@ -360,6 +363,8 @@ def plan_and_apply(now: RunState) -> None:
     now.report = converge(now.desired, now.system, run.state, mode, run.ceiling,
                           run.should_stop, run.only, now.clock)
     now.report.mode_from = mode_from
+    if now.report.result == "interrupted":
+        now.report = report.interrupted(now.report, run.stopped_by() or signal.SIGTERM)
     try:
         if now.report.result == "reverted":
             run.source.reverted("; ".join(now.report.problems[:2]))

@@ -140,9 +140,10 @@ def emit(report: RunReport, fmt: str, verbose: bool) -> None:
 
 
 class StopFlag:
-    """Set by SIGTERM/SIGINT inside `with StopFlag() as stop:`: the run finishes its current
-    atomic step, records, and stops. Leaving the block puts the previous handlers back, so
-    a program that goes on after the command (a test running it in-process) is unchanged."""
+    """Set by SIGTERM/SIGINT inside `with StopFlag() as stop:`: the run finishes the file it
+    is on, records, and stops; the first signal says so on stderr. Leaving the block puts
+    the previous handlers back, so a program that goes on after the command (a test
+    running it in-process) is unchanged."""
 
     def __init__(self) -> None:
         self.signal: int | None = None
@@ -157,6 +158,9 @@ class StopFlag:
 
     def __enter__(self) -> StopFlag:
         def handler(signum: int, _frame: object) -> None:
+            if self.signal is None:
+                click.echo(f"{signal.Signals(signum).name}: stopping after the current file",
+                           err=True)
             self.signal = signum
 
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -167,10 +171,3 @@ class StopFlag:
         for signum, previous in self._previous.items():
             signal.signal(signum, signal.SIG_DFL if previous is None else previous)
         self._previous.clear()
-
-    def exit_code(self, report: RunReport) -> int:
-        """The exit status of a run: the report's own, or 128 + the signal for a run it
-        interrupted (as a shell reports it)."""
-        if report.result == "interrupted" and self.signal is not None:
-            return exitcodes.interrupted(self.signal)
-        return report.exit_code

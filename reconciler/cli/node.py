@@ -70,6 +70,7 @@ def node_run(
         run = Run(node=name, mode=mode, root=root, state=state,
                   source=WorkTreeSource(repo, rev), ceiling=ceiling,
                   host_commands=host_commands, wait=wait, should_stop=stop,
+                  stopped_by=lambda: stop.signal,
                   log_calls=(lambda line: click.echo(line, err=True)) if debug else None,
                   identity=identity, quiet_record=True)
         try:
@@ -77,7 +78,7 @@ def node_run(
         except ReconcilerError as exc:  # the run could not start: lock held, unusable directory
             report = refuse(name, mode, root, None, exc, clock, ceiling)
         emit(report, fmt, verbose)
-        sys.exit(stop.exit_code(report))
+        sys.exit(report.exit_code)
 
 
 @contextmanager

@@ -60,10 +60,10 @@ def run(config_path: str | None, allow_rewind: bool, retry_refused: bool, wait: 
     with StopFlag() as stop:
         report = perform(from_settings(cfg, RunOptions(
             wait=wait, allow_rewind=allow_rewind, retry_refused=retry_refused,
-            host_commands=host_commands, should_stop=stop,
+            host_commands=host_commands, should_stop=stop, stopped_by=lambda: stop.signal,
             mode_from=mode_origin(config_path, flags))))
         emit(report, fmt, verbose)
-        sys.exit(stop.exit_code(report))
+        sys.exit(report.exit_code)
 
 
 @click.command()

@@ -56,6 +56,7 @@ class Plan:
     actions: list[ActionPlan]
     orphans: list[Change] = field(default_factory=list)
     forget: list[str] = field(default_factory=list)  # records of vanished orphans
+    interrupted: bool = False  # a stop request cut probing short: the rest is unknown
 
     def changes(self) -> list[Change]:
         return [c for a in self.actions for c in a.changes] + self.orphans
@@ -109,14 +110,24 @@ def order(node: NodeConfig) -> list[Action]:
 
 def build(ctx: Context, only: frozenset[str] | None = None) -> Plan:
     """Probe every action (or only the given ids and what they notify) against the live
-    system and decide what is held. A partial plan leaves orphans alone."""
+    system and decide what is held. A partial plan leaves orphans alone; so does one a
+    stop request cut short (between actions, or between the files of a tree)."""
     selected = None if only is None else _with_notified(ctx.node, only)
-    plans = [probe_action(ctx, action) for action in order(ctx.node)
-             if selected is None or action.id in selected]
+    plans: list[ActionPlan] = []
+    interrupted = False
+    for action in order(ctx.node):
+        if selected is not None and action.id not in selected:
+            continue
+        plans.append(probe_action(ctx, action))
+        if ctx.should_stop():
+            interrupted = True
+            break
     by_id = {plan.action.id: plan for plan in plans}
     probed = {plan.action.id: plan.changes for plan in plans}
     for plan in plans:
         plan.changes = _judged(ctx, plan.action, probed[plan.action.id], frozenset())
+    if interrupted:
+        return Plan(ctx.node, ctx.ceiling, plans, interrupted=True)
     # A service this run starts (its start not held) needs no reload or restart.
     starting = _starting(plans)
     for plan in plans:

@@ -27,6 +27,7 @@ class Context:
     digest: Callable[[bytes, bool], str]  # names contents in records: keyed for secret files
     # Outside a change window: changes up to this severity wait for its opening (text).
     window: tuple[Severity, str] | None = None
+    should_stop: Callable[[], bool] = lambda: False  # a stop request, checked between files
 
 
 @dataclass

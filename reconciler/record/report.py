@@ -22,6 +22,7 @@ EXIT_REFUSED = 1
 EXIT_CHANGES = 2
 EXIT_FAILED = 4
 EXIT_HELD = 8
+EXIT_SIGNAL = 128  # an interrupted run exits 128 + the signal, as a shell reports it
 
 Result = Literal["in-sync", "changed", "drift", "pending", "held", "failed", "refused",
                  "interrupted", "reverted"]
@@ -238,6 +239,12 @@ def build(
     return RunReport(node=node, mode=mode, root=root, config_commit=commit, ceiling=ceiling,
                      started=started, duration_s=round(duration, 4), result=result,
                      exit_code=exit_code, counts=counts, actions=actions, orphans=orphans)
+
+
+def interrupted(report: RunReport, signum: int) -> RunReport:
+    """`report` of a run stopped by signal `signum`: its exit code is 128 + the signal in
+    the report, the process exit, last-run.json, `status` and the metric alike."""
+    return report.model_copy(update={"result": "interrupted", "exit_code": EXIT_SIGNAL + signum})
 
 
 def refused(
