@@ -5,11 +5,11 @@
 Each step reads what the steps before it left in the run state and adds its part;
 recording happens in one `finally`, so a run that stops early (refused, interrupted)
 is recorded like one that went through. `apply` and `audit` take these steps with the
-working tree (or a --rev) as their source and record only what was applied; `run` and
-the agent take them with the node's cache of the config remote as their source, which
-may fall back to the last good commit when a new one is refused, and record the run in
-the node's history. Audit is the same code running against a system that refuses
-writes, not a second code path.
+working tree (or a --rev) as their source; `run` and the agent take them with the
+node's cache of the config remote as their source, which may fall back to the last
+good commit when a new one is refused. Either way the run is recorded in the node's
+state directory (history, last-run.json, metrics). Audit is the same code running
+against a system that refuses writes, not a second code path.
 """
 
 from __future__ import annotations
@@ -414,7 +414,7 @@ def perform(run: Run) -> report.RunReport:
                             now.clock, run.ceiling)
         now.report.mode_from = mode_from
         if isinstance(exc, RenderStopped) or run.should_stop():
-            now.report = now.report.model_copy(update={"result": "interrupted"})
+            now.report = report.interrupted(now.report, run.stopped_by() or signal.SIGTERM)
     finally:
         if now.lock is not None:
             try:

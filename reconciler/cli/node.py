@@ -57,7 +57,9 @@ def node_run(
     state_dir: str | None, fmt: str, host_commands: bool | None, wait: float, debug: bool,
     verbose: bool, max_severity: str | None, identity: str,
 ) -> None:
-    """One run from the working tree (or --rev), recording only what was applied."""
+    """One run from the working tree (or --rev), recorded in the state directory like a
+    run from git (history, last-run.json, metrics), so `status`, `log` and `check` see it."""
+    from reconciler.record.recorder import Recorder
     from reconciler.run import Run, RunClock, perform, refuse
     from reconciler.source.worktree import WorkTreeSource
 
@@ -72,7 +74,7 @@ def node_run(
                   host_commands=host_commands, wait=wait, should_stop=stop,
                   stopped_by=lambda: stop.signal,
                   log_calls=(lambda line: click.echo(line, err=True)) if debug else None,
-                  identity=identity, quiet_record=True)
+                  identity=identity, quiet_record=True, recorder=Recorder(state, name, root))
         try:
             report = perform(run)
         except ReconcilerError as exc:  # the run could not start: lock held, unusable directory
