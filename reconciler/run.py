@@ -56,6 +56,7 @@ from reconciler.record.recovery import (
 from reconciler.render.budget import Budget, RenderStopped, render_bounded
 from reconciler.render.renderer import RenderedFile, Renderer, render_node
 from reconciler.rollout import window
+from reconciler.secrets import age
 from reconciler.secrets.digest import ContentDigest
 from reconciler.secrets.unseal import IdentityUnsealer
 from reconciler.source.snapshot import Snapshot
@@ -296,7 +297,9 @@ def gather_facts(now: RunState) -> None:
     and os-release read under the root through the node's system (made here)."""
     run = now.run
     now.system = LocalSystem(run.root, host_commands=run.host_commands,
-                             backup_dir=str(run.state.backups))
+                             backup_dir=str(run.state.backups),
+                             backup_run=now.clock.started.isoformat(),
+                             backup_seal=age.sealer(run.identity))
     if run.log_calls is not None:
         now.system = LoggingSystem(now.system, run.log_calls)
     now.facts = gather_live(now.system)
