@@ -44,7 +44,7 @@ from reconciler.facts.model import Facts
 from reconciler.lock import NodeLock
 from reconciler.plan.build import build
 from reconciler.plan.change import ApplyContext
-from reconciler.plan.probe import Context
+from reconciler.plan.probe import Context, Progress, Quiet
 from reconciler.record import applied as applied_state
 from reconciler.record import report
 from reconciler.record.recorder import Recorder, failed_with
@@ -155,6 +155,7 @@ def converge(
     should_stop: Callable[[], bool] = lambda: False,
     only: frozenset[str] | None = None,
     clock: RunClock | None = None,
+    progress: Progress | None = None,
 ) -> report.RunReport:
     """Plan one node against the live system; in change mode apply and record what was done."""
     clock = clock or RunClock()
@@ -175,6 +176,7 @@ def converge(
         digest=ContentDigest.of_state_dir(state_dir),
         window=(limit.waits_up_to, limit.opens) if limit.waits_up_to is not None else None,
         should_stop=should_stop,
+        progress=progress or Quiet(),
     )
     problems: list[str] = []
     notes = []
@@ -243,6 +245,7 @@ class Run:
     recorder: Recorder | None = None  # None: record only what was applied
     identity: str = AGE_IDENTITY  # the node's age key, for the secrets its templates read
     publish: Callable[[report.RunReport], object] | None = None  # the fleet report, at the end
+    progress: Progress = field(default_factory=Quiet)  # how far along, on a terminal
     budget: Budget = field(default_factory=Budget)  # what rendering the node may cost
     # A rollout gate: holds the source back on its last good commit (True) while earlier
     # waves of the fleet's rollout have not taken the new commit.
@@ -352,6 +355,7 @@ def render_files(now: RunState) -> None:
     facts = {now.run.node: now.facts} if now.facts is not None else None
     renderer = Renderer(now.fleet, str(now.run.state.template_cache), facts,
                         IdentityUnsealer(now.run.identity))
+    now.run.progress.start("rendering", 0)
     now.desired = rendered(now.fleet, now.config, renderer, now.facts, now.run.budget,
                            now.run.should_stop)
 
@@ -364,7 +368,7 @@ def plan_and_apply(now: RunState) -> None:
     assert now.desired is not None and now.system is not None
     mode, mode_from = decide_mode(run, now.desired.node)
     now.report = converge(now.desired, now.system, run.state, mode, run.ceiling,
-                          run.should_stop, run.only, now.clock)
+                          run.should_stop, run.only, now.clock, run.progress)
     now.report.mode_from = mode_from
     if now.report.result == "interrupted":
         now.report = report.interrupted(now.report, run.stopped_by() or signal.SIGTERM)

@@ -110,6 +110,7 @@ def probe(ctx: Context, action: FileAction | TreeAction) -> ActionPlan:
             plan.notes.append("probing stopped: the run was interrupted")
             break
         _probe_path(ctx, plan, item, mode)
+        ctx.progress.advance()
     return plan
 
 

@@ -20,7 +20,7 @@ from reconciler.apply.checks import CheckOutcome, Guard, would_pass
 from reconciler.apply.ledger import Ledger
 from reconciler.plan.build import Plan
 from reconciler.plan.change import ApplyContext, Change, Wrote
-from reconciler.plan.probe import ActionPlan, Context
+from reconciler.plan.probe import ActionPlan, Context, Progress
 from reconciler.record.applied import AppliedState
 
 INTERRUPTED = "run interrupted"
@@ -75,10 +75,13 @@ def execute(
     did into the applied state, starting from `previous`."""
     ledger = Ledger(previous)
     walk = _Walk(ApplyContext(ctx.system, ctx.commit, ctx.read_repo, ledger.started,
-                              ctx.digest), ledger, change_mode, Guard(plan.node), should_stop)
+                              ctx.digest), ledger, change_mode, Guard(plan.node), should_stop,
+                 ctx.progress)
     outcomes: list[ActionOutcome] = []
     by_id: dict[str, ActionOutcome] = {}
     interrupted = plan.interrupted
+    ctx.progress.start("applying" if change_mode else "auditing",
+                       sum(len(a.changes) for a in plan.actions))
     for action_plan in plan.actions:
         outcome = ActionOutcome(action_plan, error=action_plan.error)
         outcomes.append(outcome)
@@ -88,6 +91,8 @@ def execute(
         veto = walk.check(outcome, by_id) if not checks_after else None
         blocker = next((ref for ref in action_plan.action.requires
                         if ref in by_id and (by_id[ref].failed or by_id[ref].skipped)), None)
+        if blocker is not None or outcome.error is not None or interrupted or should_stop():
+            ctx.progress.advance(len(action_plan.changes))
         if blocker is not None:
             reason = "failed" if by_id[blocker].failed else "was skipped"
             outcome.skipped = f"requires {blocker} which {reason}"
@@ -123,6 +128,7 @@ class _Walk:
     change_mode: bool
     guard: Guard
     should_stop: Callable[[], bool]
+    progress: Progress
 
     def check(self, outcome: ActionOutcome, by_id: dict[str, ActionOutcome]) -> str | None:
         """Run the action's checks if this run changed something they check; on failure
@@ -175,6 +181,7 @@ class _Walk:
         results: list[ChangeOutcome] = []
         ran_command = False
         for position, change in enumerate(plan.changes):
+            self.progress.advance()
             if position and self.should_stop():
                 results += [ChangeOutcome(c, Status.SKIPPED, INTERRUPTED)
                             for c in plan.changes[position:]]

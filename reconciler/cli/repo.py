@@ -94,9 +94,12 @@ def validate_cmd(repo: str, rev: str | None, jobs: int | None, strict: bool,
                  facts_dir: str | None) -> None:
     """Check schema, compile every node and render every template; list every error and
     every warning."""
+    from reconciler.cli.progress import counter, on_terminal
     from reconciler.review.validate import validate
 
-    result = validate(open_snapshot(repo, rev), jobs, published(facts_dir))
+    with on_terminal("validating nodes") as progress:
+        result = validate(open_snapshot(repo, rev), jobs, published(facts_dir),
+                          counter(progress))
     for finding in result.findings:
         click.echo(str(finding), err=True)
     for warning in result.warnings[:MAX_SHOWN]:

@@ -115,10 +115,12 @@ def build(ctx: Context, only: frozenset[str] | None = None) -> Plan:
     selected = None if only is None else _with_notified(ctx.node, only)
     plans: list[ActionPlan] = []
     interrupted = False
-    for action in order(ctx.node):
-        if selected is not None and action.id not in selected:
-            continue
+    actions = [a for a in order(ctx.node) if selected is None or a.id in selected]
+    ctx.progress.start("checking", sum(_steps(ctx, a) for a in actions))
+    for action in actions:
         plans.append(probe_action(ctx, action))
+        if action.kind not in FILE_KINDS:  # a file action counts its files as it probes
+            ctx.progress.advance()
         if ctx.should_stop():
             interrupted = True
             break
@@ -155,6 +157,14 @@ def _starting(plans: list[ActionPlan]) -> frozenset[str]:
     reload or restart is needless (they start with the new files) and interrupts nothing."""
     return frozenset(plan.action.id for plan in plans if plan.action.kind == "service"
                      and any(c.op == "start" and c.held is None for c in plan.changes))
+
+
+FILE_KINDS = ("file", "tree")
+
+
+def _steps(ctx: Context, action: Action) -> int:
+    """How many progress steps probing `action` takes: one per file it renders, else one."""
+    return len(ctx.rendered.get(action.id, [])) if action.kind in FILE_KINDS else 1
 
 
 def _with_notified(node: NodeConfig, only: frozenset[str]) -> set[str]:
