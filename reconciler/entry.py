@@ -1,11 +1,14 @@
 """The `reconciler` command. A plain `apply` or `audit` from a working tree is first
 answered by the quiet cycle (`quiet.py`) when nothing changed, before the command line
-interface and the engine are even imported; everything else goes to `reconciler.cli`."""
+interface and the engine are even imported; everything else goes to `reconciler.cli`.
+Ctrl-C while that is still being imported ends as quietly as Ctrl-C during a command:
+`interrupted`, exit 130, no traceback."""
 
 from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import socket
 import sys
 import time
@@ -17,12 +20,16 @@ _FLAGS = {"--host-commands", "--no-host-commands"}
 
 
 def main() -> None:
-    code = quiet_run(sys.argv[1:])
-    if code is not None:
-        sys.exit(code)
-    from reconciler.cli import main as cli
+    try:
+        code = quiet_run(sys.argv[1:])
+        if code is not None:
+            sys.exit(code)
+        from reconciler.cli import main as cli
 
-    cli()
+        cli()
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(128 + signal.SIGINT)
 
 
 def _options(args: Sequence[str]) -> dict[str, str] | None:

@@ -5,15 +5,16 @@
 Each step reads what the steps before it left in the run state and adds its part;
 recording happens in one `finally`, so a run that stops early (refused, interrupted)
 is recorded like one that went through. `apply` and `audit` take these steps with the
-working tree (or a --rev) as their source and record only what was applied; `run` and
-the agent take them with the node's cache of the config remote as their source, which
-may fall back to the last good commit when a new one is refused, and record the run in
-the node's history. Audit is the same code running against a system that refuses
-writes, not a second code path.
+working tree (or a --rev) as their source; `run` and the agent take them with the
+node's cache of the config remote as their source, which may fall back to the last
+good commit when a new one is refused. Either way the run is recorded in the node's
+state directory (history, last-run.json, metrics). Audit is the same code running
+against a system that refuses writes, not a second code path.
 """
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ from reconciler.facts.model import Facts
 from reconciler.lock import NodeLock
 from reconciler.plan.build import build
 from reconciler.plan.change import ApplyContext
-from reconciler.plan.probe import Context
+from reconciler.plan.probe import Context, Progress, Quiet
 from reconciler.record import applied as applied_state
 from reconciler.record import report
 from reconciler.record.recorder import Recorder, failed_with
@@ -55,6 +56,7 @@ from reconciler.record.recovery import (
 from reconciler.render.budget import Budget, RenderStopped, render_bounded
 from reconciler.render.renderer import RenderedFile, Renderer, render_node
 from reconciler.rollout import window
+from reconciler.secrets import age
 from reconciler.secrets.digest import ContentDigest
 from reconciler.secrets.unseal import IdentityUnsealer
 from reconciler.source.snapshot import Snapshot
@@ -153,6 +155,7 @@ def converge(
     should_stop: Callable[[], bool] = lambda: False,
     only: frozenset[str] | None = None,
     clock: RunClock | None = None,
+    progress: Progress | None = None,
 ) -> report.RunReport:
     """Plan one node against the live system; in change mode apply and record what was done."""
     clock = clock or RunClock()
@@ -172,6 +175,8 @@ def converge(
         ceiling=ceiling,
         digest=ContentDigest.of_state_dir(state_dir),
         window=(limit.waits_up_to, limit.opens) if limit.waits_up_to is not None else None,
+        should_stop=should_stop,
+        progress=progress or Quiet(),
     )
     problems: list[str] = []
     notes = []
@@ -234,11 +239,13 @@ class Run:
     host_commands: bool | None = None
     wait: float = 0.0  # seconds to wait for the node lock
     should_stop: Callable[[], bool] = _never
+    stopped_by: Callable[[], int | None] = lambda: None  # the signal behind should_stop
     only: frozenset[str] | None = None  # the action ids to check (a drift-watch event)
     log_calls: Callable[[str], None] | None = None  # debug: one line per system call
     recorder: Recorder | None = None  # None: record only what was applied
     identity: str = AGE_IDENTITY  # the node's age key, for the secrets its templates read
     publish: Callable[[report.RunReport], object] | None = None  # the fleet report, at the end
+    progress: Progress = field(default_factory=Quiet)  # how far along, on a terminal
     budget: Budget = field(default_factory=Budget)  # what rendering the node may cost
     # A rollout gate: holds the source back on its last good commit (True) while earlier
     # waves of the fleet's rollout have not taken the new commit.
@@ -293,7 +300,9 @@ def gather_facts(now: RunState) -> None:
     and os-release read under the root through the node's system (made here)."""
     run = now.run
     now.system = LocalSystem(run.root, host_commands=run.host_commands,
-                             backup_dir=str(run.state.backups))
+                             backup_dir=str(run.state.backups),
+                             backup_run=now.clock.started.isoformat(),
+                             backup_seal=age.sealer(run.identity))
     if run.log_calls is not None:
         now.system = LoggingSystem(now.system, run.log_calls)
     now.facts = gather_live(now.system)
@@ -346,6 +355,7 @@ def render_files(now: RunState) -> None:
     facts = {now.run.node: now.facts} if now.facts is not None else None
     renderer = Renderer(now.fleet, str(now.run.state.template_cache), facts,
                         IdentityUnsealer(now.run.identity))
+    now.run.progress.start("rendering", 0)
     now.desired = rendered(now.fleet, now.config, renderer, now.facts, now.run.budget,
                            now.run.should_stop)
 
@@ -358,8 +368,10 @@ def plan_and_apply(now: RunState) -> None:
     assert now.desired is not None and now.system is not None
     mode, mode_from = decide_mode(run, now.desired.node)
     now.report = converge(now.desired, now.system, run.state, mode, run.ceiling,
-                          run.should_stop, run.only, now.clock)
+                          run.should_stop, run.only, now.clock, run.progress)
     now.report.mode_from = mode_from
+    if now.report.result == "interrupted":
+        now.report = report.interrupted(now.report, run.stopped_by() or signal.SIGTERM)
     try:
         if now.report.result == "reverted":
             run.source.reverted("; ".join(now.report.problems[:2]))
@@ -409,7 +421,7 @@ def perform(run: Run) -> report.RunReport:
                             now.clock, run.ceiling)
         now.report.mode_from = mode_from
         if isinstance(exc, RenderStopped) or run.should_stop():
-            now.report = now.report.model_copy(update={"result": "interrupted"})
+            now.report = report.interrupted(now.report, run.stopped_by() or signal.SIGTERM)
     finally:
         if now.lock is not None:
             try:

@@ -105,7 +105,7 @@ class StateDir:
 
     @property
     def backups(self) -> Path:
-        """Originals of replaced files, by sha256."""
+        """Originals of replaced files, by sha256 (secret ones sealed), and their index."""
         return self.path / "backups"
 
     @property

@@ -189,12 +189,13 @@ def run_report(
     **counts: int,
 ) -> RunReport:
     """A run report as `reconciler run` writes it; `changes` are (path, status, severity,
-    drift) of one file action each."""
+    drift) of one file action each; a held one is held above the ceiling."""
     actions = [
         {"id": f"file:{path}", "kind": "file", "declared_in": "web",
          "origin": "classes/web.xml:3", "status": status,
          "changes": [{"op": "update", "summary": "content", "path": path, "status": status,
-                      "severity": severity, "drift": drift}]}
+                      "severity": severity, "drift": drift,
+                      "held_by": "ceiling" if status == "held" else None}]}
         for path, status, severity, drift in changes
     ]
     commit = "0123456789abcdef0123456789abcdef01234567"

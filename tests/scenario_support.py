@@ -24,6 +24,7 @@ from reconciler.record.report import RunReport
 from reconciler.run import Mode, converge, desire
 from reconciler.source.snapshot import open_snapshot
 from reconciler.statedir import StateDir
+from reconciler.system.backups import INDEX
 from reconciler.system.local import LocalSystem
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
@@ -287,6 +288,7 @@ def _outside_state(tree: dict[str, Entry], state: str) -> dict[str, Entry]:
 
 def _own_files(tree: dict[str, Entry], state: str) -> dict[str, Entry]:
     """reconciler's own files in its state directory (backups...) but the last-applied
-    record, which `[applied]` describes."""
-    return {p: e for p, e in tree.items()
-            if p.startswith(state + "/") and p != str(StateDir(Path(state)).applied)}
+    record, which `[applied]` describes, and the backups' index, whose lines hold times
+    (tests/test_restore.py reads it)."""
+    skipped = {str(StateDir(Path(state)).applied), str(StateDir(Path(state)).backups / INDEX)}
+    return {p: e for p, e in tree.items() if p.startswith(state + "/") and p not in skipped}

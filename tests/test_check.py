@@ -31,7 +31,7 @@ def test_in_sync_and_fresh_is_ok() -> None:
     assert verdict(run_report("in-sync", MINUTE_AGO, in_sync=4)) == (
         Status.OK,
         "RECONCILER OK - in-sync at 0123456789ab, last run 59s ago "
-        "| drift=0 held=0 failed=0 age=59s")
+        "| drift=0 pending=0 held=0 failed=0 age=59s")
 
 
 def test_changes_applied_are_ok() -> None:
@@ -40,7 +40,7 @@ def test_changes_applied_are_ok() -> None:
     assert verdict(report) == (
         Status.OK,
         "RECONCILER OK - changed at 0123456789ab, last run 59s ago "
-        "| drift=0 held=0 failed=0 age=59s")
+        "| drift=0 pending=0 held=0 failed=0 age=59s")
 
 
 def test_held_drift_is_a_warning() -> None:
@@ -48,23 +48,24 @@ def test_held_drift_is_a_warning() -> None:
     assert verdict(report) == (
         Status.WARNING,
         "RECONCILER WARNING - 1 held above the ceiling reload "
-        "| drift=1 held=1 failed=0 age=59s")
+        "| drift=0 pending=0 held=1 failed=0 age=59s")
 
 
 def test_edited_by_hand_is_a_warning() -> None:
     report = run_report("drift", MINUTE_AGO, [("/etc/a", "pending", "none", "edited-by-hand")],
-                        mode="audit", edited_by_hand=1)
+                        mode="audit", edited_by_hand=1, drift=1)
     assert verdict(report) == (
         Status.WARNING,
-        "RECONCILER WARNING - 1 edited by hand | drift=1 held=0 failed=0 age=59s")
+        "RECONCILER WARNING - 1 drift (edited by hand) "
+        "| drift=1 pending=0 held=0 failed=0 age=59s")
 
 
 def test_pending_drift_in_audit_mode_is_a_warning() -> None:
-    report = run_report("drift", MINUTE_AGO, [("/etc/a", "pending", "none", "pending")],
+    report = run_report("pending", MINUTE_AGO, [("/etc/a", "pending", "none", "pending")],
                         mode="audit", pending=1)
     assert verdict(report) == (
         Status.WARNING,
-        "RECONCILER WARNING - 1 pending | drift=1 held=0 failed=0 age=59s")
+        "RECONCILER WARNING - 1 pending | drift=0 pending=1 held=0 failed=0 age=59s")
 
 
 def test_source_stale_for_longer_than_warn_age_is_a_warning() -> None:
@@ -73,7 +74,7 @@ def test_source_stale_for_longer_than_warn_age_is_a_warning() -> None:
     assert verdict(report, source) == (
         Status.WARNING,
         "RECONCILER WARNING - source stale for 2h: source unavailable (timeout) "
-        "| drift=0 held=0 failed=0 age=59s")
+        "| drift=0 pending=0 held=0 failed=0 age=59s")
 
 
 def test_source_stale_for_less_than_warn_age_is_ok() -> None:
@@ -87,7 +88,7 @@ def test_run_older_than_warn_age_is_a_warning() -> None:
     assert verdict(report) == (
         Status.WARNING,
         "RECONCILER WARNING - last run 19m ago (warning over 15m) "
-        "| drift=0 held=0 failed=0 age=1199s")
+        "| drift=0 pending=0 held=0 failed=0 age=1199s")
 
 
 def test_interrupted_run_is_a_warning() -> None:
@@ -95,7 +96,7 @@ def test_interrupted_run_is_a_warning() -> None:
                         skipped=1)
     assert verdict(report) == (
         Status.WARNING,
-        "RECONCILER WARNING - last run interrupted | drift=0 held=0 failed=0 age=59s")
+        "RECONCILER WARNING - last run interrupted | drift=0 pending=0 held=0 failed=0 age=59s")
 
 
 def test_failed_action_is_critical() -> None:
@@ -103,7 +104,7 @@ def test_failed_action_is_critical() -> None:
                         failed=1)
     assert verdict(report) == (
         Status.CRITICAL,
-        "RECONCILER CRITICAL - 1 failed (file:/etc/a) | drift=0 held=0 failed=1 age=59s")
+        "RECONCILER CRITICAL - 1 failed (file:/etc/a) | drift=0 pending=0 held=0 failed=1 age=59s")
 
 
 def test_refused_run_is_critical() -> None:
@@ -111,7 +112,7 @@ def test_refused_run_is_critical() -> None:
     assert verdict(report) == (
         Status.CRITICAL,
         "RECONCILER CRITICAL - run refused: classes/web.xml:3: unknown class "
-        "| drift=0 held=0 failed=0 age=59s")
+        "| drift=0 pending=0 held=0 failed=0 age=59s")
 
 
 def test_refused_tip_while_enforcing_the_last_good_is_critical() -> None:
@@ -120,7 +121,7 @@ def test_refused_tip_while_enforcing_the_last_good_is_critical() -> None:
     assert verdict(report, source) == (
         Status.CRITICAL,
         "RECONCILER CRITICAL - commit fedcba987654 refused: unsigned; source stale for 3d: "
-        "tip fedcba987654 refused: unsigned | drift=0 held=0 failed=0 age=59s")
+        "tip fedcba987654 refused: unsigned | drift=0 pending=0 held=0 failed=0 age=59s")
 
 
 def test_run_older_than_crit_age_is_critical() -> None:
@@ -128,7 +129,7 @@ def test_run_older_than_crit_age_is_critical() -> None:
     assert verdict(report) == (
         Status.CRITICAL,
         "RECONCILER CRITICAL - last run 119m ago (critical over 30m) "
-        "| drift=0 held=0 failed=0 age=7199s")
+        "| drift=0 pending=0 held=0 failed=0 age=7199s")
 
 
 def test_critical_reasons_come_before_warnings() -> None:
@@ -138,7 +139,7 @@ def test_critical_reasons_come_before_warnings() -> None:
     assert verdict(report) == (
         Status.CRITICAL,
         "RECONCILER CRITICAL - 1 failed (file:/etc/a); 1 held above the ceiling reload "
-        "| drift=1 held=1 failed=1 age=59s")
+        "| drift=0 pending=0 held=1 failed=1 age=59s")
 
 
 def test_no_state_is_unknown(tmp_path: Path) -> None:
@@ -171,13 +172,13 @@ def check_cli(state_dir: Path, home: Path, *args: str) -> tuple[int, str]:
 
 @pytest.mark.parametrize(("report", "code", "line"), [
     (run_report("in-sync", in_sync=4), 0,
-     r"RECONCILER OK - in-sync at 0123456789ab, last run 10m ago \| drift=0 held=0 failed=0 "
-     r"age=60[0-9]s"),
+     r"RECONCILER OK - in-sync at 0123456789ab, last run 10m ago \| drift=0 pending=0 held=0 "
+     r"failed=0 age=60[0-9]s"),
     (run_report("held", changes=[("/etc/a", "held", "restart", "pending")], held=1), 1,
-     r"RECONCILER WARNING - 1 held above the ceiling reload \| drift=1 held=1 failed=0 "
+     r"RECONCILER WARNING - 1 held above the ceiling reload \| drift=0 pending=0 held=1 failed=0 "
      r"age=60[0-9]s"),
     (run_report("failed", changes=[("/etc/a", "failed", "none", "pending")], failed=1), 2,
-     r"RECONCILER CRITICAL - 1 failed \(file:/etc/a\) \| drift=0 held=0 failed=1 "
+     r"RECONCILER CRITICAL - 1 failed \(file:/etc/a\) \| drift=0 pending=0 held=0 failed=1 "
      r"age=60[0-9]s"),
 ], ids=["ok", "warning", "critical"])
 def test_check_command_prints_one_line_and_exits_as_nagios_expects(

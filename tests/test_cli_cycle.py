@@ -56,6 +56,7 @@ def test_first_run_builds_the_node_and_records_one_history_commit(node: Node) ->
         "Changed": "3: /etc/app/app.conf /etc/app/secret.ini /etc/x",
         "Held": "0",
         "Failed": "0",
+        "States": "drift=0 pending=0 held=0 failed=0",
     }
     assert f"+hello from {NODE}" in git(node.history, "log", "-p", "--", "etc/x")
     tree = git(node.history, "ls-tree", "-r", "--name-only", "main").splitlines()
@@ -407,7 +408,7 @@ def test_mode_flag_audits_without_writing(node: Node) -> None:
     assert done.code == EXIT_CHANGES, done.err
     assert not (node.root / "etc/x").exists()
     assert node.trailers()["Mode"] == "audit"
-    assert node.trailers()["Result"] == "drift"
+    assert node.trailers()["Result"] == "pending"
 
 
 def test_state_dir_root_and_branch_flags_win_over_agent_toml(node: Node) -> None:
@@ -460,7 +461,7 @@ def test_status_after_runs_shows_commit_tip_times_and_counts(node: Node) -> None
                      r"\(exit 2\)$", done.out, re.M)
     assert re.search(r"^last ok     \d{4}-.* UTC \(\d+s ago\)$", done.out, re.M)
     assert re.search(r"^good since  \d{4}-.* UTC \(\d+s ago\)$", done.out, re.M)
-    assert "counts      2 in sync, 0 pending, 1 edited by hand, 0 held, 0 failed, 0 orphans" \
+    assert "counts      2 in sync, 0 applied, 0 failed, 1 drift, 0 pending, 0 held, 0 orphans" \
         in done.out
     assert "STALE" not in done.out and "PINNED" not in done.out and "REFUSED" not in done.out
     assert info["last_good"] == base

@@ -75,7 +75,7 @@ def test_readme_demo_builds_reports_a_hand_edit_heals_and_settles(tmp_path: Path
     assert all(c.status == "held" and c.detail for a in report.actions for c in a.changes)
 
 
-def test_text_report_reads_as_a_table_with_diffs_and_a_summary(tmp_path: Path) -> None:
+def test_text_report_reads_one_change_a_line_with_diffs_and_a_summary(tmp_path: Path) -> None:
     repo = _demo(tmp_path)
     root = tmp_path / "node"
 
@@ -83,13 +83,13 @@ def test_text_report_reads_as_a_table_with_diffs_and_a_summary(tmp_path: Path) -
 
     lines = done.stdout.splitlines()
     assert lines[0] == f"{NODE} — apply at working tree, ceiling reload, root {root}"
-    assert lines[1].split() == ["status", "sev", "action", "what"]
-    assert "held     restart  package:nginx" in done.stdout
-    assert "held: apt-get installs only on the running system" in done.stdout
+    held = next(line for line in lines if " package:nginx " in line)
+    assert held.startswith("held restart package:nginx install nginx; held: apt-get installs "
+                           "only on the running system")
     assert "create (secret)" in done.stdout and "pw=abc" not in done.stdout
     assert "+++ desired:/etc/web/web.conf" in done.stdout
-    assert lines[-1].startswith("held (exit 10): 0 in sync, 4 applied, 3 held in ")
-    assert max(len(line) for line in lines[1:-1]) <= 120  # the table fits the terminal
+    assert lines[-1].startswith("held (exit 10): 0 in sync, 4 applied, "
+                                "3 held because --root is not / in ")
 
 
 def test_json_output_validates_against_the_run_report_schema(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from reconciler.fleet import keys
 
 HELD = ["cache-01.shop.c1.t", "cache-02.shop.c1.t", "cache-01.shop.c3.t"]
 FAILED = ["web-05.shop.c2.t", "web-06.shop.c2.t"]
-DRIFT = [f"web-{n}.shop.c3.t" for n in (10, 11, 12, 13)]
+PENDING = [f"web-{n}.shop.c3.t" for n in (10, 11, 12, 13)]  # audit mode: config not applied
 REFUSED = ["web-20.shop.c4.t"]
 SILENT = [f"web-{n}.shop.c4.t" for n in (25, 26, 27, 28, 29)]
 ALL = node_names(web=30, cache=20)
@@ -64,7 +64,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         nodes = []
         for name in ALL:
             settings: dict[str, object] = {}
-            if name in DRIFT:
+            if name in PENDING:
                 settings["mode"] = "audit"
             if name in REFUSED:
                 settings.update({"require-signed": "head", "allowed-signers": signers})
@@ -87,7 +87,7 @@ def test_status_counts_every_node_by_what_it_did(published: Fleet) -> None:
     status = published.json("status", "--stale", "2h")
     assert isinstance(status, dict)
     assert status["total"] == 200
-    expected = {"failed": 2, "refused": 1, "silent": 5, "held": 3, "drift": 4,
+    expected = {"failed": 2, "refused": 1, "silent": 5, "held": 3, "pending": 4,
                 "changed": 200 - 15}
     assert {k: v for k, v in status["by_state"].items() if v} == expected
     assert status["newest"]["commit"] == published.commit
@@ -100,7 +100,7 @@ def test_status_counts_every_node_by_what_it_did(published: Fleet) -> None:
     assert cells[("c2", "web")]["worst"] == "failed"
     assert cells[("c4", "web")]["worst"] == "refused"
     assert cells[("c1", "cache")]["worst"] == "held"
-    assert cells[("c3", "web")]["worst"] == "drift"
+    assert cells[("c3", "web")]["worst"] == "pending"
     assert cells[("c1", "web")] == {"cluster": "c1", "cls": "web", "nodes": 30,
                                     "worst": "changed", "states": {"changed": 30}}
 
@@ -109,7 +109,7 @@ def test_status_reads_as_one_screen(published: Fleet) -> None:
     lines = published.fleet("status")
     assert lines[0].startswith("fleet: 200 nodes reporting to git://127.0.0.1:")
     assert lines[1].split() == ["2", "failed", "1", "refused", "5", "silent", "3", "held",
-                                "4", "drift", "185", "changed", "(silent:", "no", "report",
+                                "4", "pending", "185", "changed", "(silent:", "no", "report",
                                 "for", "2h", "0m)"]
     assert any(line.startswith(f"newest config {published.commit[:12]} nothing new yet")
                and line.endswith("on 199 of 200 nodes (99%)") for line in lines)
@@ -122,7 +122,7 @@ def test_status_reads_as_one_screen(published: Fleet) -> None:
 @pytest.mark.parametrize(("args", "expected"), [
     (("--result", "failed"), FAILED),
     (("--result", "held"), sorted(HELD)),
-    (("--result", "drift"), DRIFT),
+    (("--result", "pending"), PENDING),
     (("--result", "stale"), SILENT),
     (("--result", "refused"), REFUSED),
     (("--result", "held", "--cluster", "c1"), ["cache-01.shop.c1.t", "cache-02.shop.c1.t"]),

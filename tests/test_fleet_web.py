@@ -118,7 +118,7 @@ def page(tmp_path: Path, browser: WebDriver) -> Iterator[Page]:
 def test_the_summary_shows_states_spread_and_the_grid(page: Page, tmp_path: Path) -> None:
     page.open("/")
     badges = [b.text for b in page.browser.find_elements(By.CSS_SELECTOR, ".states a.badge")]
-    assert badges == ["1 failed", "1 held", "1 drift", "3 changed"]
+    assert badges == ["1 failed", "1 held", "1 pending", "3 changed"]
     spread = page.text("section.spread")
     assert "fleet" in spread and "on 6 of 6 nodes" in spread
     cell = page.browser.find_element(By.CSS_SELECTOR, "td.cell.state-held")

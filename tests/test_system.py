@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from pkg_debs import lock_held
 
+from reconciler.system.backups import INDEX
 from reconciler.system.interface import (
     System,
     UnknownName,
@@ -700,10 +701,11 @@ def test_removed_file_is_backed_up(root: Path, backups: Path) -> None:
     system = LocalSystem(str(root), backup_dir=str(backups))
     (root / "etc" / "old.conf").write_bytes(b"keep me\n")
     system.remove("/etc/old.conf")
-    assert [path.read_bytes() for path in backups.iterdir()] == [b"keep me\n"]
+    assert [path.read_bytes() for path in backups.iterdir()
+            if path.name != INDEX] == [b"keep me\n"]
 
 
-def test_secret_files_are_never_backed_up(root: Path, backups: Path) -> None:
+def test_secret_files_are_not_backed_up_without_a_seal(root: Path, backups: Path) -> None:
     system = LocalSystem(str(root), backup_dir=str(backups))
     (root / "etc" / "token").write_bytes(b"hunter2\n")
     system.write_atomic("/etc/token", b"hunter3\n", 0o600, None, None, secret=True)
@@ -723,7 +725,7 @@ def test_backup_cap_evicts_the_oldest(root: Path, backups: Path) -> None:
         saved.append(digest)
     target.write_bytes(b"three\n")
     newest = system.backup("/etc/app.conf")
-    assert sorted(os.listdir(backups)) == sorted([saved[1], str(newest)])
+    assert sorted(os.listdir(backups)) == sorted([saved[1], str(newest), INDEX])
 
 
 def test_failed_backup_stops_the_write(root: Path, tmp_path: Path) -> None:

@@ -26,12 +26,12 @@ from reconciler.compile.edits import apt_keyring_file, apt_preferences_file, apt
 from reconciler.compile.inventory import TEMPLATES_DIR
 from reconciler.compile.nodeconfig import AptSourceAction, PackageAction
 from reconciler.host import apt
-from reconciler.plan.change import ApplyContext, Change, Effect
+from reconciler.plan.change import ApplyContext, Change, Effect, HostOnly
 from reconciler.plan.probe import ActionPlan, Context
 from reconciler.system.interface import System
 
-APT_HOST_ONLY = "apt-get update runs for the running system (or under --root with " \
-                "--host-commands, with apt's own root options)"
+APT_HOST_ONLY = HostOnly("apt-get update runs for the running system (or under --root with "
+                         "--host-commands, with apt's own root options)")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -26,7 +26,7 @@ from reconciler.actions.textedit import BlockEdit, Edit, Whole
 from reconciler.compile.nodeconfig import AuthorizedKeysAction, UserAction
 from reconciler.compile.sshkeys import comment
 from reconciler.host import accounts
-from reconciler.plan.change import ApplyContext, Change, Effect, Wrote
+from reconciler.plan.change import ApplyContext, Change, Effect, HostOnly, Wrote
 from reconciler.plan.probe import ActionPlan, Context
 from reconciler.record.applied import Applied
 from reconciler.system.interface import System
@@ -126,7 +126,7 @@ def _where(ctx: Context, action: AuthorizedKeysAction) -> tuple[str, int | None,
     home = declared.home or f"/home/{action.user}"
     held = accounts.unmanageable(ctx.system)
     if held is not None:
-        held = f"user {action.user} cannot be created: {held}"
+        held = HostOnly(f"user {action.user} cannot be created: {held}")
     return action.path or f"{home.rstrip('/')}/.ssh/authorized_keys", None, held
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reconciler.compile.nodeconfig import CommandAction
-from reconciler.plan.change import ApplyContext, Change, Effect
+from reconciler.plan.change import ApplyContext, Change, Effect, HostOnly
 from reconciler.plan.probe import ActionPlan, Context
 from reconciler.system.interface import System
 
-HOST_ONLY = "runs on the host; not run because --root is not /"
+HOST_ONLY = HostOnly("runs on the host; not run because --root is not /")
 
 
 def _guard_env(action: CommandAction) -> dict[str, str]:

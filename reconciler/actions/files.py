@@ -105,8 +105,12 @@ def probe(ctx: Context, action: FileAction | TreeAction) -> ActionPlan:
     """Every file the action renders (one, or a whole tree) against the live node."""
     plan = ActionPlan(action)
     mode = SECRET_MODE if action.mode is None and action.secret else action.mode
-    for item in ctx.rendered.get(action.id, []):
+    for position, item in enumerate(ctx.rendered.get(action.id, [])):
+        if position and ctx.should_stop():
+            plan.notes.append("probing stopped: the run was interrupted")
+            break
         _probe_path(ctx, plan, item, mode)
+        ctx.progress.advance()
     return plan
 
 

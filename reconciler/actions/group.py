@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from reconciler.actions.accountstate import account_drift, fields_digest, kept
 from reconciler.compile.nodeconfig import GroupAction
 from reconciler.host import accounts
-from reconciler.plan.change import ApplyContext, Change, Effect, Removed, Wrote
+from reconciler.plan.change import ApplyContext, Change, Effect, Removed, Wrote, host_only
 from reconciler.plan.probe import ActionPlan, Context
 from reconciler.record.applied import Applied
 
@@ -53,7 +53,7 @@ def desired_fields(action: GroupAction) -> dict[str, str]:
 def probe(ctx: Context, action: GroupAction) -> ActionPlan:
     """The group in the root's /etc/group against the declared one."""
     plan = ActionPlan(action)
-    held = accounts.unmanageable(ctx.system)
+    held = host_only(accounts.unmanageable(ctx.system))
     database = accounts.read(ctx.system)
     live = database.groups.get(action.name) if database is not None else None
     if action.ensure == "absent":

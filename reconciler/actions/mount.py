@@ -23,11 +23,11 @@ from reconciler.actions.textedit import FstabEdit, fstab_entry
 from reconciler.compile.edits import FSTAB
 from reconciler.compile.nodeconfig import MountAction
 from reconciler.host import mounts
-from reconciler.plan.change import ApplyContext, Change, Effect
+from reconciler.plan.change import ApplyContext, Change, Effect, HostOnly
 from reconciler.plan.probe import ActionPlan, Context
 
-MOUNT_HOST_ONLY = "mounting changes the host's mount table; not done because --root is " \
-                  "not / (--host-commands mounts on the root's mount point)"
+MOUNT_HOST_ONLY = HostOnly("mounting changes the host's mount table; not done because --root "
+                           "is not / (--host-commands mounts on the root's mount point)")
 POINT_MODE = 0o755
 # Options the kernel shows for a mounted filesystem just as fstab spells them; each is
 # checked against the live mount (others, like size=1m, the kernel rewrites).

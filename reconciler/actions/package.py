@@ -12,13 +12,13 @@ from reconciler.compile.inventory import TEMPLATES_DIR
 from reconciler.compile.nodeconfig import PackageAction
 from reconciler.host import apt
 from reconciler.host import dpkg as packages
-from reconciler.plan.change import ApplyContext, Change, Effect, Removed, Wrote
+from reconciler.plan.change import ApplyContext, Change, Effect, HostOnly, Removed, Wrote
 from reconciler.plan.probe import ActionPlan, Context
 from reconciler.record.applied import Applied
 from reconciler.system.interface import System
 
-ARCHIVES_HOST_ONLY = "apt-get installs only on the running system, not under --root " \
-                     "(a package with deb= can be installed there)"
+ARCHIVES_HOST_ONLY = HostOnly("apt-get installs only on the running system, not under --root "
+                              "(a package with deb= can be installed there)")
 
 
 def _deb_file(

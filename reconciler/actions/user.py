@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from reconciler.actions.accountstate import account_drift, fields_digest, kept
 from reconciler.compile.nodeconfig import UserAction
 from reconciler.host import accounts
-from reconciler.plan.change import ApplyContext, Change, Effect, Removed, Wrote
+from reconciler.plan.change import ApplyContext, Change, Effect, Removed, Wrote, host_only
 from reconciler.plan.probe import ActionPlan, Context
 from reconciler.record.applied import Applied
 
@@ -81,7 +81,7 @@ def _live_fields(database: accounts.Accounts, user: accounts.User, action: UserA
 def probe(ctx: Context, action: UserAction) -> ActionPlan:
     """The account in the root's /etc/passwd and /etc/group against the declared one."""
     plan = ActionPlan(action)
-    held = accounts.unmanageable(ctx.system)
+    held = host_only(accounts.unmanageable(ctx.system))
     database = accounts.read(ctx.system)
     user = database.users.get(action.name) if database is not None else None
     if action.ensure == "absent":

@@ -129,6 +129,7 @@ class Agent:
         self._drifted: set[str] = set()
         self._watch_retry_at = 0.0
         self._stopping = False
+        self._stop_signal: int | None = None
         self._reload_wanted = False
         self._cycle_wanted: str | None = None  # why a cycle is wanted before its slot
         self._cycle_retry_at = 0.0
@@ -214,6 +215,7 @@ class Agent:
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if signum in (signal.SIGTERM, signal.SIGINT):
             self._stopping = True
+            self._stop_signal = signum
         elif signum == signal.SIGHUP:
             self._reload_wanted = True
         elif signum == signal.SIGUSR1:
@@ -244,13 +246,14 @@ class Agent:
             return True
         refused = report.source is not None and report.source.refused is not None
         level = "error" if report.result in ("failed", "refused") or refused else (
-            "warning" if report.result in ("held", "drift", "interrupted") else "info")
+            "warning" if report.result in ("held", "drift", "pending", "interrupted") else "info")
         self._log(scope, level=level, **context, **report_fields(report))
         return True
 
     def _options(self, fetch: bool = True, only: frozenset[str] | None = None) -> RunOptions:
         return RunOptions(wait=0.0, host_commands=self._host_commands,
-                          should_stop=self._should_stop, fetch=fetch, only=only,
+                          should_stop=self._should_stop,
+                          stopped_by=lambda: self._stop_signal, fetch=fetch, only=only,
                           metrics_file=self._metrics_file)
 
     def _full_cycle(self, trigger: str) -> None:

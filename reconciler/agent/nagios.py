@@ -1,7 +1,7 @@
 """`reconciler check`: the Nagios/Icinga verdict on a node's last run, as pure logic.
 
-OK when the last run left the node in sync and is fresh; WARNING for drift still
-standing (held, edited by hand, or pending in audit mode), a late run or a stale
+OK when the last run left the node in sync and is fresh; WARNING for what it left
+standing (drift: edited by hand; pending in audit mode; held), a late run or a stale
 source; CRITICAL for failed actions, a refused commit or a run far too old; UNKNOWN
 when there is no state to judge. One status line with performance data, and the exit
 code Nagios expects.
@@ -15,7 +15,7 @@ from enum import IntEnum
 
 from reconciler.errors import ReconcilerError
 from reconciler.record import lastrun
-from reconciler.record.report import RunReport
+from reconciler.record.report import RunReport, held_words
 from reconciler.source.state import SourceState
 from reconciler.statedir import StateDir
 
@@ -92,17 +92,14 @@ def _age(seconds: float) -> str:
 
 
 def evaluate(state: NodeState, now: datetime, limits: Thresholds) -> Verdict:
-    """The verdict and its status line (`RECONCILER OK - ... | drift=0 held=0 failed=0 age=42s`)."""
+    """The verdict and its status line
+    (`RECONCILER OK - ... | drift=0 pending=0 held=0 failed=0 age=42s`)."""
     report = state.last_run
     if report is None:
         return Verdict(Status.UNKNOWN, f"{PREFIX} UNKNOWN - {state.problem or 'no state'}")
     age = max(0.0, (now - report.started).total_seconds() - report.duration_s)
-    standing = [c for a in report.actions for c in a.changes if c.status in ("pending", "held")]
-    standing += [o for o in report.orphans if o.status in ("pending", "held")]
-    drift = len(standing)
-    held = report.counts.held
-    failed = report.counts.failed
-    by_hand = sum(1 for c in standing if c.drift in ("edited-by-hand", "both"))
+    counts = report.counts
+    drift, pending, held, failed = counts.drift, counts.pending, counts.held, counts.failed
     critical: list[str] = []
     warning: list[str] = []
     if report.result == "refused":
@@ -122,12 +119,12 @@ def evaluate(state: NodeState, now: datetime, limits: Thresholds) -> Verdict:
         critical.append(f"last run {_age(age)} ago (critical over {_age(limits.crit)})")
     elif age > limits.warn:
         warning.append(f"last run {_age(age)} ago (warning over {_age(limits.warn)})")
+    if drift:
+        warning.append(f"{drift} drift (edited by hand)")
+    if pending:
+        warning.append(f"{pending} pending")
     if held:
-        warning.append(f"{held} held above the ceiling {report.ceiling or '?'}")
-    if by_hand:
-        warning.append(f"{by_hand} edited by hand")
-    if drift - by_hand - held > 0:
-        warning.append(f"{drift - by_hand - held} pending")
+        warning.append(held_words(report))
     if report.result == "interrupted":
         warning.append("last run interrupted")
     stale = report.source.stale if report.source is not None else None
@@ -141,7 +138,7 @@ def evaluate(state: NodeState, now: datetime, limits: Thresholds) -> Verdict:
         warning.append(f"served by mirror {report.source.remote}: {report.source.failover}")
     if state.problem:
         warning.append(state.problem)
-    perfdata = f"drift={drift} held={held} failed={failed} age={int(age)}s"
+    perfdata = f"drift={drift} pending={pending} held={held} failed={failed} age={int(age)}s"
     commit = (report.config_commit or "none")[:12]
     if critical:
         status, reasons = Status.CRITICAL, critical + warning

@@ -34,6 +34,7 @@ class RunOptions:
     retry_refused: bool = False
     host_commands: bool | None = None
     should_stop: Callable[[], bool] = field(default=lambda: False)
+    stopped_by: Callable[[], int | None] = field(default=lambda: None)  # behind should_stop
     fetch: bool = True  # False: no network, enforce the commit already in use
     only: frozenset[str] | None = None  # action ids to check (a drift-watch event)
     metrics_file: Path | None = None  # default: the state directory's
@@ -54,7 +55,8 @@ def from_settings(settings: AgentConfig, options: RunOptions | None = None) -> R
     return Run(node=settings.node, mode=settings.mode, mode_from=options.mode_from,
                root=root, state=state, source=source,
                ceiling=settings.max_severity, host_commands=options.host_commands,
-               wait=options.wait, should_stop=options.should_stop, only=options.only,
+               wait=options.wait, should_stop=options.should_stop,
+               stopped_by=options.stopped_by, only=options.only,
                recorder=recorder, identity=str(settings.identity),
                budget=Budget(cpu_seconds=settings.render_cpu,
                              memory_bytes=settings.render_memory << 20),

@@ -4,13 +4,14 @@ Changes run in plan order. A held change is reported, not applied. A failed acti
 skips the actions that require it; independent actions go on. A notification fires
 only if one of its sources really changed in this run. An action with checks has them
 run once everything it checks is written (apply/checks.py): a failing check puts back
-what this run changed for it, and what it would fire is not fired.
+what this run changed for it, and what it would fire is not fired. A stop request is
+honoured between changes (each file of a tree is one), in change and audit mode alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from reconciler.actions.command import RunCommand
@@ -19,8 +20,10 @@ from reconciler.apply.checks import CheckOutcome, Guard, would_pass
 from reconciler.apply.ledger import Ledger
 from reconciler.plan.build import Plan
 from reconciler.plan.change import ApplyContext, Change, Wrote
-from reconciler.plan.probe import ActionPlan, Context
+from reconciler.plan.probe import ActionPlan, Context, Progress
 from reconciler.record.applied import AppliedState
+
+INTERRUPTED = "run interrupted"
 
 
 class Status(StrEnum):
@@ -72,11 +75,13 @@ def execute(
     did into the applied state, starting from `previous`."""
     ledger = Ledger(previous)
     walk = _Walk(ApplyContext(ctx.system, ctx.commit, ctx.read_repo, ledger.started,
-                                  ctx.digest), ledger,
-                 change_mode, Guard(plan.node))
+                              ctx.digest), ledger, change_mode, Guard(plan.node), should_stop,
+                 ctx.progress)
     outcomes: list[ActionOutcome] = []
     by_id: dict[str, ActionOutcome] = {}
-    interrupted = False
+    interrupted = plan.interrupted
+    ctx.progress.start("applying" if change_mode else "auditing",
+                       sum(len(a.changes) for a in plan.actions))
     for action_plan in plan.actions:
         outcome = ActionOutcome(action_plan, error=action_plan.error)
         outcomes.append(outcome)
@@ -86,6 +91,8 @@ def execute(
         veto = walk.check(outcome, by_id) if not checks_after else None
         blocker = next((ref for ref in action_plan.action.requires
                         if ref in by_id and (by_id[ref].failed or by_id[ref].skipped)), None)
+        if blocker is not None or outcome.error is not None or interrupted or should_stop():
+            ctx.progress.advance(len(action_plan.changes))
         if blocker is not None:
             reason = "failed" if by_id[blocker].failed else "was skipped"
             outcome.skipped = f"requires {blocker} which {reason}"
@@ -94,20 +101,21 @@ def execute(
             continue
         if outcome.error is not None:
             continue
-        if interrupted or (change_mode and should_stop()):
+        if interrupted or should_stop():
             interrupted = True
-            outcome.changes = [ChangeOutcome(c, Status.SKIPPED, "run interrupted")
+            outcome.changes = [ChangeOutcome(c, Status.SKIPPED, INTERRUPTED)
                                for c in action_plan.changes]
             continue
         outcome.changes = walk.changes_of(action_plan, by_id, veto)
-        if checks_after:
+        interrupted = any(c.detail == INTERRUPTED for c in outcome.changes)
+        if checks_after:  # an interrupted action's written files are checked too
             walk.check(outcome, by_id)
-        if change_mode and not outcome.failed:
+        if change_mode and not outcome.failed and not interrupted:
             ledger.keep(action_plan.in_sync)
-    if change_mode:
+    if change_mode and not interrupted:
         ledger.forget(plan.forget)
-    orphan_walk = replace(walk, change_mode=change_mode and not interrupted)
-    orphans = [orphan_walk.one(change) for change in plan.orphans]
+    orphans = [ChangeOutcome(change, Status.SKIPPED, INTERRUPTED) if interrupted
+               else walk.one(change) for change in plan.orphans]
     return Outcome(outcomes, orphans, ledger.state(), interrupted)
 
 
@@ -119,6 +127,8 @@ class _Walk:
     ledger: Ledger
     change_mode: bool
     guard: Guard
+    should_stop: Callable[[], bool]
+    progress: Progress
 
     def check(self, outcome: ActionOutcome, by_id: dict[str, ActionOutcome]) -> str | None:
         """Run the action's checks if this run changed something they check; on failure
@@ -170,7 +180,12 @@ class _Walk:
         `veto` (a failed check), what notifications ask of it is skipped."""
         results: list[ChangeOutcome] = []
         ran_command = False
-        for change in plan.changes:
+        for position, change in enumerate(plan.changes):
+            self.progress.advance()
+            if position and self.should_stop():
+                results += [ChangeOutcome(c, Status.SKIPPED, INTERRUPTED)
+                            for c in plan.changes[position:]]
+                break
             if change.notified_by and veto is not None:
                 said = ChangeOutcome(change, Status.SKIPPED) if self.change_mode \
                     else self.one(change)

@@ -14,6 +14,7 @@ from reconciler.cli import (
     fleet,
     node,
     repo,
+    restore,
     review,
     rollout,
     runs,
@@ -59,6 +60,7 @@ def main() -> None:
 repo.register(main)
 node.register(main)
 runs.register(main)
+restore.register(main)
 review.register(main)
 agent.register(main)
 facts.register(main)

@@ -79,7 +79,7 @@ def check(config_path: str | None, warn_age: float, crit_age: float, **flags: An
     from reconciler.agent import nagios
 
     try:
-        cfg = load_config(config_path, **flags)
+        cfg = load_config(config_path, reading=True, **flags)
     except ReconcilerError as exc:
         first = exc.problems[0] if exc.problems else None
         reason = str(first) if first is not None and first.path else (

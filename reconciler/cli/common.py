@@ -6,8 +6,10 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -15,7 +17,7 @@ import click
 from reconciler.cli import exitcodes
 from reconciler.compile.nodeconfig import Severity
 from reconciler.errors import ReconcilerError, UsageError
-from reconciler.statedir import AGENT_CONFIG
+from reconciler.statedir import AGENT_CONFIG, StateDir
 
 if TYPE_CHECKING:
     from reconciler.agent.settings import AgentConfig
@@ -104,8 +106,9 @@ def agent_options(func: F) -> F:
     return func
 
 
-def load_config(config_path: str | None, **flags: Any) -> AgentConfig:
-    """agent.toml (if present, or named) with the given flags on top."""
+def load_config(config_path: str | None, reading: bool = False, **flags: Any) -> AgentConfig:
+    """agent.toml (if present, or named) with the given flags on top. `reading` (status,
+    log, check): without agent.toml or --remote, the node's state directory is enough."""
     from reconciler.agent import settings as agentconf
 
     flags = {k: v for k, v in flags.items() if v not in (None, ())}
@@ -115,10 +118,32 @@ def load_config(config_path: str | None, **flags: Any) -> AgentConfig:
     path = config_path or AGENT_CONFIG
     if config_path is not None or os.path.exists(path):
         return agentconf.merge_overrides(agentconf.load(path), **flags)
+    if "remote" not in flags and reading:
+        return _reading_settings(flags)
     if "remote" not in flags:
         raise UsageError.because(f"no agent settings: {path} does not exist and no --remote given")
     # An empty, unvalidated base: merge_overrides validates the flags and names each bad one.
     return agentconf.merge_overrides(agentconf.AgentConfig.model_construct(), **flags)
+
+
+def _reading_settings(flags: dict[str, Any]) -> AgentConfig:
+    """Settings to read a node's records without agent.toml (after `apply` or `audit`):
+    --state-dir, else var/lib/reconciler under --root (where those keep it); the node is
+    --node, else the one the last run recorded. No remote: `remote` is empty."""
+    from reconciler.agent.settings import AgentConfig
+    from reconciler.record import lastrun
+
+    root = Path(os.path.abspath(flags.get("root", "/")))
+    state = StateDir.of(flags["state_dir"]) if "state_dir" in flags else StateDir.under(root)
+    node = flags.get("node")
+    if node is None:
+        try:
+            last = lastrun.last_run(state)
+        except ReconcilerError:
+            last = None
+        node = last.node if last is not None else socket.getfqdn()
+    return AgentConfig.model_construct(remote="", node=node, state_dir=state.path, root=root,
+                                       interval=flags.get("interval"))
 
 
 def mode_origin(config_path: str | None, flags: dict[str, Any]) -> str:
@@ -140,9 +165,10 @@ def emit(report: RunReport, fmt: str, verbose: bool) -> None:
 
 
 class StopFlag:
-    """Set by SIGTERM/SIGINT inside `with StopFlag() as stop:`: the run finishes its current
-    atomic step, records, and stops. Leaving the block puts the previous handlers back, so
-    a program that goes on after the command (a test running it in-process) is unchanged."""
+    """Set by SIGTERM/SIGINT inside `with StopFlag() as stop:`: the run finishes the file it
+    is on, records, and stops; the first signal says so on stderr. Leaving the block puts
+    the previous handlers back, so a program that goes on after the command (a test
+    running it in-process) is unchanged."""
 
     def __init__(self) -> None:
         self.signal: int | None = None
@@ -157,6 +183,9 @@ class StopFlag:
 
     def __enter__(self) -> StopFlag:
         def handler(signum: int, _frame: object) -> None:
+            if self.signal is None:
+                click.echo(f"{signal.Signals(signum).name}: stopping after the current file",
+                           err=True)
             self.signal = signum
 
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -167,10 +196,3 @@ class StopFlag:
         for signum, previous in self._previous.items():
             signal.signal(signum, signal.SIG_DFL if previous is None else previous)
         self._previous.clear()
-
-    def exit_code(self, report: RunReport) -> int:
-        """The exit status of a run: the report's own, or 128 + the signal for a run it
-        interrupted (as a shell reports it)."""
-        if report.result == "interrupted" and self.signal is not None:
-            return exitcodes.interrupted(self.signal)
-        return report.exit_code

@@ -15,6 +15,7 @@ from reconciler.record.report import EXIT_FAILED as EXIT_FAILED
 from reconciler.record.report import EXIT_HELD as EXIT_HELD
 from reconciler.record.report import EXIT_IN_SYNC as EXIT_IN_SYNC
 from reconciler.record.report import EXIT_REFUSED as EXIT_REFUSED
+from reconciler.record.report import EXIT_SIGNAL
 
 # Nothing was changed in every case: the command stopped before it could change anything.
 FOR_ERROR: dict[type[ReconcilerError], int] = {
@@ -36,7 +37,7 @@ def for_error(error: ReconcilerError) -> int:
 
 def interrupted(signum: int) -> int:
     """A run stopped by a signal exits as a shell reports it: 128 + the signal."""
-    return 128 + signum
+    return EXIT_SIGNAL + signum
 
 
 HELP = f"""
@@ -47,6 +48,6 @@ Exit codes (a bitmask):
   {EXIT_CHANGES}  changes made (apply) or drift found (audit)
   {EXIT_FAILED}  some action failed
   {EXIT_HELD}  changes held above the severity ceiling
-  143, 130  stopped by SIGTERM, SIGINT: the current step finished, the run
-            was reported as "interrupted" and the lock released
+  143, 130  stopped by SIGTERM, SIGINT: the current file finished, the run
+            was recorded as "interrupted" with this same code, the lock released
 """

@@ -18,8 +18,8 @@ from reconciler.cli.common import handles_errors
 from reconciler.errors import UsageError
 from reconciler.statedir import AGENT_CONFIG, SIGNING_KEY
 
-RESULTS = ["failed", "reverted", "held", "drift", "stale", "silent", "refused", "changed",
-           "in-sync", "interrupted", "unreadable"]
+RESULTS = ["failed", "reverted", "held", "drift", "pending", "stale", "silent", "refused",
+           "changed", "in-sync", "interrupted", "unreadable"]
 
 
 def register(group: click.Group) -> None:

@@ -57,7 +57,11 @@ def node_run(
     state_dir: str | None, fmt: str, host_commands: bool | None, wait: float, debug: bool,
     verbose: bool, max_severity: str | None, identity: str,
 ) -> None:
-    """One run from the working tree (or --rev), recording only what was applied."""
+    """One run from the working tree (or --rev), recorded in the state directory like a
+    run from git (history, last-run.json, metrics), so `status`, `log` and `check` see it."""
+    from reconciler.cli.progress import on_terminal
+    from reconciler.plan.probe import Quiet
+    from reconciler.record.recorder import Recorder
     from reconciler.run import Run, RunClock, perform, refuse
     from reconciler.source.worktree import WorkTreeSource
 
@@ -66,18 +70,20 @@ def node_run(
     state = StateDir.of(state_dir) if state_dir else StateDir.under(root)
     ceiling = Severity.parse(max_severity) if max_severity else None
     clock = RunClock()
-    with _collector_paused(), StopFlag() as stop:
+    with _collector_paused(), StopFlag() as stop, on_terminal("starting") as progress:
         run = Run(node=name, mode=mode, root=root, state=state,
                   source=WorkTreeSource(repo, rev), ceiling=ceiling,
                   host_commands=host_commands, wait=wait, should_stop=stop,
+                  stopped_by=lambda: stop.signal,
                   log_calls=(lambda line: click.echo(line, err=True)) if debug else None,
-                  identity=identity, quiet_record=True)
+                  identity=identity, quiet_record=True, recorder=Recorder(state, name, root),
+                  progress=progress or Quiet())
         try:
             report = perform(run)
         except ReconcilerError as exc:  # the run could not start: lock held, unusable directory
             report = refuse(name, mode, root, None, exc, clock, ceiling)
         emit(report, fmt, verbose)
-        sys.exit(stop.exit_code(report))
+        sys.exit(report.exit_code)
 
 
 @contextmanager

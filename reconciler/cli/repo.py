@@ -17,7 +17,7 @@ from reconciler.cli.facts import published, published_option
 from reconciler.compile.compiler import compile_node, load_fleet
 from reconciler.compile.inventory import Fleet
 from reconciler.compile.mixins import level
-from reconciler.compile.nodeconfig import Action, NodeConfig, Variable
+from reconciler.compile.nodeconfig import Action, Variable
 from reconciler.compile.suggest import did_you_mean
 from reconciler.errors import UsageError
 from reconciler.git import Git, GitFailed
@@ -94,9 +94,12 @@ def validate_cmd(repo: str, rev: str | None, jobs: int | None, strict: bool,
                  facts_dir: str | None) -> None:
     """Check schema, compile every node and render every template; list every error and
     every warning."""
+    from reconciler.cli.progress import counter, on_terminal
     from reconciler.review.validate import validate
 
-    result = validate(open_snapshot(repo, rev), jobs, published(facts_dir))
+    with on_terminal("validating nodes") as progress:
+        result = validate(open_snapshot(repo, rev), jobs, published(facts_dir),
+                          counter(progress))
     for finding in result.findings:
         click.echo(str(finding), err=True)
     for warning in result.warnings[:MAX_SHOWN]:
@@ -157,7 +160,8 @@ def _show(value: Any, secret: bool = False) -> str:
 def explain(repo: str, rev: str | None, node: str, var: str | None) -> None:
     """Show how NODE's configuration was resolved (or where VAR comes from)."""
     from rich.console import Console
-    from rich.table import Table
+
+    from reconciler.cli.show import print_rows
 
     fleet = _fleet(repo, rev)
     config = compile_node(fleet, node)
@@ -188,16 +192,18 @@ def explain(repo: str, rev: str | None, node: str, var: str | None) -> None:
         console.print(f"health: {check.name}: {check.run} (timeout {check.timeout:g}s, "
                       f"{check.retries} attempt(s) {check.interval:g}s apart) at {check.origin}",
                       markup=False, highlight=False)
-    table = Table(title="variables", title_justify="left")
-    for column in ("name", "value", "layer", "set at", "overrode"):
-        table.add_column(column, overflow="fold")
+    rows = []
     for variable in config.variables.values():
         overrode = ", ".join(f"{_show(p.value, variable.secret)} ({p.layer})"
                              for p in reversed(variable.overrode))
-        table.add_row(variable.name, _show(variable.value, variable.secret), variable.set_by.layer,
-                      str(variable.set_by.origin), overrode)
-    console.print(table)
-    _print_actions(console, config)
+        rows.append((variable.name, _show(variable.value, variable.secret),
+                     variable.set_by.layer, str(variable.set_by.origin), overrode))
+    print_rows(console, "variables", ("name", "value", "layer", "set at", "overrode"),
+               rows, whole=(0, 3))
+    print_rows(console, "actions", ("action", "severity", "from", "requires", "notify"),
+               [(action.id, str(action.severity), _declared(action), " ".join(action.requires),
+                 " ".join(f"{n.target}:{n.verb}" for n in action.notify))
+                for action in config.actions], whole=(0,))
 
 
 def _explain_variable(console: Any, variable: Variable) -> None:
@@ -208,20 +214,6 @@ def _explain_variable(console: Any, variable: Variable) -> None:
     for step in reversed(variable.overrode):
         console.print(escape(f"  overrode {_show(step.value, variable.secret)} from {step.layer} "
                              f"at {step.origin}"))
-
-
-def _print_actions(console: Any, config: NodeConfig) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(title="actions", title_justify="left")
-    for column in ("action", "severity", "from", "requires", "notify"):
-        table.add_column(column, overflow="fold")
-    for action in config.actions:
-        table.add_row(escape(action.id), str(action.severity), escape(_declared(action)),
-                      " ".join(action.requires),
-                      " ".join(f"{n.target}:{n.verb}" for n in action.notify))
-    console.print(table)
 
 
 def _declared(action: Action) -> str:

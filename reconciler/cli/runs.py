@@ -60,10 +60,10 @@ def run(config_path: str | None, allow_rewind: bool, retry_refused: bool, wait: 
     with StopFlag() as stop:
         report = perform(from_settings(cfg, RunOptions(
             wait=wait, allow_rewind=allow_rewind, retry_refused=retry_refused,
-            host_commands=host_commands, should_stop=stop,
+            host_commands=host_commands, should_stop=stop, stopped_by=lambda: stop.signal,
             mode_from=mode_origin(config_path, flags))))
         emit(report, fmt, verbose)
-        sys.exit(stop.exit_code(report))
+        sys.exit(report.exit_code)
 
 
 @click.command()
@@ -78,7 +78,7 @@ def status(config_path: str | None, fmt: str, **flags: Any) -> None:
     from reconciler.source.choice import cache_of
     from reconciler.source.state import SourceState
 
-    cfg = load_config(config_path, **flags)
+    cfg = load_config(config_path, reading=True, **flags)
     state = StateDir(cfg.state_dir)
     last = lastrun.last_run(state)
     success = lastrun.last_success(state)
@@ -88,18 +88,20 @@ def status(config_path: str | None, fmt: str, **flags: Any) -> None:
                                                source, last, success), indent=2))
         sys.exit(exitcodes.EXIT_NEVER_RAN if last is None else 0)
     click.echo(f"node        {cfg.node} ({_mode_words(cfg, last)})")
-    click.echo(f"source      {cfg.remote} " +
-               (f"branch {cfg.branch}" if cfg.branch else f"commit {cfg.commit}"))
+    click.echo("source      " + (f"{cfg.remote} " + (f"branch {cfg.branch}" if cfg.branch
+                                                      else f"commit {cfg.commit}")
+                                   if cfg.remote else "a config repo's working tree or --rev "
+                                   "(reconciler apply/audit)"))
     if last is None:
         click.echo(f"last run    never (no state under {state})")
         sys.exit(exitcodes.EXIT_NEVER_RAN)
     seen = last.source
-    enforced = source.in_use
+    enforced = source.in_use if cfg.remote else last.config_commit
     if enforced is None:
-        click.echo("config      none applied yet")
+        click.echo("config      none applied yet" if cfg.remote else "config      working tree")
     else:
         title = seen.subject if seen is not None and enforced == last.config_commit else \
-            cache_of(cfg, state).subject(enforced)
+            cache_of(cfg, state).subject(enforced) if cfg.remote else None
         click.echo(f"config      {enforced[:12]} {title or ''}".rstrip())
     click.echo(f"tip seen    {((seen.tip if seen else None) or 'unknown')[:12]}")
     click.echo(f"last run    {_when(last.started)} → {last.result} (exit {last.exit_code})")
@@ -107,7 +109,7 @@ def status(config_path: str | None, fmt: str, **flags: Any) -> None:
     counts = last.counts
     click.echo("counts      " + ", ".join(
         f"{getattr(counts, k)} {k.replace('_', ' ')}"
-        for k in ("in_sync", "pending", "edited_by_hand", "held", "failed", "orphans")))
+        for k in ("in_sync", "applied", "failed", "drift", "pending", "held", "orphans")))
     if source.pinned:
         click.echo(f"PINNED      to {source.pinned.commit[:12]} since "
                    f"{_when(source.pinned.since)} (reconciler rollback --release)")
@@ -132,6 +134,8 @@ def _mode_words(cfg: AgentConfig, last: RunReport | None) -> str:
     """The mode the node runs in and what set it, as its last run saw it."""
     if last is not None and last.mode_from:
         return f"{last.mode} mode, set by {last.mode_from}"
+    if last is not None and not cfg.remote:  # `apply` or `audit`: the command is the mode
+        return f"{last.mode} mode, by reconciler {'apply' if last.mode == 'change' else 'audit'}"
     return f"{cfg.mode} mode" if cfg.mode else "mode set by the fleet's policy"
 
 
@@ -181,7 +185,7 @@ def log(config_path: str | None, count: int, path: str | None, **flags: Any) -> 
     """The node's own history: one run a line, with config commit, result, changed paths."""
     from reconciler.record.history import History
 
-    cfg = load_config(config_path, **flags)
+    cfg = load_config(config_path, reading=True, **flags)
     history = History(StateDir(cfg.state_dir).history, cfg.node)
     entries = history.log(count, path)
     if not entries:
@@ -194,8 +198,16 @@ def log(config_path: str | None, count: int, path: str | None, **flags: Any) -> 
         when = entry.time.strftime("%Y-%m-%d %H:%M:%S")
         refused = entry.trailers.get("Refused-Tip")
         note = f"(tip {refused[:12]} refused) " if refused else ""
-        click.echo(f"{entry.sha[:10]} {when} config {commit} {result:<11} {note}{changed}"
-                   .rstrip())
+        standing = _standing(entry.trailers.get("States", ""))
+        click.echo(f"{entry.sha[:10]} {when} config {commit} {result:<11} {standing}{note}"
+                   f"{changed}".rstrip())
+
+
+def _standing(states: str) -> str:
+    """`drift=1 pending=0 held=17 failed=0` (a States trailer) as `[1 drift, 17 held] `."""
+    pairs = [pair.split("=", 1) for pair in states.split() if "=" in pair]
+    shown = [f"{count} {state}" for state, count in pairs if count != "0"]
+    return f"[{', '.join(shown)}] " if shown else ""
 
 
 @click.command()

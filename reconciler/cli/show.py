@@ -1,13 +1,18 @@
-"""Turn a run report into text for people: a summary table and coloured diffs."""
+"""Turn a run report into text for people: a summary table and coloured diffs on a
+terminal, one record per line anywhere else (a pipe, a file, CI logs, journald), which
+is what grep and log collectors want. No path or file:line is ever broken in two."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from rich.console import Console
 from rich.text import Text
 
-from reconciler.record.report import ChangeReport, Counts, RunReport, diff_style
+from reconciler.record.report import ChangeReport, RunReport, diff_style, held_words
 
 MAX_DIFFS = 20  # diffs printed without -v; a first apply would otherwise print every file
+_NARROWEST = 30  # columns "what" needs beside the others; fewer, and it goes below them
 
 _STATUS_STYLE = {
     "applied": "green",
@@ -19,15 +24,6 @@ _STATUS_STYLE = {
 }
 _DETAIL_STYLE = {"held": "magenta", "failed": "red", "skipped": "red"}
 _DRIFT_WORDS = {"edited-by-hand": "edited by hand", "both": "edited by hand and changed in config"}
-_COUNT_WORDS = (
-    ("applied", "applied"),
-    ("pending", "pending"),
-    ("edited_by_hand", "edited by hand"),
-    ("held", "held"),
-    ("failed", "failed"),
-    ("skipped", "skipped"),
-    ("orphans", "orphans"),
-)
 
 
 def diff_text(diff: str) -> Text:
@@ -59,10 +55,18 @@ def _what(change: ChangeReport, path: str | None) -> Text:
     return text
 
 
-def _counts(counts: Counts) -> str:
-    words = [f"{counts.in_sync} in sync"]
-    words += [f"{getattr(counts, name)} {label}" for name, label in _COUNT_WORDS
-              if getattr(counts, name)]
+def _counts(report: RunReport) -> str:
+    """`35 in sync, 1 drift (edited by hand), 17 held only done with --root /`: each state
+    on its own, and the hand edits this run overwrote said as such."""
+    c = report.counts
+    overwritten = c.edited_by_hand - c.drift
+    words = [f"{c.in_sync} in sync"]
+    words += [f"{n} {label}" for n, label in (
+        (c.applied, "applied"), (overwritten, "hand edits overwritten"), (c.failed, "failed"),
+        (c.drift, "drift (edited by hand)"), (c.pending, "pending")) if n > 0]
+    words += [held_words(report)] if c.held else []
+    words += [f"{n} {label}" for n, label in ((c.skipped, "skipped"), (c.orphans, "orphans"))
+              if n]
     return ", ".join(words)
 
 
@@ -76,23 +80,40 @@ def _emit(console: Console, text: Text) -> None:
 
 
 def _folded(text: Text, width: int) -> list[Text]:
-    """The lines of `text`, each broken at spaces (or mid-word if it must) to fit `width`."""
+    """The lines of `text`, each broken at spaces to fit `width`; a word longer than that
+    (a path) stays whole on a line of its own, longer than `width`."""
     pieces: list[Text] = []
     plain = text.plain
     start = 0
     for end in [*(i for i, char in enumerate(plain) if char == "\n"), len(plain)]:
         while end - start > width:
             cut = plain.rfind(" ", start + 1, start + width + 1)
-            cut = cut if cut > start else start + width
+            if cut <= start:
+                cut = plain.find(" ", start + width + 1, end)
+                if cut == -1:
+                    break
             pieces.append(text[start:cut])
-            start = cut + 1 if plain[cut] == " " else cut
+            start = cut + 1
         pieces.append(text[start:end])
         start = end + 1
     return pieces
 
 
+def _records(rows: list[tuple[Text, str, str, Text]]) -> Text:
+    """One line per row, `status severity action what; why`, for a pipe: no table to
+    break, every fact about a change on the line that names it."""
+    text = Text()
+    for status, severity, action_id, what in rows:
+        text.append_text(status)
+        text.append(f" {severity or '-'} {action_id} ")
+        text.append_text(Text("; ").join(what.split("\n")))
+        text.append("\n")
+    return text
+
+
 def _table(rows: list[tuple[Text, str, str, Text]], width: int) -> Text:
-    """Rows as aligned columns under a bold header, the last column folded to `width`.
+    """Rows as aligned columns under a bold header, the last column folded at spaces to
+    `width` (below each row, indented, when the other columns leave it too little room).
 
     Laid out by hand: rich's Table measures every cell, which costs seconds for the
     thousand rows of a node's first apply.
@@ -100,7 +121,10 @@ def _table(rows: list[tuple[Text, str, str, Text]], width: int) -> Text:
     header = ("status", "sev", "action", "what")
     widths = [max(len(header[i]), *(len(row[i]) for row in rows)) for i in range(3)]
     indent = sum(widths) + 2 * len(widths)
-    room = max(width - indent, 20)
+    stacked = width - indent < _NARROWEST  # long action ids: "what" goes under each row
+    if stacked:
+        indent = 4
+    room = width - indent
     text = Text()
     for column, title in enumerate(header):
         text.append(title.ljust(widths[column] + 2) if column < 3 else title, style="bold")
@@ -109,13 +133,39 @@ def _table(rows: list[tuple[Text, str, str, Text]], width: int) -> Text:
         text.append_text(status)
         text.append(" " * (widths[0] + 2 - len(status)))
         text.append(severity.ljust(widths[1] + 2))
-        text.append(action_id.ljust(widths[2] + 2))
+        text.append(action_id if stacked else action_id.ljust(widths[2] + 2))
         for index, piece in enumerate(_folded(what, room)):
-            if index:
+            if index or stacked:
                 text.append("\n" + " " * indent)
             text.append_text(piece)
     text.append("\n")
     return text
+
+
+def print_rows(console: Console, title: str, header: tuple[str, ...],
+               rows: Sequence[tuple[str, ...]], whole: tuple[int, ...] = ()) -> None:
+    """A titled table on a terminal wide enough for it, the columns in `whole` (names,
+    paths, file:line) never folded. Anywhere else one record per line, `title: field
+    field …`, so a grep finds a whole row; on a narrow terminal each record is folded at
+    spaces only."""
+    records = [f"{title}: " + "  ".join(f for f in (" ".join(v.split()) for v in row) if f)
+               for row in rows]
+    widths = [max([len(header[i]), *(len(row[i]) for row in rows)]) for i in range(len(header))]
+    if not console.is_terminal or sum(widths) + 3 * len(widths) + 1 > console.width:
+        room = console.width if console.is_terminal else None
+        for record in records:
+            lines = _folded(Text(record), room - 4) if room else [Text(record)]
+            console.file.write("\n    ".join(line.plain for line in lines) + "\n")
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for index, column in enumerate(header):
+        table.add_column(column, overflow="fold", no_wrap=index in whole)
+    for row in rows:
+        table.add_row(*(escape(value) for value in row))
+    console.print(table)
 
 
 def print_report(report: RunReport, console: Console, verbose: bool = False) -> None:
@@ -167,7 +217,7 @@ def print_report(report: RunReport, console: Console, verbose: bool = False) -> 
         rows.append((Text(orphan.status, style=_STATUS_STYLE.get(orphan.status, "")), "",
                      f"orphan {orphan.path}", _what(orphan, None)))
     if rows:
-        _emit(console, _table(rows, console.width))
+        _emit(console, _table(rows, console.width) if console.is_terminal else _records(rows))
     shown = diffs if verbose else diffs[:MAX_DIFFS]
     if shown:
         text = Text()
@@ -180,6 +230,6 @@ def print_report(report: RunReport, console: Console, verbose: bool = False) -> 
     for note in report.notes:
         console.print(Text.assemble(("note: ", "bold"), note), soft_wrap=True)
     tally = "nothing was changed" if report.result == "refused" else \
-        f"{_counts(report.counts)} in {report.duration_s:.2f}s"
+        f"{_counts(report)} in {report.duration_s:.2f}s"
     console.print(Text.assemble((report.result, "bold"), f" (exit {report.exit_code}): {tally}"),
                   soft_wrap=True)

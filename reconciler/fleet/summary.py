@@ -20,7 +20,7 @@ from reconciler.fleet.read import Entry
 
 # Worst first: the colour of a group of nodes is the worst state among them.
 STATES = ("failed", "reverted", "refused", "unreadable", "interrupted", "silent", "held", "drift",
-          "changed", "in-sync")
+          "pending", "changed", "in-sync")
 ALIASES = {"stale": "silent"}
 
 
@@ -137,7 +137,7 @@ def row(entry: Entry, now: datetime, stale: timedelta) -> NodeRow:
         commit=runs.commit if runs else None, subject=runs.subject if runs else None,
         time=report.time,
         age_s=age.total_seconds(), mode=report.mode, held=counts.held, failed=counts.failed,
-        drift=counts.pending + counts.edited_by_hand, pinned=report.source.pinned,
+        drift=counts.pending + counts.drift, pinned=report.source.pinned,
         behind=report.source.stale, rollout=report.source.rollout,
     )  # fmt: skip
 

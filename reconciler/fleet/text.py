@@ -18,8 +18,8 @@ from reconciler.timewords import ago as ago  # the fleet page's filter too
 
 COLOURS = {"failed": "red", "reverted": "red", "refused": "red", "unreadable": "red",
            "interrupted": "yellow",
-           "silent": "magenta", "held": "yellow", "drift": "yellow", "changed": "cyan",
-           "in-sync": "green"}
+           "silent": "magenta", "held": "yellow", "drift": "yellow", "pending": "yellow",
+           "changed": "cyan", "in-sync": "green"}
 _SHOWN = 20
 
 

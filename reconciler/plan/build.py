@@ -25,7 +25,7 @@ from reconciler.compile.nodeconfig import (
     ServiceAction,
     Severity,
 )
-from reconciler.plan.change import Change, Drift
+from reconciler.plan.change import AboveCeiling, Change, Drift, KeptEdit
 from reconciler.plan.probe import ActionPlan, Context
 
 KIND_ORDER = {
@@ -56,6 +56,7 @@ class Plan:
     actions: list[ActionPlan]
     orphans: list[Change] = field(default_factory=list)
     forget: list[str] = field(default_factory=list)  # records of vanished orphans
+    interrupted: bool = False  # a stop request cut probing short: the rest is unknown
 
     def changes(self) -> list[Change]:
         return [c for a in self.actions for c in a.changes] + self.orphans
@@ -109,14 +110,26 @@ def order(node: NodeConfig) -> list[Action]:
 
 def build(ctx: Context, only: frozenset[str] | None = None) -> Plan:
     """Probe every action (or only the given ids and what they notify) against the live
-    system and decide what is held. A partial plan leaves orphans alone."""
+    system and decide what is held. A partial plan leaves orphans alone; so does one a
+    stop request cut short (between actions, or between the files of a tree)."""
     selected = None if only is None else _with_notified(ctx.node, only)
-    plans = [probe_action(ctx, action) for action in order(ctx.node)
-             if selected is None or action.id in selected]
+    plans: list[ActionPlan] = []
+    interrupted = False
+    actions = [a for a in order(ctx.node) if selected is None or a.id in selected]
+    ctx.progress.start("checking", sum(_steps(ctx, a) for a in actions))
+    for action in actions:
+        plans.append(probe_action(ctx, action))
+        if action.kind not in FILE_KINDS:  # a file action counts its files as it probes
+            ctx.progress.advance()
+        if ctx.should_stop():
+            interrupted = True
+            break
     by_id = {plan.action.id: plan for plan in plans}
     probed = {plan.action.id: plan.changes for plan in plans}
     for plan in plans:
         plan.changes = _judged(ctx, plan.action, probed[plan.action.id], frozenset())
+    if interrupted:
+        return Plan(ctx.node, ctx.ceiling, plans, interrupted=True)
     # A service this run starts (its start not held) needs no reload or restart.
     starting = _starting(plans)
     for plan in plans:
@@ -146,6 +159,14 @@ def _starting(plans: list[ActionPlan]) -> frozenset[str]:
                      and any(c.op == "start" and c.held is None for c in plan.changes))
 
 
+FILE_KINDS = ("file", "tree")
+
+
+def _steps(ctx: Context, action: Action) -> int:
+    """How many progress steps probing `action` takes: one per file it renders, else one."""
+    return len(ctx.rendered.get(action.id, [])) if action.kind in FILE_KINDS else 1
+
+
 def _with_notified(node: NodeConfig, only: frozenset[str]) -> set[str]:
     """`only` plus every action its members notify, transitively."""
     selected = set(only)
@@ -167,13 +188,15 @@ def _with_policy(ctx: Context, change: Change) -> Change:
         return replace(change, held=f"waiting for window {ctx.window[1]}")
     if change.severity > ctx.ceiling:
         return replace(
-            change, held=f"severity {change.severity} is above the ceiling {ctx.ceiling}"
+            change,
+            held=AboveCeiling(f"severity {change.severity} is above the ceiling {ctx.ceiling}"),
         )
     if change.drift in (Drift.EDITED, Drift.BOTH) and ctx.node.policy.local_edits == "hold":
         commit = (change.last_commit or "?")[:12]
         return replace(
             change,
-            held=f"edited by hand since reconciler wrote it at {commit}; policy local-edits=hold",
+            held=KeptEdit(f"edited by hand since reconciler wrote it at {commit}; "
+                          "policy local-edits=hold"),
         )
     return change
 

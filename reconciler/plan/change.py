@@ -49,6 +49,43 @@ class Started:
     action: str
 
 
+class Held(str):
+    """Why a change is held, as the text reports show; its subclass says which kind of
+    reason it is, so counts and headlines can tell a ceiling from a demo root."""
+
+    kind: ClassVar[str] = "other"
+
+
+class AboveCeiling(Held):
+    """The change's severity is above the node's ceiling."""
+
+    kind = "ceiling"
+
+
+class KeptEdit(Held):
+    """A hand edit kept by policy `local-edits=hold`."""
+
+    kind = "local-edits"
+
+
+class HostOnly(Held):
+    """The change touches the running host, which a --root other than / never does."""
+
+    kind = "root"
+
+
+def host_only(reason: str | None) -> HostOnly | None:
+    """`reason` (why something cannot be done under this --root) as a HostOnly hold."""
+    return None if reason is None else HostOnly(reason)
+
+
+def held_kind(reason: str | None) -> str | None:
+    """The kind of a hold reason (`ceiling`, `local-edits`, `root`, `other`), None if not held."""
+    if reason is None:
+        return None
+    return reason.kind if isinstance(reason, Held) else Held.kind
+
+
 # What one applied change did; None when there is nothing the run must remember.
 Effect = Wrote | Removed | Started | None
 

@@ -34,12 +34,14 @@ def summary(report: RunReport, refused_tip: Refusal | None) -> str:
         first = report.problems[0] if report.problems else "refused"
         return _one_line(f"refused at {commit}: {first}")
     parts = [f"{report.result} at {commit}{title}"]
-    # Counted like the trailers list them: paths (or action ids), each once.
-    applied, pending, held, failed = (len(_involved(report, s))
+    # Counted like the trailers list them: paths (or action ids), each once; a hand edit
+    # still standing is drift, not pending or held.
+    drift = _involved(report, "pending", by_hand=True) | _involved(report, "held", by_hand=True)
+    applied, pending, held, failed = (len(_involved(report, s) - drift)
                                       for s in ("applied", "pending", "held", "failed"))
-    details = [f"{n} {w}" for n, w in ((applied, "applied"), (pending, "pending"),
-                                        (c.edited_by_hand, "edited by hand"), (held, "held"),
-                                        (failed, "failed"), (c.orphans, "orphans")) if n]
+    details = [f"{n} {w}" for n, w in ((applied, "applied"), (failed, "failed"),
+                                        (len(drift), "drift"), (pending, "pending"),
+                                        (held, "held"), (c.orphans, "orphans")) if n]
     if details:
         parts.append("(" + ", ".join(details) + ")")
     if refused_tip is not None:
@@ -66,17 +68,26 @@ def trailers(report: RunReport, refused_tip: Refusal | None) -> dict[str, str]:
         "Changed": _listing(changed),
         "Held": _listing(held),
         "Failed": _listing(failed),
+        "States": states(report),
     }
     if refused_tip is not None:
         found["Refused-Tip"] = refused_tip.commit
     return found
 
 
-def _involved(report: RunReport, status: str) -> set[str]:
-    """The paths (or action ids) with a change in `status`; failed: the failed actions."""
+def _involved(report: RunReport, status: str, by_hand: bool = False) -> set[str]:
+    """The paths (or action ids) with a change in `status` (`by_hand`: a hand edit);
+    failed: the failed actions."""
     if status == "failed":
         return {a.id for a in report.actions if a.status == "failed"}
-    return {c.path or a.id for a in report.actions for c in a.changes if c.status == status}
+    return {c.path or a.id for a in report.actions for c in a.changes
+            if c.status == status and (not by_hand or c.drift != "pending")}
+
+
+def states(report: RunReport) -> str:
+    """What the run left standing, each state on its own: `drift=1 pending=0 held=17 failed=0`."""
+    c = report.counts
+    return f"drift={c.drift} pending={c.pending} held={c.held} failed={c.failed}"
 
 
 def _listing(items: list[str]) -> str:

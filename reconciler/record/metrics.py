@@ -16,7 +16,8 @@ from reconciler.compile.nodeconfig import Severity
 from reconciler.record.report import Counts, Result, RunReport
 
 RESULTS: tuple[Result, ...] = (
-    "in-sync", "changed", "drift", "held", "failed", "refused", "interrupted", "reverted",
+    "in-sync", "changed", "drift", "pending", "held", "failed", "refused", "interrupted",
+    "reverted",
 )  # fmt: skip
 
 

@@ -20,6 +20,7 @@ from reconciler.render.renderer import RenderedFile
 from reconciler.secrets.digest import ContentDigest
 from reconciler.source.state import Refusal, SourceState
 from reconciler.statedir import StateDir
+from reconciler.system.interface import UnsafePath
 from reconciler.system.local import LocalSystem
 from reconciler.system.wrappers import ReadOnlySystem
 
@@ -131,7 +132,7 @@ class Recorder:
                 if live is None or live.kind != "file":
                     continue
                 content = system.read(item.path)
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, UnsafePath) as exc:  # a symlinked parent, say
                 files[item.path] = f"unreadable: {exc}\n".encode()
                 continue
             if item.action.secret:

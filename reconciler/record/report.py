@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from reconciler.apply.executor import ActionOutcome, ChangeOutcome, Outcome, Status
 from reconciler.facts.model import Facts
-from reconciler.plan.change import Drift
+from reconciler.plan.change import Drift, held_kind
 
 SCHEMA_VERSION = 1
 
@@ -22,9 +22,15 @@ EXIT_REFUSED = 1
 EXIT_CHANGES = 2
 EXIT_FAILED = 4
 EXIT_HELD = 8
+EXIT_SIGNAL = 128  # an interrupted run exits 128 + the signal, as a shell reports it
 
-Result = Literal["in-sync", "changed", "drift", "held", "failed", "refused", "interrupted",
-                 "reverted"]
+Result = Literal["in-sync", "changed", "drift", "pending", "held", "failed", "refused",
+                 "interrupted", "reverted"]
+# The states a run can leave changes in, worst first: the worst one present is the run's
+# result. A hand edit still standing (drift) is worse than a config change audit did not
+# apply (pending), which is worse than one policy holds on purpose (held).
+STANDING: tuple[Result, ...] = ("failed", "drift", "pending", "held")
+HeldBy = Literal["ceiling", "local-edits", "root", "other"]
 
 
 class Model(BaseModel):
@@ -42,6 +48,7 @@ class ChangeReport(Model):
     drift: Literal["pending", "edited-by-hand", "both"]
     last_applied_commit: str | None = None
     detail: str | None = None  # why held, skipped or failed
+    held_by: HeldBy | None = None  # which kind of reason holds it
     diff: str | None = None  # unified diff; never present for secrets
     notified_by: list[str] = []
 
@@ -69,8 +76,14 @@ class ActionReport(Model):
 
 
 class Counts(Model):
+    """Paths and changes by state. `drift`, `pending`, `held` and `failed` are what the run
+    left standing, each change in exactly one of them: a hand edit still there is drift
+    (whether audit found it or policy held it), not pending or held. `edited_by_hand`
+    counts every hand edit found, the ones this run overwrote too."""
+
     in_sync: int = 0
     pending: int = 0
+    drift: int = 0
     edited_by_hand: int = 0
     applied: int = 0
     held: int = 0
@@ -146,6 +159,7 @@ def _change(outcome: ChangeOutcome) -> ChangeReport:
         op=change.op, summary=change.summary, path=change.path, status=outcome.status.value,
         severity=str(change.severity), drift=change.drift.value,
         last_applied_commit=change.last_commit, detail=outcome.detail,
+        held_by=held_kind(change.held) if outcome.status is Status.HELD else None,  # type: ignore[arg-type]
         diff=None if change.secret else change.diff, notified_by=list(change.notified_by))
 
 
@@ -193,40 +207,44 @@ def build(
         if item.error is not None:
             counts.failed += 1
     for change in [c for a in outcome.actions for c in a.changes] + outcome.orphans:
-        if change.status is Status.HELD:
-            counts.held += 1
-        elif change.status is Status.FAILED:
+        by_hand = change.change.drift in (Drift.EDITED, Drift.BOTH)
+        if change.status is Status.FAILED:
             counts.failed += 1
         elif change.status is Status.SKIPPED:
             counts.skipped += 1
         elif change.status is Status.APPLIED:
             counts.applied += 1
-        if change.status in (Status.PENDING, Status.APPLIED, Status.HELD):
-            if change.change.drift in (Drift.EDITED, Drift.BOTH):
-                counts.edited_by_hand += 1
-            elif change.status is Status.PENDING:
-                counts.pending += 1
+        elif by_hand:
+            counts.drift += 1
+        elif change.status is Status.HELD:
+            counts.held += 1
+        else:
+            counts.pending += 1
+        if by_hand and change.status in (Status.PENDING, Status.APPLIED, Status.HELD):
+            counts.edited_by_hand += 1
     exit_code = EXIT_IN_SYNC
-    if counts.applied or counts.pending or any(
-        c.status is Status.PENDING for a in outcome.actions for c in a.changes
-    ) or any(o.status is Status.PENDING for o in outcome.orphans):
+    if counts.applied or counts.pending or counts.drift:
         exit_code |= EXIT_CHANGES
-    if counts.failed or any(a.skipped and "failed" in a.skipped for a in outcome.actions):
+    failed = counts.failed or any(a.skipped and "failed" in a.skipped for a in outcome.actions)
+    if failed:
         exit_code |= EXIT_FAILED
     if counts.held:
         exit_code |= EXIT_HELD
-    result: Result = "in-sync"
+    standing = {"failed": failed, "drift": counts.drift, "pending": counts.pending,
+                "held": counts.held}
+    result: Result = next((state for state in STANDING if standing[state]),
+                          "changed" if counts.applied else "in-sync")
     if outcome.interrupted:
         result = "interrupted"
-    elif exit_code & EXIT_FAILED:
-        result = "failed"
-    elif exit_code & EXIT_HELD:
-        result = "held"
-    elif exit_code & EXIT_CHANGES:
-        result = "changed" if mode == "change" else "drift"
     return RunReport(node=node, mode=mode, root=root, config_commit=commit, ceiling=ceiling,
                      started=started, duration_s=round(duration, 4), result=result,
                      exit_code=exit_code, counts=counts, actions=actions, orphans=orphans)
+
+
+def interrupted(report: RunReport, signum: int) -> RunReport:
+    """`report` of a run stopped by signal `signum`: its exit code is 128 + the signal in
+    the report, the process exit, last-run.json, `status` and the metric alike."""
+    return report.model_copy(update={"result": "interrupted", "exit_code": EXIT_SIGNAL + signum})
 
 
 def refused(
@@ -237,6 +255,31 @@ def refused(
     return RunReport(node=node, mode=mode, root=root, config_commit=commit, ceiling=ceiling,
                      started=started, duration_s=round(duration, 4), result="refused",
                      exit_code=EXIT_REFUSED, counts=Counts(), problems=problems)
+
+
+def held_reasons(report: RunReport) -> dict[str, int]:
+    """How many held changes each kind of reason holds (hand edits are drift, not here)."""
+    kinds: dict[str, int] = {}
+    for change in [c for a in report.actions for c in a.changes] + report.orphans:
+        if change.status == "held" and change.drift == "pending":
+            kind = change.held_by or "other"
+            kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds
+
+
+def held_words(report: RunReport) -> str:
+    """`17 held because --root is not /`, `3 held (2 above the ceiling reload, 1 …)`, or ""."""
+    kinds = held_reasons(report)
+    total = sum(kinds.values())
+    words = {"root": "because --root is not /",
+             "ceiling": f"above the ceiling {report.ceiling or '?'}",
+             "other": "by policy or the node's state (see why)"}
+    present = [kind for kind in words if kinds.get(kind)]
+    if not present:
+        return ""
+    if len(present) == 1:
+        return f"{total} held {words[present[0]]}"
+    return f"{total} held (" + ", ".join(f"{kinds[k]} {words[k]}" for k in present) + ")"
 
 
 def diff_style(line: str) -> str:

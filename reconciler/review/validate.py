@@ -8,7 +8,7 @@ The fleet is parsed once; nodes are compiled and rendered in worker processes
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import jinja2
@@ -136,10 +136,12 @@ def _read_by(renderer: Renderer, templates: set[str]) -> frozenset[str] | None:
 
 
 def validate(
-    snapshot: Snapshot, jobs: int | None = None, facts: Mapping[str, Facts] | None = None
+    snapshot: Snapshot, jobs: int | None = None, facts: Mapping[str, Facts] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ValidationResult:
     """Check everything at this revision, rendering with the `facts` nodes published
-    (placeholders for the others); problems are grouped, identical ones counted once."""
+    (placeholders for the others); problems are grouped, identical ones counted once.
+    `progress(done, total)` hears of the nodes as they are checked."""
     started = time.monotonic()
     result = ValidationResult()
     try:
@@ -154,8 +156,14 @@ def validate(
         result.add(problem)
     result.nodes = len(names)
     result.classes = len(fleet.classes)
-    done = sorted(fan_out(names, jobs, _init_worker, (fleet, facts), _check_chunk),
-                  key=lambda d: d[0])
+    done = []
+    checked = 0
+    for chunk in fan_out(names, jobs, _init_worker, (fleet, facts), _check_chunk):
+        done.append(chunk)
+        checked += chunk[1]
+        if progress is not None:
+            progress(checked, len(names))
+    done.sort(key=lambda d: d[0])
     outcomes = [result for _, _, result in done]  # node order: the node a problem names is stable
     usage: dict[str, set[str]] = {}
     read: set[str] | None = set()

@@ -12,6 +12,7 @@ import binascii
 import os
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyrage
@@ -102,6 +103,18 @@ def encrypt(plaintext: bytes, recipients: list[str]) -> bytes:
     keys = [x25519.Recipient.from_str(r) for r in recipients]
     armored = pyrage.encrypt(plaintext, keys, armored=True)
     return armored if armored.endswith(b"\n") else armored + b"\n"
+
+
+def sealer(identity_path: str) -> Callable[[bytes], bytes] | None:
+    """Encryption to the node's own key (the recipients of its identity file), for what
+    only this node may read back, such as the backup of a secret file; None when the
+    node has no usable identity."""
+    try:
+        identities = read_identities(identity_path, private=True)
+    except AgeError:
+        return None
+    recipients = [str(identity.to_public()) for identity in identities]
+    return lambda plaintext: encrypt(plaintext, recipients)
 
 
 def decrypt(ciphertext: bytes, identities: list[x25519.Identity]) -> bytes:

@@ -1,7 +1,10 @@
-"""The backup store: the bytes of every regular file replaced or removed, named by sha256.
+"""The backup store: the bytes of every regular file replaced or removed, named by sha256,
+and an index saying which path each copy was, when, and in which run.
 
 It lives in a host directory outside the node root (/var/lib/reconciler/backups) and
-keeps at most `limit` backups, the least recently saved going first.
+keeps at most `limit` backups, the least recently saved going first. A secret file is
+kept only when the store can seal it (age, to the node's own key): its copy is the
+ciphertext under a random name, never its plain text nor a hash of it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,10 @@ import os
 import re
 import secrets
 import stat
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from reconciler.system.interface import UnsafePath
 from reconciler.system.walk import (
@@ -25,21 +32,43 @@ from reconciler.system.walk import (
     write_all,
 )
 
-_DIGEST = re.compile(r"[0-9a-f]{64}")
+_KEPT = re.compile(r"[0-9a-f]{64}|secret-[0-9a-f]{32}\.age")
+INDEX = "index.jsonl"
+
+
+class Kept(BaseModel):
+    """One line of the index: node path, when and by which run (its start time) it was
+    saved, under which name in the store, its sha256 (None for a secret file)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    time: datetime
+    run: str | None
+    name: str
+    sha256: str | None
+    secret: bool = False
 
 
 class BackupStore:
-    """Saves file contents into `directory` (a host path) as <sha256>, mode 0600."""
+    """Saves file contents into `directory` (a host path) as <sha256>, mode 0600, and
+    indexes them; `run` labels what this store saves, `seal` encrypts secret files."""
 
-    def __init__(self, directory: str, limit: int = 1000) -> None:
+    def __init__(self, directory: str, limit: int = 1000, run: str | None = None,
+                 seal: Callable[[bytes], bytes] | None = None) -> None:
         if limit < 1:
             raise ValueError(f"backup_limit must be at least 1, not {limit}")
         self.directory = os.path.abspath(directory)
         self.limit = limit
+        self.run = run
+        self.seal = seal
 
-    def save_at(self, dir_fd: int, name: str, node: str) -> str | None:
-        """Save regular file `name` of the open directory; its sha256, or None when there
-        is no regular file to save (missing, a symlink, anything else)."""
+    def save_at(self, dir_fd: int, name: str, node: str, secret: bool = False) -> str | None:
+        """Save regular file `name` of the open directory; the name of its copy, or None
+        when there is no regular file to save (missing, a symlink, anything else) or it
+        is secret and cannot be sealed."""
+        if secret and self.seal is None:
+            return None
         try:
             fd = os.open(name, READ_FLAGS, dir_fd=dir_fd)
         except OSError as error:
@@ -49,12 +78,13 @@ class BackupStore:
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 return None
-            return self._store(fd, node)
+            return self._store(fd, node, secret)
         finally:
             os.close(fd)
 
-    def _store(self, source: int, node: str) -> str:
-        """Copy `source` into the store as <sha256> (mode 0600), then enforce the cap."""
+    def _store(self, source: int, node: str, secret: bool) -> str:
+        """Copy `source` into the store as <sha256> (sealed under a random name if
+        `secret`; mode 0600), index it, then enforce the cap."""
         backup_dir = self.directory
         try:
             os.makedirs(os.path.dirname(backup_dir), exist_ok=True)
@@ -79,18 +109,24 @@ class BackupStore:
             try:
                 out = os.open(temp, TEMP_FLAGS, 0o600, dir_fd=dir_fd)
                 try:
-                    while chunk := os.read(source, CHUNK):
-                        digest.update(chunk)
-                        write_all(out, chunk)
+                    if secret and self.seal is not None:
+                        write_all(out, self.seal(_read_all(source)))
+                    else:
+                        while chunk := os.read(source, CHUNK):
+                            digest.update(chunk)
+                            write_all(out, chunk)
                     os.fsync(out)
                 finally:
                     os.close(out)
-                sha = digest.hexdigest()
+                sha = f"secret-{secrets.token_hex(16)}.age" if secret else digest.hexdigest()
                 if lstat_at(dir_fd, sha) is None:
                     os.rename(temp, sha, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
                 else:
                     os.unlink(temp, dir_fd=dir_fd)
                     os.utime(sha, dir_fd=dir_fd, follow_symlinks=False)
+                self._index(dir_fd, Kept(path=node, time=datetime.now(UTC), run=self.run,
+                                         name=sha, sha256=None if secret else sha,
+                                         secret=secret))
                 os.fsync(dir_fd)
                 self._evict(dir_fd, keep=sha)
             except OSError as error:
@@ -110,10 +146,53 @@ class BackupStore:
         saved: list[tuple[int, str]] = []
         with os.scandir(dir_fd) as entries:
             for entry in entries:
-                if _DIGEST.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                if _KEPT.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
                     saved.append((entry.stat(follow_symlinks=False).st_mtime_ns, entry.name))
         excess = len(saved) - self.limit
         if excess <= 0:
             return
         for _, name in sorted(item for item in saved if item[1] != keep)[:excess]:
             unlink_quietly(dir_fd, name)
+
+    def _index(self, dir_fd: int, kept: Kept) -> None:
+        """Append one line to the index (appends of one short line do not interleave)."""
+        fd = os.open(INDEX, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+        try:
+            write_all(fd, kept.model_dump_json().encode() + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def kept_for(directory: str, path: str) -> list[Kept]:
+    """What the store still keeps of node `path`, oldest first (index lines whose copy
+    was evicted, or that cannot be read, are left out)."""
+    try:
+        with open(os.path.join(directory, INDEX), "rb") as index:
+            lines = index.read().splitlines()
+    except FileNotFoundError:
+        return []
+    found: list[Kept] = []
+    for line in lines:
+        try:
+            kept = Kept.model_validate_json(line)
+        except ValidationError:
+            continue
+        if kept.path == path and _KEPT.fullmatch(kept.name) and \
+                os.path.isfile(os.path.join(directory, kept.name)):
+            found.append(kept)
+    return found
+
+
+def read_kept(directory: str, kept: Kept) -> bytes:
+    """The stored bytes of `kept` (a secret file's are its ciphertext)."""
+    with open(os.path.join(directory, kept.name), "rb") as copy:
+        return copy.read()
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, CHUNK):
+        chunks.append(chunk)
+    return b"".join(chunks)

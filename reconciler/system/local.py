@@ -16,7 +16,7 @@ import pwd
 import stat
 import struct
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 
 from reconciler.system import validation, xattrs
@@ -50,7 +50,8 @@ class LocalSystem:
     """The real node, rooted at `root`, walking every path without following symlinks.
 
     `backup_dir` (a host path) keeps the bytes of every regular file replaced or removed,
-    named by sha256, at most `backup_limit` of them (the least recently saved go first).
+    named by sha256, at most `backup_limit` of them (the least recently saved go first),
+    indexed with `backup_run`; a secret file only sealed by `backup_seal`.
     User and group names resolve on the host running reconciler, also when `root` is
     not "/". Commands run on the host; `host_commands` only tells actions whether they
     should (default: only when `root` is "/").
@@ -63,13 +64,16 @@ class LocalSystem:
         host_commands: bool | None = None,
         backup_dir: str | None = None,
         backup_limit: int = 1000,
+        backup_run: str | None = None,
+        backup_seal: Callable[[bytes], bytes] | None = None,
     ) -> None:
         if "\0" in root:
             raise UnsafePath(f"root {root!r} contains a NUL byte")
         self._root = os.path.abspath(root)
         self._can_chown = os.geteuid() == 0
         self._host_commands = self._root == "/" if host_commands is None else host_commands
-        self._backups = BackupStore(backup_dir, backup_limit) if backup_dir is not None else None
+        self._backups = BackupStore(backup_dir, backup_limit, backup_run, backup_seal) \
+            if backup_dir is not None else None
         self._walker = Walker(self._root)
 
     @property
@@ -220,8 +224,7 @@ class LocalSystem:
                 _refuse_foreign_link(existing, uid, node)
                 replaces_file = kind == "file"
                 if kind == "file":
-                    if not secret:
-                        self._backup_at(dir_fd, name, node)
+                    self._backup_at(dir_fd, name, node, secret)
                     uid = existing.st_uid if uid is None else uid
                     gid = existing.st_gid if gid is None else gid
             temp, fd = self._create_temp(dir_fd, name, node)
@@ -357,7 +360,7 @@ class LocalSystem:
         """Remove a file, symlink or empty directory; a missing path is left alone.
 
         A non-empty directory is refused (OSError ENOTEMPTY). A regular file is backed
-        up first unless `secret`.
+        up first (a `secret` one only sealed).
         """
         if self.lstat(path) is None:
             return
@@ -370,8 +373,8 @@ class LocalSystem:
                     self._walker.forget(node)
                     os.rmdir(name, dir_fd=dir_fd)
                 else:
-                    if stat.S_ISREG(existing.st_mode) and not secret:
-                        self._backup_at(dir_fd, name, node)
+                    if stat.S_ISREG(existing.st_mode):
+                        self._backup_at(dir_fd, name, node, secret)
                     os.unlink(name, dir_fd=dir_fd)
                 self._walker.sync_dir(dir_fd, node)
             except OSError as error:
@@ -390,9 +393,9 @@ class LocalSystem:
         with self._walker.parent(path) as (dir_fd, name, node):
             return self._backups.save_at(dir_fd, name, node)
 
-    def _backup_at(self, dir_fd: int, name: str, node: str) -> None:
+    def _backup_at(self, dir_fd: int, name: str, node: str, secret: bool = False) -> None:
         if self._backups is not None:
-            self._backups.save_at(dir_fd, name, node)
+            self._backups.save_at(dir_fd, name, node, secret)
 
     # -- names and commands ------------------------------------------------------
 

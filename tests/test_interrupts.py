@@ -1,0 +1,107 @@
+"""Ctrl-C and SIGTERM, as an operator meets them: one exit code for an interrupted run in
+every place that reports it, a stop honoured between the files of a large tree, and no
+traceback when the command is interrupted while it is still starting up."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from cycle_support import BASE_FILES, NODE, RECONCILER, Node, web_class
+
+pytestmark = pytest.mark.usefixtures("isolated_git")
+
+FILES = 3000
+INTERRUPTED = 128 + signal.SIGINT
+
+
+def _site(tmp_path: Path, files: int) -> Node:
+    """A node whose class renders a tree of `files` files into /srv/site."""
+    node = Node(tmp_path)
+    pages = {f"templates/web/site/page-{n:04d}.html": f"page {n}\n" for n in range(files)}
+    node.push({**BASE_FILES, **pages, "classes/web.xml": web_class(
+        '  <tree path="/srv/site" source="web/site"/>\n')}, "a large site")
+    return node
+
+
+@pytest.fixture
+def big_tree(tmp_path: Path) -> Node:
+    return _site(tmp_path, FILES)
+
+
+def _wait_until(found: object, what: str, timeout: float = 120.0) -> None:
+    """Poll (bounded) until `found()` is true: the process under test reached a point."""
+    deadline = time.monotonic() + timeout
+    while not found():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout} s")
+        time.sleep(0.005)
+
+
+def test_ctrl_c_stops_a_large_tree_after_the_current_file_with_one_exit_code(
+    big_tree: Node,
+) -> None:
+    site = big_tree.root / "srv/site"
+    process = big_tree.start("run")
+    _wait_until(lambda: site.is_dir() and any(site.iterdir()), "a first file of the tree")
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+
+    written = len(list(site.iterdir()))
+    assert process.returncode == INTERRUPTED, err
+    assert "SIGINT: stopping after the current file" in err
+    assert "Traceback" not in err
+    assert written < FILES
+    assert out.strip().splitlines()[-1].startswith(f"interrupted (exit {INTERRUPTED}): ")
+    assert big_tree.last_run()["result"] == "interrupted"
+    assert big_tree.last_run()["exit_code"] == INTERRUPTED
+    assert big_tree.trailers()["Result"] == "interrupted"
+    assert f"interrupted (exit {INTERRUPTED})" in big_tree.cli("status").out
+    status = json.loads(big_tree.cli("status", "--format", "json").out)
+    assert status["last_run"]["exit_code"] == INTERRUPTED
+    metrics = (big_tree.state / "reconciler.prom").read_text()
+    assert f"reconciler_last_run_exit_code {INTERRUPTED}" in metrics
+
+
+def test_the_run_after_an_interrupted_one_writes_the_rest(tmp_path: Path) -> None:
+    tree = _site(tmp_path, FILES // 5)
+    site = tree.root / "srv/site"
+    process = tree.start("run")
+    _wait_until(lambda: site.is_dir() and any(site.iterdir()), "a first file of the tree")
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=120)
+
+    done = tree.cli("run")
+
+    assert process.returncode == 128 + signal.SIGTERM
+    assert done.code == 2, done.err
+    assert len(list(site.iterdir())) == FILES // 5
+
+
+def _importing_the_commands(pid: int) -> bool:
+    """The process has loaded pydantic's extension: it is importing reconciler's commands
+    (past the interpreter's own start-up, before any command runs)."""
+    try:
+        return "_pydantic_core" in Path(f"/proc/{pid}/maps").read_text()
+    except FileNotFoundError:
+        return False
+
+
+def test_ctrl_c_during_start_up_exits_130_without_a_traceback(tmp_path: Path) -> None:
+    settings = tmp_path / "agent.toml"
+    os.mkfifo(settings)  # never written: a command that got this far would wait here
+    process = subprocess.Popen([RECONCILER, "status", "--config", str(settings), "--node", NODE],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_until(lambda: _importing_the_commands(process.pid) or process.poll() is not None,
+                "loading the commands")
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+
+    assert (process.returncode, out) == (INTERRUPTED, "")
+    assert "Traceback" not in err
+    assert err.strip() == "interrupted"

@@ -1,0 +1,52 @@
+"""Progress for long work: a bar on a terminal (a real pseudo-terminal here), and not one
+byte more in a pipe, where scripts and log collectors read the output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from clirun import RECONCILER, reconciler
+from ptyrun import in_terminal
+
+NODE = "proxy-01.tickets.chi1.sa"
+
+pytestmark = pytest.mark.usefixtures("isolated_git")
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Path:
+    repo = tmp_path / "fleet"
+    assert reconciler(["init", repo]).returncode == 0
+    return repo
+
+
+def test_validate_shows_nodes_checked_on_a_terminal(fleet: Path) -> None:
+    code, shown = in_terminal([RECONCILER, "validate", "--repo", fleet, "--jobs", "2"])
+
+    assert code == 0, shown
+    nodes = int(shown.split("ok: ")[1].split()[0])
+    assert "validating nodes" in shown and f"{nodes}/{nodes}" in shown
+
+
+def test_validate_in_a_pipe_prints_only_its_verdict(fleet: Path) -> None:
+    done = reconciler(["validate", "--repo", fleet, "--jobs", "2"], process=True)
+
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.startswith("ok: ") and "validating" not in done.stdout
+
+
+def test_apply_shows_its_stages_on_a_terminal(fleet: Path, tmp_path: Path) -> None:
+    code, shown = in_terminal([RECONCILER, "apply", "--repo", fleet, "--node", NODE,
+                               "--root", tmp_path / "node"])
+
+    assert code != 1, shown
+    assert all(stage in shown for stage in ("rendering", "checking", "applying"))
+
+
+def test_audit_in_a_pipe_has_no_progress(fleet: Path, tmp_path: Path) -> None:
+    done = reconciler(["audit", "--repo", fleet, "--node", NODE, "--root", tmp_path / "node"],
+                      process=True)
+
+    assert done.stderr == ""
+    assert not any(word in done.stdout for word in ("checking", "auditing", "rendering"))
