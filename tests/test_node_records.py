@@ -8,24 +8,23 @@ from pathlib import Path
 
 import pytest
 from clirun import reconciler
-
-NODE = "proxy-01.tickets.chi1.sa"
+from cycle_support import BASE_FILES, NODE, Node
 
 pytestmark = pytest.mark.usefixtures("isolated_git")
 
 
 @pytest.fixture
 def fleet(tmp_path: Path) -> Path:
-    repo = tmp_path / "fleet"
-    assert reconciler(["init", repo]).returncode == 0
-    return repo
+    """A config repo's working tree (the web class of the cycle tests)."""
+    node = Node(tmp_path / "origin")
+    node.push(BASE_FILES)
+    return node.origin.work
 
 
 def _edited_node(fleet: Path, root: Path, *where: str | Path) -> None:
-    """The example proxy built under `root`, then its nginx.conf edited by hand, audited."""
+    """The node built under `root` by `apply`, then /etc/x edited by hand, audited."""
     reconciler(["apply", "--repo", fleet, "--node", NODE, "--root", root, *where])
-    with (root / "etc/nginx/nginx.conf").open("a") as conf:
-        conf.write("# tuned by hand\n")
+    (root / "etc/x").write_text("tuned by hand\n")
     reconciler(["audit", "--repo", fleet, "--node", NODE, "--root", root, *where])
 
 
@@ -39,7 +38,7 @@ def test_status_reads_an_audit_with_only_the_root(fleet: Path, tmp_path: Path) -
     lines = done.stdout.splitlines()
     assert lines[0].startswith(f"node        {NODE} (audit mode")
     assert lines[1] == "source      a config repo's working tree or --rev (reconciler apply/audit)"
-    assert any(line.startswith("last run ") and line.endswith("→ drift (exit 10)")
+    assert any(line.startswith("last run ") and line.endswith("→ drift (exit 2)")
                for line in lines)
     assert any("1 drift" in line for line in lines if line.startswith("counts"))
 
@@ -52,7 +51,7 @@ def test_log_lists_the_apply_and_the_audit(fleet: Path, tmp_path: Path) -> None:
 
     assert done.returncode == 0, done.stderr
     results = [line.split()[5] for line in done.stdout.splitlines()]
-    assert results == ["drift", "held"]  # newest first: the audit, then the first apply
+    assert results == ["drift", "changed"]  # newest first: the audit, then the first apply
 
 
 def test_check_and_metrics_judge_the_last_audit(fleet: Path, tmp_path: Path) -> None:
