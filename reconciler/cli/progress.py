@@ -22,7 +22,10 @@ class TerminalProgress:
         self._task = task
 
     def start(self, stage: str, total: int) -> None:
+        """A new stage, drawn at once: a short one is still seen (the bar redraws itself
+        only ten times a second)."""
         self._bar.update(self._task, description=stage, completed=0, total=total or None)
+        self._bar.refresh()
 
     def advance(self, steps: int = 1) -> None:
         self._bar.advance(self._task, steps)
