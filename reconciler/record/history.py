@@ -130,7 +130,7 @@ class History:
         building = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
         try:
             git = Git(building)
-            git.out("init", "--quiet", "--bare", "--initial-branch=main", ".")
+            git.out("init", "--quiet", "--bare", "--template=", "--initial-branch=main", ".")
             for key, value in (
                 ("user.name", "reconciler"),
                 ("user.email", f"reconciler@{self.node}"),
