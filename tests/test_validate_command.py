@@ -26,7 +26,10 @@ def needs(*programs: str) -> pytest.MarkDecorator:
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
+    """Configuration over this host's programs, a system already: it has its users (a
+    root without is still being built, and is not checked)."""
     (tmp_path / "root" / "etc").mkdir(parents=True)
+    (tmp_path / "root" / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
     return tmp_path / "root"
 
 
@@ -83,3 +86,14 @@ def test_a_root_with_programs_of_its_own_but_not_the_checker_is_written_not_vali
     assert note is not None
     assert note.startswith("not validated: ") and "has no nginx" in note
     assert (root / "etc" / "app.conf").read_bytes() == b"x\n"
+
+
+def test_a_root_still_being_built_is_written_and_said_not_validated(tmp_path: Path) -> None:
+    """No programs and no users of its own yet: this host's checker would fail for what
+    the root lacks, not for the file, so it is not run."""
+    building = tmp_path / "building"
+    (building / "etc").mkdir(parents=True)
+    system = LocalSystem(str(building))
+    note = system.write_atomic("/etc/app.conf", b"x\n", 0o644, None, None, validate="false %s")
+    assert note is not None and "is not a system yet" in note
+    assert (building / "etc" / "app.conf").read_bytes() == b"x\n"

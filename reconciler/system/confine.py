@@ -9,7 +9,8 @@ mount namespace (bubblewrap) where the root's files are at their real paths:
   becomes `/` itself, and must hold the checker;
 - a root without (configuration laid over this host's programs, as the example's test
   images are) has each of its top-level directories bound over the host's, `usr`'s
-  subdirectories one by one (`usr/local`), the rest of the host read-only.
+  subdirectories one by one (`usr/local`), the rest of the host read-only — once it
+  has its users (`etc/passwd`): before, it is a root being built, and is not checked.
 
 Either way `/dev`, `/proc`, `/tmp` and `/run` are private. Without bubblewrap, a root
 with its own programs is entered with `chroot` when running as root; anything else
@@ -129,15 +130,27 @@ def run_in_root(system: System, command: str, *, timeout: float, cwd: str = "/")
     the root (raises Unconfined when it cannot be)."""
     if system.root == "/":
         return system.run(command, timeout=timeout, cwd=cwd, mutates=False)
+    _a_system(system.root)
     return system.run(confine(system.root, command, cwd), timeout=timeout, mutates=False)
 
 
 def run_candidate(system: System, command: str, candidate: Candidate, *, timeout: float) -> \
         CommandResult:
     """Run a check against `candidate` laid over the node (raises Unconfined)."""
+    if system.root != "/":
+        _a_system(system.root)
     with staged(candidate) as stage:
         return system.run(confine(system.root, command, "/", candidate, stage),
                           timeout=timeout, mutates=False)
+
+
+def _a_system(root: str) -> None:
+    """A root of configuration only is checked with this host's programs once it is a
+    system: it has its users (`etc/passwd`, which nginx, sshd and crontab look up). Before,
+    it is a root being built, without the files of packages not installed there yet; its
+    checks would fail saying nothing about the files, so they are not run, and say why."""
+    if not has_own_programs(root) and not os.path.isfile(os.path.join(root, "etc/passwd")):
+        raise Unconfined(f"{root} is not a system yet (no programs of its own, no etc/passwd)")
 
 
 class _View:
