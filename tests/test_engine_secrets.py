@@ -47,6 +47,8 @@ def test_secret_validate_failure_does_not_leak_validator_output(tmp_path: Path) 
     repo = make_repo(tmp_path, '<file path="/etc/s.ini" secret="true" validate="cat %s; false">'
                                f'<content>{SECRET_NEW}\n</content></file>')
     root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")  # a system
 
     done = cli_run("apply", repo, root, "--format", "json")
 

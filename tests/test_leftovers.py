@@ -28,8 +28,10 @@ def temp_files(directory: Path) -> list[str]:
 
 
 def test_temp_file_of_a_run_killed_mid_write_is_removed_by_the_next_run(node: Node) -> None:
-    # Under the root: the validate command runs confined to it.
+    # Under the root: the validate command runs confined to it, a system with its users.
     (node.root / "srv").mkdir(parents=True)
+    (node.root / "etc").mkdir(exist_ok=True)
+    (node.root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
     gate = Gate(node.root / "srv/gate")
     marker = node.root / "srv/validating"
     gated = BASE_ACTIONS.replace(

@@ -92,10 +92,18 @@ def test_a_secret_file_edited_by_hand_is_reported_without_either_content(
     assert_no_secret(everything_under(state_dir(root)))
 
 
+def a_system(root: Path) -> Path:
+    """A node root with its users: its validate commands run (a root still being built,
+    without, is not checked)."""
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    return root
+
+
 def test_a_failed_validate_that_echoes_the_secret_is_not_shown(tmp_path: Path) -> None:
     body = SECRET_FILE.replace("/>", ' validate="cat %s; false"/>')
     repo = secret_repo(tmp_path, body)
-    root = tmp_path / "root"
+    root = a_system(tmp_path / "root")
     text = cli_run("apply", repo, root, "--debug", process=True)
     json_out = cli_run("apply", repo, root, "--format", "json", process=True)
     assert text.returncode == json_out.returncode != 0
@@ -108,7 +116,7 @@ def test_a_failed_validate_of_a_secret_update_leaves_no_temporary_file_or_backup
     tmp_path: Path,
 ) -> None:
     repo = secret_repo(tmp_path)
-    root = tmp_path / "root"
+    root = a_system(tmp_path / "root")
     converge_root(repo, root)
     repo.set_class(SECRET_FILE.replace("/>", ' validate="false %s"/>'), variables=SECRET_VAR)
     repo.write("templates/web/token.j2", "token = {{ token }}-2\n")
@@ -123,7 +131,7 @@ def test_a_secret_file_is_never_visible_with_another_mode_than_declared(tmp_path
     # The check runs inside the root (its /etc is the root's): it leaves its word there.
     body = SECRET_FILE.replace("/>", ' validate="stat -c %a:%u %s > /etc/seen"/>')
     repo = secret_repo(tmp_path, body)
-    root = tmp_path / "root"
+    root = a_system(tmp_path / "root")
     seen = root / "etc" / "seen"
     converge_root(repo, root)
     assert seen.read_text() == "600:0\n"  # the temporary file, just before the rename

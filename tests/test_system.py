@@ -31,6 +31,12 @@ NOBODY = 65534
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs root")
 
 
+def with_users(root: Path) -> None:
+    """Make the fake root a system its validate commands run in (a root without users
+    is still being built, and is not checked)."""
+    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+
+
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     """A fake node root with /etc in it."""
@@ -285,6 +291,7 @@ def test_socket_target_is_refused_for_write(
 def test_rejecting_validate_leaves_live_file_identical_and_no_temp_file(
     system: LocalSystem, root: Path
 ) -> None:
+    with_users(root)
     target = root / "etc" / "app.conf"
     target.write_bytes(b"good\n")
     with pytest.raises(ValidationFailed, match="syntax error near line 1") as caught:
@@ -304,6 +311,7 @@ def test_rejecting_validate_leaves_live_file_identical_and_no_temp_file(
 def test_accepting_validate_sees_the_candidate_under_its_real_name_beside_the_target(
     system: LocalSystem, root: Path
 ) -> None:
+    with_users(root)
     (root / "etc" / "include.conf").write_bytes(b"included\n")
     system.write_atomic(
         "/etc/app.conf",
@@ -322,6 +330,7 @@ def test_accepting_validate_sees_the_candidate_under_its_real_name_beside_the_ta
 
 
 def test_validate_output_of_secret_file_is_withheld(system: LocalSystem, root: Path) -> None:
+    with_users(root)
     with pytest.raises(ValidationFailed, match="output withheld") as caught:
         system.write_atomic(
             "/etc/token",
@@ -639,7 +648,8 @@ def test_logging_system_logs_each_call_but_never_content(system: LocalSystem) ->
     assert "hunter2" not in lines[2].split(" -> ")[1]
 
 
-def test_logging_system_hides_validation_output(system: LocalSystem) -> None:
+def test_logging_system_hides_validation_output(system: LocalSystem, root: Path) -> None:
+    with_users(root)
     lines: list[str] = []
     logged = LoggingSystem(system, lines.append)
     with pytest.raises(ValidationFailed):

@@ -98,13 +98,14 @@ def test_file_capabilities_are_not_carried_to_new_content(tmp_path: Path, live: 
 def test_a_failed_replace_leaves_the_attributes_of_the_live_file(tmp_path: Path,
                                                                  live: Path) -> None:
     settable(live, "user.origin", b"ticket-4711")
+    (tmp_path / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")  # a system
 
     with pytest.raises(ValidationFailed, match=r"validation of /etc/app\.conf failed"):
         LocalSystem(str(tmp_path)).write_atomic("/etc/app.conf", b"new\n", 0o664, None, None,
                                                 validate="false %s")
 
     assert live.read_bytes() == b"old\n" and os.getxattr(live, "user.origin") == b"ticket-4711"
-    assert sorted(p.name for p in live.parent.iterdir()) == ["app.conf"]
+    assert sorted(p.name for p in live.parent.iterdir()) == ["app.conf", "passwd"]
 
 
 def test_apply_healing_a_hand_edit_keeps_the_acl_and_user_attributes(ws: Workspace) -> None:
