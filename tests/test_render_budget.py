@@ -32,11 +32,15 @@ def render_child(parent: int) -> int | None:
     """The forked child of `parent` that renders (same command line), if there is one."""
     own = Path(f"/proc/{parent}/cmdline").read_bytes()
     for task in Path(f"/proc/{parent}/task").iterdir():
-        for pid in (task / "children").read_text().split():
+        try:  # a thread of the agent (git's reader, the pusher) may end while it is read
+            children = (task / "children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        for pid in children:
             try:
                 if Path(f"/proc/{pid}/cmdline").read_bytes() == own:
                     return int(pid)
-            except FileNotFoundError:
+            except (FileNotFoundError, ProcessLookupError):
                 continue
     return None
 
