@@ -8,11 +8,11 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from cycle_support import BASE_FILES, NODE, RECONCILER, Node, web_class
+from fleet_support import wait_until
 
 pytestmark = pytest.mark.usefixtures("isolated_git")
 
@@ -34,21 +34,12 @@ def big_tree(tmp_path: Path) -> Node:
     return _site(tmp_path, FILES)
 
 
-def _wait_until(found: object, what: str, timeout: float = 120.0) -> None:
-    """Poll (bounded) until `found()` is true: the process under test reached a point."""
-    deadline = time.monotonic() + timeout
-    while not found():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout} s")
-        time.sleep(0.005)
-
-
 def test_ctrl_c_stops_a_large_tree_after_the_current_file_with_one_exit_code(
     big_tree: Node,
 ) -> None:
     site = big_tree.root / "srv/site"
     process = big_tree.start("run")
-    _wait_until(lambda: site.is_dir() and any(site.iterdir()), "a first file of the tree")
+    wait_until(lambda: site.is_dir() and any(site.iterdir()), 120, "a first file of the tree")
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
 
@@ -72,7 +63,7 @@ def test_the_run_after_an_interrupted_one_writes_the_rest(tmp_path: Path) -> Non
     tree = _site(tmp_path, FILES // 5)
     site = tree.root / "srv/site"
     process = tree.start("run")
-    _wait_until(lambda: site.is_dir() and any(site.iterdir()), "a first file of the tree")
+    wait_until(lambda: site.is_dir() and any(site.iterdir()), 120, "a first file of the tree")
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=120)
 
@@ -97,8 +88,8 @@ def test_ctrl_c_during_start_up_exits_130_without_a_traceback(tmp_path: Path) ->
     os.mkfifo(settings)  # never written: a command that got this far would wait here
     process = subprocess.Popen([RECONCILER, "status", "--config", str(settings), "--node", NODE],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_until(lambda: _importing_the_commands(process.pid) or process.poll() is not None,
-                "loading the commands")
+    wait_until(lambda: _importing_the_commands(process.pid) or process.poll() is not None,
+               120, "loading the commands")
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
 
