@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
 from reconciler.actions.files import CreateFile
@@ -21,7 +22,7 @@ from reconciler.compile.nodeconfig import Action, Check, NodeConfig
 from reconciler.plan.change import Change
 from reconciler.record.applied import Applied
 from reconciler.system.confine import Candidate, Unconfined, run_candidate, run_in_root
-from reconciler.system.interface import Stat, System, UnsafePath
+from reconciler.system.interface import CommandResult, Stat, System, UnsafePath
 
 # Kinds whose own changes are the configuration: their checks run after those changes.
 WRITER_KINDS = frozenset({"file", "tree", "directory", "symlink"})
@@ -117,18 +118,11 @@ class Guard:
         results: list[CheckOutcome] = []
         secret = any(before.secret for before in touched)
         for check in action.checks:
-            try:
-                result = run_in_root(system, check.run, timeout=check.timeout)
-            except Unconfined as why:
-                results.append(CheckOutcome(check, "not-run", detail=f"not checked: {why}"))
+            failed = _check_once(check, partial(run_in_root, system, check.run,
+                                                timeout=check.timeout), secret, "failed")
+            if failed.status != "failed":
+                results.append(failed)
                 continue
-            if result.returncode == 0 and not result.timed_out:
-                results.append(CheckOutcome(check, "passed"))
-                continue
-            how = "timed out" if result.timed_out else f"exited {result.returncode}"
-            output = SECRET_OUTPUT if secret else \
-                (result.stdout + result.stderr).strip()[-OUTPUT_LIMIT:]
-            failed = CheckOutcome(check, "failed", output, f"{how}: {output or 'no output'}")
             for before in reversed(touched):
                 try:
                     put_back(system, before)
@@ -143,6 +137,21 @@ class Guard:
         return results
 
 
+def _check_once(check: Check, run: Callable[[], CommandResult], secret: bool,
+                failure: Literal["failed", "would-fail"]) -> CheckOutcome:
+    """One check run: passed, not-run (it cannot be confined to the node), or `failure`
+    with the checker's output (withheld when a secret file is involved)."""
+    try:
+        result = run()
+    except Unconfined as why:
+        return CheckOutcome(check, "not-run", detail=f"not checked: {why}")
+    if result.returncode == 0 and not result.timed_out:
+        return CheckOutcome(check, "passed")
+    how = "timed out" if result.timed_out else f"exited {result.returncode}"
+    output = SECRET_OUTPUT if secret else (result.stdout + result.stderr).strip()[-OUTPUT_LIMIT:]
+    return CheckOutcome(check, failure, output, f"{how}: {output or 'no output'}")
+
+
 def would_pass(system: System, action: Action, pending: list[Change]) -> list[CheckOutcome]:
     """Audit: run `action`'s checks on the node with its `pending` changes laid over it
     (in a sandbox, nothing written), until one would fail."""
@@ -154,20 +163,11 @@ def would_pass(system: System, action: Action, pending: list[Change]) -> list[Ch
     secret = any(c.secret for c in pending)
     results: list[CheckOutcome] = []
     for check in action.checks:
-        try:
-            result = run_candidate(system, check.run, candidate, timeout=check.timeout)
-        except Unconfined as why:
-            results.append(CheckOutcome(check, "not-run", detail=f"not checked: {why}"))
-            continue
-        if result.returncode == 0 and not result.timed_out:
-            results.append(CheckOutcome(check, "passed"))
-            continue
-        how = "timed out" if result.timed_out else f"exited {result.returncode}"
-        output = SECRET_OUTPUT if secret else \
-            (result.stdout + result.stderr).strip()[-OUTPUT_LIMIT:]
-        results.append(CheckOutcome(check, "would-fail", output,
-                                    f"{how}: {output or 'no output'}"))
-        break
+        outcome = _check_once(check, partial(run_candidate, system, check.run, candidate,
+                                             timeout=check.timeout), secret, "would-fail")
+        results.append(outcome)
+        if outcome.status == "would-fail":
+            break
     return results
 
 
