@@ -4,7 +4,6 @@ a fresh one, saying so in its notes."""
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
@@ -18,6 +17,7 @@ import pytest
 from clirun import RECONCILER
 from configrepo import BASIC, Workspace, class_xml
 from cycle_support import NODE, Node
+from full_disk import fill, tiny_tmpfs
 from gitutil_repo import git
 
 from reconciler.atomicfile import set_aside
@@ -193,34 +193,6 @@ def test_ctrl_c_while_reading_a_new_tip_never_refuses_it(node: Node) -> None:
 
 
 # ---------------------------------------------------------------- a full state file system
-
-
-@contextmanager
-def tiny_tmpfs(mount_point: Path, size: str = "64k") -> Iterator[Path]:
-    """A small tmpfs (mode 0700) at `mount_point` (skipped where mounting is not allowed)."""
-    mount_point.mkdir(parents=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs",
-                           str(mount_point)], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
-
-
-def fill(directory: Path) -> Path:
-    """Fill the file system of `directory` to the last byte; the file that did it."""
-    filler = directory / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while True:
-            os.write(fd, b"\0" * 512)
-    except OSError as exc:
-        assert exc.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
-    return filler
 
 
 FULL_DISK_FILES = {**BASIC, "classes/base.xml": class_xml(

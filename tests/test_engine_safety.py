@@ -6,12 +6,10 @@ Each attack is run through the real CLI (audit, apply, JSON and --debug output),
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,6 +23,7 @@ from engine_support import (
     state_dir,
     tree_state,
 )
+from full_disk import fill, tiny_tmpfs
 
 from reconciler.record.report import EXIT_CHANGES, EXIT_FAILED
 
@@ -105,37 +104,11 @@ def test_fifo_at_a_managed_path_is_refused_without_hanging(tmp_path: Path) -> No
     assert done.returncode == EXIT_FAILED
 
 
-@contextmanager
-def _tmpfs(mount_point: Path) -> Iterator[Path]:
-    """A 64 KiB tmpfs mounted at `mount_point` (skipped where mounting is not allowed)."""
-    mount_point.mkdir(parents=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)],
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
-
-
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 64 KiB file system mounted at the node's /etc."""
-    with _tmpfs(tmp_path / "root/etc") as mount_point:
+    with tiny_tmpfs(tmp_path / "root/etc", mode="1777") as mount_point:
         yield mount_point
-
-
-def _fill(directory: Path) -> None:
-    """Fill a file system to the last byte."""
-    fd = os.open(directory / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while True:
-            os.write(fd, b"\0" * 512)
-    except OSError as exc:
-        assert exc.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
 
 
 def test_full_disk_leaves_the_live_file_and_no_temp_file(
@@ -145,7 +118,7 @@ def test_full_disk_leaves_the_live_file_and_no_temp_file(
     repo = make_repo(tmp_path, f'<file path="/etc/app.conf"><content>{big}</content></file>')
     root = tmp_path / "root"
     (small_disk / "app.conf").write_text("old\n")
-    _fill(small_disk)
+    fill(small_disk)
 
     done = cli_run("apply", repo, root, "--format", "json")
 
@@ -173,8 +146,8 @@ def test_hard_linked_target_is_replaced_not_written_in_place(tmp_path: Path) -> 
 def test_state_that_cannot_be_recorded_is_reported_as_a_failure(tmp_path: Path) -> None:
     repo = make_repo(tmp_path, APP)
     root = tmp_path / "root"
-    with _tmpfs(tmp_path / "state") as state:
-        _fill(state)
+    with tiny_tmpfs(tmp_path / "state", mode="1777") as state:
+        fill(state)
 
         report = converge_root(repo, root, state_dir=state)
 
