@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine_support import applied_json, change, cli_run, json_report, make_repo, state_dir
+from node_root import with_users
 
 from reconciler.record.report import EXIT_FAILED
 
@@ -46,9 +47,7 @@ def test_secret_file_never_shows_its_content(tmp_path: Path) -> None:
 def test_secret_validate_failure_does_not_leak_validator_output(tmp_path: Path) -> None:
     repo = make_repo(tmp_path, '<file path="/etc/s.ini" secret="true" validate="cat %s; false">'
                                f'<content>{SECRET_NEW}\n</content></file>')
-    root = tmp_path / "root"
-    (root / "etc").mkdir(parents=True)
-    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")  # a system
+    root = with_users(tmp_path / "root")
 
     done = cli_run("apply", repo, root, "--format", "json")
 

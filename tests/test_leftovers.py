@@ -14,6 +14,7 @@ import pytest
 from clirun import RECONCILER
 from cycle_support import BASE_ACTIONS, BASE_FILES, Node, wait_for, web_class
 from gate import Gate
+from node_root import with_users
 
 KILLED_NOTE = "a temp file a killed run left behind"
 
@@ -30,8 +31,7 @@ def temp_files(directory: Path) -> list[str]:
 def test_temp_file_of_a_run_killed_mid_write_is_removed_by_the_next_run(node: Node) -> None:
     # Under the root: the validate command runs confined to it, a system with its users.
     (node.root / "srv").mkdir(parents=True)
-    (node.root / "etc").mkdir(exist_ok=True)
-    (node.root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    with_users(node.root)
     gate = Gate(node.root / "srv/gate")
     marker = node.root / "srv/validating"
     gated = BASE_ACTIONS.replace(

@@ -26,6 +26,7 @@ from engine_support import (
 )
 from fleet_support import wait_until
 from gitutil_repo import git, ssh_key
+from node_root import with_users
 from review_support import SMALL_FLEET, FleetRepo
 
 from reconciler.fleet.chain import Chain
@@ -92,18 +93,10 @@ def test_a_secret_file_edited_by_hand_is_reported_without_either_content(
     assert_no_secret(everything_under(state_dir(root)))
 
 
-def a_system(root: Path) -> Path:
-    """A node root with its users: its validate commands run (a root still being built,
-    without, is not checked)."""
-    (root / "etc").mkdir(parents=True)
-    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
-    return root
-
-
 def test_a_failed_validate_that_echoes_the_secret_is_not_shown(tmp_path: Path) -> None:
     body = SECRET_FILE.replace("/>", ' validate="cat %s; false"/>')
     repo = secret_repo(tmp_path, body)
-    root = a_system(tmp_path / "root")
+    root = with_users(tmp_path / "root")
     text = cli_run("apply", repo, root, "--debug", process=True)
     json_out = cli_run("apply", repo, root, "--format", "json", process=True)
     assert text.returncode == json_out.returncode != 0
@@ -116,7 +109,7 @@ def test_a_failed_validate_of_a_secret_update_leaves_no_temporary_file_or_backup
     tmp_path: Path,
 ) -> None:
     repo = secret_repo(tmp_path)
-    root = a_system(tmp_path / "root")
+    root = with_users(tmp_path / "root")
     converge_root(repo, root)
     repo.set_class(SECRET_FILE.replace("/>", ' validate="false %s"/>'), variables=SECRET_VAR)
     repo.write("templates/web/token.j2", "token = {{ token }}-2\n")
@@ -131,7 +124,7 @@ def test_a_secret_file_is_never_visible_with_another_mode_than_declared(tmp_path
     # The check runs inside the root (its /etc is the root's): it leaves its word there.
     body = SECRET_FILE.replace("/>", ' validate="stat -c %a:%u %s > /etc/seen"/>')
     repo = secret_repo(tmp_path, body)
-    root = a_system(tmp_path / "root")
+    root = with_users(tmp_path / "root")
     seen = root / "etc" / "seen"
     converge_root(repo, root)
     assert seen.read_text() == "600:0\n"  # the temporary file, just before the rename

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from node_root import with_users
 from pkg_debs import lock_held
 
 from reconciler.system.backups import INDEX
@@ -29,12 +30,6 @@ from reconciler.system.wrappers import LoggingSystem, ReadOnlySystem
 
 NOBODY = 65534
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs root")
-
-
-def with_users(root: Path) -> None:
-    """Make the fake root a system its validate commands run in (a root without users
-    is still being built, and is not checked)."""
-    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from node_root import with_users
 
 from reconciler.system.interface import ValidationFailed
 from reconciler.system.local import LocalSystem
@@ -28,9 +29,7 @@ def needs(*programs: str) -> pytest.MarkDecorator:
 def root(tmp_path: Path) -> Path:
     """Configuration over this host's programs, a system already: it has its users (a
     root without is still being built, and is not checked)."""
-    (tmp_path / "root" / "etc").mkdir(parents=True)
-    (tmp_path / "root" / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
-    return tmp_path / "root"
+    return with_users(tmp_path / "root")
 
 
 def test_percent_percent_is_a_percent_sign_and_percent_s_the_quoted_candidate() -> None:

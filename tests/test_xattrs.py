@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from configrepo import BASIC, Workspace
+from node_root import with_users
 
 from reconciler.system.interface import ValidationFailed
 from reconciler.system.local import LocalSystem
@@ -98,7 +99,7 @@ def test_file_capabilities_are_not_carried_to_new_content(tmp_path: Path, live: 
 def test_a_failed_replace_leaves_the_attributes_of_the_live_file(tmp_path: Path,
                                                                  live: Path) -> None:
     settable(live, "user.origin", b"ticket-4711")
-    (tmp_path / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")  # a system
+    with_users(tmp_path)
 
     with pytest.raises(ValidationFailed, match=r"validation of /etc/app\.conf failed"):
         LocalSystem(str(tmp_path)).write_atomic("/etc/app.conf", b"new\n", 0o664, None, None,
