@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -16,6 +15,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from clirun import RECONCILER as RECONCILER  # re-exported: tests that start the script
+from clirun import reconciler
 from gitutil_repo import Origin, free_port, git, wait_for_port
 
 from reconciler.agent.runs import RunOptions, from_settings
@@ -26,7 +27,6 @@ from reconciler.fleet.push import REPO, queued, read_pushed
 from reconciler.record.report import RunReport
 from reconciler.run import perform
 
-RECONCILER = str(Path(sys.executable).with_name("reconciler"))
 CLUSTERS = ("c1", "c2", "c3", "c4")
 
 
@@ -162,12 +162,11 @@ def push_daemon(base: Path) -> Iterator[int]:
         daemon.wait(timeout=10)
 
 
-def cli(*args: str, cwd: Path | None = None,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The real `reconciler` script."""
-    return subprocess.run([RECONCILER, *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=300,
-                          check=False)
+def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+        process: bool = False) -> subprocess.CompletedProcess[str]:
+    """The `reconciler` command line, in this process unless asked for a real one."""
+    return reconciler(args, env={**os.environ, "COLUMNS": "200", **(env or {})}, cwd=cwd,
+                      process=process, timeout=300)
 
 
 def cli_json(*args: str, env: dict[str, str] | None = None) -> Any:
