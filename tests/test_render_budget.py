@@ -29,7 +29,9 @@ def node_with(tmp_path: Path, template: str, **settings: object) -> Node:
 
 
 def render_child(parent: int) -> int | None:
-    """The forked child of `parent` that renders (same command line), if there is one."""
+    """The forked child of `parent` that renders, if there is one: same command line and
+    held to a CPU limit (a fork on its way to exec git has the command line, not the
+    limit)."""
     own = Path(f"/proc/{parent}/cmdline").read_bytes()
     for task in Path(f"/proc/{parent}/task").iterdir():
         try:  # a thread of the agent (git's reader, the pusher) may end while it is read
@@ -38,11 +40,31 @@ def render_child(parent: int) -> int | None:
             continue
         for pid in children:
             try:
-                if Path(f"/proc/{pid}/cmdline").read_bytes() == own:
+                if (Path(f"/proc/{pid}/cmdline").read_bytes() == own
+                        and _cpu_limited(Path(f"/proc/{pid}/limits").read_text())):
                     return int(pid)
             except (FileNotFoundError, ProcessLookupError):
                 continue
     return None
+
+
+def _cpu_limited(limits: str) -> bool:
+    line = next(line for line in limits.splitlines() if line.startswith("Max cpu time"))
+    return line.split()[3] != "unlimited"
+
+
+def wait_for_render_child(parent: int, what: str) -> int:
+    """The render child of `parent`, once there is one: the very child that was seen (a
+    second look could miss it, or find it gone)."""
+    seen: list[int] = []
+
+    def found() -> bool:
+        child = render_child(parent)
+        seen.extend([child] if child is not None else [])
+        return child is not None
+
+    wait_until(found, 60, what)
+    return seen[-1]
 
 
 def lock_is_free(node: Node) -> bool:
@@ -86,8 +108,7 @@ def test_sigterm_stops_a_run_that_is_rendering_forever_and_frees_the_lock(
 ) -> None:
     node = node_with(tmp_path, FOREVER)
     process = node.start("run")
-    wait_until(lambda: render_child(process.pid) is not None, 60, "rendering started")
-    child = render_child(process.pid)
+    child = wait_for_render_child(process.pid, "rendering started")
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 128 + signal.SIGTERM, out + err
@@ -99,12 +120,11 @@ def test_sigterm_stops_a_run_that_is_rendering_forever_and_frees_the_lock(
 def test_the_agent_honours_sigterm_while_a_template_renders_forever(tmp_path: Path) -> None:
     node = node_with(tmp_path, FOREVER, interval=3600, splay=0)  # the first cycle at once
     agent = node.start("agent")
-    wait_until(lambda: render_child(agent.pid) is not None, 60, "the agent renders")
-    child = render_child(agent.pid)
+    child = wait_for_render_child(agent.pid, "the agent renders")
     agent.send_signal(signal.SIGTERM)
     out, err = agent.communicate(timeout=60)
     assert agent.returncode == 0, out + err
-    assert child is not None and not Path(f"/proc/{child}").exists()
+    assert not Path(f"/proc/{child}").exists()
     assert lock_is_free(node)
     # The commit was not refused: the stop was not the commit's fault.
     memory = node.state / "source-state.json"
