@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import IO, TypeVar
 
 import pytest
-from clirun import RECONCILER
+from clirun import reconciler
 from configrepo import git_env
 
 T = TypeVar("T")
@@ -105,7 +105,7 @@ def skip_unless_runnable() -> pytest.MarkDecorator:
 def init_example(target: Path, home: Path) -> Path:
     """A config repo holding the example fleet, made by `reconciler init`."""
     home.mkdir(parents=True, exist_ok=True)
-    run_checked([str(RECONCILER), "init", str(target)], env=git_env(home))
+    _reconciler_checked(["init", str(target)], home)
     return target
 
 
@@ -118,6 +118,15 @@ def run_checked(argv: Sequence[str], env: dict[str, str] | None = None
         raise AssertionError(f"{' '.join(argv)} exited {done.returncode}:\n"
                              f"{done.stdout}{done.stderr}")
     return done
+
+
+def _reconciler_checked(args: Sequence[str], home: Path) -> None:
+    """`reconciler ARGS` in this process (the command, not a process, is under test here);
+    an AssertionError with its output when it fails."""
+    done = reconciler(args, env=git_env(home))
+    if done.returncode != 0:
+        raise AssertionError(f"reconciler {' '.join(args)} exited {done.returncode}:\n"
+                             f"{done.stdout}{done.stderr}")
 
 
 def seed(root: Path) -> None:
@@ -150,12 +159,12 @@ def apply(repo: Path, node: str, root: Path, home: Path) -> subprocess.Completed
     """`reconciler apply` of `node` under `root`, every severity allowed (the database
     class holds even its config files otherwise); services and commands stay held, since
     reconciler never runs them under a root other than /. Fails if any action failed."""
-    done = subprocess.run(
-        [str(RECONCILER), "apply", "--repo", str(repo), "--node", node, "--root", str(root),
+    done = reconciler(
+        ["apply", "--repo", str(repo), "--node", node, "--root", str(root),
          "--max-severity", "reboot",
          # DEMO ONLY: the example publishes its nodes' age identities (keys/demo-identities)
          "--identity", str(repo / "keys" / "demo-identities" / f"{node}.key")],
-        capture_output=True, text=True, check=False, timeout=300, env=git_env(home))
+        env=git_env(home))
     if done.returncode & ~(2 | 8):
         raise AssertionError(f"apply {node} exited {done.returncode}:\n{done.stdout}{done.stderr}")
     return done
@@ -170,8 +179,7 @@ def build_node(repo: Path, node: str, root: Path, home: Path) -> Path:
 
 def rendered_paths(repo: Path, node: str, out: Path, home: Path) -> list[str]:
     """The node paths of every file `reconciler render` produces for `node`."""
-    run_checked([str(RECONCILER), "render", "--repo", str(repo), "--out", str(out), node],
-                env=git_env(home))
+    _reconciler_checked(["render", "--repo", str(repo), "--out", str(out), node], home)
     return sorted("/" + str(path.relative_to(out)) for path in out.rglob("*") if path.is_file())
 
 

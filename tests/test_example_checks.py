@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import clirun
 import pytest
-from clirun import RECONCILER
 from configrepo import git_env
 from daemon_node import (
     NodeNamespace,
@@ -81,8 +81,8 @@ def nginx(proxy_root: Path) -> Iterator[NodeNamespace]:
 
 
 def reconciler(home: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(RECONCILER), *argv], capture_output=True, text=True,
-                          check=False, timeout=600, env=git_env(home))
+    """`reconciler ARGV` in this process: nginx, not the process, is what is under test."""
+    return clirun.reconciler(argv, env=git_env(home))
 
 
 def on_node(example: Path, root: Path, home: Path, verb: str) -> tuple[int, dict[str, Any]]:
