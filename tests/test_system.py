@@ -1,32 +1,22 @@
-"""LocalSystem and its wrappers, against real files under tmp_path and real processes."""
+"""LocalSystem's file calls against real files under tmp_path: atomic writes, symlinks and
+special files refused, a full disk, the other writes and the reads. Validation, commands,
+the wrappers and backups have test_system_*.py of their own."""
 
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import socket
 import stat
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from node_root import with_users
-from pkg_debs import lock_held
+from system_support import fake_root, leftovers, snapshot
 
-from reconciler.system.backups import INDEX
-from reconciler.system.interface import (
-    System,
-    UnknownName,
-    UnsafePath,
-    ValidationFailed,
-    WriteRefused,
-)
+from reconciler.system.interface import UnknownName, UnsafePath
 from reconciler.system.local import LocalSystem
-from reconciler.system.process import OUTPUT_LIMIT
-from reconciler.system.wrappers import LoggingSystem, ReadOnlySystem
 
 NOBODY = 65534
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs root")
@@ -34,10 +24,7 @@ as_root = pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs ro
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
-    """A fake node root with /etc in it."""
-    node_root = tmp_path / "root"
-    (node_root / "etc").mkdir(parents=True)
-    return node_root
+    return fake_root(tmp_path)
 
 
 @pytest.fixture
@@ -54,29 +41,6 @@ def sensitive(tmp_path: Path) -> Path:
     secret.write_bytes(b"root:$6$do-not-touch\n")
     secret.chmod(0o600)
     return secret
-
-
-def leftovers(directory: Path) -> list[str]:
-    return [name for name in os.listdir(directory) if ".reconciler-" in name]
-
-
-def snapshot(directory: Path) -> dict[str, tuple[bytes, int]]:
-    """Contents and mode of every file below `directory`, to prove nothing changed."""
-    result: dict[str, tuple[bytes, int]] = {}
-    for path in sorted(directory.rglob("*")):
-        info = path.lstat()
-        data = path.read_bytes() if stat.S_ISREG(info.st_mode) else b""
-        result[str(path)] = (data, stat.S_IMODE(info.st_mode))
-    return result
-
-
-def gone(pid: int) -> bool:
-    """True once `pid` no longer runs (missing, or a zombie nobody reaped yet)."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
 
 
 # -- atomic writes ------------------------------------------------------------------
@@ -280,75 +244,6 @@ def test_socket_target_is_refused_for_write(
         listener.close()
 
 
-# -- validation ---------------------------------------------------------------------
-
-
-def test_rejecting_validate_leaves_live_file_identical_and_no_temp_file(
-    system: LocalSystem, root: Path
-) -> None:
-    with_users(root)
-    target = root / "etc" / "app.conf"
-    target.write_bytes(b"good\n")
-    with pytest.raises(ValidationFailed, match="syntax error near line 1") as caught:
-        system.write_atomic(
-            "/etc/app.conf",
-            b"bad\n",
-            0o644,
-            None,
-            None,
-            validate="sh -c 'echo syntax error near line 1 >&2; exit 1' -- %s",
-        )
-    assert caught.value.output == "syntax error near line 1"
-    assert target.read_bytes() == b"good\n"
-    assert leftovers(root / "etc") == []
-
-
-def test_accepting_validate_sees_the_candidate_under_its_real_name_beside_the_target(
-    system: LocalSystem, root: Path
-) -> None:
-    with_users(root)
-    (root / "etc" / "include.conf").write_bytes(b"included\n")
-    system.write_atomic(
-        "/etc/app.conf",
-        b"new\n",
-        0o644,
-        None,
-        None,
-        validate='sh -c \'test -f include.conf && grep -q new "$1" && echo "$1" > seen\' -- %s',
-    )
-    candidate = Path((root / "etc" / "seen").read_text().strip())
-    assert candidate.name == "app.conf"
-    assert candidate.parent.name.startswith(".reconciler-check-")
-    assert candidate.parent.parent == Path("/etc"), "a node path: the check ran in the root"
-    assert (root / "etc" / "app.conf").read_bytes() == b"new\n"
-    assert leftovers(root / "etc") == []
-
-
-def test_validate_output_of_secret_file_is_withheld(system: LocalSystem, root: Path) -> None:
-    with_users(root)
-    with pytest.raises(ValidationFailed, match="output withheld") as caught:
-        system.write_atomic(
-            "/etc/token",
-            b"hunter2\n",
-            0o600,
-            None,
-            None,
-            validate="sh -c 'cat \"$1\"; exit 1' -- %s",
-            secret=True,
-        )
-    assert "hunter2" not in str(caught.value)
-    assert caught.value.output == ""
-    assert not (root / "etc" / "token").exists()
-
-
-def test_validate_without_placeholder_is_refused_before_writing(
-    system: LocalSystem, root: Path
-) -> None:
-    with pytest.raises(ValidationFailed, match="no %s"):
-        system.write_atomic("/etc/app.conf", b"x", 0o644, None, None, validate="true")
-    assert os.listdir(root / "etc") == []
-
-
 # -- full disk ----------------------------------------------------------------------
 
 
@@ -515,230 +410,3 @@ def test_host_path_and_host_commands_default_follow_the_root(
     assert LocalSystem(str(root), host_commands=True).runs_host_commands
 
 
-# -- commands -----------------------------------------------------------------------
-
-
-def test_run_captures_output_and_exit_code(system: LocalSystem) -> None:
-    result = system.run("echo out; echo err >&2; exit 3")
-    assert (result.returncode, result.stdout, result.stderr) == (3, "out\n", "err\n")
-    assert not result.timed_out
-
-
-def test_run_of_a_list_skips_the_shell(system: LocalSystem) -> None:
-    result = system.run(["printf", "%s|", "a b", "$HOME"])
-    assert result.stdout == "a b|$HOME|"
-
-
-def test_run_of_a_missing_program_returns_127(system: LocalSystem) -> None:
-    result = system.run(["/no/such/program"])
-    assert result.returncode == 127
-    assert "/no/such/program" in result.stderr
-
-
-def test_run_gives_a_minimal_environment_with_reconciler_root(
-    system: LocalSystem, root: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("LEAKY_VARIABLE", "x")
-    result = system.run("env", env={"EXTRA": "1"})
-    variables = dict(line.split("=", 1) for line in result.stdout.splitlines())
-    assert variables["RECONCILER_ROOT"] == str(root)
-    assert variables["EXTRA"] == "1"
-    assert variables["LANG"] == "C.UTF-8"
-    assert "LEAKY_VARIABLE" not in variables
-
-
-def test_run_reads_stdin_from_dev_null_in_the_root_by_default(
-    system: LocalSystem, root: Path
-) -> None:
-    result = system.run("cat; pwd", timeout=5)
-    assert result.stdout == f"{root}\n"
-    assert not result.timed_out
-
-
-def test_run_timeout_kills_the_whole_process_group(system: LocalSystem) -> None:
-    result = system.run("sleep 100 & echo $!; sleep 100", timeout=0.5)
-    assert result.timed_out
-    assert result.returncode < 0
-    grandchild = int(result.stdout.split()[0])
-    deadline = time.monotonic() + 30
-    while not gone(grandchild) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert gone(grandchild)
-
-
-def test_run_timeout_escalates_to_sigkill_when_sigterm_is_ignored(system: LocalSystem) -> None:
-    result = system.run("trap '' TERM; echo ready; while :; do sleep 0.1; done", timeout=0.3)
-    assert result.timed_out
-    assert result.returncode == -9
-
-
-def test_run_returns_when_command_leaves_a_background_child(system: LocalSystem) -> None:
-    result = system.run("sleep 30 & echo $!")
-    child = int(result.stdout.strip())
-    try:
-        assert result.returncode == 0
-        assert not gone(child), "run returned while its background child still runs"
-    finally:
-        os.kill(child, 9)
-
-
-def test_run_keeps_only_the_tail_of_large_output(system: LocalSystem) -> None:
-    result = system.run(f"head -c {OUTPUT_LIMIT * 3} /dev/zero | tr '\\0' a; echo END")
-    assert result.stdout.endswith("aEND\n")
-    assert result.stdout.startswith(f"[{OUTPUT_LIMIT * 2 + 4} earlier bytes dropped]")
-
-
-# -- wrappers -----------------------------------------------------------------------
-
-
-WRITE_CALLS: dict[str, Callable[[System], object]] = {
-    "write_atomic": lambda s: s.write_atomic("/etc/app.conf", b"x", 0o644, None, None),
-    "chmod": lambda s: s.chmod("/etc/app.conf", 0o600),
-    "chown": lambda s: s.chown("/etc/app.conf", 0, 0),
-    "mkdir": lambda s: s.mkdir("/etc/new", 0o755, None, None),
-    "symlink": lambda s: s.symlink("/etc/link", "/etc/app.conf"),
-    "remove": lambda s: s.remove("/etc/app.conf"),
-    "run": lambda s: s.run('touch "$RECONCILER_ROOT/ran"'),
-}
-
-
-@pytest.mark.parametrize("call", sorted(WRITE_CALLS))
-def test_read_only_system_refuses_every_write(system: LocalSystem, root: Path, call: str) -> None:
-    (root / "etc" / "app.conf").write_bytes(b"live\n")
-    before = snapshot(root)
-    audit: System = ReadOnlySystem(system)
-    with pytest.raises(WriteRefused, match=f"^{call} .*read-only"):
-        WRITE_CALLS[call](audit)
-    assert snapshot(root) == before
-
-
-def test_read_only_system_lets_reads_and_queries_through(system: LocalSystem, root: Path) -> None:
-    (root / "etc" / "app.conf").write_bytes(b"live\n")
-    audit: System = ReadOnlySystem(system)
-    assert audit.read("/etc/app.conf") == b"live\n"
-    found = audit.lstat("/etc/app.conf")
-    assert found is not None and found.kind == "file"
-    assert audit.listdir("/etc") == ["app.conf"]
-    assert audit.user_id("root") == 0
-    assert audit.host_path("/etc") == str(root / "etc")
-    assert audit.run("echo query", mutates=False).stdout == "query\n"
-    assert audit.root == str(root)
-
-
-def test_logging_system_logs_each_call_but_never_content(system: LocalSystem) -> None:
-    lines: list[str] = []
-    logged: System = LoggingSystem(system, lines.append)
-    logged.write_atomic("/etc/app.conf", b"password=hunter2\n", 0o600, None, None)
-    assert logged.read("/etc/app.conf") == b"password=hunter2\n"
-    logged.run("echo hunter2", mutates=False)
-    with pytest.raises(UnsafePath):
-        logged.read("relative")
-    assert len(lines) == 4
-    assert lines[0].startswith("write_atomic /etc/app.conf (17 bytes, mode 0600")
-    assert lines[1].startswith("read /etc/app.conf -> 17 bytes (")
-    assert lines[2].startswith("run (query) echo hunter2 -> exit 0 (")
-    assert "failed: UnsafePath" in lines[3]
-    assert all(line.endswith(" ms)") for line in lines)
-    assert not any("hunter2" in line for line in lines[:2])
-    assert "hunter2" not in lines[2].split(" -> ")[1]
-
-
-def test_logging_system_hides_validation_output(system: LocalSystem, root: Path) -> None:
-    with_users(root)
-    lines: list[str] = []
-    logged = LoggingSystem(system, lines.append)
-    with pytest.raises(ValidationFailed):
-        logged.write_atomic(
-            "/etc/app.conf", b"hunter2", 0o600, None, None, validate="sh -c 'cat $1; false' -- %s"
-        )
-    assert lines == [lines[0]]
-    assert "failed: ValidationFailed" in lines[0]
-    assert "hunter2" not in lines[0]
-
-
-def test_lock_holder_is_none_for_a_free_or_missing_lock_file(
-    system: LocalSystem, root: Path
-) -> None:
-    assert system.lock_holder("/etc/lock") is None
-    assert system.lock_holder("/nowhere/lock") is None
-    (root / "etc" / "lock").touch()
-    assert system.lock_holder("/etc/lock") is None
-
-
-def test_lock_holder_names_the_process_holding_the_lock(system: LocalSystem, root: Path) -> None:
-    with lock_held(root / "etc" / "lock") as holder:
-        assert system.lock_holder("/etc/lock") == holder.pid
-        assert ReadOnlySystem(system).lock_holder("/etc/lock") == holder.pid
-
-
-def test_lock_holder_refuses_a_symlinked_lock_file(
-    system: LocalSystem, root: Path, tmp_path: Path
-) -> None:
-    with lock_held(tmp_path / "elsewhere"):
-        (root / "etc" / "lock").symlink_to(tmp_path / "elsewhere")
-        with pytest.raises(UnsafePath, match="it is a symlink"):
-            system.lock_holder("/etc/lock")
-
-
-# -- backups ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def backups(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "backups"
-
-
-def test_replaced_file_is_backed_up_by_sha256_in_a_private_directory(
-    root: Path, backups: Path
-) -> None:
-    system = LocalSystem(str(root), backup_dir=str(backups))
-    (root / "etc" / "app.conf").write_bytes(b"original\n")
-    system.write_atomic("/etc/app.conf", b"new\n", 0o644, None, None)
-    digest = hashlib.sha256(b"original\n").hexdigest()
-    assert (backups / digest).read_bytes() == b"original\n"
-    assert stat.S_IMODE(backups.stat().st_mode) == 0o700
-    assert stat.S_IMODE((backups / digest).stat().st_mode) == 0o600
-    assert system.backup("/etc/app.conf") == hashlib.sha256(b"new\n").hexdigest()
-    assert system.backup("/etc/missing") is None
-
-
-def test_removed_file_is_backed_up(root: Path, backups: Path) -> None:
-    system = LocalSystem(str(root), backup_dir=str(backups))
-    (root / "etc" / "old.conf").write_bytes(b"keep me\n")
-    system.remove("/etc/old.conf")
-    assert [path.read_bytes() for path in backups.iterdir()
-            if path.name != INDEX] == [b"keep me\n"]
-
-
-def test_secret_files_are_not_backed_up_without_a_seal(root: Path, backups: Path) -> None:
-    system = LocalSystem(str(root), backup_dir=str(backups))
-    (root / "etc" / "token").write_bytes(b"hunter2\n")
-    system.write_atomic("/etc/token", b"hunter3\n", 0o600, None, None, secret=True)
-    system.remove("/etc/token", secret=True)
-    assert not backups.exists() or list(backups.iterdir()) == []
-
-
-def test_backup_cap_evicts_the_oldest(root: Path, backups: Path) -> None:
-    system = LocalSystem(str(root), backup_dir=str(backups), backup_limit=2)
-    target = root / "etc" / "app.conf"
-    saved: list[str] = []
-    for age, content in enumerate([b"one\n", b"two\n"]):
-        target.write_bytes(content)
-        digest = system.backup("/etc/app.conf")
-        assert digest is not None
-        os.utime(backups / digest, (1000 + age, 1000 + age))
-        saved.append(digest)
-    target.write_bytes(b"three\n")
-    newest = system.backup("/etc/app.conf")
-    assert sorted(os.listdir(backups)) == sorted([saved[1], str(newest), INDEX])
-
-
-def test_failed_backup_stops_the_write(root: Path, tmp_path: Path) -> None:
-    blocker = tmp_path / "not-a-dir"
-    blocker.write_bytes(b"")
-    system = LocalSystem(str(root), backup_dir=str(blocker / "backups"))
-    target = root / "etc" / "app.conf"
-    target.write_bytes(b"original\n")
-    with pytest.raises(OSError, match=r"cannot back up /etc/app\.conf before replacing it"):
-        system.write_atomic("/etc/app.conf", b"new\n", 0o644, None, None)
-    assert target.read_bytes() == b"original\n"
