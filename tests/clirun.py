@@ -31,17 +31,19 @@ def reconciler(
     cwd: str | os.PathLike[str] | None = None,
     process: bool = False,
     timeout: float = 120,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """`reconciler ARGS` with exactly `env` (default: this process's) in `cwd` (default:
-    the current directory); `process=True` starts the installed script instead."""
+    the current directory), reading `stdin` if given; `process=True` starts the installed
+    script instead."""
     argv = [str(arg) for arg in args]
     environment = dict(os.environ if env is None else env)
     if process:
-        return subprocess.run([RECONCILER, *argv], cwd=cwd, env=environment,
+        return subprocess.run([RECONCILER, *argv], cwd=cwd, env=environment, input=stdin,
                               capture_output=True, text=True, timeout=timeout, check=False)
     with _environment(environment), contextlib.chdir(cwd or os.getcwd()):
-        result = CliRunner().invoke(main, argv, prog_name="reconciler", catch_exceptions=False,
-                                    color=False)
+        result = CliRunner().invoke(main, argv, input=stdin, prog_name="reconciler",
+                                    catch_exceptions=False, color=False)
     return subprocess.CompletedProcess([RECONCILER, *argv], result.exit_code, result.stdout,
                                        result.stderr)
 

@@ -11,9 +11,11 @@ import json
 import os
 import stat
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from clirun import RECONCILER as RECONCILER  # re-exported: tests that start the script
+from clirun import reconciler
 
 from reconciler.compile.compiler import load_fleet
 from reconciler.compile.nodeconfig import Severity
@@ -24,7 +26,6 @@ from reconciler.statedir import StateDir
 from reconciler.system.local import LocalSystem
 
 NODE = "web-01.shop.lab.t"
-RECONCILER = str(Path(sys.executable).with_name("reconciler"))
 GIT_IDENTITY = ["-c", "user.name=Test Author", "-c", "user.email=author@example.org"]
 
 
@@ -129,18 +130,20 @@ def applied_json(root: Path) -> dict[str, object]:
 
 
 def cli(
-    *args: str, columns: int = 120, cwd: Path | None = None
+    *args: str, columns: int = 120, cwd: Path | None = None, process: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real `reconciler` command; output captured as text."""
+    """Run the `reconciler` command line (in this process unless asked for a real one);
+    output captured as text."""
     env = {**os.environ, "COLUMNS": str(columns), "NO_COLOR": "1", "TERM": "dumb"}
-    return subprocess.run([RECONCILER, *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=120, check=False)
+    return reconciler(args, env=env, cwd=cwd, process=process)
 
 
 def cli_run(
-    command: str, repo: ConfigRepo, root: Path, *extra: str, node: str = NODE
+    command: str, repo: ConfigRepo, root: Path, *extra: str, node: str = NODE,
+    process: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    return cli(command, "--repo", str(repo.path), "--node", node, "--root", str(root), *extra)
+    return cli(command, "--repo", str(repo.path), "--node", node, "--root", str(root), *extra,
+               process=process)
 
 
 def json_report(done: subprocess.CompletedProcess[str]) -> RunReport:

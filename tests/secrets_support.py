@@ -9,10 +9,10 @@ identity under `identities/` (outside the repo), as `reconciler bootstrap` and
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-from configrepo import RECONCILER, CliResult, Workspace, class_xml, fleet_xml
+from clirun import reconciler
+from configrepo import CliResult, Workspace, class_xml, fleet_xml
 
 from reconciler.secrets import age
 
@@ -77,9 +77,8 @@ class SecretRepo:
         self.ws.write(self.path, {f"keys/nodes/{node}/age.pub": key + "\n"})
 
     def cli(self, *args: str, stdin: str | None = None) -> CliResult:
-        done = subprocess.run([str(RECONCILER), *args], cwd=self.path, input=stdin,
-                              env={**self.ws.env, "COLUMNS": "200"}, capture_output=True,
-                              text=True, timeout=120, check=False)
+        done = reconciler(args, env={**self.ws.env, "COLUMNS": "200"}, cwd=self.path,
+                          stdin=stdin)
         return CliResult(done.returncode, done.stdout, done.stderr)
 
     def read(self, rel: str) -> str:

@@ -53,11 +53,12 @@ def test_readme_demo_builds_reports_a_hand_edit_heals_and_settles(tmp_path: Path
     repo = _demo(tmp_path)
     root = tmp_path / "node"
 
-    built = cli_run("apply", repo, root)
+    # The installed console script, as a reader of the README runs it.
+    built = cli_run("apply", repo, root, process=True)
     (root / "etc/web/web.conf").write_text("greeting = hand edited\n")
-    audit = cli_run("audit", repo, root)
-    healed = cli_run("apply", repo, root)
-    settled = cli_run("apply", repo, root, "--format", "json")
+    audit = cli_run("audit", repo, root, process=True)
+    healed = cli_run("apply", repo, root, process=True)
+    settled = cli_run("apply", repo, root, "--format", "json", process=True)
 
     assert built.returncode == EXIT_CHANGES | EXIT_HELD, built.stdout + built.stderr
     assert (root / "etc/web/web.conf").read_text() == f"greeting = hello\nnode = {NODE}\n"
