@@ -10,6 +10,7 @@ import json
 import subprocess
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,12 +87,13 @@ def browser() -> Iterator[WebDriver]:
         driver.quit()
 
 
-@pytest.fixture
-def page(tmp_path: Path, browser: WebDriver) -> Iterator[Page]:
-    origin = config_origin(tmp_path, FILES)
-    reports = bare(tmp_path / "reports.git")
+@contextmanager
+def served_fleet(base: Path, browser: WebDriver) -> Iterator[Page]:
+    """Five nodes that ran and published, one hostile report, and `fleet serve` on them."""
+    origin = config_origin(base, FILES)
+    reports = bare(base / "reports.git")
     url = f"file://{reports}"
-    nodes = {name: FleetNode(tmp_path / "nodes", name, origin.url, url, **settings)
+    nodes = {name: FleetNode(base / "nodes", name, origin.url, url, **settings)
              for name, settings in (("web-01.shop.c1.t", {}), ("web-02.shop.c1.t", {}),
                                     ("cache-01.shop.c1.t", {}),
                                     ("web-01.shop.c2.t", {"mode": "audit"}),
@@ -113,6 +115,20 @@ def page(tmp_path: Path, browser: WebDriver) -> Iterator[Page]:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory, browser: WebDriver) -> Iterator[Page]:
+    """The served fleet for the tests that only look at it (built once for them all)."""
+    with served_fleet(tmp_path_factory.mktemp("fleet"), browser) as served:
+        yield served
+
+
+@pytest.fixture
+def own_page(tmp_path: Path, browser: WebDriver) -> Iterator[Page]:
+    """A served fleet of the test's own, for a test that makes a node report again."""
+    with served_fleet(tmp_path, browser) as served:
+        yield served
 
 
 def test_the_summary_shows_states_spread_and_the_grid(page: Page, tmp_path: Path) -> None:
@@ -170,7 +186,8 @@ def test_markup_in_a_diff_or_a_node_name_is_shown_as_text(page: Page) -> None:
         page.browser.switch_to.alert.accept()
 
 
-def test_the_page_follows_new_reports_by_itself(page: Page) -> None:
+def test_the_page_follows_new_reports_by_itself(own_page: Page) -> None:
+    page = own_page
     page.open("/")
     assert "1 failed" in page.text(".states")
     broken = page.nodes["cache-01.shop.c2.t"]
