@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -57,11 +58,11 @@ def git_status(cwd: Path, *args: str) -> tuple[int, str]:
     return done.returncode, done.stderr
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    served = tmp_path / "served"
+@contextmanager
+def serving(base: Path) -> Iterator[Server]:
+    served = base / "served"
     served.mkdir()
-    nodes = tmp_path / "nodes"
+    nodes = base / "nodes"
     web1 = FleetNode(nodes, WEB1, "file:///later", None)
     web2 = FleetNode(nodes, WEB2, "file:///later", None)
     origin = config_origin(served, FILES, registered=[web1, web2])
@@ -74,6 +75,21 @@ def server(tmp_path: Path) -> Iterator[Server]:
         web1.run()
         wait_published([web1])
         yield Server(served, reports, url, web1, web2, refs(reports)[f"refs/reports/{WEB1}"])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for the tests whose pushes are refused: each checks that its refusal
+    changed nothing, so they leave it as they found it."""
+    with serving(tmp_path_factory.mktemp("hook")) as made:
+        yield made
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[Server]:
+    """A server of the test's own, for a test whose pushes get in."""
+    with serving(tmp_path) as made:
+        yield made
 
 
 def forge(repo: Path, report: bytes, key: Path | None, parent: str | None = None) -> str:
@@ -167,7 +183,8 @@ def test_deleting_a_node_reports_is_refused(server: Server) -> None:
                                         "refused")
 
 
-def test_an_old_report_cannot_be_replayed_over_a_newer_one(server: Server) -> None:
+def test_an_old_report_cannot_be_replayed_over_a_newer_one(own_server: Server) -> None:
+    server = own_server
     server.web1.root.joinpath("etc/web.conf").write_text("edited by hand\n")
     server.web1.run()
     wait_published([server.web1])
@@ -179,7 +196,10 @@ def test_an_old_report_cannot_be_replayed_over_a_newer_one(server: Server) -> No
     assert refs(server.reports)[f"refs/reports/{WEB1}"] == tip
 
 
-def test_a_node_rotating_its_bounded_history_is_accepted(server: Server, tmp_path: Path) -> None:
+def test_a_node_rotating_its_bounded_history_is_accepted(
+    own_server: Server, tmp_path: Path,
+) -> None:
+    server = own_server
     chain = Chain(tmp_path / "rotating.git", WEB1, server.web1.key, max_reports=3, keep=2)
     for hours in range(1, 6):
         data = json.loads(newer(server))
