@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 from configrepo import CliResult, Workspace
 from gate import Gate
+from system_support import fake_root
+
+from reconciler.system.local import LocalSystem
 
 
 def _process_state() -> dict[str, object]:
@@ -45,6 +48,18 @@ def make_repo(ws: Workspace) -> Callable[..., Path]:
 @pytest.fixture
 def cli(ws: Workspace) -> Callable[..., CliResult]:
     return ws.cli
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A fake node root with /etc in it (modules that need another kind define their own)."""
+    return fake_root(tmp_path)
+
+
+@pytest.fixture
+def system(root: Path) -> LocalSystem:
+    """The LocalSystem of `root`."""
+    return LocalSystem(str(root))
 
 
 @pytest.fixture

@@ -13,23 +13,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from system_support import fake_root, leftovers, snapshot
+from system_support import leftovers, snapshot
 
 from reconciler.system.interface import UnknownName, UnsafePath
 from reconciler.system.local import LocalSystem
 
 NOBODY = 65534
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs root")
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    return fake_root(tmp_path)
-
-
-@pytest.fixture
-def system(root: Path) -> LocalSystem:
-    return LocalSystem(str(root))
 
 
 @pytest.fixture

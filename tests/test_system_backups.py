@@ -9,15 +9,9 @@ import stat
 from pathlib import Path
 
 import pytest
-from system_support import fake_root
 
 from reconciler.system.backups import INDEX
 from reconciler.system.local import LocalSystem
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    return fake_root(tmp_path)
 
 
 @pytest.fixture

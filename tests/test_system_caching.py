@@ -13,13 +13,6 @@ from reconciler.system.walk import PENDING_SYNCS, WALK_CACHE
 from reconciler.system.wrappers import ReadOnlySystem
 
 
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    node_root = tmp_path / "root"
-    (node_root / "etc").mkdir(parents=True)
-    return node_root
-
-
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 

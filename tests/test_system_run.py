@@ -9,22 +9,11 @@ from pathlib import Path
 
 import pytest
 from pkg_debs import lock_held
-from system_support import fake_root
 
 from reconciler.system.interface import UnsafePath
 from reconciler.system.local import LocalSystem
 from reconciler.system.process import OUTPUT_LIMIT
 from reconciler.system.wrappers import ReadOnlySystem
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    return fake_root(tmp_path)
-
-
-@pytest.fixture
-def system(root: Path) -> LocalSystem:
-    return LocalSystem(str(root))
 
 
 def gone(pid: int) -> bool:

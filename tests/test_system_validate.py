@@ -9,20 +9,10 @@ from pathlib import Path
 
 import pytest
 from node_root import with_users
-from system_support import fake_root, leftovers
+from system_support import leftovers
 
 from reconciler.system.interface import ValidationFailed
 from reconciler.system.local import LocalSystem
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    return fake_root(tmp_path)
-
-
-@pytest.fixture
-def system(root: Path) -> LocalSystem:
-    return LocalSystem(str(root))
 
 
 def test_rejecting_validate_leaves_live_file_identical_and_no_temp_file(

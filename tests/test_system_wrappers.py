@@ -8,22 +8,11 @@ from pathlib import Path
 
 import pytest
 from node_root import with_users
-from system_support import fake_root, snapshot
+from system_support import snapshot
 
 from reconciler.system.interface import System, UnsafePath, ValidationFailed, WriteRefused
 from reconciler.system.local import LocalSystem
 from reconciler.system.wrappers import LoggingSystem, ReadOnlySystem
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    return fake_root(tmp_path)
-
-
-@pytest.fixture
-def system(root: Path) -> LocalSystem:
-    return LocalSystem(str(root))
-
 
 WRITE_CALLS: dict[str, Callable[[System], object]] = {
     "write_atomic": lambda s: s.write_atomic("/etc/app.conf", b"x", 0o644, None, None),
