@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from configrepo import BASIC, Workspace
+from configrepo import BASIC, Workspace, fleet_xml
 from cycle_support import BASE_FILES, Node, web_class
 from fleet_support import wait_until
 
@@ -18,6 +18,9 @@ from reconciler.render import budget
 FOREVER = ("{% for a in range(100000) %}{% for b in range(100000) %}{% for c in range(100000) %}"
            "{% endfor %}{% endfor %}{% endfor %}\n")
 HUGE = "{{ 'a'|center(10**9) }}\n"
+# BASIC with one node: the review spends the whole budget on every node that renders FOREVER.
+ONE_NODE = {**BASIC, "fleet.xml": fleet_xml(
+    '  <nodes class="web" product="tickets" cluster="chi1" count="1"/>\n')}
 
 
 def node_with(tmp_path: Path, template: str, **settings: object) -> Node:
@@ -145,7 +148,7 @@ def test_validate_refuses_a_template_that_never_ends_at_its_cpu_budget(
     ws: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(budget, "REVIEW_CPU_SECONDS", 1.0)
-    repo = ws.make_repo({**BASIC, "templates/base/motd.j2": FOREVER})
+    repo = ws.make_repo({**ONE_NODE, "templates/base/motd.j2": FOREVER})
     done = ws.cli("validate", "--repo", repo)
     assert done.code == 1 and "Traceback" not in done.err
     assert "rendering took more than its budget of 1 s of CPU" in done.out + done.err
@@ -155,7 +158,7 @@ def test_plan_refuses_a_template_that_never_ends_at_its_cpu_budget(
     ws: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(budget, "REVIEW_CPU_SECONDS", 1.0)
-    repo = ws.make_repo(BASIC)
+    repo = ws.make_repo(ONE_NODE)
     ws.write(repo, {"templates/base/motd.j2": FOREVER})
     ws.commit(repo, "a loop without end")
     done = ws.cli("plan", "--repo", repo, "--base", "HEAD~1")
