@@ -4,10 +4,10 @@ and the public keys it tells the operator to add to the config repo."""
 from __future__ import annotations
 
 import stat
-import subprocess
 from pathlib import Path
 
-from configrepo import RECONCILER, CliResult
+from clirun import reconciler
+from configrepo import CliResult
 
 from reconciler.agent import settings
 from reconciler.secrets import age
@@ -17,12 +17,11 @@ NODE = "db-01.shop.c1.sa"
 
 def bootstrap(tmp_path: Path, *extra: str) -> CliResult:
     etc = tmp_path / "etc"
-    done = subprocess.run(
-        [str(RECONCILER), "bootstrap", "--remote", "file:///srv/git/fleet.git", "--node", NODE,
+    done = reconciler(
+        ["bootstrap", "--remote", "file:///srv/git/fleet.git", "--node", NODE,
          "--config", str(etc / "agent.toml"), "--state-dir", str(tmp_path / "state"),
          "--identity", str(etc / "age.key"), "--signing-key", str(etc / "signing-key"),
-         "--units-dest", str(tmp_path / "units"), *extra],
-        capture_output=True, text=True, timeout=120, check=False)
+         "--units-dest", str(tmp_path / "units"), *extra])
     return CliResult(done.returncode, done.stdout, done.stderr)
 
 

@@ -11,7 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from configrepo import RECONCILER, Workspace
+from clirun import reconciler
+from configrepo import Workspace
 from secrets_support import CIPHERTEXT, DB, PASSWORD, PROXIES, RECIPIENTS, SecretRepo
 
 from reconciler.secrets import age
@@ -47,10 +48,8 @@ class Fleet:
         config.write_text(f'remote = "file://{self.origin}"\nnode = "{node}"\n'
                           f'root = "{base / "root"}"\nstate-dir = "{base / "state"}"\n'
                           f'identity = "{key}"\n')
-        return subprocess.run([str(RECONCILER), "run", "--config", str(config), "--format",
-                               "json", *extra],
-                              capture_output=True, text=True, timeout=120, check=False,
-                              env=self.ws.env)
+        return reconciler(["run", "--config", config, "--format", "json", *extra],
+                          env=self.ws.env)
 
 
 @pytest.fixture
