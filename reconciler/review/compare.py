@@ -99,18 +99,20 @@ def file_diff(path: str, old: bytes | None, new: bytes | None) -> tuple[str | No
     return diff, None
 
 
-# The actions of every node of a class are one shared tuple (compiled once per class and
-# revision), and what differs between two such tuples does not depend on the node:
-# compare each pair once. Entries keep their tuples alive, so the ids stay theirs.
-_action_diffs: dict[tuple[int, int], tuple[object, object, tuple[ActionChange, ...]]] = {}
+# The actions of every node of a class are the same objects (resolved once per class and
+# revision), and what differs between two such sets does not depend on the node: compare
+# each pair once. Keyed by the actions' ids (each node holds its own copy of the tuple);
+# entries keep the actions alive, so the ids stay theirs.
+_action_diffs: dict[tuple[tuple[int, ...] | None, tuple[int, ...]],
+                    tuple[object, object, tuple[ActionChange, ...]]] = {}
 
 
 def compare_actions(base: NodeConfig | None, head: NodeConfig) -> tuple[ActionChange, ...]:
     """Actions added, removed, or with changed attributes between two compiled nodes."""
-    key = (id(base.actions) if base is not None else 0, id(head.actions))
+    key = (tuple(map(id, base.actions)) if base is not None else None,
+           tuple(map(id, head.actions)))
     cached = _action_diffs.get(key)
-    if cached is not None and cached[0] is (base.actions if base else None) \
-            and cached[1] is head.actions:
+    if cached is not None:
         return cached[2]
     actions: list[ActionChange] = []
     old_actions = {a.id: a for a in base.actions} if base is not None else {}
