@@ -105,6 +105,7 @@ def plan_fleet(
     only: Collection[str] | None = None,
     full: bool = False,
     keep_records: bool = True,
+    reuse: bool = True,
 ) -> PlanReport:
     """Compare every node of the fleet at `base_rev` and `head_rev` of `repo`, rendering
     with the `facts` nodes published (placeholders for the others).
@@ -113,9 +114,11 @@ def plan_fleet(
     identical byte for byte (a node's exact diff). Unless `full`, only the nodes and files
     that the change touches are rendered, when the base's dependency records say which
     (review/incremental.py); `keep_records` reads and writes them in the repo's git
-    directory. `progress(done, total)` is called as nodes finish. Raises ConfigError only
-    when a revision cannot be opened at all (not a repo, unknown revision), UsageError for
-    an `only` node at neither revision.
+    directory. A node compiled at both revisions is rendered at the base only where its
+    files' inputs differ from the head's (review/reuse.py); without `reuse`, everywhere
+    (what the tests compare with). `progress(done, total)` is called as nodes finish.
+    Raises ConfigError only when a revision cannot be opened at all (not a repo, unknown
+    revision), UsageError for an `only` node at neither revision.
     """
     jobs = jobs or default_jobs()
     head_snapshot = open_snapshot(repo, head_rev)
@@ -159,8 +162,8 @@ def plan_fleet(
     invalid = False
     head_records: dict[str, NodeRecord] = {}
     old_records: dict[str, NodeRecord] = {}
-    changed = _changed(repo, base, head, commits) if work is None and base is not None \
-        else None
+    changed = _changed(repo, base, head, commits) \
+        if reuse and work is None and base is not None else None
     for outcome in _outcomes(base, head, planned, jobs, advance, facts, work, base_records,
                              changed):
         if outcome.record is not None:
