@@ -7,7 +7,7 @@ one `Renderer` per revision, so each template compiles once per revision per wor
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import BaseModel
@@ -229,11 +229,21 @@ class Side:
 
     renderer: Renderer
     deps: Dependencies
+    # Records by the node's actions (their ids; the entry keeps them alive) and chain:
+    # the nodes of a class share one.
+    records: dict[tuple[tuple[int, ...], tuple[str, ...], bool],
+                  tuple[tuple[Action, ...], NodeRecord]] = field(default_factory=dict)
 
     def record(self, node: NodeConfig, ok: bool) -> NodeRecord:
-        return NodeRecord(ok, tuple(sorted(self.deps.compiled(self.renderer.fleet, node))),
-                          tuple((a.id, tuple(sorted(self.deps.action(a))))
-                                for a in node.actions if isinstance(a, FileAction | TreeAction)))
+        key = (tuple(map(id, node.actions)), node.class_chain, ok)
+        found = self.records.get(key)
+        if found is None:
+            record = NodeRecord(
+                ok, tuple(sorted(self.deps.compiled(self.renderer.fleet, node))),
+                tuple((a.id, tuple(sorted(self.deps.action(a))))
+                      for a in node.actions if isinstance(a, FileAction | TreeAction)))
+            found = self.records[key] = (node.actions, record)
+        return found[1]
 
 
 def compare_node(base: Side | None, head: Side, name: str,
