@@ -14,8 +14,9 @@ Goals on 2 cores: template change <= 3 s, one cluster's variable <= 2 s, full pl
 
 With `--baseline DIR` (a checkout of another reconciler, e.g. `git worktree add DIR
 main`), every full plan is also run with that reconciler's package (PYTHONPATH=DIR),
-interleaved, and the full plans' figures are given as ratios to it: on a loaded machine,
-the ratio is the figure to trust.
+interleaved, and the full plans' figures are given as ratios to it, of wall time and of
+CPU time (that of the plan and its workers): on a loaded machine, the CPU ratio is the
+figure to trust.
 Usage: python bench/bench_plan_incremental.py [ROUNDS] [--baseline DIR]   (default: 3)
 """
 
@@ -37,14 +38,16 @@ from fleetgen import generate
 TEMPLATE = "templates/proxy/nginx.conf.j2"
 CLUSTER = "gen005"
 GOALS = {"template": 3.0, "variable": 2.0, "full-10000": 10.0, "full-800": 1.0}
-# Runs one plan and prints its wall seconds and the peak RSS (KiB) of it and its workers.
+# Runs one plan and prints its wall seconds, and the peak RSS (KiB) and CPU seconds of it
+# and its workers.
 _MEASURE = """
 import json, resource, subprocess, sys, time
 started = time.monotonic()
 done = subprocess.run(sys.argv[1:], capture_output=True, text=True, check=False)
 seconds = time.monotonic() - started
-peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print(json.dumps({"seconds": seconds, "peak": peak, "code": done.returncode,
+used = resource.getrusage(resource.RUSAGE_CHILDREN)
+peak, cpu = used.ru_maxrss, used.ru_utime + used.ru_stime
+print(json.dumps({"seconds": seconds, "peak": peak, "cpu": cpu, "code": done.returncode,
                   "stdout": done.stdout, "stderr": done.stderr}))
 """
 
@@ -111,7 +114,8 @@ def main(rounds: int, baseline: str | None) -> int:
             for label, package in versions:
                 result = measure(repo, base, head, *extra, package=package)
                 runs.setdefault(label, []).append(result)
-                print(f"  {label}: {float(str(result['seconds'])):.2f} s, load "
+                print(f"  {label}: {float(str(result['seconds'])):.2f} s ("
+                      f"{float(str(result['cpu'])):.2f} s CPU), load "
                       f"{os.getloadavg()[0]:.1f}", flush=True)
 
         for _ in range(rounds):
@@ -124,8 +128,8 @@ def main(rounds: int, baseline: str | None) -> int:
 
 def report(runs: dict[str, list[dict[str, object]]]) -> int:
     """Print medians, ratios and goals; 1 when a goal is missed."""
-    def median(name: str) -> float:
-        return statistics.median(float(str(r["seconds"])) for r in runs[name])
+    def median(name: str, what: str = "seconds") -> float:
+        return statistics.median(float(str(r[what])) for r in runs[name])
 
     def peak(name: str) -> float:
         return max(int(str(r["peak"])) for r in runs[name]) / 1024
@@ -152,8 +156,10 @@ def report(runs: dict[str, list[dict[str, object]]]) -> int:
         if all(f"{name} baseline" in runs for name in names):
             ratio = statistics.median(median(name) / median(f"{name} baseline")
                                       for name in names)
-            versus = f" = {ratio:.2f} x the baseline's (peak {peak(names[0]):.0f} vs " \
-                     f"{peak(names[0] + ' baseline'):.0f} MiB)"
+            cpu = statistics.median(median(name, "cpu") / median(f"{name} baseline", "cpu")
+                                    for name in names)
+            versus = f" = {ratio:.2f} x the baseline's wall time, {cpu:.2f} x its CPU " \
+                     f"(peak {peak(names[0]):.0f} vs {peak(names[0] + ' baseline'):.0f} MiB)"
         print(f"full plan, {label}: {seconds:6.2f} s{versus}; goal <= {goal:.0f} s: "
               f"{'ok' if seconds <= goal else 'MISSED'}")
     return 1 if missed else 0
