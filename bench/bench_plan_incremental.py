@@ -11,7 +11,13 @@ example. Peak RSS is the largest of the plan process and its workers.
 
 Goals on 2 cores: template change <= 3 s, one cluster's variable <= 2 s, full plan of
 10,000 nodes <= 10 s, of 800 nodes <= 1 s.
-Usage: python bench/bench_plan_incremental.py [ROUNDS]   (default: 3)
+
+With `--baseline DIR` (a checkout of another reconciler, e.g. `git worktree add DIR
+main`), every full plan is also run with that reconciler's package (PYTHONPATH=DIR),
+interleaved, and the full plans' figures are given as ratios to it, of wall time and of
+CPU time (that of the plan and its workers): on a loaded machine, the CPU ratio is the
+figure to trust.
+Usage: python bench/bench_plan_incremental.py [ROUNDS] [--baseline DIR]   (default: 3)
 """
 
 from __future__ import annotations
@@ -32,14 +38,16 @@ from fleetgen import generate
 TEMPLATE = "templates/proxy/nginx.conf.j2"
 CLUSTER = "gen005"
 GOALS = {"template": 3.0, "variable": 2.0, "full-10000": 10.0, "full-800": 1.0}
-# Runs one plan and prints its wall seconds and the peak RSS (KiB) of it and its workers.
+# Runs one plan and prints its wall seconds, and the peak RSS (KiB) and CPU seconds of it
+# and its workers.
 _MEASURE = """
 import json, resource, subprocess, sys, time
 started = time.monotonic()
 done = subprocess.run(sys.argv[1:], capture_output=True, text=True, check=False)
 seconds = time.monotonic() - started
-peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print(json.dumps({"seconds": seconds, "peak": peak, "code": done.returncode,
+used = resource.getrusage(resource.RUSAGE_CHILDREN)
+peak, cpu = used.ru_maxrss, used.ru_utime + used.ru_stime
+print(json.dumps({"seconds": seconds, "peak": peak, "cpu": cpu, "code": done.returncode,
                   "stdout": done.stdout, "stderr": done.stderr}))
 """
 
@@ -61,12 +69,15 @@ def commit_edit(repo: Path, base: str, branch: str, path: str, old: str, new: st
     return git(repo, "rev-parse", "HEAD")
 
 
-def measure(repo: Path, base: str, head: str, *extra: str) -> dict[str, object]:
-    """One plan of base → head: seconds, peak RSS, and its JSON report."""
+def measure(repo: Path, base: str, head: str, *extra: str,
+            package: str | None = None) -> dict[str, object]:
+    """One plan of base → head: seconds, peak RSS, and its JSON report; with the
+    reconciler package found under `package` when given."""
+    env = {**os.environ, "PYTHONPATH": package} if package else None
     done = subprocess.run(
         [sys.executable, "-c", _MEASURE, RECONCILER, "plan", "--repo", str(repo), "--base",
          base, "--head", head, "--format", "json", *extra],
-        capture_output=True, text=True, check=True)
+        capture_output=True, text=True, check=True, env=env)
     result: dict[str, object] = json.loads(done.stdout)
     if result["code"] != 2:
         raise SystemExit(f"plan exited {result['code']}: {result['stderr']}")
@@ -74,7 +85,7 @@ def measure(repo: Path, base: str, head: str, *extra: str) -> dict[str, object]:
     return result
 
 
-def main(rounds: int) -> int:
+def main(rounds: int, baseline: str | None) -> int:
     cpus = len(os.sched_getaffinity(0))
     print(f"reconciler plan: incremental vs --full, {cpus} CPUs, {rounds} rounds interleaved")
     with tempfile.TemporaryDirectory(prefix="bench-plan-inc-") as tmp:
@@ -98,9 +109,14 @@ def main(rounds: int) -> int:
         runs: dict[str, list[dict[str, object]]] = {}
 
         def run(name: str, repo: Path, base: str, head: str, *extra: str) -> None:
-            result = measure(repo, base, head, *extra)
-            runs.setdefault(name, []).append(result)
-            print(f"  {name}: {float(str(result['seconds'])):.2f} s", flush=True)
+            versions = [(name, None)] + ([(f"{name} baseline", baseline)]
+                                         if baseline and "--full" in extra else [])
+            for label, package in versions:
+                result = measure(repo, base, head, *extra, package=package)
+                runs.setdefault(label, []).append(result)
+                print(f"  {label}: {float(str(result['seconds'])):.2f} s ("
+                      f"{float(str(result['cpu'])):.2f} s CPU), load "
+                      f"{os.getloadavg()[0]:.1f}", flush=True)
 
         for _ in range(rounds):
             for name, head in cases.items():
@@ -112,8 +128,8 @@ def main(rounds: int) -> int:
 
 def report(runs: dict[str, list[dict[str, object]]]) -> int:
     """Print medians, ratios and goals; 1 when a goal is missed."""
-    def median(name: str) -> float:
-        return statistics.median(float(str(r["seconds"])) for r in runs[name])
+    def median(name: str, what: str = "seconds") -> float:
+        return statistics.median(float(str(r[what])) for r in runs[name])
 
     def peak(name: str) -> float:
         return max(int(str(r["peak"])) for r in runs[name]) / 1024
@@ -131,13 +147,27 @@ def report(runs: dict[str, list[dict[str, object]]]) -> int:
               f"{goal:.0f} s: {'ok' if quick <= goal else 'MISSED'}; {last['headline']}")
     full_big = statistics.median([median("template --full"), median("variable --full")])
     full_small = median("full-800")
-    for label, seconds, goal in (("10,000 nodes", full_big, GOALS["full-10000"]),
-                                 ("   800 nodes", full_small, GOALS["full-800"])):
+    for label, seconds, goal, names in (
+            ("10,000 nodes", full_big, GOALS["full-10000"], ("template --full",
+                                                             "variable --full")),
+            ("   800 nodes", full_small, GOALS["full-800"], ("full-800",))):
         missed |= seconds > goal
-        print(f"full plan, {label}: {seconds:6.2f} s; goal <= {goal:.0f} s: "
+        versus = ""
+        if all(f"{name} baseline" in runs for name in names):
+            ratio = statistics.median(median(name) / median(f"{name} baseline")
+                                      for name in names)
+            cpu = statistics.median(median(name, "cpu") / median(f"{name} baseline", "cpu")
+                                    for name in names)
+            versus = f" = {ratio:.2f} x the baseline's wall time, {cpu:.2f} x its CPU " \
+                     f"(peak {peak(names[0]):.0f} vs {peak(names[0] + ' baseline'):.0f} MiB)"
+        print(f"full plan, {label}: {seconds:6.2f} s{versus}; goal <= {goal:.0f} s: "
               f"{'ok' if seconds <= goal else 'MISSED'}")
     return 1 if missed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(int(sys.argv[1]) if len(sys.argv) > 1 else 3))
+    args = sys.argv[1:]
+    where = args.index("--baseline") + 1 if "--baseline" in args else None
+    other = args[where] if where is not None else None
+    plain = [a for i, a in enumerate(args) if a != "--baseline" and i != where]
+    sys.exit(main(int(plain[0]) if plain else 3, other))

@@ -69,8 +69,9 @@ def _plan_with_progress(repo: str, base: str, head: str, jobs: int | None,
               help="Also run the <check>s of the nodes that change, in a sandbox of this "
                    "machine, once per distinct configuration; a failing check exits 1.")
 @click.option("--full", is_flag=True,
-              help="Render every node at both revisions, even where the base's dependency "
-                   "records prove a node unchanged.")
+              help="Compile every node at both revisions, even where the base's "
+                   "dependency records prove a node unchanged (files whose inputs are the "
+                   "same at both are rendered once).")
 @published_option
 @handles_errors
 def plan(base: str, head: str, repo: str, fmt: str, jobs: int | None, max_bytes: int,

@@ -60,27 +60,39 @@ def compile_node(fleet: Fleet, name: str) -> NodeConfig:
         )
     node = decl.name
     chain = fleet.chain(node.cls)
-    layers = [fleet.defaults]
-    layers += [layer for c in chain for layer in level(fleet, c).layers]
-    layers += [
-        b.layer
-        for b in sorted(fleet.blocks, key=lambda b: b.specificity)
-        if b.matches(node.cls, node.product, node.cluster)
-    ]
-    layers += [layer for layer in (decl.range_layer, decl.node_layer) if layer is not None]
+    selector = (node.cls, node.product, node.cluster)
+    shared = fleet._layers.get(selector)
+    if shared is None:
+        shared = [fleet.defaults]
+        shared += [layer for c in chain for layer in level(fleet, c).layers]
+        shared += [b.layer for b in sorted(fleet.blocks, key=lambda b: b.specificity)
+                   if b.matches(*selector)]
+        fleet._layers[selector] = shared
+    layers = shared + [layer for layer in (decl.range_layer, decl.node_layer)
+                       if layer is not None]
     policy_values = dict(fleet.default_policy)
     for cls in chain:
         policy_values.update(fleet.classes[cls].policy)
     policy_values.update(decl.range_policy)
     policy_values.update(decl.node_policy)
-    variables = _merge_layers(layers, fleet._variables)
+    policy = fleet._policies.get(tuple(policy_values.items()))
+    if policy is None:
+        policy = fleet._policies[tuple(policy_values.items())] = Policy(**policy_values)
+    # Nodes of one range share their layers, and classes their tuple of actions (alive
+    # in the fleet's caches, so ids are stable keys): merge and guard each once.
+    merged = tuple(id(layer) for layer in layers)
+    variables = fleet._merged.get(merged)
+    if variables is None:
+        variables = fleet._merged[merged] = _merge_layers(layers, fleet._variables)
     try:
         actions = resolve.actions(fleet, node.cls, variables)
     except ConfigError as exc:
         raise ConfigError([replace(p, node=name) for p in exc.problems]) from None
-    refused = guards.check(fleet.guards, actions, name)
-    if refused:
-        raise ConfigError(refused)
+    if id(actions) not in fleet._unguarded:
+        refused = guards.check(fleet.guards, actions, name)
+        if refused:
+            raise ConfigError(refused)
+        fleet._unguarded.add(id(actions))
     # Each class's health checks after its mixins', as its variables and actions are.
     checks = health.merge(fleet.classes[source.cls].health
                           for cls in chain for source in level(fleet, cls).sources)
@@ -94,7 +106,7 @@ def compile_node(fleet: Fleet, name: str) -> NodeConfig:
         domain=node.domain,
         class_chain=chain,
         variables=variables,
-        policy=Policy(**policy_values),
+        policy=policy,
         actions=actions,
         revision=fleet.revision,
         health=checks,

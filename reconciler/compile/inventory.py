@@ -14,7 +14,7 @@ from lxml import etree
 
 from reconciler.compile import names
 from reconciler.compile.guards import Guard
-from reconciler.compile.nodeconfig import Action, HealthCheck, Origin, Provenance, Variable
+from reconciler.compile.nodeconfig import Action, HealthCheck, Origin, Policy, Provenance, Variable
 from reconciler.compile.xmlload import XmlDoc
 from reconciler.rollout.model import Rollout
 from reconciler.source.snapshot import Snapshot
@@ -142,6 +142,13 @@ class Fleet:
     _actions: dict[tuple[str, tuple[int, ...]], tuple[Action, ...]] = field(default_factory=dict)
     _levels: dict[str, Any] = field(default_factory=dict)
     _variables: dict[tuple[str, tuple[int, ...]], Variable] = field(default_factory=dict)
+    # compiler.py's: the layers of a class, product and cluster; variables by the layers
+    # that set them; action tuples (kept alive in _actions) that no guard refuses;
+    # policies by their (scalar) values.
+    _layers: dict[tuple[str, str, str], list[Layer]] = field(default_factory=dict)
+    _merged: dict[tuple[int, ...], dict[str, Variable]] = field(default_factory=dict)
+    _unguarded: set[int] = field(default_factory=set)
+    _policies: dict[tuple[tuple[str, Any], ...], Policy] = field(default_factory=dict)
 
     @property
     def revision(self) -> str | None:

@@ -37,10 +37,11 @@ class Dependencies:
     def __init__(self, renderer: Renderer) -> None:
         self.renderer = renderer
         self._closures: dict[str, frozenset[str]] = {}
-        # Actions and action tuples are shared by the nodes of a class: each is looked at
-        # once, and kept alive here so that its id stays its own.
+        # Actions are shared by the nodes of a class (each node has its own tuple of
+        # them): each is looked at once, and kept alive here so that its id stays its own.
         self._actions: dict[int, tuple[object, frozenset[str]]] = {}
-        self._compiled: dict[tuple[int, tuple[str, ...]], tuple[object, frozenset[str]]] = {}
+        self._compiled: dict[tuple[tuple[int, ...], tuple[str, ...]],
+                             tuple[object, frozenset[str]]] = {}
 
     def template(self, name: str) -> frozenset[str]:
         """Template `name` (relative to templates/) and every template it includes,
@@ -100,9 +101,9 @@ class Dependencies:
         """Repo files the node's compiled config was made from besides fleet.xml: the
         class files of its chain and mixins, and the files its actions carry (keys,
         block sources, keyrings)."""
-        key = (id(node.actions), node.class_chain)
+        key = (tuple(map(id, node.actions)), node.class_chain)
         cached = self._compiled.get(key)
-        if cached is not None and cached[0] is node.actions:
+        if cached is not None:
             return cached[1]
         paths = {fleet.classes[source.cls].path
                  for cls in node.class_chain for source in level(fleet, cls).sources}

@@ -7,7 +7,7 @@ one `Renderer` per revision, so each template compiles once per revision per wor
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import BaseModel
@@ -27,6 +27,7 @@ from reconciler.review.contents import content_changes
 from reconciler.review.grouping import Identity, identity_of
 from reconciler.review.model import ActionChange, AttrChange, FileChange, NodeDiff, severity_word
 from reconciler.review.records import NodeRecord
+from reconciler.review.reuse import Reuse
 
 # Fields that do not describe state on the node: where an action was declared (its
 # class, mixins and for-each item), and where its content comes from (the rendered
@@ -99,18 +100,20 @@ def file_diff(path: str, old: bytes | None, new: bytes | None) -> tuple[str | No
     return diff, None
 
 
-# The actions of every node of a class are one shared tuple (compiled once per class and
-# revision), and what differs between two such tuples does not depend on the node:
-# compare each pair once. Entries keep their tuples alive, so the ids stay theirs.
-_action_diffs: dict[tuple[int, int], tuple[object, object, tuple[ActionChange, ...]]] = {}
+# The actions of every node of a class are the same objects (resolved once per class and
+# revision), and what differs between two such sets does not depend on the node: compare
+# each pair once. Keyed by the actions' ids (each node holds its own copy of the tuple);
+# entries keep the actions alive, so the ids stay theirs.
+_action_diffs: dict[tuple[tuple[int, ...] | None, tuple[int, ...]],
+                    tuple[object, object, tuple[ActionChange, ...]]] = {}
 
 
 def compare_actions(base: NodeConfig | None, head: NodeConfig) -> tuple[ActionChange, ...]:
     """Actions added, removed, or with changed attributes between two compiled nodes."""
-    key = (id(base.actions) if base is not None else 0, id(head.actions))
+    key = (tuple(map(id, base.actions)) if base is not None else None,
+           tuple(map(id, head.actions)))
     cached = _action_diffs.get(key)
-    if cached is not None and cached[0] is (base.actions if base else None) \
-            and cached[1] is head.actions:
+    if cached is not None:
         return cached[2]
     actions: list[ActionChange] = []
     old_actions = {a.id: a for a in base.actions} if base is not None else {}
@@ -226,19 +229,32 @@ class Side:
 
     renderer: Renderer
     deps: Dependencies
+    # Records by the node's actions (their ids; the entry keeps them alive) and chain:
+    # the nodes of a class share one.
+    records: dict[tuple[tuple[int, ...], tuple[str, ...], bool],
+                  tuple[tuple[Action, ...], NodeRecord]] = field(default_factory=dict)
 
     def record(self, node: NodeConfig, ok: bool) -> NodeRecord:
-        return NodeRecord(ok, tuple(sorted(self.deps.compiled(self.renderer.fleet, node))),
-                          tuple((a.id, tuple(sorted(self.deps.action(a))))
-                                for a in node.actions if isinstance(a, FileAction | TreeAction)))
+        key = (tuple(map(id, node.actions)), node.class_chain, ok)
+        found = self.records.get(key)
+        if found is None:
+            record = NodeRecord(
+                ok, tuple(sorted(self.deps.compiled(self.renderer.fleet, node))),
+                tuple((a.id, tuple(sorted(self.deps.action(a))))
+                      for a in node.actions if isinstance(a, FileAction | TreeAction)))
+            found = self.records[key] = (node.actions, record)
+        return found[1]
 
 
 def compare_node(base: Side | None, head: Side, name: str,
-                 only: frozenset[str] | None = None, base_records: bool = False) -> NodeOutcome:
+                 only: frozenset[str] | None = None, base_records: bool = False,
+                 reuse: Reuse | None = None) -> NodeOutcome:
     """Compile and render node `name` at head (and base, when it exists there) and compare.
 
     With `only`, the node's compiled config is known to be the same at both revisions
-    (review/incremental.py): it is compiled once and just those actions are rendered."""
+    (review/incremental.py): it is compiled once and just those actions are rendered.
+    Otherwise it is compiled at both, and rendered at both but for the files that `reuse`
+    shows the base renders exactly like the head (review/reuse.py)."""
     try:
         head_node = compile_node(head.renderer.fleet, name)
     except ConfigError as exc:
@@ -260,8 +276,9 @@ def compare_node(base: Side | None, head: Side, name: str,
     else:
         try:
             base_node = compile_node(base.renderer.fleet, name)
-            base_files, base_problems = budget.render_timed(base.renderer, base_node,
-                                                            budget.REVIEW_CPU_SECONDS)
+            kept = reuse.kept(base_node, head_node, head_files, head.deps) \
+                if reuse is not None else frozenset()
+            base_files, base_problems = _render_base(base, base_node, head_files, kept)
         except ConfigError as exc:
             base_problems = exc.problems
     base_record = None
@@ -273,12 +290,28 @@ def compare_node(base: Side | None, head: Side, name: str,
                        record=record, base_record=base_record)
 
 
+def _render_base(base: Side, node: NodeConfig, head_files: Sequence[RenderedFile],
+                 kept: frozenset[str]) -> tuple[list[RenderedFile], list[Problem]]:
+    """The node's files at the base: the head's for the actions in `kept`, the others
+    rendered; all rendered when a kept file's path is also a rendered one's (the full
+    render names that collision as a problem)."""
+    if not kept:
+        return budget.render_timed(base.renderer, node, budget.REVIEW_CPU_SECONDS)
+    rest = frozenset(a.id for a in node.actions if a.id not in kept)
+    files, problems = budget.render_timed(base.renderer, node, budget.REVIEW_CPU_SECONDS, rest)
+    reused = [item for item in head_files if item.action.id in kept]
+    if {item.path for item in files} & {item.path for item in reused}:
+        return budget.render_timed(base.renderer, node, budget.REVIEW_CPU_SECONDS)
+    return files + reused, problems
+
+
 @dataclass(frozen=True)
 class _Worker:
     base: Side | None
     head: Side
     only: Mapping[str, frozenset[str] | None]
     base_records: bool
+    reuse: Reuse | None
 
 
 _worker: _Worker | None = None
@@ -286,11 +319,12 @@ _worker: _Worker | None = None
 
 def init_worker(base: Fleet | None, head: Fleet, facts: Mapping[str, Facts] | None = None,
                 only: Mapping[str, frozenset[str] | None] | None = None,
-                base_records: bool = False) -> None:
+                base_records: bool = False, changed: frozenset[str] | None = None) -> None:
     """Set a worker up with one renderer per revision (and an empty action-diff cache),
     rendering with the nodes' published `facts`; `only` names the actions to render of
     nodes whose compiled config is the same at both revisions; `base_records` asks for
-    the base's dependency records too."""
+    the base's dependency records too; `changed`, the repo paths that differ between the
+    revisions, lets nodes whose files cannot differ be rendered once (None: never)."""
     global _worker
 
     def side(fleet: Fleet) -> Side:
@@ -298,7 +332,7 @@ def init_worker(base: Fleet | None, head: Fleet, facts: Mapping[str, Facts] | No
         return Side(renderer, Dependencies(renderer))
 
     _worker = _Worker(side(base) if base is not None else None, side(head), only or {},
-                      base_records)
+                      base_records, Reuse(changed) if changed is not None else None)
     _action_diffs.clear()
     contents.clear()
 
@@ -307,4 +341,4 @@ def compare_chunk(chunk: list[str]) -> list[NodeOutcome]:
     """Compare the nodes of one chunk in a worker set up by `init_worker`."""
     assert _worker is not None
     return [compare_node(_worker.base, _worker.head, name, _worker.only.get(name),
-                         _worker.base_records) for name in chunk]
+                         _worker.base_records, _worker.reuse) for name in chunk]

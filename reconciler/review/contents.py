@@ -17,8 +17,10 @@ from reconciler.diff import unified_diff
 from reconciler.plan.build import effective_severity
 from reconciler.review.model import FileChange, severity_word
 
-# What comparing two action tuples gave, once per pair (every node of a class shares them).
-_cache: dict[tuple[int, int], tuple[object, object, tuple[FileChange, ...]]] = {}
+# What comparing two nodes' actions gave, once per pair of sets of actions (every node
+# of a class has the same action objects): keyed by their ids, kept alive by the entry.
+_cache: dict[tuple[tuple[int, ...] | None, tuple[int, ...]],
+             tuple[object, object, tuple[FileChange, ...]]] = {}
 
 
 def _texts(action: Action) -> dict[tuple[str, str], str]:
@@ -40,10 +42,10 @@ def _texts(action: Action) -> dict[tuple[str, str], str]:
 
 def content_changes(base: NodeConfig | None, head: NodeConfig) -> tuple[FileChange, ...]:
     """Texts of blocks, keys and APT sources that differ between two compiled nodes."""
-    key = (id(base.actions) if base is not None else 0, id(head.actions))
+    key = (tuple(map(id, base.actions)) if base is not None else None,
+           tuple(map(id, head.actions)))
     cached = _cache.get(key)
-    if cached is not None and cached[0] is (base.actions if base else None) \
-            and cached[1] is head.actions:
+    if cached is not None:
         return cached[2]
     old: dict[tuple[str, str], tuple[str, str]] = {}
     for action in base.actions if base is not None else ():

@@ -27,6 +27,7 @@ from reconciler.compile.inventory import Fleet
 from reconciler.compile.nodeconfig import Severity
 from reconciler.errors import ConfigError, UsageError
 from reconciler.facts.model import Facts
+from reconciler.render.deps import INVENTORY
 from reconciler.review import records
 from reconciler.review.compare import NodeOutcome, compare_chunk, init_worker
 from reconciler.review.grouping import Grouped, Member, group_members
@@ -49,10 +50,10 @@ from reconciler.source.snapshot import Snapshot, open_snapshot
 def _outcomes(
     base: Fleet | None, head: Fleet, node_names: list[str], jobs: int,
     progress: Callable[[int], None] | None, facts: Mapping[str, Facts] | None,
-    work: Work | None, base_records: bool,
+    work: Work | None, base_records: bool, changed: frozenset[str] | None,
 ) -> Iterable[NodeOutcome]:
     """Every node's outcome, as workers finish (in order of completion)."""
-    setup = (base, head, facts, work.nodes if work else None, base_records)
+    setup = (base, head, facts, work.nodes if work else None, base_records, changed)
     for _, size, outcomes in fan_out(node_names, jobs, init_worker, setup, compare_chunk):
         yield from outcomes
         if progress:
@@ -74,6 +75,18 @@ def _incremental(
     return (known, work) if work is not None else (None, None)
 
 
+def _changed(repo: str, base: Fleet, head: Fleet, commits: dict[str, Any]
+             ) -> frozenset[str] | None:
+    """The repo paths that differ between the revisions, with the inventory when their
+    nodes do; None when symlinks make paths alias (then no file is known unchanged)."""
+    if commits["base_commit"] is None or commits["head_commit"] is None:
+        return None
+    found = changed_paths(repo, commits["base_commit"], commits["head_commit"])
+    if found is None or found[1]:
+        return None
+    return frozenset(found[0] | ({INVENTORY} if set(base.nodes) != set(head.nodes) else set()))
+
+
 def _head_findings(
     snapshot: Snapshot, jobs: int, facts: Mapping[str, Facts] | None
 ) -> tuple[HeadProblem, ...]:
@@ -92,6 +105,7 @@ def plan_fleet(
     only: Collection[str] | None = None,
     full: bool = False,
     keep_records: bool = True,
+    reuse: bool = True,
 ) -> PlanReport:
     """Compare every node of the fleet at `base_rev` and `head_rev` of `repo`, rendering
     with the `facts` nodes published (placeholders for the others).
@@ -100,9 +114,11 @@ def plan_fleet(
     identical byte for byte (a node's exact diff). Unless `full`, only the nodes and files
     that the change touches are rendered, when the base's dependency records say which
     (review/incremental.py); `keep_records` reads and writes them in the repo's git
-    directory. `progress(done, total)` is called as nodes finish. Raises ConfigError only
-    when a revision cannot be opened at all (not a repo, unknown revision), UsageError for
-    an `only` node at neither revision.
+    directory. A node compiled at both revisions is rendered at the base only where its
+    files' inputs differ from the head's (review/reuse.py); without `reuse`, everywhere
+    (what the tests compare with). `progress(done, total)` is called as nodes finish.
+    Raises ConfigError only when a revision cannot be opened at all (not a repo, unknown
+    revision), UsageError for an `only` node at neither revision.
     """
     jobs = jobs or default_jobs()
     head_snapshot = open_snapshot(repo, head_rev)
@@ -146,7 +162,10 @@ def plan_fleet(
     invalid = False
     head_records: dict[str, NodeRecord] = {}
     old_records: dict[str, NodeRecord] = {}
-    for outcome in _outcomes(base, head, planned, jobs, advance, facts, work, base_records):
+    changed = _changed(repo, base, head, commits) \
+        if reuse and work is None and base is not None else None
+    for outcome in _outcomes(base, head, planned, jobs, advance, facts, work, base_records,
+                             changed):
         if outcome.record is not None:
             head_records[outcome.name] = outcome.record
         if outcome.base_record is not None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from reconciler.compile.inventory import CLASSES_DIR, FLEET_FILE, TEMPLATES_DIR, Block, Fleet, Layer
@@ -101,7 +101,7 @@ def _digest(value: object) -> str:
     return hashlib.sha256(json.dumps(value, default=repr, sort_keys=True).encode()).hexdigest()
 
 
-def _matches(dep: str, changed: set[str]) -> bool:
+def matches(dep: str, changed: Collection[str]) -> bool:
     """Whether a dependency (a path, or a directory ending in /) is among changed paths."""
     if dep.endswith("/"):
         return any(path.startswith(dep) for path in changed)
@@ -145,7 +145,7 @@ def plan_work(base: Fleet, head: Fleet, changed: set[str], linked: bool,
 
 def _touched(record: NodeRecord, changed: set[str]) -> frozenset[str] | None:
     """None when a node's compiled config may change, else the actions whose files may."""
-    if any(_matches(dep, changed) for dep in record.compiled):
+    if any(matches(dep, changed) for dep in record.compiled):
         return None
     return frozenset(action for action, deps in record.actions
-                     if any(_matches(dep, changed) for dep in deps))
+                     if any(matches(dep, changed) for dep in deps))

@@ -21,9 +21,15 @@ def default_jobs() -> int:
 
 
 def chunked(items: list[str], jobs: int) -> list[list[str]]:
-    """Small enough chunks to keep every worker busy to the end, at most 32 names."""
-    size = max(1, min(32, -(-len(items) // (jobs * 4))))
-    return [items[i : i + size] for i in range(0, len(items), size)]
+    """Chunks of at most 32 names, shrinking towards the end (to 4) so that the workers
+    finish together: the last chunk a worker takes is a small one."""
+    chunks = []
+    start = 0
+    while start < len(items):
+        size = max(4, min(32, (len(items) - start) // (jobs * 4)))
+        chunks.append(items[start : start + size])
+        start += size
+    return chunks
 
 
 def fan_out(
