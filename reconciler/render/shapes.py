@@ -1,0 +1,160 @@
+"""Templates that differ only in their string literals are compiled once.
+
+Compiling a Jinja2 template (lex, parse, generate Python, compile that) costs about
+five times what rendering it does, and a repo often holds many templates of one shape:
+a thousand `{% set app = apps["app7"] %}{% include "body.j2" %}` wrappers differ in two
+strings. The first template of a shape is compiled with a placeholder for each of its
+string literals and for its name; every template of that shape then gets a copy of the
+code with its own strings in the placeholders' places (and its own file name, for
+tracebacks). A template of its own costs one lexing more than before, no more.
+
+Only where that cannot change what the code does: Jinja2 folds constant expressions at
+compile time (`{{ "a"|upper }}`, `{{ "x" or y }}`, a literal printed as it is), and
+what it folds depends on the value, so a template whose literal could be folded is
+compiled as usual; and so is one whose code does not hold each placeholder whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from types import CodeType
+from typing import Any
+
+import jinja2
+from jinja2 import nodes
+from jinja2.lexer import TOKEN_STRING, Token, TokenStream
+from jinja2.parser import Parser
+
+_MARK = "\0reconciler-literal-"
+# Statements that compile a literal child as a constant of its own, never folding it.
+_KEEPS_LITERAL = (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends, nodes.Assign)
+
+Shape = tuple[tuple[int, str, Any], ...]
+
+
+class SharedShapes(jinja2.Environment):
+    """An environment (a mixin) that compiles each shape of template once."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._shapes: dict[Shape, CodeType | None] = {}  # None: compiled one by one
+
+    def compile(  # type: ignore[override]
+        self, source: str | nodes.Template, name: str | None = None,
+        filename: str | None = None, raw: bool = False, defer_init: bool = False,
+    ) -> str | CodeType:
+        if raw:
+            return super().compile(source, name, filename, True, defer_init)
+        if defer_init or not isinstance(source, str) or name is None or filename is None \
+                or self.extensions:
+            return super().compile(source, name, filename, False, defer_init)
+        try:
+            tokens = list(self.lexer.wrap(self.lexer.tokeniter(source, name, filename),
+                                          name, filename))
+        except jinja2.TemplateSyntaxError:
+            return super().compile(source, name, filename)  # reports it as Jinja2 does
+        literals = [token.value for token in tokens if token.type == TOKEN_STRING]
+        if any(_MARK in text for text in [*literals, name]):
+            return super().compile(source, name, filename)
+        shape = tuple((token.lineno, token.type, None if token.type == TOKEN_STRING
+                       else token.value) for token in tokens)
+        if shape not in self._shapes:
+            self._shapes[shape] = self._compile_shape(tokens, len(literals), filename)
+        code = self._shapes[shape]
+        if code is None:
+            return super().compile(source, name, filename)
+        values = {_placeholder(index): text for index, text in enumerate(literals)}
+        values[_placeholder("name")] = name
+        return _filled(code, values, filename)
+
+    def _compile_shape(self, tokens: Sequence[Token], count: int,
+                       filename: str) -> CodeType | None:
+        """The code of `tokens` with placeholders for its literals and name, or None
+        when a placeholder could be folded or is not found whole in the code."""
+        placeholders = {_placeholder(index) for index in range(count)}
+        numbers = iter(range(count))
+        masked = [Token(token.lineno, token.type, _placeholder(next(numbers)))
+                  if token.type == TOKEN_STRING else token for token in tokens]
+        name = _placeholder("name")
+        try:
+            parser = Parser(self, "", name, filename)
+            parser.stream = TokenStream(iter(masked), name, filename)
+            tree = parser.parse()
+            if not _unfoldable(tree, [], placeholders, nodes.EvalContext(self, name)):
+                return None
+            code = self._compile(self._generate(tree, name, filename), filename)
+        except jinja2.TemplateError:
+            return None  # compiled as usual, which reports it
+        found = [text for text in _constants(code) if isinstance(text, str) and _MARK in text]
+        if not placeholders <= set(found) or not set(found) <= placeholders | {name}:
+            return None
+        return code
+
+
+def _placeholder(key: int | str) -> str:
+    return f"{_MARK}{key}\0"
+
+
+def _unfoldable(node: nodes.Node, ancestors: list[nodes.Node], placeholders: set[str],
+                ctx: nodes.EvalContext) -> bool:
+    """Whether no placeholder literal below `node` can be folded at compile time."""
+    path = [*ancestors, node]
+    for child in node.iter_child_nodes():
+        if isinstance(child, nodes.Const) and isinstance(child.value, str) \
+                and child.value in placeholders:
+            if not _kept(path, ctx):
+                return False
+        elif not _unfoldable(child, path, placeholders, ctx):
+            return False
+    return True
+
+
+def _kept(ancestors: list[nodes.Node], ctx: nodes.EvalContext) -> bool:
+    """Whether a literal whose parent is `ancestors[-1]` stays a constant of its own: a
+    statement that compiles it so (an include's name, a `set` value), or expressions up
+    to their statement none of which Jinja2 can evaluate at compile time."""
+    if isinstance(ancestors[-1], _KEEPS_LITERAL):
+        return True
+    for node in reversed(ancestors):
+        if isinstance(node, nodes.Helper):  # a dict's pair, a call's keyword
+            continue
+        if not isinstance(node, nodes.Expr):
+            return node is not ancestors[-1]  # printed or tested as it is: folded
+        try:
+            node.as_const(ctx)
+        except nodes.Impossible:
+            continue  # evaluated only when rendering: the literal stays a constant
+        except Exception:  # a fold that fails on a placeholder may not fail on the literal
+            return False
+        return False  # folded at compile time
+    return False
+
+
+def _constants(value: object) -> Iterator[object]:
+    """Every constant of a code object, of the code objects and tuples it holds too."""
+    if isinstance(value, CodeType):
+        for held in value.co_consts:
+            yield from _constants(held)
+    elif isinstance(value, (tuple, frozenset)):
+        for held in value:
+            yield from _constants(held)
+    else:
+        yield value
+
+
+def _filled(code: CodeType, values: Mapping[str, str], filename: str) -> CodeType:
+    """`code` with its placeholder constants replaced by `values`, named `filename`."""
+    return code.replace(co_consts=tuple(_fill(value, values, filename)
+                                        for value in code.co_consts), co_filename=filename)
+
+
+def _fill(value: Any, values: Mapping[str, str], filename: str) -> Any:
+    if isinstance(value, CodeType):
+        return _filled(value, values, filename)
+    if isinstance(value, str):
+        return values.get(value, value)
+    if isinstance(value, tuple):
+        return tuple(_fill(item, values, filename) for item in value)
+    if isinstance(value, frozenset):
+        return frozenset(_fill(item, values, filename) for item in value)
+    return value
