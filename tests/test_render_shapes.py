@@ -58,3 +58,14 @@ def test_an_error_in_a_template_of_a_shared_shape_names_that_template(tmp_path: 
     [problem] = raised.value.problems
     assert (problem.path, problem.line) == (f"templates/web/t{COUNT - 1}.j2", 2)
     assert f"web/part{COUNT - 1}.j2" in problem.message
+
+
+def test_quoted_text_outside_tags_is_never_taken_for_a_literal(tmp_path: Path) -> None:
+    templates: dict[str, str | bytes] = {"web/t0.j2": 'said "bye" {# "x" #}\n',
+                                         "web/t1.j2": 'said "{{ greeting }}" {# "y" #}\n',
+                                         "web/t2.j2": '{% raw %}"{{ greeting }}"{% endraw %}\n',
+                                         "web/t3.j2": '{% raw %}"bye"{% endraw %}\n'}
+
+    assert rendered(tmp_path, templates) == {
+        "/etc/t0": b'said "bye" \n', "/etc/t1": b'said "hello" \n',
+        "/etc/t2": b'"{{ greeting }}"\n', "/etc/t3": b'"bye"\n'}

@@ -3,33 +3,38 @@
 Compiling a Jinja2 template (lex, parse, generate Python, compile that) costs about
 five times what rendering it does, and a repo often holds many templates of one shape:
 a thousand `{% set app = apps["app7"] %}{% include "body.j2" %}` wrappers differ in two
-strings. The first template of a shape is compiled with a placeholder for each of its
-string literals and for its name; every template of that shape then gets a copy of the
-code with its own strings in the placeholders' places (and its own file name, for
-tracebacks). A template of its own costs one lexing more than before, no more.
+strings. A template's shape is its text with each quoted string replaced by a
+placeholder (one regular expression, no lexing). The first template of a shape is
+compiled in that form, with a placeholder for its name too; every template of the
+shape then gets a copy of that code with its own strings in the placeholders' places
+(and its own file name, for tracebacks).
 
-Only where that cannot change what the code does: Jinja2 folds constant expressions at
-compile time (`{{ "a"|upper }}`, `{{ "x" or y }}`, a literal printed as it is), and
-what it folds depends on the value, so a template whose literal could be folded is
-compiled as usual; and so is one whose code does not hold each placeholder whole.
+Only where that cannot change what the code does:
+- each placeholder must come out of the compiler whole, as a constant of its own: so
+  every quoted string was a string literal of a tag (not text, a comment or `raw`);
+  a quoted string holding a backslash or a newline is not replaced, so a literal's
+  content never changes how the rest of the template lexes;
+- Jinja2 folds constant expressions at compile time (`{{ "a"|upper }}`, `{% set x =
+  "" or y %}`, a literal printed as it is) and what it folds depends on the value, so a
+  shape in which a placeholder could be folded is compiled template by template.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import re
+from collections.abc import Iterator, Mapping
 from types import CodeType
 from typing import Any
 
 import jinja2
 from jinja2 import nodes
-from jinja2.lexer import TOKEN_STRING, Token, TokenStream
-from jinja2.parser import Parser
 
 _MARK = "\0reconciler-literal-"
+# A quoted string with neither a backslash nor a newline (Jinja2's string literal, less
+# those): its content is replaced by a placeholder in the template's shape.
+_LITERAL = re.compile(r"'[^'\\\n]*'|" r'"[^"\\\n]*"')
 # Statements that compile a literal child as a constant of its own, never folding it.
 _KEEPS_LITERAL = (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends, nodes.Assign)
-
-Shape = tuple[tuple[int, str, Any], ...]
 
 
 class SharedShapes(jinja2.Environment):
@@ -37,7 +42,7 @@ class SharedShapes(jinja2.Environment):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._shapes: dict[Shape, CodeType | None] = {}  # None: compiled one by one
+        self._shapes: dict[str, CodeType | None] = {}  # None: compiled one by one
 
     def compile(  # type: ignore[override]
         self, source: str | nodes.Template, name: str | None = None,
@@ -46,20 +51,19 @@ class SharedShapes(jinja2.Environment):
         if raw:
             return super().compile(source, name, filename, True, defer_init)
         if defer_init or not isinstance(source, str) or name is None or filename is None \
-                or self.extensions:
+                or self.extensions or _MARK in source or _MARK in name:
             return super().compile(source, name, filename, False, defer_init)
-        try:
-            tokens = list(self.lexer.wrap(self.lexer.tokeniter(source, name, filename),
-                                          name, filename))
-        except jinja2.TemplateSyntaxError:
-            return super().compile(source, name, filename)  # reports it as Jinja2 does
-        literals = [token.value for token in tokens if token.type == TOKEN_STRING]
-        if any(_MARK in text for text in [*literals, name]):
+        literals: list[str] = []
+
+        def placeholder(found: re.Match[str]) -> str:
+            literals.append(found[0][1:-1])
+            return f'"{_placeholder(len(literals) - 1)}"'
+
+        shape = _LITERAL.sub(placeholder, source)
+        if not literals:
             return super().compile(source, name, filename)
-        shape = tuple((token.lineno, token.type, None if token.type == TOKEN_STRING
-                       else token.value) for token in tokens)
         if shape not in self._shapes:
-            self._shapes[shape] = self._compile_shape(tokens, len(literals), filename)
+            self._shapes[shape] = self._compile_shape(shape, len(literals), filename)
         code = self._shapes[shape]
         if code is None:
             return super().compile(source, name, filename)
@@ -67,19 +71,13 @@ class SharedShapes(jinja2.Environment):
         values[_placeholder("name")] = name
         return _filled(code, values, filename)
 
-    def _compile_shape(self, tokens: Sequence[Token], count: int,
-                       filename: str) -> CodeType | None:
-        """The code of `tokens` with placeholders for its literals and name, or None
-        when a placeholder could be folded or is not found whole in the code."""
+    def _compile_shape(self, shape: str, count: int, filename: str) -> CodeType | None:
+        """The code of a shape, or None when one of its placeholders could be folded or
+        does not come out whole."""
         placeholders = {_placeholder(index) for index in range(count)}
-        numbers = iter(range(count))
-        masked = [Token(token.lineno, token.type, _placeholder(next(numbers)))
-                  if token.type == TOKEN_STRING else token for token in tokens]
         name = _placeholder("name")
         try:
-            parser = Parser(self, "", name, filename)
-            parser.stream = TokenStream(iter(masked), name, filename)
-            tree = parser.parse()
+            tree = self._parse(shape, name, filename)
             if not _unfoldable(tree, [], placeholders, nodes.EvalContext(self, name)):
                 return None
             code = self._compile(self._generate(tree, name, filename), filename)
