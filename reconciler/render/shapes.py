@@ -36,13 +36,16 @@ _LITERAL = re.compile(r"'[^'\\\n]*'|" r'"[^"\\\n]*"')
 # Statements that compile a literal child as a constant of its own, never folding it.
 _KEEPS_LITERAL = (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends, nodes.Assign)
 
+# Where a shape's code holds placeholders (`_holes`).
+Holes = tuple[tuple[int, "Holes | None"], ...]
+
 
 class SharedShapes(jinja2.Environment):
     """An environment (a mixin) that compiles each shape of template once."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._shapes: dict[str, CodeType | None] = {}  # None: compiled one by one
+        self._shapes: dict[str, tuple[CodeType, Holes] | None] = {}  # None: one by one
 
     def compile(  # type: ignore[override]
         self, source: str | nodes.Template, name: str | None = None,
@@ -64,14 +67,15 @@ class SharedShapes(jinja2.Environment):
             return super().compile(source, name, filename)
         if shape not in self._shapes:
             self._shapes[shape] = self._compile_shape(shape, len(literals), filename)
-        code = self._shapes[shape]
-        if code is None:
+        compiled = self._shapes[shape]
+        if compiled is None:
             return super().compile(source, name, filename)
         values = {_placeholder(index): text for index, text in enumerate(literals)}
         values[_placeholder("name")] = name
-        return _filled(code, values, filename)
+        return _filled(*compiled, values, filename)
 
-    def _compile_shape(self, shape: str, count: int, filename: str) -> CodeType | None:
+    def _compile_shape(self, shape: str, count: int,
+                       filename: str) -> tuple[CodeType, Holes] | None:
         """The code of a shape, or None when one of its placeholders could be folded or
         does not come out whole."""
         placeholders = {_placeholder(index) for index in range(count)}
@@ -86,7 +90,7 @@ class SharedShapes(jinja2.Environment):
         found = [text for text in _constants(code) if isinstance(text, str) and _MARK in text]
         if not placeholders <= set(found) or not set(found) <= placeholders | {name}:
             return None
-        return code
+        return code, _holes(code)
 
 
 def _placeholder(key: int | str) -> str:
@@ -140,19 +144,34 @@ def _constants(value: object) -> Iterator[object]:
         yield value
 
 
-def _filled(code: CodeType, values: Mapping[str, str], filename: str) -> CodeType:
+def _holes(code: CodeType) -> Holes:
+    """Where in `code` the placeholders are: the positions of its constants that hold
+    one, each with the holes of a code object (every code object is one: it takes the
+    template's file name), None for a string or a tuple of them."""
+    found: list[tuple[int, Holes | None]] = []
+    for index, value in enumerate(code.co_consts):
+        if isinstance(value, CodeType):
+            found.append((index, _holes(value)))
+        elif any(isinstance(text, str) and _MARK in text for text in _constants(value)):
+            found.append((index, None))
+    return tuple(found)
+
+
+def _filled(code: CodeType, holes: Holes, values: Mapping[str, str],
+            filename: str) -> CodeType:
     """`code` with its placeholder constants replaced by `values`, named `filename`."""
-    return code.replace(co_consts=tuple(_fill(value, values, filename)
-                                        for value in code.co_consts), co_filename=filename)
+    consts = list(code.co_consts)
+    for index, inner in holes:
+        consts[index] = _filled(consts[index], inner, values, filename) if inner is not None \
+            else _fill(consts[index], values)
+    return code.replace(co_consts=tuple(consts), co_filename=filename)
 
 
-def _fill(value: Any, values: Mapping[str, str], filename: str) -> Any:
-    if isinstance(value, CodeType):
-        return _filled(value, values, filename)
+def _fill(value: Any, values: Mapping[str, str]) -> Any:
     if isinstance(value, str):
         return values.get(value, value)
     if isinstance(value, tuple):
-        return tuple(_fill(item, values, filename) for item in value)
+        return tuple(_fill(item, values) for item in value)
     if isinstance(value, frozenset):
-        return frozenset(_fill(item, values, filename) for item in value)
+        return frozenset(_fill(item, values) for item in value)
     return value
