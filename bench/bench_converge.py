@@ -21,6 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_engine import installed, timed
+
 FILES = 1000
 BODIES = 10
 NODE = "bench-01.tickets.chi1.sa"
@@ -64,18 +67,6 @@ def make_repo(base: Path) -> Path:
     return repo
 
 
-def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall and CPU time (user + system, the render child included) of one process."""
-    started = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 2:
-        sys.exit(f"{' '.join(argv)}: exit {os.waitstatus_to_exitcode(status)}\n"
-                 f"{process.stderr.read().decode() if process.stderr else ''}")
-    return wall, usage.ru_utime + usage.ru_stime
-
-
 def in_process(repo: Path, cache: Path) -> tuple[float, float]:
     """Seconds to compile and render the node's files cold (no cache), then warm."""
     from reconciler.compile.compiler import compile_node, load_fleet
@@ -100,12 +91,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="interleaved runs of each")
     runs = parser.parse_args().runs
-    reconciler = shutil.which("reconciler") or str(Path(sys.executable).parent / "reconciler")
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-        env["PYTHONPYCACHEPREFIX"] = str(base / "pycache")
-        subprocess.run([reconciler, "--help"], env=env, check=True, stdout=subprocess.DEVNULL)
+        reconciler, env = installed(base)
         repo, root = make_repo(base), base / "node"
         state = root / "var/lib/reconciler"
         argv = [reconciler, "apply", "--repo", str(repo), "--rev", "HEAD", "--node", NODE,
@@ -117,7 +105,8 @@ def main() -> None:
                 if label == "cold cache":
                     shutil.rmtree(state / "cache", ignore_errors=True)
                 root.mkdir(exist_ok=True)
-                found[label].append(timed(argv, env))
+                wall, cpu, _ = timed(label, argv, {2}, env)  # CPU: the render child too
+                found[label].append((wall, cpu))
         print(f"converge from empty, {FILES} files from {FILES} wrapper templates, "
               f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, {runs} run(s)")
         for label, times in found.items():

@@ -246,12 +246,14 @@ class Walker:
           content a killed run did not finish renaming into place.
         - Power loss or a kernel crash before the batch's sync: the journal replays
           renames in order, so a path holds its old file or the new one. On ext4 (its
-          default `auto_da_alloc`), and on btrfs, a rename over an existing file commits
-          the new file's data with the rename, so a replaced file is old or new too; a
-          file created where there was none may come back empty or missing. None of
-          these is in the record yet (it is written after the sync), so the next run sees
-          content that is not what it recorded and writes the file again: nothing is
-          lost, and the record never claims what is not on disk.
+          default `auto_da_alloc`) a rename over an existing file commits the new file's
+          data with the rename, so a replaced file is old or new too; a file created
+          where there was none (and, on filesystems without that rule, a replaced one)
+          may come back empty. None of these is in the record yet (it is written after
+          the sync), so the next run sees content that is not what it recorded and
+          writes the file again: nothing is lost, and the record never claims what is
+          not on disk. Backups of replaced files keep their own fsync (system/backups.py):
+          the old content is durable before its replacement can be.
         SIGKILL tests (tests/test_crash_converge.py) cover the first case; the second
         is the filesystem's word, not tested here.
 
