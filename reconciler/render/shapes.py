@@ -5,9 +5,10 @@ five times what rendering it does, and a repo often holds many templates of one 
 a thousand `{% set app = apps["app7"] %}{% include "body.j2" %}` wrappers differ in two
 strings. A template's shape is its text with each quoted string replaced by a
 placeholder (one regular expression, no lexing). The first template of a shape is
-compiled in that form, with a placeholder for its name too; every template of the
-shape then gets a copy of that code with its own strings in the placeholders' places
-(and its own file name, for tracebacks).
+compiled as usual; at the second, the shape itself is compiled, with a placeholder for
+the template's name too, and every template of the shape from then on gets a copy of
+that code with its own strings in the placeholders' places (and its own file name, for
+tracebacks). A template of its own costs one regular expression more than before.
 
 Only where that cannot change what the code does:
 - each placeholder must come out of the compiler whole, as a constant of its own: so
@@ -45,6 +46,7 @@ class SharedShapes(jinja2.Environment):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._seen: set[str] = set()  # shapes met once, compiled the usual way
         self._shapes: dict[str, tuple[CodeType, Holes] | None] = {}  # None: one by one
 
     def compile(  # type: ignore[override]
@@ -63,7 +65,8 @@ class SharedShapes(jinja2.Environment):
             return f'"{_placeholder(len(literals) - 1)}"'
 
         shape = _LITERAL.sub(placeholder, source)
-        if not literals:
+        if not literals or shape not in self._seen:
+            self._seen.add(shape)  # a template of its own costs what it did: one compile
             return super().compile(source, name, filename)
         if shape not in self._shapes:
             self._shapes[shape] = self._compile_shape(shape, len(literals), filename)
