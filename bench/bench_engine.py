@@ -117,16 +117,23 @@ def sequence(reconciler: str, repo: Path, root: Path, env: dict[str, str]) -> \
     return results
 
 
+def installed(base: Path) -> tuple[str, dict[str, str]]:
+    """The `reconciler` command and an environment whose .pyc cache (under `base`) is
+    written and warmed, as an installed package's is."""
+    reconciler = shutil.which("reconciler") or str(Path(sys.executable).parent / "reconciler")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(base / "pycache")
+    subprocess.run([reconciler, "--help"], env=env, check=True, stdout=subprocess.DEVNULL)
+    return reconciler, env
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1, help="repeat the sequence N times")
     runs = parser.parse_args().runs
-    reconciler = shutil.which("reconciler") or str(Path(sys.executable).parent / "reconciler")
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-        env["PYTHONPYCACHEPREFIX"] = str(base / "pycache")
-        subprocess.run([reconciler, "--help"], env=env, check=True, stdout=subprocess.DEVNULL)
+        reconciler, env = installed(base)
         repo = make_repo(base)
         print(f"node with {FILES} templated files in {DIRS} directories, "
               f"{os.cpu_count()} CPUs, durable writes (fsync), {runs} run(s)")

@@ -23,9 +23,15 @@ def unified_diff(
         new_text = new.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    lines = list(difflib.unified_diff(
-        old_text.splitlines(keepends=True), new_text.splitlines(keepends=True),
-        fromfile=from_label, tofile=to_label))
+    new_lines = new_text.splitlines(keepends=True)
+    if old_text or not new_lines:
+        lines = list(difflib.unified_diff(old_text.splitlines(keepends=True), new_lines,
+                                          fromfile=from_label, tofile=to_label))
+    else:  # a new file: what difflib says, without matching against nothing line by line
+        count = len(new_lines)
+        lines = [f"--- {from_label}\n", f"+++ {to_label}\n",
+                 f"@@ -0,0 +{'1' if count == 1 else f'1,{count}'} @@\n",
+                 *(f"+{line}" for line in new_lines)]
     if max_lines is not None and len(lines) > max_lines:
         lines = [*lines[:max_lines], f"... diff cut at {max_lines} lines\n"]
     return "".join(line if line.endswith("\n") else f"{line}\n{NO_NEWLINE}" for line in lines)

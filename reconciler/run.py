@@ -180,23 +180,28 @@ def converge(
     )
     problems: list[str] = []
     notes = []
+    durable = True
     try:
+        # Everything written in here is made durable in one batch on the way out; only
+        # then is the record written (`Walker.caching` says why a crash before is safe).
         with live.caching():
             if mode == "change":
                 notes = [removed_note(path) for path in clear_leftovers(live, desired.paths())]
             plan = build(ctx, only)
             outcome = execute(ctx, plan, previous, mode == "change", should_stop)
     except NotDurable as exc:
-        # Raised only on leaving `caching`, once every change was made and reported.
-        problems.append(f"{exc.filename}: changes made here may not survive a crash: "
-                        f"{exc.strerror or exc}")
+        # Raised only on leaving `caching`, once every change was made and reported. The
+        # record keeps what it said: it must not claim what a crash may undo.
+        durable = False
+        problems.append(f"{exc.filename}: changes made here may not survive a crash, so "
+                        f"they are not recorded as applied: {exc.strerror or exc}")
     done = report.build(node.name, mode, system.root, desired.fleet.revision, str(ceiling),
                         clock.started, clock.elapsed(), outcome)
     applied = outcome.applied
     if journal is not None:
         done, applied = health.settle(journal, node, done, applied, previous, ApplyContext(
             journal, ctx.commit, ctx.read_repo, frozenset(), ctx.digest), should_stop)
-    if mode == "change" and applied != previous:
+    if mode == "change" and durable and applied != previous:
         try:
             applied_state.save(state_dir, applied)
         except OSError as exc:

@@ -84,7 +84,9 @@ def load(state_dir: StateDir) -> AppliedState:
 
 
 def save(state_dir: StateDir, state: AppliedState) -> None:
-    """Replace the record atomically (temp file, fsync, rename, fsync the directory)."""
+    """Replace the record atomically (temp file, fsync, rename, fsync the directory).
+    A run calls it only once what it wrote is durable (`run.converge`), so the record
+    never claims content a crash could take back."""
     write_atomic(
         state_dir.applied,
         json.dumps(

@@ -30,6 +30,7 @@ from reconciler.errors import ConfigError, Problem
 from reconciler.facts.model import Facts
 from reconciler.render import facts as facts_view
 from reconciler.render.bytecode import PackedBytecodeCache
+from reconciler.render.shapes import SharedShapes
 from reconciler.render.unseal import Placeholders, Unsealer, sealed_variables
 from reconciler.secrets.sealed import Sealed
 from reconciler.source.snapshot import Snapshot, clean_relpath
@@ -86,9 +87,9 @@ MAX_REPEAT = 1 << 24
 MAX_POWER_BITS = 1 << 16
 
 
-class BoundedSandbox(SandboxedEnvironment):
-    """The Jinja2 sandbox, with `*` and `**` refusing results so large that a typo
-    (`"-" * 10**10`) would hang the run or exhaust memory."""
+class BoundedSandbox(SharedShapes, SandboxedEnvironment):
+    """The Jinja2 sandbox (each shape of template compiled once: shapes.py), `*` and `**`
+    refusing results so large that a typo (`"-" * 10**10`) would hang or exhaust memory."""
 
     intercepted_binops = frozenset({"*", "**"})
 
@@ -249,7 +250,6 @@ class Renderer:
             else:
                 del context[var]
         return revealed
-
 
     def _facts_of(self, node: str, unknown: set[str]) -> Any:
         known = self.facts.get(node)

@@ -200,7 +200,8 @@ class LocalSystem:
         *,
         secret: bool = False,
     ) -> str | None:
-        """Replace `path` with `data`: temp file, owner and mode, fsync, validate, rename.
+        """Replace `path` with `data`: temp file, owner and mode, fsync (or the run's one
+        batched sync, `Walker.caching`), validate, rename.
 
         The parent directory must exist. A symlink at `path` is replaced, never followed;
         a hard-linked file is replaced, so its other names keep the old content. Owner or
@@ -235,7 +236,7 @@ class LocalSystem:
                         xattrs.carry_over(dir_fd, name, fd)
                     self._fchown(fd, uid, gid)
                     os.fchmod(fd, mode & 0o7777)  # after fchown, which clears set-id bits
-                    os.fsync(fd)
+                    self._walker.sync_file(fd, node)
                 finally:
                     os.close(fd)
                 note = None if validate is None else \
@@ -273,10 +274,12 @@ class LocalSystem:
                                        secret=secret)
 
     def chmod(self, path: str, mode: int) -> None:
-        """Set permission bits of a file or directory (symlinks and special files refused)."""
+        """Set permission bits of a file or directory (symlinks and special files refused),
+        durably (now, or with the run's batch)."""
         with self._walker.open_final(path, "chmod") as fd:
             try:
                 os.fchmod(fd, mode & 0o7777)
+                self._walker.sync_file(fd, path)
             except OSError as error:
                 raise located(error, path) from None
 
@@ -287,6 +290,7 @@ class LocalSystem:
         with self._walker.open_final(path, "chown") as fd:
             try:
                 self._fchown(fd, uid, gid)
+                self._walker.sync_file(fd, path)
             except OSError as error:
                 raise located(error, path) from None
 

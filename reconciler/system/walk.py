@@ -3,19 +3,21 @@
 Every path is opened one component at a time from a directory file descriptor
 (openat style) with O_NOFOLLOW, so a symlink planted anywhere in a managed path cannot
 redirect a read or a write elsewhere. Within one run (`Walker.caching`) the directory
-fds are reused and the syncs of changed directories are batched.
+fds are reused and what the run writes is made durable in one batch (`Walker.caching`
+says why that is safe).
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import posixpath
 import re
 import secrets
 import stat
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 
 from reconciler.system.interface import NotDurable, UnsafePath
@@ -117,8 +119,38 @@ def _cut(name: str) -> str:
 _TEMP = re.compile(r"\.(?P<name>.+)\.reconciler-[0-9a-f]{8}", re.DOTALL)
 
 
+@functools.cache
+def _libc_syncfs() -> Callable[[int], int] | None:
+    """The C library's syncfs(2), or None where it has none (ctypes is imported only by
+    a run that writes)."""
+    import ctypes
+
+    found: Callable[[int], int] | None = getattr(ctypes.CDLL(None, use_errno=True),
+                                                 "syncfs", None)
+    return found
+
+
+def sync_filesystem(fd: int) -> None:
+    """Make everything written to the filesystem holding `fd` durable: data, inodes and
+    directory entries, in one journal commit (`os.sync` where there is no syncfs).
+    Since Linux 5.8 it reports a writeback error met on that filesystem since `fd`
+    was opened, as fsync does for one file. It also waits for what other processes
+    left unsynced there (the kernel writes that out within about 30 s anyway): on this
+    project's machine one syncfs after 1,000 files cost 0.08 s, 1,000 fsyncs 0.31 s."""
+    syncfs = _libc_syncfs()
+    if syncfs is None:
+        os.sync()
+    elif syncfs(fd) != 0:
+        import ctypes
+
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+
+
 class _Walks:
-    """Directory fds of one run, keyed by node path components, and directories to sync.
+    """Directory fds of one run, keyed by node path components, and what waits for the
+    run's one durable sync: the directories whose entries changed, and one fd on each
+    filesystem holding a file written without its own fsync.
 
     Every fd was opened one component at a time with O_NOFOLLOW from a cached parent,
     so it refers to the real directory that was there, never to a symlink's target.
@@ -127,6 +159,7 @@ class _Walks:
     def __init__(self) -> None:
         self.dirs: OrderedDict[tuple[str, ...], int] = OrderedDict()
         self.unsynced: dict[str, int] = {}  # node path -> its own fd
+        self.filesystems: dict[int, tuple[str, int]] = {}  # st_dev -> (a node path, fd)
 
     def get(self, key: tuple[str, ...]) -> int | None:
         fd = self.dirs.get(key)
@@ -150,11 +183,28 @@ class _Walks:
                 self.sync()
             self.unsynced[node] = os.dup(dir_fd)
 
+    def defer_file(self, node: str, fd: int) -> None:
+        """A file written without fsync: its filesystem is synced with the batch."""
+        device = os.fstat(fd).st_dev
+        if device not in self.filesystems:
+            self.filesystems[device] = (node, os.dup(fd))
+
     def sync(self) -> None:
-        """fsync every directory changed since the last sync; NotDurable names the first
-        that failed (all are tried and closed)."""
+        """Make the batch durable: one syncfs per filesystem written to (the files'
+        data and inodes, and every entry renamed, all at once), then an fsync of every
+        directory changed (by then nearly free; it reports an error of that directory).
+        NotDurable names the first path that failed (all are tried and closed)."""
         failed: NotDurable | None = None
+        filesystems, self.filesystems = self.filesystems, {}
         pending, self.unsynced = self.unsynced, {}
+        for node, fd in filesystems.values():
+            try:
+                sync_filesystem(fd)
+            except OSError as error:
+                failed = failed or NotDurable(error.errno, f"cannot sync the files written "
+                                                           f"({error.strerror})", node)
+            finally:
+                os.close(fd)
         for node, fd in pending.items():
             try:
                 os.fsync(fd)
@@ -184,13 +234,33 @@ class Walker:
 
     @contextmanager
     def caching(self) -> Iterator[None]:
-        """For the span of one run: keep walked directories open and sync the directories
-        this run changed once, on the way out, instead of after every change.
+        """For the span of one run: keep walked directories open, and make what the run
+        writes durable once, on the way out (or every PENDING_SYNCS directories), instead
+        of an fsync per file and per directory. Durable when this returns (NotDurable if
+        not); the caller writes the last-applied record only after that.
 
-        A file's content is still synced before its rename makes it visible; only the
-        directory entries wait, and they are durable when this returns (NotDurable if
-        not). A directory someone else replaces meanwhile is not seen until the next
-        run: writes keep going to the real directory that was opened, never through a
+        Why a file renamed before it is synced is still old or new, never partial:
+        - A process crash (SIGKILL, OOM, a panic of reconciler itself): write() has put
+          the whole temp file in the page cache before the rename, and the rename swaps
+          the name atomically, so every reader, the next run included, sees the old
+          file or the new one. A temp file left behind is removed by the next run
+          (apply/leftovers.py). The record is written after the batch, so it never names
+          content a killed run did not finish renaming into place.
+        - Power loss or a kernel crash before the batch's sync: the journal replays
+          renames in order, so a path holds its old file or the new one. On ext4 (its
+          default `auto_da_alloc`) a rename over an existing file commits the new file's
+          data with the rename, so a replaced file is old or new too; a file created
+          where there was none (and, on filesystems without that rule, a replaced one)
+          may come back empty. None of these is in the record yet (it is written after
+          the sync), so the next run sees content that is not what it recorded and
+          writes the file again: nothing is lost, and the record never claims what is
+          not on disk. Backups of replaced files keep their own fsync (system/backups.py):
+          the old content is durable before its replacement can be.
+        SIGKILL tests (tests/test_crash_converge.py) cover the first case; the second
+        is the filesystem's word, not tested here.
+
+        A directory someone else replaces meanwhile is not seen until the next run:
+        writes keep going to the real directory that was opened, never through a
         symlink. Re-entering is a no-op.
         """
         if self._walks is not None:
@@ -255,6 +325,14 @@ class Walker:
             os.fsync(dir_fd)
         else:
             self._walks.defer_sync(posixpath.dirname(node), dir_fd)
+
+    def sync_file(self, fd: int, node: str) -> None:
+        """Make the content of file `fd` (about to be renamed to `node`) durable: now, or
+        with the batch when caching (see `caching` for why that is safe)."""
+        if self._walks is None:
+            os.fsync(fd)
+        else:
+            self._walks.defer_file(node, fd)
 
     def forget(self, node: str) -> None:
         """Stop reusing the walk of directory `node` (about to be removed or re-created)."""
