@@ -21,6 +21,7 @@ commands.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -31,16 +32,16 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from reconciler import __version__
-from reconciler.atomicfile import write_atomic
+from reconciler.atomicfile import read_own, write_atomic
 from reconciler.record import metrics
 from reconciler.statedir import StateDir
 
 if TYPE_CHECKING:
-    from reconciler.compile.inventory import Fleet
     from reconciler.compile.nodeconfig import NodeConfig
     from reconciler.facts.model import Facts
     from reconciler.record.report import RunReport
     from reconciler.render.renderer import RenderedFile
+    from reconciler.source.snapshot import Snapshot
 
 
 
@@ -52,12 +53,13 @@ class Desired(Protocol):
     @property
     def rendered(self) -> dict[str, list[RenderedFile]]: ...
     @property
-    def fleet(self) -> Fleet: ...
+    def snapshot(self) -> Snapshot: ...
     @property
     def facts(self) -> Facts | None: ...
 
 
 QUIET_FILE = "quiet.json"
+PACK = "desired.pack"  # the desired state a settled run converged to (record/desired.py)
 FORMAT = 2
 _CHUNK = 1 << 20
 Entry = list[Any]  # [path, kind, mode, uid, gid, sha256 or link target or None]
@@ -164,10 +166,30 @@ class InSync:
         return found if isinstance(found, str) else None
 
 
+@dataclass(frozen=True)
+class Drifted:
+    """A node some of whose paths are no longer as the settled run left them, with
+    nothing upstream changed: the record's key, the paths that differ, and the recorded
+    content hash (or link target) of every path."""
+
+    settled: InSync
+    key: dict[str, Any]
+    paths: tuple[str, ...]
+    recorded: dict[str, str | None]
+
+
 def in_sync(state: StateDir, root: str, key: Callable[[bool], dict[str, Any]]) -> InSync | None:
     """What the last settled run reported, when the node is exactly as it left it under
     the same key (`key(True)` computes it with the facts' digest, for a config whose
     templates read facts); None when anything differs or there is no record."""
+    found = compare(state, root, key)
+    return found.settled if found is not None and not found.paths else None
+
+
+def compare(state: StateDir, root: str, key: Callable[[bool], dict[str, Any]]) -> Drifted | None:
+    """The paths that differ from the last settled run's record under the same key (none:
+    in sync); None when the key differs, there is no record, or a directory above a
+    managed path is a symlink."""
     try:
         with open(quiet_path(state), "rb") as handle:
             record = json.loads(handle.read())
@@ -177,10 +199,12 @@ def in_sync(state: StateDir, root: str, key: Callable[[bool], dict[str, Any]]) -
         entries = record["entries"]
         if not _parents_are_real(root, [entry[0] for entry in entries]):
             return None
-        if any(live_entry(root, entry[0]) != entry for entry in entries):
-            return None
+        differing = tuple(entry[0] for entry in entries if live_entry(root, entry[0]) != entry)
         report = record["report"]
-        return InSync(report) if isinstance(report, dict) else None
+        if not isinstance(report, dict):
+            return None
+        return Drifted(InSync(report), recorded, differing,
+                       {entry[0]: entry[5] for entry in entries})
     except (OSError, ValueError, LookupError, TypeError):
         return None
 
@@ -209,22 +233,24 @@ def record_quiet(state: StateDir, found: InSync, *, mode: str, mode_from: str | 
 
 
 def checked(state: StateDir, source: str, node: str, root: str, identity: str,
-            facts: Facts | None) -> InSync | None:
-    """`in_sync` for a run that has gathered the node's `facts` (None: not gathered)."""
+            facts: Facts | None) -> Drifted | None:
+    """`compare` for a run that has gathered the node's `facts` (None: not gathered)."""
     digest = facts_digest(facts.model_dump_json()) if facts is not None else None
-    return in_sync(state, root, lambda with_facts: key_of(
+    return compare(state, root, lambda with_facts: key_of(
         source, node, root, state, identity, digest if with_facts else None))
 
 
-def _managed_paths(desired: Desired) -> list[str] | None:
-    """Every path the node's actions manage, or None when one action is not a plain
-    file, directory or symlink (its state is not all in `lstat` and the content)."""
-    paths: list[str] = []
-    for action in desired.node.actions:
+def action_paths(node: NodeConfig, rendered: dict[str, list[RenderedFile]]
+                 ) -> dict[str, list[str]] | None:
+    """The paths each of the node's actions manages (its `rendered` files), by action id,
+    or None when one action is not a plain file, directory or symlink (its state is not
+    all in `lstat` and the content)."""
+    paths: dict[str, list[str]] = {}
+    for action in node.actions:
         if action.kind == "file" and not action.secret:
-            paths += [item.path for item in desired.rendered.get(action.id, [])]
+            paths[action.id] = [item.path for item in rendered.get(action.id, [])]
         elif (action.kind == "directory" and not action.purge) or action.kind == "symlink":
-            paths.append(action.path)
+            paths[action.id] = [action.path]
         else:
             return None
     return paths
@@ -232,7 +258,7 @@ def _managed_paths(desired: Desired) -> list[str] | None:
 
 def _reads_facts(desired: Desired) -> bool:
     """Whether any template of the commit mentions facts (then they feed the config)."""
-    snapshot = desired.fleet.snapshot
+    snapshot = desired.snapshot
     pending = ["templates"]
     while pending:
         directory = pending.pop()
@@ -266,11 +292,14 @@ def _remember(state: StateDir, source: str, root: str, identity: str, desired: D
     counts = report.counts
     settled = report.result in ("in-sync", "changed") and not (
         counts.pending or counts.held or counts.failed or counts.orphans or counts.skipped)
-    paths = _managed_paths(desired) if settled else None
+    by_action = action_paths(desired.node, desired.rendered) if settled else None
+    paths = [path for found in by_action.values() for path in found] \
+        if by_action is not None else None
     target = quiet_path(state)
     if paths is None:
         if os.path.exists(target):
             os.unlink(target)
+        _drop(state)
         return
     facts = None
     if _reads_facts(desired):
@@ -285,6 +314,7 @@ def _remember(state: StateDir, source: str, root: str, identity: str, desired: D
         "notes": [], "source": None, "facts": None, "health": [], "revert": None})
     data = json.dumps({"key": key, "report": now_in_sync.model_dump(mode="json"),
                        "entries": [live_entry(root, path) for path in paths]}).encode()
+    _keep(state, key, desired.node, desired.rendered)
     try:
         with open(target, "rb") as handle:
             if handle.read() == data:
@@ -292,3 +322,39 @@ def _remember(state: StateDir, source: str, root: str, identity: str, desired: D
     except FileNotFoundError:
         pass
     write_atomic(target, data)
+
+
+def pack_path(state: StateDir) -> str:
+    return str(state.path / PACK)
+
+
+def _keep(state: StateDir, key: dict[str, Any], node: NodeConfig,
+          rendered: dict[str, list[RenderedFile]]) -> None:
+    """Keep `node` and its `rendered` files under `key`; writes only when they changed."""
+    files: list[list[Any]] = []
+    blobs: list[bytes] = []
+    offset = 0
+    for action_id, items in rendered.items():
+        for item in items:
+            content = item.content
+            size = -1 if content is None else len(content)
+            files.append([item.path, action_id, item.source, offset, size])
+            if content is not None:
+                blobs.append(content)
+                offset += size
+    config = json.loads(node.model_copy(update={"variables": {}}).model_dump_json())
+    header = json.dumps({"key": key, "node": config, "files": files}).encode()
+    data = header + b"\n" + b"".join(blobs)
+    target = pack_path(state)
+    try:
+        if read_own(target) == data:
+            return
+    except FileNotFoundError:
+        pass
+    write_atomic(target, data)
+
+
+def _drop(state: StateDir) -> None:
+    """No settled desired state to keep (the quiet record is dropped too)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(pack_path(state))
