@@ -301,8 +301,17 @@ def _remember(state: StateDir, source: str, root: str, identity: str, desired: D
             os.unlink(target)
         _drop(state)
         return
+    try:
+        with open(target, "rb") as handle:
+            existing = handle.read()
+        before = json.loads(existing)["key"]
+    except (OSError, ValueError, LookupError, TypeError):
+        existing, before = b"", {}
+    # The same config and reconciler read facts or not as they did: no template re-read.
+    same = {name: before.get(name) for name in ("format", "version", "source")} == {
+        "format": FORMAT, "version": __version__, "source": source}
     facts = None
-    if _reads_facts(desired):
+    if (before.get("facts") is not None) if same else _reads_facts(desired):
         if desired.facts is None:
             return
         facts = facts_digest(desired.facts.model_dump_json())
@@ -315,13 +324,8 @@ def _remember(state: StateDir, source: str, root: str, identity: str, desired: D
     data = json.dumps({"key": key, "report": now_in_sync.model_dump(mode="json"),
                        "entries": [live_entry(root, path) for path in paths]}).encode()
     _keep(state, key, desired.node, desired.rendered)
-    try:
-        with open(target, "rb") as handle:
-            if handle.read() == data:
-                return
-    except FileNotFoundError:
-        pass
-    write_atomic(target, data)
+    if existing != data:
+        write_atomic(target, data)
 
 
 def pack_path(state: StateDir) -> str:
