@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import stat
@@ -182,14 +183,15 @@ def in_sync(state: StateDir, root: str, key: Callable[[bool], dict[str, Any]]) -
     """What the last settled run reported, when the node is exactly as it left it under
     the same key (`key(True)` computes it with the facts' digest, for a config whose
     templates read facts); None when anything differs or there is no record."""
-    found = compare(state, root, key)
+    found = compare(state, root, key, first=True)
     return found.settled if found is not None and not found.paths else None
 
 
-def compare(state: StateDir, root: str, key: Callable[[bool], dict[str, Any]]) -> Drifted | None:
+def compare(state: StateDir, root: str, key: Callable[[bool], dict[str, Any]],
+            first: bool = False) -> Drifted | None:
     """The paths that differ from the last settled run's record under the same key (none:
-    in sync); None when the key differs, there is no record, or a directory above a
-    managed path is a symlink."""
+    in sync; with `first`, only the first found); None when the key differs, there is no
+    record, or a directory above a managed path is a symlink."""
     try:
         with open(quiet_path(state), "rb") as handle:
             record = json.loads(handle.read())
@@ -199,11 +201,12 @@ def compare(state: StateDir, root: str, key: Callable[[bool], dict[str, Any]]) -
         entries = record["entries"]
         if not _parents_are_real(root, [entry[0] for entry in entries]):
             return None
-        differing = tuple(entry[0] for entry in entries if live_entry(root, entry[0]) != entry)
+        differing = (entry[0] for entry in entries if live_entry(root, entry[0]) != entry)
+        paths = tuple(itertools.islice(differing, 1 if first else None))
         report = record["report"]
         if not isinstance(report, dict):
             return None
-        return Drifted(InSync(report), recorded, differing,
+        return Drifted(InSync(report), recorded, paths,
                        {entry[0]: entry[5] for entry in entries})
     except (OSError, ValueError, LookupError, TypeError):
         return None
