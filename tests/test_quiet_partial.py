@@ -146,3 +146,25 @@ def test_options_that_show_every_action_take_the_full_run(
     reconciler([*args(repo, root, "audit"), option])
 
     assert len(compiles) == 1
+
+
+@pytest.mark.parametrize("drift", ["mode", "missing", "link target"])
+def test_other_drift_is_repaired_by_its_action_alone(
+    repo: Path, root: Path, compiles: list[str], drift: str
+) -> None:
+    if drift == "mode":
+        (root / "etc/app/b.conf").chmod(0o666)
+    elif drift == "missing":
+        (root / "etc/app/b.conf").unlink()
+    else:
+        (root / "etc/app/current").unlink()
+        (root / "etc/app/current").symlink_to("/etc/app/b.conf")
+
+    assert full(repo, root) == 2
+
+    assert compiles == []
+    assert len(last_run(root)["actions"]) == 1
+    assert last_run(root)["counts"]["in_sync"] == 3
+    assert (root / "etc/app/b.conf").stat().st_mode & 0o777 == 0o640
+    assert (root / "etc/app/current").readlink() == Path("/etc/app/a.conf")
+    assert quiet_run(args(repo, root)) == 0
