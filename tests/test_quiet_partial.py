@@ -168,3 +168,29 @@ def test_other_drift_is_repaired_by_its_action_alone(
     assert (root / "etc/app/b.conf").stat().st_mode & 0o777 == 0o640
     assert (root / "etc/app/current").readlink() == Path("/etc/app/a.conf")
     assert quiet_run(args(repo, root)) == 0
+
+
+def test_a_desired_state_half_written_by_a_killed_run_is_removed(
+    repo: Path, root: Path
+) -> None:
+    torn = root / STATE / f".{quiet.PACK}.k1ll3d_x.tmp"
+    torn.write_bytes(b"half")
+    edit_by_hand(root)
+
+    done = reconciler(args(repo, root))
+
+    assert done.returncode == 2, done.stdout
+    assert not torn.exists()
+
+
+def test_a_symlink_in_place_of_the_desired_state_is_refused(
+    repo: Path, root: Path, tmp_path: Path
+) -> None:
+    pack = root / STATE / quiet.PACK
+    pack.rename(tmp_path / "elsewhere")
+    pack.symlink_to(tmp_path / "elsewhere")
+
+    done = reconciler(args(repo, root, "audit"))
+
+    assert done.returncode == 1
+    assert "desired.pack: is a symlink, where reconciler keeps its own file" in done.stdout
