@@ -193,8 +193,7 @@ def compare(state: StateDir, root: str, key: Callable[[bool], dict[str, Any]],
     in sync; with `first`, only the first found); None when the key differs, there is no
     record, or a directory above a managed path is a symlink."""
     try:
-        with open(quiet_path(state), "rb") as handle:
-            record = json.loads(handle.read())
+        record = json.loads(read_own(quiet_path(state)))
         recorded = record["key"]
         if recorded != key(recorded["facts"] is not None):
             return None
@@ -305,8 +304,7 @@ def _remember(state: StateDir, source: str, root: str, identity: str, desired: D
         _drop(state)
         return
     try:
-        with open(target, "rb") as handle:
-            existing = handle.read()
+        existing = read_own(target)
         before = json.loads(existing)["key"]
     except (OSError, ValueError, LookupError, TypeError):
         existing, before = b"", {}

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 from clirun import reconciler
+from quiet_support import applied_node, count_compiles
 from test_quiet_cycle import args, full, make_repo
 
 from reconciler import quiet
-from reconciler import run as run_module
 from reconciler.entry import quiet_run
 
 STATE = "var/lib/reconciler"
@@ -27,25 +27,12 @@ def repo(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def root(tmp_path: Path, repo: Path) -> Path:
-    """A node after a full apply: as configured, its quiet record and desired state kept."""
-    path = tmp_path / "node"
-    path.mkdir()
-    assert full(repo, path) == 2
-    return path
+    return applied_node(tmp_path, repo)
 
 
 @pytest.fixture
 def compiles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The runs that loaded the fleet (compiled)."""
-    seen: list[str] = []
-    real = run_module.load_fleet
-
-    def counting(snapshot: Any) -> Any:
-        seen.append(snapshot.label)
-        return real(snapshot)
-
-    monkeypatch.setattr(run_module, "load_fleet", counting)
-    return seen
+    return count_compiles(monkeypatch)
 
 
 def edit_by_hand(root: Path) -> Path:
