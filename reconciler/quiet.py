@@ -11,7 +11,9 @@ plan. A plain `apply` or `audit` does so before anything else is imported (`entr
 no pydantic, Jinja2, lxml, rich or click) and writes only the run's record, as a full run
 in sync does (`record_quiet`: last-run, last-success and metrics, from the settled run's
 report kept in the record); `run` does so once it has fetched and chosen its commit.
-Anything different, upstream or on the node, takes the full run.
+Anything different upstream takes the full run. When only some paths differ on the node,
+the run plans and applies only their actions, against the desired state the settled run
+kept beside the record (`STATE/desired.pack`, read back by record/desired.py).
 
 Only nodes whose every action is a plain file, directory (without purge) or symlink are
 remembered: their state is entirely in what `lstat` and the content show. Secret files
