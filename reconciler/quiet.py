@@ -349,9 +349,9 @@ def _keep(state: StateDir, key: dict[str, Any], node: NodeConfig,
             if content is not None:
                 blobs.append(content)
                 offset += size
-    config = json.loads(node.model_copy(update={"variables": {}}).model_dump_json())
-    header = json.dumps({"key": key, "node": config, "files": files}).encode()
-    data = header + b"\n" + b"".join(blobs)
+    header = json.dumps({"key": key, "files": files}).encode()
+    config = node.model_copy(update={"variables": {}}).model_dump_json().encode()  # one line
+    data = b"\n".join([header, config, b"".join(blobs)])
     target = pack_path(state)
     try:
         if read_own(target) == data:

@@ -28,11 +28,11 @@ def load(state: StateDir, key: dict[str, Any],
     sha256 in `hashes` (the quiet record's, by path); None when there is no such pack."""
     try:
         raw = read_own(quiet.pack_path(state))
-        header, _, blob = raw.partition(b"\n")
+        header, config, blob = raw.split(b"\n", 2)
         found = json.loads(header)
         if found["key"] != key:
             return None
-        node = NodeConfig.model_validate(found["node"])
+        node = NodeConfig.model_validate_json(config)
         actions = {action.id: action for action in node.actions}
         rendered: dict[str, list[RenderedFile]] = {}
         for path, action_id, source, offset, size in found["files"]:
