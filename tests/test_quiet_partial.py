@@ -124,13 +124,13 @@ def test_a_kept_desired_state_that_does_not_match_the_record_is_not_used(
     assert edited.read_text() == "workers = 8\n"
 
 
-@pytest.mark.parametrize("option", ["--verbose", "--debug"])
+@pytest.mark.parametrize("option", [["--verbose"], ["--debug"], ["--format", "json"]])
 def test_options_that_show_every_action_take_the_full_run(
-    repo: Path, root: Path, compiles: list[str], option: str
+    repo: Path, root: Path, compiles: list[str], option: list[str]
 ) -> None:
     edit_by_hand(root)
 
-    reconciler([*args(repo, root, "audit"), option])
+    reconciler([*args(repo, root, "audit"), *option])
 
     assert len(compiles) == 1
 
