@@ -8,9 +8,12 @@ when a template mentions facts) and the live state of every managed path (kind, 
 owner, and content hash or link target). The next run with the same key compares the
 live paths with that record and stops there when they all match: no compile, render or
 plan. A plain `apply` or `audit` does so before anything else is imported (`entry.py`:
-no pydantic, Jinja2, lxml, rich or click) and writes nothing; `run` does so once it has
-fetched and chosen its commit, and records the run as usual. Anything different,
-upstream or on the node, takes the full run.
+no pydantic, Jinja2, lxml, rich or click) and writes only the run's record, as a full run
+in sync does (`record_quiet`: last-run, last-success and metrics, from the settled run's
+report kept in the record); `run` does so once it has fetched and chosen its commit.
+Anything different upstream takes the full run. When only some paths differ on the node,
+the run plans and applies only their actions, against the desired state the settled run
+kept beside the record (`STATE/desired.pack`, read back by record/desired.py).
 
 Only nodes whose every action is a plain file, directory (without purge) or symlink are
 remembered: their state is entirely in what `lstat` and the content show. Secret files
@@ -20,24 +23,28 @@ commands.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import json
 import os
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from reconciler import __version__
-from reconciler.atomicfile import write_atomic
+from reconciler.atomicfile import read_own, write_atomic
+from reconciler.record import metrics
 from reconciler.statedir import StateDir
 
 if TYPE_CHECKING:
-    from reconciler.compile.inventory import Fleet
     from reconciler.compile.nodeconfig import NodeConfig
     from reconciler.facts.model import Facts
     from reconciler.record.report import RunReport
     from reconciler.render.renderer import RenderedFile
+    from reconciler.source.snapshot import Snapshot
 
 
 
@@ -49,13 +56,14 @@ class Desired(Protocol):
     @property
     def rendered(self) -> dict[str, list[RenderedFile]]: ...
     @property
-    def fleet(self) -> Fleet: ...
+    def snapshot(self) -> Snapshot: ...
     @property
     def facts(self) -> Facts | None: ...
 
 
 QUIET_FILE = "quiet.json"
-FORMAT = 1
+PACK = "desired.pack"  # the desired state a settled run converged to (record/desired.py)
+FORMAT = 2
 _CHUNK = 1 << 20
 Entry = list[Any]  # [path, kind, mode, uid, gid, sha256 or link target or None]
 
@@ -142,53 +150,111 @@ def _parents_are_real(root: str, paths: Iterable[str]) -> bool:
 
 @dataclass(frozen=True)
 class InSync:
-    """What the settled run that left the node so reported: paths in sync, its ceiling,
-    and what decided its (change) mode."""
+    """What the settled run that left the node so would report now: its report in JSON
+    form, in sync (`RunReport` fields; its time and mode are the settled run's)."""
 
-    count: int
-    ceiling: str
-    mode_from: str | None
+    report: dict[str, Any]
+
+    @property
+    def count(self) -> int:
+        return int(self.report["counts"]["in_sync"])
+
+    @property
+    def ceiling(self) -> str:
+        return str(self.report["ceiling"])
+
+    @property
+    def mode_from(self) -> str | None:
+        found = self.report["mode_from"]
+        return found if isinstance(found, str) else None
+
+
+@dataclass(frozen=True)
+class Drifted:
+    """A node some of whose paths are no longer as the settled run left them, with
+    nothing upstream changed: the record's key, the paths that differ, and the recorded
+    content hash (or link target) of every path."""
+
+    settled: InSync
+    key: dict[str, Any]
+    paths: tuple[str, ...]
+    recorded: dict[str, str | None]
 
 
 def in_sync(state: StateDir, root: str, key: Callable[[bool], dict[str, Any]]) -> InSync | None:
     """What the last settled run reported, when the node is exactly as it left it under
     the same key (`key(True)` computes it with the facts' digest, for a config whose
     templates read facts); None when anything differs or there is no record."""
+    found = compare(state, root, key, first=True)
+    return found.settled if found is not None and not found.paths else None
+
+
+def compare(state: StateDir, root: str, key: Callable[[bool], dict[str, Any]],
+            first: bool = False) -> Drifted | None:
+    """The paths that differ from the last settled run's record under the same key (none:
+    in sync; with `first`, only the first found); None when the key differs, there is no
+    record, or a directory above a managed path is a symlink."""
     try:
-        with open(quiet_path(state), "rb") as handle:
-            record = json.loads(handle.read())
+        record = json.loads(read_own(quiet_path(state)))
         recorded = record["key"]
         if recorded != key(recorded["facts"] is not None):
             return None
         entries = record["entries"]
         if not _parents_are_real(root, [entry[0] for entry in entries]):
             return None
-        if any(live_entry(root, entry[0]) != entry for entry in entries):
+        differing = (entry[0] for entry in entries if live_entry(root, entry[0]) != entry)
+        paths = tuple(itertools.islice(differing, 1 if first else None))
+        report = record["report"]
+        if not isinstance(report, dict):
             return None
-        mode_from = record.get("mode_from")
-        return InSync(int(record["in_sync"]), str(record["ceiling"]),
-                      mode_from if isinstance(mode_from, str) else None)
+        return Drifted(InSync(report), recorded, paths,
+                       {entry[0]: entry[5] for entry in entries})
     except (OSError, ValueError, LookupError, TypeError):
         return None
 
 
+def record_quiet(state: StateDir, found: InSync, *, mode: str, mode_from: str | None,
+                 ceiling: str, started: datetime, duration_s: float,
+                 commit: str | None = None, source: Mapping[str, Any] | None = None,
+                 metrics_file: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Record a quiet run where a full one records its runs, as it records one in sync:
+    `last-run.json`, `last-success.json` and the metrics (`metrics_file`, default the
+    state directory's). No history commit: a run in sync has nothing new to say there.
+    `commit` is the config commit (default: the settled run's), `source` the report's
+    account of where it came from (`SourceReport` fields). Returns the report recorded
+    (JSON form)."""
+    report = {**found.report, "mode": mode, "mode_from": mode_from, "ceiling": ceiling,
+              "started": started.isoformat(), "duration_s": round(duration_s, 4),
+              "source": dict(source) if source is not None else None}
+    if commit is not None:
+        report["config_commit"] = commit
+    success = {"time": report["started"], "commit": report["config_commit"]}
+    target = metrics_file if metrics_file is not None else state.metrics
+    write_atomic(state.last_run, json.dumps(report, indent=2).encode() + b"\n")
+    write_atomic(state.last_success, json.dumps(success).encode())
+    write_atomic(target, metrics.text(report).encode(), mode=0o644)
+    return report
+
+
 def checked(state: StateDir, source: str, node: str, root: str, identity: str,
-            facts: Facts | None) -> InSync | None:
-    """`in_sync` for a run that has gathered the node's `facts` (None: not gathered)."""
+            facts: Facts | None) -> Drifted | None:
+    """`compare` for a run that has gathered the node's `facts` (None: not gathered)."""
     digest = facts_digest(facts.model_dump_json()) if facts is not None else None
-    return in_sync(state, root, lambda with_facts: key_of(
+    return compare(state, root, lambda with_facts: key_of(
         source, node, root, state, identity, digest if with_facts else None))
 
 
-def _managed_paths(desired: Desired) -> list[str] | None:
-    """Every path the node's actions manage, or None when one action is not a plain
-    file, directory or symlink (its state is not all in `lstat` and the content)."""
-    paths: list[str] = []
-    for action in desired.node.actions:
+def action_paths(node: NodeConfig, rendered: dict[str, list[RenderedFile]]
+                 ) -> dict[str, list[str]] | None:
+    """The paths each of the node's actions manages (its `rendered` files), by action id,
+    or None when one action is not a plain file, directory or symlink (its state is not
+    all in `lstat` and the content)."""
+    paths: dict[str, list[str]] = {}
+    for action in node.actions:
         if action.kind == "file" and not action.secret:
-            paths += [item.path for item in desired.rendered.get(action.id, [])]
+            paths[action.id] = [item.path for item in rendered.get(action.id, [])]
         elif (action.kind == "directory" and not action.purge) or action.kind == "symlink":
-            paths.append(action.path)
+            paths[action.id] = [action.path]
         else:
             return None
     return paths
@@ -196,7 +262,7 @@ def _managed_paths(desired: Desired) -> list[str] | None:
 
 def _reads_facts(desired: Desired) -> bool:
     """Whether any template of the commit mentions facts (then they feed the config)."""
-    snapshot = desired.fleet.snapshot
+    snapshot = desired.snapshot
     pending = ["templates"]
     while pending:
         directory = pending.pop()
@@ -230,27 +296,72 @@ def _remember(state: StateDir, source: str, root: str, identity: str, desired: D
     counts = report.counts
     settled = report.result in ("in-sync", "changed") and not (
         counts.pending or counts.held or counts.failed or counts.orphans or counts.skipped)
-    paths = _managed_paths(desired) if settled else None
+    by_action = action_paths(desired.node, desired.rendered) if settled else None
+    paths = [path for found in by_action.values() for path in found] \
+        if by_action is not None else None
     target = quiet_path(state)
     if paths is None:
         if os.path.exists(target):
             os.unlink(target)
+        _drop(state)
         return
+    try:
+        existing = read_own(target)
+        before = json.loads(existing)["key"]
+    except (OSError, ValueError, LookupError, TypeError):
+        existing, before = b"", {}
+    # The same config and reconciler read facts or not as they did: no template re-read.
+    same = {name: before.get(name) for name in ("format", "version", "source")} == {
+        "format": FORMAT, "version": __version__, "source": source}
     facts = None
-    if _reads_facts(desired):
+    if (before.get("facts") is not None) if same else _reads_facts(desired):
         if desired.facts is None:
             return
         facts = facts_digest(desired.facts.model_dump_json())
     key = key_of(source, desired.node.name, root, state, identity, facts)
     # Every path the run found in sync or made so is in sync next time.
-    data = json.dumps({"key": key, "in_sync": counts.in_sync + counts.applied,
-                       "ceiling": report.ceiling, "mode_from": report.mode_from,
-                       "entries": [live_entry(root, path) for path in paths]},
-                      sort_keys=True).encode()
+    now_in_sync = report.model_copy(update={
+        "mode": "change", "result": "in-sync", "exit_code": 0, "actions": [], "orphans": [],
+        "counts": type(counts)(in_sync=counts.in_sync + counts.applied), "problems": [],
+        "notes": [], "source": None, "facts": None, "health": [], "revert": None})
+    data = json.dumps({"key": key, "report": now_in_sync.model_dump(mode="json"),
+                       "entries": [live_entry(root, path) for path in paths]}).encode()
+    _keep(state, key, desired.node, desired.rendered)
+    if existing != data:
+        write_atomic(target, data)
+
+
+def pack_path(state: StateDir) -> str:
+    return str(state.path / PACK)
+
+
+def _keep(state: StateDir, key: dict[str, Any], node: NodeConfig,
+          rendered: dict[str, list[RenderedFile]]) -> None:
+    """Keep `node` and its `rendered` files under `key`; writes only when they changed."""
+    files: list[list[Any]] = []
+    blobs: list[bytes] = []
+    offset = 0
+    for action_id, items in rendered.items():
+        for item in items:
+            content = item.content
+            size = -1 if content is None else len(content)
+            files.append([item.path, action_id, item.source, offset, size])
+            if content is not None:
+                blobs.append(content)
+                offset += size
+    header = json.dumps({"key": key, "files": files}).encode()
+    config = node.model_copy(update={"variables": {}}).model_dump_json().encode()  # one line
+    data = b"\n".join([header, config, b"".join(blobs)])
+    target = pack_path(state)
     try:
-        with open(target, "rb") as handle:
-            if handle.read() == data:
-                return
+        if read_own(target) == data:
+            return
     except FileNotFoundError:
         pass
     write_atomic(target, data)
+
+
+def _drop(state: StateDir) -> None:
+    """No settled desired state to keep (the quiet record is dropped too)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(pack_path(state))

@@ -46,6 +46,7 @@ from reconciler.plan.build import build
 from reconciler.plan.change import ApplyContext
 from reconciler.plan.probe import Context, Progress, Quiet
 from reconciler.record import applied as applied_state
+from reconciler.record import desired as desired_pack
 from reconciler.record import report
 from reconciler.record.recorder import Recorder, failed_with
 from reconciler.record.recovery import (
@@ -83,7 +84,7 @@ class Desired:
 
     node: NodeConfig
     rendered: dict[str, list[RenderedFile]]
-    fleet: Fleet
+    snapshot: Snapshot  # the config it was compiled from
     facts: Facts | None = None
 
     def files(self) -> Iterable[RenderedFile]:
@@ -131,7 +132,7 @@ def rendered(
     by_action: dict[str, list[RenderedFile]] = {}
     for item in files:
         by_action.setdefault(item.action.id, []).append(item)
-    return Desired(node, by_action, fleet, facts)
+    return Desired(node, by_action, fleet.snapshot, facts)
 
 
 @dataclass(frozen=True)
@@ -170,8 +171,8 @@ def converge(
         node=node,
         rendered=desired.rendered,
         applied=previous.paths,
-        commit=desired.fleet.revision,
-        read_repo=desired.fleet.snapshot.read,
+        commit=desired.snapshot.revision,
+        read_repo=desired.snapshot.read,
         ceiling=ceiling,
         digest=ContentDigest.of_state_dir(state_dir),
         window=(limit.waits_up_to, limit.opens) if limit.waits_up_to is not None else None,
@@ -195,7 +196,7 @@ def converge(
         durable = False
         problems.append(f"{exc.filename}: changes made here may not survive a crash, so "
                         f"they are not recorded as applied: {exc.strerror or exc}")
-    done = report.build(node.name, mode, system.root, desired.fleet.revision, str(ceiling),
+    done = report.build(node.name, mode, system.root, desired.snapshot.revision, str(ceiling),
                         clock.started, clock.elapsed(), outcome)
     applied = outcome.applied
     if journal is not None:
@@ -315,19 +316,28 @@ def gather_facts(now: RunState) -> None:
 
 def quiet_cycle(now: RunState) -> None:
     """In sync without compiling, rendering or planning when the config, the node's settings
-    and reconciler are the last settled run's and every path is as it left it (quiet.py)."""
+    and reconciler are the last settled run's and every path is as it left it (quiet.py);
+    when some paths differ, only their actions planned and applied, with a full run's
+    safety, against the desired state that run kept; without it, the full run."""
     run = now.run
     source_id = run.source.quiet_id() if run.quiet_check and run.only is None else None
     found = source_id and quiet.checked(run.state, source_id, run.node, run.root,
                                         run.identity, now.facts)
-    if found:  # a change-mode run's record: its policy's mode, unless the run's own wins
-        mode, mode_from = (run.mode, run.mode_from) if run.mode else ("change", found.mode_from)
+    partial = desired_pack.partial(run.state, found) if found and found.paths else None
+    if partial is not None:  # the desired state the settled run kept (record/desired.py)
+        now.snapshot = run.source.open()
+        now.config = partial.node
+        now.desired = Desired(partial.node, partial.rendered, now.snapshot, now.facts)
+        plan_and_apply(now, partial)
+    elif found and not found.paths:  # a change-mode run's record: its policy's mode, unless
+        settled = found.settled      # the run's own wins
+        mode, mode_from = (run.mode, run.mode_from) if run.mode else ("change", settled.mode_from)
         now.report = report.RunReport(
             node=run.node, mode=mode, mode_from=mode_from, root=run.root,
             config_commit=run.source.commit,
-            ceiling=str(run.ceiling) if run.ceiling is not None else found.ceiling,
+            ceiling=str(run.ceiling) if run.ceiling is not None else settled.ceiling,
             started=now.clock.started, duration_s=round(now.clock.elapsed(), 4), facts=now.facts,
-            result="in-sync", exit_code=0, counts=report.Counts(in_sync=found.count))
+            result="in-sync", exit_code=0, counts=report.Counts(in_sync=settled.count))
 
 
 def read_source(now: RunState) -> None:
@@ -365,15 +375,18 @@ def render_files(now: RunState) -> None:
                            now.run.should_stop)
 
 
-def plan_and_apply(now: RunState) -> None:
-    """Plan against the live system, then apply (change mode) or report (audit mode).
-    One step: planning and applying share the system's probe cache, and leaving that
-    cache is where the durability of what was written is checked."""
+def plan_and_apply(now: RunState, partial: desired_pack.Partial | None = None) -> None:
+    """Plan against the live system, then apply (change mode) or report (audit mode) the
+    run's actions, or only the `partial` run's (the others' paths in sync). One step:
+    planning and applying share the system's probe cache, and leaving that cache is
+    where the durability of what was written is checked."""
     run = now.run
     assert now.desired is not None and now.system is not None
     mode, mode_from = decide_mode(run, now.desired.node)
     now.report = converge(now.desired, now.system, run.state, mode, run.ceiling,
-                          run.should_stop, run.only, now.clock, run.progress)
+                          run.should_stop, partial.touched if partial else run.only, now.clock,
+                          run.progress)
+    now.report.counts.in_sync += partial.in_sync if partial else 0
     now.report.mode_from = mode_from
     if now.report.result == "interrupted":
         now.report = report.interrupted(now.report, run.stopped_by() or signal.SIGTERM)

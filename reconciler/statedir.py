@@ -129,7 +129,7 @@ class StateDir:
 
 # What reconciler keeps in its state directory: each must be what reconciler made there.
 OWN_FILES = ("lock", "source-state.json", "applied.json", "last-run.json", "last-success.json",
-             "secret-digest.key", "reconciler.prom")
+             "secret-digest.key", "reconciler.prom", "quiet.json", "desired.pack")
 OWN_DIRECTORIES = ("source.git", "history", "backups", "cache", "cache/templates")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -196,3 +197,33 @@ def test_records_killed_at_random_moments_leave_fsck_clean(history: History) -> 
     history.record({"/etc/after.conf": b"ok"}, b"{}", "after the kills", trailers())
     git(history.path, "fsck", "--strict", "--no-dangling")
     assert len(history.log(1000)) == before + 1
+
+
+def test_the_head_is_read_from_packed_refs_once_git_packed_it(history: History) -> None:
+    first = history.record({"/etc/a": b"1\n"}, b"{}\n", "first", trailers())
+    git(history.path, "pack-refs", "--all")
+    assert not (history.path / "refs/heads/main").exists()
+
+    assert history.head() == first
+    second = history.record({"/etc/a": b"2\n"}, b"{}\n", "second", trailers())
+    assert history.head() == second == git(history.path, "rev-parse", "main")
+
+
+def test_a_record_packs_the_objects_once_git_would_find_too_many_loose(
+    history: History,
+) -> None:
+    # 28 files whose blob ids start with 17: git judges the loose objects by that sample.
+    files = {}
+    for number in range(100_000):
+        data = f"{number}\n".encode()
+        if hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest().startswith("17"):
+            files[f"/etc/f{number}"] = data
+            if len(files) == 28:
+                break
+
+    history.record(files, b"{}\n", "many files", trailers())
+
+    loose = history.path / "objects" / "17"
+    assert not loose.exists() or not os.listdir(loose)
+    assert list((history.path / "objects" / "pack").glob("*.pack"))
+    assert git(history.path, "fsck", "--strict") == ""

@@ -1,5 +1,7 @@
 """The quiet cycle: a node left as configured, with nothing upstream changed, is checked
-without compiling; any drift on the node or any change upstream takes the full run."""
+without compiling and recorded like a full run in sync (`status`, `check`, `log` and the
+metrics see it); any drift on the node or any change upstream takes a run that plans
+(test_quiet_partial.py for drift alone)."""
 
 from __future__ import annotations
 
@@ -15,8 +17,10 @@ from clirun import RECONCILER, reconciler
 
 from reconciler import quiet
 from reconciler.entry import quiet_run
+from reconciler.record.report import RunReport
 
 NODE = "bench-01.tickets.chi1.sa"
+STATE = "var/lib/reconciler"
 FLEET = """<fleet domain="sa">
   <defaults><var name="workers" type="int">8</var><policy max-severity="reload"/></defaults>
   <nodes class="bench" product="tickets" cluster="chi1" count="1"/>
@@ -74,13 +78,15 @@ def settled(repo: Path, root: Path) -> Path:
     return root
 
 
-def test_a_quiet_apply_answers_in_sync_and_writes_nothing(
+def test_a_quiet_apply_answers_in_sync_and_rewrites_only_the_run_records(
     repo: Path, settled: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = state_files(settled)
     assert quiet_run(args(repo, settled)) == 0
     assert quiet_run(args(repo, settled, "audit")) == 0
-    assert state_files(settled) == before
+    after = state_files(settled)
+    changed = {name for name in after if after[name] != before.get(name)}
+    assert changed == {"last-run.json", "last-success.json", "reconciler.prom"}
     assert "in-sync (exit 0): 4 in sync" in capsys.readouterr().out
 
 
@@ -213,3 +219,69 @@ def test_a_command_line_the_full_interface_refuses_is_left_to_it(
     assert quiet_run([*args(repo, settled, "audit"), "--max-severity", "reboot"]) is None
     assert quiet_run([*args(repo, settled), "--no-such-option"]) is None
     assert quiet_run([*args(repo, settled), "--node"]) is None
+
+
+def last_run(root: Path) -> RunReport:
+    return RunReport.model_validate_json((root / STATE / "last-run.json").read_bytes())
+
+
+def test_a_quiet_audit_is_the_last_run_status_shows(repo: Path, settled: Path) -> None:
+    before = last_run(settled)
+    assert quiet_run(args(repo, settled, "audit")) == 0
+
+    after = last_run(settled)
+    done = reconciler(["status", "--root", settled])
+
+    assert after.started > before.started
+    assert (after.mode, after.result, after.exit_code) == ("audit", "in-sync", 0)
+    assert after.counts == before.counts
+    assert after.config_commit == before.config_commit
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == f"node        {NODE} (audit mode, by reconciler audit)"
+    assert "→ in-sync (exit 0)" in done.stdout
+    assert "counts      4 in sync, 0 applied" in done.stdout
+
+
+def test_a_quiet_apply_reads_as_a_full_one_in_sync(repo: Path, settled: Path) -> None:
+    assert full(repo, settled) == 0
+    full_run = last_run(settled).model_dump(mode="json")
+    assert quiet_run(args(repo, settled)) == 0
+
+    quiet = last_run(settled).model_dump(mode="json")
+
+    assert quiet["started"] > full_run["started"]
+    different = {name for name in full_run if quiet[name] != full_run[name]}
+    # The quiet run lists no action one by one, and gathered no facts.
+    assert different <= {"started", "duration_s", "actions", "facts"}
+    assert (quiet["mode"], quiet["result"]) == ("change", "in-sync")
+
+
+def test_check_and_the_metrics_judge_the_quiet_run(repo: Path, settled: Path) -> None:
+    with open(settled / "etc/app/a.conf", "a") as handle:
+        handle.write("# hand edit\n")
+    assert full(repo, settled, "audit") == 2
+    assert reconciler(["check", "--root", settled]).returncode == 1
+    assert full(repo, settled) == 2
+
+    assert quiet_run(args(repo, settled, "audit")) == 0
+
+    done = reconciler(["check", "--root", settled])
+    assert done.returncode == 0, done.stdout
+    assert done.stdout.startswith("RECONCILER OK")
+    metrics = (settled / STATE / "reconciler.prom").read_text()
+    assert 'reconciler_last_run_result{result="in-sync"} 1' in metrics
+    assert 'reconciler_last_run_count{state="in_sync"} 4' in metrics
+    assert 'mode="audit"' in metrics
+    success = json.loads((settled / STATE / "last-success.json").read_text())
+    assert success["time"] == last_run(settled).started.isoformat()
+
+
+def test_log_after_a_quiet_run_lists_the_runs_a_full_one_would(repo: Path, settled: Path) -> None:
+    logged = reconciler(["log", "--root", settled]).stdout
+
+    assert quiet_run(args(repo, settled)) == 0
+
+    done = reconciler(["log", "--root", settled])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == logged
+    assert [line.split()[5] for line in done.stdout.splitlines()] == ["changed"]

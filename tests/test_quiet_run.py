@@ -5,13 +5,11 @@ a hand edit or a config the quiet cycle cannot check takes the full run."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cycle_support import BASE_FILES, NODE, Node, web_class
 from gitutil_repo import allowed_signers, ssh_key, ssh_signing
-
-from reconciler import run as run_module
+from quiet_support import count_compiles
 
 PLAIN = """\
   <directory path="/etc/app" mode="0755"/>
@@ -29,16 +27,7 @@ def node(tmp_path: Path) -> Node:
 
 @pytest.fixture
 def compiles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The runs that loaded the fleet (compiled), by node name."""
-    seen: list[str] = []
-    real = run_module.load_fleet
-
-    def counting(snapshot: Any) -> Any:
-        seen.append(snapshot.label)
-        return real(snapshot)
-
-    monkeypatch.setattr(run_module, "load_fleet", counting)
-    return seen
+    return count_compiles(monkeypatch)
 
 
 def test_a_run_at_the_same_commit_with_nothing_changed_does_not_compile(

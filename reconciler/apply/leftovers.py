@@ -28,7 +28,8 @@ def clear_leftovers(system: System, paths: Iterable[str]) -> list[str]:
         for entry in entries:
             path = posixpath.join(directory, entry)
             try:
-                if any(is_temp_of(entry, name) for name in managed):
+                # Most entries are no temp name at all: not compared with every managed name.
+                if ".reconciler-" in entry and any(is_temp_of(entry, name) for name in managed):
                     removed += _remove_file(system, path)
                 elif CHECK_DIR.fullmatch(entry):
                     removed += _remove_check_dir(system, path)

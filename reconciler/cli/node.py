@@ -77,6 +77,9 @@ def node_run(
                   stopped_by=lambda: stop.signal,
                   log_calls=(lambda line: click.echo(line, err=True)) if debug else None,
                   identity=identity, quiet_record=True, recorder=Recorder(state, name, root),
+                  # Drifted paths alone planned (run.quiet_cycle) when the report shows
+                  # only them: not with --verbose (every action), JSON or --debug.
+                  quiet_check=fmt == "text" and not verbose and not debug,
                   progress=progress or Quiet())
         try:
             report = perform(run)

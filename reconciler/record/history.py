@@ -40,6 +40,8 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # Lock files a killed git command can leave; only reconciler writes here, under the node lock.
 _LOCKS = ("HEAD.lock", "config.lock", "packed-refs.lock", f"{BRANCH}.lock")
 _TEMP_INDEX_PREFIX = "reconciler-index-"
+_SHA_RE = re.compile(r"[0-9a-f]{40}")
+_GC_AUTO_IN_17 = -(-6700 // 256)  # git's default gc.auto, as git counts it in objects/17
 
 
 @dataclass(frozen=True)
@@ -153,11 +155,28 @@ class History:
         return not self._repo().run("fsck", "--no-dangling", "--no-progress").ok
 
     def head(self) -> str | None:
-        """The newest record's commit, or None before the first record."""
+        """The newest record's commit, or None before the first record: read from the ref
+        file, or packed-refs once `gc` packed it, as git reads it (without a process)."""
         if not self.exists():
             return None
-        found = self._repo().ok("rev-parse", "--verify", "--quiet", BRANCH)
-        return found.strip() or None if found else None
+        try:
+            loose = (self.path / BRANCH).read_text().strip()
+        except FileNotFoundError:
+            loose = ""
+        except (OSError, UnicodeDecodeError):
+            loose = "?"
+        if _SHA_RE.fullmatch(loose):
+            return loose
+        if loose:  # not a plain ref: git says what it is
+            found = self._repo().ok("rev-parse", "--verify", "--quiet", BRANCH)
+            return found.strip() or None if found else None
+        try:
+            packed = (self.path / "packed-refs").read_text()
+        except FileNotFoundError:
+            return None
+        return next((line.split(" ")[0] for line in packed.splitlines()
+                     if line.endswith(f" {BRANCH}") and _SHA_RE.fullmatch(line.split(" ")[0])),
+                    None)
 
     def _clear_leftovers(self) -> None:
         """Remove lock and temp index files of a killed run (the caller holds the node lock)."""
@@ -258,8 +277,18 @@ class History:
         self._git(
             "update-ref", "-m", f"record: {summary_line.strip()}", BRANCH, commit, parent or ""
         )
-        self._git("gc", "--auto", "--quiet")
+        if self._many_loose_objects():
+            self._git("gc", "--auto", "--quiet")
         return commit
+
+    def _many_loose_objects(self) -> bool:
+        """git's own test for `gc --auto` (more than gc.auto / 256 loose objects in
+        objects/17), without starting git after every record to make it."""
+        try:
+            names = os.listdir(self.path / "objects" / "17")
+        except FileNotFoundError:
+            return False
+        return sum(1 for name in names if len(name) == 38) > _GC_AUTO_IN_17
 
     def log(self, n: int = 20, path: str | None = None) -> list[HistoryEntry]:
         """The newest `n` records, newest first; only those that touched `path` if given."""

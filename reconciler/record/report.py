@@ -7,13 +7,14 @@ Secrets are redacted at construction: a secret file's change carries no diff, on
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from reconciler.apply.executor import ActionOutcome, ChangeOutcome, Outcome, Status
 from reconciler.facts.model import Facts
-from reconciler.plan.change import Drift, held_kind
+
+if TYPE_CHECKING:
+    from reconciler.apply.executor import ActionOutcome, ChangeOutcome, Outcome
 
 SCHEMA_VERSION = 1
 
@@ -154,6 +155,9 @@ class RunReport(Model):
 
 
 def _change(outcome: ChangeOutcome) -> ChangeReport:
+    from reconciler.apply.executor import Status
+    from reconciler.plan.change import held_kind
+
     change = outcome.change
     return ChangeReport(
         op=change.op, summary=change.summary, path=change.path, status=outcome.status.value,
@@ -164,6 +168,8 @@ def _change(outcome: ChangeOutcome) -> ChangeReport:
 
 
 def _action(outcome: ActionOutcome) -> ActionReport:
+    from reconciler.apply.executor import Status
+
     action = outcome.plan.action
     changes = [_change(c) for c in outcome.changes]
     statuses = {c.status for c in outcome.changes}
@@ -196,6 +202,10 @@ def build(
     started: datetime, duration: float, outcome: Outcome,
 ) -> RunReport:
     """Summarise an outcome: counts per path/change, the result word and the exit code."""
+    # The engine's outcome types: reading and showing reports (status, check) loads none of it.
+    from reconciler.apply.executor import Status
+    from reconciler.plan.change import Drift
+
     actions = [_action(a) for a in outcome.actions]
     orphans = [_change(o) for o in outcome.orphans]
     counts = Counts(orphans=len(orphans))

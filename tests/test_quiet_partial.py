@@ -1,0 +1,183 @@
+"""A settled node with a few paths drifted and nothing upstream changed: `audit` and
+`apply` plan only those paths' actions, against the desired state the settled run kept
+(no compile, no render), and report, record and repair them as a full run does."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from clirun import reconciler
+from quiet_support import applied_node, count_compiles
+from test_quiet_cycle import args, full, make_repo
+
+from reconciler import quiet
+from reconciler.entry import quiet_run
+
+STATE = "var/lib/reconciler"
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo")
+
+
+@pytest.fixture
+def root(tmp_path: Path, repo: Path) -> Path:
+    return applied_node(tmp_path, repo)
+
+
+@pytest.fixture
+def compiles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    return count_compiles(monkeypatch)
+
+
+def edit_by_hand(root: Path) -> Path:
+    path = root / "etc/app/a.conf"
+    with open(path, "a") as handle:
+        handle.write("# hand edit\n")
+    return path
+
+
+def last_run(root: Path) -> dict[str, Any]:
+    return json.loads((root / STATE / "last-run.json").read_text())
+
+
+def test_an_audit_of_a_hand_edit_plans_only_that_file(
+    repo: Path, root: Path, compiles: list[str]
+) -> None:
+    edited = edit_by_hand(root)
+
+    done = reconciler(args(repo, root, "audit"))
+
+    assert done.returncode == 2, done.stdout
+    assert "file:/etc/app/a.conf content changed [edited by hand" in done.stdout
+    assert "-# hand edit" in done.stdout  # what the apply would take out
+    assert done.stdout.splitlines()[-1].startswith("drift (exit 2): 3 in sync, 1 drift")
+    assert edited.read_text().endswith("# hand edit\n")
+    assert compiles == []
+    assert [action["id"] for action in last_run(root)["actions"]] == ["file:/etc/app/a.conf"]
+
+
+def test_the_partial_audit_reports_what_the_full_audit_reports(
+    repo: Path, root: Path, tmp_path: Path
+) -> None:
+    edit_by_hand(root)
+    shutil.copytree(root, tmp_path / "copy", symlinks=True)
+    (tmp_path / "copy" / STATE / quiet.PACK).unlink()  # no kept desired state: the full run
+
+    assert full(repo, root, "audit") == 2
+    assert full(repo, tmp_path / "copy", "audit") == 2
+
+    partial, whole = last_run(root), last_run(tmp_path / "copy")
+    for name in ("result", "exit_code", "counts", "ceiling", "mode", "problems"):
+        assert partial[name] == whole[name], name
+    assert partial["actions"] == [a for a in whole["actions"] if a["status"] != "in-sync"]
+
+
+def test_an_apply_repairs_the_hand_edit_keeps_a_backup_and_records_it(
+    repo: Path, root: Path, compiles: list[str]
+) -> None:
+    edited = edit_by_hand(root)
+
+    done = reconciler(args(repo, root))
+
+    assert done.returncode == 2, done.stdout
+    assert done.stdout.splitlines()[-1].startswith(
+        "changed (exit 2): 3 in sync, 1 applied, 1 hand edit")
+    assert edited.read_text() == "workers = 8\n"
+    assert compiles == []
+    index = (root / STATE / "backups" / "index.jsonl").read_text()
+    assert '"/etc/app/a.conf"' in index
+    logged = reconciler(["log", "--root", root]).stdout.splitlines()
+    assert [line.split()[5] for line in logged] == ["changed", "changed"]
+    assert quiet_run(args(repo, root)) == 0, "settled again, all four paths in sync"
+    assert last_run(root)["counts"]["in_sync"] == 4
+
+
+def test_a_drift_with_a_config_edit_takes_the_full_run(
+    repo: Path, root: Path, compiles: list[str]
+) -> None:
+    edit_by_hand(root)
+    (repo / "templates" / "bench" / "b.conf.j2").write_text("b2 {{ node.name }}\n")
+
+    assert full(repo, root) == 2
+
+    assert len(compiles) == 1
+    assert (root / "etc/app/a.conf").read_text() == "workers = 8\n"
+    assert (root / "etc/app/b.conf").read_text().startswith("b2 ")
+
+
+def test_a_kept_desired_state_that_does_not_match_the_record_is_not_used(
+    repo: Path, root: Path, compiles: list[str]
+) -> None:
+    pack = root / STATE / quiet.PACK
+    pack.write_bytes(pack.read_bytes().replace(b"workers = 8", b"workers = 9"))
+    edited = edit_by_hand(root)
+
+    assert full(repo, root) == 2
+
+    assert len(compiles) == 1, "the full run"
+    assert edited.read_text() == "workers = 8\n"
+
+
+@pytest.mark.parametrize("option", [["--verbose"], ["--debug"], ["--format", "json"]])
+def test_options_that_show_every_action_take_the_full_run(
+    repo: Path, root: Path, compiles: list[str], option: list[str]
+) -> None:
+    edit_by_hand(root)
+
+    reconciler([*args(repo, root, "audit"), *option])
+
+    assert len(compiles) == 1
+
+
+@pytest.mark.parametrize("drift", ["mode", "missing", "link target"])
+def test_other_drift_is_repaired_by_its_action_alone(
+    repo: Path, root: Path, compiles: list[str], drift: str
+) -> None:
+    if drift == "mode":
+        (root / "etc/app/b.conf").chmod(0o666)
+    elif drift == "missing":
+        (root / "etc/app/b.conf").unlink()
+    else:
+        (root / "etc/app/current").unlink()
+        (root / "etc/app/current").symlink_to("/etc/app/b.conf")
+
+    assert full(repo, root) == 2
+
+    assert compiles == []
+    assert len(last_run(root)["actions"]) == 1
+    assert last_run(root)["counts"]["in_sync"] == 3
+    assert (root / "etc/app/b.conf").stat().st_mode & 0o777 == 0o640
+    assert (root / "etc/app/current").readlink() == Path("/etc/app/a.conf")
+    assert quiet_run(args(repo, root)) == 0
+
+
+def test_a_desired_state_half_written_by_a_killed_run_is_removed(
+    repo: Path, root: Path
+) -> None:
+    torn = root / STATE / f".{quiet.PACK}.k1ll3d_x.tmp"
+    torn.write_bytes(b"half")
+    edit_by_hand(root)
+
+    done = reconciler(args(repo, root))
+
+    assert done.returncode == 2, done.stdout
+    assert not torn.exists()
+
+
+def test_a_symlink_in_place_of_the_desired_state_is_refused(
+    repo: Path, root: Path, tmp_path: Path
+) -> None:
+    pack = root / STATE / quiet.PACK
+    pack.rename(tmp_path / "elsewhere")
+    pack.symlink_to(tmp_path / "elsewhere")
+
+    done = reconciler(args(repo, root, "audit"))
+
+    assert done.returncode == 1
+    assert "desired.pack: is a symlink, where reconciler keeps its own file" in done.stdout
