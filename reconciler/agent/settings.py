@@ -28,6 +28,7 @@ from reconciler.compile import names
 from reconciler.compile.nodeconfig import Severity
 from reconciler.compile.suggest import did_you_mean
 from reconciler.errors import ConfigError, Problem, UsageError
+from reconciler.source.tip import check_tip_url
 
 DEFAULT_PATH = statedir.AGENT_CONFIG
 
@@ -72,6 +73,9 @@ class AgentConfig(BaseModel):
     interval: int | None = Field(None, gt=0, le=MAX_SECONDS)
     splay: int | None = Field(None, ge=0, le=MAX_SECONDS)
     fetch_timeout: float = Field(60.0, gt=0, le=MAX_SECONDS, alias="fetch-timeout")
+    # The static tip file the server's post-receive hook publishes (source/tip.py): when
+    # it names the commit the node enforces, a run skips git.
+    tip_url: str | None = Field(None, alias="tip-url")
     # What rendering the node's templates may cost (render/budget.py): CPU seconds, MiB.
     render_cpu: int = Field(60, gt=0, le=3600, alias="render-cpu")
     render_memory: int = Field(1024, ge=64, le=1 << 20, alias="render-memory")
@@ -100,6 +104,13 @@ class AgentConfig(BaseModel):
     def _url(cls, value: str | list[str] | None) -> str | list[str] | None:
         for url in [value] if isinstance(value, str) else value or []:
             check_url(url)
+        return value
+
+    @field_validator("tip_url")
+    @classmethod
+    def _tip_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_tip_url(value)
         return value
 
     @field_validator("branch")

@@ -21,6 +21,7 @@ from reconciler import quiet
 from reconciler.agent.settings import AgentConfig
 from reconciler.errors import Problem, ReconcilerError, Refused, SettingsError
 from reconciler.record.report import SourceReport
+from reconciler.source import tip
 from reconciler.source.cache import (
     HOST_KEY_RE,
     RevisionNotFound,
@@ -131,14 +132,10 @@ class GitSource:
             self.commit = memory.in_use
             return
         try:
-            self.cache.ensure_healthy(fsck=self.cache.check_due(self.settings.node, time.time()))
-            # A pinned commit may be on any branch; otherwise only the followed one.
-            wanted = self.settings.branch if self.settings.commit is None else None
-            fetched = self.cache.fetch(wanted)
-            self.remote = fetched.url
-            self.failover = "; ".join(f"{redact(url)} failed: {tail}"
-                                      for url, tail in fetched.failures) or None
-            self.tip = self.cache.choose(branch=self.settings.branch, commit=self.settings.commit)
+            unmoved = self._unmoved_tip(memory)
+            if unmoved is not None:
+                self.remote = redact(str(self.settings.tip_url))
+            self.tip = tip_now = unmoved or self._fetch()
         except (SourceUnavailable, RevisionNotFound) as exc:
             distrusted = [f"{p.path}: {p.message}" for p in exc.problems
                           if HOST_KEY_RE.search(p.message)]
@@ -152,11 +149,11 @@ class GitSource:
                           f"{memory.in_use[:12]}{_age(memory)}")
             self.commit = memory.in_use
             return
-        if self.tip not in memory.first_seen:
-            memory = self._memory = memory.saw(self.tip)
+        if tip_now not in memory.first_seen:
+            memory = self._memory = memory.saw(tip_now)
             memory.save(self.state.source_state)
-        decision = decide(memory, self.tip, self.retry_refused, judged_by(self.settings))
-        self.commit = decision.commit or self.tip  # a refused run is tied to the tip it refuses
+        decision = decide(memory, tip_now, self.retry_refused, judged_by(self.settings))
+        self.commit = decision.commit or tip_now  # a refused run is tied to the tip it refuses
         if decision.why is Why.NOTHING:
             self.stale = f"{decision.detail} ({RETRY})"
             raise Refused.because(self.stale)
@@ -169,9 +166,33 @@ class GitSource:
         else:
             self._new_tip = True
             if decision.why is Why.NEW_TIP:
-                rewound = self.cache.check_forward(memory.last_good, self.tip, self.allow_rewind)
+                rewound = self.cache.check_forward(memory.last_good, tip_now, self.allow_rewind)
                 if rewound:
                     self.stale = f"allowed rewind: {rewound}"
+
+    def _unmoved_tip(self, memory: SourceState) -> str | None:
+        """The last good commit, when the tip file (`tip-url`) names it as the followed
+        branch's tip and git was asked recently enough to take its word (source/tip.py)."""
+        settings = self.settings
+        if settings.tip_url is None or settings.branch is None or memory.last_good is None \
+                or tip.git_due(self.cache.path, settings.node):
+            return None
+        named = tip.ask(settings.tip_url, settings.branch, self.state.path,
+                        settings.fetch_timeout)
+        return named if named == memory.last_good else None
+
+    def _fetch(self) -> str:
+        """Fetch from the first URL that answers, and read the tip (or the pin) there."""
+        settings = self.settings
+        self.cache.ensure_healthy(fsck=self.cache.check_due(settings.node, time.time()))
+        # A pinned commit may be on any branch; otherwise only the followed one.
+        fetched = self.cache.fetch(settings.branch if settings.commit is None else None)
+        if settings.tip_url is not None:
+            tip.note_fetched(self.cache.path)
+        self.remote = fetched.url
+        self.failover = "; ".join(f"{redact(url)} failed: {tail}"
+                                  for url, tail in fetched.failures) or None
+        return self.cache.choose(branch=settings.branch, commit=settings.commit)
 
     def fall_back(self, error: ReconcilerError) -> bool:
         """A step refused the commit with `error`. A new tip is remembered as refused (by

@@ -1,0 +1,131 @@
+"""Did the followed branch move? Asked of the static tip file the git server publishes.
+
+The server's `post-receive` hook writes `reconciler-tip` into the bare repository: one
+line per published branch, `<sha> refs/heads/<branch>`, replaced only when a tip moved.
+Served by any web server or CDN (`tip-url` in agent.toml), it answers a node's
+conditional GET (`If-None-Match` with the ETag of the copy the node saved) with a 304
+and no process start. When the file names the commit the node already enforces, the
+run skips git altogether.
+
+The file is only ever a reason to skip git, never a reason to apply anything: a tip
+that moved, a file that is missing, unreadable or garbage, or a server that does not
+answer all send the run to git as before, and git (with its signatures checked) is
+what the node applies. A stale file (a server whose hook did not run) can only delay
+a change: the node asks git anyway once every `GIT_PERIOD`, at its own offset.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import re
+import time
+import urllib.parse
+from pathlib import Path
+
+from reconciler.agent.splay import splay_offset, wall_slot
+from reconciler.atomicfile import write_atomic
+
+TIP_FILE = "reconciler-tip"  # in the bare repository on the server (hooks/post-receive)
+SAVED = "source-tip.json"  # in the state directory: the last answer and its ETag
+FETCHED = "reconciler-fetched"  # in the cache: when git last fetched (Unix time)
+GIT_PERIOD = 3600.0  # seconds a tip file may stand in for git before git is asked again
+_MAX_BYTES = 1 << 16  # a tip file is a few lines; more is not one
+_LINE_RE = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64}) (refs/heads/\S+)$")
+
+
+def check_tip_url(url: str) -> None:
+    """Refuse a tip URL that is not plain http(s) with a host."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"tip-url must be an http:// or https:// URL, got {url!r}")
+
+
+def named_tip(body: bytes, branch: str) -> str | None:
+    """The commit the tip file `body` names for `branch`; None when it names none or the
+    file is not a tip file (every line must be `<sha> refs/heads/<branch>`)."""
+    try:
+        lines = body.decode("ascii").splitlines()
+    except UnicodeDecodeError:
+        return None
+    found = None
+    for line in lines:
+        match = _LINE_RE.match(line)
+        if match is None:
+            return None
+        if match.group(2) == f"refs/heads/{branch}":
+            found = match.group(1)
+    return found
+
+
+def ask(url: str, branch: str, state_dir: str | os.PathLike[str], timeout: float) -> str | None:
+    """The commit the tip file at `url` names for `branch`, asked with the ETag of the
+    copy saved in `state_dir` (a 304 reuses it); None when it cannot tell."""
+    saved_path = Path(state_dir) / SAVED
+    saved = _saved(saved_path, url)
+    try:
+        status, body, etag = _get(url, saved.get("etag"), timeout)
+    except (OSError, http.client.HTTPException, ValueError):
+        return None
+    if status == 304 and "body" in saved:
+        return named_tip(saved["body"].encode("ascii", "replace"), branch)
+    if status != 200:
+        return None
+    tip = named_tip(body, branch)
+    if tip is not None and etag is not None and (saved.get("etag"), saved.get("body")) != \
+            (etag, body.decode("ascii")):
+        with contextlib.suppress(OSError):
+            write_atomic(saved_path, json.dumps(
+                {"url": url, "etag": etag, "body": body.decode("ascii")}).encode())
+    return tip
+
+
+def _saved(path: Path, url: str) -> dict[str, str]:
+    """The saved answer for `url` (ETag and body), or nothing."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("url") != url:
+        return {}
+    return {key: data[key] for key in ("etag", "body") if isinstance(data.get(key), str)}
+
+
+def _get(url: str, etag: str | None, timeout: float) -> tuple[int, bytes, str | None]:
+    """One GET of `url` (conditional on `etag`): status, body, and the answer's ETag."""
+    parts = urllib.parse.urlsplit(url)
+    check_tip_url(url)
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else \
+        http.client.HTTPConnection
+    connection = kind(parts.hostname or "", parts.port, timeout=timeout)
+    try:
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        headers = {"If-None-Match": etag} if etag else {}
+        connection.request("GET", path, headers=headers)
+        answer = connection.getresponse()
+        body = answer.read(_MAX_BYTES + 1)
+        if len(body) > _MAX_BYTES:
+            raise ValueError("not a tip file: too long")
+        return answer.status, body, answer.getheader("ETag")
+    finally:
+        connection.close()
+
+
+def git_due(cache: str | os.PathLike[str], node: str, now: float | None = None) -> bool:
+    """Whether git must be asked even when the tip file says nothing moved: the cache has
+    not been fetched in the current `GIT_PERIOD` (at this node's own offset)."""
+    try:
+        fetched = float((Path(cache) / FETCHED).read_text())
+    except (OSError, ValueError):
+        return True
+    offset = splay_offset(node, GIT_PERIOD)
+    moment = time.time() if now is None else now
+    return wall_slot(fetched, GIT_PERIOD, offset) != wall_slot(moment, GIT_PERIOD, offset)
+
+
+def note_fetched(cache: str | os.PathLike[str], now: float | None = None) -> None:
+    """Git answered for the cache now (see `git_due`)."""
+    with contextlib.suppress(OSError):
+        (Path(cache) / FETCHED).write_text(f"{time.time() if now is None else now:.0f}\n")
