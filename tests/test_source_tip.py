@@ -15,7 +15,7 @@ from gitutil_repo import free_port, git
 from nginx_support import Nginx, nginx_serving
 
 from reconciler.review.hooks import render_hook
-from reconciler.source import tip
+from reconciler.source import stamps
 
 pytestmark = pytest.mark.usefixtures("isolated_git")
 TIP = "config.git/reconciler-tip"
@@ -44,7 +44,7 @@ def dead_remote(node: Node, nginx: Nginx) -> None:
 
 def git_is_due(node: Node) -> None:
     """The node last asked git a period ago (as if an hour went by)."""
-    (node.state / "source.git" / tip.FETCHED).write_text("0\n")
+    (node.state / "source.git" / stamps.FETCHED).write_text("0\n")
 
 
 def test_a_node_whose_tip_file_names_its_commit_skips_git(node: Node, served: Nginx) -> None:

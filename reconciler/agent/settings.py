@@ -24,16 +24,14 @@ from pydantic import (
 )
 
 from reconciler import statedir
+from reconciler.agent.urls import check_tip_url, check_url
 from reconciler.compile import names
 from reconciler.compile.nodeconfig import Severity
 from reconciler.compile.suggest import did_you_mean
 from reconciler.errors import ConfigError, Problem, UsageError
-from reconciler.source.tip import check_tip_url
 
 DEFAULT_PATH = statedir.AGENT_CONFIG
 
-# URL schemes git may use to reach the config repo; anything else (ext::, fd::...) is refused.
-_SCHEMES = ("file", "git", "ssh", "https", "http")
 _HEX_RE = re.compile(r"^[0-9a-f]{7,64}$")
 
 
@@ -142,22 +140,6 @@ class AgentConfig(BaseModel):
         if value is not None and not value.is_absolute():
             raise ValueError(f"must be an absolute path, got {str(value)!r}")
         return value
-
-
-def check_url(url: str) -> None:
-    """Refuse URLs git would reach through an unexpected transport (`ext::`, `fd::`...)."""
-    if not url.strip():
-        raise ValueError("empty URL")
-    if url.startswith("-"):
-        raise ValueError(f"bad URL {url!r}")
-    if "::" in url.split("/", 1)[0]:
-        raise ValueError(f"transport helper URLs are not allowed: {url!r}")
-    if "://" in url:
-        scheme = url.split("://", 1)[0].lower()
-        if scheme not in _SCHEMES:
-            raise ValueError(
-                f"unsupported URL scheme {scheme!r} in {url!r} (expected {', '.join(_SCHEMES)})"
-            )
 
 
 def _field_alias(name: str) -> str:

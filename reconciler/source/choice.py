@@ -21,7 +21,7 @@ from reconciler import quiet
 from reconciler.agent.settings import AgentConfig
 from reconciler.errors import Problem, ReconcilerError, Refused, SettingsError
 from reconciler.record.report import SourceReport
-from reconciler.source import tip
+from reconciler.source import stamps, tip
 from reconciler.source.cache import (
     HOST_KEY_RE,
     RevisionNotFound,
@@ -175,7 +175,7 @@ class GitSource:
         branch's tip and git was asked recently enough to take its word (source/tip.py)."""
         settings = self.settings
         if settings.tip_url is None or settings.branch is None or memory.last_good is None \
-                or tip.git_due(self.cache.path, settings.node):
+                or stamps.due(self.cache.path, stamps.FETCHED, settings.node, stamps.GIT_PERIOD):
             return None
         named = tip.ask(settings.tip_url, settings.branch, self.state.path,
                         settings.fetch_timeout)
@@ -188,7 +188,7 @@ class GitSource:
         # A pinned commit may be on any branch; otherwise only the followed one.
         fetched = self.cache.fetch(settings.branch if settings.commit is None else None)
         if settings.tip_url is not None:
-            tip.note_fetched(self.cache.path)
+            stamps.note(self.cache.path, stamps.FETCHED)
         self.remote = fetched.url
         self.failover = "; ".join(f"{redact(url)} failed: {tail}"
                                   for url, tail in fetched.failures) or None

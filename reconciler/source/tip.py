@@ -11,36 +11,28 @@ The file is only ever a reason to skip git, never a reason to apply anything: a 
 that moved, a file that is missing, unreadable or garbage, or a server that does not
 answer all send the run to git as before, and git (with its signatures checked) is
 what the node applies. A stale file (a server whose hook did not run) can only delay
-a change: the node asks git anyway once every `GIT_PERIOD`, at its own offset.
+a change: the node asks git anyway once every `stamps.GIT_PERIOD`, at its own offset.
+
+Without a tip file, a quiet `run` asks git itself with `ask_git`: one `ls-refs` of the
+followed branch.
 """
 
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import os
 import re
-import time
 import urllib.parse
 from pathlib import Path
 
-from reconciler.agent.splay import splay_offset, wall_slot
+from reconciler.agent.urls import check_tip_url
 from reconciler.atomicfile import write_atomic
 
 TIP_FILE = "reconciler-tip"  # in the bare repository on the server (hooks/post-receive)
 SAVED = "source-tip.json"  # in the state directory: the last answer and its ETag
-FETCHED = "reconciler-fetched"  # in the cache: when git last fetched (Unix time)
-GIT_PERIOD = 3600.0  # seconds a tip file may stand in for git before git is asked again
 _MAX_BYTES = 1 << 16  # a tip file is a few lines; more is not one
 _LINE_RE = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64}) (refs/heads/\S+)$")
-
-
-def check_tip_url(url: str) -> None:
-    """Refuse a tip URL that is not plain http(s) with a host."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"tip-url must be an http:// or https:// URL, got {url!r}")
 
 
 def named_tip(body: bytes, branch: str) -> str | None:
@@ -63,11 +55,13 @@ def named_tip(body: bytes, branch: str) -> str | None:
 def ask(url: str, branch: str, state_dir: str | os.PathLike[str], timeout: float) -> str | None:
     """The commit the tip file at `url` names for `branch`, asked with the ETag of the
     copy saved in `state_dir` (a 304 reuses it); None when it cannot tell."""
+    from http.client import HTTPException  # only a node with a tip file asks one
+
     saved_path = Path(state_dir) / SAVED
     saved = _saved(saved_path, url)
     try:
         status, body, etag = _get(url, saved.get("etag"), timeout)
-    except (OSError, http.client.HTTPException, ValueError):
+    except (OSError, HTTPException, ValueError):
         return None
     if status == 304 and "body" in saved:
         return named_tip(saved["body"].encode("ascii", "replace"), branch)
@@ -95,6 +89,8 @@ def _saved(path: Path, url: str) -> dict[str, str]:
 
 def _get(url: str, etag: str | None, timeout: float) -> tuple[int, bytes, str | None]:
     """One GET of `url` (conditional on `etag`): status, body, and the answer's ETag."""
+    import http.client
+
     parts = urllib.parse.urlsplit(url)
     check_tip_url(url)
     kind = http.client.HTTPSConnection if parts.scheme == "https" else \
@@ -113,19 +109,19 @@ def _get(url: str, etag: str | None, timeout: float) -> tuple[int, bytes, str | 
         connection.close()
 
 
-def git_due(cache: str | os.PathLike[str], node: str, now: float | None = None) -> bool:
-    """Whether git must be asked even when the tip file says nothing moved: the cache has
-    not been fetched in the current `GIT_PERIOD` (at this node's own offset)."""
-    try:
-        fetched = float((Path(cache) / FETCHED).read_text())
-    except (OSError, ValueError):
-        return True
-    offset = splay_offset(node, GIT_PERIOD)
-    moment = time.time() if now is None else now
-    return wall_slot(fetched, GIT_PERIOD, offset) != wall_slot(moment, GIT_PERIOD, offset)
+def ask_git(url: str, branch: str, timeout: float) -> str | None:
+    """The commit `url` has at `branch`, asked as cheaply as git allows: one connection,
+    one protocol v2 `ls-refs` of that one ref, no pack, no repository on this side;
+    None when it cannot tell (the remote does not answer, or lacks the branch)."""
+    from reconciler.git import Git  # only a node without a tip file starts git
 
-
-def note_fetched(cache: str | os.PathLike[str], now: float | None = None) -> None:
-    """Git answered for the cache now (see `git_due`)."""
-    with contextlib.suppress(OSError):
-        (Path(cache) / FETCHED).write_text(f"{time.time() if now is None else now:.0f}\n")
+    ref = f"refs/heads/{branch}"
+    done = Git("/").run("-c", "protocol.version=2", "ls-remote", "--", url, ref,
+                        timeout=timeout, network=True)
+    if not done.ok:
+        return None
+    for line in done.out.splitlines():
+        sha, _, name = line.partition("\t")
+        if name == ref and re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", sha):
+            return sha
+    return None
