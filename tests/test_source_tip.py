@@ -50,6 +50,7 @@ def git_is_due(node: Node) -> None:
 def test_a_node_whose_tip_file_names_its_commit_skips_git(node: Node, served: Nginx) -> None:
     commit = node.push_base()
     assert node.run().result == "changed"
+    assert node.run().result == "in-sync"  # and the new cache's first check, with git
     dead_remote(node, served)
 
     first, second = node.run(), node.run()
@@ -118,6 +119,7 @@ def test_a_stale_tip_file_delays_a_change_only_until_git_is_due(
     node: Node, served: Nginx
 ) -> None:
     base = node.push_base()
+    node.run()
     node.run()
     published = node.origin.bare / "reconciler-tip"
     stale = published.read_bytes()

@@ -172,10 +172,12 @@ class GitSource:
 
     def _unmoved_tip(self, memory: SourceState) -> str | None:
         """The last good commit, when the tip file (`tip-url`) names it as the followed
-        branch's tip and git was asked recently enough to take its word (source/tip.py)."""
+        branch's tip, git was asked recently enough to take its word (source/tip.py) and
+        the cache's periodic check is not due (it goes with a fetch)."""
         settings = self.settings
         if settings.tip_url is None or settings.branch is None or memory.last_good is None \
-                or stamps.due(self.cache.path, stamps.FETCHED, settings.node, stamps.GIT_PERIOD):
+                or stamps.due(self.cache.path, stamps.FETCHED, settings.node, stamps.GIT_PERIOD) \
+                or self.cache.check_due(settings.node, time.time()):
             return None
         named = tip.ask(settings.tip_url, settings.branch, self.state.path,
                         settings.fetch_timeout)
