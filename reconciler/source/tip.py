@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import re
+import socket
 import urllib.parse
 from pathlib import Path
 
@@ -55,13 +56,11 @@ def named_tip(body: bytes, branch: str) -> str | None:
 def ask(url: str, branch: str, state_dir: str | os.PathLike[str], timeout: float) -> str | None:
     """The commit the tip file at `url` names for `branch`, asked with the ETag of the
     copy saved in `state_dir` (a 304 reuses it); None when it cannot tell."""
-    from http.client import HTTPException  # only a node with a tip file asks one
-
     saved_path = Path(state_dir) / SAVED
     saved = _saved(saved_path, url)
     try:
         status, body, etag = _get(url, saved.get("etag"), timeout)
-    except (OSError, HTTPException, ValueError):
+    except (OSError, ValueError):
         return None
     if status == 304 and "body" in saved:
         return named_tip(saved["body"].encode("ascii", "replace"), branch)
@@ -88,25 +87,40 @@ def _saved(path: Path, url: str) -> dict[str, str]:
 
 
 def _get(url: str, etag: str | None, timeout: float) -> tuple[int, bytes, str | None]:
-    """One GET of `url` (conditional on `etag`): status, body, and the answer's ETag."""
-    import http.client
-
-    parts = urllib.parse.urlsplit(url)
+    """One HTTP/1.0 GET of `url` (conditional on `etag`): status, body, and the answer's
+    ETag. HTTP/1.0, so the body is never chunked and ends with the connection; a few
+    lines of socket code instead of `http.client`, whose imports would cost a quiet run
+    more than the question itself."""
     check_tip_url(url)
-    kind = http.client.HTTPSConnection if parts.scheme == "https" else \
-        http.client.HTTPConnection
-    connection = kind(parts.hostname or "", parts.port, timeout=timeout)
-    try:
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        headers = {"If-None-Match": etag} if etag else {}
-        connection.request("GET", path, headers=headers)
-        answer = connection.getresponse()
-        body = answer.read(_MAX_BYTES + 1)
-        if len(body) > _MAX_BYTES:
-            raise ValueError("not a tip file: too long")
-        return answer.status, body, answer.getheader("ETag")
-    finally:
-        connection.close()
+    parts = urllib.parse.urlsplit(url)
+    host, https = parts.hostname or "", parts.scheme == "https"
+    lines = [f"GET {parts.path or '/'}{'?' + parts.query if parts.query else ''} HTTP/1.0",
+             f"Host: {parts.netloc.rpartition('@')[2]}", "User-Agent: reconciler"]
+    if etag and "\r" not in etag and "\n" not in etag:
+        lines.append(f"If-None-Match: {etag}")
+    with socket.create_connection((host, parts.port or (443 if https else 80)),
+                                  timeout=timeout) as plain:
+        conn = plain
+        if https:
+            import ssl  # only for an https tip URL
+
+            conn = ssl.create_default_context().wrap_socket(plain, server_hostname=host)
+        conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        data = b""
+        while chunk := conn.recv(1 << 16):
+            data += chunk
+            if len(data) > 2 * _MAX_BYTES:
+                raise ValueError("not a tip file: too long")
+    head, blank, body = data.partition(b"\r\n\r\n")
+    status_line, *fields = head.decode("latin-1").split("\r\n")
+    version, _, rest = status_line.partition(" ")
+    if not blank or not version.startswith("HTTP/") or len(body) > _MAX_BYTES:
+        raise ValueError("not an HTTP answer with a tip file")
+    headers = {name.strip().lower(): value.strip()
+               for name, _, value in (field.partition(":") for field in fields)}
+    if headers.get("content-length", str(len(body))) != str(len(body)):
+        raise ValueError("the answer was cut short")
+    return int(rest[:3]), body, headers.get("etag")
 
 
 def ask_git(url: str, branch: str, timeout: float) -> str | None:
