@@ -13,6 +13,8 @@ from pathlib import Path
 
 from gitutil_repo import free_port, wait_for_port
 
+from reconciler.review.hooks import render_hook
+
 CONFIG = """\
 daemon off;
 worker_processes 1;
@@ -52,6 +54,17 @@ class Nginx:
         """`<status> <path>` of every request answered so far, in order."""
         log = self.run / "access.log"
         return log.read_text().splitlines() if log.exists() else []
+
+
+@contextmanager
+def serving_tips(bare: Path, run: Path) -> Iterator[Nginx]:
+    """nginx serving the directory of bare repository `bare`, which publishes its tip
+    file with reconciler's post-receive hook (`reconciler-tip`, at the next push)."""
+    hook = bare / "hooks" / "post-receive"
+    hook.write_text(render_hook("post-receive", None))
+    hook.chmod(0o755)
+    with nginx_serving(bare.parent, run) as nginx:
+        yield nginx
 
 
 @contextmanager

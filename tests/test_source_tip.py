@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 from cycle_support import Node
 from gitutil_repo import free_port, git
-from nginx_support import Nginx, nginx_serving
+from nginx_support import Nginx, serving_tips
 
-from reconciler.review.hooks import render_hook
 from reconciler.source import stamps
 
 pytestmark = pytest.mark.usefixtures("isolated_git")
@@ -29,10 +28,7 @@ def node(tmp_path: Path) -> Node:
 @pytest.fixture
 def served(node: Node) -> Iterator[Nginx]:
     """nginx serving the origin's directory, the post-receive hook in the origin."""
-    hook = node.origin.bare / "hooks" / "post-receive"
-    hook.write_text(render_hook("post-receive", None))
-    hook.chmod(0o755)
-    with nginx_serving(node.origin.bare.parent, node.tmp / "nginx") as nginx:
+    with serving_tips(node.origin.bare, node.tmp / "nginx") as nginx:
         node.write_config(**{"tip-url": nginx.url(TIP)})
         yield nginx
 
