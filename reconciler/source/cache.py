@@ -45,7 +45,7 @@ from reconciler.source.stamps import CHECKED as CHECKED
 
 _REFSPEC = "+refs/heads/*:refs/heads/*"
 # Housekeeping is not the fetch's job: `ensure_healthy` runs it when the cache is checked.
-_QUIET_FETCH = ("-c", "maintenance.auto=false", "-c", "gc.auto=0")
+QUIET_FETCH = ("-c", "maintenance.auto=false", "-c", "gc.auto=0")
 _LOCK_NAMES = ("index.lock", "shallow.lock", "packed-refs.lock", "HEAD.lock", "config.lock")
 # Words git uses when the local object store or refs are damaged.
 _CORRUPT_RE = re.compile(
@@ -157,7 +157,7 @@ class SourceCache:
             check_url(url)
         except ValueError as refused:
             raise _FetchFailed(str(refused)) from None
-        done = Git(path).run(*_QUIET_FETCH, "fetch", "--prune", "--no-tags",
+        done = Git(path).run(*QUIET_FETCH, "fetch", "--prune", "--no-tags",
                              "--no-write-fetch-head", "--quiet", "--", url, refspec,
                              timeout=self.timeout, network=True)
         if done.ok:

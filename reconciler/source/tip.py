@@ -13,8 +13,7 @@ answer all send the run to git as before, and git (with its signatures checked) 
 what the node applies. A stale file (a server whose hook did not run) can only delay
 a change: the node asks git anyway once every `stamps.GIT_PERIOD`, at its own offset.
 
-Without a tip file, a quiet `run` asks git itself with `ask_git`: one `ls-refs` of the
-followed branch.
+Without a tip file, a quiet `run` asks git itself (source/lsrefs.py).
 """
 
 from __future__ import annotations
@@ -121,21 +120,3 @@ def _get(url: str, etag: str | None, timeout: float) -> tuple[int, bytes, str | 
     if headers.get("content-length", str(len(body))) != str(len(body)):
         raise ValueError("the answer was cut short")
     return int(rest[:3]), body, headers.get("etag")
-
-
-def ask_git(url: str, branch: str, timeout: float) -> str | None:
-    """The commit `url` has at `branch`, asked as cheaply as git allows: one connection,
-    one protocol v2 `ls-refs` of that one ref, no pack, no repository on this side;
-    None when it cannot tell (the remote does not answer, or lacks the branch)."""
-    from reconciler.git import Git  # only a node without a tip file starts git
-
-    ref = f"refs/heads/{branch}"
-    done = Git("/").run("-c", "protocol.version=2", "ls-remote", "--", url, ref,
-                        timeout=timeout, network=True)
-    if not done.ok:
-        return None
-    for line in done.out.splitlines():
-        sha, _, name = line.partition("\t")
-        if name == ref and re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", sha):
-            return sha
-    return None
