@@ -13,6 +13,7 @@ import socket
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 _VALUED = {"--repo", "--node", "--root", "--state-dir", "--max-severity", "--identity",
            "--wait", "--format"}
@@ -60,7 +61,7 @@ def quiet_run(argv: Sequence[str]) -> int | None:
     options = _options(argv[1:])
     if options is None or (argv[0] == "audit" and "--max-severity" in options):
         return None  # the full command line interface says what is wrong
-    started = time.monotonic()
+    started, clock = datetime.now(UTC), time.monotonic()
     from reconciler import quiet
     from reconciler.statedir import AGE_IDENTITY, StateDir
 
@@ -70,8 +71,10 @@ def quiet_run(argv: Sequence[str]) -> int | None:
         else StateDir.under(root)
     repo = options.get("--repo", ".")
     identity = options.get("--identity", AGE_IDENTITY)
-    if not os.path.exists(quiet.quiet_path(state)):
+    # A node whose history has no first record yet takes the full run, which makes it.
+    if not os.path.exists(quiet.quiet_path(state)) or not os.path.exists(state.history / "HEAD"):
         return None
+    mode = "change" if argv[0] == "apply" else "audit"
     try:
         # The node lock, without writing the holder's name in it as a full run does.
         lock = os.open(state.lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -82,17 +85,22 @@ def quiet_run(argv: Sequence[str]) -> int | None:
         found = quiet.in_sync(state, root, lambda facts: quiet.key_of(
             quiet.worktree_fingerprint(repo), node, root, state, identity,
             _facts(root) if facts else None))
+        if found is None:
+            return None
+        ceiling = options.get("--max-severity", found.ceiling) if mode == "change" \
+            else found.ceiling
+        quiet.record_quiet(state, found, mode=mode, mode_from=None, ceiling=ceiling,
+                           started=started, duration_s=time.monotonic() - clock)
     except OSError:
-        found = None  # the lock is held (the full run waits for it), or a path is unreadable
+        # The lock is held (the full run waits for it), a path is unreadable, or the run
+        # could not be recorded (the full run says why).
+        return None
     finally:
         os.close(lock)
-    if found is None:
-        return None
-    mode = "apply" if argv[0] == "apply" else "audit"
-    ceiling = options.get("--max-severity", found.ceiling) if mode == "apply" else found.ceiling
     shown = f", ceiling {ceiling}" if ceiling else ""
-    print(f"{node} — {mode} at working tree{shown}, root {root}")
-    print(f"in-sync (exit 0): {found.count} in sync in {time.monotonic() - started:.2f}s")
+    print(f"{node} — {'apply' if mode == 'change' else 'audit'} at working tree{shown}, "
+          f"root {root}")
+    print(f"in-sync (exit 0): {found.count} in sync in {time.monotonic() - clock:.2f}s")
     return 0
 
 

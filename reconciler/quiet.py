@@ -8,9 +8,10 @@ when a template mentions facts) and the live state of every managed path (kind, 
 owner, and content hash or link target). The next run with the same key compares the
 live paths with that record and stops there when they all match: no compile, render or
 plan. A plain `apply` or `audit` does so before anything else is imported (`entry.py`:
-no pydantic, Jinja2, lxml, rich or click) and writes nothing; `run` does so once it has
-fetched and chosen its commit, and records the run as usual. Anything different,
-upstream or on the node, takes the full run.
+no pydantic, Jinja2, lxml, rich or click) and writes only the run's record, as a full run
+in sync does (`record_quiet`: last-run, last-success and metrics, from the settled run's
+report kept in the record); `run` does so once it has fetched and chosen its commit.
+Anything different, upstream or on the node, takes the full run.
 
 Only nodes whose every action is a plain file, directory (without purge) or symlink are
 remembered: their state is entirely in what `lstat` and the content show. Secret files
@@ -24,12 +25,14 @@ import hashlib
 import json
 import os
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from reconciler import __version__
 from reconciler.atomicfile import write_atomic
+from reconciler.record import metrics
 from reconciler.statedir import StateDir
 
 if TYPE_CHECKING:
@@ -55,7 +58,7 @@ class Desired(Protocol):
 
 
 QUIET_FILE = "quiet.json"
-FORMAT = 1
+FORMAT = 2
 _CHUNK = 1 << 20
 Entry = list[Any]  # [path, kind, mode, uid, gid, sha256 or link target or None]
 
@@ -142,12 +145,23 @@ def _parents_are_real(root: str, paths: Iterable[str]) -> bool:
 
 @dataclass(frozen=True)
 class InSync:
-    """What the settled run that left the node so reported: paths in sync, its ceiling,
-    and what decided its (change) mode."""
+    """What the settled run that left the node so would report now: its report in JSON
+    form, in sync (`RunReport` fields; its time and mode are the settled run's)."""
 
-    count: int
-    ceiling: str
-    mode_from: str | None
+    report: dict[str, Any]
+
+    @property
+    def count(self) -> int:
+        return int(self.report["counts"]["in_sync"])
+
+    @property
+    def ceiling(self) -> str:
+        return str(self.report["ceiling"])
+
+    @property
+    def mode_from(self) -> str | None:
+        found = self.report["mode_from"]
+        return found if isinstance(found, str) else None
 
 
 def in_sync(state: StateDir, root: str, key: Callable[[bool], dict[str, Any]]) -> InSync | None:
@@ -165,11 +179,33 @@ def in_sync(state: StateDir, root: str, key: Callable[[bool], dict[str, Any]]) -
             return None
         if any(live_entry(root, entry[0]) != entry for entry in entries):
             return None
-        mode_from = record.get("mode_from")
-        return InSync(int(record["in_sync"]), str(record["ceiling"]),
-                      mode_from if isinstance(mode_from, str) else None)
+        report = record["report"]
+        return InSync(report) if isinstance(report, dict) else None
     except (OSError, ValueError, LookupError, TypeError):
         return None
+
+
+def record_quiet(state: StateDir, found: InSync, *, mode: str, mode_from: str | None,
+                 ceiling: str, started: datetime, duration_s: float,
+                 commit: str | None = None, source: Mapping[str, Any] | None = None,
+                 metrics_file: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Record a quiet run where a full one records its runs, as it records one in sync:
+    `last-run.json`, `last-success.json` and the metrics (`metrics_file`, default the
+    state directory's). No history commit: a run in sync has nothing new to say there.
+    `commit` is the config commit (default: the settled run's), `source` the report's
+    account of where it came from (`SourceReport` fields). Returns the report recorded
+    (JSON form)."""
+    report = {**found.report, "mode": mode, "mode_from": mode_from, "ceiling": ceiling,
+              "started": started.isoformat(), "duration_s": round(duration_s, 4),
+              "source": dict(source) if source is not None else None}
+    if commit is not None:
+        report["config_commit"] = commit
+    success = {"time": report["started"], "commit": report["config_commit"]}
+    target = metrics_file if metrics_file is not None else state.metrics
+    write_atomic(state.last_run, json.dumps(report, indent=2).encode() + b"\n")
+    write_atomic(state.last_success, json.dumps(success).encode())
+    write_atomic(target, metrics.text(report).encode(), mode=0o644)
+    return report
 
 
 def checked(state: StateDir, source: str, node: str, root: str, identity: str,
@@ -243,10 +279,12 @@ def _remember(state: StateDir, source: str, root: str, identity: str, desired: D
         facts = facts_digest(desired.facts.model_dump_json())
     key = key_of(source, desired.node.name, root, state, identity, facts)
     # Every path the run found in sync or made so is in sync next time.
-    data = json.dumps({"key": key, "in_sync": counts.in_sync + counts.applied,
-                       "ceiling": report.ceiling, "mode_from": report.mode_from,
-                       "entries": [live_entry(root, path) for path in paths]},
-                      sort_keys=True).encode()
+    now_in_sync = report.model_copy(update={
+        "mode": "change", "result": "in-sync", "exit_code": 0, "actions": [], "orphans": [],
+        "counts": type(counts)(in_sync=counts.in_sync + counts.applied), "problems": [],
+        "notes": [], "source": None, "facts": None, "health": [], "revert": None})
+    data = json.dumps({"key": key, "report": now_in_sync.model_dump(mode="json"),
+                       "entries": [live_entry(root, path) for path in paths]}).encode()
     try:
         with open(target, "rb") as handle:
             if handle.read() == data:

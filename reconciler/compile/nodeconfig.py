@@ -6,31 +6,11 @@ models are declarative: they say what should be, never how to get there.
 
 from __future__ import annotations
 
-from enum import IntEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
-class Severity(IntEnum):
-    """How much an action can interrupt the service when it changes."""
-
-    NONE = 0
-    RELOAD = 1
-    RESTART = 2
-    REBOOT = 3
-
-    @classmethod
-    def parse(cls, word: str) -> Severity:
-        try:
-            return cls[word.upper()]
-        except KeyError:
-            raise ValueError(
-                f"unknown severity {word!r} (expected none, reload, restart or reboot)"
-            ) from None
-
-    def __str__(self) -> str:
-        return self.name.lower()
+from reconciler.severity import Severity as Severity  # where the rest of the engine finds it
 
 
 class Frozen(BaseModel):

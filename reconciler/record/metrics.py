@@ -4,16 +4,23 @@ node_exporter's textfile collector reads `*.prom` files from a directory; the fi
 replaced with a rename, so a scrape never sees half of it. A drift-watch audit checks
 only the actions an event touched: its counts cover those actions, and
 `reconciler_last_run_partial` is 1 so dashboards can tell.
+
+The text is made from a report's JSON form (what last-run.json holds), so the quiet cycle
+writes the same metrics without loading the report's pydantic models.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from reconciler.atomicfile import write_atomic
-from reconciler.compile.nodeconfig import Severity
-from reconciler.record.report import Counts, Result, RunReport
+from reconciler.severity import Severity
+
+if TYPE_CHECKING:
+    from reconciler.record.report import Result, RunReport
 
 RESULTS: tuple[Result, ...] = (
     "in-sync", "changed", "drift", "pending", "held", "failed", "refused", "interrupted",
@@ -32,39 +39,45 @@ def _family(name: str, kind: str, help_text: str, samples: Iterable[str]) -> lis
 
 def render(report: RunReport, partial: bool = False) -> str:
     """The metrics text for one run report."""
+    return text(report.model_dump(mode="json"), partial)
+
+
+def text(report: Mapping[str, Any], partial: bool = False) -> str:
+    """The metrics text for one run report in its JSON form."""
     held: dict[str, int] = {str(s): 0 for s in Severity}
-    for action in report.actions:
-        for change in action.changes:
-            if change.status == "held":
-                held[change.severity] = held.get(change.severity, 0) + 1
-    for orphan in report.orphans:
-        if orphan.status == "held":
-            held[orphan.severity] = held.get(orphan.severity, 0) + 1
-    stale = 1 if report.source is not None and report.source.stale else 0
-    failover = report.source is not None and report.source.failover is not None
-    served = (report.source.remote if report.source is not None else None) or ""
-    commit = report.config_commit or ""
+    changes = [c for action in report["actions"] for c in action["changes"]]
+    for change in [*changes, *report["orphans"]]:
+        if change["status"] == "held":
+            held[change["severity"]] = held.get(change["severity"], 0) + 1
+    source = report["source"] or {}
+    stale = 1 if source.get("stale") else 0
+    failover = source.get("failover") is not None
+    served = source.get("remote") or ""
+    commit = report["config_commit"] or ""
+    started = datetime.fromisoformat(report["started"]).timestamp()
+    duration, result, exit_code = report["duration_s"], report["result"], report["exit_code"]
+    node, mode = _label(report["node"]), report["mode"]
     lines = [
         *_family("reconciler_last_run_timestamp_seconds", "gauge",
                  "Unix time the last run started.",
-                 [f"reconciler_last_run_timestamp_seconds {report.started.timestamp():.3f}"]),
+                 [f"reconciler_last_run_timestamp_seconds {started:.3f}"]),
         *_family("reconciler_last_run_duration_seconds", "gauge",
                  "How long the last run took.",
-                 [f"reconciler_last_run_duration_seconds {report.duration_s}"]),
+                 [f"reconciler_last_run_duration_seconds {duration}"]),
         *_family("reconciler_last_run_result", "gauge",
                  "1 for the result of the last run, 0 for the other results.",
-                 [f'reconciler_last_run_result{{result="{r}"}} {int(r == report.result)}'
+                 [f'reconciler_last_run_result{{result="{r}"}} {int(r == result)}'
                   for r in RESULTS]),
         *_family("reconciler_last_run_exit_code", "gauge",
                  "Exit code of the last run (bits: 1 refused, 2 changes, 4 failed, 8 held).",
-                 [f"reconciler_last_run_exit_code {report.exit_code}"]),
+                 [f"reconciler_last_run_exit_code {exit_code}"]),
         *_family("reconciler_last_run_partial", "gauge",
                  "1 when the last run checked only the actions a drift-watch event touched.",
                  [f"reconciler_last_run_partial {int(partial)}"]),
         *_family("reconciler_last_run_count", "gauge",
                  "Paths and changes of the last run, by state.",
-                 [f'reconciler_last_run_count{{state="{name}"}} {getattr(report.counts, name)}'
-                  for name in Counts.model_fields]),
+                 [f'reconciler_last_run_count{{state="{name}"}} {count}'
+                  for name, count in report["counts"].items()]),
         *_family("reconciler_last_run_held", "gauge",
                  "Changes held above the severity ceiling, by severity.",
                  [f'reconciler_last_run_held{{severity="{_label(s)}"}} {n}'
@@ -77,13 +90,16 @@ def render(report: RunReport, partial: bool = False) -> str:
                  [f'reconciler_source_failover{{remote="{_label(served)}"}} {int(failover)}']),
         *_family("reconciler_config_info", "gauge",
                  "The config commit the last run enforced, as a label.",
-                 [f'reconciler_config_info{{commit="{_label(commit)}",node="{_label(report.node)}"'
-                  f',mode="{report.mode}"}} 1']),
+                 [f'reconciler_config_info{{commit="{_label(commit)}",node="{node}"'
+                  f',mode="{mode}"}} 1']),
     ]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
-def write(path: str | os.PathLike[str], report: RunReport, partial: bool = False) -> None:
-    """Atomically replace `path` with the metrics of `report` (readable by the collector)."""
+def write(path: str | os.PathLike[str], report: RunReport | Mapping[str, Any],
+          partial: bool = False) -> None:
+    """Atomically replace `path` with the metrics of `report` (readable by the collector),
+    a run report or its JSON form."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    write_atomic(path, render(report, partial).encode(), mode=0o644)
+    found = text(report, partial) if isinstance(report, Mapping) else render(report, partial)
+    write_atomic(path, found.encode(), mode=0o644)
