@@ -17,9 +17,9 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from reconciler import quiet
 from reconciler.agent.settings import AgentConfig
 from reconciler.errors import Problem, ReconcilerError, Refused, SettingsError
+from reconciler.quietrun import quiet_source
 from reconciler.record.report import SourceReport
 from reconciler.source import stamps, tip
 from reconciler.source.cache import (
@@ -100,9 +100,8 @@ class GitSource:
         if self.commit is None or (self._new_tip and self.commit != self._memory.last_good):
             return None
         settings = self.settings
-        trust = [quiet.stamp(path) for path in (settings.allowed_signers, settings.gpg_home)
-                 if path is not None]
-        return " ".join(map(str, [self.commit, settings.require_signed, *trust]))
+        return quiet_source(self.commit, settings.require_signed, [
+            path for path in (settings.allowed_signers, settings.gpg_home) if path is not None])
 
     def _chosen_once(self) -> None:
         if not self._chosen:
