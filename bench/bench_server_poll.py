@@ -6,9 +6,9 @@ its tip file, as hooks/post-receive writes it) with `git daemon` and with nginx 
 127.0.0.1, and asks each POLLS times whether the followed branch moved, as a node can:
 
 - `git fetch` of that one branch into a cache that has it (the full `run`);
-- `git ls-remote` of that one ref (the quiet run's question: protocol v2, one ls-refs);
-- the same ls-refs spoken over one socket by this script, with no capability beyond
-  the command: what the server does for it is the least any git client can ask of it;
+- one v2 `ls-refs` of that one ref, spoken over one socket with nothing else asked, as
+  a quiet run asks it (source/lsrefs.py): the least any git client can ask of git daemon;
+- `git ls-remote` of that ref (git 2.39 sends no ref prefix for it: every ref comes);
 - a protocol v0 advertisement (every ref, no ref prefix), for comparison;
 - a conditional GET of the tip file (`If-None-Match`), answered 304 by nginx itself.
 
@@ -32,6 +32,8 @@ from pathlib import Path
 from bench_engine import make_repo
 from bench_quiet import start_nginx
 
+from reconciler.source.lsrefs import ask_git
+
 
 def cpu_of(pid: int, children: bool) -> float:
     """CPU seconds of a process (utime, stime), and of the children it reaped."""
@@ -46,42 +48,6 @@ def per_poll(pid: int, children: bool, poll: Callable[[], object], polls: int) -
     for _ in range(polls):
         poll()
     return (cpu_of(pid, children) - before) / polls * 1000
-
-
-def pkt(line: str) -> bytes:
-    data = line.encode()
-    return f"{len(data) + 4:04x}".encode() + data
-
-
-def read_until_flush(conn: socket.socket) -> bytes:
-    """Read pkt-lines up to a flush packet (0000); what came before it."""
-    received = b""
-    while True:
-        size = int(_read(conn, 4), 16)
-        if size == 0:
-            return received
-        received += _read(conn, size - 4) if size > 4 else b""
-
-
-def _read(conn: socket.socket, count: int) -> bytes:
-    data = b""
-    while len(data) < count:
-        chunk = conn.recv(count - len(data))
-        if not chunk:
-            raise OSError("the server closed the connection")
-        data += chunk
-    return data
-
-
-def ls_refs(port: int, path: str, ref: str) -> bytes:
-    """One protocol v2 `ls-refs` of `ref` over git://, with nothing else asked."""
-    with socket.create_connection(("127.0.0.1", port)) as conn:
-        conn.sendall(pkt(f"git-upload-pack {path}\0host=127.0.0.1\0\0version=2\0"))
-        read_until_flush(conn)  # the capability advertisement
-        conn.sendall(pkt("command=ls-refs\n") + b"0001" + pkt(f"ref-prefix {ref}\n") + b"0000")
-        answer = read_until_flush(conn)
-        conn.sendall(b"0000")
-        return answer
 
 
 def conditional_get(port: int, path: str, etag: str) -> None:
@@ -153,20 +119,20 @@ def main() -> None:
                 return lambda: subprocess.run(argv, check=True, stdout=subprocess.DEVNULL,
                                               env=env)
 
-            assert tip.encode() in ls_refs(git_port, "/fleet.git", "refs/heads/main")
+            assert ask_git(url, "main", cache, 10) == tip
             figures = [
                 ("git fetch of main (the full run)", command(*fetch)),
-                ("git ls-remote of main, v2 (the quiet run)", command(
-                    "git", "-c", "protocol.version=2", "ls-remote", "--", url,
-                    "refs/heads/main")),
-                ("one raw v2 ls-refs of main (the floor)", lambda: ls_refs(
-                    git_port, "/fleet.git", "refs/heads/main")),
+                ("one v2 ls-refs of main, as a quiet run asks it (the floor)", lambda: ask_git(
+                    url, "main", cache, 10)),
+                ("git ls-remote of main, v2 (git 2.39 sends no ref-prefix: every ref)",
+                 command("git", "-c", "protocol.version=2", "ls-remote", "--", url,
+                         "refs/heads/main")),
                 ("git ls-remote, protocol v0 (every ref)", command(
                     "git", "-c", "protocol.version=0", "ls-remote", "--", url)),
             ]
             results = [(label, per_poll(daemon.pid, True, poll, args.polls))
                        for label, poll in figures]
-            own = per_poll(daemon.pid, False, figures[2][1], args.polls)
+            own = per_poll(daemon.pid, False, figures[1][1], args.polls)
             workers = Path(f"/proc/{nginx.pid}/task/{nginx.pid}/children").read_text().split()
             etag = _etag(web_port)
             web = per_poll(int(workers[0]), False, lambda: conditional_get(
