@@ -1,11 +1,15 @@
 """What a quiet `reconciler run` costs the node and the git server.
 
 Builds bench_engine's 1,000-file node as a bare config remote with BRANCHES open
-merge-request branches, served by `git daemon` on 127.0.0.1, and a node that follows
-`main`. Prints, for the run in which nothing changed: the whole process's wall and CPU
-time and peak RSS, the git processes it started (counted by a `git` wrapper on PATH),
-and the git daemon's CPU per poll (its own and its children's, from /proc); then, for
-comparison, the daemon's CPU per poll for a fetch of every branch (`+refs/heads/*`).
+merge-request branches, served by `git daemon` on 127.0.0.1, with its tip file (as
+hooks/post-receive writes it) served by nginx, and two nodes that follow `main`: one
+asks git whether the tip moved, the other the tip file (`tip-url`). Prints, for the
+runs in which nothing changed, measured interleaved: each whole process's wall and CPU
+time (its git processes included) and peak RSS, the git processes it started (counted
+by a `git` wrapper on PATH), and the git daemon's CPU per run (its own and its
+children's, from /proc); then the daemon's CPU per poll for a fetch of the one branch
+and of every branch (`+refs/heads/*`). bench_server_poll.py breaks the server's share
+down further.
 Usage: python bench/bench_quiet.py [--runs N] [--branches N]
 """
 
@@ -13,28 +17,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import pwd
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from bench_engine import NODE, make_repo, timed
 
 POLLS = 100  # the daemon's CPU is counted in clock ticks: many polls for a per-poll figure
 WRAPPER = '#!/bin/sh\necho "$*" >> "{log}"\nexec {git} "$@"\n'
-
-
-def verb(args: list[str]) -> str:
-    """The git command of one logged call (`fetch` in `-C dir -c k=v fetch -q`)."""
-    words = iter(args)
-    for word in words:
-        if word in ("-C", "-c"):
-            next(words, None)
-        elif not word.startswith("-"):
-            return word
-    return "?"
 
 
 def daemon_cpu(pid: int) -> float:
@@ -86,26 +82,34 @@ def main() -> None:
             [f"{exec_path}/git-daemon", "--export-all", f"--base-path={served}", "--reuseaddr",
              "--listen=127.0.0.1", f"--port={port}", str(served)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        tip = subprocess.run(["git", "-C", str(bare), "rev-parse", "main"], check=True,
+                             capture_output=True, text=True).stdout.strip()
+        (bare / "reconciler-tip").write_text(f"{tip} refs/heads/main\n")
+        web_port = port + 1
+        nginx = start_nginx(base / "nginx", served, web_port)
         try:
             url = f"git://127.0.0.1:{port}/fleet.git"
-            config = base / "agent.toml"
-            config.write_text(f'remote = "{url}"\nnode = "{NODE}"\nroot = "{base / "node"}"\n'
-                              f'state-dir = "{base / "state"}"\nmax-severity = "reboot"\n')
-            run = [reconciler, "run", "--config", str(config)]
-            timed("first run", run, {0, 2}, env)
-            timed("second run", run, {0}, env)
-            log.write_text("")
-            walls, cpus, rss = [], [], []
-            before = daemon_cpu(daemon.pid)
+            tip_url = f"http://127.0.0.1:{web_port}/fleet.git/reconciler-tip"
+            runs = {name: [reconciler, "run", "--config", str(node_config(
+                base / name, url, tip_url if name == "tip file" else None))]
+                for name in ("git", "tip file")}
+            # A setting flag takes the full CLI and engine (their own quiet cycle): as before.
+            runs["git, full CLI"] = [*runs["git"], "--fetch-timeout", "60"]
+            for run in list(runs.values())[:2]:  # converge, check the cache, record in sync
+                timed("first run", run, {0, 2}, env)
+                timed("second run", run, {0}, env)
+                timed("third run", run, {0}, env)
+            figures: dict[str, list[tuple[float, float, float]]] = {name: [] for name in runs}
+            calls: dict[str, int] = dict.fromkeys(runs, 0)
+            daemon_ms: dict[str, float] = dict.fromkeys(runs, 0.0)
             for _ in range(args.runs):
-                wall, cpu, mb = timed("quiet run", run, {0}, env)
-                walls.append(wall)
-                cpus.append(cpu)
-                rss.append(mb)
-            per_run = (daemon_cpu(daemon.pid) - before) / args.runs * 1000
-            calls = log.read_text().splitlines()
-            verbs = sorted({verb(line.split()) for line in calls})
-            cache = str(base / "state" / "source.git")
+                for name, run in runs.items():
+                    log.write_text("")
+                    before = daemon_cpu(daemon.pid)
+                    figures[name].append(timed("quiet run", run, {0}, env))
+                    daemon_ms[name] += (daemon_cpu(daemon.pid) - before) * 1000 / args.runs
+                    calls[name] += len(log.read_text().splitlines())
+            cache = str(base / "git" / "state" / "source.git")
             every = ["git", "-C", cache, "fetch", "-q", "--prune", "--no-tags", "--", url,
                      "+refs/heads/*:refs/heads/*"]
             one = ["git", "-C", cache, "-c", "maintenance.auto=false", "fetch", "-q",
@@ -114,16 +118,66 @@ def main() -> None:
             every_ms = polls_cpu(daemon.pid, every, POLLS)
             one_ms = polls_cpu(daemon.pid, one, POLLS)
         finally:
-            daemon.terminate()
-            daemon.wait()
+            for process in (daemon, nginx):
+                process.terminate()
+                process.wait()
         print(f"quiet `reconciler run`, 1,000 files, {args.branches} open branches, "
-              f"{args.runs} runs, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
-        print(f"  wall best {min(walls):.3f} s median {statistics.median(walls):.3f} s, "
-              f"cpu best {min(cpus):.3f} s, peak RSS {max(rss):.1f} MB")
-        print(f"  git processes per run: {len(calls) / args.runs:.1f} ({', '.join(verbs)})")
-        print(f"  git daemon CPU per quiet run: {per_run:.2f} ms")
+              f"{args.runs} runs each, interleaved, {os.cpu_count()} CPUs, "
+              f"load {os.getloadavg()[0]:.1f}")
+        for name, measured in figures.items():
+            walls, cpus, rss = zip(*measured, strict=True)
+            print(f"  asking {name}: wall best {min(walls):.3f} s median "
+                  f"{statistics.median(walls):.3f} s, cpu best {min(cpus):.3f} s median "
+                  f"{statistics.median(cpus):.3f} s, peak RSS {max(rss):.1f} MB, "
+                  f"{calls[name] / args.runs:.1f} git processes, git daemon CPU "
+                  f"{daemon_ms[name]:.2f} ms per run")
         print(f"  git daemon CPU per poll ({POLLS} polls): `fetch main` {one_ms:.2f} ms, "
               f"`fetch refs/heads/*` {every_ms:.2f} ms")
+
+
+def node_config(where: Path, url: str, tip_url: str | None) -> Path:
+    """agent.toml of one node under `where`, asking `tip_url` first when given."""
+    where.mkdir()
+    config = where / "agent.toml"
+    config.write_text(f'remote = "{url}"\nnode = "{NODE}"\nroot = "{where / "node"}"\n'
+                      f'state-dir = "{where / "state"}"\nmax-severity = "reboot"\n' +
+                      (f'tip-url = "{tip_url}"\n' if tip_url else ""))
+    return config
+
+
+NGINX = """\
+daemon off;
+worker_processes 1;
+{user}
+pid {run}/nginx.pid;
+error_log {run}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {run}/body;
+    proxy_temp_path {run}/proxy;
+    fastcgi_temp_path {run}/fastcgi;
+    uwsgi_temp_path {run}/uwsgi;
+    scgi_temp_path {run}/scgi;
+    server {{ listen 127.0.0.1:{port}; root {root}; default_type text/plain; }}
+}}
+"""
+
+
+def start_nginx(run: Path, root: Path, port: int) -> subprocess.Popen[bytes]:
+    """nginx serving `root` on 127.0.0.1:`port`, its own files in `run`."""
+    run.mkdir()
+    user = f"user {pwd.getpwuid(os.geteuid()).pw_name};" if os.geteuid() == 0 else ""
+    (run / "nginx.conf").write_text(NGINX.format(user=user, run=run, port=port, root=root))
+    process = subprocess.Popen(["nginx", "-c", str(run / "nginx.conf"), "-p", str(run)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(500):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process
+        except OSError:
+            time.sleep(0.01)
+    raise SystemExit(f"nginx did not listen on {port}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,10 @@ _FLAGS = {"--host-commands", "--no-host-commands"}
 def main() -> None:
     try:
         code = quiet_run(sys.argv[1:])
+        if code is None and sys.argv[1:2] == ["run"]:
+            from reconciler.quietrun import quiet_run as quiet_run_of_run
+
+            code = quiet_run_of_run(sys.argv[1:])
         if code is not None:
             sys.exit(code)
         from reconciler.cli import main as cli

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler.agent import settings
+from reconciler.agent.urls import check_url
 from reconciler.compile import names
 from reconciler.errors import ConfigError, UsageError
 from reconciler.fleet import keys as fleet_keys
@@ -50,7 +51,7 @@ def check(request: Request) -> None:
     """Refuse bad input before anything is written."""
     try:
         names.parse(request.node)
-        settings.check_url(request.remote)
+        check_url(request.remote)
     except ValueError as exc:
         raise UsageError.because(str(exc)) from None
     if request.config.exists() and not request.force:

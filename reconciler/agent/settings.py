@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from reconciler import statedir
+from reconciler.agent.urls import check_tip_url, check_url
 from reconciler.compile import names
 from reconciler.compile.nodeconfig import Severity
 from reconciler.compile.suggest import did_you_mean
@@ -31,8 +32,6 @@ from reconciler.errors import ConfigError, Problem, UsageError
 
 DEFAULT_PATH = statedir.AGENT_CONFIG
 
-# URL schemes git may use to reach the config repo; anything else (ext::, fd::...) is refused.
-_SCHEMES = ("file", "git", "ssh", "https", "http")
 _HEX_RE = re.compile(r"^[0-9a-f]{7,64}$")
 
 
@@ -72,6 +71,9 @@ class AgentConfig(BaseModel):
     interval: int | None = Field(None, gt=0, le=MAX_SECONDS)
     splay: int | None = Field(None, ge=0, le=MAX_SECONDS)
     fetch_timeout: float = Field(60.0, gt=0, le=MAX_SECONDS, alias="fetch-timeout")
+    # The static tip file the server's post-receive hook publishes (source/tip.py): when
+    # it names the commit the node enforces, a run skips git.
+    tip_url: str | None = Field(None, alias="tip-url")
     # What rendering the node's templates may cost (render/budget.py): CPU seconds, MiB.
     render_cpu: int = Field(60, gt=0, le=3600, alias="render-cpu")
     render_memory: int = Field(1024, ge=64, le=1 << 20, alias="render-memory")
@@ -100,6 +102,13 @@ class AgentConfig(BaseModel):
     def _url(cls, value: str | list[str] | None) -> str | list[str] | None:
         for url in [value] if isinstance(value, str) else value or []:
             check_url(url)
+        return value
+
+    @field_validator("tip_url")
+    @classmethod
+    def _tip_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_tip_url(value)
         return value
 
     @field_validator("branch")
@@ -131,22 +140,6 @@ class AgentConfig(BaseModel):
         if value is not None and not value.is_absolute():
             raise ValueError(f"must be an absolute path, got {str(value)!r}")
         return value
-
-
-def check_url(url: str) -> None:
-    """Refuse URLs git would reach through an unexpected transport (`ext::`, `fd::`...)."""
-    if not url.strip():
-        raise ValueError("empty URL")
-    if url.startswith("-"):
-        raise ValueError(f"bad URL {url!r}")
-    if "::" in url.split("/", 1)[0]:
-        raise ValueError(f"transport helper URLs are not allowed: {url!r}")
-    if "://" in url:
-        scheme = url.split("://", 1)[0].lower()
-        if scheme not in _SCHEMES:
-            raise ValueError(
-                f"unsupported URL scheme {scheme!r} in {url!r} (expected {', '.join(_SCHEMES)})"
-            )
 
 
 def _field_alias(name: str) -> str:

@@ -88,6 +88,9 @@ def agent_options(func: F) -> F:
         click.option("--interval", type=int, default=None),
         click.option("--splay", type=int, default=None),
         click.option("--fetch-timeout", type=float, default=None),
+        click.option("--tip-url", default=None,
+                     help="The tip file the server publishes: skip git while it says "
+                          "nothing moved."),
         click.option("--render-cpu", type=int, default=None,
                      help="CPU seconds rendering the node may take (default 60)."),
         click.option("--render-memory", type=int, default=None,

@@ -1,4 +1,5 @@
-"""Install the config repo's git hooks: pre-commit in a clone, pre-receive on the server.
+"""Install the config repo's git hooks: pre-commit in a clone, pre-receive and post-receive
+(the tip file, source/tip.py) on the server.
 
 The hook scripts live in the package (`hooks/`). An installed copy records the
 absolute path of the `reconciler` that installed it, so it runs the same version even
@@ -19,14 +20,14 @@ from reconciler.errors import UsageError
 from reconciler.git import Git
 
 CLIENT_HOOKS = ("pre-commit",)
-SERVER_HOOKS = ("pre-receive",)
-SCRIPTS = ("pre-commit", "pre-receive", "pre-receive-reports", "mr-check")
+SERVER_HOOKS = ("pre-receive", "post-receive")
+SCRIPTS = ("pre-commit", "pre-receive", "post-receive", "pre-receive-reports", "mr-check")
 MARKER = "# reconciler hook"
 _RECORD = "installed_reconciler="
 
 
 def hook_source(name: str) -> Path:
-    """The packaged script `name` (pre-commit, pre-receive or mr-check)."""
+    """The packaged script `name` (one of SCRIPTS)."""
     if name not in SCRIPTS:
         raise UsageError.because(f"unknown hook {name!r} (expected one of {', '.join(SCRIPTS)})")
     return Path(str(resources.files("reconciler") / "data" / "hooks" / name))
@@ -64,8 +65,9 @@ def render_hook(name: str, executable: str | None) -> str:
 
 def install_hooks(repo_path: str, server: bool = False, force: bool = False,
                   reports: bool = False) -> list[str]:
-    """Install pre-commit into a clone (or pre-receive into a bare repo when `server`;
-    with `reports`, the reports repository's pre-receive, pre-receive-reports).
+    """Install pre-commit into a clone (or pre-receive and post-receive into a bare repo
+    when `server`; with `reports`, only the reports repository's pre-receive,
+    pre-receive-reports).
 
     Returns the paths written. A hook that is not ours is never overwritten unless
     `force`; ours is replaced (an upgrade).
@@ -79,7 +81,7 @@ def install_hooks(repo_path: str, server: bool = False, force: bool = False,
     hooks_dir.mkdir(parents=True, exist_ok=True)
     executable = reconciler_executable()
     written = []
-    for name in SERVER_HOOKS if server else CLIENT_HOOKS:
+    for name in (("pre-receive",) if reports else SERVER_HOOKS) if server else CLIENT_HOOKS:
         target = hooks_dir / name
         if target.exists() and not force and MARKER not in target.read_text(errors="replace"):
             raise UsageError.because(f"{target} exists and was not installed by reconciler "

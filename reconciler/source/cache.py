@@ -25,8 +25,6 @@ run never leaves half a clone.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
 import re
 import shutil
@@ -35,17 +33,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.agent.settings import check_url
-from reconciler.agent.splay import splay_offset, wall_slot
+from reconciler.agent.urls import check_url
+from reconciler.agent.urls import redact as redact
+from reconciler.agent.urls import spread as spread
 from reconciler.errors import Problem, Refused, RetryLater
 from reconciler.git import Done, Git
+from reconciler.source import stamps
 from reconciler.source.snapshot import Snapshot, open_snapshot
+from reconciler.source.stamps import CHECK_PERIOD
+from reconciler.source.stamps import CHECKED as CHECKED
 
 _REFSPEC = "+refs/heads/*:refs/heads/*"
 # Housekeeping is not the fetch's job: `ensure_healthy` runs it when the cache is checked.
-_QUIET_FETCH = ("-c", "maintenance.auto=false", "-c", "gc.auto=0")
-CHECKED = "reconciler-checked"  # in the cache: when its last fsck passed (Unix time)
-CHECK_PERIOD = 86400.0  # seconds between two checks of the cache (each node at its own offset)
+QUIET_FETCH = ("-c", "maintenance.auto=false", "-c", "gc.auto=0")
 _LOCK_NAMES = ("index.lock", "shallow.lock", "packed-refs.lock", "HEAD.lock", "config.lock")
 # Words git uses when the local object store or refs are damaged.
 _CORRUPT_RE = re.compile(
@@ -76,14 +76,6 @@ class FetchResult:
     failures: tuple[tuple[str, str], ...] = ()
 
 
-_PASSWORD_RE = re.compile(r"(://[^/@:\s]+):[^/@\s]+@")
-
-
-def redact(text: str) -> str:
-    """Hide the password of `scheme://user:password@host` URLs in messages."""
-    return _PASSWORD_RE.sub(r"\1:***@", text)
-
-
 # What ssh says when the remote is not the host its known_hosts names: not an outage.
 HOST_KEY_RE = re.compile(r"host key verification failed|remote host identification has "
                          r"changed|no \S+ host key is known", re.IGNORECASE)
@@ -98,15 +90,6 @@ def failure(done: Done) -> str:
         line = done.stderr[done.stderr.rfind("\n", 0, found.start()) + 1:].split("\n", 1)[0]
         tail = f"{line.strip()} / {tail}"
     return redact(tail)
-
-
-def spread(node: str, remote: str, mirrors: Sequence[str]) -> list[str]:
-    """The URLs to fetch from, in order: the one the node's name picks among the remote and
-    its mirrors (the same on every run, and a fleet shares the load evenly), then the
-    remote, then the other mirrors in order."""
-    urls = list(dict.fromkeys([remote, *mirrors]))
-    chosen = urls[int.from_bytes(hashlib.sha256(node.encode()).digest()[:8], "big") % len(urls)]
-    return [chosen, *(url for url in urls if url != chosen)]
 
 
 class _FetchFailed(Exception):
@@ -174,7 +157,7 @@ class SourceCache:
             check_url(url)
         except ValueError as refused:
             raise _FetchFailed(str(refused)) from None
-        done = Git(path).run(*_QUIET_FETCH, "fetch", "--prune", "--no-tags",
+        done = Git(path).run(*QUIET_FETCH, "fetch", "--prune", "--no-tags",
                              "--no-write-fetch-head", "--quiet", "--", url, refspec,
                              timeout=self.timeout, network=True)
         if done.ok:
@@ -236,21 +219,14 @@ class SourceCache:
             repairs.append(f"re-cloned the cache from {result.url}: {problem}")
         else:
             self.git.run("maintenance", "run", "--auto", "--quiet")
-        # Only says when the check ran: a full disk that cannot take it costs a check again.
-        with contextlib.suppress(OSError):
-            (self.path / CHECKED).write_text(f"{time.time():.0f}\n")
+        stamps.note(self.path, CHECKED)
         return repairs
 
     def check_due(self, node: str, now: float, period: float = CHECK_PERIOD) -> bool:
         """Whether the cache is due for its `fsck` and housekeeping: not checked yet in
         the current period. Periods are anchored to the wall clock at this node's own
         offset, so a fleet spreads its checks over the period rather than all at once."""
-        try:
-            checked = float((self.path / CHECKED).read_text())
-        except (OSError, ValueError):
-            return True
-        offset = splay_offset(node, period)
-        return wall_slot(checked, period, offset) != wall_slot(now, period, offset)
+        return stamps.due(self.path, CHECKED, node, period, now)
 
     def _lock_files(self) -> list[Path]:
         found = [self.path / name for name in _LOCK_NAMES if (self.path / name).exists()]

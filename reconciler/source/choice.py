@@ -17,10 +17,11 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from reconciler import quiet
 from reconciler.agent.settings import AgentConfig
 from reconciler.errors import Problem, ReconcilerError, Refused, SettingsError
+from reconciler.quietrun import quiet_source
 from reconciler.record.report import SourceReport
+from reconciler.source import stamps, tip
 from reconciler.source.cache import (
     HOST_KEY_RE,
     RevisionNotFound,
@@ -99,9 +100,8 @@ class GitSource:
         if self.commit is None or (self._new_tip and self.commit != self._memory.last_good):
             return None
         settings = self.settings
-        trust = [quiet.stamp(path) for path in (settings.allowed_signers, settings.gpg_home)
-                 if path is not None]
-        return " ".join(map(str, [self.commit, settings.require_signed, *trust]))
+        return quiet_source(self.commit, settings.require_signed, [
+            path for path in (settings.allowed_signers, settings.gpg_home) if path is not None])
 
     def _chosen_once(self) -> None:
         if not self._chosen:
@@ -131,14 +131,10 @@ class GitSource:
             self.commit = memory.in_use
             return
         try:
-            self.cache.ensure_healthy(fsck=self.cache.check_due(self.settings.node, time.time()))
-            # A pinned commit may be on any branch; otherwise only the followed one.
-            wanted = self.settings.branch if self.settings.commit is None else None
-            fetched = self.cache.fetch(wanted)
-            self.remote = fetched.url
-            self.failover = "; ".join(f"{redact(url)} failed: {tail}"
-                                      for url, tail in fetched.failures) or None
-            self.tip = self.cache.choose(branch=self.settings.branch, commit=self.settings.commit)
+            unmoved = self._unmoved_tip(memory)
+            if unmoved is not None:
+                self.remote = redact(str(self.settings.tip_url))
+            self.tip = tip_now = unmoved or self._fetch()
         except (SourceUnavailable, RevisionNotFound) as exc:
             distrusted = [f"{p.path}: {p.message}" for p in exc.problems
                           if HOST_KEY_RE.search(p.message)]
@@ -152,11 +148,11 @@ class GitSource:
                           f"{memory.in_use[:12]}{_age(memory)}")
             self.commit = memory.in_use
             return
-        if self.tip not in memory.first_seen:
-            memory = self._memory = memory.saw(self.tip)
+        if tip_now not in memory.first_seen:
+            memory = self._memory = memory.saw(tip_now)
             memory.save(self.state.source_state)
-        decision = decide(memory, self.tip, self.retry_refused, judged_by(self.settings))
-        self.commit = decision.commit or self.tip  # a refused run is tied to the tip it refuses
+        decision = decide(memory, tip_now, self.retry_refused, judged_by(self.settings))
+        self.commit = decision.commit or tip_now  # a refused run is tied to the tip it refuses
         if decision.why is Why.NOTHING:
             self.stale = f"{decision.detail} ({RETRY})"
             raise Refused.because(self.stale)
@@ -169,9 +165,35 @@ class GitSource:
         else:
             self._new_tip = True
             if decision.why is Why.NEW_TIP:
-                rewound = self.cache.check_forward(memory.last_good, self.tip, self.allow_rewind)
+                rewound = self.cache.check_forward(memory.last_good, tip_now, self.allow_rewind)
                 if rewound:
                     self.stale = f"allowed rewind: {rewound}"
+
+    def _unmoved_tip(self, memory: SourceState) -> str | None:
+        """The last good commit, when the tip file (`tip-url`) names it as the followed
+        branch's tip, git was asked recently enough to take its word (source/tip.py) and
+        the cache's periodic check is not due (it goes with a fetch)."""
+        settings = self.settings
+        if settings.tip_url is None or settings.branch is None or memory.last_good is None \
+                or stamps.due(self.cache.path, stamps.FETCHED, settings.node, stamps.GIT_PERIOD) \
+                or self.cache.check_due(settings.node, time.time()):
+            return None
+        named = tip.ask(settings.tip_url, settings.branch, self.state.path,
+                        settings.fetch_timeout)
+        return named if named == memory.last_good else None
+
+    def _fetch(self) -> str:
+        """Fetch from the first URL that answers, and read the tip (or the pin) there."""
+        settings = self.settings
+        self.cache.ensure_healthy(fsck=self.cache.check_due(settings.node, time.time()))
+        # A pinned commit may be on any branch; otherwise only the followed one.
+        fetched = self.cache.fetch(settings.branch if settings.commit is None else None)
+        if settings.tip_url is not None:
+            stamps.note(self.cache.path, stamps.FETCHED)
+        self.remote = fetched.url
+        self.failover = "; ".join(f"{redact(url)} failed: {tail}"
+                                  for url, tail in fetched.failures) or None
+        return self.cache.choose(branch=settings.branch, commit=settings.commit)
 
     def fall_back(self, error: ReconcilerError) -> bool:
         """A step refused the commit with `error`. A new tip is remembered as refused (by
