@@ -9,7 +9,7 @@ import random
 from pathlib import Path
 
 from review_support import run
-from test_review_incremental import _comparable, _edit, _trimmed_fleet
+from test_review_incremental import _comparable, _edit, _kinds, _trimmed_fleet
 
 from reconciler.review.fleetplan import plan_fleet
 
@@ -24,8 +24,8 @@ def test_full_plan_reusing_the_heads_files_equals_rendering_both_revisions(
     repo = _trimmed_fleet(tmp_path, home)
     rng = random.Random(SEED)
     valid = 0
-    for step in range(EDITS):
-        what = _edit(repo, rng, step, "web/site")
+    for step, kind in enumerate(_kinds(rng, EDITS)):
+        what = _edit(repo, rng, step, kind, "web/site")
         run(["git", "add", "-A"], repo, home)
         run(["git", "commit", "-q", "--no-verify", "--allow-empty", "-m", what], repo, home)
         plans = [plan_fleet(str(repo), "HEAD~1", "HEAD", jobs=1, full=True,
