@@ -37,36 +37,17 @@ def main() -> None:
         sys.exit(128 + signal.SIGINT)
 
 
-def _options(args: Sequence[str]) -> dict[str, str] | None:
-    """The options of a quiet-eligible command line; None for anything else (--rev,
-    --format json, --verbose, --debug, --help, an option this does not know)."""
-    found: dict[str, str] = {}
-    words = iter(args)
-    for word in words:
-        name, equals, value = word.partition("=")
-        if name in _FLAGS and not equals:
-            continue
-        if name not in _VALUED:
-            return None
-        if not equals:
-            following = next(words, None)
-            if following is None:
-                return None
-            value = following
-        found[name] = value
-    return found if found.get("--format", "text") == "text" else None
-
-
 def quiet_run(argv: Sequence[str]) -> int | None:
     """Answer `apply`/`audit` from the quiet record: the exit code (0, in sync) after
     printing the run's summary, or None when the full run must decide."""
     if not argv or argv[0] not in ("apply", "audit"):
         return None
-    options = _options(argv[1:])
-    if options is None or (argv[0] == "audit" and "--max-severity" in options):
-        return None  # the full command line interface says what is wrong
     started, clock = datetime.now(UTC), time.monotonic()
     from reconciler import quiet
+
+    options = quiet.command_options(argv[1:], _VALUED, _FLAGS)
+    if options is None or (argv[0] == "audit" and "--max-severity" in options):
+        return None  # the full command line interface says what is wrong
     from reconciler.statedir import AGE_IDENTITY, StateDir
 
     node = options.get("--node") or socket.getfqdn()

@@ -29,7 +29,7 @@ import itertools
 import json
 import os
 import stat
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -365,3 +365,26 @@ def _drop(state: StateDir) -> None:
     """No settled desired state to keep (the quiet record is dropped too)."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(pack_path(state))
+
+
+def command_options(args: Sequence[str], valued: Collection[str],
+                    flags: Collection[str] = ()) -> dict[str, str] | None:
+    """The options of a command line a quiet path may answer (`entry.py`, `quietrun.py`):
+    each of `valued` with its value (`--name value` or `--name=value`), each of `flags`
+    alone; None for any other word and for a `--format` other than text, which the full
+    command line interface answers (or says what is wrong with)."""
+    found: dict[str, str] = {}
+    words = iter(args)
+    for word in words:
+        name, equals, value = word.partition("=")
+        if name in flags and not equals:
+            continue
+        if name not in valued:
+            return None
+        if not equals:
+            following = next(words, None)
+            if following is None:
+                return None
+            value = following
+        found[name] = value
+    return found if found.get("--format", "text") == "text" else None

@@ -84,7 +84,7 @@ def quiet_run(argv: Sequence[str]) -> int | None:
     run's summary, or None when the full run must decide."""
     if not argv or argv[0] != "run":
         return None
-    options = _options(argv[1:])
+    options = quiet.command_options(argv[1:], _OPTIONS)
     if options is None:
         return None
     started, clock = datetime.now(UTC), time.monotonic()
@@ -124,23 +124,6 @@ def quiet_run(argv: Sequence[str]) -> int | None:
     print(f"in-sync (exit 0): {report['counts']['in_sync']} in sync in "
           f"{report['duration_s']:.2f}s")
     return 0
-
-
-def _options(args: Sequence[str]) -> dict[str, str] | None:
-    """`--config FILE`, `--wait SECONDS`, `--format text`; None for anything else."""
-    found: dict[str, str] = {}
-    words = iter(args)
-    for word in words:
-        name, equals, value = word.partition("=")
-        if name not in _OPTIONS:
-            return None
-        if not equals:
-            following = next(words, None)
-            if following is None:
-                return None
-            value = following
-        found[name] = value
-    return found if found.get("--format", "text") == "text" else None
 
 
 def _setting(text: bytes, key: str) -> str | None:
