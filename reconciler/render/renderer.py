@@ -14,14 +14,13 @@ import os
 import posixpath
 import re
 import types
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import jinja2
 from jinja2 import meta
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
 
 from reconciler.compile.inventory import TEMPLATES_DIR, Fleet
 from reconciler.compile.nodeconfig import FileAction, NodeConfig, TreeAction
@@ -30,37 +29,10 @@ from reconciler.errors import ConfigError, Problem
 from reconciler.facts.model import Facts
 from reconciler.render import facts as facts_view
 from reconciler.render.bytecode import PackedBytecodeCache
-from reconciler.render.shapes import SharedShapes
+from reconciler.render.sandbox import BoundedSandbox, NoUndefined, SnapshotLoader
 from reconciler.render.unseal import Placeholders, Unsealer, sealed_variables
 from reconciler.secrets.sealed import Sealed
-from reconciler.source.snapshot import Snapshot, clean_relpath
-
-
-class SnapshotLoader(jinja2.BaseLoader):
-    """Loads templates from `templates/` of one snapshot; nothing else is reachable."""
-
-    def __init__(self, snapshot: Snapshot) -> None:
-        self.snapshot = snapshot
-
-    def get_source(
-        self, environment: jinja2.Environment, template: str
-    ) -> tuple[str, str | None, Callable[[], bool] | None]:
-        try:
-            rel = clean_relpath(template, "template")
-        except ValueError as exc:
-            raise jinja2.TemplateNotFound(template, str(exc)) from None
-        path = f"{TEMPLATES_DIR}/{rel}"
-        try:
-            if not self.snapshot.is_file(path):
-                missing = "is a directory, not a file" if self.snapshot.is_dir(path) else \
-                    "not found"
-                raise jinja2.TemplateNotFound(template, f"template {path} {missing}")
-            source = self.snapshot.read(path).decode("utf-8")
-        except ConfigError as exc:
-            raise jinja2.TemplateNotFound(template, exc.problems[0].message) from None
-        except UnicodeDecodeError:
-            raise jinja2.TemplateNotFound(template, f"template {path} is not UTF-8 text") from None
-        return source, path, lambda: True
+from reconciler.source.snapshot import Snapshot
 
 
 class NodeView:
@@ -79,40 +51,6 @@ class NodeView:
 
     def __str__(self) -> str:
         return self.name
-
-
-# What one `*` or `**` in a template may produce: far more than any config file needs,
-# far less than what would exhaust a node's memory.
-MAX_REPEAT = 1 << 24
-MAX_POWER_BITS = 1 << 16
-
-
-class BoundedSandbox(SharedShapes, SandboxedEnvironment):
-    """The Jinja2 sandbox (each shape of template compiled once: shapes.py), `*` and `**`
-    refusing results so large that a typo (`"-" * 10**10`) would hang or exhaust memory."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any,
-                   right: Any) -> Any:
-        if operator == "*":
-            for seq, times in ((left, right), (right, left)):
-                if isinstance(seq, (str, list, tuple)) and isinstance(times, int) \
-                        and len(seq) * times > MAX_REPEAT:
-                    raise SecurityError(f"repetition of {len(seq) * times} items is too large "
-                                        f"(at most {MAX_REPEAT})")
-        elif isinstance(left, int) and isinstance(right, int) and abs(left) > 1 \
-                and left.bit_length() * right > MAX_POWER_BITS:
-            raise SecurityError(f"{left} ** {right} is too large")
-        return super().call_binop(context, operator, left, right)
-
-
-class NoUndefined(jinja2.StrictUndefined):
-    """StrictUndefined that also fails when shown through `repr`: `{{ [missing] }}` and
-    `{{ missing|pprint }}` would otherwise write the word `Undefined` into a file."""
-
-    def __repr__(self) -> str:
-        self._fail_with_undefined_error()
 
 
 class Renderer:
@@ -148,6 +86,9 @@ class Renderer:
         facts_view.install(self.env)
         self._node_cache: dict[tuple[str | None, str | None, str | None], list[str]] = {}
         self._referenced: dict[str, tuple[frozenset[str], bool]] = {}
+        self._templates: dict[str, jinja2.Template] = {}
+        self._present: set[str] = set()  # repo paths known to be files
+        self._current: _NodeState | None = None
 
     def _nodes(
         self, cls: str | None = None, product: str | None = None, cluster: str | None = None
@@ -163,8 +104,12 @@ class Renderer:
             self.cache.save()
 
     def template(self, name: str, node: str | None = None) -> jinja2.Template:
+        found = self._templates.get(name)
+        if found is not None:
+            return found
         try:
-            return self.env.get_template(name)
+            found = self._templates[name] = self.env.get_template(name)
+            return found
         except jinja2.TemplateSyntaxError as exc:
             raise _template_error(exc, name, node) from None
         except jinja2.TemplateNotFound as exc:
@@ -197,7 +142,7 @@ class Renderer:
     def check_secrets(self, node: NodeConfig, action: FileAction | TreeAction, name: str) -> None:
         """Refuse a secret variable in a file that is not secret: it would reach diffs,
         reports and the node's history in plain text."""
-        secrets = node.secret_names()
+        secrets = self._state(node).secrets
         if not secrets or action.secret:
             return
         names, dynamic = self.referenced(name)
@@ -221,32 +166,61 @@ class Renderer:
         output shows as placeholders are added to `unknown`, and a template that must
         decide on one raises `FactsUnknown`."""
         template = self.template(name, node.name)
-        context = node.values()
-        revealed = self._unseal(node, name, context)
-        context["node"] = NodeView(node)
+        state = self._state(node)
+        context = dict(state.values)
+        revealed = self._unseal(state, name, context)
+        context["node"] = state.view
         context["facts"] = self._facts_of(node.name, unknown if unknown is not None else set())
         if extra:
             context.update(extra)
         try:
-            return template.render(context)
+            # What `template.render(context)` does, less its two copies of the context
+            # (which holds the environment's globals already).
+            try:
+                return "".join(template.root_render_func(
+                    template.new_context(context, shared=True)))
+            except Exception:
+                self.env.handle_exception()
         except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError,
                 LookupError, AttributeError, RecursionError, MemoryError) as exc:
-            error = _template_error(exc, name, node.name, context)
+            error = _template_error(exc, name, node.name, self._known(state, name, extra))
             raise ConfigError([_without_secrets(p, node, revealed)
                                for p in error.problems]) from None
 
-    def _unseal(self, node: NodeConfig, name: str, context: dict[str, Any]) -> list[str]:
+    def _state(self, node: NodeConfig) -> _NodeState:
+        """What every file of `node` renders with (kept for the node rendered last)."""
+        state = self._current
+        if state is None or state.node is not node:
+            state = self._current = _NodeState(
+                node, {**self.env.globals, **node.values()}, sealed_variables(node),
+                node.secret_names(), NodeView(node))
+        return state
+
+    def _known(self, state: _NodeState, name: str, extra: Mapping[str, Any] | None
+               ) -> list[str]:
+        """The names a template may read besides the globals, in the order it was given
+        them: for the nearest one to an undefined name."""
+        names, dynamic = self.referenced(name) if state.sealed else (frozenset(), False)
+        known = dict.fromkeys(var for var in state.node.variables
+                              if dynamic or var not in state.sealed or var in names)
+        known.update(dict.fromkeys(("node", "facts")))
+        known.update(dict.fromkeys(extra or ()))
+        return list(known)
+
+    def _unseal(self, state: _NodeState, name: str, context: dict[str, Any]) -> list[str]:
         """Give the encrypted variables template `name` reads their text in `context`
         (and drop the others); returns the texts, to keep them out of error messages."""
-        sealed = sealed_variables(node)
-        if not sealed:
+        if not state.sealed:
             return []
         names, dynamic = self.referenced(name)
         revealed = []
-        for var, value in sealed.items():
+        node = state.node
+        for var, value in state.sealed.items():
             if dynamic or var in names:
                 context[var] = self.unsealer.unseal(node.name, node.variables[var], value)
                 revealed.append(context[var])
+            elif var in self.env.globals:  # the variable hid a global, which now shows
+                context[var] = self.env.globals[var]
             else:
                 del context[var]
         return revealed
@@ -279,6 +253,18 @@ class Renderer:
         values = {**node.values(), **extra, "node": node.name}
         digest.update(json.dumps(values, sort_keys=True, default=str).encode())
         return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class _NodeState:
+    """One node as its templates see it: the environment's globals and the node's
+    variables (encrypted ones still sealed), its encrypted and secret ones, its view."""
+
+    node: NodeConfig
+    values: dict[str, Any]
+    sealed: dict[str, Sealed]
+    secrets: frozenset[str]
+    view: NodeView
 
 
 def _secret_texts(value: Any) -> list[str]:
@@ -457,12 +443,12 @@ def _render_file(renderer: Renderer, node: NodeConfig, action: FileAction) -> Re
     if action.ensure == "absent":
         return RenderedFile(action.path, action, None, "absent")
     if action.template is not None:
-        _check_exists(renderer.fleet.snapshot, node, action, action.template, "template")
+        _check_exists(renderer, node, action, action.template, "template")
         return _render_template(renderer, node, action, action.path, action.template)
     if action.source is not None:
         path = f"{TEMPLATES_DIR}/{action.source}"
         snapshot = renderer.fleet.snapshot
-        _check_exists(snapshot, node, action, action.source, "source file")
+        _check_exists(renderer, node, action, action.source, "source file")
         return RenderedFile(action.path, action, snapshot.read(path), path)
     return RenderedFile(action.path, action, (action.content or "").encode(), "inline")
 
@@ -485,10 +471,13 @@ def _render_template(
 
 
 def _check_exists(
-    snapshot: Snapshot, node: NodeConfig, action: FileAction, rel: str, what: str
+    renderer: Renderer, node: NodeConfig, action: FileAction, rel: str, what: str
 ) -> None:
     """A missing (or escaping) template or source is reported at the action's line."""
     path = f"{TEMPLATES_DIR}/{rel}"
+    if path in renderer._present:
+        return
+    snapshot = renderer.fleet.snapshot
     try:
         found = snapshot.is_file(path)
     except ConfigError as exc:
@@ -498,3 +487,4 @@ def _check_exists(
         missing = "is a directory, not a file" if snapshot.is_dir(path) else "not found"
         raise ConfigError([Problem(f"{what} {path} {missing}", action.origin.path,
                                    action.origin.line, node.name, action.id)])
+    renderer._present.add(path)
