@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import jinja2
-from jinja2 import meta
 
 from reconciler.compile.inventory import TEMPLATES_DIR, Fleet
 from reconciler.compile.mixins import level
@@ -50,20 +49,18 @@ class Dependencies:
         found = self._closures.get(name)
         if found is not None:
             return found
-        env = self.renderer.env
         paths: set[str] = set()
         pending, seen = [name], {name}
         while pending:
             current = pending.pop()
             paths.add(f"{TEMPLATES_DIR}/{current}")
             try:
-                source, _, _ = env.loader.get_source(env, current)  # type: ignore[union-attr]
-                tree = env.parse(source)
+                source = self.renderer.source(current)
             except (jinja2.TemplateNotFound, jinja2.TemplateSyntaxError):
                 continue  # the render fails or will, and the path is named above
-            if any(n.name == "nodes" for n in tree.find_all(jinja2.nodes.Name)):
+            if source.lists_nodes:
                 paths.add(INVENTORY)
-            for other in meta.find_referenced_templates(tree):
+            for other in source.includes:
                 if other is None:
                     paths |= {EVERY_TEMPLATE, INVENTORY}
                 elif other not in seen:

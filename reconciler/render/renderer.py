@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import jinja2
-from jinja2 import meta
 from jinja2.exceptions import SecurityError
 
 from reconciler.compile.inventory import TEMPLATES_DIR, Fleet
@@ -30,6 +29,7 @@ from reconciler.facts.model import Facts
 from reconciler.render import facts as facts_view
 from reconciler.render.bytecode import PackedBytecodeCache
 from reconciler.render.sandbox import BoundedSandbox, NoUndefined, SnapshotLoader
+from reconciler.render.sources import TemplateSource, read_source
 from reconciler.render.unseal import Placeholders, Unsealer, sealed_variables
 from reconciler.secrets.sealed import Sealed
 from reconciler.source.snapshot import Snapshot
@@ -116,6 +116,12 @@ class Renderer:
             raise ConfigError([Problem(exc.message or f"template {name} not found",
                                        f"{TEMPLATES_DIR}/{name}", None, node)]) from None
 
+    def source(self, name: str) -> TemplateSource:
+        """Template `name` (relative to templates/) at this revision, with what its text
+        reads and includes; raises what loading or parsing it raises."""
+        text, _, _ = self.env.loader.get_source(self.env, name)  # type: ignore[union-attr]
+        return read_source(self.env, text)
+
     def referenced(self, name: str) -> tuple[frozenset[str], bool]:
         """Variables template `name` reads by name, with every template it includes or
         imports; and whether it includes one by a computed name (unknowable here)."""
@@ -125,11 +131,9 @@ class Renderer:
             dynamic = False
             pending, seen = [name], {name}
             while pending:
-                current = pending.pop()
-                source, _, _ = self.env.loader.get_source(self.env, current)  # type: ignore[union-attr]
-                tree = self.env.parse(source)
-                names |= meta.find_undeclared_variables(tree)
-                for other in meta.find_referenced_templates(tree):
+                current = self.source(pending.pop())
+                names |= current.variables
+                for other in current.includes:
                     if other is None:
                         dynamic = True
                     elif other not in seen:
@@ -242,9 +246,9 @@ class Renderer:
         pending, seen = [name], {name}
         while pending:
             current = pending.pop()
-            source, _, _ = self.env.loader.get_source(self.env, current)  # type: ignore[union-attr]
-            digest.update(f"{current}\0{source}\0".encode())
-            for other in meta.find_referenced_templates(self.env.parse(source)):
+            source = self.source(current)
+            digest.update(f"{current}\0{source.text}\0".encode())
+            for other in source.includes:
                 if other is None:  # a computed name: anything may be included
                     digest.update(f"revision {self.fleet.revision}".encode())
                 elif other not in seen:
