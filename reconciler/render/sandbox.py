@@ -47,6 +47,7 @@ class SnapshotLoader(jinja2.BaseLoader):
 # far less than what would exhaust a node's memory.
 MAX_REPEAT = 1 << 24
 MAX_POWER_BITS = 1 << 16
+_DICT_ATTRIBUTES = frozenset(dir(dict))
 
 
 class BoundedSandbox(SharedShapes, SandboxedEnvironment):
@@ -63,6 +64,13 @@ class BoundedSandbox(SharedShapes, SandboxedEnvironment):
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         """The sandbox's `getattr`, with the safety of each type's attribute remembered."""
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            # What `getattr` would fail on (a plain dict has its type's attributes only),
+            # without raising and catching an AttributeError.
+            try:
+                return obj[attribute]
+            except (TypeError, LookupError):
+                return self.undefined(obj=obj, name=attribute)
         try:
             value = getattr(obj, attribute)
         except AttributeError:
