@@ -17,7 +17,15 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from reconciler.compile.inventory import CLASSES_DIR, FLEET_FILE, TEMPLATES_DIR, Block, Fleet, Layer
+from reconciler.compile.inventory import (
+    CLASSES_DIR,
+    FLEET_FILE,
+    TEMPLATES_DIR,
+    Block,
+    Fleet,
+    Layer,
+    NodeDecl,
+)
 from reconciler.git import Git
 from reconciler.render.deps import INVENTORY
 from reconciler.review.records import NodeRecord
@@ -75,19 +83,39 @@ class _Signatures:
         for block in sorted(fleet.blocks, key=lambda b: b.specificity):
             self.blocks[frozenset(block.selector.items())].append(block)
         self._block_values: dict[int, str] = {}
+        self._groups: dict[tuple[str, str, str], str] = {}
+        # By range layer and policy (the entry keeps the declaration, so the ids stay theirs).
+        self._ranges: dict[tuple[str, int, int], tuple[NodeDecl, str]] = {}
 
     def of(self, name: str) -> str:
         decl = self.fleet.nodes[name]
         node = decl.name
-        wanted = [("class", node.cls), ("product", node.product), ("cluster", node.cluster)]
-        matching: list[Block] = []
-        for subset in _SUBSETS:
-            matching += self.blocks.get(frozenset(wanted[i] for i in subset), [])
-        matching.sort(key=lambda b: b.specificity)
-        return _digest([self.common, [self._block(b) for b in matching],
-                        _layer_value(decl.range_layer), sorted(decl.range_policy.items()),
-                        _layer_value(decl.node_layer), sorted(decl.node_policy.items()),
-                        list(self.fleet.chain(node.cls))])
+        group = self._group(node.cls, node.product, node.cluster)
+        if decl.node_layer is not None or decl.node_policy:
+            return _digest([group, _layer_value(decl.range_layer),
+                            sorted(decl.range_policy.items()), _layer_value(decl.node_layer),
+                            sorted(decl.node_policy.items())])
+        # The nodes of a range share its layer and policy: one digest for them all.
+        key = (group, id(decl.range_layer), id(decl.range_policy))
+        found = self._ranges.get(key)
+        if found is None:
+            found = (decl, _digest([group, _layer_value(decl.range_layer),
+                                    sorted(decl.range_policy.items()), [], []]))
+            self._ranges[key] = found
+        return found[1]
+
+    def _group(self, cls: str, product: str, cluster: str) -> str:
+        """What the nodes of a class, product and cluster take from fleet.xml alike."""
+        found = self._groups.get((cls, product, cluster))
+        if found is None:
+            wanted = [("class", cls), ("product", product), ("cluster", cluster)]
+            matching: list[Block] = []
+            for subset in _SUBSETS:
+                matching += self.blocks.get(frozenset(wanted[i] for i in subset), [])
+            matching.sort(key=lambda b: b.specificity)
+            found = self._groups[cls, product, cluster] = _digest(
+                [self.common, [self._block(b) for b in matching], list(self.fleet.chain(cls))])
+        return found
 
     def _block(self, block: Block) -> str:
         found = self._block_values.get(id(block))
