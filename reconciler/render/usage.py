@@ -6,7 +6,7 @@ from __future__ import annotations
 import jinja2
 
 from reconciler.compile.inventory import TEMPLATES_DIR
-from reconciler.compile.nodeconfig import FileAction, NodeConfig, TreeAction
+from reconciler.compile.nodeconfig import Action, FileAction, NodeConfig, TreeAction
 from reconciler.errors import ConfigError
 from reconciler.render.renderer import Renderer, tree_entries
 from reconciler.render.unseal import sealed_variables
@@ -15,15 +15,18 @@ from reconciler.secrets.sealed import Sealed
 
 def templates_of(renderer: Renderer, node: NodeConfig) -> list[str]:
     """Every template (relative to templates/) the node's file and tree actions render."""
-    found: list[str] = []
+    return [name for action in node.actions for name in action_templates(renderer, action)]
+
+
+def action_templates(renderer: Renderer, action: Action) -> list[str]:
+    """The templates (relative to templates/) a file or tree action renders."""
+    if isinstance(action, FileAction) and action.ensure == "present" and action.template:
+        return [action.template]
     snapshot = renderer.fleet.snapshot
-    for action in node.actions:
-        if isinstance(action, FileAction) and action.ensure == "present" and action.template:
-            found.append(action.template)
-        elif isinstance(action, TreeAction) and snapshot.is_dir(f"{TEMPLATES_DIR}/{action.source}"):
-            found += [f"{action.source}/{rel}" for rel in tree_entries(snapshot, action.source)
-                      if rel.endswith(".j2")]
-    return found
+    if isinstance(action, TreeAction) and snapshot.is_dir(f"{TEMPLATES_DIR}/{action.source}"):
+        return [f"{action.source}/{rel}" for rel in tree_entries(snapshot, action.source)
+                if rel.endswith(".j2")]
+    return []
 
 
 def used_sealed(renderer: Renderer, node: NodeConfig) -> dict[str, Sealed]:

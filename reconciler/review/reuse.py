@@ -3,7 +3,8 @@ comparing it at both revisions renders them once.
 
 A file's content is made from its action (template, source or inline content, and the
 action's own variables), the templates its template includes, imports or extends, the
-node's identity and variables, its facts, and the fleet's node names (`nodes()`). When
+node's identity, the variables those templates read by name (any, when one includes a
+template by a computed name), its facts, and the fleet's node names (`nodes()`). When
 none of these differ between the two revisions, the base's files are the head's: the
 actions and variables are compared strictly (types and order too: `1` and `true`
 render differently), the repo files through the paths the change touched and the
@@ -16,9 +17,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import jinja2
+
 from reconciler.compile.nodeconfig import Action, FileAction, NodeConfig, TreeAction, Variable
+from reconciler.errors import ConfigError
 from reconciler.render.deps import Dependencies
 from reconciler.render.renderer import RenderedFile
+from reconciler.render.usage import action_templates
 from reconciler.review.incremental import matches
 
 
@@ -48,24 +53,45 @@ class Reuse:
         self._actions: dict[tuple[int, int], tuple[Action, Action, bool]] = {}
         self._variables: dict[tuple[int, int], tuple[Variable, Variable, bool]] = {}
         self._deps: dict[int, tuple[Action, bool]] = {}
+        self._templates: dict[int, tuple[Action, list[str]]] = {}
 
     def kept(self, base: NodeConfig, head: NodeConfig, head_files: Sequence[RenderedFile],
              head_deps: Dependencies) -> frozenset[str]:
         """The ids of the base's file and tree actions whose files are exactly the
         head's `head_files` of the same action (rendering them would give no problem)."""
-        if base.name != head.name or base.variables.keys() != head.variables.keys() or \
-                not all(self._same_variable(base.variables[name], var)
-                        for name, var in head.variables.items()):
+        if base.name != head.name:
             return frozenset()
+        differ = {name for name in base.variables.keys() | head.variables.keys()
+                  if name not in base.variables or name not in head.variables
+                  or not self._same_variable(base.variables[name], head.variables[name])}
         new = {a.id: a for a in head.actions if isinstance(a, FileAction | TreeAction)}
         undecided = {item.action.id for item in head_files if item.undecided}
         found = set()
         for was in base.actions:
             now = new.get(was.id)
             if now is not None and was.id not in undecided and self._same_action(was, now) \
-                    and not self._touched(now, head_deps):
+                    and not self._touched(now, head_deps) \
+                    and not (differ and self._reads(now, differ, head_deps)):
                 found.add(was.id)
         return frozenset(found)
+
+    def _reads(self, action: FileAction | TreeAction, variables: set[str],
+               deps: Dependencies) -> bool:
+        """Whether the templates of an action (with what they include or import) may
+        read one of `variables`: by name, or any by a template included by a computed
+        name, or one that does not load."""
+        templates = self._templates.get(id(action))
+        if templates is None:
+            templates = self._templates[id(action)] = (action, action_templates(
+                deps.renderer, action))
+        for name in templates[1]:
+            try:
+                names, dynamic = deps.renderer.referenced(name)
+            except (ConfigError, jinja2.TemplateError):
+                return True
+            if dynamic or not names.isdisjoint(variables):
+                return True
+        return False
 
     def _same_action(self, was: Action, now: Action) -> bool:
         key = (id(was), id(now))
