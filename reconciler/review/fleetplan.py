@@ -16,6 +16,7 @@ secret file reads "secret changed".
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
@@ -60,28 +61,33 @@ def _outcomes(
             progress(size)
 
 
+def _paths(repo: str, commits: dict[str, Any]) -> tuple[set[str], bool] | None:
+    """The repo paths that differ between the revisions, and whether links make paths
+    alias (`changed_paths`); None when git cannot say."""
+    if commits["base_commit"] is None or commits["head_commit"] is None:
+        return None
+    return changed_paths(repo, commits["base_commit"], commits["head_commit"])
+
+
 def _incremental(
-    repo: str, where: Path | None, base: Fleet, head: Fleet, commits: dict[str, Any],
-    facts: Mapping[str, Facts] | None,
+    where: Path | None, base: Fleet, head: Fleet, commits: dict[str, Any],
+    facts: Mapping[str, Facts] | None, paths: Callable[[], tuple[set[str], bool] | None],
 ) -> tuple[dict[str, NodeRecord] | None, Work | None]:
     """The base's records and what the change touches, or (None, None) for a full plan."""
     known = records.load(where, commits["base_commit"], facts_key(facts))
     if known is None:
         return None, None
-    found = changed_paths(repo, commits["base_commit"], commits["head_commit"])
+    found = paths()
     if found is None:
         return None, None
     work = plan_work(base, head, *found, known)
     return (known, work) if work is not None else (None, None)
 
 
-def _changed(repo: str, base: Fleet, head: Fleet, commits: dict[str, Any]
+def _changed(base: Fleet, head: Fleet, found: tuple[set[str], bool] | None
              ) -> frozenset[str] | None:
     """The repo paths that differ between the revisions, with the inventory when their
     nodes do; None when symlinks make paths alias (then no file is known unchanged)."""
-    if commits["base_commit"] is None or commits["head_commit"] is None:
-        return None
-    found = changed_paths(repo, commits["base_commit"], commits["head_commit"])
     if found is None or found[1]:
         return None
     return frozenset(found[0] | ({INVENTORY} if set(base.nodes) != set(head.nodes) else set()))
@@ -143,7 +149,8 @@ def plan_fleet(
             raise UsageError.because(f"no node {', '.join(unknown)} at either revision")
         planned = [name for name in planned if name in only]
     where = records_dir(repo) if keep_records and only is None else None
-    known, work = _incremental(repo, where, base, head, commits, facts) \
+    paths = functools.cache(lambda: _paths(repo, commits))
+    known, work = _incremental(where, base, head, commits, facts, paths) \
         if not full and base is not None else (None, None)
     if work is not None and base is not None:
         planned = [name for name in planned if name not in base.nodes or name in work.nodes]
@@ -162,8 +169,9 @@ def plan_fleet(
     invalid = False
     head_records: dict[str, NodeRecord] = {}
     old_records: dict[str, NodeRecord] = {}
-    changed = _changed(repo, base, head, commits) \
-        if reuse and work is None and base is not None else None
+    # Nodes rendered whole, in a full plan or an incremental one, render at the base
+    # only what the head's files cannot stand for (review/reuse.py).
+    changed = _changed(base, head, paths()) if reuse and base is not None else None
     for outcome in _outcomes(base, head, planned, jobs, advance, facts, work, base_records,
                              changed):
         if outcome.record is not None:
