@@ -64,7 +64,7 @@ class BoundedSandbox(SharedShapes, SandboxedEnvironment):
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         """The sandbox's `getattr`, with the safety of each type's attribute remembered."""
-        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+        if type(obj) is dict and type(attribute) is str and attribute not in _DICT_ATTRIBUTES:
             # What `getattr` would fail on (a plain dict has its type's attributes only),
             # without raising and catching an AttributeError.
             try:
