@@ -183,6 +183,26 @@ def test_syntax_error_in_an_included_template_names_that_template(ws: Workspace)
         "'end of print statement' (node web-01.tickets.chi1.sa)"]
 
 
+MAP_FLEET = fleet_xml('''\
+  <defaults>
+    <var name="limits" type="map"><entry key="x" type="int">1</entry></var>
+  </defaults>
+  <nodes class="web" product="tickets" cluster="chi1" count="1"/>
+''')
+
+
+def test_map_keys_read_as_attributes(ws: Workspace) -> None:
+    out = rendered(ws, {"fleet.xml": MAP_FLEET,
+                        "templates/base/motd.j2": "{{ limits.x }} {{ limits.keys()|list }}\n"})
+    assert out["/etc/motd"] == b"1 ['x']\n"
+
+
+def test_missing_map_key_read_as_an_attribute_is_an_error(ws: Workspace) -> None:
+    assert problems(ws, {"fleet.xml": MAP_FLEET, "templates/base/motd.j2": "{{ limits.y }}\n"}) == [
+        "templates/base/motd.j2:1: undefined variable: 'dict object' has no attribute 'y' "
+        "(node web-01.tickets.chi1.sa)"]
+
+
 def test_undefined_variable_names_template_line_and_node(ws: Workspace) -> None:
     assert problems(ws, with_motd("a\nb\n{{ nope }}\n")) == [
         "templates/base/motd.j2:3: undefined variable: 'nope' is undefined; did you mean "
@@ -203,6 +223,7 @@ def test_undefined_variable_in_a_macro_points_at_the_macro(ws: Workspace) -> Non
     "cycler.__init__.__globals__",
     "nodes.__globals__",
     "node.__class__",
+    "{}.__class__",
 ])
 def test_sandbox_escape_attempts_are_refused(ws: Workspace, expression: str) -> None:
     [problem] = problems(ws, with_motd(f"x\n{{{{ {expression} }}}}\n"))
