@@ -178,10 +178,11 @@ def _copy_directory(path: Path, root: Path) -> None:
 def apply(repo: Path, node: str, root: Path, home: Path) -> subprocess.CompletedProcess[str]:
     """`reconciler apply` of `node` under `root`, every severity allowed (the database
     class holds even its config files otherwise); services and commands stay held, since
-    reconciler never runs them under a root other than /. Fails if any action failed."""
+    reconciler never runs them under a root other than /. Fails if any action failed;
+    the run's report is its stdout, as JSON."""
     done = reconciler(
         ["apply", "--repo", str(repo), "--node", node, "--root", str(root),
-         "--max-severity", "reboot",
+         "--max-severity", "reboot", "--format", "json",
          # DEMO ONLY: the example publishes its nodes' age identities (keys/demo-identities)
          "--identity", str(repo / "keys" / "demo-identities" / f"{node}.key")],
         env=git_env(home))
