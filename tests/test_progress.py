@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from clirun import RECONCILER, reconciler
+from configrepo import git_env
 from ptyrun import in_terminal
 from review_support import SMALL_FLEET
 
@@ -16,11 +17,14 @@ NODE = "proxy-01.tickets.chi1.sa"
 pytestmark = pytest.mark.usefixtures("isolated_git")
 
 
-@pytest.fixture
-def fleet(tmp_path: Path) -> Path:
-    """The example fleet (800 nodes), for the stages of a real node's run."""
-    repo = tmp_path / "fleet"
-    assert reconciler(["init", repo]).returncode == 0
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example fleet (800 nodes), for the stages of a real node's run; the tests only
+    read it."""
+    base = tmp_path_factory.mktemp("example")
+    (base / "home").mkdir()
+    repo = base / "fleet"
+    assert reconciler(["init", repo], env=git_env(base / "home")).returncode == 0
     return repo
 
 
