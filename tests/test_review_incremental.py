@@ -146,7 +146,8 @@ def _edit(repo: Path, rng: random.Random, step: int, kind: str, tree: str) -> st
     files = [repo / "fleet.xml", *sorted((repo / "classes").glob("*.xml"))]
     if kind == "template":
         path = rng.choice(sorted(p for p in (repo / "templates").rglob("*")
-                                 if p.is_file() and "keys" not in p.parts))
+                                 if p.is_file() and "keys" not in p.parts
+                                 and p.suffix != ".deb"))  # text only, as an edit makes it
         lines = path.read_text().splitlines(keepends=True)
         at = rng.randrange(len(lines) + 1)
         new = rng.choice([f"# edit {step}\n", "# for {{ node.name }}\n", ""])
