@@ -17,17 +17,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import pwd
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from bench_engine import NODE, make_repo, timed
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from nginx_support import nginx_serving
 
 POLLS = 100  # the daemon's CPU is counted in clock ticks: many polls for a per-poll figure
 WRAPPER = '#!/bin/sh\necho "$*" >> "{log}"\nexec {git} "$@"\n'
@@ -85,42 +86,40 @@ def main() -> None:
         tip = subprocess.run(["git", "-C", str(bare), "rev-parse", "main"], check=True,
                              capture_output=True, text=True).stdout.strip()
         (bare / "reconciler-tip").write_text(f"{tip} refs/heads/main\n")
-        web_port = port + 1
-        nginx = start_nginx(base / "nginx", served, web_port)
-        try:
-            url = f"git://127.0.0.1:{port}/fleet.git"
-            tip_url = f"http://127.0.0.1:{web_port}/fleet.git/reconciler-tip"
-            runs = {name: [reconciler, "run", "--config", str(node_config(
-                base / name, url, tip_url if name == "tip file" else None))]
-                for name in ("git", "tip file")}
-            # A setting flag takes the full CLI and engine (their own quiet cycle): as before.
-            runs["git, full CLI"] = [*runs["git"], "--fetch-timeout", "60"]
-            for run in list(runs.values())[:2]:  # converge, check the cache, record in sync
-                timed("first run", run, {0, 2}, env)
-                timed("second run", run, {0}, env)
-                timed("third run", run, {0}, env)
-            figures: dict[str, list[tuple[float, float, float]]] = {name: [] for name in runs}
-            calls: dict[str, int] = dict.fromkeys(runs, 0)
-            daemon_ms: dict[str, float] = dict.fromkeys(runs, 0.0)
-            for _ in range(args.runs):
-                for name, run in runs.items():
-                    log.write_text("")
-                    before = daemon_cpu(daemon.pid)
-                    figures[name].append(timed("quiet run", run, {0}, env))
-                    daemon_ms[name] += (daemon_cpu(daemon.pid) - before) * 1000 / args.runs
-                    calls[name] += len(log.read_text().splitlines())
-            cache = str(base / "git" / "state" / "source.git")
-            every = ["git", "-C", cache, "fetch", "-q", "--prune", "--no-tags", "--", url,
-                     "+refs/heads/*:refs/heads/*"]
-            one = ["git", "-C", cache, "-c", "maintenance.auto=false", "fetch", "-q",
-                   "--no-tags", "--no-write-fetch-head", "--", url,
-                   "+refs/heads/main:refs/heads/main"]
-            every_ms = polls_cpu(daemon.pid, every, POLLS)
-            one_ms = polls_cpu(daemon.pid, one, POLLS)
-        finally:
-            for process in (daemon, nginx):
-                process.terminate()
-                process.wait()
+        with nginx_serving(served, base / "nginx", log=False) as nginx:
+            try:
+                url = f"git://127.0.0.1:{port}/fleet.git"
+                tip_url = nginx.url("fleet.git/reconciler-tip")
+                runs = {name: [reconciler, "run", "--config", str(node_config(
+                    base / name, url, tip_url if name == "tip file" else None))]
+                    for name in ("git", "tip file")}
+                # A setting flag takes the full CLI and engine (their own quiet cycle): as before.
+                runs["git, full CLI"] = [*runs["git"], "--fetch-timeout", "60"]
+                for run in list(runs.values())[:2]:  # converge, check the cache, record in sync
+                    timed("first run", run, {0, 2}, env)
+                    timed("second run", run, {0}, env)
+                    timed("third run", run, {0}, env)
+                figures: dict[str, list[tuple[float, float, float]]] = {name: [] for name in runs}
+                calls: dict[str, int] = dict.fromkeys(runs, 0)
+                daemon_ms: dict[str, float] = dict.fromkeys(runs, 0.0)
+                for _ in range(args.runs):
+                    for name, run in runs.items():
+                        log.write_text("")
+                        before = daemon_cpu(daemon.pid)
+                        figures[name].append(timed("quiet run", run, {0}, env))
+                        daemon_ms[name] += (daemon_cpu(daemon.pid) - before) * 1000 / args.runs
+                        calls[name] += len(log.read_text().splitlines())
+                cache = str(base / "git" / "state" / "source.git")
+                every = ["git", "-C", cache, "fetch", "-q", "--prune", "--no-tags", "--", url,
+                         "+refs/heads/*:refs/heads/*"]
+                one = ["git", "-C", cache, "-c", "maintenance.auto=false", "fetch", "-q",
+                       "--no-tags", "--no-write-fetch-head", "--", url,
+                       "+refs/heads/main:refs/heads/main"]
+                every_ms = polls_cpu(daemon.pid, every, POLLS)
+                one_ms = polls_cpu(daemon.pid, one, POLLS)
+            finally:
+                daemon.terminate()
+                daemon.wait()
         print(f"quiet `reconciler run`, 1,000 files, {args.branches} open branches, "
               f"{args.runs} runs each, interleaved, {os.cpu_count()} CPUs, "
               f"load {os.getloadavg()[0]:.1f}")
@@ -143,41 +142,6 @@ def node_config(where: Path, url: str, tip_url: str | None) -> Path:
                       f'state-dir = "{where / "state"}"\nmax-severity = "reboot"\n' +
                       (f'tip-url = "{tip_url}"\n' if tip_url else ""))
     return config
-
-
-NGINX = """\
-daemon off;
-worker_processes 1;
-{user}
-pid {run}/nginx.pid;
-error_log {run}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {run}/body;
-    proxy_temp_path {run}/proxy;
-    fastcgi_temp_path {run}/fastcgi;
-    uwsgi_temp_path {run}/uwsgi;
-    scgi_temp_path {run}/scgi;
-    server {{ listen 127.0.0.1:{port}; root {root}; default_type text/plain; }}
-}}
-"""
-
-
-def start_nginx(run: Path, root: Path, port: int) -> subprocess.Popen[bytes]:
-    """nginx serving `root` on 127.0.0.1:`port`, its own files in `run`."""
-    run.mkdir()
-    user = f"user {pwd.getpwuid(os.geteuid()).pw_name};" if os.geteuid() == 0 else ""
-    (run / "nginx.conf").write_text(NGINX.format(user=user, run=run, port=port, root=root))
-    process = subprocess.Popen(["nginx", "-c", str(run / "nginx.conf"), "-p", str(run)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(500):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return process
-        except OSError:
-            time.sleep(0.01)
-    raise SystemExit(f"nginx did not listen on {port}")
 
 
 if __name__ == "__main__":

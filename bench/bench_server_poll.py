@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench_engine import make_repo
-from bench_quiet import start_nginx
+from bench_quiet import nginx_serving
 
 from reconciler.source.lsrefs import ask_git
 
@@ -98,7 +98,7 @@ def main() -> None:
         (bare / "reconciler-tip").write_text(f"{tip} refs/heads/main\n")
         cache = base / "cache.git"
         subprocess.run(["git", "init", "-q", "--bare", str(cache)], check=True)
-        git_port, web_port = free_port(), free_port()
+        git_port = free_port()
         url = f"git://127.0.0.1:{git_port}/fleet.git"
         exec_path = subprocess.run(["git", "--exec-path"], check=True, capture_output=True,
                                    text=True).stdout.strip()
@@ -107,40 +107,39 @@ def main() -> None:
             [f"{exec_path}/git-daemon", "--export-all", f"--base-path={served}", "--reuseaddr",
              "--listen=127.0.0.1", f"--port={git_port}", str(served)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)  # fmt: skip
-        nginx = start_nginx(base / "nginx", served, web_port)
-        try:
-            wait_for(git_port)
-            fetch = ["git", "-C", str(cache), "-c", "maintenance.auto=false", "fetch", "-q",
-                     "--no-tags", "--no-write-fetch-head", "--", url,
-                     "+refs/heads/main:refs/heads/main"]
-            subprocess.run(fetch, check=True, env=env)
+        with nginx_serving(served, base / "nginx", log=False) as nginx:
+            try:
+                wait_for(git_port)
+                fetch = ["git", "-C", str(cache), "-c", "maintenance.auto=false", "fetch", "-q",
+                         "--no-tags", "--no-write-fetch-head", "--", url,
+                         "+refs/heads/main:refs/heads/main"]
+                subprocess.run(fetch, check=True, env=env)
 
-            def command(*argv: str) -> Callable[[], object]:
-                return lambda: subprocess.run(argv, check=True, stdout=subprocess.DEVNULL,
-                                              env=env)
+                def command(*argv: str) -> Callable[[], object]:
+                    return lambda: subprocess.run(argv, check=True, stdout=subprocess.DEVNULL,
+                                                  env=env)
 
-            assert ask_git(url, "main", cache, 10) == tip
-            figures = [
-                ("git fetch of main (the full run)", command(*fetch)),
-                ("one v2 ls-refs of main, as a quiet run asks it (the floor)", lambda: ask_git(
-                    url, "main", cache, 10)),
-                ("git ls-remote of main, v2 (git 2.39 sends no ref-prefix: every ref)",
-                 command("git", "-c", "protocol.version=2", "ls-remote", "--", url,
-                         "refs/heads/main")),
-                ("git ls-remote, protocol v0 (every ref)", command(
-                    "git", "-c", "protocol.version=0", "ls-remote", "--", url)),
-            ]
-            results = [(label, per_poll(daemon.pid, True, poll, args.polls))
-                       for label, poll in figures]
-            own = per_poll(daemon.pid, False, figures[1][1], args.polls)
-            workers = Path(f"/proc/{nginx.pid}/task/{nginx.pid}/children").read_text().split()
-            etag = _etag(web_port)
-            web = per_poll(int(workers[0]), False, lambda: conditional_get(
-                web_port, "/fleet.git/reconciler-tip", etag), args.gets)
-        finally:
-            for process in (daemon, nginx):
-                process.terminate()
-                process.wait()
+                assert ask_git(url, "main", cache, 10) == tip
+                figures = [
+                    ("git fetch of main (the full run)", command(*fetch)),
+                    ("one v2 ls-refs of main, as a quiet run asks it (the floor)", lambda: ask_git(
+                        url, "main", cache, 10)),
+                    ("git ls-remote of main, v2 (git 2.39 sends no ref-prefix: every ref)",
+                     command("git", "-c", "protocol.version=2", "ls-remote", "--", url,
+                             "refs/heads/main")),
+                    ("git ls-remote, protocol v0 (every ref)", command(
+                        "git", "-c", "protocol.version=0", "ls-remote", "--", url)),
+                ]
+                results = [(label, per_poll(daemon.pid, True, poll, args.polls))
+                           for label, poll in figures]
+                own = per_poll(daemon.pid, False, figures[1][1], args.polls)
+                workers = Path(f"/proc/{nginx.pid}/task/{nginx.pid}/children").read_text().split()
+                etag = _etag(nginx.port)
+                web = per_poll(int(workers[0]), False, lambda: conditional_get(
+                    nginx.port, "/fleet.git/reconciler-tip", etag), args.gets)
+            finally:
+                daemon.terminate()
+                daemon.wait()
     print(f"config server CPU per quiet poll, {args.branches} open branches, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
     for label, figure in results:

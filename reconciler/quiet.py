@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from reconciler.compile.nodeconfig import NodeConfig
     from reconciler.facts.model import Facts
     from reconciler.record.report import RunReport
-    from reconciler.render.renderer import RenderedFile
+    from reconciler.render.rendered import RenderedFile
     from reconciler.source.snapshot import Snapshot
 
 

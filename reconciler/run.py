@@ -16,22 +16,22 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from reconciler import quiet
 from reconciler.apply import health
 from reconciler.apply.executor import execute
 from reconciler.apply.leftovers import clear_leftovers
 from reconciler.apply.revert import Journal
-from reconciler.compile.compiler import compile_node, load_fleet
-from reconciler.compile.inventory import Fleet
-from reconciler.compile.nodeconfig import NodeConfig, Severity, SymlinkAction
+from reconciler.compile.nodeconfig import NodeConfig, Severity
+from reconciler.desire import Desired as Desired  # re-exported, as callers of a run find them
+from reconciler.desire import desire as desire
+from reconciler.desire import rendered
 from reconciler.errors import (
-    ConfigError,
     Failed,
     Problem,
     ReconcilerError,
@@ -54,85 +54,25 @@ from reconciler.record.recovery import (
     removed_note,
     set_aside_unreadable,
 )
-from reconciler.render.budget import Budget, RenderStopped, render_bounded
-from reconciler.render.renderer import RenderedFile, Renderer, render_node
+from reconciler.render.budget import Budget, RenderStopped
 from reconciler.rollout import window
 from reconciler.secrets import age
 from reconciler.secrets.digest import ContentDigest
-from reconciler.secrets.unseal import IdentityUnsealer
-from reconciler.source.snapshot import Snapshot
 from reconciler.source.worktree import Source
 from reconciler.statedir import AGE_IDENTITY, StateDir, ensure_directory
 from reconciler.system.interface import NotDurable, System
 from reconciler.system.local import LocalSystem
 from reconciler.system.wrappers import LoggingSystem, ReadOnlySystem
 
+if TYPE_CHECKING:  # compiling and rendering are loaded by the runs that do them
+    from reconciler.compile.inventory import Fleet
+    from reconciler.source.snapshot import Snapshot
+
 Mode = Literal["audit", "change"]
 
 
 def _never() -> bool:
     return False
-
-
-# ---------------------------------------------------------------- desired state
-
-
-@dataclass(frozen=True)
-class Desired:
-    """The desired state of one node at one commit: compiled and rendered, with the
-    facts it was rendered with (what the node's report says it is)."""
-
-    node: NodeConfig
-    rendered: dict[str, list[RenderedFile]]
-    snapshot: Snapshot  # the config it was compiled from
-    facts: Facts | None = None
-
-    def files(self) -> Iterable[RenderedFile]:
-        return (item for items in self.rendered.values() for item in items)
-
-    def paths(self) -> list[str]:
-        """The node paths written through a temp name: rendered files and symlinks."""
-        links = [a.path for a in self.node.actions if isinstance(a, SymlinkAction)]
-        return [item.path for item in self.files()] + links
-
-
-def desire(
-    fleet: Fleet, node_name: str, renderer: Renderer | None = None,
-    bytecode_dir: str | None = None, facts: Facts | None = None,
-    identity: str = AGE_IDENTITY,
-) -> Desired:
-    """Compile and render one node with its `facts`, refusing the whole commit on any
-    problem; the encrypted variables its templates read are decrypted with its age
-    `identity`."""
-    node = compile_node(fleet, node_name)
-    renderer = renderer or Renderer(fleet, bytecode_dir,
-                                    {node_name: facts} if facts is not None else None,
-                                    IdentityUnsealer(identity))
-    return rendered(fleet, node, renderer, facts)
-
-
-def rendered(
-    fleet: Fleet, node: NodeConfig, renderer: Renderer, facts: Facts | None = None,
-    budget: Budget | None = None, should_stop: Callable[[], bool] = _never,
-) -> Desired:
-    """Render a compiled node's files with its `facts` (the renderer's), refusing the
-    whole commit on any template problem, and any file that needs facts the renderer
-    does not have. With a `budget`, in a child process held to it (render/budget.py)."""
-    if budget is not None:
-        files, problems = render_bounded(renderer, node, budget, should_stop)
-    else:
-        files, problems = render_node(renderer, node)
-        renderer.save_cache()
-    problems += [Problem(f"{item.path} depends on facts ({', '.join(item.unknown_facts)}), "
-                         "which this run did not gather", item.action.origin.path,
-                         item.action.origin.line, node.name, item.action.id)
-                 for item in files if item.unknown_facts]
-    if problems:
-        raise ConfigError(problems)
-    by_action: dict[str, list[RenderedFile]] = {}
-    for item in files:
-        by_action.setdefault(item.action.id, []).append(item)
-    return Desired(node, by_action, fleet.snapshot, facts)
 
 
 @dataclass(frozen=True)
@@ -348,6 +288,8 @@ def read_source(now: RunState) -> None:
 def compile_config(now: RunState) -> None:
     """The node's configuration; a node name the fleet does not know is a mistake in the
     node's own settings, not in the commit."""
+    from reconciler.compile.compiler import compile_node, load_fleet
+
     assert now.snapshot is not None
     now.fleet = load_fleet(now.snapshot)
     try:
@@ -366,6 +308,9 @@ def wait_for_rollout(now: RunState) -> None:
 
 
 def render_files(now: RunState) -> None:
+    from reconciler.render.renderer import Renderer
+    from reconciler.secrets.unseal import IdentityUnsealer
+
     assert now.fleet is not None and now.config is not None
     facts = {now.run.node: now.facts} if now.facts is not None else None
     renderer = Renderer(now.fleet, str(now.run.state.template_cache), facts,

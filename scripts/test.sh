@@ -62,4 +62,8 @@ fi
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[test]'
+# The tests start hundreds of Python processes (the CLI where a process is the point,
+# git hooks, agents, pushers): with PYTHONDONTWRITEBYTECODE set and the sources changed
+# since their bytecode was written, each would compile every module it imports again.
+.venv/bin/python -m compileall -q reconciler
 exec .venv/bin/python -m pytest -q "$@"

@@ -12,11 +12,15 @@ addresses and ports, touch nothing of the host, and all die with the namespace.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
+import functools
 import os
+import shutil
 import socket
 import struct
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -46,6 +50,8 @@ TOOLS = {
     "/usr/bin/setpriv": "util-linux",
     "/bin/ip": "iproute2",
 }
+
+DPKG = Path("/var/lib/dpkg")
 
 # State directories the packages create at install time: in an image they exist, empty,
 # with the host's owner and mode. /var/log/mysql is not one of them (Debian 12's
@@ -133,14 +139,28 @@ def seed(root: Path) -> None:
     """Lay out `root` as a Debian node with this host's packages installed, not configured."""
     root.mkdir(parents=True)
     run_checked(["cp", "-a", "/etc", str(root / "etc")])
-    (root / "var" / "lib").mkdir(parents=True)
-    run_checked(["cp", "-a", "/var/lib/dpkg", str(root / "var" / "lib" / "dpkg")])
+    dpkg = root / "var" / "lib" / "dpkg"
+    dpkg.mkdir(parents=True)
+    shutil.copystat(DPKG, dpkg)
+    run_checked(["cp", "-a", *(str(p) for p in DPKG.iterdir() if p.name != "info"), str(dpkg)])
+    run_checked(["cp", "-al", str(_dpkg_info()), str(dpkg / "info")])
     for path in ("/usr/local", "/opt", *PACKAGE_DIRS):
         _copy_directory(Path(path), root)
     (root / "var" / "run").symlink_to("/run")
     (root / "var" / "lock").symlink_to("/run/lock")
     (root / "var" / "tmp").mkdir()
     (root / "var" / "tmp").chmod(0o1777)
+
+
+@functools.cache
+def _dpkg_info() -> Path:
+    """This test process's copy of the host's dpkg info directory (30 MB, most of a
+    seed's cost), which every image hard-links: dpkg replaces those files by rename and
+    never writes them in place, and no image links to the host's own files."""
+    where = Path(tempfile.mkdtemp(prefix="dpkg-info-"))
+    atexit.register(shutil.rmtree, where, ignore_errors=True)
+    run_checked(["cp", "-a", str(DPKG / "info"), str(where / "info")])
+    return where / "info"
 
 
 def _copy_directory(path: Path, root: Path) -> None:
@@ -158,10 +178,11 @@ def _copy_directory(path: Path, root: Path) -> None:
 def apply(repo: Path, node: str, root: Path, home: Path) -> subprocess.CompletedProcess[str]:
     """`reconciler apply` of `node` under `root`, every severity allowed (the database
     class holds even its config files otherwise); services and commands stay held, since
-    reconciler never runs them under a root other than /. Fails if any action failed."""
+    reconciler never runs them under a root other than /. Fails if any action failed;
+    the run's report is its stdout, as JSON."""
     done = reconciler(
         ["apply", "--repo", str(repo), "--node", node, "--root", str(root),
-         "--max-severity", "reboot",
+         "--max-severity", "reboot", "--format", "json",
          # DEMO ONLY: the example publishes its nodes' age identities (keys/demo-identities)
          "--identity", str(repo / "keys" / "demo-identities" / f"{node}.key")],
         env=git_env(home))

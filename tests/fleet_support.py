@@ -115,10 +115,18 @@ def wait_until(condition: Any, timeout: float, what: str) -> None:
 
 
 def wait_published(nodes: Iterable[FleetNode], timeout: float = 120.0) -> None:
+    """Until every node's pusher is done; a node seen published is not asked again (each
+    asking is a git process, and nothing runs on the nodes meanwhile)."""
     pending = list(nodes)
-    wait_until(lambda: all(n.published() for n in pending), timeout,
-               "background pushers: " + ", ".join(n.name for n in pending
-                                                    if not n.published())[:500])
+
+    def done() -> bool:
+        pending[:] = [node for node in pending if not node.published()]
+        return not pending
+
+    try:
+        wait_until(done, timeout, "background pushers")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {', '.join(n.name for n in pending)[:500]}") from None
 
 
 def config_origin(base: Path, files: dict[str, str | bytes | None],

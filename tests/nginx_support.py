@@ -24,7 +24,7 @@ error_log {run}/error.log;
 events {{ worker_connections 64; }}
 http {{
     log_format tip '$status $request_uri';
-    access_log {run}/access.log tip;
+    access_log {access_log};
     client_body_temp_path {run}/body;
     proxy_temp_path {run}/proxy;
     fastcgi_temp_path {run}/fastcgi;
@@ -68,13 +68,16 @@ def serving_tips(bare: Path, run: Path) -> Iterator[Nginx]:
 
 
 @contextmanager
-def nginx_serving(root: Path, run: Path) -> Iterator[Nginx]:
-    """nginx serving the files under `root`, its own files in `run`."""
+def nginx_serving(root: Path, run: Path, log: bool = True) -> Iterator[Nginx]:
+    """nginx serving the files under `root`, its own files in `run`; without `log`, no
+    access log (a benchmark counts what nginx itself spends on an answer)."""
     run.mkdir(parents=True, exist_ok=True)
     port = free_port()
     user = f"user {pwd.getpwuid(os.geteuid()).pw_name};" if os.geteuid() == 0 else ""
     config = run / "nginx.conf"
-    config.write_text(CONFIG.format(user=user, run=run, port=port, root=root))
+    access_log = f"{run}/access.log tip" if log else "off"
+    config.write_text(CONFIG.format(user=user, run=run, port=port, root=root,
+                                    access_log=access_log))
     process = subprocess.Popen(["nginx", "-c", str(config), "-p", str(run)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from test_quiet_cycle import full
 
-from reconciler import run as run_module
+from reconciler.compile import compiler
 
 
 def applied_node(tmp_path: Path, repo: Path) -> Path:
@@ -23,11 +23,11 @@ def applied_node(tmp_path: Path, repo: Path) -> Path:
 def count_compiles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The runs that load the fleet (compile) from now on, by snapshot label."""
     seen: list[str] = []
-    real = run_module.load_fleet
+    real = compiler.load_fleet
 
     def counting(snapshot: Any) -> Any:
         seen.append(snapshot.label)
         return real(snapshot)
 
-    monkeypatch.setattr(run_module, "load_fleet", counting)
+    monkeypatch.setattr(compiler, "load_fleet", counting)
     return seen

@@ -26,7 +26,6 @@ from daemon_node import (
     build_node,
     init_example,
     run_checked,
-    seed,
     skip_unless_runnable,
 )
 
@@ -160,30 +159,3 @@ def test_apply_puts_the_site_back_byte_for_byte_and_nginx_is_not_reloaded(
         (stat_before.st_mode, stat_before.st_uid, stat_before.st_gid)
     assert nginx.run("/usr/sbin/nginx", "-t", "-q").returncode == 0
     assert nginx_processes(nginx) == serving, "nginx was not reloaded"
-
-
-EVERY_NODE = {"chronyd", "sshd", "logrotate"}
-
-
-@pytest.mark.parametrize(("name", "checkers"), [
-    ("database-02.events.lax2.sa", EVERY_NODE | {"mariadbd", "systemd-analyze"}),
-    ("app-41.tickets.chi1.sa", EVERY_NODE),
-])
-def test_a_fresh_node_runs_every_declared_check_and_validate_and_passes_them(
-        example: Path, tmp_path: Path, home: Path, name: str, checkers: set[str]) -> None:
-    """The example's checkers (sshd, chronyd, logrotate, systemd-analyze, mariadbd,
-    crontab, sh -n) all run on a node being built, inside its root, and pass."""
-    root = tmp_path / "root"
-    seed(root)
-    done = reconciler(home, "apply", "--repo", str(example), "--node", name, "--root",
-                      str(root), "--max-severity", "reboot", "--format", "json",
-                      "--identity", str(example / "keys" / "demo-identities" / f"{name}.key"))
-    report = json.loads(done.stdout)
-    checks = {(a["id"], c["run"]): c["status"] for a in report["actions"] for c in a["checks"]}
-    assert set(checks.values()) == {"passed"}, checks
-    ran = {word for _, run in checks for word in run.split()}
-    assert checkers <= ran, f"{sorted(checkers - ran)} did not run"
-    notes = [c["detail"] for a in report["actions"] for c in a["changes"]
-             if c.get("detail") and "validat" in c["detail"]]
-    assert notes == []
-    assert done.returncode & 4 == 0, done.stdout

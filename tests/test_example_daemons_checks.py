@@ -9,16 +9,19 @@ few whose only check is the daemon running are proven by test_example_daemons.py
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 from daemon_node import (
     NodeNamespace,
-    build_node,
+    apply,
     init_example,
     rendered_paths,
+    seed,
     skip_unless_runnable,
 )
 
@@ -110,21 +113,56 @@ def failures(root: Path, checks: dict[Check, list[str]]) -> list[str]:
     return found
 
 
+class Image(NamedTuple):
+    """A node of NODES built: its root, the paths of the files rendered for it, and the
+    report of the apply that built it."""
+
+    root: Path
+    paths: list[str]
+    report: dict[str, Any]
+
+
 @pytest.fixture(scope="module")
-def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, list[str]]]:
-    """Each node of NODES built, with the paths of the files rendered for it."""
+def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Image]:
+    """Each node of NODES built."""
     base = tmp_path_factory.mktemp("example")
     home = base / "home"
     repo = init_example(base / "fleet", home)
-    return {name: (build_node(repo, name, base / name / "root", home),
-                   rendered_paths(repo, name, base / name / "rendered", home))
-            for name in NODES}
+    built = {}
+    for name in NODES:
+        root = base / name / "root"
+        seed(root)
+        report = json.loads(apply(repo, name, root, home).stdout)
+        built[name] = Image(root, rendered_paths(repo, name, base / name / "rendered", home),
+                            report)
+    return built
+
+
+EVERY_NODE = {"chronyd", "sshd", "logrotate"}
+DECLARED = {"database-02.events.lax2.sa": EVERY_NODE | {"mariadbd", "systemd-analyze"},
+            "app-41.tickets.chi1.sa": EVERY_NODE}
+
+
+@pytest.mark.parametrize("name", DECLARED)
+def test_a_fresh_node_runs_every_declared_check_and_validate_and_passes_them(
+        images: dict[str, Image], name: str) -> None:
+    """The example's own checkers (sshd, chronyd, logrotate, systemd-analyze, mariadbd,
+    crontab, sh -n), declared as <check>s and validate=, all run in the apply that built
+    the node, inside its root, and pass (a failed one fails the build)."""
+    report = images[name].report
+    checks = {(a["id"], c["run"]): c["status"] for a in report["actions"] for c in a["checks"]}
+    assert set(checks.values()) == {"passed"}, checks
+    ran = {word for _, run in checks for word in run.split()}
+    assert DECLARED[name] <= ran, f"{sorted(DECLARED[name] - ran)} did not run"
+    notes = [c["detail"] for a in report["actions"] for c in a["changes"]
+             if c.get("detail") and "validat" in c["detail"]]
+    assert notes == []
 
 
 @pytest.mark.parametrize("name", NODES)
 def test_every_rendered_file_is_checked_by_its_daemon_or_says_why_not(
-        images: dict[str, tuple[Path, list[str]]], name: str) -> None:
-    root, paths = images[name]
+        images: dict[str, Image], name: str) -> None:
+    root, paths, _ = images[name]
     uncovered = [path for path in paths if checker(path, root) is None
                  and path not in NO_CHECKER and path not in PROVEN_BY_RUNNING
                  and path != SYSCTL]
@@ -133,8 +171,8 @@ def test_every_rendered_file_is_checked_by_its_daemon_or_says_why_not(
 
 @pytest.mark.parametrize("name", NODES)
 def test_every_rendered_file_passes_its_daemons_checker(
-        images: dict[str, tuple[Path, list[str]]], name: str) -> None:
-    root, paths = images[name]
+        images: dict[str, Image], name: str) -> None:
+    root, paths, _ = images[name]
     checks: dict[Check, list[str]] = {}
     for path in paths:
         check = checker(path, root)
@@ -169,9 +207,9 @@ MISTAKES = [
 @pytest.mark.parametrize(("name", "path", "old", "new"), MISTAKES,
                          ids=[f"{name.split('.')[0]}:{path}" for name, path, *_ in MISTAKES])
 def test_a_mistake_in_a_rendered_file_fails_its_daemons_checker(
-        images: dict[str, tuple[Path, list[str]]],
+        images: dict[str, Image],
         name: str, path: str, old: str, new: str) -> None:
-    root = images[name][0]
+    root = images[name].root
     target = root / path.lstrip("/")
     original = target.read_text()
     assert old in original

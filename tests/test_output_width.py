@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from clirun import RECONCILER, reconciler
+from configrepo import git_env
 from ptyrun import in_terminal
 
 NODE = "proxy-01.tickets.chi1.sa"
@@ -17,10 +18,13 @@ ORIGIN = re.compile(r"[\w./-]+\.xml:\d+")
 pytestmark = pytest.mark.usefixtures("isolated_git")
 
 
-@pytest.fixture
-def fleet(tmp_path: Path) -> Path:
-    repo = tmp_path / "fleet"
-    assert reconciler(["init", repo]).returncode == 0
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example fleet, which every test only reads."""
+    base = tmp_path_factory.mktemp("example")
+    (base / "home").mkdir()
+    repo = base / "fleet"
+    assert reconciler(["init", repo], env=git_env(base / "home")).returncode == 0
     return repo
 
 

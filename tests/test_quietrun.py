@@ -20,14 +20,14 @@ pytestmark = pytest.mark.usefixtures("isolated_git")
 
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[Node]:
-    """A node in sync with its config, served by git daemon, after two full runs (the
-    second one, in sync, leaves the quiet run's record)."""
+    """A node in sync with its config, served by git daemon, after two full runs in this
+    process (the second one, in sync, leaves the quiet run's record)."""
     node = Node(tmp_path)
     node.push(PLAIN_FILES, "plain files")
     with git_daemon(node.origin.bare.parent) as port:
         node.write_config(f"git://127.0.0.1:{port}/{node.origin.bare.name}")
-        assert node.cli("run", process=True).code == 2
-        assert node.cli("run", process=True).code == 0
+        assert node.cli("run").code == 2
+        assert node.cli("run").code == 0
         yield node
 
 
@@ -97,7 +97,7 @@ def test_a_run_with_a_setting_flag_takes_the_full_run(node: Node) -> None:
 
 def test_an_unreachable_remote_takes_the_full_run_which_reports_it(node: Node) -> None:
     node.write_config(f"git://127.0.0.1:{free_port()}/config.git")
-    assert node.cli("run", process=True).code == 0  # new settings: a full run, stale
+    assert node.cli("run").code == 0  # new settings: a full run, stale
     assert node.last_run()["source"]["stale"] is not None
 
     done, engine = quiet_run(node)
@@ -117,10 +117,10 @@ def served(node: Node) -> Iterator[Nginx]:
 def test_with_the_tip_file_a_quiet_run_asks_nginx_only(node: Node, served: Nginx) -> None:
     tip_url = served.url(f"{node.origin.bare.name}/reconciler-tip")
     node.write_config(node.origin.url, **{"tip-url": tip_url})
-    assert node.cli("run", process=True).code == 2  # the new commit, from git
-    assert node.cli("run", process=True).code == 0  # in sync: the record
+    assert node.cli("run").code == 2  # the new commit, from git
+    assert node.cli("run").code == 0  # in sync: the record
     node.write_config(f"git://127.0.0.1:{free_port()}/config.git", **{"tip-url": tip_url})
-    assert node.cli("run", process=True).code == 0  # new settings: full, git not asked
+    assert node.cli("run").code == 0  # new settings: full, git not asked
 
     done, engine = quiet_run(node)
 

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from clirun import RECONCILER, reconciler
@@ -188,26 +189,51 @@ def test_node_names_compress_into_ranges_and_braces() -> None:
     assert describe_scope(names[:3], ["chi1", "lax1"]) == "proxy, cluster chi1"
 
 
-def test_example_fleet_one_proxy_variable_changes_240_of_800_nodes(tmp_path: Path) -> None:
-    home = tmp_path / "home"
+@pytest.fixture(scope="module")
+def example_plan(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
+    """The plan, as text and as JSON, of one commit to the example fleet's proxy class: a
+    longer keepalive (the same line on all 240 proxies) and a comment next to each
+    node's name in its logrotate file. One plan of 800 nodes serves both tests."""
+    tmp = tmp_path_factory.mktemp("example")
+    home = tmp / "home"
     home.mkdir()
-    example = tmp_path / "example"
-    done = reconciler(["init", example], env=isolated_env(home), cwd=tmp_path)
-    if done.returncode != 0:
-        pytest.skip(f"the example fleet is not complete yet: reconciler init failed: "
-                    f"{done.stderr.strip()}")
+    example = tmp / "example"
+    done = reconciler(["init", example], env=isolated_env(home), cwd=tmp)
+    assert done.returncode == 0, done.stderr
     proxy = example / "classes" / "proxy.xml"
-    old = '<var name="nginx_keepalive_timeout" type="int">65</var>'
-    if old not in proxy.read_text():
-        pytest.skip("the example fleet changed: proxy.xml no longer sets "
-                    "nginx_keepalive_timeout to 65")
-    proxy.write_text(proxy.read_text().replace(old, old.replace("65", "75")))
-    run(["git", "commit", "-qam", "Longer keepalive on the proxies"], example, home)
-    done = reconciler(["plan", "--base", "main~1", "--head", "main"], env=isolated_env(home),
-                      cwd=example)
+    text = proxy.read_text()
+    for old, new in [('<var name="nginx_keepalive_timeout" type="int">65</var>',
+                      '<var name="nginx_keepalive_timeout" type="int">75</var>'),
+                     ('<var name="why">nginx reopens its logs',
+                      '<var name="why">Rotated daily. nginx reopens its logs')]:
+        assert old in text
+        text = text.replace(old, new)
+    proxy.write_text(text)
+    run(["git", "commit", "-qam", "Longer keepalive on the proxies, say how often their logs "
+                                  "rotate"], example, home)
+    plan_json = tmp / "plan.json"
+    done = reconciler(["plan", "--base", "main~1", "--head", "main", "--json", plan_json],
+                      env=isolated_env(home), cwd=example)
     assert done.returncode == 2, done.stderr
-    assert "240 of 800 nodes change (proxy, all clusters), severity reload" in done.stdout
-    assert done.stdout.count("keepalive_timeout 75;") == 1  # the one diff they all share
+    return done.stdout, json.loads(plan_json.read_text())
+
+
+def test_example_fleet_one_proxy_change_is_240_of_800_nodes_with_one_diff(
+        example_plan: tuple[str, dict[str, Any]]) -> None:
+    text, _ = example_plan
+    assert "240 of 800 nodes change (proxy, all clusters), severity reload" in text
+    assert text.count("keepalive_timeout 75;") == 1  # the one diff they all share
+
+
+def test_example_fleet_proxy_logrotate_line_next_to_the_name_is_one_group(
+        example_plan: tuple[str, dict[str, Any]]) -> None:
+    _, report = example_plan
+    [group] = report["groups"]
+    assert len(group["digests"]) == 240
+    diffs = {file["path"]: file["diff"] for file in group["changes"]["files"]}
+    diff = diffs["/etc/logrotate.d/nginx"]
+    assert "Managed by reconciler for ⟨node.name⟩ (class proxy)." in diff
+    assert "+# Rotated daily. nginx reopens its logs" in diff
 
 
 def test_progress_bar_goes_to_a_terminal_not_into_the_report(tmp_path: Path) -> None:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from clirun import reconciler
-from review_support import SMALL_FLEET, FleetRepo, isolated_env, run
+from review_support import SMALL_FLEET, FleetRepo
 from test_review import _plan_case
 
 # The small fleet, plus a site file whose lines sit next to each node's name, its number,
@@ -121,28 +120,3 @@ def test_node_option_refuses_a_node_at_neither_revision(tmp_path: Path) -> None:
     done = repo.reconciler("plan", "--base", "HEAD~1", "--node", "web-09.shop.c1.t")
     assert done.returncode != 0 and done.returncode != 2
     assert "no node web-09.shop.c1.t at either revision" in done.stderr
-
-
-def test_example_fleet_proxy_logrotate_line_next_to_the_name_is_one_group(
-        tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    example = tmp_path / "example"
-    done = reconciler(["init", example], env=isolated_env(home), cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    proxy = example / "classes" / "proxy.xml"
-    old = '<var name="why">nginx reopens its logs'
-    assert old in proxy.read_text()
-    proxy.write_text(proxy.read_text().replace(old, '<var name="why">Rotated daily. nginx '
-                                                    'reopens its logs'))
-    run(["git", "commit", "-qam", "Say how often nginx logs rotate"], example, home)
-    done = reconciler(["plan", "--base", "main~1", "--head", "main", "--format", "json"],
-                      env=isolated_env(home), cwd=example)
-    assert done.returncode == 2, done.stderr
-    report = json.loads(done.stdout)
-    assert report["headline"] == "240 of 800 nodes change (proxy, all clusters), severity none"
-    [group] = report["groups"]
-    assert len(group["digests"]) == 240
-    diff = group["changes"]["files"][0]["diff"]
-    assert "Managed by reconciler for ⟨node.name⟩ (class proxy)." in diff
-    assert "+# Rotated daily. nginx reopens its logs" in diff

@@ -13,7 +13,7 @@ from test_review_incremental import _comparable, _edit, _kinds, _trimmed_fleet
 
 from reconciler.review.fleetplan import plan_fleet
 
-EDITS = 60
+EDITS = 32
 SEED = 29
 
 

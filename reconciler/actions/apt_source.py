@@ -23,7 +23,7 @@ from reconciler.actions.fileedit import (
 from reconciler.actions.files import RemoveFile
 from reconciler.actions.textedit import Whole, decode
 from reconciler.compile.edits import apt_keyring_file, apt_preferences_file, apt_sources_file
-from reconciler.compile.inventory import TEMPLATES_DIR
+from reconciler.compile.layout import TEMPLATES_DIR
 from reconciler.compile.nodeconfig import AptSourceAction, PackageAction
 from reconciler.host import apt
 from reconciler.plan.change import ApplyContext, Change, Effect, HostOnly

@@ -20,7 +20,7 @@ from reconciler.compile.nodeconfig import FileAction, TreeAction
 from reconciler.plan.change import ApplyContext, Change, Drift, Effect, Removed, Wrote
 from reconciler.plan.probe import ActionPlan, Context
 from reconciler.record.applied import Applied
-from reconciler.render.renderer import RenderedFile
+from reconciler.render.rendered import RenderedFile
 from reconciler.system.interface import Stat
 
 DEFAULT_MODE = 0o644

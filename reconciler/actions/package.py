@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from reconciler.actions.apt_source import wants_lists
-from reconciler.compile.inventory import TEMPLATES_DIR
+from reconciler.compile.layout import TEMPLATES_DIR
 from reconciler.compile.nodeconfig import PackageAction
 from reconciler.host import apt
 from reconciler.host import dpkg as packages

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from reconciler.cli import exitcodes
-from reconciler.compile.nodeconfig import Severity
 from reconciler.errors import ReconcilerError, UsageError
+from reconciler.severity import Severity
 from reconciler.statedir import AGENT_CONFIG, StateDir
 
 if TYPE_CHECKING:

@@ -3,19 +3,20 @@
 A run ends with its report's exit code, a bitmask (`RunReport.exit_code`: refused,
 changes, failed, held), or 128 + the signal that interrupted it, as a shell reports
 it. An error that stops a command before any change ends with the code its reaction
-class maps to here. `status` says 3 for a node that never ran, as LSB status says
-"not running". (`plan` and `check` speak their own protocols: see their help.)
+class maps to here (the bits themselves are in `reconciler.exitbits`). `status` says 3
+for a node that never ran, as LSB status says "not running". (`plan` and `check` speak
+their own protocols: see their help.)
 """
 
 from __future__ import annotations
 
 from reconciler.errors import Failed, ReconcilerError, Refused, RetryLater, UsageError
-from reconciler.record.report import EXIT_CHANGES as EXIT_CHANGES
-from reconciler.record.report import EXIT_FAILED as EXIT_FAILED
-from reconciler.record.report import EXIT_HELD as EXIT_HELD
-from reconciler.record.report import EXIT_IN_SYNC as EXIT_IN_SYNC
-from reconciler.record.report import EXIT_REFUSED as EXIT_REFUSED
-from reconciler.record.report import EXIT_SIGNAL
+from reconciler.exitbits import EXIT_CHANGES as EXIT_CHANGES
+from reconciler.exitbits import EXIT_FAILED as EXIT_FAILED
+from reconciler.exitbits import EXIT_HELD as EXIT_HELD
+from reconciler.exitbits import EXIT_IN_SYNC as EXIT_IN_SYNC
+from reconciler.exitbits import EXIT_REFUSED as EXIT_REFUSED
+from reconciler.exitbits import EXIT_SIGNAL
 
 # Nothing was changed in every case: the command stopped before it could change anything.
 FOR_ERROR: dict[type[ReconcilerError], int] = {

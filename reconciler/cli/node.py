@@ -14,8 +14,8 @@ import click
 
 from reconciler.cli import exitcodes
 from reconciler.cli.common import StopFlag, emit, repo_options
-from reconciler.compile.nodeconfig import Severity
 from reconciler.errors import ReconcilerError
+from reconciler.severity import Severity
 from reconciler.statedir import AGE_IDENTITY, StateDir
 
 

@@ -7,22 +7,19 @@ import os
 import shutil
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from reconciler.cli import exitcodes
 from reconciler.cli.common import MAX_SHOWN, handles_errors, repo_options
 from reconciler.cli.facts import published, published_option
-from reconciler.compile.compiler import compile_node, load_fleet
-from reconciler.compile.inventory import Fleet
-from reconciler.compile.mixins import level
-from reconciler.compile.nodeconfig import Action, Variable
-from reconciler.compile.suggest import did_you_mean
 from reconciler.errors import UsageError
 from reconciler.git import Git, GitFailed
-from reconciler.review.hooks import install_hooks
-from reconciler.source.snapshot import open_snapshot
+
+if TYPE_CHECKING:
+    from reconciler.compile.inventory import Fleet
+    from reconciler.compile.nodeconfig import Action, Variable
 
 
 def register(group: click.Group) -> None:
@@ -31,6 +28,9 @@ def register(group: click.Group) -> None:
 
 
 def _fleet(repo: str, rev: str | None) -> Fleet:
+    from reconciler.compile.compiler import load_fleet
+    from reconciler.source.snapshot import open_snapshot
+
     return load_fleet(open_snapshot(repo, rev))
 
 
@@ -59,6 +59,8 @@ def init(directory: str) -> None:
 def _create_example(target: Path) -> list[str]:
     """Copy the example fleet into `target` (new or empty), commit it on main and install
     the hooks; returns the installed hooks' paths."""
+    from reconciler.review.hooks import install_hooks
+
     if target.exists() and any(target.iterdir()):
         raise UsageError.because(f"{target} exists and is not empty")
     target.mkdir(parents=True, exist_ok=True)
@@ -96,6 +98,7 @@ def validate_cmd(repo: str, rev: str | None, jobs: int | None, strict: bool,
     every warning."""
     from reconciler.cli.progress import counter, on_terminal
     from reconciler.review.validate import validate
+    from reconciler.source.snapshot import open_snapshot
 
     with on_terminal("validating nodes") as progress:
         result = validate(open_snapshot(repo, rev), jobs, published(facts_dir),
@@ -162,6 +165,9 @@ def explain(repo: str, rev: str | None, node: str, var: str | None) -> None:
     from rich.console import Console
 
     from reconciler.cli.show import print_rows
+    from reconciler.compile.compiler import compile_node
+    from reconciler.compile.mixins import level
+    from reconciler.compile.suggest import did_you_mean
 
     fleet = _fleet(repo, rev)
     config = compile_node(fleet, node)
@@ -243,6 +249,7 @@ def render(repo: str, rev: str | None, node: str, out: str | None,
     Without the node's facts (--facts DIR), facts print as placeholders such as
     (facts.cpu.count), and a file whose template decides on one is not rendered.
     Nothing is decrypted: an encrypted variable renders as ENCRYPTED-<id>."""
+    from reconciler.compile.compiler import compile_node
     from reconciler.errors import ConfigError
     from reconciler.render.renderer import Renderer, render_node
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 
 from reconciler.cli.common import handles_errors
 from reconciler.errors import Problem, ReconcilerError, UsageError
 from reconciler.statedir import AGE_IDENTITY, StateDir
-from reconciler.system.backups import Kept, kept_for, read_kept
+
+if TYPE_CHECKING:
+    from reconciler.system.backups import Kept
 
 _FILE_MODE, _SECRET_MODE = 0o644, 0o600
 
@@ -47,6 +50,8 @@ def restore(path: str, at: str | None, before: str | None, root: str, state_dir:
 
     Restoring replaces PATH atomically and keeps the version it replaces, so a restore
     can itself be undone; an audit then reports PATH as edited by hand."""
+    from reconciler.system.backups import kept_for
+
     if at is not None and before is not None:
         raise UsageError.because("give --at TIME or --before RUN, not both")
     root = os.path.abspath(root)
@@ -122,6 +127,7 @@ def _put_back(chosen: Kept, path: str, root: str, state: StateDir, identity: str
     """Write the kept bytes to `path` under the node lock, as a run writes a file."""
     from reconciler.lock import NodeLock
     from reconciler.secrets import age
+    from reconciler.system.backups import read_kept
     from reconciler.system.local import LocalSystem
 
     data = read_kept(str(state.backups), chosen)

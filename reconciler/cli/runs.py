@@ -20,7 +20,6 @@ from reconciler.cli.common import (
     mode_origin,
 )
 from reconciler.errors import UsageError
-from reconciler.source.state import RETRY
 from reconciler.statedir import AGENT_CONFIG, StateDir
 
 if TYPE_CHECKING:
@@ -94,7 +93,7 @@ def status(config_path: str | None, fmt: str, **flags: Any) -> None:
     Exits 0, or 3 when the node has no state yet (it never ran)."""
     from reconciler.record import lastrun
     from reconciler.source.choice import cache_of
-    from reconciler.source.state import SourceState
+    from reconciler.source.state import RETRY, SourceState
 
     cfg = load_config(config_path, reading=True, **flags)
     state = StateDir(cfg.state_dir)

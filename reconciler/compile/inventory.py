@@ -14,14 +14,14 @@ from lxml import etree
 
 from reconciler.compile import names
 from reconciler.compile.guards import Guard
+from reconciler.compile.layout import CLASSES_DIR as CLASSES_DIR
+from reconciler.compile.layout import FLEET_FILE as FLEET_FILE
+from reconciler.compile.layout import TEMPLATES_DIR as TEMPLATES_DIR
 from reconciler.compile.nodeconfig import Action, HealthCheck, Origin, Policy, Provenance, Variable
 from reconciler.compile.xmlload import XmlDoc
 from reconciler.rollout.model import Rollout
 from reconciler.source.snapshot import Snapshot
 
-FLEET_FILE = "fleet.xml"
-CLASSES_DIR = "classes"
-TEMPLATES_DIR = "templates"
 # A policy interval or splay, or a command timeout, longer than this is a typo (and
 # would overflow a sleep or a wait).
 MAX_POLICY_SECONDS = 30 * 86400

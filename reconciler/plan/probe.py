@@ -9,7 +9,7 @@ from typing import Protocol
 from reconciler.compile.nodeconfig import Action, NodeConfig, Severity
 from reconciler.plan.change import Change
 from reconciler.record.applied import Applied
-from reconciler.render.renderer import RenderedFile
+from reconciler.render.rendered import RenderedFile
 from reconciler.system.interface import System
 
 

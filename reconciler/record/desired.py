@@ -18,7 +18,7 @@ from typing import Any
 from reconciler import quiet
 from reconciler.atomicfile import read_own
 from reconciler.compile.nodeconfig import FileAction, NodeConfig
-from reconciler.render.renderer import RenderedFile
+from reconciler.render.rendered import RenderedFile
 from reconciler.statedir import StateDir
 
 

@@ -16,7 +16,7 @@ from reconciler.record import entry, lastrun, metrics
 from reconciler.record.history import RUN_JSON, History
 from reconciler.record.recovery import moved_note
 from reconciler.record.report import EXIT_FAILED, RunReport
-from reconciler.render.renderer import RenderedFile
+from reconciler.render.rendered import RenderedFile
 from reconciler.secrets.digest import ContentDigest
 from reconciler.source.state import Refusal, SourceState
 from reconciler.statedir import StateDir

@@ -11,6 +11,12 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from reconciler.exitbits import EXIT_CHANGES as EXIT_CHANGES
+from reconciler.exitbits import EXIT_FAILED as EXIT_FAILED
+from reconciler.exitbits import EXIT_HELD as EXIT_HELD
+from reconciler.exitbits import EXIT_IN_SYNC as EXIT_IN_SYNC
+from reconciler.exitbits import EXIT_REFUSED as EXIT_REFUSED
+from reconciler.exitbits import EXIT_SIGNAL as EXIT_SIGNAL
 from reconciler.facts.model import Facts
 
 if TYPE_CHECKING:
@@ -18,12 +24,6 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 1
 
-EXIT_IN_SYNC = 0
-EXIT_REFUSED = 1
-EXIT_CHANGES = 2
-EXIT_FAILED = 4
-EXIT_HELD = 8
-EXIT_SIGNAL = 128  # an interrupted run exits 128 + the signal, as a shell reports it
 
 Result = Literal["in-sync", "changed", "drift", "pending", "held", "failed", "refused",
                  "interrupted", "reverted"]

@@ -22,11 +22,14 @@ import signal
 import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from reconciler.compile.nodeconfig import NodeConfig
 from reconciler.errors import ConfigError, Problem, RetryLater
-from reconciler.render.renderer import RenderedFile, Renderer, render_node
+from reconciler.render.rendered import RenderedFile
+
+if TYPE_CHECKING:
+    from reconciler.render.renderer import Renderer
 
 _POLL_SECONDS = 0.2  # how often a waiting parent looks at the stop request
 REVIEW_CPU_SECONDS = 60.0  # per node, when the review renders the whole fleet
@@ -100,6 +103,8 @@ def render_timed(renderer: Renderer, node: NodeConfig, cpu_seconds: float,
     cannot afford a fork each. It stops Python code (any template loop), not one long
     C call; a node's own run uses `render_bounded`. Off the main thread (where signals
     cannot be handled) the render is not timed. `only`: those actions (`render_node`)."""
+    from reconciler.render.renderer import render_node
+
     if threading.current_thread() is not threading.main_thread():
         return render_node(renderer, node, only)
 
@@ -134,6 +139,8 @@ def _overrun(status: int, budget: Budget) -> str:
 def _child(renderer: Renderer, node: NodeConfig, budget: Budget, writer: int) -> NoReturn:
     """Render under the limits, write the pickled answer, and exit without cleanup (the
     parent's atexit handlers, buffers and locks are not the child's to run)."""
+    from reconciler.render.renderer import render_node
+
     code = 0
     try:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -28,6 +28,7 @@ from reconciler.errors import ConfigError, Problem
 from reconciler.facts.model import Facts
 from reconciler.render import facts as facts_view
 from reconciler.render.bytecode import PackedBytecodeCache
+from reconciler.render.rendered import RenderedFile as RenderedFile
 from reconciler.render.sandbox import BoundedSandbox, NoUndefined, SnapshotLoader
 from reconciler.render.sources import TemplateSource, read_source
 from reconciler.render.unseal import Placeholders, Unsealer, sealed_variables
@@ -353,29 +354,6 @@ def _template_frame(tb: types.TracebackType | None) -> tuple[str, int] | None:
             found = (filename, tb.tb_lineno)
         tb = tb.tb_next
     return found
-
-
-@dataclass(frozen=True)
-class RenderedFile:
-    """The desired content of one managed file (None when it should be absent).
-
-    Rendered without the node's facts, `unknown_facts` names the facts its content
-    shows as placeholders; when its template had to decide on one, it could not be
-    rendered at all: `inputs` then holds the digest of everything else it depends on
-    (`Renderer.inputs_digest`) and `content` is None.
-    """
-
-    path: str
-    action: FileAction | TreeAction
-    content: bytes | None
-    source: str  # where the content came from, for reports: "templates/proxy/x.j2", "inline"
-    unknown_facts: tuple[str, ...] = ()
-    inputs: str | None = None
-
-    @property
-    def undecided(self) -> bool:
-        """Not rendered: its template decides on facts this render did not know."""
-        return self.inputs is not None
 
 
 def tree_entries(snapshot: Snapshot, source: str) -> list[str]:
