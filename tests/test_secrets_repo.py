@@ -252,3 +252,32 @@ def test_plan_says_secret_changed_for_a_new_value_and_shows_neither(migrated: Se
     assert "2 of 4 nodes change" in outputs[0].out
     assert "~ file /etc/db/password.conf (none): secret changed" in outputs[0].out
     assert all(PASSWORD not in o.out and "new-value-42" not in o.out for o in outputs)
+
+
+BROKEN_IMPORT = {  # the databases' secret file imports a macro whose `if` is never closed
+    "templates/db/password.conf.j2": '{% import "db/macros.j2" as m %}'
+                                     "password = {{ db_password }}{{ m.port() }}\n",
+    "templates/db/macros.j2": "{% macro port() %}\n{% if true %}5432\n{% endmacro %}\n"}
+
+
+def test_a_syntax_error_in_a_template_a_secret_reader_imports_is_its_located_line(
+        migrated: SecretRepo) -> None:
+    # Which encrypted values a template reads is found by parsing what it imports: a
+    # broken import reads as the template error it is, once per node, not as a traceback,
+    # and the nodes it stops from being judged are not said to hold a secret they do not use.
+    migrated.ws.write(migrated.path, BROKEN_IMPORT)
+    done = migrated.cli("validate")
+    assert done.code == 1 and "Traceback" not in done.err, done.err
+    assert "templates/db/macros.j2:3: template syntax error: " in done.err
+    assert "(node db-01.shop.c1.sa) (and 1 more nodes)" in done.err
+    assert "least privilege" not in done.err
+
+
+def test_rekey_refuses_while_a_template_does_not_parse_and_changes_nothing(
+        migrated: SecretRepo) -> None:
+    before = migrated.read(CIPHERTEXT), migrated.read(RECIPIENTS)
+    migrated.ws.write(migrated.path, BROKEN_IMPORT)
+    done = migrated.cli("secret", "rekey")
+    assert done.code == 1 and "Traceback" not in done.err, done.err
+    assert "templates/db/macros.j2:3: template syntax error: " in done.err
+    assert (migrated.read(CIPHERTEXT), migrated.read(RECIPIENTS)) == before

@@ -123,16 +123,22 @@ class Renderer:
         text, _, _ = self.env.loader.get_source(self.env, name)  # type: ignore[union-attr]
         return read_source(self.env, text)
 
-    def referenced(self, name: str) -> tuple[frozenset[str], bool]:
+    def referenced(self, name: str, node: str | None = None) -> tuple[frozenset[str], bool]:
         """Variables template `name` reads by name, with every template it includes or
-        imports; and whether it includes one by a computed name (unknowable here)."""
+        imports; and whether it includes one by a computed name (unknowable here). A
+        template that does not load or parse is a ConfigError at its own line (for
+        `node`, when one is being rendered)."""
         found = self._referenced.get(name)
         if found is None:
             names: set[str] = set()
             dynamic = False
             pending, seen = [name], {name}
             while pending:
-                current = self.source(pending.pop())
+                at = pending.pop()
+                try:
+                    current = self.source(at)
+                except (jinja2.TemplateNotFound, jinja2.TemplateSyntaxError) as exc:
+                    raise _template_error(exc, at, node) from None  # at its own file:line
                 names |= current.variables
                 for other in current.includes:
                     if other is None:
@@ -150,7 +156,7 @@ class Renderer:
         secrets = self._state(node).secrets
         if not secrets or action.secret:
             return
-        names, dynamic = self.referenced(name)
+        names, dynamic = self.referenced(name, node.name)
         leaked = sorted(names & secrets)
         where = (action.origin.path, action.origin.line, node.name, action.id)
         if leaked:
@@ -205,7 +211,8 @@ class Renderer:
                ) -> list[str]:
         """The names a template may read besides the globals, in the order it was given
         them: for the nearest one to an undefined name."""
-        names, dynamic = self.referenced(name) if state.sealed else (frozenset(), False)
+        names, dynamic = self.referenced(name, state.node.name) if state.sealed \
+            else (frozenset(), False)
         known = dict.fromkeys(var for var in state.node.variables
                               if dynamic or var not in state.sealed or var in names)
         known.update(dict.fromkeys(("node", "facts")))
@@ -217,7 +224,7 @@ class Renderer:
         (and drop the others); returns the texts, to keep them out of error messages."""
         if not state.sealed:
             return []
-        names, dynamic = self.referenced(name)
+        names, dynamic = self.referenced(name, state.node.name)
         revealed = []
         node = state.node
         for var, value in state.sealed.items():

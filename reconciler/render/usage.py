@@ -3,11 +3,8 @@ decrypt, and so who a ciphertext's recipients are (`secrets.audience`)."""
 
 from __future__ import annotations
 
-import jinja2
-
 from reconciler.compile.inventory import TEMPLATES_DIR
 from reconciler.compile.nodeconfig import Action, FileAction, NodeConfig, TreeAction
-from reconciler.errors import ConfigError
 from reconciler.render.renderer import Renderer, tree_entries
 from reconciler.render.unseal import sealed_variables
 from reconciler.secrets.sealed import Sealed
@@ -32,17 +29,15 @@ def action_templates(renderer: Renderer, action: Action) -> list[str]:
 def used_sealed(renderer: Renderer, node: NodeConfig) -> dict[str, Sealed]:
     """The encrypted variables the node's templates read: exactly what it must be able to
     decrypt. A template that includes another by a computed name could read any, so it
-    counts as reading them all. Templates that do not load are skipped (render reports
-    them)."""
+    counts as reading them all. A template that does not load or parse raises its
+    located ConfigError: what it reads is unknown, so the node may neither be given a
+    secret for it nor lose one."""
     sealed = sealed_variables(node)
     if not sealed:
         return {}
     wanted: set[str] = set()
     for name in templates_of(renderer, node):
-        try:
-            names, dynamic = renderer.referenced(name)
-        except (ConfigError, jinja2.TemplateError):
-            continue
+        names, dynamic = renderer.referenced(name, node.name)
         if dynamic:
             return sealed
         wanted |= names

@@ -95,15 +95,17 @@ def _init_worker(fleet: Fleet, facts: Mapping[str, Facts] | None) -> None:
 
 def _check_chunk(
     names: list[str],
-) -> tuple[int, list[Problem], int, list[tuple[str, str]], frozenset[str] | None]:
+) -> tuple[int, list[Problem], int, list[tuple[str, str]], list[str], frozenset[str] | None]:
     """Files rendered, problems, files rendered with placeholders for facts,
-    (ciphertext path, node) for each encrypted value a node's templates read, and the
-    variables they read (None: any, a template includes one by a computed name)."""
+    (ciphertext path, node) for each encrypted value a node's templates read, the nodes
+    whose templates do not all parse (which encrypted values they read is unknown), and
+    the variables they read (None: any, a template includes one by a computed name)."""
     assert _worker_fleet is not None and _worker_renderer is not None
     rendered = 0
     without_facts = 0
     problems: list[Problem] = []
     usage: list[tuple[str, str]] = []
+    unknown: list[str] = []
     templates: set[str] = set()
     for name in names:
         try:
@@ -115,9 +117,14 @@ def _check_chunk(
         rendered += len(files)
         without_facts += sum(1 for item in files if item.unknown_facts)
         problems.extend(found)
-        usage += [(sealed.path, name) for sealed in used_sealed(_worker_renderer, node).values()]
+        try:
+            usage += [(sealed.path, name)
+                      for sealed in used_sealed(_worker_renderer, node).values()]
+        except ConfigError:
+            unknown.append(name)  # the render above reported why
         templates.update(templates_of(_worker_renderer, node))
-    return rendered, problems, without_facts, usage, _read_by(_worker_renderer, templates)
+    return (rendered, problems, without_facts, usage, unknown,
+            _read_by(_worker_renderer, templates))
 
 
 def _read_by(renderer: Renderer, templates: set[str]) -> frozenset[str] | None:
@@ -166,8 +173,9 @@ def validate(
     done.sort(key=lambda d: d[0])
     outcomes = [result for _, _, result in done]  # node order: the node a problem names is stable
     usage: dict[str, set[str]] = {}
+    unknown: set[str] = set()
     read: set[str] | None = set()
-    for rendered, problems, without_facts, used, names_read in outcomes:
+    for rendered, problems, without_facts, used, unsure, names_read in outcomes:
         read = None if read is None or names_read is None else read | names_read
         result.files += rendered
         result.without_facts += without_facts
@@ -175,7 +183,8 @@ def validate(
             result.add(problem)
         for path, node in used:
             usage.setdefault(path, set()).add(node)
-    for problem in check_secrets(fleet, usage):
+        unknown.update(unsure)
+    for problem in check_secrets(fleet, usage, unknown):
         result.add(problem)
     if result.ok:  # the likely typos, once nothing is plainly wrong
         result.warnings = lint.warnings(fleet, frozenset(read) if read is not None else None)

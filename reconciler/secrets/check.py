@@ -13,7 +13,7 @@ stanza is for), whose count of keys must match the ciphertext's header.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from reconciler.compile.inventory import Fleet
 from reconciler.errors import Problem
@@ -38,9 +38,12 @@ def nodes_text(names: Iterable[str]) -> str:
     return f"{plural(len(ordered), 'node')} ({', '.join(compress_names(ordered))})"
 
 
-def check_secrets(fleet: Fleet, usage: dict[str, set[str]]) -> list[Problem]:
+def check_secrets(fleet: Fleet, usage: dict[str, set[str]],
+                  unknown: Collection[str] = ()) -> list[Problem]:
     """Every secret problem of the fleet; `usage` maps a ciphertext path to the nodes
-    whose templates read it (`audience.audiences`, or validate's workers)."""
+    whose templates read it (`audience.audiences`, or validate's workers); of the
+    `unknown` nodes (a template that does not parse) it cannot be said whether they
+    need a secret, so none is said to have one it does not use."""
     ring = keys.load(fleet.snapshot, set(fleet.nodes))
     problems = list(ring.problems)
     found = list(declarations(fleet))
@@ -66,7 +69,7 @@ def check_secrets(fleet: Fleet, usage: dict[str, set[str]]) -> list[Problem]:
         problems += [Problem(f"secret variable {item.decl.name!r}: {message}", origin.path,
                              origin.line)
                      for message in recipient_problems(sealed, usage.get(sealed.path, set()),
-                                                       ring)]
+                                                       ring, unknown)]
     if by_path and not ring.admins:
         problems.append(Problem(f"no admin key: add yours as {keys.ADMINS_DIR}/NAME"
                                 f"{keys.ADMIN_SUFFIX} (age-keygen -y), or no one can rekey",
@@ -75,9 +78,10 @@ def check_secrets(fleet: Fleet, usage: dict[str, set[str]]) -> list[Problem]:
     return problems
 
 
-def recipient_problems(sealed: Sealed, needed: set[str], ring: keys.KeyRing) -> list[str]:
+def recipient_problems(sealed: Sealed, needed: set[str], ring: keys.KeyRing,
+                       unknown: Collection[str] = ()) -> list[str]:
     """How `sealed`'s recipients differ from what they must be: the nodes that need it
-    (with their current keys) and every admin."""
+    (with their current keys) and every admin; an `unknown` node may need it or not."""
     listed = {r.name: r.key for r in sealed.recipients if r.kind == "node"}
     admins = {r.name: r.key for r in sealed.recipients if r.kind == "admin"}
     messages = []
@@ -89,7 +93,7 @@ def recipient_problems(sealed: Sealed, needed: set[str], ring: keys.KeyRing) -> 
     if missing:
         messages.append(f"{sealed.path} is not encrypted to {nodes_text(missing)} using it; "
                         f"{REKEY}")
-    extra = set(listed) - needed
+    extra = set(listed) - needed - set(unknown)
     if extra:
         messages.append(f"least privilege: {sealed.path} is encrypted to {nodes_text(extra)} "
                         f"not using it; {REKEY}")
