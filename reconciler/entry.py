@@ -6,7 +6,6 @@ Ctrl-C while that is still being imported ends as quietly as Ctrl-C during a com
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 import socket
@@ -61,27 +60,20 @@ def quiet_run(argv: Sequence[str]) -> int | None:
         return None
     mode = "change" if argv[0] == "apply" else "audit"
     try:
-        # The node lock, without writing the holder's name in it as a full run does.
-        lock = os.open(state.lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        found = quiet.in_sync(state, root, lambda facts: quiet.key_of(
-            quiet.worktree_fingerprint(repo), node, root, state, identity,
-            _facts(root) if facts else None))
-        if found is None:
-            return None
-        ceiling = options.get("--max-severity", found.ceiling) if mode == "change" \
-            else found.ceiling
-        quiet.record_quiet(state, found, mode=mode, mode_from=None, ceiling=ceiling,
-                           started=started, duration_s=time.monotonic() - clock)
+        with quiet.node_lock(state):
+            found = quiet.in_sync(state, root, lambda facts: quiet.key_of(
+                quiet.worktree_fingerprint(repo), node, root, state, identity,
+                _facts(root) if facts else None))
+            if found is None:
+                return None
+            ceiling = options.get("--max-severity", found.ceiling) if mode == "change" \
+                else found.ceiling
+            quiet.record_quiet(state, found, mode=mode, mode_from=None, ceiling=ceiling,
+                               started=started, duration_s=time.monotonic() - clock)
     except OSError:
         # The lock is held (the full run waits for it), a path is unreadable, or the run
         # could not be recorded (the full run says why).
         return None
-    finally:
-        os.close(lock)
     shown = f", ceiling {ceiling}" if ceiling else ""
     print(f"{node} — {'apply' if mode == 'change' else 'audit'} at working tree{shown}, "
           f"root {root}")

@@ -24,12 +24,13 @@ commands.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import itertools
 import json
 import os
 import stat
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -388,3 +389,16 @@ def command_options(args: Sequence[str], valued: Collection[str],
             value = following
         found[name] = value
     return found if found.get("--format", "text") == "text" else None
+
+
+@contextlib.contextmanager
+def node_lock(state: StateDir) -> Iterator[None]:
+    """The node lock for a quiet answer: taken without waiting, and without writing the
+    holder's name in it as a full run does. OSError when another run holds it or it
+    cannot be opened: then the full run, which waits for it, decides."""
+    lock = os.open(state.lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield
+    finally:
+        os.close(lock)

@@ -20,7 +20,6 @@ read, takes the full run, which writes or drops the record again.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -103,16 +102,10 @@ def quiet_run(argv: Sequence[str]) -> int | None:
         return None
     settings: dict[str, Any] = record["settings"]
     try:
-        lock = os.open(state.lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        report = _in_sync(state, settings, config, started, clock)
+        with quiet.node_lock(state):
+            report = _in_sync(state, settings, config, started, clock)
     except (OSError, ValueError, LookupError, TypeError):
         report = None  # the lock is held (the full run waits for it), or a file is unreadable
-    finally:
-        os.close(lock)
     if report is None:
         return None
     mode = "audit" if report["mode"] == "audit" else "apply"
