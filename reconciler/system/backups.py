@@ -142,12 +142,15 @@ class BackupStore:
             os.close(dir_fd)
 
     def _evict(self, dir_fd: int, keep: str) -> None:
-        """Delete the least recently saved backups beyond the cap (never `keep`)."""
-        saved: list[tuple[int, str]] = []
+        """Delete the least recently saved backups beyond the cap (never `keep`). Their
+        times are read only when the cap is passed: a run that backs up a hundred files
+        would otherwise stat the whole store a hundred times."""
         with os.scandir(dir_fd) as entries:
-            for entry in entries:
-                if _KEPT.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
-                    saved.append((entry.stat(follow_symlinks=False).st_mtime_ns, entry.name))
+            kept = [entry for entry in entries if _KEPT.fullmatch(entry.name)]
+        if len(kept) <= self.limit:
+            return
+        saved = [(entry.stat(follow_symlinks=False).st_mtime_ns, entry.name) for entry in kept
+                 if entry.is_file(follow_symlinks=False)]
         excess = len(saved) - self.limit
         if excess <= 0:
             return
