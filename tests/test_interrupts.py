@@ -83,11 +83,19 @@ def _importing_the_commands(pid: int) -> bool:
         return False
 
 
+def _sigint_as_at_a_terminal() -> None:
+    """SIGINT with its default action, as a command typed at a terminal gets it: a suite
+    started in the background (a CI job, `cmd &`) hands its children SIGINT ignored, and
+    Python then leaves it ignored, so the command would wait on its settings for ever."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_start_up_exits_130_without_a_traceback(tmp_path: Path) -> None:
     settings = tmp_path / "agent.toml"
     os.mkfifo(settings)  # never written: a command that got this far would wait here
     process = subprocess.Popen([RECONCILER, "status", "--config", str(settings), "--node", NODE],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=_sigint_as_at_a_terminal)
     wait_until(lambda: _importing_the_commands(process.pid) or process.poll() is not None,
                120, "loading the commands")
     process.send_signal(signal.SIGINT)
