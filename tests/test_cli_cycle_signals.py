@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from cycle_support import (
     wait_for,
     web_class,
 )
+from fleet_support import wait_until
 from gate import Gate, gated_command
 
 from reconciler.record.report import EXIT_CHANGES, EXIT_REFUSED
@@ -51,10 +51,12 @@ def test_second_run_waits_then_names_the_lock_holder(node: Node) -> None:
 def _wait_until_it_opens(process: subprocess.Popen[str], path: Path) -> None:
     """Block until `process` has `path` open (it reached the point of using it)."""
     fds = Path(f"/proc/{process.pid}/fd")
-    deadline = time.monotonic() + 20
-    while not any(_link(fd) == str(path) for fd in fds.iterdir()):
-        assert process.poll() is None and time.monotonic() < deadline, process.returncode
-        time.sleep(0.02)
+
+    def opened() -> bool:
+        assert process.poll() is None, process.returncode
+        return any(_link(fd) == str(path) for fd in fds.iterdir())
+
+    wait_until(opened, 20, f"the process opening {path}")
 
 
 def _link(fd: Path) -> str | None:

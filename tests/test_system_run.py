@@ -4,10 +4,10 @@ timeouts that end the whole process group, and who holds a lock."""
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
+from fleet_support import wait_until
 from pkg_debs import lock_held
 
 from reconciler.system.interface import UnsafePath
@@ -67,10 +67,7 @@ def test_run_timeout_kills_the_whole_process_group(system: LocalSystem) -> None:
     assert result.timed_out
     assert result.returncode < 0
     grandchild = int(result.stdout.split()[0])
-    deadline = time.monotonic() + 30
-    while not gone(grandchild) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert gone(grandchild)
+    wait_until(lambda: gone(grandchild), 30, "the grandchild killed with its group")
 
 
 def test_run_timeout_escalates_to_sigkill_when_sigterm_is_ignored(system: LocalSystem) -> None:
