@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import select
 import signal
 import subprocess
@@ -25,6 +26,7 @@ from reconciler.errors import Failed, Problem
 TIMEOUT = 300.0  # seconds: a bound for local commands, far above what they take
 NETWORK_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "SSH_ASKPASS": "true"}
 _TAIL_LINES = 3
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -162,3 +164,29 @@ def _bounded(process: subprocess.Popen[bytes], args: tuple[str, ...], limit: int
 def _kill_group(pgid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
+
+
+def read_ref(git_dir: Path, ref: str) -> str | None:
+    """The commit `ref` names in the repository at `git_dir`, read as git's files backend
+    keeps it (the loose ref file, else packed-refs) without starting git; None when
+    neither has it. ValueError when the loose file holds anything else (a symbolic ref,
+    say): git itself must say what it means."""
+    try:
+        loose = (git_dir / ref).read_text().strip()
+    except FileNotFoundError:
+        loose = ""
+    except UnicodeDecodeError:
+        raise ValueError(f"{git_dir / ref} is not a plain ref") from None
+    if loose:
+        if _OBJECT_ID.fullmatch(loose):
+            return loose
+        raise ValueError(f"{git_dir / ref} is not a plain ref")
+    try:
+        packed = (git_dir / "packed-refs").read_text()
+    except FileNotFoundError:
+        return None
+    for line in packed.splitlines():
+        sha, _, name = line.partition(" ")
+        if name == ref and _OBJECT_ID.fullmatch(sha):
+            return sha
+    return None

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler.errors import Problem
-from reconciler.git import Git, GitFailed
+from reconciler.git import Git, GitFailed, read_ref
 
 BRANCH = "refs/heads/main"
 RUN_JSON = "run.json"
@@ -40,7 +40,6 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # Lock files a killed git command can leave; only reconciler writes here, under the node lock.
 _LOCKS = ("HEAD.lock", "config.lock", "packed-refs.lock", f"{BRANCH}.lock")
 _TEMP_INDEX_PREFIX = "reconciler-index-"
-_SHA_RE = re.compile(r"[0-9a-f]{40}")
 _GC_AUTO_IN_17 = -(-6700 // 256)  # git's default gc.auto, as git counts it in objects/17
 
 
@@ -160,23 +159,10 @@ class History:
         if not self.exists():
             return None
         try:
-            loose = (self.path / BRANCH).read_text().strip()
-        except FileNotFoundError:
-            loose = ""
-        except (OSError, UnicodeDecodeError):
-            loose = "?"
-        if _SHA_RE.fullmatch(loose):
-            return loose
-        if loose:  # not a plain ref: git says what it is
+            return read_ref(self.path, BRANCH)
+        except (OSError, ValueError):  # not a plain ref: git says what it is
             found = self._repo().ok("rev-parse", "--verify", "--quiet", BRANCH)
             return found.strip() or None if found else None
-        try:
-            packed = (self.path / "packed-refs").read_text()
-        except FileNotFoundError:
-            return None
-        return next((line.split(" ")[0] for line in packed.splitlines()
-                     if line.endswith(f" {BRANCH}") and _SHA_RE.fullmatch(line.split(" ")[0])),
-                    None)
 
     def _clear_leftovers(self) -> None:
         """Remove lock and temp index files of a killed run (the caller holds the node lock)."""

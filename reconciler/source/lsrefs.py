@@ -93,30 +93,14 @@ def _read(conn: socket.socket, count: int) -> bytes:
 
 def _fetched(url: str, ref: str, cache: Path, timeout: float) -> str | None:
     """git's fetch of `ref` into the cache (nothing moved: no pack), then the ref."""
-    from reconciler.git import Git  # only a node without a git:// remote starts git
+    from reconciler.git import Git, read_ref  # only a node without a git:// remote starts git
     from reconciler.source.cache import QUIET_FETCH
 
     done = Git(cache).run(*QUIET_FETCH, "fetch", "--no-tags", "--no-write-fetch-head",
                           "--quiet", "--", url, f"+{ref}:{ref}", timeout=timeout, network=True)
-    return _read_ref(cache, ref) if done.ok else None
-
-
-def _read_ref(cache: Path, ref: str) -> str | None:
-    """A ref of the cache, loose or packed (git's files backend)."""
-    try:
-        loose = (cache / ref).read_bytes().strip()
-    except FileNotFoundError:
-        loose = b""
-    except OSError:
+    if not done.ok:
         return None
-    if _SHA_RE.fullmatch(loose):
-        return loose.decode()
     try:
-        packed = (cache / "packed-refs").read_bytes()
-    except OSError:
+        return read_ref(cache, ref)
+    except (OSError, ValueError):
         return None
-    for line in packed.splitlines():
-        sha, _, name = line.partition(b" ")
-        if name == ref.encode() and _SHA_RE.fullmatch(sha):
-            return sha.decode()
-    return None
