@@ -2,17 +2,16 @@
 answered by the quiet cycle (`quiet.py`) when nothing changed, before the command line
 interface and the engine are even imported; everything else goes to `reconciler.cli`.
 Ctrl-C while that is still being imported ends as quietly as Ctrl-C during a command:
-`interrupted`, exit 130, no traceback."""
+`interrupted`, exit 130, no traceback. This module imports almost nothing itself, so the
+instant before `main` can catch Ctrl-C is as short as it can be."""
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 _VALUED = {"--repo", "--node", "--root", "--state-dir", "--max-severity", "--identity",
            "--wait", "--format"}
@@ -20,20 +19,59 @@ _FLAGS = {"--host-commands", "--no-host-commands"}
 
 
 def main() -> None:
+    interrupt = _StartUpInterrupt()
     try:
-        code = quiet_run(sys.argv[1:])
-        if code is None and sys.argv[1:2] == ["run"]:
-            from reconciler.quietrun import quiet_run as quiet_run_of_run
+        with interrupt:
+            code = quiet_run(sys.argv[1:])
+            if code is None and sys.argv[1:2] == ["run"]:
+                from reconciler.quietrun import quiet_run as quiet_run_of_run
 
-            code = quiet_run_of_run(sys.argv[1:])
-        if code is not None:
-            sys.exit(code)
-        from reconciler.cli import main as cli
+                code = quiet_run_of_run(sys.argv[1:])
+            if code is not None:
+                sys.exit(code)
+            from reconciler.cli import main as cli
 
-        cli()
+            interrupt.check()
+            cli()
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(128 + signal.SIGINT)
+
+
+class _StartUpInterrupt:
+    """Ctrl-C while modules are still being imported. Python raises KeyboardInterrupt
+    wherever the signal lands, and when that is a callback of the import machinery the
+    exception is printed as "Exception ignored" and dropped: the command would go on as if
+    no key had been pressed. So the handler also remembers the signal, `check` raises it
+    again once the imports are done, and a dropped KeyboardInterrupt prints nothing."""
+
+    def __init__(self) -> None:
+        self.received = False
+        self._installed = False
+        self._hook = sys.unraisablehook
+
+    def check(self) -> None:
+        if self.received:
+            raise KeyboardInterrupt
+
+    def __enter__(self) -> None:
+        def handler(_signum: int, _frame: object) -> None:
+            self.received = True
+            raise KeyboardInterrupt
+
+        def hook(unraisable: sys.UnraisableHookArgs) -> None:
+            if not issubclass(unraisable.exc_type, KeyboardInterrupt):
+                self._hook(unraisable)
+
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, handler)
+            self._installed = True
+        sys.unraisablehook = hook
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        sys.unraisablehook = self._hook
 
 
 def quiet_run(argv: Sequence[str]) -> int | None:
@@ -41,8 +79,12 @@ def quiet_run(argv: Sequence[str]) -> int | None:
     printing the run's summary, or None when the full run must decide."""
     if not argv or argv[0] not in ("apply", "audit"):
         return None
-    started, clock = datetime.now(UTC), time.monotonic()
+    import socket
+    from datetime import UTC, datetime
+
     from reconciler import quiet
+
+    started, clock = datetime.now(UTC), time.monotonic()
 
     options = quiet.command_options(argv[1:], _VALUED, _FLAGS)
     if options is None or (argv[0] == "audit" and "--max-severity" in options):

@@ -104,3 +104,25 @@ def test_ctrl_c_during_start_up_exits_130_without_a_traceback(tmp_path: Path) ->
     assert (process.returncode, out) == (INTERRUPTED, "")
     assert "Traceback" not in err
     assert err.strip() == "interrupted"
+
+
+def _waiting_for_its_settings(pid: int) -> bool:
+    """The process is blocked opening the settings FIFO: its command has started."""
+    try:
+        return Path(f"/proc/{pid}/wchan").read_text() == "wait_for_partner"
+    except FileNotFoundError:
+        return False
+
+
+def test_ctrl_c_while_a_command_waits_exits_130_not_click_s_aborted(tmp_path: Path) -> None:
+    settings = tmp_path / "agent.toml"
+    os.mkfifo(settings)
+    process = subprocess.Popen([RECONCILER, "status", "--config", str(settings), "--node", NODE],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=_sigint_as_at_a_terminal)
+    wait_until(lambda: _waiting_for_its_settings(process.pid) or process.poll() is not None,
+               120, "the command waiting on its settings")
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+
+    assert (process.returncode, out, err.strip()) == (INTERRUPTED, "", "interrupted")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 import click
@@ -49,6 +50,10 @@ class Commands(click.Group):
             raise
         except click.UsageError as exc:
             raise MisusedError(exc.format_message(), exc.ctx) from None
+        except KeyboardInterrupt:
+            # click's own answer would be "Aborted!" and exit 1, which means "refused".
+            click.echo("interrupted", err=True)
+            raise click.exceptions.Exit(exitcodes.interrupted(signal.SIGINT)) from None
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
