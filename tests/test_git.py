@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import Failed
-from reconciler.git import Git, GitFailed
+from reconciler.git import Git, GitFailed, init_bare
 
 pytestmark = pytest.mark.usefixtures("isolated_git")
 
@@ -99,3 +99,19 @@ def test_commands_run_in_a_session_of_their_own(repo: Git) -> None:
     session = int(repo.out("-c", f"alias.session={show_session}", "session"))
 
     assert session != os.getsid(0)
+
+
+def test_a_bare_repository_is_made_on_main_with_its_settings_as_git_reads_them(
+        tmp_path: Path) -> None:
+    path = tmp_path / "made.git"
+
+    done = init_bare(path, {"user.name": 'A "quoted" \\name', "user.email": "a@b",
+                            "gc.autoDetach": "false"})
+
+    git = Git(path)
+    assert done.ok
+    assert git.out("rev-parse", "--is-bare-repository") == "true\n"
+    assert git.out("symbolic-ref", "HEAD") == "refs/heads/main\n"
+    assert git.out("config", "--get-regexp", "^(user|gc)\\.") == (
+        'user.name A "quoted" \\name\nuser.email a@b\ngc.autodetach false\n')
+    assert not (path / "hooks").exists()  # no sample hooks copied in

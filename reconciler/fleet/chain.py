@@ -21,6 +21,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from reconciler import git
 from reconciler.git import Done, Git
 
 MAX_REPORTS = 100
@@ -36,10 +37,9 @@ def init_bare(path: Path) -> None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     building = path.with_name(f"{path.name}.new-{os.getpid()}")
-    done = Git(path.parent).run("init", "--quiet", "--bare", str(building))
+    done = git.init_bare(building, {"gc.autoDetach": "false"})  # no git outlives its caller
     if not done.ok:
         raise OSError(f"git init {building}: {done.tail()}")
-    Git(building).run("config", "gc.autoDetach", "false")  # no git process outlives its caller
     try:
         os.rename(building, path)
     except OSError:

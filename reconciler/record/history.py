@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler.errors import Problem
-from reconciler.git import Git, GitFailed, read_ref
+from reconciler.git import Git, GitFailed, init_bare, read_ref
 
 BRANCH = "refs/heads/main"
 RUN_JSON = "run.json"
@@ -130,16 +130,13 @@ class History:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         building = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
         try:
-            git = Git(building)
-            git.out("init", "--quiet", "--bare", "--template=", "--initial-branch=main", ".")
-            for key, value in (
-                ("user.name", "reconciler"),
-                ("user.email", f"reconciler@{self.node}"),
-                ("core.logAllRefUpdates", "true"),
-                ("core.fsync", "committed"),
-                ("gc.autoDetach", "false"),
-            ):
-                git.out("config", key, value)
+            done = init_bare(building, {
+                "user.name": "reconciler", "user.email": f"reconciler@{self.node}",
+                "core.logAllRefUpdates": "true", "core.fsync": "committed",
+                "gc.autoDetach": "false",
+            })  # fmt: skip
+            if not done.ok:
+                raise GitFailed.of(building, done)
             os.rename(building, self.path)
         finally:
             shutil.rmtree(building, ignore_errors=True)

@@ -37,7 +37,7 @@ from reconciler.agent.urls import check_url
 from reconciler.agent.urls import redact as redact
 from reconciler.agent.urls import spread as spread
 from reconciler.errors import Problem, Refused, RetryLater
-from reconciler.git import Done, Git
+from reconciler.git import Done, Git, init_bare
 from reconciler.source import stamps
 from reconciler.source.snapshot import Snapshot, open_snapshot
 from reconciler.source.stamps import CHECK_PERIOD
@@ -174,12 +174,10 @@ class SourceCache:
         shutil.rmtree(building, ignore_errors=True)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            done = Git(target.parent).run("init", "--quiet", "--bare", "--initial-branch=main",
-                                          str(building))
+            # No git process may outlive the run that started it (see ensure_healthy).
+            done = init_bare(building, {"gc.autoDetach": "false"})
             if not done.ok:
                 raise _FetchFailed(failure(done))
-            # No git process may outlive the run that started it (see ensure_healthy).
-            Git(building).run("config", "gc.autoDetach", "false")
             self._fetch_into(building, url, refspec)
             os.rename(building, target)
         finally:
