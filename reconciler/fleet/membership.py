@@ -13,11 +13,9 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from reconciler.compile.compiler import load_fleet
 from reconciler.errors import UsageError
 from reconciler.fleet import keys
 from reconciler.git import Git
-from reconciler.source.snapshot import open_snapshot
 
 CACHE = "reconciler-fleet-nodes.json"
 
@@ -60,6 +58,11 @@ def fleet_nodes(config_dir: Path, commit: str, cache: Path) -> set[str]:
             return set(data["nodes"])
     except (OSError, ValueError, KeyError, AttributeError):
         pass
+    # Only a new config commit parses the fleet: the hook of every other push starts
+    # without importing the compiler (half of its start-up).
+    from reconciler.compile.compiler import load_fleet
+    from reconciler.source.snapshot import open_snapshot
+
     names = load_fleet(open_snapshot(str(config_dir), commit)).node_names()
     temporary = cache.with_name(f".{cache.name}.{os.getpid()}")
     try:
