@@ -16,6 +16,15 @@ from system_support import fake_root
 from reconciler.system.local import LocalSystem
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """Two workers per core for `-n auto`: a third of the suite's time is tests waiting on
+    processes they started (agents, daemons, pushers, hooks), and a waiting worker leaves
+    its core to another. PYTEST_XDIST_AUTO_NUM_WORKERS still decides when set."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    return 2 * len(os.sched_getaffinity(0))
+
+
 def _process_state() -> dict[str, object]:
     return {"SIGTERM": signal.getsignal(signal.SIGTERM),
             "SIGINT": signal.getsignal(signal.SIGINT), "gc": gc.isenabled(), "cwd": os.getcwd(),
