@@ -105,7 +105,7 @@ def quiet_run(argv: Sequence[str]) -> int | None:
         with quiet.node_lock(state):
             found = quiet.in_sync(state, root, lambda facts: quiet.key_of(
                 quiet.worktree_fingerprint(repo), node, root, state, identity,
-                _facts(root) if facts else None))
+                _facts(root) if facts else None), hand_over=True)
             if found is None:
                 return None
             ceiling = options.get("--max-severity", found.ceiling) if mode == "change" \

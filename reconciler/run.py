@@ -345,7 +345,8 @@ def plan_and_apply(now: RunState, partial: desired_pack.Partial | None = None) -
                                              f"{_error(exc, run)}")
     source_id = run.source.quiet_id() if run.quiet_record and mode == "change" else None
     problem = source_id and quiet.remember(run.state, source_id, run.root, run.identity,
-                                           now.desired, now.report)
+                                           now.desired, now.report,
+                                           partial.unchanged if partial else None)
     if problem:
         now.report = failed_with(now.report, problem)
 
