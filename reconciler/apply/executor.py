@@ -16,7 +16,6 @@ from enum import StrEnum
 
 from reconciler.actions.command import RunCommand
 from reconciler.actions.files import UpdateFile
-from reconciler.actions.service import NotifiedService
 from reconciler.apply.checks import CheckOutcome, Guard, would_pass
 from reconciler.apply.ledger import Ledger
 from reconciler.plan.build import Plan
@@ -205,8 +204,8 @@ class _Walk:
                 results.append(ChangeOutcome(change, Status.SKIPPED,
                                              "its sources did not change after all"))
                 continue
-            needless = change.needless(self.ctx) if isinstance(change, NotifiedService) and \
-                self.change_mode and change.held is None else None
+            needless = change.needless(self.ctx) if self.change_mode and change.held is None \
+                else None
             if needless is not None:
                 results.append(ChangeOutcome(change, Status.SKIPPED, needless))
                 continue
