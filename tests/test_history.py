@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from gitutil_repo import git
 
-from reconciler.record.history import RUN_JSON, History
+from reconciler.record.history import RUN_JSON, History, _pack
 
 REPO = Path(__file__).resolve().parents[1]
 NODE = "proxy-03.tickets.chi1.sa"
@@ -241,4 +241,19 @@ def test_many_new_files_are_written_as_one_pack(history: History) -> None:
     assert history.read("main", "/etc/app/7.conf") == b"changed\n"
     assert history.read("main", "/etc/app/199.conf") == b"app 199\n"
     assert history.log(1)[0].changed == ["/etc/app/7.conf"]
+    assert git(history.path, "fsck", "--strict", "--no-dangling") == ""
+
+
+def test_a_record_packs_the_objects_again_once_git_would_find_too_many_packs(
+    history: History,
+) -> None:
+    history.record({"/etc/a": b"1\n"}, b"{}\n", "first", trailers())
+    for number in range(51):
+        subprocess.run(["git", "-C", str(history.path), "index-pack", "--stdin"],
+                       input=_pack([f"pack {number}\n".encode()]), check=True,
+                       capture_output=True)
+
+    history.record({"/etc/a": b"2\n"}, b"{}\n", "second", trailers())
+
+    assert len(list((history.path / "objects" / "pack").glob("*.pack"))) == 1
     assert git(history.path, "fsck", "--strict", "--no-dangling") == ""

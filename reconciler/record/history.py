@@ -44,6 +44,7 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _LOCKS = ("HEAD.lock", "config.lock", "packed-refs.lock", f"{BRANCH}.lock")
 _TEMP_INDEX_PREFIX = "reconciler-index-"
 _GC_AUTO_IN_17 = -(-6700 // 256)  # git's default gc.auto, as git counts it in objects/17
+_GC_AUTO_PACKS = 50  # git's default gc.autoPackLimit
 _PACK_FROM = 64  # this many new blobs or more are written as one pack
 _PACKED_BLOB = 3  # the object type of a blob in a pack
 
@@ -285,7 +286,7 @@ class History:
         self._git(
             "update-ref", "-m", f"record: {summary_line.strip()}", BRANCH, commit, parent or ""
         )
-        if self._many_loose_objects():
+        if self._many_loose_objects() or self._many_packs():
             self._git("gc", "--auto", "--quiet")
         return commit
 
@@ -297,6 +298,11 @@ class History:
         except FileNotFoundError:
             return False
         return sum(1 for name in names if len(name) == 38) > _GC_AUTO_IN_17
+
+    def _many_packs(self) -> bool:
+        """git's other test for `gc --auto`: more packs than gc.autoPackLimit (a record
+        of many new files adds one)."""
+        return len(list((self.path / "objects" / "pack").glob("*.pack"))) > _GC_AUTO_PACKS
 
     def log(self, n: int = 20, path: str | None = None) -> list[HistoryEntry]:
         """The newest `n` records, newest first; only those that touched `path` if given."""
