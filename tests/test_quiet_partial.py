@@ -91,7 +91,7 @@ def test_an_apply_repairs_the_hand_edit_keeps_a_backup_and_records_it(
     assert edited.read_text() == "workers = 8\n"
     assert compiles == []
     index = (root / STATE / "backups" / "index.jsonl").read_text()
-    assert '"/etc/app/a.conf"' in index
+    assert index.count('"/etc/app/a.conf"') == 1, "backed up ahead, not again when replaced"
     logged = reconciler(["log", "--root", root]).stdout.splitlines()
     assert [line.split()[5] for line in logged] == ["changed", "changed"]
     assert quiet_run(args(repo, root)) == 0, "settled again, all four paths in sync"
