@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import itertools
 import json
 import os
 import stat
@@ -174,42 +173,64 @@ class InSync:
 class Drifted:
     """A node some of whose paths are no longer as the settled run left them, with
     nothing upstream changed: the record's key, the paths that differ, and the recorded
-    content hash (or link target) of every path."""
+    entry of every path."""
 
     settled: InSync
     key: dict[str, Any]
     paths: tuple[str, ...]
-    recorded: dict[str, str | None]
+    entries: dict[str, Entry]
+
+    @property
+    def recorded(self) -> dict[str, str | None]:
+        """The recorded content hash (or link target) of every path."""
+        return {path: entry[5] for path, entry in self.entries.items()}
 
 
-def in_sync(state: StateDir, root: str, key: Callable[[bool], dict[str, Any]]) -> InSync | None:
+def in_sync(state: StateDir, root: str, key: Callable[[bool], dict[str, Any]],
+            hand_over: bool = False) -> InSync | None:
     """What the last settled run reported, when the node is exactly as it left it under
     the same key (`key(True)` computes it with the facts' digest, for a config whose
-    templates read facts); None when anything differs or there is no record."""
-    found = compare(state, root, key, first=True)
+    templates read facts); None when anything differs or there is no record. With
+    `hand_over`, the full run this process starts next takes the paths found differing
+    from here (`compare`)."""
+    found = compare(state, root, key, hand_over)
     return found.settled if found is not None and not found.paths else None
 
 
+# The paths a quiet answer found differing, by quiet record, with the record's stamp
+# then: a plain `apply`, `audit` or `run` compares before the full run is even imported
+# (`entry.py`), and the run it hands a drifted node to, the very next comparison in the
+# process, takes that answer instead of reading every path again.
+_compared: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+
 def compare(state: StateDir, root: str, key: Callable[[bool], dict[str, Any]],
-            first: bool = False) -> Drifted | None:
+            hand_over: bool = False) -> Drifted | None:
     """The paths that differ from the last settled run's record under the same key (none:
-    in sync; with `first`, only the first found); None when the key differs, there is no
-    record, or a directory above a managed path is a symlink."""
+    in sync); None when the key differs, there is no record, or a directory above a
+    managed path is a symlink. With `hand_over`, the paths found are kept for the next
+    comparison of the same record in this process (and for no other)."""
+    path = quiet_path(state)
+    before = _compared.pop(path, None)
     try:
-        record = json.loads(read_own(quiet_path(state)))
+        recorded_at = stamp(path)
+        record = json.loads(read_own(path))
         recorded = record["key"]
-        if recorded != key(recorded["facts"] is not None):
+        if recorded_at is None or recorded != key(recorded["facts"] is not None):
             return None
         entries = record["entries"]
         if not _parents_are_real(root, [entry[0] for entry in entries]):
             return None
-        differing = (entry[0] for entry in entries if live_entry(root, entry[0]) != entry)
-        paths = tuple(itertools.islice(differing, 1 if first else None))
+        if before is not None and before[0] == recorded_at:
+            paths = before[1]
+        else:
+            paths = tuple(entry[0] for entry in entries if live_entry(root, entry[0]) != entry)
+        if hand_over and paths:
+            _compared[path] = (recorded_at, paths)
         report = record["report"]
         if not isinstance(report, dict):
             return None
-        return Drifted(InSync(report), recorded, paths,
-                       {entry[0]: entry[5] for entry in entries})
+        return Drifted(InSync(report), recorded, paths, {entry[0]: entry for entry in entries})
     except (OSError, ValueError, LookupError, TypeError):
         return None
 
@@ -281,19 +302,21 @@ def facts_digest(facts_json: str) -> str:
 
 
 def remember(state: StateDir, source: str, root: str, identity: str, desired: Desired,
-             report: RunReport) -> str | None:
+             report: RunReport, unchanged: Mapping[str, Entry] | None = None) -> str | None:
     """After a change-mode run: record what the node now is when the run left it exactly
-    as configured; otherwise drop the record, so the next run is a full one. Writes only
-    when the record changes. Returns why it could not (the run failed), else None."""
+    as configured; otherwise drop the record, so the next run is a full one. `unchanged`
+    are the entries of paths a partial run found as recorded and left alone (not read
+    again). Writes only when the record changes. Returns why it could not (the run
+    failed), else None."""
     try:
-        _remember(state, source, root, identity, desired, report)
+        _remember(state, source, root, identity, desired, report, unchanged or {})
     except OSError as exc:
         return f"{quiet_path(state)}: could not record the quiet state: {exc.strerror or exc}"
     return None
 
 
 def _remember(state: StateDir, source: str, root: str, identity: str, desired: Desired,
-              report: RunReport) -> None:
+              report: RunReport, unchanged: Mapping[str, Entry]) -> None:
     counts = report.counts
     settled = report.result in ("in-sync", "changed") and not (
         counts.pending or counts.held or counts.failed or counts.orphans or counts.skipped)
@@ -326,7 +349,8 @@ def _remember(state: StateDir, source: str, root: str, identity: str, desired: D
         "counts": type(counts)(in_sync=counts.in_sync + counts.applied), "problems": [],
         "notes": [], "source": None, "facts": None, "health": [], "revert": None})
     data = json.dumps({"key": key, "report": now_in_sync.model_dump(mode="json"),
-                       "entries": [live_entry(root, path) for path in paths]}).encode()
+                       "entries": [unchanged.get(path) or live_entry(root, path)
+                                   for path in paths]}).encode()
     _keep(state, key, desired.node, desired.rendered)
     if existing != data:
         write_atomic(target, data)

@@ -150,7 +150,7 @@ def _in_sync(state: StateDir, settings: dict[str, Any], config: str, started: da
     source = quiet_source(commit, settings["require_signed"], [
         path for path in (settings["allowed_signers"], settings["gpg_home"]) if path])
     found = quiet.in_sync(state, root, lambda facts: quiet.key_of(
-        source, node, root, state, identity, _facts(root) if facts else None))
+        source, node, root, state, identity, _facts(root) if facts else None), hand_over=True)
     if found is None:
         return None
     mode, mode_from = (settings["mode"], config) if settings["mode"] else \

@@ -23,10 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from reconciler import quiet
-from reconciler.apply import health
 from reconciler.apply.executor import execute
 from reconciler.apply.leftovers import clear_leftovers
-from reconciler.apply.revert import Journal
 from reconciler.compile.nodeconfig import NodeConfig, Severity
 from reconciler.desire import Desired as Desired  # re-exported, as callers of a run find them
 from reconciler.desire import desire as desire
@@ -104,7 +102,11 @@ def converge(
     limit = window.ceiling(node.policy, max_severity, clock.started)
     ceiling = limit.severity
     previous = applied_state.load(state_dir)
-    journal = Journal(system) if mode == "change" and node.health else None
+    journal = None
+    if mode == "change" and node.health:  # health checks, and what puts back a failed run
+        from reconciler.apply.revert import Journal
+
+        journal = Journal(system)
     live = journal or (system if mode == "change" else ReadOnlySystem(system))
     ctx = Context(
         system=live,
@@ -140,6 +142,8 @@ def converge(
                         clock.started, clock.elapsed(), outcome)
     applied = outcome.applied
     if journal is not None:
+        from reconciler.apply import health
+
         done, applied = health.settle(journal, node, done, applied, previous, ApplyContext(
             journal, ctx.commit, ctx.read_repo, frozenset(), ctx.digest), should_stop)
     if mode == "change" and durable and applied != previous:
@@ -345,7 +349,8 @@ def plan_and_apply(now: RunState, partial: desired_pack.Partial | None = None) -
                                              f"{_error(exc, run)}")
     source_id = run.source.quiet_id() if run.quiet_record and mode == "change" else None
     problem = source_id and quiet.remember(run.state, source_id, run.root, run.identity,
-                                           now.desired, now.report)
+                                           now.desired, now.report,
+                                           partial.unchanged if partial else None)
     if problem:
         now.report = failed_with(now.report, problem)
 

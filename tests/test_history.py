@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from gitutil_repo import git
 
-from reconciler.record.history import RUN_JSON, History
+from reconciler.record.history import RUN_JSON, History, _pack
 
 REPO = Path(__file__).resolve().parents[1]
 NODE = "proxy-03.tickets.chi1.sa"
@@ -172,7 +172,8 @@ import itertools, sys
 from reconciler.record.history import History
 history = History(sys.argv[1], node="proxy-03.tickets.chi1.sa")
 for n in itertools.count():
-    files = {f"/etc/app/{i}.conf": f"{n} {i}\\n".encode() for i in range(n % 7 + 1)}
+    count = 70 + n % 7 if n % 3 == 1 else n % 7 + 1  # some records big enough to pack
+    files = {f"/etc/app/{i}.conf": f"{n} {i}\\n".encode() for i in range(count)}
     history.record(files, b'{"n": %d}' % n, f"run {n}", {"Result": "changed", "Run": str(n)})
     print(n, flush=True)
 """
@@ -227,3 +228,32 @@ def test_a_record_packs_the_objects_once_git_would_find_too_many_loose(
     assert not loose.exists() or not os.listdir(loose)
     assert list((history.path / "objects" / "pack").glob("*.pack"))
     assert git(history.path, "fsck", "--strict") == ""
+
+
+def test_many_new_files_are_written_as_one_pack(history: History) -> None:
+    files = {f"/etc/app/{number}.conf": f"app {number}\n".encode() for number in range(200)}
+    history.record(files, b"{}\n", "first", trailers())
+    files["/etc/app/7.conf"] = b"changed\n"
+    history.record(files, b"{}\n", "second", trailers())
+
+    assert len(list((history.path / "objects" / "pack").glob("*.pack"))) == 1
+    assert history.read("main~1", "/etc/app/7.conf") == b"app 7\n"
+    assert history.read("main", "/etc/app/7.conf") == b"changed\n"
+    assert history.read("main", "/etc/app/199.conf") == b"app 199\n"
+    assert history.log(1)[0].changed == ["/etc/app/7.conf"]
+    assert git(history.path, "fsck", "--strict", "--no-dangling") == ""
+
+
+def test_a_record_packs_the_objects_again_once_git_would_find_too_many_packs(
+    history: History,
+) -> None:
+    history.record({"/etc/a": b"1\n"}, b"{}\n", "first", trailers())
+    for number in range(51):
+        subprocess.run(["git", "-C", str(history.path), "index-pack", "--stdin"],
+                       input=_pack([f"pack {number}\n".encode()]), check=True,
+                       capture_output=True)
+
+    history.record({"/etc/a": b"2\n"}, b"{}\n", "second", trailers())
+
+    assert len(list((history.path / "objects" / "pack").glob("*.pack"))) == 1
+    assert git(history.path, "fsck", "--strict", "--no-dangling") == ""

@@ -91,7 +91,7 @@ def test_an_apply_repairs_the_hand_edit_keeps_a_backup_and_records_it(
     assert edited.read_text() == "workers = 8\n"
     assert compiles == []
     index = (root / STATE / "backups" / "index.jsonl").read_text()
-    assert '"/etc/app/a.conf"' in index
+    assert index.count('"/etc/app/a.conf"') == 1, "backed up ahead, not again when replaced"
     logged = reconciler(["log", "--root", root]).stdout.splitlines()
     assert [line.split()[5] for line in logged] == ["changed", "changed"]
     assert quiet_run(args(repo, root)) == 0, "settled again, all four paths in sync"
@@ -181,3 +181,23 @@ def test_a_symlink_in_place_of_the_desired_state_is_refused(
 
     assert done.returncode == 1
     assert "desired.pack: is a symlink, where reconciler keeps its own file" in done.stdout
+
+
+def test_a_drifted_audit_reads_each_managed_path_once(
+    repo: Path, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    edit_by_hand(root)
+    read: list[str] = []
+    live_entry = quiet.live_entry
+
+    def counting(top: str, path: str) -> quiet.Entry:
+        read.append(path)
+        return live_entry(top, path)
+
+    monkeypatch.setattr(quiet, "live_entry", counting)
+    # What the `reconciler` process does: the quiet answer, then the full run it hands to.
+    assert quiet_run(args(repo, root, "audit")) is None
+    assert reconciler(args(repo, root, "audit")).returncode == 2
+    assert sorted(read) == sorted(set(read)) and "/etc/app/a.conf" in read
+    (root / "etc/app/a.conf").write_text("workers = 8\n")
+    assert reconciler(args(repo, root, "audit")).returncode == 0, "read afresh, in sync"

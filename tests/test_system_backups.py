@@ -73,3 +73,38 @@ def test_failed_backup_stops_the_write(root: Path, tmp_path: Path) -> None:
     with pytest.raises(OSError, match=r"cannot back up /etc/app\.conf before replacing it"):
         system.write_atomic("/etc/app.conf", b"new\n", 0o644, None, None)
     assert target.read_bytes() == b"original\n"
+
+
+def _index_paths(backups: Path) -> list[str]:
+    return [line.split('"path":"', 1)[1].split('"', 1)[0]
+            for line in (backups / INDEX).read_text().splitlines()]
+
+
+def test_a_file_backed_up_ahead_is_not_copied_again_when_replaced(
+    root: Path, backups: Path
+) -> None:
+    system = LocalSystem(str(root), backup_dir=str(backups))
+    for name in ("a.conf", "b.conf"):
+        (root / "etc" / name).write_bytes(f"old {name}\n".encode())
+    system.back_up_ahead(["/etc/a.conf", "/etc/b.conf", "/etc/missing.conf"])
+    assert _index_paths(backups) == ["/etc/a.conf", "/etc/b.conf"]
+    system.write_atomic("/etc/a.conf", b"new\n", 0o644, None, None)
+    system.write_atomic("/etc/b.conf", b"new\n", 0o644, None, None)
+    assert _index_paths(backups) == ["/etc/a.conf", "/etc/b.conf"]
+    for name in ("a.conf", "b.conf"):
+        digest = hashlib.sha256(f"old {name}\n".encode()).hexdigest()
+        assert (backups / digest).read_bytes() == f"old {name}\n".encode()
+
+
+def test_a_file_changed_after_its_backup_ahead_is_backed_up_again_when_replaced(
+    root: Path, backups: Path
+) -> None:
+    system = LocalSystem(str(root), backup_dir=str(backups))
+    target = root / "etc" / "app.conf"
+    target.write_bytes(b"first\n")
+    system.back_up_ahead(["/etc/app.conf"])
+    target.write_bytes(b"edited meanwhile\n")
+    system.write_atomic("/etc/app.conf", b"new\n", 0o644, None, None)
+    assert _index_paths(backups) == ["/etc/app.conf", "/etc/app.conf"]
+    digest = hashlib.sha256(b"edited meanwhile\n").hexdigest()
+    assert (backups / digest).read_bytes() == b"edited meanwhile\n"

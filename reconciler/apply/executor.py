@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from reconciler.actions.command import RunCommand
-from reconciler.actions.service import NotifiedService
+from reconciler.actions.files import UpdateFile
 from reconciler.apply.checks import CheckOutcome, Guard, would_pass
 from reconciler.apply.ledger import Ledger
 from reconciler.plan.build import Plan
@@ -82,6 +82,12 @@ def execute(
     interrupted = plan.interrupted
     ctx.progress.start("applying" if change_mode else "auditing",
                        sum(len(a.changes) for a in plan.actions))
+    replaced = [change.path for action_plan in plan.actions if action_plan.error is None
+                for change in action_plan.changes if isinstance(change, UpdateFile)
+                and change.held is None and not change.secret]
+    if change_mode and not interrupted and replaced:
+        # The files the plan replaces are backed up first, made durable all at once.
+        ctx.system.back_up_ahead(replaced)
     for action_plan in plan.actions:
         outcome = ActionOutcome(action_plan, error=action_plan.error)
         outcomes.append(outcome)
@@ -198,8 +204,8 @@ class _Walk:
                 results.append(ChangeOutcome(change, Status.SKIPPED,
                                              "its sources did not change after all"))
                 continue
-            needless = change.needless(self.ctx) if isinstance(change, NotifiedService) and \
-                self.change_mode and change.held is None else None
+            needless = change.needless(self.ctx) if self.change_mode and change.held is None \
+                else None
             if needless is not None:
                 results.append(ChangeOutcome(change, Status.SKIPPED, needless))
                 continue

@@ -132,6 +132,11 @@ class Change(ABC):
             isinstance(self.action, FileAction | TreeAction) and self.action.secret
         )
 
+    def needless(self, ctx: ApplyContext) -> str | None:
+        """Why this change need not run after all (the executor skips it), or None: a
+        reload or restart of a service this run started, say."""
+        return None
+
     @abstractmethod
     def apply(self, ctx: ApplyContext) -> Effect:
         """Make the node so through `ctx.system` and say what was done (raises on failure)."""

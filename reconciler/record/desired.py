@@ -50,12 +50,14 @@ def load(state: StateDir, key: dict[str, Any],
 @dataclass(frozen=True)
 class Partial:
     """What a run that found some paths drifted plans: the node and its rendered files as
-    kept, the actions of the drifted paths, and how many paths the others keep in sync."""
+    kept, the actions of the drifted paths, and how many paths the others keep in sync
+    (and their recorded entries)."""
 
     node: NodeConfig
     rendered: dict[str, list[RenderedFile]]
     touched: frozenset[str]
     in_sync: int
+    unchanged: dict[str, quiet.Entry]  # the quiet record's entries of the paths left alone
 
 
 def partial(state: StateDir, found: quiet.Drifted) -> Partial | None:
@@ -66,5 +68,6 @@ def partial(state: StateDir, found: quiet.Drifted) -> Partial | None:
         return None
     drifted = set(found.paths)
     touched = frozenset(action for action, held in paths.items() if drifted.intersection(held))
-    return Partial(kept[0], kept[1], touched,
-                   sum(len(held) for action, held in paths.items() if action not in touched))
+    left = [path for action, held in paths.items() if action not in touched for path in held]
+    return Partial(kept[0], kept[1], touched, len(left),
+                   {path: found.entries[path] for path in left if path in found.entries})

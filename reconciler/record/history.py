@@ -5,7 +5,8 @@ is one commit on `main` whose tree is a snapshot of the managed files at their n
 paths without the leading slash (`etc/nginx/nginx.conf`) plus `run.json`, and whose
 message is a one-line summary followed by trailers (`Config-Commit:`, `Node:`, ...).
 
-Commits are built with plumbing only: blobs with `git hash-object -w`, the tree from
+Commits are built with plumbing only: blobs with `git hash-object -w` (or, many at once,
+one pack through `git index-pack`), the tree from
 a throwaway index file, `git commit-tree`, then `git update-ref` with the expected old
 value. Objects are written before the ref moves and every git write is atomic, so a
 run killed at any moment leaves a repository `git fsck --strict` finds clean.
@@ -23,7 +24,9 @@ import posixpath
 import re
 import shutil
 import socket
+import struct
 import tempfile
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +44,9 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _LOCKS = ("HEAD.lock", "config.lock", "packed-refs.lock", f"{BRANCH}.lock")
 _TEMP_INDEX_PREFIX = "reconciler-index-"
 _GC_AUTO_IN_17 = -(-6700 // 256)  # git's default gc.auto, as git counts it in objects/17
+_GC_AUTO_PACKS = 50  # git's default gc.autoPackLimit
+_PACK_FROM = 64  # this many new blobs or more are written as one pack
+_PACKED_BLOB = 3  # the object type of a blob in a pack
 
 
 @dataclass(frozen=True)
@@ -169,6 +175,8 @@ class History:
             temp.unlink(missing_ok=True)
         for staging in self.path.glob(".blobs-*"):
             shutil.rmtree(staging, ignore_errors=True)
+        for temp in self.path.glob("objects/pack/tmp_*"):  # a pack git did not finish
+            temp.unlink(missing_ok=True)
 
     def _tree_entries(self, commit: str) -> dict[str, str]:
         out = self._git("ls-tree", "-r", "-z", "--full-tree", commit)
@@ -181,28 +189,43 @@ class History:
         return entries
 
     def _store_blobs(self, blobs: Mapping[str, bytes]) -> None:
-        """Write the blobs the object database does not have yet (keyed by object id)."""
-        if not blobs:
-            return
-        out = self._git(
-            "cat-file", "--batch-check", stdin="".join(f"{b}\n" for b in blobs).encode()
-        )
-        missing = [line.split(" ")[0] for line in out.splitlines() if line.endswith(" missing")]
+        """Write the blobs the object database does not have yet (keyed by object id):
+        many at once as one pack (a first run can bring a thousand files: one file and
+        one fsync, where loose objects cost an fsync each), a few as loose objects."""
+        missing = self._missing(list(blobs))
         if not missing:
             return
-        # One git process for all new blobs (a first run can bring a thousand files).
-        with tempfile.TemporaryDirectory(prefix=".blobs-", dir=self.path) as staging:
-            paths = []
-            for object_id in missing:
-                path = os.path.join(staging, object_id)
-                with open(path, "wb") as handle:
-                    handle.write(blobs[object_id])
-                paths.append(path)
-            written = self._git("hash-object", "-w", "--no-filters", "--stdin-paths",
-                                stdin="".join(f"{p}\n" for p in paths).encode()).split()
+        if len(missing) >= _PACK_FROM:
+            self._git("index-pack", "--stdin", stdin=_pack([blobs[oid] for oid in missing]))
+            still = set(self._missing(missing))
+            written = [oid for oid in missing if oid not in still]
+        else:
+            # One git process for all new blobs.
+            with tempfile.TemporaryDirectory(prefix=".blobs-", dir=self.path) as staging:
+                paths = []
+                for object_id in missing:
+                    path = os.path.join(staging, object_id)
+                    with open(path, "wb") as handle:
+                        handle.write(blobs[object_id])
+                    paths.append(path)
+                written = self._git("hash-object", "-w", "--no-filters", "--stdin-paths",
+                                    stdin="".join(f"{p}\n" for p in paths).encode()).split()
         if written != missing:
             raise GitFailed([Problem("git stored other blobs than the ones computed",
                                      str(self.path))])
+
+    def _missing(self, object_ids: Sequence[str]) -> list[str]:
+        """The object ids the repository lacks. A loose object is a file of its own; git
+        is asked about the others only when it keeps packs (or borrows objects): asked
+        about an object it lacks, it looks through its packs again each time."""
+        objects = self.path / "objects"
+        unseen = [oid for oid in object_ids if not os.path.isfile(objects / oid[:2] / oid[2:])]
+        if not unseen or not (any(objects.glob("pack/*.pack"))
+                              or (objects / "info" / "alternates").exists()):
+            return unseen
+        out = self._git("cat-file", "--batch-check",
+                        stdin="".join(f"{oid}\n" for oid in unseen).encode())
+        return [line.split(" ")[0] for line in out.splitlines() if line.endswith(" missing")]
 
     def record(
         self,
@@ -260,7 +283,7 @@ class History:
         self._git(
             "update-ref", "-m", f"record: {summary_line.strip()}", BRANCH, commit, parent or ""
         )
-        if self._many_loose_objects():
+        if self._many_loose_objects() or self._many_packs():
             self._git("gc", "--auto", "--quiet")
         return commit
 
@@ -272,6 +295,11 @@ class History:
         except FileNotFoundError:
             return False
         return sum(1 for name in names if len(name) == 38) > _GC_AUTO_IN_17
+
+    def _many_packs(self) -> bool:
+        """git's other test for `gc --auto`: more packs than gc.autoPackLimit (a record
+        of many new files adds one)."""
+        return len(list((self.path / "objects" / "pack").glob("*.pack"))) > _GC_AUTO_PACKS
 
     def log(self, n: int = 20, path: str | None = None) -> list[HistoryEntry]:
         """The newest `n` records, newest first; only those that touched `path` if given."""
@@ -308,6 +336,23 @@ class History:
         if not done.ok:
             raise FileNotFoundError(f"{node_path} not recorded in {rev}: {done.stderr.strip()}")
         return done.stdout
+
+
+def _pack(blobs: Sequence[bytes]) -> bytes:
+    """A git pack (version 2, no deltas) of `blobs`, for `git index-pack --stdin`."""
+    parts = [b"PACK", struct.pack(">II", 2, len(blobs))]
+    for data in blobs:
+        size = len(data)
+        byte = (_PACKED_BLOB << 4) | (size & 0x0F)
+        size >>= 4
+        header = bytearray()
+        while size:
+            header.append(byte | 0x80)
+            byte, size = size & 0x7F, size >> 7
+        header.append(byte)
+        parts += [bytes(header), zlib.compress(data, 1)]
+    body = b"".join(parts)
+    return body + hashlib.sha1(body, usedforsecurity=False).digest()
 
 
 def _check_no_file_dir_clash(entries: Mapping[str, object]) -> None:

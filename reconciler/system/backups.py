@@ -15,7 +15,8 @@ import os
 import re
 import secrets
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -28,12 +29,14 @@ from reconciler.system.walk import (
     TEMP_FLAGS,
     located,
     lstat_at,
+    sync_filesystem,
     unlink_quietly,
     write_all,
 )
 
 _KEPT = re.compile(r"[0-9a-f]{64}|secret-[0-9a-f]{32}\.age")
 INDEX = "index.jsonl"
+Identity = tuple[int, int, int, int, int]  # st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns
 
 
 class Kept(BaseModel):
@@ -62,6 +65,40 @@ class BackupStore:
         self.limit = limit
         self.run = run
         self.seal = seal
+        # Copies made durable by `ahead` this run, by node path: the file as it was then
+        # and the copy's name. A file still so when it is replaced needs no second copy.
+        self._durable: dict[str, tuple[Identity, str]] = {}
+        self._pending: dict[str, tuple[Identity, str]] | None = None  # inside `ahead`
+        self._doubtful: set[str] = set()  # copies whose `ahead` sync failed
+
+    @contextmanager
+    def ahead(self) -> Iterator[None]:
+        """Copies saved inside this are made durable together on the way out (one sync of
+        the store's filesystem instead of three fsyncs each), before any of the files they
+        copy is replaced: a run saves the files it is about to replace first. A copy the
+        sync fails to make durable is made again, with its own fsyncs, when its file is
+        replaced (and that says what is wrong)."""
+        self._pending = {}
+        try:
+            yield
+        finally:
+            pending, self._pending = self._pending, None
+            if pending:
+                try:
+                    self._sync_pending(pending)
+                except OSError:
+                    self._doubtful.update(name for _, name in pending.values())
+
+    def _sync_pending(self, pending: dict[str, tuple[Identity, str]]) -> None:
+        dir_fd = os.open(self.directory, DIR_FLAGS)
+        try:
+            sync_filesystem(dir_fd)
+            _fsync_at(dir_fd, INDEX)
+            os.fsync(dir_fd)
+            self._durable.update(pending)
+            self._evict(dir_fd, keep={name for _, name in pending.values()})
+        finally:
+            os.close(dir_fd)
 
     def save_at(self, dir_fd: int, name: str, node: str, secret: bool = False) -> str | None:
         """Save regular file `name` of the open directory; the name of its copy, or None
@@ -76,15 +113,26 @@ class BackupStore:
                 return None
             raise located(error, node) from None
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
                 return None
-            return self._store(fd, node, secret)
+            identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns,
+                        info.st_ctime_ns)
+            durable = self._durable.get(node)
+            if durable is not None and durable[0] == identity and not secret:
+                return durable[1]
+            sha = self._store(fd, node, secret)
+            if self._pending is not None and not secret:
+                self._pending[node] = (identity, sha)
+            return sha
         finally:
             os.close(fd)
 
     def _store(self, source: int, node: str, secret: bool) -> str:
         """Copy `source` into the store as <sha256> (sealed under a random name if
-        `secret`; mode 0600), index it, then enforce the cap."""
+        `secret`; mode 0600), index it, then enforce the cap; each step made durable
+        before the next, unless the copy is one of `ahead`'s."""
+        durable = self._pending is None or secret
         backup_dir = self.directory
         try:
             os.makedirs(os.path.dirname(backup_dir), exist_ok=True)
@@ -115,7 +163,8 @@ class BackupStore:
                         while chunk := os.read(source, CHUNK):
                             digest.update(chunk)
                             write_all(out, chunk)
-                    os.fsync(out)
+                    if durable:
+                        os.fsync(out)
                 finally:
                     os.close(out)
                 sha = f"secret-{secrets.token_hex(16)}.age" if secret else digest.hexdigest()
@@ -124,11 +173,15 @@ class BackupStore:
                 else:
                     os.unlink(temp, dir_fd=dir_fd)
                     os.utime(sha, dir_fd=dir_fd, follow_symlinks=False)
+                    if durable and sha in self._doubtful:
+                        _fsync_at(dir_fd, sha)
+                        self._doubtful.discard(sha)
                 self._index(dir_fd, Kept(path=node, time=datetime.now(UTC), run=self.run,
                                          name=sha, sha256=None if secret else sha,
-                                         secret=secret))
-                os.fsync(dir_fd)
-                self._evict(dir_fd, keep=sha)
+                                         secret=secret), durable)
+                if durable:
+                    os.fsync(dir_fd)
+                    self._evict(dir_fd, keep={sha})
             except OSError as error:
                 unlink_quietly(dir_fd, temp)
                 raise OSError(
@@ -141,8 +194,8 @@ class BackupStore:
         finally:
             os.close(dir_fd)
 
-    def _evict(self, dir_fd: int, keep: str) -> None:
-        """Delete the least recently saved backups beyond the cap (never `keep`). Their
+    def _evict(self, dir_fd: int, keep: set[str]) -> None:
+        """Delete the least recently saved backups beyond the cap (never those in `keep`). Their
         times are read only when the cap is passed: a run that backs up a hundred files
         would otherwise stat the whole store a hundred times."""
         with os.scandir(dir_fd) as entries:
@@ -154,16 +207,17 @@ class BackupStore:
         excess = len(saved) - self.limit
         if excess <= 0:
             return
-        for _, name in sorted(item for item in saved if item[1] != keep)[:excess]:
+        for _, name in sorted(item for item in saved if item[1] not in keep)[:excess]:
             unlink_quietly(dir_fd, name)
 
-    def _index(self, dir_fd: int, kept: Kept) -> None:
+    def _index(self, dir_fd: int, kept: Kept, durable: bool) -> None:
         """Append one line to the index (appends of one short line do not interleave)."""
         fd = os.open(INDEX, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
                      | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
         try:
             write_all(fd, kept.model_dump_json().encode() + b"\n")
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
 
@@ -192,6 +246,14 @@ def read_kept(directory: str, kept: Kept) -> bytes:
     """The stored bytes of `kept` (a secret file's are its ciphertext)."""
     with open(os.path.join(directory, kept.name), "rb") as copy:
         return copy.read()
+
+
+def _fsync_at(dir_fd: int, name: str) -> None:
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _read_all(fd: int) -> bytes:

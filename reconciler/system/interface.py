@@ -9,6 +9,7 @@ system maps them under its root ("/" in production, a temporary directory in tes
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -134,6 +135,12 @@ class System(Protocol):
         secret: bool = False,
     ) -> str | None:
         """Replace a file atomically; with `validate`, why it was not validated, or None."""
+        ...
+
+    def back_up_ahead(self, paths: Iterable[str]) -> None:
+        """Back up the regular files at `paths`, which the run is about to replace, all
+        made durable at once: cheaper than each when it is replaced (a cost, never a
+        change of what is written; a path that cannot be saved now is saved then)."""
         ...
 
     def chmod(self, path: str, mode: int) -> None: ...

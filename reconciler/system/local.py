@@ -16,7 +16,7 @@ import pwd
 import stat
 import struct
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 
 from reconciler.system import validation, xattrs
@@ -396,6 +396,18 @@ class LocalSystem:
             return None
         with self._walker.parent(path) as (dir_fd, name, node):
             return self._backups.save_at(dir_fd, name, node)
+
+    def back_up_ahead(self, paths: Iterable[str]) -> None:
+        """Save the regular files at `paths`, about to be replaced, all made durable at
+        once (`BackupStore.ahead`); one that cannot be saved now is left to its own
+        backup when it is replaced, which says what is wrong."""
+        if self._backups is None:
+            return
+        with self._backups.ahead():
+            for path in paths:
+                with suppress(OSError, UnsafePath), \
+                        self._walker.parent(path) as (dir_fd, name, node):
+                    self._backups.save_at(dir_fd, name, node)
 
     def _backup_at(self, dir_fd: int, name: str, node: str, secret: bool = False) -> None:
         if self._backups is not None:

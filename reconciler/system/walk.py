@@ -254,8 +254,9 @@ class Walker:
           may come back empty. None of these is in the record yet (it is written after
           the sync), so the next run sees content that is not what it recorded and
           writes the file again: nothing is lost, and the record never claims what is
-          not on disk. Backups of replaced files keep their own fsync (system/backups.py):
-          the old content is durable before its replacement can be.
+          not on disk. Backups of replaced files are made durable before the first
+          replacement is renamed (saved ahead in one sync, `BackupStore.ahead`, or each
+          with its own fsyncs): the old content is durable before its replacement can be.
         SIGKILL tests (tests/test_crash_converge.py) cover the first case; the second
         is the filesystem's word, not tested here.
 

@@ -7,7 +7,7 @@ writes and `LoggingSystem` (--debug) logs each call, each overriding only that.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import TypeVar
 
@@ -65,6 +65,9 @@ class DelegatingSystem:
         secret: bool = False,
     ) -> str | None:
         return self._inner.write_atomic(path, data, mode, uid, gid, validate, secret=secret)
+
+    def back_up_ahead(self, paths: Iterable[str]) -> None:
+        self._inner.back_up_ahead(paths)
 
     def chmod(self, path: str, mode: int) -> None:
         self._inner.chmod(path, mode)
@@ -131,6 +134,9 @@ class ReadOnlySystem(DelegatingSystem):
         secret: bool = False,
     ) -> str | None:
         raise _refused("write_atomic", path)
+
+    def back_up_ahead(self, paths: Iterable[str]) -> None:
+        """Nothing is replaced in an audit, so nothing is saved ahead of it."""
 
     def chmod(self, path: str, mode: int) -> None:
         raise _refused("chmod", path)
@@ -267,6 +273,11 @@ class LoggingSystem(DelegatingSystem):
             f"{path} ({size}, mode {mode:04o}, owner {_owner(uid, gid)}{checked})",
             lambda: self._inner.write_atomic(path, data, mode, uid, gid, validate, secret=secret),
         )
+
+    def back_up_ahead(self, paths: Iterable[str]) -> None:
+        paths = list(paths)
+        self._call("back_up_ahead", f"{len(paths)} paths",
+                   lambda: self._inner.back_up_ahead(paths))
 
     def chmod(self, path: str, mode: int) -> None:
         self._call(f"chmod {mode:04o}", path, lambda: self._inner.chmod(path, mode))
