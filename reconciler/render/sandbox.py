@@ -12,6 +12,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from reconciler.compile.inventory import TEMPLATES_DIR
 from reconciler.errors import ConfigError
+from reconciler.render.modules import SharedModules, SharingTemplate
 from reconciler.render.shapes import SharedShapes
 from reconciler.source.snapshot import Snapshot, clean_relpath
 
@@ -54,13 +55,17 @@ class BoundedSandbox(SharedShapes, SandboxedEnvironment):
     """The Jinja2 sandbox (each shape of template compiled once: shapes.py), `*` and `**`
     refusing results so large that a typo (`"-" * 10**10`) would hang or exhaust memory.
     Whether an attribute is safe depends only on the object's type and the attribute's
-    name (`is_safe_attribute` as the sandbox defines it): it is decided once for each."""
+    name (`is_safe_attribute` as the sandbox defines it): it is decided once for each.
+    Its `shared_modules`, when set, build each module imported `with context` once for
+    the values it reads (modules.py)."""
 
     intercepted_binops = frozenset({"*", "**"})
+    template_class = SharingTemplate
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._safe: dict[tuple[type, str], bool] = {}
+        self.shared_modules: SharedModules | None = None
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         """The sandbox's `getattr`, with the safety of each type's attribute remembered."""
