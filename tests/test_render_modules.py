@@ -114,3 +114,20 @@ def test_macros_that_include_a_computed_name_see_each_file_s_variables(ws: Works
 
     assert contents(one) == {"/etc/a": b"hello for web-01\n", "/etc/b": b"hi for web-01\n"}
     assert contents(two) == {"/etc/a": b"howdy for web-02\n", "/etc/b": b"hi for web-02\n"}
+
+
+def test_macros_take_keywords_extra_arguments_and_a_caller(ws: Workspace) -> None:
+    fleet = fleet_of(ws, '  <file path="/etc/a" template="a.j2"/>\n',
+                     {"a.j2": "{% import 'calls.j2' as c with context %}"
+                              "{{ c.pair(b=2, a=1) }} {{ c.rest(1, 2, 3, x=4) }} "
+                              "{% call(word) c.around('[') %}{{ word }} {{ greeting }}"
+                              "{% endcall %}\n",
+                      "calls.j2": "{% macro pair(a, b) %}{{ a }}-{{ b }}{% endmacro %}"
+                                  "{% macro rest(first) %}{{ first }} {{ varargs }} "
+                                  "{{ kwargs }}{% endmacro %}"
+                                  "{% macro around(left) %}{{ left }}{{ caller('hi') }}]"
+                                  "{% endmacro %}"})
+
+    (one,) = render_all(Renderer(fleet), fleet, ONE)
+
+    assert contents(one) == {"/etc/a": b"1-2 1 (2, 3) {'x': 4} [hi hello]\n"}
