@@ -3,6 +3,7 @@ sandboxed (with bounds on `*` and `**`), and with undefined names as errors."""
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -97,19 +98,22 @@ class BoundedSandbox(SharedShapes, SandboxedEnvironment):
 
     def call(self, context: jinja2.runtime.Context, obj: Any, /, *args: Any,
              **kwargs: Any) -> Any:
-        """The sandbox's `call`, but a template's own macro (safe by construction, and
-        given only the evaluation context) is called as `Context.call` would call it,
-        without asking each time what it is: the macros of a node's files are most of
-        its calls."""
-        if type(obj) is jinja2.runtime.Macro:
-            kwargs.pop("_block_vars", None)
-            kwargs.pop("_loop_vars", None)
-            try:
-                return obj(context.eval_ctx, *args, **kwargs)
-            except StopIteration:
-                return self.undefined("value was undefined because a callable raised a "
-                                      "StopIteration exception")
-        return super().call(context, obj, *args, **kwargs)
+        """The sandbox's `call`, but what most calls of a node's files are — a template's
+        own macro, a method of a built-in type (`name.split('.')`) — is called as
+        `Context.call` would call it, without asking each time what it is: neither can
+        be marked unsafe, a macro takes the evaluation context and a built-in nothing."""
+        kind = type(obj)
+        if kind is jinja2.runtime.Macro:
+            args = (context.eval_ctx, *args)
+        elif kind is not types.BuiltinMethodType:
+            return super().call(context, obj, *args, **kwargs)
+        kwargs.pop("_block_vars", None)
+        kwargs.pop("_loop_vars", None)
+        try:
+            return obj(*args, **kwargs)
+        except StopIteration:
+            return self.undefined("value was undefined because a callable raised a "
+                                  "StopIteration exception")
 
     def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any,
                    right: Any) -> Any:
