@@ -46,6 +46,23 @@ def contents(files: dict[str, RenderedFile]) -> dict[str, bytes | None]:
     return {path: item.content for path, item in files.items()}
 
 
+def declared(template: str, *greetings: str | None) -> str:
+    """File actions /etc/a, /etc/b, … of `template`, each with its own `greeting` when
+    one is given."""
+    return "".join(
+        f'  <file path="/etc/{chr(ord("a") + index)}" template="{template}"/>\n'
+        if greeting is None else
+        f'  <file path="/etc/{chr(ord("a") + index)}" template="{template}">'
+        f'<var name="greeting">{greeting}</var></file>\n'
+        for index, greeting in enumerate(greetings))
+
+
+def banners(*greetings: str) -> dict[str, bytes | None]:
+    """What /etc/a, /etc/b, … of web-01 hold when their macros greet with `greetings`."""
+    return {f"/etc/{chr(ord('a') + index)}": f"{greeting} from {ONE}\n".encode()
+            for index, greeting in enumerate(greetings)}
+
+
 def test_each_node_s_files_see_its_own_variables_through_shared_macros(ws: Workspace) -> None:
     fleet = fleet_of(ws, '  <file path="/etc/a" template="a.j2"/>\n'
                          '  <file path="/etc/b" template="b.j2"/>\n',
@@ -61,17 +78,12 @@ def test_each_node_s_files_see_its_own_variables_through_shared_macros(ws: Works
 
 
 def test_an_action_s_own_variable_reaches_the_macros_of_its_file_only(ws: Workspace) -> None:
-    fleet = fleet_of(ws, '  <file path="/etc/a" template="a.j2"/>\n'
-                         '  <file path="/etc/b" template="a.j2">'
-                         '<var name="greeting">hi</var></file>\n'
-                         '  <file path="/etc/c" template="a.j2"/>\n',
+    fleet = fleet_of(ws, declared("a.j2", None, "hi", None),
                      {"a.j2": IMPORT + "{{ m.banner() }}\n"})
 
     (one,) = render_all(Renderer(fleet), fleet, ONE)
 
-    assert contents(one) == {"/etc/a": b"hello from web-01.shop.lab.t\n",
-                             "/etc/b": b"hi from web-01.shop.lab.t\n",
-                             "/etc/c": b"hello from web-01.shop.lab.t\n"}
+    assert contents(one) == banners("hello", "hi", "hello")
 
 
 def test_a_variable_set_before_the_import_reaches_the_macros(ws: Workspace) -> None:
@@ -85,14 +97,11 @@ def test_a_variable_set_before_the_import_reaches_the_macros(ws: Workspace) -> N
 
     (one,) = render_all(Renderer(fleet), fleet, ONE)
 
-    assert contents(one) == {"/etc/a": b"hello from web-01.shop.lab.t\n",
-                             "/etc/b": b"hey from web-01.shop.lab.t\n",
-                             "/etc/c": b"yo from web-01.shop.lab.t\n"}
+    assert contents(one) == banners("hello", "hey", "yo")
 
 
 def test_each_file_is_marked_with_the_unknown_facts_its_macros_print(ws: Workspace) -> None:
-    fleet = fleet_of(ws, '  <file path="/etc/a" template="a.j2"/>\n'
-                         '  <file path="/etc/b" template="a.j2"/>\n',
+    fleet = fleet_of(ws, declared("a.j2", None, None),
                      {"a.j2": IMPORT + "workers {{ m.cpus() }}\n"})
 
     (one,) = render_all(Renderer(fleet), fleet, ONE)
@@ -103,9 +112,7 @@ def test_each_file_is_marked_with_the_unknown_facts_its_macros_print(ws: Workspa
 
 
 def test_macros_that_include_a_computed_name_see_each_file_s_variables(ws: Workspace) -> None:
-    fleet = fleet_of(ws, '  <file path="/etc/a" template="a.j2"/>\n'
-                         '  <file path="/etc/b" template="a.j2">'
-                         '<var name="greeting">hi</var></file>\n',
+    fleet = fleet_of(ws, declared("a.j2", None, "hi"),
                      {"a.j2": "{% import 'parts.j2' as p with context %}{{ p.body() }}\n",
                       "parts.j2": "{% macro body() %}{% include 'x' ~ '.j2' %}{% endmacro %}",
                       "x.j2": "{{ greeting }} for {{ node.host }}"})
@@ -117,7 +124,7 @@ def test_macros_that_include_a_computed_name_see_each_file_s_variables(ws: Works
 
 
 def test_macros_take_keywords_extra_arguments_and_a_caller(ws: Workspace) -> None:
-    fleet = fleet_of(ws, '  <file path="/etc/a" template="a.j2"/>\n',
+    fleet = fleet_of(ws, declared("a.j2", None),
                      {"a.j2": "{% import 'calls.j2' as c with context %}"
                               "{{ c.pair(b=2, a=1) }} {{ c.rest(1, 2, 3, x=4) }} "
                               "{% call(word) c.around('[') %}{{ word }} {{ greeting }}"
