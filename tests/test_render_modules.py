@@ -138,3 +138,17 @@ def test_macros_take_keywords_extra_arguments_and_a_caller(ws: Workspace) -> Non
     (one,) = render_all(Renderer(fleet), fleet, ONE)
 
     assert contents(one) == {"/etc/a": b"1-2 1 (2, 3) {'x': 4} [hi hello]\n"}
+
+
+def test_macros_whose_includes_do_not_load_fail_only_where_they_are_called(
+        ws: Workspace) -> None:
+    fleet = fleet_of(ws, declared("a.j2", None, None),
+                     {"a.j2": "{% import 'parts.j2' as p with context %}{{ p.fine() }}\n",
+                      "parts.j2": "{% macro fine() %}{{ greeting }}{% endmacro %}"
+                                  "{% macro broken() %}{% include 'missing.j2' %}{% endmacro %}"
+                                  "{% macro odd() %}{% include 'bad.j2' %}{% endmacro %}",
+                      "bad.j2": "{% if %}"})
+
+    (one,) = render_all(Renderer(fleet), fleet, ONE)
+
+    assert contents(one) == {"/etc/a": b"hello\n", "/etc/b": b"hello\n"}

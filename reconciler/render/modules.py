@@ -10,7 +10,9 @@ same module. Every file of one node resolves `node`, the node's variables and th
 globals to the same objects, so the node's files share one module; a name that differs
 (an action's own variable, a decrypted secret, the `facts` of a node whose facts are
 unknown, a `set` before the import) builds a module of its own. A template that
-includes one by a computed name reads what cannot be known: it is run every time.
+includes one by a computed name reads what cannot be known, and one that includes a
+template that does not load fails only where that include is run: either is run every
+time.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import Any
 import jinja2
 from jinja2.environment import TemplateModule
 from jinja2.utils import missing
+
+from reconciler.errors import ConfigError
 
 # The variables a template reads by name (with what it includes, transitively), and
 # whether it includes one by a computed name.
@@ -47,7 +51,10 @@ class SharedModules:
         """What `template.make_module(values, True, locals)` builds (`name` is the
         template's), built once for each set of values the template reads."""
         if name not in self._names:
-            read, dynamic = self._reads(name)
+            try:
+                read, dynamic = self._reads(name)
+            except ConfigError:  # it includes one that does not load: only a call may fail
+                read, dynamic = frozenset(), True
             self._names[name] = None if dynamic else tuple(sorted(read))
         names = self._names[name]
         if names is None:
