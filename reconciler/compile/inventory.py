@@ -158,21 +158,27 @@ class Fleet:
         self, cls: str | None = None, product: str | None = None, cluster: str | None = None
     ) -> list[str]:
         """Sorted fqdn names of the nodes matching every given filter."""
+        if cls is not None and product is not None and cluster is not None:
+            return list(self._groups.get((cls, product, cluster), ()))
         return [
             fqdn
-            for fqdn, decl in self._sorted_nodes
-            if (cls is None or decl.name.cls == cls)
-            and (product is None or decl.name.product == product)
-            and (cluster is None or decl.name.cluster == cluster)
+            for (c, p, k), names in self._groups.items()
+            if (cls is None or c == cls) and (product is None or p == product)
+            and (cluster is None or k == cluster)
+            for fqdn in names
         ]
 
     @cached_property
-    def _sorted_nodes(self) -> list[tuple[str, NodeDecl]]:
-        def key(item: tuple[str, NodeDecl]) -> tuple[str, str, str, int]:
-            name = item[1].name
-            return (name.cls, name.product, name.cluster, name.number)
-
-        return sorted(self.nodes.items(), key=key)
+    def _groups(self) -> dict[tuple[str, str, str], list[str]]:
+        """The names by class, product and cluster, sorted (the groups in that order, each
+        by node number): a template's `nodes(...)` reads a few groups, not every node."""
+        groups: dict[tuple[str, str, str], list[str]] = {}
+        for fqdn, decl in sorted(self.nodes.items(), key=lambda item: (
+                item[1].name.cls, item[1].name.product, item[1].name.cluster,
+                item[1].name.number)):
+            name = decl.name
+            groups.setdefault((name.cls, name.product, name.cluster), []).append(fqdn)
+        return groups
 
     def chain(self, cls: str) -> tuple[str, ...]:
         """The class chain, most general first (cycles were refused at load)."""

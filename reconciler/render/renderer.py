@@ -28,6 +28,7 @@ from reconciler.errors import ConfigError, Problem
 from reconciler.facts.model import Facts
 from reconciler.render import facts as facts_view
 from reconciler.render.bytecode import PackedBytecodeCache
+from reconciler.render.modules import SharedModules
 from reconciler.render.rendered import RenderedFile as RenderedFile
 from reconciler.render.sandbox import BoundedSandbox, NoUndefined, SnapshotLoader
 from reconciler.render.sources import TemplateSource, read_source
@@ -85,6 +86,7 @@ class Renderer:
         )
         self.env.globals["nodes"] = self._nodes
         facts_view.install(self.env)
+        self._modules = self.env.shared_modules = SharedModules(self.referenced)
         self._node_cache: dict[tuple[str | None, str | None, str | None], list[str]] = {}
         self._referenced: dict[str, tuple[frozenset[str], bool]] = {}
         self._templates: dict[str, jinja2.Template] = {}
@@ -202,6 +204,7 @@ class Renderer:
         """What every file of `node` renders with (kept for the node rendered last)."""
         state = self._current
         if state is None or state.node is not node:
+            self._modules.clear()
             state = self._current = _NodeState(
                 node, {**self.env.globals, **node.values()}, sealed_variables(node),
                 node.secret_names(), NodeView(node))

@@ -3,6 +3,7 @@ sandboxed (with bounds on `*` and `**`), and with undefined names as errors."""
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from reconciler.compile.inventory import TEMPLATES_DIR
 from reconciler.errors import ConfigError
+from reconciler.render.modules import SharedModules, SharingTemplate
 from reconciler.render.shapes import SharedShapes
 from reconciler.source.snapshot import Snapshot, clean_relpath
 
@@ -54,13 +56,17 @@ class BoundedSandbox(SharedShapes, SandboxedEnvironment):
     """The Jinja2 sandbox (each shape of template compiled once: shapes.py), `*` and `**`
     refusing results so large that a typo (`"-" * 10**10`) would hang or exhaust memory.
     Whether an attribute is safe depends only on the object's type and the attribute's
-    name (`is_safe_attribute` as the sandbox defines it): it is decided once for each."""
+    name (`is_safe_attribute` as the sandbox defines it): it is decided once for each.
+    Its `shared_modules`, when set, build each module imported `with context` once for
+    the values it reads (modules.py)."""
 
     intercepted_binops = frozenset({"*", "**"})
+    template_class = SharingTemplate
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._safe: dict[tuple[type, str], bool] = {}
+        self.shared_modules: SharedModules | None = None
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         """The sandbox's `getattr`, with the safety of each type's attribute remembered."""
@@ -89,6 +95,25 @@ class BoundedSandbox(SharedShapes, SandboxedEnvironment):
         if safe is None:
             safe = self._safe[kind, attribute] = self.is_safe_attribute(obj, attribute, value)
         return value if safe else self.unsafe_undefined(obj, attribute)
+
+    def call(self, context: jinja2.runtime.Context, obj: Any, /, *args: Any,
+             **kwargs: Any) -> Any:
+        """The sandbox's `call`, but what most calls of a node's files are — a template's
+        own macro, a method of a built-in type (`name.split('.')`) — is called as
+        `Context.call` would call it, without asking each time what it is: neither can
+        be marked unsafe, a macro takes the evaluation context and a built-in nothing."""
+        kind = type(obj)
+        if kind is jinja2.runtime.Macro:
+            args = (context.eval_ctx, *args)
+        elif kind is not types.BuiltinMethodType:
+            return super().call(context, obj, *args, **kwargs)
+        kwargs.pop("_block_vars", None)
+        kwargs.pop("_loop_vars", None)
+        try:
+            return obj(*args, **kwargs)
+        except StopIteration:
+            return self.undefined("value was undefined because a callable raised a "
+                                  "StopIteration exception")
 
     def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any,
                    right: Any) -> Any:

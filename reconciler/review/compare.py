@@ -75,8 +75,17 @@ def _attributes(action: Action, node: NodeConfig) -> dict[str, str | None]:
     return shown
 
 
+# Nodes share their policy objects (compiler.py): each is shown once. Entries keep the
+# policies alive, so the ids stay theirs.
+_policies: dict[int, tuple[object, dict[str, str | None]]] = {}
+
+
 def _policy_attributes(node: NodeConfig) -> dict[str, str | None]:
-    return {name: _show(value) for name, value in node.policy.model_dump().items()}
+    found = _policies.get(id(node.policy))
+    if found is None:
+        found = _policies[id(node.policy)] = (node.policy, {
+            name: _show(value) for name, value in node.policy.model_dump().items()})
+    return found[1]
 
 
 def _compare_attributes(
@@ -334,6 +343,7 @@ def init_worker(base: Fleet | None, head: Fleet, facts: Mapping[str, Facts] | No
     _worker = _Worker(side(base) if base is not None else None, side(head), only or {},
                       base_records, Reuse(changed) if changed is not None else None)
     _action_diffs.clear()
+    _policies.clear()
     contents.clear()
 
 
