@@ -224,6 +224,10 @@ def test_undefined_variable_in_a_macro_points_at_the_macro(ws: Workspace) -> Non
     "nodes.__globals__",
     "node.__class__",
     "{}.__class__",
+    "'{0.__class__.__mro__}'.format(node)",
+    "'{x.__class__}'.format_map({'x': node})",
+    "'{0.__class__}'['format'](greeting)",
+    "('{0.__class__}'|attr('format'))(greeting)",
 ])
 def test_sandbox_escape_attempts_are_refused(ws: Workspace, expression: str) -> None:
     [problem] = problems(ws, with_motd(f"x\n{{{{ {expression} }}}}\n"))

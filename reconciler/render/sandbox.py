@@ -101,7 +101,9 @@ class BoundedSandbox(SharedShapes, SandboxedEnvironment):
         """The sandbox's `call`, but what most calls of a node's files are — a template's
         own macro, a method of a built-in type (`name.split('.')`) — is called as
         `Context.call` would call it, without asking each time what it is: neither can
-        be marked unsafe, a macro takes the evaluation context and a built-in nothing."""
+        be marked unsafe, a macro takes the evaluation context and a built-in nothing.
+        `str.format` never arrives here bare: attribute access (`getattr` below, Jinja's
+        `getitem`) hands out the sandbox's checked wrapper instead (Jinja >= 3.1.5)."""
         kind = type(obj)
         if kind is jinja2.runtime.Macro:
             args = (context.eval_ctx, *args)
