@@ -13,7 +13,8 @@ in sync does (`record_quiet`: last-run, last-success and metrics, from the settl
 report kept in the record); `run` does so once it has fetched and chosen its commit.
 Anything different upstream takes the full run. When only some paths differ on the node,
 the run plans and applies only their actions, against the desired state the settled run
-kept beside the record (`STATE/desired.pack`, read back by record/desired.py).
+kept beside the record (`STATE/desired.pack`: record/desired.py, which also
+writes the record after a change-mode run).
 
 Only nodes whose every action is a plain file, directory (without purge) or symlink are
 remembered: their state is entirely in what `lstat` and the content show. Secret files
@@ -32,7 +33,7 @@ import stat
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from reconciler import __version__
 from reconciler.atomicfile import read_own, write_atomic
@@ -40,29 +41,10 @@ from reconciler.record import metrics
 from reconciler.statedir import StateDir
 
 if TYPE_CHECKING:
-    from reconciler.compile.nodeconfig import NodeConfig
     from reconciler.facts.model import Facts
-    from reconciler.record.report import RunReport
-    from reconciler.render.rendered import RenderedFile
-    from reconciler.source.snapshot import Snapshot
-
-
-
-class Desired(Protocol):
-    """The desired state a run converged to (`run.Desired`)."""
-
-    @property
-    def node(self) -> NodeConfig: ...
-    @property
-    def rendered(self) -> dict[str, list[RenderedFile]]: ...
-    @property
-    def snapshot(self) -> Snapshot: ...
-    @property
-    def facts(self) -> Facts | None: ...
 
 
 QUIET_FILE = "quiet.json"
-PACK = "desired.pack"  # the desired state a settled run converged to (record/desired.py)
 FORMAT = 2
 _CHUNK = 1 << 20
 Entry = list[Any]  # [path, kind, mode, uid, gid, sha256 or link target or None]
@@ -266,130 +248,8 @@ def checked(state: StateDir, source: str, node: str, root: str, identity: str,
         source, node, root, state, identity, digest if with_facts else None))
 
 
-def action_paths(node: NodeConfig, rendered: dict[str, list[RenderedFile]]
-                 ) -> dict[str, list[str]] | None:
-    """The paths each of the node's actions manages (its `rendered` files), by action id,
-    or None when one action is not a plain file, directory or symlink (its state is not
-    all in `lstat` and the content)."""
-    paths: dict[str, list[str]] = {}
-    for action in node.actions:
-        if action.kind == "file" and not action.secret:
-            paths[action.id] = [item.path for item in rendered.get(action.id, [])]
-        elif (action.kind == "directory" and not action.purge) or action.kind == "symlink":
-            paths[action.id] = [action.path]
-        else:
-            return None
-    return paths
-
-
-def _reads_facts(desired: Desired) -> bool:
-    """Whether any template of the commit mentions facts (then they feed the config)."""
-    snapshot = desired.snapshot
-    pending = ["templates"]
-    while pending:
-        directory = pending.pop()
-        for name in snapshot.listdir(directory):
-            rel = f"{directory}/{name}"
-            if snapshot.is_dir(rel):
-                pending.append(rel)
-            elif b"facts" in snapshot.read(rel):
-                return True
-    return False
-
-
 def facts_digest(facts_json: str) -> str:
     return hashlib.sha256(facts_json.encode()).hexdigest()
-
-
-def remember(state: StateDir, source: str, root: str, identity: str, desired: Desired,
-             report: RunReport, unchanged: Mapping[str, Entry] | None = None) -> str | None:
-    """After a change-mode run: record what the node now is when the run left it exactly
-    as configured; otherwise drop the record, so the next run is a full one. `unchanged`
-    are the entries of paths a partial run found as recorded and left alone (not read
-    again). Writes only when the record changes. Returns why it could not (the run
-    failed), else None."""
-    try:
-        _remember(state, source, root, identity, desired, report, unchanged or {})
-    except OSError as exc:
-        return f"{quiet_path(state)}: could not record the quiet state: {exc.strerror or exc}"
-    return None
-
-
-def _remember(state: StateDir, source: str, root: str, identity: str, desired: Desired,
-              report: RunReport, unchanged: Mapping[str, Entry]) -> None:
-    counts = report.counts
-    settled = report.result in ("in-sync", "changed") and not (
-        counts.pending or counts.held or counts.failed or counts.orphans or counts.skipped)
-    by_action = action_paths(desired.node, desired.rendered) if settled else None
-    paths = [path for found in by_action.values() for path in found] \
-        if by_action is not None else None
-    target = quiet_path(state)
-    if paths is None:
-        if os.path.exists(target):
-            os.unlink(target)
-        _drop(state)
-        return
-    try:
-        existing = read_own(target)
-        before = json.loads(existing)["key"]
-    except (OSError, ValueError, LookupError, TypeError):
-        existing, before = b"", {}
-    # The same config and reconciler read facts or not as they did: no template re-read.
-    same = {name: before.get(name) for name in ("format", "version", "source")} == {
-        "format": FORMAT, "version": __version__, "source": source}
-    facts = None
-    if (before.get("facts") is not None) if same else _reads_facts(desired):
-        if desired.facts is None:
-            return
-        facts = facts_digest(desired.facts.model_dump_json())
-    key = key_of(source, desired.node.name, root, state, identity, facts)
-    # Every path the run found in sync or made so is in sync next time.
-    now_in_sync = report.model_copy(update={
-        "mode": "change", "result": "in-sync", "exit_code": 0, "actions": [], "orphans": [],
-        "counts": type(counts)(in_sync=counts.in_sync + counts.applied), "problems": [],
-        "notes": [], "source": None, "facts": None, "health": [], "revert": None})
-    data = json.dumps({"key": key, "report": now_in_sync.model_dump(mode="json"),
-                       "entries": [unchanged.get(path) or live_entry(root, path)
-                                   for path in paths]}).encode()
-    _keep(state, key, desired.node, desired.rendered)
-    if existing != data:
-        write_atomic(target, data)
-
-
-def pack_path(state: StateDir) -> str:
-    return str(state.path / PACK)
-
-
-def _keep(state: StateDir, key: dict[str, Any], node: NodeConfig,
-          rendered: dict[str, list[RenderedFile]]) -> None:
-    """Keep `node` and its `rendered` files under `key`; writes only when they changed."""
-    files: list[list[Any]] = []
-    blobs: list[bytes] = []
-    offset = 0
-    for action_id, items in rendered.items():
-        for item in items:
-            content = item.content
-            size = -1 if content is None else len(content)
-            files.append([item.path, action_id, item.source, offset, size])
-            if content is not None:
-                blobs.append(content)
-                offset += size
-    header = json.dumps({"key": key, "files": files}).encode()
-    config = node.model_copy(update={"variables": {}}).model_dump_json().encode()  # one line
-    data = b"\n".join([header, config, b"".join(blobs)])
-    target = pack_path(state)
-    try:
-        if read_own(target) == data:
-            return
-    except FileNotFoundError:
-        pass
-    write_atomic(target, data)
-
-
-def _drop(state: StateDir) -> None:
-    """No settled desired state to keep (the quiet record is dropped too)."""
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(pack_path(state))
 
 
 def command_options(args: Sequence[str], valued: Collection[str],

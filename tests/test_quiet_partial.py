@@ -16,6 +16,7 @@ from test_quiet_cycle import args, full, make_repo
 
 from reconciler import quiet
 from reconciler.entry import quiet_run
+from reconciler.record import desired
 
 STATE = "var/lib/reconciler"
 
@@ -67,7 +68,7 @@ def test_the_partial_audit_reports_what_the_full_audit_reports(
 ) -> None:
     edit_by_hand(root)
     shutil.copytree(root, tmp_path / "copy", symlinks=True)
-    (tmp_path / "copy" / STATE / quiet.PACK).unlink()  # no kept desired state: the full run
+    (tmp_path / "copy" / STATE / desired.PACK).unlink()  # no kept desired state: the full run
 
     assert full(repo, root, "audit") == 2
     assert full(repo, tmp_path / "copy", "audit") == 2
@@ -114,7 +115,7 @@ def test_a_drift_with_a_config_edit_takes_the_full_run(
 def test_a_kept_desired_state_that_does_not_match_the_record_is_not_used(
     repo: Path, root: Path, compiles: list[str]
 ) -> None:
-    pack = root / STATE / quiet.PACK
+    pack = root / STATE / desired.PACK
     pack.write_bytes(pack.read_bytes().replace(b"workers = 8", b"workers = 9"))
     edited = edit_by_hand(root)
 
@@ -160,7 +161,7 @@ def test_other_drift_is_repaired_by_its_action_alone(
 def test_a_desired_state_half_written_by_a_killed_run_is_removed(
     repo: Path, root: Path
 ) -> None:
-    torn = root / STATE / f".{quiet.PACK}.k1ll3d_x.tmp"
+    torn = root / STATE / f".{desired.PACK}.k1ll3d_x.tmp"
     torn.write_bytes(b"half")
     edit_by_hand(root)
 
@@ -173,7 +174,7 @@ def test_a_desired_state_half_written_by_a_killed_run_is_removed(
 def test_a_symlink_in_place_of_the_desired_state_is_refused(
     repo: Path, root: Path, tmp_path: Path
 ) -> None:
-    pack = root / STATE / quiet.PACK
+    pack = root / STATE / desired.PACK
     pack.rename(tmp_path / "elsewhere")
     pack.symlink_to(tmp_path / "elsewhere")
 

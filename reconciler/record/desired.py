@@ -1,7 +1,8 @@
-"""The desired state a settled run converged to, read back so that a run that finds a few
-paths drifted plans and applies only them, without compiling or rendering.
+"""The desired state a settled run converged to, kept after a change-mode run beside the
+quiet record (`remember`) and read back so that a run that finds a few paths drifted
+plans and applies only them, without compiling or rendering.
 
-`quiet.py` keeps it beside the quiet record and under the same key (`STATE/desired.pack`):
+It is kept under the quiet record's key (`STATE/desired.pack`, format in `_keep`):
 the node's compiled configuration (without its variables, which only rendering reads)
 and the rendered content of every managed file. A run with that key could only compile
 and render the same again, so the pack stands in for both. Each file's content is
@@ -10,16 +11,147 @@ checked against the quiet record's hash of it; a pack that does not match is not
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reconciler import quiet
-from reconciler.atomicfile import read_own
+from reconciler import __version__, quiet
+from reconciler.atomicfile import read_own, write_atomic
 from reconciler.compile.nodeconfig import FileAction, NodeConfig
 from reconciler.render.rendered import RenderedFile
 from reconciler.statedir import StateDir
+
+if TYPE_CHECKING:
+    from reconciler.desire import Desired
+    from reconciler.record.report import RunReport
+
+PACK = "desired.pack"
+
+
+def remember(state: StateDir, source: str, root: str, identity: str, desired: Desired,
+             report: RunReport, unchanged: Mapping[str, quiet.Entry] | None = None) -> str | None:
+    """After a change-mode run: record what the node now is when the run left it exactly
+    as configured; otherwise drop the record, so the next run is a full one. `unchanged`
+    are the entries of paths a partial run found as recorded and left alone (not read
+    again). Writes only when the record changes. Returns why it could not (the run
+    failed), else None."""
+    try:
+        _remember(state, source, root, identity, desired, report, unchanged or {})
+    except OSError as exc:
+        return f"{quiet.quiet_path(state)}: could not record the quiet state: {exc.strerror or exc}"
+    return None
+
+
+def _remember(state: StateDir, source: str, root: str, identity: str, desired: Desired,
+              report: RunReport, unchanged: Mapping[str, quiet.Entry]) -> None:
+    counts = report.counts
+    settled = report.result in ("in-sync", "changed") and not (
+        counts.pending or counts.held or counts.failed or counts.orphans or counts.skipped)
+    by_action = action_paths(desired.node, desired.rendered) if settled else None
+    paths = [path for found in by_action.values() for path in found] \
+        if by_action is not None else None
+    target = quiet.quiet_path(state)
+    if paths is None:
+        if os.path.exists(target):
+            os.unlink(target)
+        _drop(state)
+        return
+    try:
+        existing = read_own(target)
+        before = json.loads(existing)["key"]
+    except (OSError, ValueError, LookupError, TypeError):
+        existing, before = b"", {}
+    # The same config and reconciler read facts or not as they did: no template re-read.
+    same = {name: before.get(name) for name in ("format", "version", "source")} == {
+        "format": quiet.FORMAT, "version": __version__, "source": source}
+    facts = None
+    if (before.get("facts") is not None) if same else _reads_facts(desired):
+        if desired.facts is None:
+            return
+        facts = quiet.facts_digest(desired.facts.model_dump_json())
+    key = quiet.key_of(source, desired.node.name, root, state, identity, facts)
+    # Every path the run found in sync or made so is in sync next time.
+    now_in_sync = report.model_copy(update={
+        "mode": "change", "result": "in-sync", "exit_code": 0, "actions": [], "orphans": [],
+        "counts": type(counts)(in_sync=counts.in_sync + counts.applied), "problems": [],
+        "notes": [], "source": None, "facts": None, "health": [], "revert": None})
+    data = json.dumps({"key": key, "report": now_in_sync.model_dump(mode="json"),
+                       "entries": [unchanged.get(path) or quiet.live_entry(root, path)
+                                   for path in paths]}).encode()
+    _keep(state, key, desired.node, desired.rendered)
+    if existing != data:
+        write_atomic(target, data)
+
+
+def pack_path(state: StateDir) -> str:
+    return str(state.path / PACK)
+
+
+def _keep(state: StateDir, key: dict[str, Any], node: NodeConfig,
+          rendered: dict[str, list[RenderedFile]]) -> None:
+    """Keep `node` and its `rendered` files under `key`; writes only when they changed."""
+    files: list[list[Any]] = []
+    blobs: list[bytes] = []
+    offset = 0
+    for action_id, items in rendered.items():
+        for item in items:
+            content = item.content
+            size = -1 if content is None else len(content)
+            files.append([item.path, action_id, item.source, offset, size])
+            if content is not None:
+                blobs.append(content)
+                offset += size
+    header = json.dumps({"key": key, "files": files}).encode()
+    config = node.model_copy(update={"variables": {}}).model_dump_json().encode()  # one line
+    data = b"\n".join([header, config, b"".join(blobs)])
+    target = pack_path(state)
+    try:
+        if read_own(target) == data:
+            return
+    except FileNotFoundError:
+        pass
+    write_atomic(target, data)
+
+
+def _drop(state: StateDir) -> None:
+    """No settled desired state to keep (the quiet record is dropped too)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(pack_path(state))
+
+
+def action_paths(node: NodeConfig, rendered: dict[str, list[RenderedFile]]
+                 ) -> dict[str, list[str]] | None:
+    """The paths each of the node's actions manages (its `rendered` files), by action id,
+    or None when one action is not a plain file, directory or symlink (its state is not
+    all in `lstat` and the content)."""
+    paths: dict[str, list[str]] = {}
+    for action in node.actions:
+        if action.kind == "file" and not action.secret:
+            paths[action.id] = [item.path for item in rendered.get(action.id, [])]
+        elif (action.kind == "directory" and not action.purge) or action.kind == "symlink":
+            paths[action.id] = [action.path]
+        else:
+            return None
+    return paths
+
+
+def _reads_facts(desired: Desired) -> bool:
+    """Whether any template of the commit mentions facts (then they feed the config)."""
+    snapshot = desired.snapshot
+    pending = ["templates"]
+    while pending:
+        directory = pending.pop()
+        for name in snapshot.listdir(directory):
+            rel = f"{directory}/{name}"
+            if snapshot.is_dir(rel):
+                pending.append(rel)
+            elif b"facts" in snapshot.read(rel):
+                return True
+    return False
 
 
 def load(state: StateDir, key: dict[str, Any],
@@ -27,7 +159,7 @@ def load(state: StateDir, key: dict[str, Any],
     """The node and its rendered files kept under `key`, each file's content matching its
     sha256 in `hashes` (the quiet record's, by path); None when there is no such pack."""
     try:
-        raw = read_own(quiet.pack_path(state))
+        raw = read_own(pack_path(state))
         header, config, blob = raw.split(b"\n", 2)
         found = json.loads(header)
         if found["key"] != key:
@@ -63,7 +195,7 @@ class Partial:
 def partial(state: StateDir, found: quiet.Drifted) -> Partial | None:
     """The partial run of `found`'s drifted paths; None without a pack for its key."""
     kept = load(state, found.key, found.recorded)
-    paths = quiet.action_paths(*kept) if kept is not None else None
+    paths = action_paths(*kept) if kept is not None else None
     if kept is None or paths is None:
         return None
     drifted = set(found.paths)
