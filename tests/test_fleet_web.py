@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from fleet_support import (
@@ -25,13 +26,13 @@ from fleet_support import (
     wait_published,
 )
 from gitutil_repo import free_port, git, wait_for_port
-from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import WebDriverWait
+
+if TYPE_CHECKING:
+    # selenium's driver takes 0.3 CPU-s to import: only the worker that runs these tests
+    # pays it, not every worker as it collects the suite.
+    from selenium.webdriver.remote.webdriver import WebDriver
 
 PAYLOAD = "<script>document.body.setAttribute('data-pwned','1')</script>"
 HOSTILE = "<script>document.title='pwned'</script><img/src=x/onerror=alert(1)>"
@@ -74,6 +75,10 @@ def _hostile_report(reports: Path, template: bytes) -> None:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[WebDriver]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
     options = Options()
     options.binary_location = "/usr/bin/chromium"
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -187,6 +192,8 @@ def test_markup_in_a_diff_or_a_node_name_is_shown_as_text(page: Page) -> None:
 
 
 def test_the_page_follows_new_reports_by_itself(own_page: Page) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
     page = own_page
     page.open("/")
     assert "1 failed" in page.text(".states")
