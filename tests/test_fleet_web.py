@@ -21,6 +21,7 @@ from fleet_support import (
     RECONCILER,
     FleetNode,
     bare,
+    cli,
     config_origin,
     fleet_xml,
     wait_published,
@@ -221,9 +222,8 @@ def test_the_page_uses_only_its_own_server(page: Page) -> None:
 
 def test_serve_binds_to_loopback_unless_told_otherwise(tmp_path: Path) -> None:
     reports = bare(tmp_path / "reports.git")
-    helped = subprocess.run([RECONCILER, "fleet", "serve", "--help"], capture_output=True,
-                            text=True, check=True)
-    assert "[default: 127.0.0.1:8080]" in helped.stdout
+    helped = cli("fleet", "serve", "--help")
+    assert helped.returncode == 0 and "[default: 127.0.0.1:8080]" in helped.stdout
     # An address of TEST-NET-1, never this machine's: the warning comes, the bind fails.
     done = subprocess.run([RECONCILER, "fleet", "serve", "--reports", str(reports),
                            "--listen", f"192.0.2.1:{free_port()}"], capture_output=True,
