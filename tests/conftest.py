@@ -15,6 +15,9 @@ from system_support import fake_root
 
 from reconciler.system.local import LocalSystem
 
+# Data, not tests: pytest need not walk their 300-odd folders in every worker.
+collect_ignore = ["scenarios", "cases"]
+
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """Two workers per core for `-n auto`: a third of the suite's time is tests waiting on

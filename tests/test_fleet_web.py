@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from fleet_support import (
@@ -20,18 +21,19 @@ from fleet_support import (
     RECONCILER,
     FleetNode,
     bare,
+    cli,
     config_origin,
     fleet_xml,
     wait_published,
 )
 from gitutil_repo import free_port, git, wait_for_port
-from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import WebDriverWait
+
+if TYPE_CHECKING:
+    # selenium's driver takes 0.3 CPU-s to import: only the worker that runs these tests
+    # pays it, not every worker as it collects the suite.
+    from selenium.webdriver.remote.webdriver import WebDriver
 
 PAYLOAD = "<script>document.body.setAttribute('data-pwned','1')</script>"
 HOSTILE = "<script>document.title='pwned'</script><img/src=x/onerror=alert(1)>"
@@ -74,6 +76,10 @@ def _hostile_report(reports: Path, template: bytes) -> None:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[WebDriver]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
     options = Options()
     options.binary_location = "/usr/bin/chromium"
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -187,6 +193,8 @@ def test_markup_in_a_diff_or_a_node_name_is_shown_as_text(page: Page) -> None:
 
 
 def test_the_page_follows_new_reports_by_itself(own_page: Page) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
     page = own_page
     page.open("/")
     assert "1 failed" in page.text(".states")
@@ -214,9 +222,8 @@ def test_the_page_uses_only_its_own_server(page: Page) -> None:
 
 def test_serve_binds_to_loopback_unless_told_otherwise(tmp_path: Path) -> None:
     reports = bare(tmp_path / "reports.git")
-    helped = subprocess.run([RECONCILER, "fleet", "serve", "--help"], capture_output=True,
-                            text=True, check=True)
-    assert "[default: 127.0.0.1:8080]" in helped.stdout
+    helped = cli("fleet", "serve", "--help")
+    assert helped.returncode == 0 and "[default: 127.0.0.1:8080]" in helped.stdout
     # An address of TEST-NET-1, never this machine's: the warning comes, the bind fails.
     done = subprocess.run([RECONCILER, "fleet", "serve", "--reports", str(reports),
                            "--listen", f"192.0.2.1:{free_port()}"], capture_output=True,

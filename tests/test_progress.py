@@ -8,30 +8,18 @@ from pathlib import Path
 
 import pytest
 from clirun import RECONCILER, reconciler
-from configrepo import git_env
 from ptyrun import in_terminal
 from review_support import SMALL_FLEET
 
-NODE = "proxy-01.tickets.chi1.sa"
+NODE = "db-01.shop.c1.t"  # a package and two files: every stage of a node's run
 
 pytestmark = pytest.mark.usefixtures("isolated_git")
 
 
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example fleet (800 nodes), for the stages of a real node's run; the tests only
-    read it."""
-    base = tmp_path_factory.mktemp("example")
-    (base / "home").mkdir()
-    repo = base / "fleet"
-    assert reconciler(["init", repo], env=git_env(base / "home")).returncode == 0
-    return repo
-
-
 @pytest.fixture
 def small(make_repo: Callable[..., Path]) -> Path:
-    """Ten nodes: the bar counts them as the example's 800, without rendering 800 nodes
-    twice."""
+    """Ten nodes: the bar counts them, and a node's run goes through its stages, as the
+    example's 800 would, without rendering 800 nodes."""
     return make_repo(SMALL_FLEET)
 
 
@@ -50,16 +38,16 @@ def test_validate_in_a_pipe_prints_only_its_verdict(small: Path) -> None:
     assert done.stdout.startswith("ok: ") and "validating" not in done.stdout
 
 
-def test_apply_shows_its_stages_on_a_terminal(fleet: Path, tmp_path: Path) -> None:
-    code, shown = in_terminal([RECONCILER, "apply", "--repo", fleet, "--node", NODE,
+def test_apply_shows_its_stages_on_a_terminal(small: Path, tmp_path: Path) -> None:
+    code, shown = in_terminal([RECONCILER, "apply", "--repo", small, "--node", NODE,
                                "--root", tmp_path / "node"])
 
     assert code != 1, shown
     assert all(stage in shown for stage in ("rendering", "checking", "applying"))
 
 
-def test_audit_in_a_pipe_has_no_progress(fleet: Path, tmp_path: Path) -> None:
-    done = reconciler(["audit", "--repo", fleet, "--node", NODE, "--root", tmp_path / "node"],
+def test_audit_in_a_pipe_has_no_progress(small: Path, tmp_path: Path) -> None:
+    done = reconciler(["audit", "--repo", small, "--node", NODE, "--root", tmp_path / "node"],
                       process=True)
 
     assert done.stderr == ""
