@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from fleet_support import (
@@ -99,11 +99,11 @@ def served_fleet(base: Path, browser: WebDriver) -> Iterator[Page]:
     origin = config_origin(base, FILES)
     reports = bare(base / "reports.git")
     url = f"file://{reports}"
+    settings_of: dict[str, dict[str, Any]] = {
+        "web-01.shop.c1.t": {}, "web-02.shop.c1.t": {}, "cache-01.shop.c1.t": {},
+        "web-01.shop.c2.t": {"mode": "audit"}, "cache-01.shop.c2.t": {}}
     nodes = {name: FleetNode(base / "nodes", name, origin.url, url, **settings)
-             for name, settings in (("web-01.shop.c1.t", {}), ("web-02.shop.c1.t", {}),
-                                    ("cache-01.shop.c1.t", {}),
-                                    ("web-01.shop.c2.t", {"mode": "audit"}),
-                                    ("cache-01.shop.c2.t", {}))}
+             for name, settings in settings_of.items()}
     nodes["web-02.shop.c1.t"].root.mkdir(parents=True)
     nodes["web-02.shop.c1.t"].root.joinpath("etc").write_text("not a directory\n")
     for node in nodes.values():
