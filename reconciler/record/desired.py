@@ -23,6 +23,7 @@ from reconciler import __version__, quiet
 from reconciler.atomicfile import read_own, write_atomic
 from reconciler.compile.nodeconfig import FileAction, NodeConfig
 from reconciler.render.rendered import RenderedFile
+from reconciler.source.snapshot import files_under
 from reconciler.statedir import StateDir
 
 if TYPE_CHECKING:
@@ -142,16 +143,7 @@ def action_paths(node: NodeConfig, rendered: dict[str, list[RenderedFile]]
 def _reads_facts(desired: Desired) -> bool:
     """Whether any template of the commit mentions facts (then they feed the config)."""
     snapshot = desired.snapshot
-    pending = ["templates"]
-    while pending:
-        directory = pending.pop()
-        for name in snapshot.listdir(directory):
-            rel = f"{directory}/{name}"
-            if snapshot.is_dir(rel):
-                pending.append(rel)
-            elif b"facts" in snapshot.read(rel):
-                return True
-    return False
+    return any(b"facts" in snapshot.read(rel) for rel in files_under(snapshot, "templates"))
 
 
 def load(state: StateDir, key: dict[str, Any],

@@ -27,7 +27,7 @@ from reconciler.secrets.sealed import (
     Sealed,
     recipients_path,
 )
-from reconciler.source.snapshot import Snapshot
+from reconciler.source.snapshot import Snapshot, files_under
 
 REKEY = "run `reconciler secret rekey`"
 
@@ -115,16 +115,9 @@ def _leftovers(snapshot: Snapshot, used: set[str]) -> list[Problem]:
     """Files under secrets/ that no <var encrypted=…> names (nor is the recipients file of)."""
     problems = []
     expected = used | {recipients_path(p) for p in used}
-    pending = [SECRETS_DIR]
-    while pending:
-        directory = pending.pop()
-        for name in snapshot.listdir(directory):
-            path = f"{directory}/{name}"
-            if snapshot.is_dir(path):
-                pending.append(path)
-            elif path not in expected:
-                what = "ciphertext" if name.endswith(CIPHER_SUFFIX) else \
-                    "recipients file" if name.endswith(RECIPIENTS_SUFFIX) else "file"
-                problems.append(Problem(f"{what} that no <var encrypted=…> uses: remove it",
-                                        path))
+    for path in files_under(snapshot, SECRETS_DIR):
+        if path not in expected:
+            what = "ciphertext" if path.endswith(CIPHER_SUFFIX) else \
+                "recipients file" if path.endswith(RECIPIENTS_SUFFIX) else "file"
+            problems.append(Problem(f"{what} that no <var encrypted=…> uses: remove it", path))
     return problems

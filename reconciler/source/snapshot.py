@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import posixpath
 import stat
+from collections.abc import Iterator
 from typing import Protocol
 
 from reconciler.errors import ConfigError
@@ -33,6 +34,19 @@ class Snapshot(Protocol):
     def is_file(self, rel: str) -> bool: ...
     def is_dir(self, rel: str) -> bool: ...
     def listdir(self, rel: str) -> list[str]: ...
+
+
+def files_under(snapshot: Snapshot, directory: str) -> Iterator[str]:
+    """Every file below `directory` of `snapshot` (repo-relative paths), at any depth."""
+    pending = [directory]
+    while pending:
+        current = pending.pop()
+        for name in snapshot.listdir(current):
+            rel = f"{current}/{name}"
+            if snapshot.is_dir(rel):
+                pending.append(rel)
+            else:
+                yield rel
 
 
 # What templates render or ship is read from here only: a symlink under it that leads
