@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TypeVar
+from typing import IO, TypeVar, cast
 
 import pytest
 from clirun import reconciler
@@ -302,7 +302,8 @@ class NodeNamespace:
                 child.wait(timeout=0.05)
             except subprocess.TimeoutExpired:
                 continue
-            raise AssertionError(f"{' '.join(map(str, child.args))} exited {child.returncode} "
+            argv = cast(list[str], child.args)  # every child comes from start()
+            raise AssertionError(f"{' '.join(argv)} exited {child.returncode} "
                                  f"before listening:\n{log.read_text(errors='replace')}")
 
     def listeners(self, port: int) -> set[str]:

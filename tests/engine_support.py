@@ -186,7 +186,8 @@ def tree_state(top: Path) -> dict[str, Entry]:
         for name in [*dirnames, *filenames]:
             path = os.path.join(dirpath, name)
             st = os.lstat(path)
-            kind, data = "other", None
+            kind = "other"
+            data: bytes | str | None = None
             if stat.S_ISREG(st.st_mode):
                 kind, data = "file", Path(path).read_bytes()
             elif stat.S_ISLNK(st.st_mode):

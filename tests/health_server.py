@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 CONF, PIDFILE, PORT = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
-STATE = {"conf": CONF.read_text(), "reloads": 0}
+STATE: dict[str, str | int] = {"conf": CONF.read_text(), "reloads": 0}
 
 
 class Handler(BaseHTTPRequestHandler):

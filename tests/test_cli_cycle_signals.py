@@ -11,9 +11,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from clirun import RECONCILER
 from cycle_support import (
     BASE_ACTIONS,
-    RECONCILER,
     Node,
     lock_holder,
     stop,

@@ -8,6 +8,7 @@ answers for all of them. Requests go over the node's own address, HTTP and HTTPS
 
 from __future__ import annotations
 
+import functools
 import http.client
 import re
 import ssl
@@ -98,7 +99,7 @@ def proxy(proxy_root: Path) -> Iterator[NodeNamespace]:
     apps = upstreams(proxy_root)
     ports = {port for _, port in apps}
     with NodeNamespace(proxy_root, [PROXY_ADDRESS, *(address for address, _ in apps)]) as ns:
-        servers = [ns.in_network(lambda port=port: ThreadingHTTPServer(("0.0.0.0", port), App))
+        servers = [ns.in_network(functools.partial(ThreadingHTTPServer, ("0.0.0.0", port), App))
                    for port in ports]
         for server in servers:
             threading.Thread(target=server.serve_forever, daemon=True).start()

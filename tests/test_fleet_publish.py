@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fleet_support import (
@@ -205,7 +206,8 @@ def test_reports_go_to_a_mirror_when_the_reports_url_is_down(tmp_path: Path) -> 
     origin = config_origin(tmp_path, FILES)
     mirror = bare(tmp_path / "mirror.git")
     down = f"git://127.0.0.1:{free_port()}/reports.git"
-    node = FleetNode(tmp_path, NODE, origin.url, down, **{"report-mirrors": [f"file://{mirror}"]})
+    mirrors: dict[str, Any] = {"report-mirrors": [f"file://{mirror}"]}
+    node = FleetNode(tmp_path, NODE, origin.url, down, **mirrors)
     node.run()
     wait_until(lambda: bool(refs(mirror)), 60, "report pushed to the mirror")
     assert list(refs(mirror)) == [f"refs/reports/{NODE}"]

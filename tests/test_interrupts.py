@@ -11,7 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cycle_support import BASE_FILES, NODE, RECONCILER, Node, web_class
+from clirun import RECONCILER
+from cycle_support import BASE_FILES, NODE, Node, web_class
 from fleet_support import wait_until
 
 pytestmark = pytest.mark.usefixtures("isolated_git")

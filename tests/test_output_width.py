@@ -65,7 +65,7 @@ def test_explain_on_an_80_column_terminal_keeps_every_file_line_whole(fleet: Pat
 
 def test_audit_on_an_80_column_terminal_keeps_every_path_whole(fleet: Path,
                                                                tmp_path: Path) -> None:
-    argv = ["audit", "--repo", fleet, "--node", NODE, "--root", tmp_path / "node"]
+    argv: list[str | Path] = ["audit", "--repo", fleet, "--node", NODE, "--root", tmp_path / "node"]
     report = json.loads(reconciler([*argv, "--format", "json"]).stdout)
 
     code, shown = in_terminal([RECONCILER, *argv], columns=80)

@@ -44,7 +44,8 @@ def edit_by_hand(root: Path) -> Path:
 
 
 def last_run(root: Path) -> dict[str, Any]:
-    return json.loads((root / STATE / "last-run.json").read_text())
+    run: dict[str, Any] = json.loads((root / STATE / "last-run.json").read_text())
+    return run
 
 
 def test_an_audit_of_a_hand_edit_plans_only_that_file(

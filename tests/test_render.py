@@ -12,7 +12,8 @@ from configrepo import BASIC, Workspace, class_xml, fleet_xml
 
 from reconciler.compile.compiler import compile_node, load_fleet
 from reconciler.compile.inventory import Fleet
-from reconciler.render.renderer import RenderedFile, Renderer, SnapshotLoader, render_node
+from reconciler.render.renderer import RenderedFile, Renderer, render_node
+from reconciler.render.sandbox import SnapshotLoader
 from reconciler.source.snapshot import open_snapshot
 
 Files = Mapping[str, str | bytes | None]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from configrepo import BASIC, Workspace, fleet_xml
@@ -23,7 +24,7 @@ ONE_NODE = {**BASIC, "fleet.xml": fleet_xml(
     '  <nodes class="web" product="tickets" cluster="chi1" count="1"/>\n')}
 
 
-def node_with(tmp_path: Path, template: str, **settings: object) -> Node:
+def node_with(tmp_path: Path, template: str, **settings: Any) -> Node:
     node = Node(tmp_path)
     node.write_config(**settings)
     node.push({**BASE_FILES, "classes/web.xml": web_class(
@@ -138,7 +139,8 @@ def test_the_budget_is_per_node_run_not_per_file(tmp_path: Path) -> None:
     """Many files render in one child: a fleet of cheap templates stays in budget."""
     actions = "".join(f'  <file path="/etc/many/{i}" template="web/x.j2"/>\n' for i in range(50))
     node = Node(tmp_path)
-    node.write_config(**{"render-cpu": 5})
+    budget_settings: dict[str, Any] = {"render-cpu": 5}
+    node.write_config(**budget_settings)
     node.push({**BASE_FILES, "classes/web.xml": web_class(actions)})
     assert node.cli("run").code == 2
     assert len(os.listdir(node.root / "etc/many")) == 50

@@ -9,6 +9,7 @@ import subprocess
 import urllib.request
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from clirun import RECONCILER, reconciler
 from gitutil_repo import allowed_signers, free_port, ssh_key, ssh_signing, wait_for_port
@@ -137,7 +138,8 @@ def test_a_signed_commit_asking_for_an_immediate_rollout_skips_the_waves(
 ) -> None:
     key = ssh_key(tmp_path, "alice")
     signers = allowed_signers(tmp_path / "allowed_signers", {"alice@example.org": key})
-    fleet = RolloutFleet(tmp_path, **{"allowed-signers": signers})
+    signing: dict[str, Any] = {"allowed-signers": signers}
+    fleet = RolloutFleet(tmp_path, **signing)
     fleet.run(LAST)
     urgent = fleet.origin.commit({"templates/web/web.conf.j2": "version 2\n"},
                                  "revert the bad TLS change\n\nRollout: immediate",

@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cycle_support import BASE_FILES, Node
@@ -51,10 +52,12 @@ def alice(tmp_path: Path) -> Path:
     return ssh_key(keys, "alice")
 
 
-def signed_node(tmp_path: Path, alice: Path, options: str, **settings: object) -> Node:
+def signed_node(tmp_path: Path, alice: Path, options: str, **settings: Any) -> Node:
     node = Node(tmp_path)
     signers = signers_file(tmp_path / "allowed_signers", alice, options)
-    node.write_config(**{"require-signed": "head", "allowed-signers": str(signers), **settings})
+    signing: dict[str, Any] = {"require-signed": "head", "allowed-signers": str(signers),
+                               **settings}
+    node.write_config(**signing)
     return node
 
 
@@ -114,8 +117,9 @@ def test_a_signer_not_named_in_agent_toml_is_refused(tmp_path: Path, alice: Path
     assert done.code == EXIT_REFUSED
     assert "signed by alice@example.org, who is not one of the signers agent.toml allows" \
         in " ".join(json.loads(done.out)["problems"])
-    node.write_config(**{"require-signed": "head", "allowed-signers":
-                         str(tmp_path / "allowed_signers"), "signers": ["alice@example.org"]})
+    signing: dict[str, Any] = {"require-signed": "head", "allowed-signers":
+                               str(tmp_path / "allowed_signers"), "signers": ["alice@example.org"]}
+    node.write_config(**signing)
     assert node.cli("run").code == EXIT_CHANGES
 
 

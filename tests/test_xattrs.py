@@ -21,7 +21,7 @@ ACL = "system.posix_acl_access"
 NOBODY = 65534
 
 
-def acl(*entries: tuple[int, int, int]) -> bytes:
+def acl(*entries: tuple[int, int, int | None]) -> bytes:
     """A POSIX ACL as the kernel stores it: version 2, then (tag, perm, id) entries."""
     undefined = 0xFFFFFFFF
     return struct.pack("<I", 2) + b"".join(
