@@ -25,9 +25,8 @@ def main() -> None:
         # ends: before the run, the collector would only scan again and again what the
         # imports build (a tenth of their time), all of it alive to the end.
         gc.disable()
-    interrupt = _StartUpInterrupt()
-    try:
-        with interrupt:
+    with _NoLostInterrupt():
+        try:
             code = quiet_run(sys.argv[1:])
             if code is None and sys.argv[1:2] == ["run"]:
                 from reconciler.quietrun import quiet_run as quiet_run_of_run
@@ -37,46 +36,33 @@ def main() -> None:
                 sys.exit(code)
             from reconciler.cli import main as cli
 
-            interrupt.check()
             cli()
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        sys.exit(128 + signal.SIGINT)
+        except KeyboardInterrupt:
+            sys.stderr.write("interrupted\n")
+            sys.exit(128 + signal.SIGINT)
 
 
-class _StartUpInterrupt:
-    """Ctrl-C while modules are still being imported. Python raises KeyboardInterrupt
-    wherever the signal lands, and when that is a callback of the import machinery the
-    exception is printed as "Exception ignored" and dropped: the command would go on as if
-    no key had been pressed. So the handler also remembers the signal, `check` raises it
-    again once the imports are done, and a dropped KeyboardInterrupt prints nothing."""
+class _NoLostInterrupt:
+    """Ctrl-C is never lost. Python raises KeyboardInterrupt wherever the signal lands,
+    and when that is a callback (of the import machinery, which a command's lazy imports
+    run too, or of the garbage collector) the exception is printed as "Exception ignored"
+    and dropped: the command would go on as if no key had been pressed, or wait for ever
+    on what it was reading. A dropped KeyboardInterrupt instead prints nothing and sends
+    SIGINT again, to land where it is raised for good."""
 
     def __init__(self) -> None:
-        self.received = False
-        self._installed = False
         self._hook = sys.unraisablehook
 
-    def check(self) -> None:
-        if self.received:
-            raise KeyboardInterrupt
-
     def __enter__(self) -> None:
-        def handler(_signum: int, _frame: object) -> None:
-            self.received = True
-            raise KeyboardInterrupt
-
         def hook(unraisable: sys.UnraisableHookArgs) -> None:
-            if not issubclass(unraisable.exc_type, KeyboardInterrupt):
+            if issubclass(unraisable.exc_type, KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+            else:
                 self._hook(unraisable)
 
-        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            signal.signal(signal.SIGINT, handler)
-            self._installed = True
         sys.unraisablehook = hook
 
     def __exit__(self, *_exc: object) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
         sys.unraisablehook = self._hook
 
 

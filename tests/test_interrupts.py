@@ -107,12 +107,14 @@ def test_ctrl_c_during_start_up_exits_130_without_a_traceback(tmp_path: Path) ->
     assert err.strip() == "interrupted"
 
 
-def _waiting_for_its_settings(pid: int) -> bool:
-    """The process is blocked opening the settings FIFO: its command has started."""
+def _writer_once_read(fifo: Path) -> int | None:
+    """The write end of `fifo` once a process has opened it to read (None until then: a
+    FIFO without a reader refuses a writer that will not wait). The reader then waits for
+    data that never comes."""
     try:
-        return Path(f"/proc/{pid}/wchan").read_text() == "wait_for_partner"
-    except FileNotFoundError:
-        return False
+        return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
 
 
 def test_ctrl_c_while_a_command_waits_exits_130_not_click_s_aborted(tmp_path: Path) -> None:
@@ -121,9 +123,17 @@ def test_ctrl_c_while_a_command_waits_exits_130_not_click_s_aborted(tmp_path: Pa
     process = subprocess.Popen([RECONCILER, "status", "--config", str(settings), "--node", NODE],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                preexec_fn=_sigint_as_at_a_terminal)
-    wait_until(lambda: _waiting_for_its_settings(process.pid) or process.poll() is not None,
-               120, "the command waiting on its settings")
+    writer: list[int] = []
+
+    def reading() -> bool:
+        fd = _writer_once_read(settings)
+        if fd is not None:
+            writer.append(fd)
+        return bool(writer) or process.poll() is not None
+
+    wait_until(reading, 120, "the command reading its settings")
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
+    os.close(writer[0])
 
     assert (process.returncode, out, err.strip()) == (INTERRUPTED, "", "interrupted")
