@@ -82,12 +82,13 @@ def execute(
     interrupted = plan.interrupted
     ctx.progress.start("applying" if change_mode else "auditing",
                        sum(len(a.changes) for a in plan.actions))
-    replaced = [change.path for action_plan in plan.actions if action_plan.error is None
-                for change in action_plan.changes if isinstance(change, UpdateFile)
-                and change.held is None and not change.secret]
-    if change_mode and not interrupted and replaced:
+    if change_mode and not interrupted:
         # The files the plan replaces are backed up first, made durable all at once.
-        ctx.system.back_up_ahead(replaced)
+        replaced = [change.path for action_plan in plan.actions if action_plan.error is None
+                    for change in action_plan.changes if isinstance(change, UpdateFile)
+                    and change.held is None and not change.secret]
+        if replaced:
+            ctx.system.back_up_ahead(replaced)
     for action_plan in plan.actions:
         outcome = ActionOutcome(action_plan, error=action_plan.error)
         outcomes.append(outcome)
