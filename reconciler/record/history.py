@@ -5,11 +5,10 @@ is one commit on `main` whose tree is a snapshot of the managed files at their n
 paths without the leading slash (`etc/nginx/nginx.conf`) plus `run.json`, and whose
 message is a one-line summary followed by trailers (`Config-Commit:`, `Node:`, ...).
 
-Commits are built with plumbing only: blobs with `git hash-object -w` (or, many at once,
-one pack through `git index-pack`), the tree from
-a throwaway index file, `git commit-tree`, then `git update-ref` with the expected old
-value. Objects are written before the ref moves and every git write is atomic, so a
-run killed at any moment leaves a repository `git fsck --strict` finds clean.
+A record is one `git fast-import`: the blobs, trees and commit go into one pack (one
+fsync, where loose objects cost one each), and the branch moves only once the pack is
+in place, from the commit it was at. Every git write is atomic, so a run killed at any
+moment leaves a repository `git fsck --strict` finds clean.
 
 History stores exactly the bytes it is given. Secrets must be passed as their sha256
 text (or left out) by the caller: this module never sees, and so never stores, what
@@ -18,17 +17,15 @@ it is not given.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import posixpath
 import re
 import shutil
 import socket
-import struct
 import tempfile
-import zlib
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,11 +39,8 @@ _TRAILER_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # Lock files a killed git command can leave; only reconciler writes here, under the node lock.
 _LOCKS = ("HEAD.lock", "config.lock", "packed-refs.lock", f"{BRANCH}.lock")
-_TEMP_INDEX_PREFIX = "reconciler-index-"
-_GC_AUTO_IN_17 = -(-6700 // 256)  # git's default gc.auto, as git counts it in objects/17
+_CRASH_REPORT = re.compile(r"^fast-import: dumping crash report.*$", re.MULTILINE)
 _GC_AUTO_PACKS = 50  # git's default gc.autoPackLimit
-_PACK_FROM = 64  # this many new blobs or more are written as one pack
-_PACKED_BLOB = 3  # the object type of a blob in a pack
 
 
 @dataclass(frozen=True)
@@ -98,8 +92,11 @@ def _parse_trailers(message: str) -> dict[str, str]:
     return trailers
 
 
-def _blob_id(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+def _quoted(path: str) -> bytes:
+    """A path as fast-import reads it: C-quoted, so that any byte a name may hold (a
+    newline, a quote, a leading space) stays part of it."""
+    escaped = path.encode().replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+    return b'"%s"' % escaped.replace(b"\n", b"\\n")
 
 
 class History:
@@ -168,64 +165,14 @@ class History:
             return found.strip() or None if found else None
 
     def _clear_leftovers(self) -> None:
-        """Remove lock and temp index files of a killed run (the caller holds the node lock)."""
+        """Remove what a killed or failed record leaves (the caller holds the node lock):
+        lock files, a pack git did not finish, fast-import's crash reports."""
         for name in _LOCKS:
             (self.path / name).unlink(missing_ok=True)
-        for temp in self.path.glob(f"{_TEMP_INDEX_PREFIX}*"):
+        for temp in self.path.glob("objects/pack/tmp_*"):
             temp.unlink(missing_ok=True)
-        for staging in self.path.glob(".blobs-*"):
-            shutil.rmtree(staging, ignore_errors=True)
-        for temp in self.path.glob("objects/pack/tmp_*"):  # a pack git did not finish
-            temp.unlink(missing_ok=True)
-
-    def _tree_entries(self, commit: str) -> dict[str, str]:
-        out = self._git("ls-tree", "-r", "-z", "--full-tree", commit)
-        entries = {}
-        for record in out.split("\0"):
-            if record:
-                meta, _, path = record.partition("\t")
-                if path != RUN_JSON:
-                    entries[path] = meta.split(" ")[2]
-        return entries
-
-    def _store_blobs(self, blobs: Mapping[str, bytes]) -> None:
-        """Write the blobs the object database does not have yet (keyed by object id):
-        many at once as one pack (a first run can bring a thousand files: one file and
-        one fsync, where loose objects cost an fsync each), a few as loose objects."""
-        missing = self._missing(list(blobs))
-        if not missing:
-            return
-        if len(missing) >= _PACK_FROM:
-            self._git("index-pack", "--stdin", stdin=_pack([blobs[oid] for oid in missing]))
-            still = set(self._missing(missing))
-            written = [oid for oid in missing if oid not in still]
-        else:
-            # One git process for all new blobs.
-            with tempfile.TemporaryDirectory(prefix=".blobs-", dir=self.path) as staging:
-                paths = []
-                for object_id in missing:
-                    path = os.path.join(staging, object_id)
-                    with open(path, "wb") as handle:
-                        handle.write(blobs[object_id])
-                    paths.append(path)
-                written = self._git("hash-object", "-w", "--no-filters", "--stdin-paths",
-                                    stdin="".join(f"{p}\n" for p in paths).encode()).split()
-        if written != missing:
-            raise GitFailed([Problem("git stored other blobs than the ones computed",
-                                     str(self.path))])
-
-    def _missing(self, object_ids: Sequence[str]) -> list[str]:
-        """The object ids the repository lacks. A loose object is a file of its own; git
-        is asked about the others only when it keeps packs (or borrows objects): asked
-        about an object it lacks, it looks through its packs again each time."""
-        objects = self.path / "objects"
-        unseen = [oid for oid in object_ids if not os.path.isfile(objects / oid[:2] / oid[2:])]
-        if not unseen or not (any(objects.glob("pack/*.pack"))
-                              or (objects / "info" / "alternates").exists()):
-            return unseen
-        out = self._git("cat-file", "--batch-check",
-                        stdin="".join(f"{oid}\n" for oid in unseen).encode())
-        return [line.split(" ")[0] for line in out.splitlines() if line.endswith(" missing")]
+        for report in self.path.glob("fast_import_crash_*"):
+            report.unlink(missing_ok=True)
 
     def record(
         self,
@@ -239,66 +186,44 @@ class History:
 
         With `deleted=None`, `files` (node path -> bytes) is the complete set of managed
         files: anything in the previous snapshot but not in `files` disappears. With a
-        list, the previous snapshot is updated: `files` added or replaced, `deleted`
-        paths removed. Trailers keep the caller's order. The caller holds the node lock.
+        list, the previous snapshot is updated: `files` added or replaced (a file where
+        the snapshot had a directory replaces it, as on the node), `deleted` paths
+        removed. Trailers keep the caller's order. The caller holds the node lock.
         """
-        message = _message(summary_line, trailers)
+        message = _message(summary_line, trailers).encode()
         snapshot = {tree_path(node_path): data for node_path, data in files.items()}
         gone = [tree_path(node_path) for node_path in deleted or ()]
         _check_no_file_dir_clash(snapshot)
         self.init()
         self._clear_leftovers()
         parent = self.head()
-        entries = self._tree_entries(parent) if parent and deleted is not None else {}
-        for path in gone:
-            entries.pop(path, None)
-        blobs = {_blob_id(run_report_json): run_report_json}
-        for path, data in snapshot.items():
-            entries[path] = _blob_id(data)
-            blobs[entries[path]] = data
-        _check_no_file_dir_clash(entries)
-        entries[RUN_JSON] = _blob_id(run_report_json)
-        self._store_blobs(blobs)
-
-        index = self.path / f"{_TEMP_INDEX_PREFIX}{os.getpid()}"
-        index_env = {"GIT_INDEX_FILE": str(index)}
-        try:
-            listing = "".join(f"100644 {oid}\t{path}\0" for path, oid in sorted(entries.items()))
-            self._git("update-index", "-z", "--index-info", env=index_env, stdin=listing.encode())
-            tree = self._git("write-tree", env=index_env).strip()
-        finally:
-            index.unlink(missing_ok=True)
-
-        identity = {
-            "GIT_AUTHOR_NAME": "reconciler",
-            "GIT_AUTHOR_EMAIL": f"reconciler@{self.node}",
-            "GIT_COMMITTER_NAME": "reconciler",
-            "GIT_COMMITTER_EMAIL": f"reconciler@{self.node}",
-        }
-        parents = ["-p", parent] if parent else []
-        commit = self._git(
-            "commit-tree", "--no-gpg-sign", tree, *parents, "-F", "-",
-            env=identity, stdin=message.encode(),
-        ).strip()  # fmt: skip
-        self._git(
-            "update-ref", "-m", f"record: {summary_line.strip()}", BRANCH, commit, parent or ""
-        )
-        if self._many_loose_objects() or self._many_packs():
+        stream = [b"commit %s\nmark :1\ncommitter reconciler <reconciler@%s> %d +0000\n"
+                  b"data %d\n%s\n" % (BRANCH.encode(), self.node.encode(), int(time.time()),
+                                       len(message), message)]
+        if parent:
+            stream.append(b"from %s\n" % parent.encode())
+        if deleted is None:
+            stream.append(b"deleteall\n")
+        stream += [b"D %s\n" % _quoted(path) for path in gone]
+        for path, data in sorted({**snapshot, RUN_JSON: run_report_json}.items()):
+            stream.append(b"M 100644 inline %s\ndata %d\n%s\n" % (_quoted(path), len(data), data))
+        stream.append(b"get-mark :1\ndone\n")
+        # One process writes the blobs, trees and commit as one pack (never loose objects,
+        # which cost an fsync each), then moves the branch only if it still is `parent`.
+        done = self._repo().run("-c", "core.hooksPath=/dev/null", "-c", "fastimport.unpackLimit=0",
+                                "fast-import", "--quiet", "--done", "--cat-blob-fd=1",
+                                stdin=b"".join(stream))
+        if not done.ok:  # git's own words, without the crash report it dumped (removed here)
+            self._clear_leftovers()
+            raise GitFailed.of(self.path, replace(done, stderr=_CRASH_REPORT.sub("", done.stderr)))
+        commit = done.out.strip()
+        if self._many_packs():
             self._git("gc", "--auto", "--quiet")
         return commit
 
-    def _many_loose_objects(self) -> bool:
-        """git's own test for `gc --auto` (more than gc.auto / 256 loose objects in
-        objects/17), without starting git after every record to make it."""
-        try:
-            names = os.listdir(self.path / "objects" / "17")
-        except FileNotFoundError:
-            return False
-        return sum(1 for name in names if len(name) == 38) > _GC_AUTO_IN_17
-
     def _many_packs(self) -> bool:
-        """git's other test for `gc --auto`: more packs than gc.autoPackLimit (a record
-        of many new files adds one)."""
+        """git's test for `gc --auto` on a repository that gains a pack per record: more
+        packs than gc.autoPackLimit; tested here, not by starting git after every record."""
         return len(list((self.path / "objects" / "pack").glob("*.pack"))) > _GC_AUTO_PACKS
 
     def log(self, n: int = 20, path: str | None = None) -> list[HistoryEntry]:
@@ -336,23 +261,6 @@ class History:
         if not done.ok:
             raise FileNotFoundError(f"{node_path} not recorded in {rev}: {done.stderr.strip()}")
         return done.stdout
-
-
-def _pack(blobs: Sequence[bytes]) -> bytes:
-    """A git pack (version 2, no deltas) of `blobs`, for `git index-pack --stdin`."""
-    parts = [b"PACK", struct.pack(">II", 2, len(blobs))]
-    for data in blobs:
-        size = len(data)
-        byte = (_PACKED_BLOB << 4) | (size & 0x0F)
-        size >>= 4
-        header = bytearray()
-        while size:
-            header.append(byte | 0x80)
-            byte, size = size & 0x7F, size >> 7
-        header.append(byte)
-        parts += [bytes(header), zlib.compress(data, 1)]
-    body = b"".join(parts)
-    return body + hashlib.sha1(body, usedforsecurity=False).digest()
 
 
 def _check_no_file_dir_clash(entries: Mapping[str, object]) -> None:
