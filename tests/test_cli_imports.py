@@ -51,3 +51,27 @@ def test_an_audit_of_drift_alone_loads_no_template_engine_or_parser(tmp_path: Pa
 
     assert "drift (exit 2): 3 in sync, 1 drift" in printed
     assert loaded == "['pydantic', 'rich']"  # the run report's model, the report's text
+
+
+def test_no_pydantic_plugin_an_installed_package_declares_is_loaded(tmp_path: Path) -> None:
+    (tmp_path / "intruder.py").write_text(
+        "import pathlib\npathlib.Path(__file__).with_name('loaded').write_text('yes')\n"
+        "class Plugin:\n    pass\nplugin = Plugin()\n")
+    metadata = tmp_path / "intruder-1.0.dist-info"
+    metadata.mkdir()
+    (metadata / "METADATA").write_text("Metadata-Version: 2.1\nName: intruder\nVersion: 1.0\n")
+    (metadata / "entry_points.txt").write_text("[pydantic]\nintruder = intruder:plugin\n")
+    repo = make_repo(tmp_path / "repo")
+    root = applied_node(tmp_path, repo)
+    with open(root / "etc/app/a.conf", "a") as handle:
+        handle.write("# hand edit\n")
+    path = f"sys.path.insert(0, {str(tmp_path)!r}); "
+
+    printed, loaded = loaded_after(path + "from reconciler.entry import main; "
+                                   f"sys.argv[1:] = {args(repo, root, 'audit')!r}; main()")
+
+    assert "drift (exit 2)" in printed and "pydantic" in loaded  # models were built
+    assert not (tmp_path / "loaded").exists()
+    printed, _ = loaded_after(path + "from importlib.metadata import entry_points; "
+                              "print([e.name for e in entry_points(group='pydantic')])")
+    assert printed == "['intruder']"  # what the run would have loaded
