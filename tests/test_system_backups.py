@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.system import walk
 from reconciler.system.backups import INDEX
 from reconciler.system.local import LocalSystem
 
@@ -108,3 +109,23 @@ def test_a_file_changed_after_its_backup_ahead_is_backed_up_again_when_replaced(
     assert _index_paths(backups) == ["/etc/app.conf", "/etc/app.conf"]
     digest = hashlib.sha256(b"edited meanwhile\n").hexdigest()
     assert (backups / digest).read_bytes() == b"edited meanwhile\n"
+
+
+def test_backing_up_ahead_what_is_kept_already_syncs_the_index_not_the_filesystem(
+    root: Path, backups: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+
+    def sync_filesystem(fd: int) -> None:  # counts, and syncs
+        synced.append(fd)
+        walk.sync_filesystem(fd)
+
+    monkeypatch.setattr("reconciler.system.backups.sync_filesystem", sync_filesystem)
+    (root / "etc" / "app.conf").write_bytes(b"edited by hand\n")
+    LocalSystem(str(root), backup_dir=str(backups)).back_up_ahead(["/etc/app.conf"])
+    assert len(synced) == 1  # a new copy: the filesystem is synced
+
+    LocalSystem(str(root), backup_dir=str(backups)).back_up_ahead(["/etc/app.conf"])
+
+    assert len(synced) == 1  # the same bytes again: kept already, only the index synced
+    assert _index_paths(backups) == ["/etc/app.conf", "/etc/app.conf"]
