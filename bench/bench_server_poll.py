@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench_engine import make_repo
-from bench_quiet import nginx_serving
+from nginx_support import nginx_serving
 
 from reconciler.source.lsrefs import ask_git
 
