@@ -251,3 +251,13 @@ def test_a_record_packs_the_objects_again_once_git_would_find_too_many_packs(
 
     assert len(list((history.path / "objects" / "pack").glob("*.pack"))) == 1
     assert git(history.path, "fsck", "--strict", "--no-dangling") == ""
+
+
+def test_a_node_name_git_would_not_take_as_an_address_is_recorded_without_its_brackets(
+    tmp_path: Path,
+) -> None:
+    history = History(tmp_path / "history", node="x>y <z")
+
+    history.record({"/etc/a": b"1\n"}, b"{}\n", "first", trailers())
+
+    assert git(history.path, "log", "-1", "--format=%ce") == "reconciler@xy z"

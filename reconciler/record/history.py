@@ -41,6 +41,7 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _LOCKS = ("HEAD.lock", "config.lock", "packed-refs.lock", f"{BRANCH}.lock")
 _CRASH_REPORT = re.compile(r"^fast-import: dumping crash report.*$", re.MULTILINE)
 _GC_AUTO_PACKS = 50  # git's default gc.autoPackLimit
+_NOT_IN_EMAIL = str.maketrans("", "", "<>\n")
 
 
 @dataclass(frozen=True)
@@ -197,8 +198,9 @@ class History:
         self.init()
         self._clear_leftovers()
         parent = self.head()
+        email = self.node.translate(_NOT_IN_EMAIL).encode()  # as git drops them
         stream = [b"commit %s\nmark :1\ncommitter reconciler <reconciler@%s> %d +0000\n"
-                  b"data %d\n%s\n" % (BRANCH.encode(), self.node.encode(), int(time.time()),
+                  b"data %d\n%s\n" % (BRANCH.encode(), email, int(time.time()),
                                        len(message), message)]
         if parent:
             stream.append(b"from %s\n" % parent.encode())
