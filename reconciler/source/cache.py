@@ -39,7 +39,7 @@ from reconciler.agent.urls import spread as spread
 from reconciler.errors import Problem, Refused, RetryLater
 from reconciler.git import Done, Git, init_bare
 from reconciler.source import stamps
-from reconciler.source.snapshot import Snapshot, open_snapshot
+from reconciler.source.snapshot import Snapshot, open_commit
 from reconciler.source.stamps import CHECK_PERIOD
 from reconciler.source.stamps import CHECKED as CHECKED
 
@@ -341,5 +341,5 @@ class SourceCache:
         self._subjects[commit] = subject
 
     def open(self, commit: str) -> Snapshot:
-        """The files of `commit`, read from the cache."""
-        return open_snapshot(str(self.path), commit)
+        """The files of `commit` (a full sha `choose` returned), read from the cache."""
+        return open_commit(str(self.path), commit)
