@@ -19,6 +19,9 @@ import pytest
 from reconciler.git import read_ref
 
 IDENTITY = ("-c", "user.name=Test Author", "-c", "user.email=author@example.org")
+# A helper's commit starts no `git maintenance run --auto` (2 ms of CPU each time): a
+# test's own repositories never grow to need it.
+NO_MAINTENANCE = ("-c", "maintenance.auto=false")
 
 
 def isolate_git(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
@@ -33,7 +36,7 @@ def isolate_git(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
 def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
     """Run git in `cwd` and return its stdout; fail the test with stderr on error."""
     done = subprocess.run(
-        ["git", *IDENTITY, *args],
+        ["git", *IDENTITY, *NO_MAINTENANCE, *args],
         cwd=cwd,
         env={**os.environ, **(env or {})},
         capture_output=True,
@@ -43,6 +46,17 @@ def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
     if done.returncode != 0:
         raise AssertionError(f"git {' '.join(args)} failed: {done.stderr}")
     return done.stdout.strip()
+
+
+def head_commit(work: Path) -> str:
+    """The commit HEAD names in the work tree `work`, read from git's files as
+    `git rev-parse HEAD` would answer it, without starting git."""
+    git_dir = work / ".git"
+    head = (git_dir / "HEAD").read_text().strip()
+    sha = read_ref(git_dir, head.removeprefix("ref: ")) if head.startswith("ref: ") else head
+    if sha is None:
+        raise AssertionError(f"{work}: HEAD names no commit yet")
+    return sha
 
 
 class Origin:
