@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from clirun import RECONCILER as RECONCILER  # re-exported: tests that start the script by hand
 from clirun import reconciler
+from gitutil_repo import NO_MAINTENANCE, head_commit
 
 IDENTITY = {
     "GIT_AUTHOR_NAME": "Test Author",
@@ -105,8 +106,8 @@ class Workspace:
 
     def commit(self, repo: Path, message: str = "change") -> str:
         self.git(repo, "add", "--all")
-        self.git(repo, "commit", "--quiet", "--allow-empty", "-m", message)
-        return self.git(repo, "rev-parse", "HEAD")
+        self.git(repo, *NO_MAINTENANCE, "commit", "--quiet", "--allow-empty", "-m", message)
+        return head_commit(repo)
 
     def make_repo(
         self, files: Mapping[str, str | bytes | None], commit: bool = True, name: str = "repo"

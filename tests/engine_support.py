@@ -16,6 +16,7 @@ from pathlib import Path
 
 from clirun import RECONCILER as RECONCILER  # re-exported: tests that start the script
 from clirun import reconciler
+from gitutil_repo import NO_MAINTENANCE, head_commit
 
 from reconciler.compile.compiler import load_fleet
 from reconciler.compile.nodeconfig import Severity
@@ -66,8 +67,9 @@ class ConfigRepo:
         if not (self.path / ".git").exists():
             _git(self.path, "init", "-q", "-b", "main")
         _git(self.path, "add", "-A")
-        _git(self.path, "commit", "-q", "--no-verify", "--allow-empty", "-m", message)
-        return _git(self.path, "rev-parse", "HEAD")
+        _git(self.path, *NO_MAINTENANCE, "commit", "-q", "--no-verify", "--allow-empty",
+             "-m", message)
+        return head_commit(self.path)
 
 
 def _git(cwd: Path, *args: str) -> str:

@@ -1,5 +1,6 @@
-"""The package's import graph has no cycle, lazy imports inside functions included, and
-the plan's vocabulary (changes, drift, what probing sees) sits below actions and apply."""
+"""The plan's vocabulary (changes, drift, what probing sees) sits below actions and apply,
+lazy imports inside functions included (that the graph has no cycle at all is
+test_code_quality.py's)."""
 
 from __future__ import annotations
 
@@ -35,29 +36,6 @@ def _imports(modules: dict[str, Path]) -> dict[str, set[str]]:
     return graph
 
 
-def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
-    """One import cycle as a path of modules, or None (depth-first search)."""
-    state: dict[str, str] = {}
-    trail: list[str] = []
-
-    def visit(module: str) -> list[str] | None:
-        state[module] = "open"
-        trail.append(module)
-        for dep in sorted(graph[module]):
-            if state.get(dep) == "open":
-                return [*trail[trail.index(dep):], dep]
-            if dep not in state and (found := visit(dep)) is not None:
-                return found
-        state[module] = "done"
-        trail.pop()
-        return None
-
-    for module in sorted(graph):
-        if module not in state and (found := visit(module)) is not None:
-            return found
-    return None
-
-
 def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
     seen: set[str] = set()
     pending = [start]
@@ -66,12 +44,6 @@ def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
             seen.add(dep)
             pending.append(dep)
     return seen
-
-
-def test_no_module_imports_itself_through_others() -> None:
-    cycle = _cycle(_imports(_modules()))
-
-    assert cycle is None, " → ".join(cycle or [])
 
 
 def test_changes_and_drift_import_nothing_from_actions_or_apply() -> None:

@@ -228,3 +228,15 @@ def test_a_node_report_history_stays_bounded(tmp_path: Path) -> None:
     statuses = git(chain.path, "-c", f"gpg.ssh.allowedSignersFile={signers}", "log",
                    "--format=%G?", chain.ref)
     assert statuses.split() == ["G"] * 6
+
+
+def test_the_chain_tip_is_the_ref_as_git_keeps_it_loose_or_packed(tmp_path: Path) -> None:
+    node = FleetNode(tmp_path, NODE, "file:///unused", None)
+    chain = Chain(tmp_path / "chain.git", NODE, node.key)
+    assert chain.tip() is None
+    first = chain.append(b'{"n": 1}', "report 1\n")
+    git(chain.path, "pack-refs", "--all")  # the ref now lives in packed-refs alone
+    assert chain.tip() == first
+    second = chain.append(b'{"n": 2}', "report 2\n")
+    assert chain.tip() == second == git(chain.path, "rev-parse", chain.ref)
+    assert list(chain.history()) == [second, first]

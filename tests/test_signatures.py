@@ -19,6 +19,7 @@ from gitutil_repo import (
 )
 
 from reconciler.errors import Refused
+from reconciler.git import Git
 from reconciler.source.cache import SourceCache
 from reconciler.source.signatures import SignatureRefused, verify
 from reconciler.statedir import StateDir
@@ -150,6 +151,23 @@ def test_policy_none_refuses_nothing_but_names_a_good_signer(
     assert verify(cache, "none", unsigned, signed, str(signers_file), None) is None
     info = verify(cache, "none", signed, None, str(signers_file), None)
     assert info is not None and info.signer == "alice@example.org"
+
+
+def test_the_signature_check_reads_the_subject_the_report_names_whole(
+    origin: Origin, cache: SourceCache, ssh_keys: dict[str, Path], signers_file: Path,
+    tmp_path: Path,
+) -> None:
+    """One `git log` gives both (a run starts no other for the subject), and a subject
+    that spells out a good signature's record is text, not a record."""
+    first = git(origin.work, "rev-parse", "HEAD")
+    unsigned = origin.commit({"b": "2"}, "unsigned")
+    forged = f"tidy\x1e{unsigned}\x1fG\x1fSHA256:forged\x1f\x1falice@example.org\x1fx"
+    signed = origin.commit({"b": "3"}, forged, signing=ssh_signing(ssh_keys["alice"]))
+    fetched(cache)
+    with pytest.raises(SignatureRefused, match=f"commit {unsigned}: not signed"):
+        verify(cache, "range", signed, first, str(signers_file), None)
+    cache.git = Git(tmp_path / "no-repository-here")  # a subject asked of git is None
+    assert cache.subject(signed) == forged
 
 
 @pytest.fixture(scope="module")

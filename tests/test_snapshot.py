@@ -8,7 +8,7 @@ import pytest
 from configrepo import Workspace
 
 from reconciler.errors import ConfigError
-from reconciler.source.snapshot import clean_relpath, open_snapshot
+from reconciler.source.snapshot import clean_relpath, open_commit, open_snapshot
 
 
 def test_commit_tree_reads_the_commit_not_the_dirty_working_tree(ws: Workspace) -> None:
@@ -101,6 +101,22 @@ def test_a_bare_repository_is_read_by_revision(ws: Workspace) -> None:
     bare = repo.parent / "bare.git"
     ws.git(repo.parent, "clone", "-q", "--bare", str(repo), str(bare))
     assert open_snapshot(str(bare), "main").read("fleet.xml") == b"<fleet/>\n"
+
+
+def test_a_known_commit_of_a_bare_cache_reads_as_by_revision(
+        ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node's cache opens its chosen commit by its full id, from any working directory,
+    and an id that would read as an option is refused before git sees it."""
+    repo = ws.make_repo({"fleet.xml": "<fleet/>\n"})
+    bare = repo.parent / "bare.git"
+    ws.git(repo.parent, "clone", "-q", "--bare", str(repo), str(bare))
+    sha = ws.git(repo, "rev-parse", "HEAD").strip()
+    monkeypatch.chdir(repo.parent)
+    tree = open_commit("bare.git", sha)
+    monkeypatch.chdir(repo)
+    assert (tree.read("fleet.xml"), tree.revision) == (b"<fleet/>\n", sha)
+    with pytest.raises(ConfigError, match="unknown revision '--output=x'"):
+        open_commit(str(bare), "--output=x")
 
 
 def test_a_tree_id_is_read_like_a_commit(ws: Workspace) -> None:

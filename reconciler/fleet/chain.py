@@ -78,8 +78,14 @@ class Chain:
         return Git(self.path).run(*config, *args, stdin=stdin, env=self._env)
 
     def tip(self) -> str | None:
-        done = self._git("rev-parse", "--verify", "--quiet", self.ref + "^{commit}")
-        return done.out.strip() or None if done.ok else None
+        """The newest report's commit: read from the ref's file as git keeps it (the
+        chain is asked before every append and push), from git when that is not a
+        plain ref."""
+        try:
+            return git.read_ref(self.path, self.ref)
+        except (ValueError, OSError):
+            done = self._git("rev-parse", "--verify", "--quiet", self.ref + "^{commit}")
+            return done.out.strip() or None if done.ok else None
 
     def tip_report(self) -> bytes | None:
         """The `report.json` of the newest report, or None when there is none."""

@@ -39,7 +39,7 @@ from reconciler.agent.urls import spread as spread
 from reconciler.errors import Problem, Refused, RetryLater
 from reconciler.git import Done, Git, init_bare
 from reconciler.source import stamps
-from reconciler.source.snapshot import Snapshot, open_snapshot
+from reconciler.source.snapshot import Snapshot, open_commit
 from reconciler.source.stamps import CHECK_PERIOD
 from reconciler.source.stamps import CHECKED as CHECKED
 
@@ -117,6 +117,7 @@ class SourceCache:
         self.where = redact(remote)  # how messages name the remote
         self.timeout = timeout
         self.git = Git(self.path)
+        self._subjects: dict[str, str] = {}  # full sha -> subject, read by another log
 
     # -- fetching -----------------------------------------------------------------
 
@@ -328,9 +329,17 @@ class SourceCache:
         """The first line of a commit's message (None when unknown to the cache)."""
         if commit is None or commit.startswith("-") or not self.path.exists():
             return None
-        out = self.git.ok("log", "-1", "--format=%s", "--end-of-options", commit)
+        out = self._subjects.get(commit)
+        if out is None:
+            out = self.git.ok("log", "-1", "--format=%s", "--end-of-options", commit)
         return out.strip() or None if out else None
 
+    def learn_subject(self, commit: str, subject: str) -> None:
+        """Remember the subject of the commit whose full sha is `commit`, read by another
+        `git log` of the run (the signature check's): `subject` then starts no git of
+        its own. A commit's subject never changes, so the memory is never stale."""
+        self._subjects[commit] = subject
+
     def open(self, commit: str) -> Snapshot:
-        """The files of `commit`, read from the cache."""
-        return open_snapshot(str(self.path), commit)
+        """The files of `commit` (a full sha `choose` returned), read from the cache."""
+        return open_commit(str(self.path), commit)

@@ -8,6 +8,7 @@ against a dedicated keyring (`gpg-home`) or the default one.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -102,13 +103,17 @@ def _signatures(
     gpg_home: str | os.PathLike[str] | None,
     single: bool = False,
 ) -> list[tuple[str, str, str, str]]:
-    """(sha, %G?, key, signer) for each commit; %GF (full fingerprint) when git has it."""
+    """(sha, %G?, key, signer) for each commit; %GF (full fingerprint) when git has it.
+    The same log reads each commit's subject, which the cache keeps for the report: as
+    its author wrote it, a subject ends each record, and a record ends with a word drawn
+    for this call, which no subject can forge."""
     env = {"GNUPGHOME": str(gpg_home)} if gpg_home is not None else {}
     signers = str(allowed_signers) if allowed_signers is not None else os.devnull
+    end = secrets.token_hex(8)
     done = cache.git.run(
         "-c", f"gpg.ssh.allowedSignersFile={signers}",
         "log", *(["-1"] if single else []),
-        "--format=%H%x1f%G?%x1f%GK%x1f%GF%x1f%GS%x1e", revs, "--",
+        f"--format=%H%x1f%G?%x1f%GK%x1f%GF%x1f%GS%x1f%s%x1f{end}%x1e", revs, "--",
         env=env,
     )  # fmt: skip
     if not done.ok:
@@ -116,11 +121,12 @@ def _signatures(
             [Problem(f"cannot read signatures of {revs}: {failure(done)}", cache.where)]
         )
     results = []
-    for record in done.out.split("\x1e"):
-        fields = record.strip("\n").split("\x1f")
-        if len(fields) == 5:
-            sha, letter, key_id, fingerprint, signer = fields
+    for record in done.out.split(f"\x1f{end}\x1e"):
+        fields = record.strip("\n").split("\x1f", 5)
+        if len(fields) == 6:
+            sha, letter, key_id, fingerprint, signer, subject = fields
             results.append((sha, letter, fingerprint or key_id, signer))
+            cache.learn_subject(sha, subject)
     return results
 
 

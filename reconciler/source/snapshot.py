@@ -264,8 +264,21 @@ def open_snapshot(repo_path: str, rev: str | None) -> Snapshot:
             message = f"{rev!r} is a {kind}, not a commit" if kind else f"unknown revision {rev!r}"
             raise ConfigError.at(message, path=repo_path)
         sha = tree.strip()
-    listing = git.run("ls-tree", "-r", "-z", "-l", "--full-tree", sha,
-                      max_output=_MAX_LISTING_BYTES)
+    return _listed(git_dir, sha, rev, repo_path)
+
+
+def open_commit(git_dir: str, sha: str) -> CommitTree:
+    """The tree of commit `sha` (its full id, known to be a commit) in the bare repository
+    `git_dir`: what `open_snapshot` reads of it, without asking git where and what first
+    (a node's cache, once its commit is chosen)."""
+    if sha.startswith("-"):
+        raise ConfigError.at(f"unknown revision {sha!r}", path=git_dir)
+    return _listed(os.path.abspath(git_dir), sha, sha, git_dir)
+
+
+def _listed(git_dir: str, sha: str, rev: str, repo_path: str) -> CommitTree:
+    listing = Git(git_dir).run("ls-tree", "-r", "-z", "-l", "--full-tree", sha,
+                               max_output=_MAX_LISTING_BYTES)
     if len(listing.stdout) > _MAX_LISTING_BYTES:
         raise ConfigError.at(f"commit {sha} holds more paths than a config repo may "
                              f"(at most {MAX_PATHS}): refused unread", path=repo_path)
