@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,24 @@ def _changed(base: Fleet, head: Fleet, found: tuple[set[str], bool] | None
     return frozenset(found[0] | ({INVENTORY} if set(base.nodes) != set(head.nodes) else set()))
 
 
+def _open(repo: str, base_rev: str, head_rev: str
+          ) -> tuple[Snapshot, Fleet | ConfigError, Snapshot]:
+    """The head's snapshot and fleet (or why it does not load), and the base's snapshot.
+
+    The base is opened in a thread while the head is opened and loaded: opening one is
+    a few git processes that the thread only waits for. A revision that cannot be opened
+    raises its ConfigError, the head's first."""
+    with ThreadPoolExecutor(1) as pool:
+        base_opening = pool.submit(open_snapshot, repo, base_rev)
+        head_snapshot = open_snapshot(repo, head_rev)
+        head: Fleet | ConfigError
+        try:
+            head = load_fleet(head_snapshot)
+        except ConfigError as exc:
+            head = exc
+        return head_snapshot, head, base_opening.result()
+
+
 def _head_findings(
     snapshot: Snapshot, jobs: int, facts: Mapping[str, Facts] | None
 ) -> tuple[HeadProblem, ...]:
@@ -127,14 +146,12 @@ def plan_fleet(
     revision), UsageError for an `only` node at neither revision.
     """
     jobs = jobs or default_jobs()
-    head_snapshot = open_snapshot(repo, head_rev)
-    base_snapshot = open_snapshot(repo, base_rev)
+    head_snapshot, head_or_problem, base_snapshot = _open(repo, base_rev, head_rev)
     commits = {"base": base_rev, "head": head_rev, "base_commit": base_snapshot.revision,
                "head_commit": head_snapshot.revision}
-    try:
-        head = load_fleet(head_snapshot)
-    except ConfigError:
+    if not isinstance(head_or_problem, Fleet):
         return _invalid(commits, _head_findings(head_snapshot, jobs, facts))
+    head = head_or_problem
     base: Fleet | None
     base_problems: tuple[str, ...] = ()
     try:
