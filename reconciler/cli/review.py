@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -35,16 +36,22 @@ def _plan_with_progress(repo: str, base: str, head: str, jobs: int | None,
                         facts: dict[str, Facts] | None,
                         only: tuple[str, ...] | None, full: bool) -> PlanReport:
     """Run the plan, with a progress bar on stderr when it is a terminal."""
+    from reconciler.review.revisions import Revisions
+
+    # Its git processes run while the modules that plan are imported.
+    revisions = Revisions(repo, base, head)
     from reconciler.review.fleetplan import plan_fleet
 
+    run = functools.partial(plan_fleet, repo, base, head, jobs, facts=facts, only=only,
+                            full=full, revisions=revisions)
     if not _may_be_terminal():  # rich would say it is not: the bar's imports are spared
-        return plan_fleet(repo, base, head, jobs, facts=facts, only=only, full=full)
+        return run()
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     console = Console(stderr=True)
     if not console.is_terminal:
-        return plan_fleet(repo, base, head, jobs, facts=facts, only=only, full=full)
+        return run()
     with Progress("[progress.description]{task.description}", BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(), console=console,
                   transient=True) as bar:
@@ -53,8 +60,7 @@ def _plan_with_progress(repo: str, base: str, head: str, jobs: int | None,
         def advance(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        return plan_fleet(repo, base, head, jobs, progress=advance, facts=facts, only=only,
-                          full=full)
+        return run(progress=advance)
 
 
 @click.command()

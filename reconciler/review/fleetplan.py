@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +42,11 @@ from reconciler.review.model import (
 )
 from reconciler.review.names import compress_names, describe_scope, plural
 from reconciler.review.records import NodeRecord, facts_key, records_dir
+from reconciler.review.revisions import Revisions
 from reconciler.review.validate import validate
 from reconciler.review.workers import default_jobs, fan_out
 from reconciler.secrets.plan import compare_secrets
-from reconciler.source.snapshot import Snapshot, open_snapshot
+from reconciler.source.snapshot import Snapshot
 
 
 def _outcomes(
@@ -94,24 +94,6 @@ def _changed(base: Fleet, head: Fleet, found: tuple[set[str], bool] | None
     return frozenset(found[0] | ({INVENTORY} if set(base.nodes) != set(head.nodes) else set()))
 
 
-def _open(repo: str, base_rev: str, head_rev: str
-          ) -> tuple[Snapshot, Fleet | ConfigError, Snapshot]:
-    """The head's snapshot and fleet (or why it does not load), and the base's snapshot.
-
-    The base is opened in a thread while the head is opened and loaded: opening one is
-    a few git processes that the thread only waits for. A revision that cannot be opened
-    raises its ConfigError, the head's first."""
-    with ThreadPoolExecutor(1) as pool:
-        base_opening = pool.submit(open_snapshot, repo, base_rev)
-        head_snapshot = open_snapshot(repo, head_rev)
-        head: Fleet | ConfigError
-        try:
-            head = load_fleet(head_snapshot)
-        except ConfigError as exc:
-            head = exc
-        return head_snapshot, head, base_opening.result()
-
-
 def _head_findings(
     snapshot: Snapshot, jobs: int, facts: Mapping[str, Facts] | None
 ) -> tuple[HeadProblem, ...]:
@@ -131,6 +113,7 @@ def plan_fleet(
     full: bool = False,
     keep_records: bool = True,
     reuse: bool = True,
+    revisions: Revisions | None = None,
 ) -> PlanReport:
     """Compare every node of the fleet at `base_rev` and `head_rev` of `repo`, rendering
     with the `facts` nodes published (placeholders for the others).
@@ -142,16 +125,18 @@ def plan_fleet(
     directory. A node compiled at both revisions is rendered at the base only where its
     files' inputs differ from the head's (review/reuse.py); without `reuse`, everywhere
     (what the tests compare with). `progress(done, total)` is called as nodes finish.
+    `revisions`: `base_rev` and `head_rev` already being opened (review/revisions.py).
     Raises ConfigError only when a revision cannot be opened at all (not a repo, unknown
     revision), UsageError for an `only` node at neither revision.
     """
     jobs = jobs or default_jobs()
-    head_snapshot, head_or_problem, base_snapshot = _open(repo, base_rev, head_rev)
+    head_snapshot, base_snapshot = (revisions or Revisions(repo, base_rev, head_rev)).result()
     commits = {"base": base_rev, "head": head_rev, "base_commit": base_snapshot.revision,
                "head_commit": head_snapshot.revision}
-    if not isinstance(head_or_problem, Fleet):
+    try:
+        head = load_fleet(head_snapshot)
+    except ConfigError:
         return _invalid(commits, _head_findings(head_snapshot, jobs, facts))
-    head = head_or_problem
     base: Fleet | None
     base_problems: tuple[str, ...] = ()
     try:
