@@ -17,6 +17,7 @@ secret file reads "secret changed".
 from __future__ import annotations
 
 import functools
+import os
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
@@ -53,9 +54,10 @@ def _outcomes(
     base: Fleet | None, head: Fleet, node_names: list[str], jobs: int,
     progress: Callable[[int], None] | None, facts: Mapping[str, Facts] | None,
     work: Work | None, base_records: bool, changed: frozenset[str] | None,
+    compiled: tuple[str, str] | None,
 ) -> Iterable[NodeOutcome]:
     """Every node's outcome, as workers finish (in order of completion)."""
-    setup = (base, head, facts, work.nodes if work else None, base_records, changed)
+    setup = (base, head, facts, work.nodes if work else None, base_records, changed, compiled)
     for _, size, outcomes in fan_out(node_names, jobs, init_worker, setup, compare_chunk):
         yield from outcomes
         if progress:
@@ -92,6 +94,22 @@ def _changed(base: Fleet, head: Fleet, found: tuple[set[str], bool] | None
     if found is None or found[1]:
         return None
     return frozenset(found[0] | ({INVENTORY} if set(base.nodes) != set(head.nodes) else set()))
+
+
+def _compiled_templates(where: Path | None) -> tuple[str, str] | None:
+    """The directories that keep the base's and the head's compiled templates between
+    plans, beside the records `where` (a plan from the same base, or to the same head,
+    compiles only what changed); None when there are no records or no place for them."""
+    if where is None:
+        return None
+    kept = (str(where.parent / "plan-templates" / "base"),
+            str(where.parent / "plan-templates" / "head"))
+    try:
+        for directory in kept:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+    except OSError:
+        return None
+    return kept
 
 
 def _head_findings(
@@ -175,7 +193,7 @@ def plan_fleet(
     # only what the head's files cannot stand for (review/reuse.py).
     changed = _changed(base, head, paths()) if reuse and base is not None else None
     for outcome in _outcomes(base, head, planned, jobs, advance, facts, work, base_records,
-                             changed):
+                             changed, _compiled_templates(where)):
         if outcome.record is not None:
             head_records[outcome.name] = outcome.record
         if outcome.base_record is not None:
