@@ -6,6 +6,7 @@ compiles each template once) and then handles chunks of node names.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator
@@ -49,10 +50,17 @@ def fan_out(
             yield index, len(chunk), work(chunk)
         return
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(min(jobs, len(chunks)), mp_context=context,
-                             initializer=initializer, initargs=initargs) as pool:
-        futures = {pool.submit(work, chunk): (index, len(chunk))
-                   for index, chunk in enumerate(chunks)}
-        for future in as_completed(futures):
-            index, size = futures[future]
-            yield index, size, future.result()
+    # What the workers inherit (the fleets, every module) lives as long as they do:
+    # frozen, their collections never go through it (nor write to it, which would copy
+    # its pages), and neither do this process's until the workers are done.
+    gc.freeze()
+    try:
+        with ProcessPoolExecutor(min(jobs, len(chunks)), mp_context=context,
+                                 initializer=initializer, initargs=initargs) as pool:
+            futures = {pool.submit(work, chunk): (index, len(chunk))
+                       for index, chunk in enumerate(chunks)}
+            for future in as_completed(futures):
+                index, size = futures[future]
+                yield index, size, future.result()
+    finally:
+        gc.unfreeze()
