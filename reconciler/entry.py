@@ -20,10 +20,11 @@ _FLAGS = {"--host-commands", "--no-host-commands"}
 
 
 def main() -> None:
-    if sys.argv[1:2] in (["apply"], ["audit"]):
-        # One run, which goes without the cyclic collector (`cli/node.py`), then the process
-        # ends: before the run, the collector would only scan again and again what the
-        # imports build (a tenth of their time), all of it alive to the end.
+    if sys.argv[1:2] in (["apply"], ["audit"], ["plan"]):
+        # One run, which goes without the cyclic collector (`cli/node.py`; a plan's
+        # workers turn it back on, review/workers.py), then the process ends: before the
+        # run, the collector would only scan again and again what the imports build (a
+        # tenth of their time), all of it alive to the end.
         gc.disable()
     with _NoLostInterrupt():
         try:
