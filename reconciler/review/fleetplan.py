@@ -16,10 +16,10 @@ secret file reads "secret changed".
 
 from __future__ import annotations
 
-import functools
 import os
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,20 @@ def _changed(base: Fleet, head: Fleet, found: tuple[set[str], bool] | None
     return frozenset(found[0] | ({INVENTORY} if set(base.nodes) != set(head.nodes) else set()))
 
 
+def _load(head_snapshot: Snapshot, base_snapshot: Snapshot
+          ) -> tuple[Fleet | None, Fleet | None, tuple[str, ...]]:
+    """The head's fleet (None when it does not load), the base's (None when it does not
+    load) and the base's problems."""
+    try:
+        head = load_fleet(head_snapshot)
+    except ConfigError:
+        return None, None, ()
+    try:
+        return head, load_fleet(base_snapshot), ()
+    except ConfigError as exc:
+        return head, None, tuple(str(p) for p in exc.problems)
+
+
 def _compiled_templates(where: Path | None) -> tuple[str, str] | None:
     """The directories that keep the base's and the head's compiled templates between
     plans, beside the records `where` (a plan from the same base, or to the same head,
@@ -151,16 +165,13 @@ def plan_fleet(
     head_snapshot, base_snapshot = (revisions or Revisions(repo, base_rev, head_rev)).result()
     commits = {"base": base_rev, "head": head_rev, "base_commit": base_snapshot.revision,
                "head_commit": head_snapshot.revision}
-    try:
-        head = load_fleet(head_snapshot)
-    except ConfigError:
+    with ThreadPoolExecutor(1, thread_name_prefix="plan-git") as pool:
+        # git says which paths differ, and where the records are, while the fleets load.
+        differ = pool.submit(_paths, repo, commits)
+        located = pool.submit(records_dir, repo) if keep_records and only is None else None
+        head, base, base_problems = _load(head_snapshot, base_snapshot)
+    if head is None:
         return _invalid(commits, _head_findings(head_snapshot, jobs, facts))
-    base: Fleet | None
-    base_problems: tuple[str, ...] = ()
-    try:
-        base = load_fleet(base_snapshot)
-    except ConfigError as exc:
-        base, base_problems = None, tuple(str(p) for p in exc.problems)
     planned = head.node_names()
     if only is not None:
         unknown = [name for name in only if name not in head.nodes
@@ -168,8 +179,8 @@ def plan_fleet(
         if unknown:
             raise UsageError.because(f"no node {', '.join(unknown)} at either revision")
         planned = [name for name in planned if name in only]
-    where = records_dir(repo) if keep_records and only is None else None
-    paths = functools.cache(lambda: _paths(repo, commits))
+    where = located.result() if located is not None else None
+    paths = differ.result
     known, work = _incremental(where, base, head, commits, facts, paths) \
         if not full and base is not None else (None, None)
     if work is not None and base is not None:
