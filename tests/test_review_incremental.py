@@ -250,3 +250,21 @@ def test_incremental_plan_equals_full_plan_on_the_example_fleet(tmp_path: Path) 
     home.mkdir()
     _compare_over_edits(_trimmed_example(tmp_path, home), home, EXAMPLE_EDITS, SEED,
                         "proxy/snippets")
+
+
+def test_a_plan_keeps_compiled_templates_and_a_damaged_kept_file_is_compiled_again(
+        tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    repo = _trimmed_fleet(tmp_path, home)
+    _edit(repo, random.Random(SEED), 0, "template", "web/site")
+    run(["git", "commit", "-q", "--no-verify", "-am", "a template changed"], repo, home)
+    first = plan_fleet(str(repo), "HEAD~1", "HEAD", jobs=1, full=True)
+    packs = [repo / ".git" / "reconciler" / "plan-templates" / side / "templates.pack"
+             for side in ("base", "head")]
+    assert all(pack.is_file() for pack in packs), "each revision's templates are kept"
+    for pack in packs:
+        pack.write_bytes(b"damaged")
+    again = plan_fleet(str(repo), "HEAD~1", "HEAD", jobs=1, full=True)
+    assert _comparable(again) == _comparable(first)
+    assert all(pack.read_bytes() != b"damaged" for pack in packs), "kept again, whole"

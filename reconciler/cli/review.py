@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,18 +25,33 @@ def register(group: click.Group) -> None:
     group.add_command(hooks)
 
 
+def _may_be_terminal() -> bool:
+    """Whether rich may take stderr for a terminal: it is one, or the environment says
+    to treat it as one (rich's TTY_COMPATIBLE and FORCE_COLOR)."""
+    return sys.stderr.isatty() or os.environ.get("TTY_COMPATIBLE", "") == "1" \
+        or os.environ.get("FORCE_COLOR", "") != ""
+
+
 def _plan_with_progress(repo: str, base: str, head: str, jobs: int | None,
                         facts: dict[str, Facts] | None,
                         only: tuple[str, ...] | None, full: bool) -> PlanReport:
     """Run the plan, with a progress bar on stderr when it is a terminal."""
+    from reconciler.review.revisions import Revisions
+
+    # Its git processes run while the modules that plan are imported.
+    revisions = Revisions(repo, base, head)
+    from reconciler.review.fleetplan import plan_fleet
+
+    run = functools.partial(plan_fleet, repo, base, head, jobs, facts=facts, only=only,
+                            full=full, revisions=revisions)
+    if not _may_be_terminal():  # rich would say it is not: the bar's imports are spared
+        return run()
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from reconciler.review.fleetplan import plan_fleet
-
     console = Console(stderr=True)
     if not console.is_terminal:
-        return plan_fleet(repo, base, head, jobs, facts=facts, only=only, full=full)
+        return run()
     with Progress("[progress.description]{task.description}", BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(), console=console,
                   transient=True) as bar:
@@ -43,8 +60,7 @@ def _plan_with_progress(repo: str, base: str, head: str, jobs: int | None,
         def advance(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        return plan_fleet(repo, base, head, jobs, progress=advance, facts=facts, only=only,
-                          full=full)
+        return run(progress=advance)
 
 
 @click.command()
@@ -86,29 +102,30 @@ def plan(base: str, head: str, repo: str, fmt: str, jobs: int | None, max_bytes:
     Exit status: 0 no node changes, 2 something changes, 1 the head is invalid (its
     errors printed as `validate` prints them) or, with --check, a check failed.
     """
-    from rich.console import Console
-
-    from reconciler.review.markdown import format_markdown
-    from reconciler.review.text import format_text, text_lines
-
     facts = published(facts_dir)
     report = _plan_with_progress(repo, base, head, jobs, facts, only or None, full)
     checks = _checks(repo, head, report, facts) if run_checks and report.valid else None
     if markdown_out:
-        _write_report(markdown_out, format_markdown(report, max_bytes) + _checks_md(checks))
+        _write_report(markdown_out, _markdown(report, max_bytes) + _checks_md(checks))
     if json_out:
         _write_report(json_out, _json(report, checks) + "\n")
     if fmt == "json":
         click.echo(_json(report, checks))
     elif fmt == "markdown":
-        click.echo(format_markdown(report, max_bytes) + _checks_md(checks), nl=False)
+        click.echo(_markdown(report, max_bytes) + _checks_md(checks), nl=False)
     elif sys.stdout.isatty():
+        from rich.console import Console
+
+        from reconciler.review.text import text_lines
+
         console = Console(highlight=False, soft_wrap=True, emoji=False, markup=False)
         for line in text_lines(report):
             console.print(line)
         if checks is not None:
             console.print(_checks_text(checks), end="")
     else:
+        from reconciler.review.text import format_text
+
         click.echo(format_text(report) + (_checks_text(checks) if checks else ""), nl=False)
     if checks is not None and checks.failed:
         for failed in checks.failed:
@@ -147,6 +164,12 @@ def _checks_md(checks: ChecksReport | None) -> str:
     from reconciler.review.checks import text
 
     return f"\n### Checks\n\n```\n{text(checks)}```\n"
+
+
+def _markdown(report: PlanReport, max_bytes: int) -> str:
+    from reconciler.review.markdown import format_markdown  # not imported for other formats
+
+    return format_markdown(report, max_bytes)
 
 
 def _json(report: PlanReport, checks: ChecksReport | None) -> str:

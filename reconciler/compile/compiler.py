@@ -97,7 +97,16 @@ def compile_node(fleet: Fleet, name: str) -> NodeConfig:
     checks = health.merge(fleet.classes[source.cls].health
                           for cls in chain for source in level(fleet, cls).sources)
     health.check_after(name, checks, actions)
-    return NodeConfig(
+    # Validating a config is most of a compile (each action through the union of their
+    # types), and the nodes of a class share all that it checks but values of plain types
+    # that are theirs by construction: the first is validated, the others copy it.
+    shared_key = (chain, id(actions), id(policy), *map(id, checks))
+    first = fleet._configs.get(shared_key)
+    if first is not None:
+        return first.model_copy(update={
+            "name": name, "number": node.number, "product": node.product,
+            "cluster": node.cluster, "domain": node.domain, "variables": dict(variables)})
+    config = fleet._configs[shared_key] = NodeConfig(
         name=name,
         cls=node.cls,
         number=node.number,
@@ -111,6 +120,7 @@ def compile_node(fleet: Fleet, name: str) -> NodeConfig:
         revision=fleet.revision,
         health=checks,
     )
+    return config
 
 
 def _merge_layers(

@@ -17,7 +17,15 @@ from reconciler.compile.guards import Guard
 from reconciler.compile.layout import CLASSES_DIR as CLASSES_DIR
 from reconciler.compile.layout import FLEET_FILE as FLEET_FILE
 from reconciler.compile.layout import TEMPLATES_DIR as TEMPLATES_DIR
-from reconciler.compile.nodeconfig import Action, HealthCheck, Origin, Policy, Provenance, Variable
+from reconciler.compile.nodeconfig import (
+    Action,
+    HealthCheck,
+    NodeConfig,
+    Origin,
+    Policy,
+    Provenance,
+    Variable,
+)
 from reconciler.compile.xmlload import XmlDoc
 from reconciler.rollout.model import Rollout
 from reconciler.source.snapshot import Snapshot
@@ -149,6 +157,9 @@ class Fleet:
     _merged: dict[tuple[int, ...], dict[str, Variable]] = field(default_factory=dict)
     _unguarded: set[int] = field(default_factory=set)
     _policies: dict[tuple[tuple[str, Any], ...], Policy] = field(default_factory=dict)
+    # A validated config by the class chain, actions, policy and checks it holds (which it
+    # keeps alive, so their ids stay theirs): the nodes that share them copy it.
+    _configs: dict[tuple[object, ...], NodeConfig] = field(default_factory=dict)
 
     @property
     def revision(self) -> str | None:

@@ -220,8 +220,9 @@ def _same(old: RenderedFile, new: RenderedFile) -> bool:
 
 @dataclass(frozen=True)
 class NodeOutcome:
-    """What a worker found for one node: its diff, or that it is new, or head problems;
-    and the node's dependency records at head (and base, when asked for)."""
+    """What a worker found for one node: its diff (and its identity, when it changes or
+    is new), or head problems; and the node's dependency records at head (and base, when
+    asked for)."""
 
     name: str
     diff: NodeDiff | None = None
@@ -294,8 +295,9 @@ def compare_node(base: Side | None, head: Side, name: str,
     if base_records:
         base_record = base.record(base_node, not base_problems) if base_node is not None \
             else NodeRecord(False, (), ())
-    return NodeOutcome(name, diff=diff_node(base_node, base_files, head_node, head_files,
-                                            base_problems), identity=identity_of(head_node),
+    diff = diff_node(base_node, base_files, head_node, head_files, base_problems)
+    # Only a node that changes is grouped, by its identity: most nodes of a plan do not.
+    return NodeOutcome(name, diff=diff, identity=() if diff.empty else identity_of(head_node),
                        record=record, base_record=base_record)
 
 
@@ -328,20 +330,24 @@ _worker: _Worker | None = None
 
 def init_worker(base: Fleet | None, head: Fleet, facts: Mapping[str, Facts] | None = None,
                 only: Mapping[str, frozenset[str] | None] | None = None,
-                base_records: bool = False, changed: frozenset[str] | None = None) -> None:
+                base_records: bool = False, changed: frozenset[str] | None = None,
+                compiled: tuple[str, str] | None = None) -> None:
     """Set a worker up with one renderer per revision (and an empty action-diff cache),
     rendering with the nodes' published `facts`; `only` names the actions to render of
     nodes whose compiled config is the same at both revisions; `base_records` asks for
     the base's dependency records too; `changed`, the repo paths that differ between the
-    revisions, lets nodes whose files cannot differ be rendered once (None: never)."""
+    revisions, lets nodes whose files cannot differ be rendered once (None: never);
+    `compiled`, the directories that keep the base's and the head's compiled templates
+    between plans (render/bytecode.py), spares each worker compiling them again."""
     global _worker
 
-    def side(fleet: Fleet) -> Side:
-        renderer = Renderer(fleet, facts=facts)
+    def side(fleet: Fleet, kept: str | None) -> Side:
+        renderer = Renderer(fleet, bytecode_dir=kept, facts=facts)
         return Side(renderer, Dependencies(renderer))
 
-    _worker = _Worker(side(base) if base is not None else None, side(head), only or {},
-                      base_records, Reuse(changed) if changed is not None else None)
+    base_dir, head_dir = compiled or (None, None)
+    _worker = _Worker(side(base, base_dir) if base is not None else None, side(head, head_dir),
+                      only or {}, base_records, Reuse(changed) if changed is not None else None)
     _action_diffs.clear()
     _policies.clear()
     contents.clear()
@@ -350,5 +356,9 @@ def init_worker(base: Fleet | None, head: Fleet, facts: Mapping[str, Facts] | No
 def compare_chunk(chunk: list[str]) -> list[NodeOutcome]:
     """Compare the nodes of one chunk in a worker set up by `init_worker`."""
     assert _worker is not None
-    return [compare_node(_worker.base, _worker.head, name, _worker.only.get(name),
-                         _worker.base_records, _worker.reuse) for name in chunk]
+    outcomes = [compare_node(_worker.base, _worker.head, name, _worker.only.get(name),
+                             _worker.base_records, _worker.reuse) for name in chunk]
+    for side in (_worker.base, _worker.head):
+        if side is not None:
+            side.renderer.save_cache()  # writes only when this chunk compiled a template
+    return outcomes

@@ -16,9 +16,10 @@ secret file reads "secret changed".
 
 from __future__ import annotations
 
-import functools
+import os
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -42,19 +43,21 @@ from reconciler.review.model import (
 )
 from reconciler.review.names import compress_names, describe_scope, plural
 from reconciler.review.records import NodeRecord, facts_key, records_dir
+from reconciler.review.revisions import Revisions
 from reconciler.review.validate import validate
 from reconciler.review.workers import default_jobs, fan_out
 from reconciler.secrets.plan import compare_secrets
-from reconciler.source.snapshot import Snapshot, open_snapshot
+from reconciler.source.snapshot import Snapshot
 
 
 def _outcomes(
     base: Fleet | None, head: Fleet, node_names: list[str], jobs: int,
     progress: Callable[[int], None] | None, facts: Mapping[str, Facts] | None,
     work: Work | None, base_records: bool, changed: frozenset[str] | None,
+    compiled: tuple[str, str] | None,
 ) -> Iterable[NodeOutcome]:
     """Every node's outcome, as workers finish (in order of completion)."""
-    setup = (base, head, facts, work.nodes if work else None, base_records, changed)
+    setup = (base, head, facts, work.nodes if work else None, base_records, changed, compiled)
     for _, size, outcomes in fan_out(node_names, jobs, init_worker, setup, compare_chunk):
         yield from outcomes
         if progress:
@@ -93,6 +96,36 @@ def _changed(base: Fleet, head: Fleet, found: tuple[set[str], bool] | None
     return frozenset(found[0] | ({INVENTORY} if set(base.nodes) != set(head.nodes) else set()))
 
 
+def _load(head_snapshot: Snapshot, base_snapshot: Snapshot
+          ) -> tuple[Fleet | None, Fleet | None, tuple[str, ...]]:
+    """The head's fleet (None when it does not load), the base's (None when it does not
+    load) and the base's problems."""
+    try:
+        head = load_fleet(head_snapshot)
+    except ConfigError:
+        return None, None, ()
+    try:
+        return head, load_fleet(base_snapshot), ()
+    except ConfigError as exc:
+        return head, None, tuple(str(p) for p in exc.problems)
+
+
+def _compiled_templates(where: Path | None) -> tuple[str, str] | None:
+    """The directories that keep the base's and the head's compiled templates between
+    plans, beside the records `where` (a plan from the same base, or to the same head,
+    compiles only what changed); None when there are no records or no place for them."""
+    if where is None:
+        return None
+    kept = (str(where.parent / "plan-templates" / "base"),
+            str(where.parent / "plan-templates" / "head"))
+    try:
+        for directory in kept:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+    except OSError:
+        return None
+    return kept
+
+
 def _head_findings(
     snapshot: Snapshot, jobs: int, facts: Mapping[str, Facts] | None
 ) -> tuple[HeadProblem, ...]:
@@ -112,6 +145,7 @@ def plan_fleet(
     full: bool = False,
     keep_records: bool = True,
     reuse: bool = True,
+    revisions: Revisions | None = None,
 ) -> PlanReport:
     """Compare every node of the fleet at `base_rev` and `head_rev` of `repo`, rendering
     with the `facts` nodes published (placeholders for the others).
@@ -123,24 +157,21 @@ def plan_fleet(
     directory. A node compiled at both revisions is rendered at the base only where its
     files' inputs differ from the head's (review/reuse.py); without `reuse`, everywhere
     (what the tests compare with). `progress(done, total)` is called as nodes finish.
+    `revisions`: `base_rev` and `head_rev` already being opened (review/revisions.py).
     Raises ConfigError only when a revision cannot be opened at all (not a repo, unknown
     revision), UsageError for an `only` node at neither revision.
     """
     jobs = jobs or default_jobs()
-    head_snapshot = open_snapshot(repo, head_rev)
-    base_snapshot = open_snapshot(repo, base_rev)
+    head_snapshot, base_snapshot = (revisions or Revisions(repo, base_rev, head_rev)).result()
     commits = {"base": base_rev, "head": head_rev, "base_commit": base_snapshot.revision,
                "head_commit": head_snapshot.revision}
-    try:
-        head = load_fleet(head_snapshot)
-    except ConfigError:
+    with ThreadPoolExecutor(1, thread_name_prefix="plan-git") as pool:
+        # git says which paths differ, and where the records are, while the fleets load.
+        differ = pool.submit(_paths, repo, commits)
+        located = pool.submit(records_dir, repo) if keep_records and only is None else None
+        head, base, base_problems = _load(head_snapshot, base_snapshot)
+    if head is None:
         return _invalid(commits, _head_findings(head_snapshot, jobs, facts))
-    base: Fleet | None
-    base_problems: tuple[str, ...] = ()
-    try:
-        base = load_fleet(base_snapshot)
-    except ConfigError as exc:
-        base, base_problems = None, tuple(str(p) for p in exc.problems)
     planned = head.node_names()
     if only is not None:
         unknown = [name for name in only if name not in head.nodes
@@ -148,8 +179,8 @@ def plan_fleet(
         if unknown:
             raise UsageError.because(f"no node {', '.join(unknown)} at either revision")
         planned = [name for name in planned if name in only]
-    where = records_dir(repo) if keep_records and only is None else None
-    paths = functools.cache(lambda: _paths(repo, commits))
+    where = located.result() if located is not None else None
+    paths = differ.result
     known, work = _incremental(where, base, head, commits, facts, paths) \
         if not full and base is not None else (None, None)
     if work is not None and base is not None:
@@ -173,7 +204,7 @@ def plan_fleet(
     # only what the head's files cannot stand for (review/reuse.py).
     changed = _changed(base, head, paths()) if reuse and base is not None else None
     for outcome in _outcomes(base, head, planned, jobs, advance, facts, work, base_records,
-                             changed):
+                             changed, _compiled_templates(where)):
         if outcome.record is not None:
             head_records[outcome.name] = outcome.record
         if outcome.base_record is not None:

@@ -6,6 +6,9 @@ compiles each template once) and then handles chunks of node names.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import gc
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator
@@ -32,6 +35,25 @@ def chunked(items: list[str], jobs: int) -> list[list[str]]:
     return chunks
 
 
+def _start(initializer: Callable[..., None], *initargs: object) -> None:
+    """A worker's start: with the cyclic collector on, whatever the parent's (`reconciler
+    plan` runs without it), since rendering node after node leaves cycles behind."""
+    gc.enable()
+    initializer(*initargs)
+
+
+@contextlib.contextmanager
+def _collecting() -> Iterator[None]:
+    """The cyclic collector on while this process does the workers' work itself."""
+    was_on = gc.isenabled()
+    gc.enable()
+    try:
+        yield
+    finally:
+        if not was_on:
+            gc.disable()
+
+
 def fan_out(
     items: list[str],
     jobs: int | None,
@@ -44,15 +66,24 @@ def fan_out(
     jobs = jobs or default_jobs()
     chunks = chunked(items, jobs)
     if jobs <= 1 or len(chunks) <= 1:
-        initializer(*initargs)
-        for index, chunk in enumerate(chunks):
-            yield index, len(chunk), work(chunk)
+        with _collecting():
+            initializer(*initargs)
+            for index, chunk in enumerate(chunks):
+                yield index, len(chunk), work(chunk)
         return
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(min(jobs, len(chunks)), mp_context=context,
-                             initializer=initializer, initargs=initargs) as pool:
-        futures = {pool.submit(work, chunk): (index, len(chunk))
-                   for index, chunk in enumerate(chunks)}
-        for future in as_completed(futures):
-            index, size = futures[future]
-            yield index, size, future.result()
+    # What the workers inherit (the fleets, every module) lives as long as they do:
+    # frozen, their collections never go through it (nor write to it, which would copy
+    # its pages), and neither do this process's until the workers are done.
+    gc.freeze()
+    try:
+        with ProcessPoolExecutor(min(jobs, len(chunks)), mp_context=context,
+                                 initializer=functools.partial(_start, initializer, *initargs)
+                                 ) as pool:
+            futures = {pool.submit(work, chunk): (index, len(chunk))
+                       for index, chunk in enumerate(chunks)}
+            for future in as_completed(futures):
+                index, size = futures[future]
+                yield index, size, future.result()
+    finally:
+        gc.unfreeze()
