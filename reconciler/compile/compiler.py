@@ -93,19 +93,20 @@ def compile_node(fleet: Fleet, name: str) -> NodeConfig:
         if refused:
             raise ConfigError(refused)
         fleet._unguarded.add(id(actions))
-    # Each class's health checks after its mixins', as its variables and actions are.
-    checks = health.merge(fleet.classes[source.cls].health
-                          for cls in chain for source in level(fleet, cls).sources)
-    health.check_after(name, checks, actions)
     # Validating a config is most of a compile (each action through the union of their
     # types), and the nodes of a class share all that it checks but values of plain types
-    # that are theirs by construction: the first is validated, the others copy it.
-    shared_key = (chain, id(actions), id(policy), *map(id, checks))
+    # that are theirs by construction: the first is validated, the others copy it. The
+    # chain decides the health checks, and they were checked against these actions.
+    shared_key = (chain, id(actions), id(policy))
     first = fleet._configs.get(shared_key)
     if first is not None:
         return first.model_copy(update={
             "name": name, "number": node.number, "product": node.product,
             "cluster": node.cluster, "domain": node.domain, "variables": dict(variables)})
+    # Each class's health checks after its mixins', as its variables and actions are.
+    checks = health.merge(fleet.classes[source.cls].health
+                          for cls in chain for source in level(fleet, cls).sources)
+    health.check_after(name, checks, actions)
     config = fleet._configs[shared_key] = NodeConfig(
         name=name,
         cls=node.cls,

@@ -146,9 +146,11 @@ class Fleet:
     guards: tuple[Guard, ...] = ()  # fleet.xml's <guard> rails (compile/guards.py)
     _chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # Caches of resolve.py and mixins.py: actions by class (and by the values of the
-    # for-each variables), each class's own level with its mixins.
+    # for-each variables), each class's own level with its mixins, the variables its
+    # for-each declarations read.
     _actions: dict[tuple[str, tuple[int, ...]], tuple[Action, ...]] = field(default_factory=dict)
     _levels: dict[str, Any] = field(default_factory=dict)
+    _for_each: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _variables: dict[tuple[str, tuple[int, ...]], Variable] = field(default_factory=dict)
     # compiler.py's: the layers of a class, product and cluster; variables by the layers
     # that set them; action tuples (kept alive in _actions) that no guard refuses;
@@ -157,8 +159,9 @@ class Fleet:
     _merged: dict[tuple[int, ...], dict[str, Variable]] = field(default_factory=dict)
     _unguarded: set[int] = field(default_factory=set)
     _policies: dict[tuple[tuple[str, Any], ...], Policy] = field(default_factory=dict)
-    # A validated config by the class chain, actions, policy and checks it holds (which it
-    # keeps alive, so their ids stay theirs): the nodes that share them copy it.
+    # A validated config by the class chain (which decides its health checks), actions
+    # and policy it holds (which it keeps alive, so their ids stay theirs): the nodes
+    # that share them copy it.
     _configs: dict[tuple[object, ...], NodeConfig] = field(default_factory=dict)
 
     @property

@@ -52,7 +52,10 @@ def _only_included(fleet: Fleet, cls: str) -> bool:
 def actions(fleet: Fleet, cls: str, variables: Mapping[str, Variable]) -> tuple[Action, ...]:
     """The actions of a node of class `cls` with these variables (cached per fleet by the
     values its for-each declarations read). Raises ConfigError naming every problem."""
-    wanted = sorted({p.variable for p in patterns_of(fleet, cls)})
+    wanted = fleet._for_each.get(cls)
+    if wanted is None:  # a walk of the class's chain: once per class, not once per node
+        wanted = fleet._for_each[cls] = tuple(sorted({p.variable
+                                                      for p in patterns_of(fleet, cls)}))
     found = [variables.get(name) for name in wanted]
     # Variables are shared between nodes with the same layers (compiler.py): their ids
     # identify values, and the fleet keeps them alive.

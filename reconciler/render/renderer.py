@@ -91,6 +91,7 @@ class Renderer:
         self._referenced: dict[str, tuple[frozenset[str], bool]] = {}
         self._templates: dict[str, jinja2.Template] = {}
         self._present: set[str] = set()  # repo paths known to be files
+        self._trees: dict[str, list[str] | None] = {}
         self._current: _NodeState | None = None
 
     def _nodes(
@@ -118,6 +119,15 @@ class Renderer:
         except jinja2.TemplateNotFound as exc:
             raise ConfigError([Problem(exc.message or f"template {name} not found",
                                        f"{TEMPLATES_DIR}/{name}", None, node)]) from None
+
+    def tree(self, source: str) -> list[str] | None:
+        """Every file under `templates/<source>` (`tree_entries`), or None when that is
+        not a directory: listed once, for every node whose tree action ships it."""
+        if source not in self._trees:
+            snapshot = self.fleet.snapshot
+            self._trees[source] = tree_entries(snapshot, source) \
+                if snapshot.is_dir(f"{TEMPLATES_DIR}/{source}") else None
+        return self._trees[source]
 
     def source(self, name: str) -> TemplateSource:
         """Template `name` (relative to templates/) at this revision, with what its text
@@ -396,12 +406,12 @@ def render_node(renderer: Renderer, node: NodeConfig, only: Collection[str] | No
             if isinstance(action, FileAction):
                 files.append(_render_file(renderer, node, action))
             elif isinstance(action, TreeAction):
-                base = f"{TEMPLATES_DIR}/{action.source}"
-                if not snapshot.is_dir(base):
-                    raise ConfigError([Problem(f"tree source {base} is not a directory",
-                                               action.origin.path, action.origin.line,
-                                               node.name, action.id)])
-                for rel in tree_entries(snapshot, action.source):
+                entries = renderer.tree(action.source)
+                if entries is None:
+                    raise ConfigError([Problem(
+                        f"tree source {TEMPLATES_DIR}/{action.source} is not a directory",
+                        action.origin.path, action.origin.line, node.name, action.id)])
+                for rel in entries:
                     name = f"{action.source}/{rel}"
                     if rel.endswith(".j2"):
                         path = posixpath.join(action.path, rel[: -len(".j2")])

@@ -5,10 +5,11 @@ asked several ways: secrets, dependency records, digests)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 
 import jinja2
-from jinja2 import meta
+from jinja2 import meta, nodes
 
 
 @dataclass(frozen=True)
@@ -18,9 +19,16 @@ class TemplateSource:
     expression), and whether it calls `nodes()`."""
 
     text: str
-    variables: frozenset[str]
     includes: tuple[str | None, ...]
     lists_nodes: bool
+    tree: nodes.Template = field(repr=False, compare=False)
+
+    @functools.cached_property
+    def variables(self) -> frozenset[str]:
+        """Worked out when first asked: it takes a pass of code generation, and a plan
+        asks it of few templates (those imported with context, those of nodes with
+        secrets) while it reads what every template includes."""
+        return frozenset(meta.find_undeclared_variables(self.tree))
 
 
 # What each template text says, for every renderer in the process; emptied when it
@@ -38,7 +46,6 @@ def read_source(env: jinja2.Environment, text: str) -> TemplateSource:
         if len(_SOURCES) >= _MOST_SOURCES:
             _SOURCES.clear()
         found = _SOURCES[text] = TemplateSource(
-            text, frozenset(meta.find_undeclared_variables(tree)),
-            tuple(meta.find_referenced_templates(tree)),
-            any(n.name == "nodes" for n in tree.find_all(jinja2.nodes.Name)))
+            text, tuple(meta.find_referenced_templates(tree)),
+            any(n.name == "nodes" for n in tree.find_all(nodes.Name)), tree)
     return found

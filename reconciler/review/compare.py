@@ -220,9 +220,9 @@ def _same(old: RenderedFile, new: RenderedFile) -> bool:
 
 @dataclass(frozen=True)
 class NodeOutcome:
-    """What a worker found for one node: its diff (and its identity, when it changes or
-    is new), or head problems; and the node's dependency records at head (and base, when
-    asked for)."""
+    """What a worker found for one node: its diff and identity when it changes or is new
+    (None and nothing when it does not change), or head problems; and the node's
+    dependency records at head (and base, when asked for)."""
 
     name: str
     diff: NodeDiff | None = None
@@ -296,9 +296,10 @@ def compare_node(base: Side | None, head: Side, name: str,
         base_record = base.record(base_node, not base_problems) if base_node is not None \
             else NodeRecord(False, (), ())
     diff = diff_node(base_node, base_files, head_node, head_files, base_problems)
-    # Only a node that changes is grouped, by its identity: most nodes of a plan do not.
-    return NodeOutcome(name, diff=diff, identity=() if diff.empty else identity_of(head_node),
-                       record=record, base_record=base_record)
+    if diff.empty:  # most nodes of a plan: nothing to send but their records
+        return NodeOutcome(name, record=record, base_record=base_record)
+    return NodeOutcome(name, diff=diff, identity=identity_of(head_node), record=record,
+                       base_record=base_record)
 
 
 def _render_base(base: Side, node: NodeConfig, head_files: Sequence[RenderedFile],

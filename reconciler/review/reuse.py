@@ -54,6 +54,10 @@ class Reuse:
         self._variables: dict[tuple[int, int], tuple[Variable, Variable, bool]] = {}
         self._deps: dict[int, tuple[Action, bool]] = {}
         self._templates: dict[int, tuple[Action, list[str]]] = {}
+        # What kept() and _differ() found, by the ids of the node's actions or variables
+        # (the nodes of a class share their actions, those of a range their variables).
+        self._kept: dict[tuple[object, ...], tuple[object, frozenset[str]]] = {}
+        self._differs: dict[tuple[object, ...], tuple[object, frozenset[str]]] = {}
 
     def kept(self, base: NodeConfig, head: NodeConfig, head_files: Sequence[RenderedFile],
              head_deps: Dependencies) -> frozenset[str]:
@@ -61,21 +65,37 @@ class Reuse:
         head's `head_files` of the same action (rendering them would give no problem)."""
         if base.name != head.name:
             return frozenset()
-        differ = {name for name in base.variables.keys() | head.variables.keys()
-                  if name not in base.variables or name not in head.variables
-                  or not self._same_variable(base.variables[name], head.variables[name])}
+        differ = self._differ(base, head)
+        undecided = frozenset(item.action.id for item in head_files if item.undecided)
+        key = (id(base.actions), id(head.actions), id(head_deps), differ, undecided)
+        cached = self._kept.get(key)
+        if cached is not None:
+            return cached[1]
         new = {a.id: a for a in head.actions if isinstance(a, FileAction | TreeAction)}
-        undecided = {item.action.id for item in head_files if item.undecided}
-        found = set()
-        for was in base.actions:
-            now = new.get(was.id)
-            if now is not None and was.id not in undecided and self._same_action(was, now) \
-                    and not self._touched(now, head_deps) \
-                    and not (differ and self._reads(now, differ, head_deps)):
-                found.add(was.id)
-        return frozenset(found)
+        found = frozenset(
+            was.id for was in base.actions
+            if (now := new.get(was.id)) is not None and was.id not in undecided
+            and self._same_action(was, now) and not self._touched(now, head_deps)
+            and not (differ and self._reads(now, differ, head_deps)))
+        self._kept[key] = ((base.actions, head.actions, head_deps), found)
+        return found
 
-    def _reads(self, action: FileAction | TreeAction, variables: set[str],
+    def _differ(self, base: NodeConfig, head: NodeConfig) -> frozenset[str]:
+        """The names of the variables whose values differ between two configs."""
+        key = (tuple(base.variables), tuple(map(id, base.variables.values())),
+               tuple(head.variables), tuple(map(id, head.variables.values())))
+        cached = self._differs.get(key)
+        if cached is not None:
+            return cached[1]
+        differ = frozenset(
+            name for name in base.variables.keys() | head.variables.keys()
+            if name not in base.variables or name not in head.variables
+            or not self._same_variable(base.variables[name], head.variables[name]))
+        self._differs[key] = ((tuple(base.variables.values()), tuple(head.variables.values())),
+                              differ)
+        return differ
+
+    def _reads(self, action: FileAction | TreeAction, variables: frozenset[str],
                deps: Dependencies) -> bool:
         """Whether the templates of an action (with what they include or import) may
         read one of `variables`: by name, or any by a template included by a computed
