@@ -45,7 +45,8 @@ def signing_key(work: Path, name: str = "Test Archive") -> Path:
 
 
 def build_archive(work: Path, packages: dict[str, str], gnupg: Path) -> Archive:
-    """Build one .deb per name → version, write Packages and a signed InRelease."""
+    """Build one .deb per name → version, write Packages and a signed InRelease; then
+    stop the gpg-agent of `gnupg`, whose work is done."""
     path = work / "archive"
     path.mkdir(mode=0o755)
     debs = work / "debs"
@@ -66,6 +67,10 @@ def build_archive(work: Path, packages: dict[str, str], gnupg: Path) -> Archive:
                "Date: Thu, 01 Jan 2026 00:00:00 UTC\nSHA256:\n"
                f" {hashlib.sha256(listing).hexdigest()} {len(listing)} Packages\n")
     (path / "Release").write_text(release)
-    (path / "InRelease").write_bytes(_gpg(gnupg, "--clearsign", "--output", "-",
-                                          stdin=release.encode()))
-    return Archive(path, _gpg(gnupg, "--armor", "--export").decode())
+    try:
+        (path / "InRelease").write_bytes(_gpg(gnupg, "--clearsign", "--output", "-",
+                                              stdin=release.encode()))
+        return Archive(path, _gpg(gnupg, "--armor", "--export").decode())
+    finally:  # the agent gpg started for the key outlives the test otherwise
+        subprocess.run(["gpgconf", "--homedir", str(gnupg), "--kill", "gpg-agent"],
+                       capture_output=True, check=False, timeout=60)
