@@ -34,7 +34,7 @@ from reconciler.render.sandbox import BoundedSandbox, NoUndefined, SnapshotLoade
 from reconciler.render.sources import TemplateSource, read_source
 from reconciler.render.unseal import Placeholders, Unsealer, sealed_variables
 from reconciler.secrets.sealed import Sealed
-from reconciler.source.snapshot import Snapshot
+from reconciler.source.snapshot import Snapshot, files_under
 
 
 class NodeView:
@@ -379,18 +379,8 @@ def _template_frame(tb: types.TracebackType | None) -> tuple[str, int] | None:
 def tree_entries(snapshot: Snapshot, source: str) -> list[str]:
     """Every file under `templates/<source>`, relative to it, sorted."""
     base = f"{TEMPLATES_DIR}/{source}"
-    found: list[str] = []
-    pending = [""]
-    while pending:
-        rel = pending.pop()
-        for name in snapshot.listdir(f"{base}/{rel}" if rel else base):
-            child = f"{rel}/{name}" if rel else name
-            full = f"{base}/{child}"
-            if snapshot.is_dir(full):
-                pending.append(child)
-            elif snapshot.is_file(full):
-                found.append(child)
-    return sorted(found)
+    return sorted(path[len(base) + 1:] for path in files_under(snapshot, base)
+                  if snapshot.is_file(path))
 
 
 def render_node(renderer: Renderer, node: NodeConfig, only: Collection[str] | None = None
