@@ -39,6 +39,8 @@ _TRAILER_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # Lock files a killed git command can leave; only reconciler writes here, under the node lock.
 _LOCKS = ("HEAD.lock", "config.lock", "packed-refs.lock", f"{BRANCH}.lock")
+# The repository is reconciler's own: no hook planted in it may run.
+_NO_HOOKS = ("-c", "core.hooksPath=/dev/null")
 _CRASH_REPORT = re.compile(r"^fast-import: dumping crash report.*$", re.MULTILINE)
 _GC_AUTO_PACKS = 50  # git's default gc.autoPackLimit
 _NOT_IN_EMAIL = str.maketrans("", "", "<>\n")
@@ -107,12 +109,10 @@ class History:
         self.path = Path(path)
         self.node = node or socket.getfqdn()
 
-    def _git(
-        self, *args: str, env: Mapping[str, str] | None = None, stdin: bytes | None = None
-    ) -> str:
-        """Stdout of a git command on the repository; `GitFailed` when it fails. Hooks are
-        off: the repository is reconciler's own, and nothing planted in it may run."""
-        return self._repo().out("-c", "core.hooksPath=/dev/null", *args, env=env, stdin=stdin)
+    def _git(self, *args: str) -> str:
+        """Stdout of a git command that writes or walks the repository; `GitFailed` when
+        it fails. Hooks are off (`_NO_HOOKS`)."""
+        return self._repo().out(*_NO_HOOKS, *args)
 
     def _repo(self) -> Git:
         """Git in the repository, which must be a directory of its own, not a link."""
@@ -212,9 +212,8 @@ class History:
         stream.append(b"get-mark :1\ndone\n")
         # One process writes the blobs, trees and commit as one pack (never loose objects,
         # which cost an fsync each), then moves the branch only if it still is `parent`.
-        done = self._repo().run("-c", "core.hooksPath=/dev/null", "-c", "fastimport.unpackLimit=0",
-                                "fast-import", "--quiet", "--done", "--cat-blob-fd=1",
-                                stdin=b"".join(stream))
+        done = self._repo().run(*_NO_HOOKS, "-c", "fastimport.unpackLimit=0", "fast-import",
+                                "--quiet", "--done", "--cat-blob-fd=1", stdin=b"".join(stream))
         if not done.ok:  # git's own words, without the crash report it dumped (removed here)
             self._clear_leftovers()
             raise GitFailed.of(self.path, replace(done, stderr=_CRASH_REPORT.sub("", done.stderr)))
