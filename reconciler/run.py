@@ -348,9 +348,9 @@ def plan_and_apply(now: RunState, partial: desired_pack.Partial | None = None) -
         now.report = failed_with(now.report, f"could not remember the commit as good: "
                                              f"{_error(exc, run)}")
     source_id = run.source.quiet_id() if run.quiet_record and mode == "change" else None
-    problem = source_id and desired_pack.remember(run.state, source_id, run.root, run.identity,
-                                           now.desired, now.report,
-                                           partial.unchanged if partial else None)
+    problem = source_id and desired_pack.remember(
+        run.state, source_id, run.root, run.identity, now.desired, now.report,
+        partial.unchanged if partial else None)
     if problem:
         now.report = failed_with(now.report, problem)
 
