@@ -1,6 +1,7 @@
 """The `reconciler` command. A plain `apply` or `audit` from a working tree is first
-answered by the quiet cycle (`quiet.py`) when nothing changed, before the command line
-interface and the engine are even imported; everything else goes to `reconciler.cli`.
+answered by the quiet cycle (`quiet.py`) when nothing changed, and a plain `audit` to a
+pipe when it finds just what the last one found (record/repeat.py), before the command
+line interface and the engine are even imported; everything else goes to `reconciler.cli`.
 Ctrl-C while that is still being imported ends as quietly as Ctrl-C during a command:
 `interrupted`, exit 130, no traceback. This module imports almost nothing itself, so the
 instant before `main` can catch Ctrl-C is as short as it can be."""
@@ -13,6 +14,13 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from reconciler.quiet import Drifted
+    from reconciler.statedir import StateDir
 
 _VALUED = {"--repo", "--node", "--root", "--state-dir", "--max-severity", "--identity",
            "--wait", "--format"}
@@ -79,8 +87,9 @@ class _NoLostInterrupt:
 
 
 def quiet_run(argv: Sequence[str]) -> int | None:
-    """Answer `apply`/`audit` from the quiet record: the exit code (0, in sync) after
-    printing the run's summary, or None when the full run must decide."""
+    """Answer `apply`/`audit` from the quiet record: the exit code after printing the
+    run's summary (in sync), or an `audit`'s output when it finds just what the last one
+    found; None when the full run must decide."""
     if not argv or argv[0] not in ("apply", "audit"):
         return None
     import socket
@@ -105,27 +114,51 @@ def quiet_run(argv: Sequence[str]) -> int | None:
     if not os.path.exists(quiet.quiet_path(state)) or not os.path.exists(state.history / "HEAD"):
         return None
     mode = "change" if argv[0] == "apply" else "audit"
+    repeated = None
     try:
         with quiet.node_lock(state):
-            found = quiet.in_sync(state, root, lambda facts: quiet.key_of(
+            found = quiet.compare(state, root, lambda facts: quiet.key_of(
                 quiet.worktree_fingerprint(repo), node, root, state, identity,
-                _facts(root) if facts else None), hand_over=True)
+                _facts(root) if facts else None))
             if found is None:
                 return None
-            ceiling = options.get("--max-severity", found.ceiling) if mode == "change" \
-                else found.ceiling
-            quiet.record_quiet(state, found, mode=mode, mode_from=None, ceiling=ceiling,
-                               started=started, duration_s=time.monotonic() - clock)
+            if found.paths:
+                repeated = _repeat(state, found, mode, started, clock)
+                if repeated is None:
+                    quiet.hand_over_paths(state, found)
+                    return None
+            else:
+                ceiling = options.get("--max-severity", found.settled.ceiling) \
+                    if mode == "change" else found.settled.ceiling
+                quiet.record_quiet(state, found.settled, mode=mode, mode_from=None,
+                                   ceiling=ceiling, started=started,
+                                   duration_s=time.monotonic() - clock)
     except OSError:
         # The lock is held (the full run waits for it), a path is unreadable, or the run
         # could not be recorded (the full run says why).
         return None
+    if repeated is not None:
+        sys.stdout.write(repeated[0])
+        return repeated[1]
     shown = f", ceiling {ceiling}" if ceiling else ""
     print(f"{node} — {'apply' if mode == 'change' else 'audit'} at working tree{shown}, "
           f"root {root}")
-    print(f"in-sync (exit 0): {found.count} in sync in {time.monotonic() - clock:.2f}s")
+    print(f"in-sync (exit 0): {found.settled.count} in sync in "
+          f"{time.monotonic() - clock:.2f}s")
     return 0
 
+
+def _repeat(state: StateDir, found: Drifted, mode: str, started: datetime,
+            clock: float) -> tuple[str, int] | None:
+    """An audit printing to a pipe that finds the drift the last audit found: its output
+    and exit code, the run recorded (record/repeat.py); None when it must be planned."""
+    from reconciler.terminal import could_be_terminal
+
+    if mode != "audit" or could_be_terminal(sys.stdout):
+        return None
+    from reconciler.record import repeat
+
+    return repeat.again(state, found, started, time.monotonic() - clock)
 
 def _facts(root: str) -> str:
     """The digest of this node's facts, for a config whose templates read them."""

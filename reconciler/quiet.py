@@ -154,13 +154,19 @@ class InSync:
 @dataclass(frozen=True)
 class Drifted:
     """A node some of whose paths are no longer as the settled run left them, with
-    nothing upstream changed: the record's key, the paths that differ, and the recorded
-    entry of every path."""
+    nothing upstream changed: the record's key and stamp, the live entry of each path
+    that differs, and the recorded entry of every path."""
 
     settled: InSync
     key: dict[str, Any]
-    paths: tuple[str, ...]
+    stamp: str
+    live: dict[str, Entry]
     entries: dict[str, Entry]
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """The paths that differ from the record."""
+        return tuple(self.live)
 
     @property
     def recorded(self) -> dict[str, str | None]:
@@ -175,23 +181,32 @@ def in_sync(state: StateDir, root: str, key: Callable[[bool], dict[str, Any]],
     templates read facts); None when anything differs or there is no record. With
     `hand_over`, the full run this process starts next takes the paths found differing
     from here (`compare`)."""
-    found = compare(state, root, key, hand_over)
+    found = compare(state, root, key)
+    if found is not None and hand_over:
+        hand_over_paths(state, found)
     return found.settled if found is not None and not found.paths else None
 
 
-# The paths a quiet answer found differing, by quiet record, with the record's stamp
-# then: a plain `apply`, `audit` or `run` compares before the full run is even imported
-# (`entry.py`), and the run it hands a drifted node to, the very next comparison in the
-# process, takes that answer instead of reading every path again.
-_compared: dict[str, tuple[str, tuple[str, ...]]] = {}
+# The paths a quiet answer found differing (with their live entries), by quiet record,
+# with the record's stamp then: a plain `apply`, `audit` or `run` compares before the
+# full run is even imported (`entry.py`), and the run it hands a drifted node to, the
+# very next comparison in the process, takes that answer instead of reading every path
+# again.
+_compared: dict[str, tuple[str, dict[str, Entry]]] = {}
 
 
-def compare(state: StateDir, root: str, key: Callable[[bool], dict[str, Any]],
-            hand_over: bool = False) -> Drifted | None:
+def hand_over_paths(state: StateDir, found: Drifted) -> None:
+    """The paths `found` differing are taken by the next comparison of the same record in
+    this process (and by no other)."""
+    if found.live:
+        _compared[quiet_path(state)] = (found.stamp, found.live)
+
+
+def compare(state: StateDir, root: str, key: Callable[[bool], dict[str, Any]]
+            ) -> Drifted | None:
     """The paths that differ from the last settled run's record under the same key (none:
     in sync); None when the key differs, there is no record, or a directory above a
-    managed path is a symlink. With `hand_over`, the paths found are kept for the next
-    comparison of the same record in this process (and for no other)."""
+    managed path is a symlink."""
     path = quiet_path(state)
     before = _compared.pop(path, None)
     try:
@@ -204,15 +219,18 @@ def compare(state: StateDir, root: str, key: Callable[[bool], dict[str, Any]],
         if not _parents_are_real(root, [entry[0] for entry in entries]):
             return None
         if before is not None and before[0] == recorded_at:
-            paths = before[1]
+            live = before[1]
         else:
-            paths = tuple(entry[0] for entry in entries if live_entry(root, entry[0]) != entry)
-        if hand_over and paths:
-            _compared[path] = (recorded_at, paths)
+            live = {}
+            for entry in entries:
+                current = live_entry(root, entry[0])
+                if current != entry:
+                    live[entry[0]] = current
         report = record["report"]
         if not isinstance(report, dict):
             return None
-        return Drifted(InSync(report), recorded, paths, {entry[0]: entry for entry in entries})
+        return Drifted(InSync(report), recorded, recorded_at, live,
+                       {entry[0]: entry for entry in entries})
     except (OSError, ValueError, LookupError, TypeError):
         return None
 
@@ -232,12 +250,20 @@ def record_quiet(state: StateDir, found: InSync, *, mode: str, mode_from: str | 
               "source": dict(source) if source is not None else None}
     if commit is not None:
         report["config_commit"] = commit
+    save_report(state, report, metrics_file)
+    return report
+
+
+def save_report(state: StateDir, report: Mapping[str, Any],
+                metrics_file: str | os.PathLike[str] | None = None) -> None:
+    """Record a successful run's `report` (JSON form) as a full run records it:
+    `last-run.json`, `last-success.json` and the metrics (`metrics_file`, default the
+    state directory's)."""
     success = {"time": report["started"], "commit": report["config_commit"]}
     target = metrics_file if metrics_file is not None else state.metrics
     write_atomic(state.last_run, json.dumps(report, indent=2).encode() + b"\n")
     write_atomic(state.last_success, json.dumps(success).encode())
     write_atomic(target, metrics.text(report).encode(), mode=0o644)
-    return report
 
 
 def checked(state: StateDir, source: str, node: str, root: str, identity: str,

@@ -14,6 +14,7 @@ against a system that refuses writes, not a second code path.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 from collections.abc import Callable
@@ -45,7 +46,8 @@ from reconciler.plan.change import ApplyContext
 from reconciler.plan.probe import Context, Progress, Quiet
 from reconciler.record import applied as applied_state
 from reconciler.record import desired as desired_pack
-from reconciler.record import report
+from reconciler.record import repeat, report
+from reconciler.record.lastrun import UNSUCCESSFUL
 from reconciler.record.recorder import Recorder, failed_with
 from reconciler.record.recovery import (
     clear_state_leftovers,
@@ -203,6 +205,9 @@ class Run:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # change windows
     quiet_record: bool = False  # record the quiet state of a settled change-mode run (quiet.py)
     quiet_check: bool = False  # and stop early when it says nothing changed
+    # How the command prints a report on a pipe: with it, an audit of drifted paths keeps
+    # what it printed for the next audit that finds the same (record/repeat.py).
+    shown: Callable[[report.RunReport], repeat.Printed] | None = None
 
 
 @dataclass
@@ -220,6 +225,7 @@ class RunState:
     desired: Desired | None = None
     report: report.RunReport | None = None
     notes: list[str] = field(default_factory=list)  # what the run did for itself, to report
+    drifted: quiet.Drifted | None = None  # the paths planned alone, against the kept state
 
 
 def take_lock(now: RunState) -> None:
@@ -265,10 +271,11 @@ def quiet_cycle(now: RunState) -> None:
     safety, against the desired state that run kept; without it, the full run."""
     run = now.run
     source_id = run.source.quiet_id() if run.quiet_check and run.only is None else None
-    found = source_id and quiet.checked(run.state, source_id, run.node, run.root,
-                                        run.identity, now.facts)
+    found = quiet.checked(run.state, source_id, run.node, run.root, run.identity,
+                          now.facts) if source_id else None
     partial = desired_pack.partial(run.state, found) if found and found.paths else None
     if partial is not None:  # the desired state the settled run kept (record/desired.py)
+        now.drifted = found
         now.snapshot = run.source.open()
         now.config = partial.node
         now.desired = Desired(partial.node, partial.rendered, now.snapshot, now.facts)
@@ -286,7 +293,7 @@ def quiet_cycle(now: RunState) -> None:
 
 def read_source(now: RunState) -> None:
     now.snapshot = now.run.source.open()
-    now.fleet = now.config = now.desired = None
+    now.fleet = now.config = now.desired = now.drifted = None
 
 
 def compile_config(now: RunState) -> None:
@@ -446,3 +453,20 @@ def _record(now: RunState) -> None:
     if run.recorder is not None:
         managed = now.desired.files() if now.desired is not None else None
         now.report = run.recorder.record(now.report, managed)
+        if run.shown is not None:
+            _keep_repeat(now, run.shown)
+
+
+def _keep_repeat(now: RunState, shown: Callable[[report.RunReport], repeat.Printed]) -> None:
+    """Keep a recorded audit of drifted paths for the next audit that finds the same
+    (record/repeat.py); any other run leaves nothing to repeat. A record that cannot be
+    kept costs the next audit its full plan, nothing else."""
+    done, state = now.report, now.run.state
+    assert done is not None
+    with contextlib.suppress(OSError, ValueError):
+        if now.drifted is not None and now.config is not None and done.mode == "audit" \
+                and now.config.policy.window is None and done.result not in UNSUCCESSFUL \
+                and not (done.notes or done.problems or done.source):
+            repeat.keep(state, now.drifted, shown(done))
+        else:
+            repeat.drop(state)

@@ -119,6 +119,11 @@ class StateDir:
         return self.path / "cache" / "templates"
 
     @property
+    def repeat(self) -> Path:
+        """What the last audit found drifted and printed, to say it again (record/repeat.py)."""
+        return self.path / "repeat.json"
+
+    @property
     def metrics(self) -> Path:
         """The Prometheus textfile of the last run (unless the agent is told another)."""
         return self.path / "reconciler.prom"
@@ -129,7 +134,7 @@ class StateDir:
 
 # What reconciler keeps in its state directory: each must be what reconciler made there.
 OWN_FILES = ("lock", "source-state.json", "applied.json", "last-run.json", "last-success.json",
-             "secret-digest.key", "reconciler.prom", "quiet.json", "desired.pack")
+             "secret-digest.key", "reconciler.prom", "quiet.json", "desired.pack", "repeat.json")
 OWN_DIRECTORIES = ("source.git", "history", "backups", "cache", "cache/templates")
 
 

@@ -8,7 +8,7 @@ import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import click
 
@@ -17,6 +17,10 @@ from reconciler.cli.common import StopFlag, emit, repo_options
 from reconciler.errors import ReconcilerError
 from reconciler.severity import Severity
 from reconciler.statedir import AGE_IDENTITY, StateDir
+
+if TYPE_CHECKING:
+    from reconciler.record.repeat import Printed
+    from reconciler.record.report import RunReport
 
 
 def register(group: click.Group) -> None:
@@ -80,6 +84,7 @@ def node_run(
                   # Drifted paths alone planned (run.quiet_cycle) when the report shows
                   # only them: not with --verbose (every action), JSON or --debug.
                   quiet_check=fmt == "text" and not verbose and not debug,
+                  shown=_as_piped if fmt == "text" and not verbose and not debug else None,
                   progress=progress or Quiet())
         try:
             report = perform(run)
@@ -87,6 +92,12 @@ def node_run(
             report = refuse(name, mode, root, None, exc, clock, ceiling)
         emit(report, fmt, verbose)
         sys.exit(report.exit_code)
+
+
+def _as_piped(report: RunReport) -> Printed:
+    from reconciler.cli.show import as_piped
+
+    return as_piped(report)
 
 
 @contextmanager

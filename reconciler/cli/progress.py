@@ -3,11 +3,12 @@ all in a pipe, a file or a log, so scripts and collectors read exactly the outpu
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
+
+from reconciler.terminal import could_be_terminal
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -39,7 +40,7 @@ def on_terminal(description: str) -> Iterator[TerminalProgress | None]:
     """A progress bar while the block runs if stderr is a terminal, else None. Rich (40 ms
     to import) is loaded only when it could say yes: stderr is a terminal or the
     environment tells it to treat it as one."""
-    if not _could_be_terminal():
+    if not could_be_terminal(sys.stderr):
         yield None
         return
     from rich.console import Console
@@ -53,17 +54,6 @@ def on_terminal(description: str) -> Iterator[TerminalProgress | None]:
                   MofNCompleteColumn(), TimeElapsedColumn(), console=console,
                   transient=True) as bar:
         yield TerminalProgress(bar, bar.add_task(description, total=None))
-
-
-def _could_be_terminal() -> bool:
-    """False when rich's `Console.is_terminal` is sure to be: stderr is no terminal and
-    neither of the variables that override that (TTY_COMPATIBLE, FORCE_COLOR) is set."""
-    if "TTY_COMPATIBLE" in os.environ or "FORCE_COLOR" in os.environ:
-        return True
-    try:
-        return sys.stderr.isatty()
-    except ValueError:  # stderr closed
-        return False
 
 
 def counter(progress: TerminalProgress | None) -> Callable[[int, int], None] | None:

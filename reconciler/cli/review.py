@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +12,7 @@ import click
 from reconciler.cli.common import handles_errors
 from reconciler.cli.facts import published, published_option
 from reconciler.errors import UsageError
+from reconciler.terminal import could_be_terminal
 
 if TYPE_CHECKING:
     from reconciler.facts.model import Facts
@@ -23,13 +23,6 @@ if TYPE_CHECKING:
 def register(group: click.Group) -> None:
     group.add_command(plan)
     group.add_command(hooks)
-
-
-def _may_be_terminal() -> bool:
-    """Whether rich may take stderr for a terminal: it is one, or the environment says
-    to treat it as one (rich's TTY_COMPATIBLE and FORCE_COLOR)."""
-    return sys.stderr.isatty() or os.environ.get("TTY_COMPATIBLE", "") == "1" \
-        or os.environ.get("FORCE_COLOR", "") != ""
 
 
 def _plan_with_progress(repo: str, base: str, head: str, jobs: int | None,
@@ -44,7 +37,7 @@ def _plan_with_progress(repo: str, base: str, head: str, jobs: int | None,
 
     run = functools.partial(plan_fleet, repo, base, head, jobs, facts=facts, only=only,
                             full=full, revisions=revisions)
-    if not _may_be_terminal():  # rich would say it is not: the bar's imports are spared
+    if not could_be_terminal(sys.stderr):  # the bar's imports are spared
         return run()
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
