@@ -59,3 +59,16 @@ def _environment(env: Mapping[str, str]) -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def quiet_process(argv: list[str]) -> tuple[str, str]:
+    """What `entry.quiet_run(argv)` prints in a fresh interpreter, and its answer with
+    the engine's libraries it loaded (`0 []`: in sync, none loaded)."""
+    probe = ("import sys; from reconciler.entry import quiet_run; "
+             f"code = quiet_run({argv!r}); "
+             "heavy = sorted({'pydantic', 'jinja2', 'lxml', 'rich', 'click'} & set(sys.modules)); "
+             "print(code, heavy)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)
+    printed, _, answer = done.stdout.rstrip("\n").rpartition("\n")
+    return printed + "\n" if printed else "", answer

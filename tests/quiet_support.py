@@ -31,3 +31,4 @@ def count_compiles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(compiler, "load_fleet", counting)
     return seen
+
