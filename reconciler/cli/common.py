@@ -160,11 +160,9 @@ def emit(report: RunReport, fmt: str, verbose: bool) -> None:
     if fmt == "json":
         click.echo(report.model_dump_json(indent=2))
         return
-    from rich.console import Console
-
     from reconciler.cli.show import print_report
 
-    print_report(report, Console(highlight=False), verbose)
+    print_report(report, verbose)
 
 
 class StopFlag:

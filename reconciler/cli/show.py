@@ -1,17 +1,27 @@
 """Turn a run report into text for people: a summary table and coloured diffs on a
 terminal, one record per line anywhere else (a pipe, a file, CI logs, journald), which
-is what grep and log collectors want. No path or file:line is ever broken in two."""
+is what grep and log collectors want. No path or file:line is ever broken in two.
+
+A report is laid out once, as lines of styled pieces; a terminal gets them through rich,
+anywhere else they are joined as rich would join them without colours (control codes
+dropped, tabs of printed lines expanded), and rich (50 ms of imports) is not loaded.
+"""
 
 from __future__ import annotations
 
 import io
+import sys
 from collections.abc import Sequence
-
-from rich.console import Console
-from rich.text import Text
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from reconciler.record.repeat import Printed
 from reconciler.record.report import ChangeReport, RunReport, diff_style, held_words
+from reconciler.terminal import could_be_terminal
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
 
 MAX_DIFFS = 20  # diffs printed without -v; a first apply would otherwise print every file
 _NARROWEST = 30  # columns "what" needs beside the others; fewer, and it goes below them
@@ -26,13 +36,108 @@ _STATUS_STYLE = {
 }
 _DETAIL_STYLE = {"held": "magenta", "failed": "red", "skipped": "red"}
 _DRIFT_WORDS = {"edited-by-hand": "edited by hand", "both": "edited by hand and changed in config"}
+_CONTROL = dict.fromkeys((7, 8, 11, 12, 13))  # what rich drops from any text it is given
+
+Span = tuple[str, str]  # a piece of text and its rich style ("": none)
+Line = tuple[Span, ...]
 
 
-def diff_text(diff: str) -> Text:
-    text = Text()
-    for line in diff.splitlines(keepends=True):
-        text.append(line, style=diff_style(line))
-    return text
+@dataclass(frozen=True)
+class _Row:
+    """One change (or action, check, orphan): `what` may hold a second line, why it was
+    not done."""
+
+    status: Span
+    severity: str
+    action: str
+    what: Line
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """A report laid out: the lines above the rows, the rows, the diffs shown, the lines
+    below them, and the tally."""
+
+    head: list[Line]
+    rows: list[_Row]
+    diffs: list[str]
+    tail: list[Line]
+    tally: Line
+
+
+def print_report(report: RunReport, verbose: bool = False) -> None:
+    """The header, one row per change (why it was held, skipped or failed below its
+    summary), the diffs (the first MAX_DIFFS unless verbose), and a one-line tally, on
+    stdout. Lines naming paths are never wrapped."""
+    layout = _layout(report, verbose)
+    if could_be_terminal(sys.stdout):
+        from rich.console import Console
+
+        console = Console(highlight=False)
+        if console.is_terminal:
+            _print_on_terminal(layout, console)
+            return
+    sys.stdout.write(_plain(layout) + _printed(layout.tally))
+
+
+def as_piped(report: RunReport) -> Printed:
+    """What `print_report` prints on a pipe (not verbose), its last line without the
+    run's duration: kept by an audit for the next that finds the same (record/repeat.py)."""
+    return Printed(_plain(_layout(report, False)),
+                   f"{report.result} (exit {report.exit_code}): {_counts(report)}")
+
+
+def _layout(report: RunReport, verbose: bool) -> _Layout:
+    # `run` always names a commit; without one it never got that far.
+    fallback = "no commit" if report.source is not None else "working tree"
+    commit = (report.config_commit or fallback)[:12]
+    mode = "audit" if report.mode == "audit" else "apply"
+    if report.mode_from:
+        mode += f" (mode set by {report.mode_from})"
+    ceiling = f", ceiling {report.ceiling}" if report.ceiling else ""
+    head: list[Line] = [((report.node, "bold"),
+                         (f" — {mode} at {commit}{ceiling}, root {report.root}", ""))]
+    if report.source is not None and report.source.stale:
+        head.append((("stale: ", "bold yellow"), (report.source.stale, "")))
+    if report.source is not None and report.source.rollout:
+        head.append((("rollout: ", "bold cyan"), (report.source.rollout, "")))
+    head += [((problem, "red"),) for problem in report.problems]
+    rows: list[_Row] = []
+    diffs: list[str] = []
+    for action in report.actions:
+        if action.status == "in-sync" and not verbose:
+            continue
+        if not action.changes:
+            what = (action.error or "; ".join(action.notes) or "in sync",
+                    "red" if action.error else "dim")
+            rows.append(_Row((action.status, _STATUS_STYLE.get(action.status, "")), "",
+                             action.id, (what,)))
+        for change in action.changes:
+            path = change.path if change.path and change.path not in action.id else None
+            rows.append(_Row((change.status, _STATUS_STYLE.get(change.status, "")),
+                             change.severity, action.id, _what(change, path)))
+            if change.diff and change.status in ("applied", "pending", "held"):
+                diffs.append(change.diff)
+        for check in action.checks:
+            if check.status != "passed":
+                put_back = f"; put back {', '.join(check.restored)}" if check.restored else ""
+                rows.append(_Row(
+                    (check.status, _STATUS_STYLE["failed"] if check.status == "failed" else "dim"),
+                    "", action.id,
+                    ((f"check `{check.run}` {check.status}: {check.detail}{put_back}", ""),)))
+    for orphan in report.orphans:
+        rows.append(_Row((orphan.status, _STATUS_STYLE.get(orphan.status, "")), "",
+                         f"orphan {orphan.path}", _what(orphan, None)))
+    shown = diffs if verbose else diffs[:MAX_DIFFS]
+    tail: list[Line] = []
+    if len(shown) < len(diffs):
+        tail.append(((f"({len(diffs) - len(shown)} more diffs not shown: -v shows them all, "
+                      "so does --format json)", "dim"),))
+    tail += [(("note: ", "bold"), (note, "")) for note in report.notes]
+    words = "nothing was changed" if report.result == "refused" else \
+        f"{_counts(report)} in {report.duration_s:.2f}s"
+    tally = ((report.result, "bold"), (f" (exit {report.exit_code}): {words}", ""))
+    return _Layout(head, rows, shown, tail, tally)
 
 
 def drift_words(change: ChangeReport) -> str | None:
@@ -44,17 +149,16 @@ def drift_words(change: ChangeReport) -> str | None:
     return f"{words} since reconciler wrote it" + (f" at {commit[:12]}" if commit else "")
 
 
-def _what(change: ChangeReport, path: str | None) -> Text:
+def _what(change: ChangeReport, path: str | None) -> Line:
     """The summary, where the change is, its drift, and (on its own line) why it was not done."""
-    text = Text(f"{path}: " if path else "")
-    text.append(change.summary)
+    what: list[Span] = [(f"{path}: {change.summary}" if path else change.summary, "")]
     drift = drift_words(change)
     if drift:
-        text.append(f" [{drift}]", style="bold yellow")
+        what.append((f" [{drift}]", "bold yellow"))
     if change.detail:
-        text.append(f"\n{change.status}: {change.detail}",
-                    style=_DETAIL_STYLE.get(change.status, "dim"))
-    return text
+        what.append((f"\n{change.status}: {change.detail}",
+                     _DETAIL_STYLE.get(change.status, "dim")))
+    return tuple(what)
 
 
 def _counts(report: RunReport) -> str:
@@ -70,6 +174,58 @@ def _counts(report: RunReport) -> str:
     words += [f"{n} {label}" for n, label in ((c.skipped, "skipped"), (c.orphans, "orphans"))
               if n]
     return ", ".join(words)
+
+
+def _plain(layout: _Layout) -> str:
+    """Everything but the tally as rich prints it without colours or a terminal."""
+    out = io.StringIO()
+    for line in layout.head:
+        out.write(_printed(line))
+    for row in layout.rows:
+        # One line per row, `status severity action what; why`: no table to break, every
+        # fact about a change on the line that names it.
+        what = "; ".join(_lines(_joined(row.what).translate(_CONTROL)))
+        out.write(f"{row.status[0]} {row.severity or '-'} {row.action} {what}\n"
+                  .translate(_CONTROL))
+    out.write("".join(layout.diffs).translate(_CONTROL))
+    for line in layout.tail:
+        out.write(_printed(line))
+    return out.getvalue()
+
+
+def _joined(line: Line) -> str:
+    return "".join(text for text, _ in line)
+
+
+def _printed(line: Line) -> str:
+    """A line as rich's `print` writes it to a file: control codes dropped, tabs expanded
+    (counting characters, where rich counts a wide character as two columns)."""
+    return _joined(line).translate(_CONTROL).expandtabs(8) + "\n"
+
+
+def _lines(text: str) -> list[str]:
+    """`text`'s lines as rich's `Text.split` gives them: a last empty one dropped."""
+    lines = text.split("\n")
+    return lines[:-1] if len(lines) > 1 and not lines[-1] else lines
+
+
+def _print_on_terminal(layout: _Layout, console: Console) -> None:
+    from rich.text import Text
+
+    for line in layout.head:
+        console.print(Text.assemble(*line), soft_wrap=True)
+    rows = [(Text(row.status[0], style=row.status[1]), row.severity, row.action,
+             Text.assemble(*row.what)) for row in layout.rows]
+    if rows:
+        _emit(console, _table(rows, console.width))
+    if layout.diffs:
+        text = Text()
+        for diff in layout.diffs:
+            for diff_line in diff.splitlines(keepends=True):
+                text.append(diff_line, style=diff_style(diff_line))
+        _emit(console, text)
+    for line in [*layout.tail, layout.tally]:
+        console.print(Text.assemble(*line), soft_wrap=True)
 
 
 def _emit(console: Console, text: Text) -> None:
@@ -101,18 +257,6 @@ def _folded(text: Text, width: int) -> list[Text]:
     return pieces
 
 
-def _records(rows: list[tuple[Text, str, str, Text]]) -> Text:
-    """One line per row, `status severity action what; why`, for a pipe: no table to
-    break, every fact about a change on the line that names it."""
-    text = Text()
-    for status, severity, action_id, what in rows:
-        text.append_text(status)
-        text.append(f" {severity or '-'} {action_id} ")
-        text.append_text(Text("; ").join(what.split("\n")))
-        text.append("\n")
-    return text
-
-
 def _table(rows: list[tuple[Text, str, str, Text]], width: int) -> Text:
     """Rows as aligned columns under a bold header, the last column folded at spaces to
     `width` (below each row, indented, when the other columns leave it too little room).
@@ -120,6 +264,8 @@ def _table(rows: list[tuple[Text, str, str, Text]], width: int) -> Text:
     Laid out by hand: rich's Table measures every cell, which costs seconds for the
     thousand rows of a node's first apply.
     """
+    from rich.text import Text
+
     header = ("status", "sev", "action", "what")
     widths = [max(len(header[i]), *(len(row[i]) for row in rows)) for i in range(3)]
     indent = sum(widths) + 2 * len(widths)
@@ -150,6 +296,8 @@ def print_rows(console: Console, title: str, header: tuple[str, ...],
     paths, file:line) never folded. Anywhere else one record per line, `title: field
     field …`, so a grep finds a whole row; on a narrow terminal each record is folded at
     spaces only."""
+    from rich.text import Text
+
     records = [f"{title}: " + "  ".join(f for f in (" ".join(v.split()) for v in row) if f)
                for row in rows]
     widths = [max([len(header[i]), *(len(row[i]) for row in rows)]) for i in range(len(header))]
@@ -168,85 +316,3 @@ def print_rows(console: Console, title: str, header: tuple[str, ...],
     for row in rows:
         table.add_row(*(escape(value) for value in row))
     console.print(table)
-
-
-def print_report(report: RunReport, console: Console, verbose: bool = False) -> None:
-    """The header, one row per change (why it was held, skipped or failed below its
-    summary), the diffs (the first MAX_DIFFS unless verbose), and a one-line tally.
-    Lines naming paths are never wrapped."""
-    _print_body(report, console, verbose)
-    words = "nothing was changed" if report.result == "refused" else \
-        f"{_counts(report)} in {report.duration_s:.2f}s"
-    console.print(Text.assemble((report.result, "bold"), f" (exit {report.exit_code}): {words}"),
-                  soft_wrap=True)
-
-
-def as_piped(report: RunReport) -> Printed:
-    """What `print_report` prints on a pipe (not verbose), its last line without the
-    run's duration: kept by an audit for the next that finds the same (record/repeat.py)."""
-    piped = io.StringIO()
-    _print_body(report, Console(file=piped, force_terminal=False, color_system=None,
-                                highlight=False), False)
-    return Printed(piped.getvalue(),
-                   f"{report.result} (exit {report.exit_code}): {_counts(report)}")
-
-
-def _print_body(report: RunReport, console: Console, verbose: bool) -> None:
-    """Everything `print_report` prints but its last line."""
-    # `run` always names a commit; without one it never got that far.
-    fallback = "no commit" if report.source is not None else "working tree"
-    commit = (report.config_commit or fallback)[:12]
-    mode = "audit" if report.mode == "audit" else "apply"
-    if report.mode_from:
-        mode += f" (mode set by {report.mode_from})"
-    ceiling = f", ceiling {report.ceiling}" if report.ceiling else ""
-    console.print(Text.assemble((report.node, "bold"),
-                                f" — {mode} at {commit}{ceiling}, root {report.root}"),
-                  soft_wrap=True)
-    if report.source is not None and report.source.stale:
-        console.print(Text.assemble(("stale: ", "bold yellow"), report.source.stale),
-                      soft_wrap=True)
-    if report.source is not None and report.source.rollout:
-        console.print(Text.assemble(("rollout: ", "bold cyan"), report.source.rollout),
-                      soft_wrap=True)
-    for problem in report.problems:
-        console.print(Text(problem, style="red"), soft_wrap=True)
-    rows: list[tuple[Text, str, str, Text]] = []
-    diffs: list[ChangeReport] = []
-    for action in report.actions:
-        if action.status == "in-sync" and not verbose:
-            continue
-        style = _STATUS_STYLE.get(action.status, "")
-        if not action.changes:
-            what = Text(action.error or "; ".join(action.notes) or "in sync",
-                        style="red" if action.error else "dim")
-            rows.append((Text(action.status, style=style), "", action.id, what))
-        for change in action.changes:
-            path = change.path if change.path and change.path not in action.id else None
-            rows.append((Text(change.status, style=_STATUS_STYLE.get(change.status, "")),
-                         change.severity, action.id, _what(change, path)))
-            if change.diff and change.status in ("applied", "pending", "held"):
-                diffs.append(change)
-        for check in action.checks:
-            if check.status != "passed":
-                rows.append((Text(check.status, style=_STATUS_STYLE.get("failed", "")
-                                  if check.status == "failed" else "dim"), "", action.id,
-                             Text(f"check `{check.run}` {check.status}: {check.detail}" +
-                                  (f"; put back {', '.join(check.restored)}"
-                                   if check.restored else ""))))
-    for orphan in report.orphans:
-        rows.append((Text(orphan.status, style=_STATUS_STYLE.get(orphan.status, "")), "",
-                     f"orphan {orphan.path}", _what(orphan, None)))
-    if rows:
-        _emit(console, _table(rows, console.width) if console.is_terminal else _records(rows))
-    shown = diffs if verbose else diffs[:MAX_DIFFS]
-    if shown:
-        text = Text()
-        for change in shown:
-            text.append_text(diff_text(change.diff or ""))
-        _emit(console, text)
-    if len(shown) < len(diffs):
-        console.print(Text(f"({len(diffs) - len(shown)} more diffs not shown: -v shows them all, "
-                           "so does --format json)", style="dim"), soft_wrap=True)
-    for note in report.notes:
-        console.print(Text.assemble(("note: ", "bold"), note), soft_wrap=True)
