@@ -1,17 +1,23 @@
-"""The command line loads only what the command it runs needs: naming the commands (to
-resolve one, or to print the help) loads none of the engine's heavy libraries, and an
+"""The command line loads only what the command it runs needs: naming a command loads
+its own module of commands alone, naming the commands (to resolve one, or to print the
+help) loads none of the engine's heavy libraries, and an
 audit of drift alone, which plans from the desired state the settled run kept, loads
 neither the template engine nor the XML parser (test_quiet_cycle.py: the quiet process
 loads none of them)."""
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 from pathlib import Path
 
+import click
 from quiet_support import applied_node
 from test_quiet_cycle import args, make_repo
+
+from reconciler import cli
+from reconciler.cli import COMMANDS
 
 HEAVY = "{'pydantic', 'jinja2', 'lxml', 'rich'}"
 
@@ -32,6 +38,29 @@ def test_resolving_audit_and_apply_loads_no_heavy_library() -> None:
         "assert main.get_command(context, 'audit') and main.get_command(context, 'apply')")
 
     assert loaded == "[]"
+
+
+def test_a_command_loads_its_own_module_of_commands_alone() -> None:
+    probe = ("import sys, click; from reconciler.cli import main; "
+             "main.get_command(click.Context(main), 'audit'); "
+             "print(sorted(m for m in sys.modules if m.startswith('reconciler.cli.') "
+             "and hasattr(sys.modules[m], 'register')))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)
+
+    assert done.stdout.strip() == "['reconciler.cli.node']"
+
+
+def test_every_command_is_found_in_the_module_that_defines_it() -> None:
+    found = {}
+    for module in sorted(set(COMMANDS.values())):
+        group = click.Group()
+        importlib.import_module(f"reconciler.cli.{module}").register(group)
+        found.update(dict.fromkeys(group.commands, module))
+
+    assert found == COMMANDS
+    assert {path.stem for path in Path(cli.__file__).parent.glob("*.py")
+            if "def register(" in path.read_text()} == set(COMMANDS.values())
 
 
 def test_the_help_loads_no_heavy_library() -> None:

@@ -2,27 +2,32 @@
 
 from __future__ import annotations
 
+import importlib
 import signal
 from typing import Any
 
 import click
 
-from reconciler.cli import (
-    agent,
-    bootstrap,
-    exitcodes,
-    facts,
-    fleet,
-    node,
-    repo,
-    restore,
-    review,
-    rollout,
-    runs,
-    secret,
-    signing,
-)
+from reconciler.cli import exitcodes
 from reconciler.errors import UsageError
+
+# Each command by the module of reconciler.cli that defines it (and registers it with its
+# neighbours): a command loads its own module alone, not the other eleven.
+# tests/test_cli_commands.py checks this table against the modules.
+COMMANDS = {
+    "agent": "agent", "check": "agent", "install-units": "agent",
+    "apply": "node", "audit": "node",
+    "bootstrap": "bootstrap",
+    "explain": "repo", "init": "repo", "nodes": "repo", "render": "repo", "validate": "repo",
+    "facts": "facts",
+    "fleet": "fleet",
+    "hooks": "review", "plan": "review",
+    "log": "runs", "rollback": "runs", "run": "runs", "status": "runs",
+    "restore": "restore",
+    "rollout": "rollout",
+    "secret": "secret",
+    "verify-commit": "signing",
+}
 
 
 class MisusedError(click.UsageError):
@@ -33,7 +38,16 @@ class MisusedError(click.UsageError):
 
 class Commands(click.Group):
     """The command group; a usage mistake exits 1 ("refused before any change"), not
-    click's 2, which for apply, audit and run means "changes made or drift found"."""
+    click's 2, which for apply, audit and run means "changes made or drift found".
+    Commands are loaded when named (`COMMANDS`)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            importlib.import_module(f"reconciler.cli.{COMMANDS[cmd_name]}").register(self)
+        return super().get_command(ctx, cmd_name)
 
     def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
         try:
@@ -61,16 +75,3 @@ class Commands(click.Group):
 def main() -> None:
     """reconciler: git-driven configuration for fleets of Linux servers."""
 
-
-repo.register(main)
-node.register(main)
-runs.register(main)
-restore.register(main)
-review.register(main)
-agent.register(main)
-facts.register(main)
-secret.register(main)
-bootstrap.register(main)
-fleet.register(main)
-rollout.register(main)
-signing.register(main)
