@@ -160,6 +160,7 @@ def _repeat(state: StateDir, found: Drifted, mode: str, started: datetime,
 
     return repeat.again(state, found, started, time.monotonic() - clock)
 
+
 def _facts(root: str) -> str:
     """The digest of this node's facts, for a config whose templates read them."""
     from reconciler import quiet
