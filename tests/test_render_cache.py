@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from configrepo import BASIC, Workspace
 
 from reconciler.compile.compiler import load_fleet
+from reconciler.render import sources
 from reconciler.render.bytecode import PackedBytecodeCache
 from reconciler.render.renderer import Renderer
 from reconciler.run import desire
@@ -64,3 +66,20 @@ def test_a_corrupt_pack_is_ignored_and_rewritten(ws: Workspace) -> None:
 
     assert motd(repo, cache) == b"hello from web-01.tickets.chi1.sa\n"
     assert served_from_pack(repo, cache)
+
+
+def test_what_a_template_reads_is_kept_in_the_pack_for_the_next_run(ws: Workspace) -> None:
+    repo = ws.make_repo(BASIC)
+    cache = ws.tmp / "cache"
+    fleet = load_fleet(open_snapshot(str(repo), "HEAD"))
+    renderer = Renderer(fleet, bytecode_dir=str(cache))
+    assert renderer.referenced(MOTD) == (frozenset({"greeting", "node"}), False)
+    renderer.save_cache()
+
+    digest = hashlib.sha256(fleet.snapshot.read(f"templates/{MOTD}")).hexdigest()
+    assert PackedBytecodeCache(str(cache)).analysis(digest) == \
+        ((), False, frozenset({"greeting", "node"}))
+    sources._SOURCES.clear()  # as in a new process
+    again = Renderer(fleet, bytecode_dir=str(cache))
+    assert again.referenced(MOTD) == (frozenset({"greeting", "node"}), False)
+    assert again.source(MOTD).analysis() == ((), False, frozenset({"greeting", "node"}))
