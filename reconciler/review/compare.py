@@ -357,8 +357,9 @@ def init_worker(base: Fleet | None, head: Fleet, facts: Mapping[str, Facts] | No
 def compare_chunk(chunk: list[str]) -> list[NodeOutcome]:
     """Compare the nodes of one chunk in a worker set up by `init_worker`."""
     assert _worker is not None
-    outcomes = [compare_node(_worker.base, _worker.head, name, _worker.only.get(name),
-                             _worker.base_records, _worker.reuse) for name in chunk]
+    with budget.timing():
+        outcomes = [compare_node(_worker.base, _worker.head, name, _worker.only.get(name),
+                                 _worker.base_records, _worker.reuse) for name in chunk]
     for side in (_worker.base, _worker.head):
         if side is not None:
             side.renderer.save_cache()  # writes only when this chunk compiled a template
