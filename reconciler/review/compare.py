@@ -309,9 +309,12 @@ def _render_base(base: Side, node: NodeConfig, head_files: Sequence[RenderedFile
     render names that collision as a problem)."""
     if not kept:
         return budget.render_timed(base.renderer, node, budget.REVIEW_CPU_SECONDS)
-    rest = frozenset(a.id for a in node.actions if a.id not in kept)
-    files, problems = budget.render_timed(base.renderer, node, budget.REVIEW_CPU_SECONDS, rest)
     reused = [item for item in head_files if item.action.id in kept]
+    rest = frozenset(a.id for a in node.actions
+                     if a.id not in kept and isinstance(a, FileAction | TreeAction))
+    if not rest:  # most nodes of a plan: every file is the head's
+        return reused, []
+    files, problems = budget.render_timed(base.renderer, node, budget.REVIEW_CPU_SECONDS, rest)
     if {item.path for item in files} & {item.path for item in reused}:
         return budget.render_timed(base.renderer, node, budget.REVIEW_CPU_SECONDS)
     return files + reused, problems
