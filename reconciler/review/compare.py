@@ -18,7 +18,7 @@ from reconciler.compile.nodeconfig import Action, FileAction, NodeConfig, TreeAc
 from reconciler.diff import unified_diff
 from reconciler.errors import ConfigError, Problem
 from reconciler.facts.model import Facts
-from reconciler.plan.build import effective_severity
+from reconciler.plan.severity import effective_severity
 from reconciler.render import budget
 from reconciler.render.deps import Dependencies
 from reconciler.render.renderer import RenderedFile, Renderer
