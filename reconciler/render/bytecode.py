@@ -24,8 +24,9 @@ class PackedBytecodeCache(BytecodeCache):
     `marshal.load` on a file object, which costs more than the rendering itself for a
     node with a thousand templates. Entries are keyed like Jinja2's (template name) and
     checked against the source's checksum; a file that does not verify (other Python
-    or Jinja2, torn write) is ignored and rewritten, so it needs no fsync. The analyses
-    of template texts are keyed by the text's digest.
+    or Jinja2, torn write) is ignored and rewritten, so it needs no fsync. What each
+    template's text says (render/sources.py) is kept by the same checksum, as long as
+    a compiled template has that text: the pack does not grow with every edit.
     """
 
     FILE = "templates.pack"
@@ -97,7 +98,10 @@ class PackedBytecodeCache(BytecodeCache):
         """
         if not self._changed or self._pack is None:
             return
-        payload = marshal.dumps(self._pack)
+        entries, analyses = self._pack
+        texts = {checksum for checksum, _ in entries.values()}
+        payload = marshal.dumps((entries, {digest: analysis for digest, analysis
+                                           in analyses.items() if digest in texts}))
         try:
             fd, temp = tempfile.mkstemp(prefix=".templates-", dir=os.path.dirname(self.path))
         except OSError:

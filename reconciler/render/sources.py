@@ -22,7 +22,7 @@ Analysis = tuple[tuple[str | None, ...], bool, frozenset[str] | None]
 
 
 class KeptAnalyses(Protocol):
-    """Analyses kept between runs, by the digest of the template's text."""
+    """Analyses kept between runs, by the digest of the template's text (`text_digest`)."""
 
     def analysis(self, digest: str) -> Analysis | None: ...
 
@@ -60,6 +60,12 @@ class TemplateSource:
         return self.includes, self.lists_nodes, self._variables
 
 
+def text_digest(text: str) -> str:
+    """What a template's text is kept by: the checksum Jinja2 keeps its compiled code
+    with (render/bytecode.py drops what no compiled template's text says)."""
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
 # What each template text says, for every renderer in the process; emptied when it
 # grows this large.
 _SOURCES: dict[str, TemplateSource] = {}
@@ -72,7 +78,7 @@ def read_source(env: jinja2.Environment, text: str,
     alike) the first time the process meets that text, unless `kept` holds it."""
     found = _SOURCES.get(text)
     if found is None:
-        digest = hashlib.sha256(text.encode()).hexdigest()
+        digest = text_digest(text)
         known = kept.analysis(digest) if kept is not None else None
         if known is not None:
             found = TemplateSource(text, digest, known, env.parse, None)
