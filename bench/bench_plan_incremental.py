@@ -16,7 +16,8 @@ With `--baseline DIR` (a checkout of another reconciler, e.g. `git worktree add 
 main`), every full plan is also run with that reconciler's package (PYTHONPATH=DIR),
 interleaved, and the full plans' figures are given as ratios to it, of wall time and of
 CPU time (that of the plan and its workers): on a loaded machine, the CPU ratio is the
-figure to trust.
+figure to trust. The baseline plans clones of the fleets, so that neither reconciler
+finds the compiled templates or records the other keeps in the repo's git directory.
 Usage: python bench/bench_plan_incremental.py [ROUNDS] [--baseline DIR]   (default: 3)
 """
 
@@ -69,6 +70,14 @@ def commit_edit(repo: Path, base: str, branch: str, path: str, old: str, new: st
     return git(repo, "rev-parse", "HEAD")
 
 
+def clone(repo: Path, target: Path) -> Path:
+    """A clone of `repo`, with every commit of its branches (the cases'), and none of
+    the plan state of its git directory."""
+    subprocess.run([*GIT, "clone", "-q", str(repo), str(target)], check=True,
+                   capture_output=True)
+    return target
+
+
 def measure(repo: Path, base: str, head: str, *extra: str,
             package: str | None = None) -> dict[str, object]:
     """One plan of base → head: seconds, peak RSS, and its JSON report; with the
@@ -107,12 +116,17 @@ def main(rounds: int, baseline: str | None) -> int:
         small_head = commit_edit(example, small_base, "template", TEMPLATE,
                                  "server_tokens off;", "server_tokens build;")
         runs: dict[str, list[dict[str, object]]] = {}
+        # The baseline plans in clones of their own: a plan keeps compiled templates and
+        # records in the repo's git directory, in a format that may differ between the
+        # two reconcilers, and each would find and rewrite the other's.
+        twins = {repo: clone(repo, Path(tmp) / f"{repo.name}-baseline")
+                 for repo in (big, example)} if baseline else {}
 
         def run(name: str, repo: Path, base: str, head: str, *extra: str) -> None:
-            versions = [(name, None)] + ([(f"{name} baseline", baseline)]
-                                         if baseline and "--full" in extra else [])
-            for label, package in versions:
-                result = measure(repo, base, head, *extra, package=package)
+            versions = [(name, None, repo)] + ([(f"{name} baseline", baseline, twins[repo])]
+                                               if baseline and "--full" in extra else [])
+            for label, package, where in versions:
+                result = measure(where, base, head, *extra, package=package)
                 runs.setdefault(label, []).append(result)
                 print(f"  {label}: {float(str(result['seconds'])):.2f} s ("
                       f"{float(str(result['cpu'])):.2f} s CPU), load "

@@ -8,7 +8,7 @@ from pathlib import Path
 from engine_support import desired, make_repo
 
 from reconciler.compile.nodeconfig import Severity
-from reconciler.plan.build import effective_severity
+from reconciler.plan.severity import effective_severity
 
 MIXED = """
 <service name="web" state="stopped" backend="command">

@@ -7,8 +7,10 @@ from pathlib import Path
 from configrepo import BASIC, Workspace
 
 from reconciler.compile.compiler import load_fleet
+from reconciler.render import sources
 from reconciler.render.bytecode import PackedBytecodeCache
 from reconciler.render.renderer import Renderer
+from reconciler.render.sources import Analysis
 from reconciler.run import desire
 from reconciler.source.snapshot import open_snapshot
 
@@ -64,3 +66,39 @@ def test_a_corrupt_pack_is_ignored_and_rewritten(ws: Workspace) -> None:
 
     assert motd(repo, cache) == b"hello from web-01.tickets.chi1.sa\n"
     assert served_from_pack(repo, cache)
+
+
+def kept_analysis(repo: Path, cache: Path, rev: str = "HEAD") -> Analysis | None:
+    """What the pack in `cache` keeps of what motd.j2 says at `rev`."""
+    text = load_fleet(open_snapshot(str(repo), rev)).snapshot.read(f"templates/{MOTD}")
+    return PackedBytecodeCache(str(cache)).analysis(sources.text_digest(text.decode()))
+
+
+def test_what_a_template_reads_is_kept_in_the_pack_for_the_next_run(ws: Workspace) -> None:
+    repo = ws.make_repo(BASIC)
+    cache = ws.tmp / "cache"
+    fleet = load_fleet(open_snapshot(str(repo), "HEAD"))
+    renderer = Renderer(fleet, bytecode_dir=str(cache))
+    renderer.template(MOTD)
+    assert renderer.referenced(MOTD) == (frozenset({"greeting", "node"}), False)
+    renderer.save_cache()
+
+    assert kept_analysis(repo, cache) == ((), False, frozenset({"greeting", "node"}))
+    sources._SOURCES.clear()  # as in a new process
+    again = Renderer(fleet, bytecode_dir=str(cache))
+    assert again.referenced(MOTD) == (frozenset({"greeting", "node"}), False)
+    assert again.source(MOTD).analysis() == ((), False, frozenset({"greeting", "node"}))
+
+
+def test_what_an_old_text_said_leaves_the_pack_with_its_compiled_code(ws: Workspace) -> None:
+    repo = ws.make_repo(BASIC)
+    cache = ws.tmp / "cache"
+    motd(repo, cache)
+    first = Renderer(load_fleet(open_snapshot(str(repo), "HEAD")), bytecode_dir=str(cache))
+    first.referenced(MOTD)
+    first.save_cache()
+    ws.write(repo, {f"templates/{MOTD}": "bye from {{ node.host }}\n"})
+    ws.commit(repo, "new motd")
+
+    assert motd(repo, cache) == b"bye from web-01\n"
+    assert kept_analysis(repo, cache, "HEAD~1") is None

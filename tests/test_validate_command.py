@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from node_root import with_users
 
+from reconciler.system.candidate import fill
 from reconciler.system.interface import ValidationFailed
 from reconciler.system.local import LocalSystem
-from reconciler.system.validation import fill
 
 UNIT = b"[Unit]\nDescription=demo\n\n[Service]\nExecStart=/bin/true\n"
 

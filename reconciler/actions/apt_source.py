@@ -10,7 +10,6 @@ archives is not in the lists.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from reconciler.actions.fileedit import (
     EditPart,
@@ -22,7 +21,13 @@ from reconciler.actions.fileedit import (
 )
 from reconciler.actions.files import RemoveFile
 from reconciler.actions.textedit import Whole, decode
-from reconciler.compile.edits import apt_keyring_file, apt_preferences_file, apt_sources_file
+from reconciler.compile.edits import (
+    apt_keyring_file,
+    apt_preferences_file,
+    apt_sources_file,
+    preferences_text,
+    sources_text,
+)
 from reconciler.compile.layout import TEMPLATES_DIR
 from reconciler.compile.nodeconfig import AptSourceAction, PackageAction
 from reconciler.host import apt
@@ -49,33 +54,6 @@ def runs_apt(system: System) -> bool:
     """Whether apt-get may fetch for this system: the running one, or a root with
     --host-commands."""
     return system.root == "/" or system.runs_host_commands
-
-
-def sources_text(action: AptSourceAction) -> str:
-    """The deb822 stanza of the source."""
-    lines = [f"# Managed by reconciler ({action.id}): edits here are overwritten.",
-             f"Types: {' '.join(action.types)}", f"URIs: {' '.join(action.uris)}",
-             f"Suites: {' '.join(action.suites)}"]
-    if action.components:
-        lines.append(f"Components: {' '.join(action.components)}")
-    if action.architectures:
-        lines.append(f"Architectures: {' '.join(action.architectures)}")
-    keyring = apt_keyring_file(action)
-    if keyring is not None:
-        lines.append(f"Signed-By: {keyring}")
-    return "".join(f"{line}\n" for line in lines)
-
-
-def preferences_text(action: AptSourceAction) -> str:
-    """apt_preferences stanzas: each pin by version, or by the source's origin (its first
-    URI's host; "" for a file: URI)."""
-    origin = (urlsplit(action.uris[0]).hostname or "") if action.uris else ""
-    stanzas = []
-    for pin in action.pins:
-        what = f"version {pin.version}" if pin.version else f'origin "{origin}"'
-        stanzas.append(f"Explanation: {action.id}\nPackage: {pin.packages}\nPin: {what}\n"
-                       f"Pin-Priority: {pin.priority}\n")
-    return "\n".join(stanzas)
 
 
 def desired_files(ctx: Context, action: AptSourceAction) -> dict[str, bytes | None]:

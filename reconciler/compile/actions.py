@@ -42,7 +42,7 @@ from reconciler.compile.nodeconfig import (
 )
 from reconciler.errors import Problem
 from reconciler.source.snapshot import clean_relpath
-from reconciler.system.validation import has_candidate
+from reconciler.system.candidate import has_candidate
 
 DEFAULT_SEVERITY = {
     "file": Severity.NONE,

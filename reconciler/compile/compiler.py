@@ -80,7 +80,7 @@ def compile_node(fleet: Fleet, name: str) -> NodeConfig:
         policy = fleet._policies[tuple(policy_values.items())] = Policy(**policy_values)
     # Nodes of one range share their layers, and classes their tuple of actions (alive
     # in the fleet's caches, so ids are stable keys): merge and guard each once.
-    merged = tuple(id(layer) for layer in layers)
+    merged = tuple(map(id, layers))
     variables = fleet._merged.get(merged)
     if variables is None:
         variables = fleet._merged[merged] = _merge_layers(layers, fleet._variables)

@@ -1,5 +1,6 @@
 """Which node files an action writes besides the paths of file, tree, directory and
-symlink actions: where an APT source lives, the file a line or block edits, /etc/fstab.
+symlink actions: where an APT source lives (and the texts it writes there), the file a
+line or block edits, /etc/fstab.
 
 Compile uses it to refuse two owners of one file; plan uses it to know what a purged
 directory may keep and what is no orphan.
@@ -8,6 +9,7 @@ directory may keep and what is no orphan.
 from __future__ import annotations
 
 import posixpath
+from urllib.parse import urlsplit
 
 from reconciler.compile.nodeconfig import (
     Action,
@@ -43,6 +45,33 @@ def apt_keyring_file(action: AptSourceAction) -> str | None:
 
 def apt_preferences_file(action: AptSourceAction) -> str:
     return f"{PREFERENCES_DIR}/{action.name}.pref"
+
+
+def sources_text(action: AptSourceAction) -> str:
+    """The deb822 stanza of the source."""
+    lines = [f"# Managed by reconciler ({action.id}): edits here are overwritten.",
+             f"Types: {' '.join(action.types)}", f"URIs: {' '.join(action.uris)}",
+             f"Suites: {' '.join(action.suites)}"]
+    if action.components:
+        lines.append(f"Components: {' '.join(action.components)}")
+    if action.architectures:
+        lines.append(f"Architectures: {' '.join(action.architectures)}")
+    keyring = apt_keyring_file(action)
+    if keyring is not None:
+        lines.append(f"Signed-By: {keyring}")
+    return "".join(f"{line}\n" for line in lines)
+
+
+def preferences_text(action: AptSourceAction) -> str:
+    """apt_preferences stanzas: each pin by version, or by the source's origin (its first
+    URI's host; "" for a file: URI)."""
+    origin = (urlsplit(action.uris[0]).hostname or "") if action.uris else ""
+    stanzas = []
+    for pin in action.pins:
+        what = f"version {pin.version}" if pin.version else f'origin "{origin}"'
+        stanzas.append(f"Explanation: {action.id}\nPackage: {pin.packages}\nPin: {what}\n"
+                       f"Pin-Priority: {pin.priority}\n")
+    return "\n".join(stanzas)
 
 
 def edited_paths(action: Action) -> tuple[str, ...]:

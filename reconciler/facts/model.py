@@ -16,7 +16,7 @@ FACTS_VERSION = 1
 
 
 class FactsModel(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
 
 class OsRelease(FactsModel):

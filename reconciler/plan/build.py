@@ -27,6 +27,7 @@ from reconciler.compile.nodeconfig import (
 )
 from reconciler.plan.change import AboveCeiling, Change, Drift, KeptEdit
 from reconciler.plan.probe import ActionPlan, Context
+from reconciler.plan.severity import VERB_SEVERITY, effective_severity
 
 KIND_ORDER = {
     "apt-source": 0,
@@ -44,7 +45,6 @@ KIND_ORDER = {
     "command": 7,
     "service": 8,
 }
-VERB_SEVERITY = {"reload": Severity.RELOAD, "restart": Severity.RESTART}
 
 
 @dataclass
@@ -60,22 +60,6 @@ class Plan:
 
     def changes(self) -> list[Change]:
         return [c for a in self.actions for c in a.changes] + self.orphans
-
-
-def effective_severity(action: Action, node: NodeConfig, own: Severity | None = None,
-                       starting: frozenset[str] = frozenset()) -> Severity:
-    """An action's severity (or `own` instead), raised by whatever its notify edges would
-    trigger. Reloading or restarting a service in `starting` (not running yet: this run
-    starts it with the new files) interrupts nothing."""
-    severity = action.severity if own is None else own
-    for notify in action.notify:
-        if notify.verb == "run":
-            target = node.action(notify.target)
-            if isinstance(target, CommandAction):
-                severity = max(severity, target.severity)
-        elif notify.target not in starting:
-            severity = max(severity, VERB_SEVERITY[notify.verb])
-    return Severity(severity)
 
 
 def order(node: NodeConfig) -> list[Action]:

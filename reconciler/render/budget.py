@@ -14,13 +14,14 @@ every node of the fleet, holds each node to a CPU budget with a profiling timer 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import resource
 import select
 import signal
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
 
@@ -96,6 +97,31 @@ class _OverBudget(BaseException):
     on the way (a template filter, Jinja2 itself) can swallow it."""
 
 
+def _expire(_signum: int, _frame: object) -> None:
+    raise _OverBudget
+
+
+_timing = 0  # how many `timing()` scopes this process is in
+
+
+@contextlib.contextmanager
+def timing() -> Iterator[None]:
+    """A scope for many `render_timed` calls (a worker's chunk of nodes): the profiling
+    timer's handler is installed once for all of them, not once per node (restoring
+    it costs signal.py a failed enum lookup, more than a small node's file takes)."""
+    global _timing
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGPROF, _expire)
+    _timing += 1
+    try:
+        yield
+    finally:
+        _timing -= 1
+        signal.signal(signal.SIGPROF, previous)
+
+
 def render_timed(renderer: Renderer, node: NodeConfig, cpu_seconds: float,
                  only: Collection[str] | None = None) -> Rendered:
     """`render_node` in this process, stopped after `cpu_seconds` of CPU by a profiling
@@ -107,11 +133,9 @@ def render_timed(renderer: Renderer, node: NodeConfig, cpu_seconds: float,
 
     if threading.current_thread() is not threading.main_thread():
         return render_node(renderer, node, only)
-
-    def expire(_signum: int, _frame: object) -> None:
-        raise _OverBudget
-
-    previous = signal.signal(signal.SIGPROF, expire)
+    if not _timing:
+        with timing():
+            return render_timed(renderer, node, cpu_seconds, only)
     try:
         signal.setitimer(signal.ITIMER_PROF, cpu_seconds)
         try:
@@ -122,8 +146,6 @@ def render_timed(renderer: Renderer, node: NodeConfig, cpu_seconds: float,
         return [], [Problem(f"rendering took more than its budget of {cpu_seconds:g} s of CPU "
                             "(a loop without end, or loops nested too deep?)", "templates",
                             None, node.name)]
-    finally:
-        signal.signal(signal.SIGPROF, previous)
 
 
 def _overrun(status: int, budget: Budget) -> str:

@@ -1,4 +1,5 @@
-"""Compiled templates kept between a node's runs, in one pack file."""
+"""Compiled templates kept between a node's runs, in one pack file, with what each
+template's text says (render/sources.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import jinja2
 from jinja2.bccache import Bucket, BytecodeCache, bc_magic
 
 from reconciler.atomicfile import read_own
+from reconciler.render.sources import Analysis
 
 
 class PackedBytecodeCache(BytecodeCache):
@@ -22,36 +24,56 @@ class PackedBytecodeCache(BytecodeCache):
     `marshal.load` on a file object, which costs more than the rendering itself for a
     node with a thousand templates. Entries are keyed like Jinja2's (template name) and
     checked against the source's checksum; a file that does not verify (other Python
-    or Jinja2, torn write) is ignored and rewritten, so it needs no fsync.
+    or Jinja2, torn write) is ignored and rewritten, so it needs no fsync. What each
+    template's text says (render/sources.py) is kept by the same checksum, as long as
+    a compiled template has that text: the pack does not grow with every edit.
     """
 
     FILE = "templates.pack"
-    MAGIC = b"reconciler-templates-2 " + jinja2.__version__.encode() + b" " + bc_magic
+    MAGIC = b"reconciler-templates-3 " + jinja2.__version__.encode() + b" " + bc_magic
 
     def __init__(self, directory: str) -> None:
         self.path = os.path.join(directory, self.FILE)
-        self._entries: dict[str, tuple[str, bytes]] | None = None
+        self._pack: tuple[dict[str, tuple[str, bytes]], dict[str, Analysis]] | None = None
         self._changed = False
 
     def _loaded(self) -> dict[str, tuple[str, bytes]]:
-        if self._entries is None:
-            self._entries = self._read()
-        return self._entries
+        return self._both()[0]
 
-    def _read(self) -> dict[str, tuple[str, bytes]]:
+    def _both(self) -> tuple[dict[str, tuple[str, bytes]], dict[str, Analysis]]:
+        if self._pack is None:
+            self._pack = self._read()
+        return self._pack
+
+    def _read(self) -> tuple[dict[str, tuple[str, bytes]], dict[str, Analysis]]:
         try:
             data = read_own(self.path)
         except OSError:
-            return {}
+            return {}, {}
         header = len(self.MAGIC)
         digest, payload = data[header:header + 32], data[header + 32:]
         if data[:header] != self.MAGIC or hashlib.sha256(payload).digest() != digest:
-            return {}
+            return {}, {}
         try:
-            entries = marshal.loads(payload)
+            pack = marshal.loads(payload)
         except (EOFError, ValueError, TypeError):
-            return {}
-        return entries if isinstance(entries, dict) else {}
+            return {}, {}
+        if not (isinstance(pack, tuple) and len(pack) == 2
+                and all(isinstance(part, dict) for part in pack)):
+            return {}, {}
+        return pack[0], pack[1]
+
+    def analysis(self, digest: str) -> Analysis | None:
+        """What the template text of this digest says, when a run kept it."""
+        return self._both()[1].get(digest)
+
+    def keep_analysis(self, digest: str, analysis: Analysis) -> None:
+        """Keep what a template text says, when it says more than what is kept."""
+        analyses = self._both()[1]
+        if analyses.get(digest) != analysis and (analysis[2] is not None
+                                                 or digest not in analyses):
+            analyses[digest] = analysis
+            self._changed = True
 
     def load_bytecode(self, bucket: Bucket) -> None:
         entry = self._loaded().get(bucket.key)
@@ -74,9 +96,12 @@ class PackedBytecodeCache(BytecodeCache):
         A cache that cannot be written only costs the next run a recompile, so an
         OSError here is not the run's failure.
         """
-        if not self._changed or self._entries is None:
+        if not self._changed or self._pack is None:
             return
-        payload = marshal.dumps(self._entries)
+        entries, analyses = self._pack
+        texts = {checksum for checksum, _ in entries.values()}
+        payload = marshal.dumps((entries, {digest: analysis for digest, analysis
+                                           in analyses.items() if digest in texts}))
         try:
             fd, temp = tempfile.mkstemp(prefix=".templates-", dir=os.path.dirname(self.path))
         except OSError:

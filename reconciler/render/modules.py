@@ -18,6 +18,7 @@ time.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from itertools import repeat
 from typing import Any
 
 import jinja2
@@ -59,7 +60,8 @@ class SharedModules:
         names = self._names[name]
         if names is None:
             return TemplateModule(template, template.new_context(values, True, locals))
-        resolved = tuple(_resolve(var, values, locals) for var in names)
+        resolved = tuple(map(values.get, names, repeat(missing))) if not locals \
+            else tuple(_resolve(var, values, locals) for var in names)
         key = (name, *map(id, resolved))
         found = self._kept.get(key)
         if found is None:

@@ -90,6 +90,7 @@ class Renderer:
         self._node_cache: dict[tuple[str | None, str | None, str | None], list[str]] = {}
         self._referenced: dict[str, tuple[frozenset[str], bool]] = {}
         self._templates: dict[str, jinja2.Template] = {}
+        self._sources: dict[str, TemplateSource] = {}  # by name, kept with the templates
         self._present: set[str] = set()  # repo paths known to be files
         self._trees: dict[str, list[str] | None] = {}
         self._current: _NodeState | None = None
@@ -103,8 +104,11 @@ class Renderer:
         return list(self._node_cache[key])
 
     def save_cache(self) -> None:
-        """Keep what this renderer compiled for the next run (with a `bytecode_dir`)."""
+        """Keep what this renderer compiled, and what the templates it read say, for the
+        next run (with a `bytecode_dir`)."""
         if self.cache is not None:
+            for source in self._sources.values():
+                self.cache.keep_analysis(source.digest, source.analysis())
             self.cache.save()
 
     def template(self, name: str, node: str | None = None) -> jinja2.Template:
@@ -133,7 +137,8 @@ class Renderer:
         """Template `name` (relative to templates/) at this revision, with what its text
         reads and includes; raises what loading or parsing it raises."""
         text, _, _ = self.env.loader.get_source(self.env, name)  # type: ignore[union-attr]
-        return read_source(self.env, text)
+        found = self._sources[name] = read_source(self.env, text, self.cache)
+        return found
 
     def referenced(self, name: str, node: str | None = None) -> tuple[frozenset[str], bool]:
         """Variables template `name` reads by name, with every template it includes or

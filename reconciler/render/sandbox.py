@@ -50,6 +50,8 @@ class SnapshotLoader(jinja2.BaseLoader):
 MAX_REPEAT = 1 << 24
 MAX_POWER_BITS = 1 << 16
 _DICT_ATTRIBUTES = frozenset(dir(dict))
+# What the sandbox's `wrap_str_format` looks at (neither type can be subclassed).
+_METHODS = frozenset({types.MethodType, types.BuiltinMethodType})
 
 
 class BoundedSandbox(SharedShapes, SandboxedEnvironment):
@@ -84,9 +86,10 @@ class BoundedSandbox(SharedShapes, SandboxedEnvironment):
                 return obj[attribute]
             except (TypeError, LookupError):
                 return self.undefined(obj=obj, name=attribute)
-        fmt = self.wrap_str_format(value)
-        if fmt is not None:
-            return fmt
+        if type(value) in _METHODS:  # only a method can be `str.format`: wrapped
+            fmt = self.wrap_str_format(value)
+            if fmt is not None:
+                return fmt
         kind = type(obj)
         if obj.__class__ is not kind:  # an object posing as another type: asked each time
             return value if self.is_safe_attribute(obj, attribute, value) \

@@ -18,7 +18,7 @@ from reconciler.compile.nodeconfig import Action, FileAction, NodeConfig, TreeAc
 from reconciler.diff import unified_diff
 from reconciler.errors import ConfigError, Problem
 from reconciler.facts.model import Facts
-from reconciler.plan.build import effective_severity
+from reconciler.plan.severity import effective_severity
 from reconciler.render import budget
 from reconciler.render.deps import Dependencies
 from reconciler.render.renderer import RenderedFile, Renderer
@@ -309,9 +309,12 @@ def _render_base(base: Side, node: NodeConfig, head_files: Sequence[RenderedFile
     render names that collision as a problem)."""
     if not kept:
         return budget.render_timed(base.renderer, node, budget.REVIEW_CPU_SECONDS)
-    rest = frozenset(a.id for a in node.actions if a.id not in kept)
-    files, problems = budget.render_timed(base.renderer, node, budget.REVIEW_CPU_SECONDS, rest)
     reused = [item for item in head_files if item.action.id in kept]
+    rest = frozenset(a.id for a in node.actions
+                     if a.id not in kept and isinstance(a, FileAction | TreeAction))
+    if not rest:  # most nodes of a plan: every file is the head's
+        return reused, []
+    files, problems = budget.render_timed(base.renderer, node, budget.REVIEW_CPU_SECONDS, rest)
     if {item.path for item in files} & {item.path for item in reused}:
         return budget.render_timed(base.renderer, node, budget.REVIEW_CPU_SECONDS)
     return files + reused, problems
@@ -357,8 +360,9 @@ def init_worker(base: Fleet | None, head: Fleet, facts: Mapping[str, Facts] | No
 def compare_chunk(chunk: list[str]) -> list[NodeOutcome]:
     """Compare the nodes of one chunk in a worker set up by `init_worker`."""
     assert _worker is not None
-    outcomes = [compare_node(_worker.base, _worker.head, name, _worker.only.get(name),
-                             _worker.base_records, _worker.reuse) for name in chunk]
+    with budget.timing():
+        outcomes = [compare_node(_worker.base, _worker.head, name, _worker.only.get(name),
+                                 _worker.base_records, _worker.reuse) for name in chunk]
     for side in (_worker.base, _worker.head):
         if side is not None:
             side.renderer.save_cache()  # writes only when this chunk compiled a template

@@ -4,8 +4,12 @@ unified diff between the two revisions, like a rendered file."""
 
 from __future__ import annotations
 
-from reconciler.actions.apt_source import preferences_text, sources_text
-from reconciler.compile.edits import apt_preferences_file, apt_sources_file
+from reconciler.compile.edits import (
+    apt_preferences_file,
+    apt_sources_file,
+    preferences_text,
+    sources_text,
+)
 from reconciler.compile.nodeconfig import (
     Action,
     AptSourceAction,
@@ -14,7 +18,7 @@ from reconciler.compile.nodeconfig import (
     NodeConfig,
 )
 from reconciler.diff import unified_diff
-from reconciler.plan.build import effective_severity
+from reconciler.plan.severity import effective_severity
 from reconciler.review.model import FileChange, severity_word
 
 # What comparing two nodes' actions gave, once per pair of sets of actions (every node

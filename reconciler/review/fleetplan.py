@@ -44,7 +44,6 @@ from reconciler.review.model import (
 from reconciler.review.names import compress_names, describe_scope, plural
 from reconciler.review.records import NodeRecord, facts_key, records_dir
 from reconciler.review.revisions import Revisions
-from reconciler.review.validate import validate
 from reconciler.review.workers import default_jobs, fan_out
 from reconciler.secrets.plan import compare_secrets
 from reconciler.source.snapshot import Snapshot
@@ -130,6 +129,8 @@ def _head_findings(
     snapshot: Snapshot, jobs: int, facts: Mapping[str, Facts] | None
 ) -> tuple[HeadProblem, ...]:
     """The head's problems exactly as `validate` groups and counts them."""
+    from reconciler.review.validate import validate  # only a plan of an invalid head needs it
+
     result = validate(snapshot, jobs, facts)
     return tuple(HeadProblem(problem=str(f.problem), nodes=f.nodes) for f in result.findings)
 

@@ -133,6 +133,13 @@ def _parse_recipients(text: str, where: str) -> _Listing:
     return _Listing(tuple(recipients), meta.get("value-id"), meta.get("sha256"))
 
 
+# What `load` made of each file and its recipients, by their contents: a plan loads two
+# revisions, which mostly hold the same secrets (and reading a list of recipients checks
+# every key in it). Emptied when it grows this large.
+_LOADED: dict[tuple[str, bytes, str], Sealed] = {}
+_MOST_LOADED = 4096
+
+
 def load(snapshot: Snapshot, path: str) -> Sealed:
     """The sealed value at `path` (the .age file) with its recipients; ValueError saying
     what is wrong (missing file, not age, recipients that do not match the header)."""
@@ -142,12 +149,15 @@ def load(snapshot: Snapshot, path: str) -> Sealed:
         if not snapshot.is_file(wanted):
             raise ValueError(f"{wanted} not found")
     ciphertext = snapshot.read(path)
+    text = snapshot.read(listing_path).decode("utf-8", "replace")
+    known = _LOADED.get((path, ciphertext, text))
+    if known is not None:
+        return known
     try:
         header = read_header(ciphertext)
     except AgeError as exc:
         raise ValueError(f"{path}: {exc}") from None
-    listing = _parse_recipients(snapshot.read(listing_path).decode("utf-8", "replace"),
-                                listing_path)
+    listing = _parse_recipients(text, listing_path)
     if header.x25519_count != len(listing.recipients):
         raise ValueError(
             f"{path} is encrypted to {header.x25519_count} X25519 key(s) but "
@@ -156,4 +166,8 @@ def load(snapshot: Snapshot, path: str) -> Sealed:
     digest = hashlib.sha256(ciphertext).hexdigest()
     value_id = listing.value_id if listing.value_id and listing.sha256 == digest else \
         "c" + digest[:15]
-    return Sealed(path, ciphertext, listing.recipients, value_id)
+    if len(_LOADED) >= _MOST_LOADED:
+        _LOADED.clear()
+    found = _LOADED[path, ciphertext, text] = Sealed(path, ciphertext, listing.recipients,
+                                                     value_id)
+    return found

@@ -135,6 +135,7 @@ class CommitTree:
         self._blobs: dict[str, tuple[int, str]] = {}  # path -> (mode, object id)
         self._dirs: dict[str, set[str]] = {"": set()}
         self._data: dict[str, bytes] = {}
+        self._resolved: dict[str, str] = {}
         small: set[str] = set()
         records = [record for record in listing.split(b"\0") if record]
         if len(records) > MAX_PATHS:
@@ -187,9 +188,13 @@ class CommitTree:
 
     def _resolve(self, rel: str) -> str:
         """`rel` with in-repo symlinks followed; refuses links that leave the repo, and
-        links under templates/ that leave templates/."""
-        resolved = self._follow(rel)
-        _check_confined(clean_relpath(rel), resolved)
+        links under templates/ that leave templates/. Worked out once per path (the
+        tree does not change; every node of a plan reads the files its class ships)."""
+        resolved = self._resolved.get(rel)
+        if resolved is None:
+            resolved = self._follow(rel)
+            _check_confined(clean_relpath(rel), resolved)
+            self._resolved[rel] = resolved
         return resolved
 
     def _follow(self, rel: str) -> str:

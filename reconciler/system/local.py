@@ -21,6 +21,7 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 
 from reconciler.system import validation, xattrs
 from reconciler.system.backups import BackupStore
+from reconciler.system.candidate import has_candidate
 from reconciler.system.interface import (
     CommandResult,
     Stat,
@@ -210,7 +211,7 @@ class LocalSystem:
         (validation.py); returns why it was not validated, or None. Any failure leaves the
         live file untouched and removes the temporary file.
         """
-        if validate is not None and not validation.has_candidate(validate):
+        if validate is not None and not has_candidate(validate):
             raise ValidationFailed(
                 f"validate command for {path} has no %s for the new file: {validate!r}",
                 command=validate,

@@ -14,25 +14,14 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
+from reconciler.system.candidate import fill
 from reconciler.system.confine import Unconfined, run_in_root
 from reconciler.system.interface import System, ValidationFailed
 
 VALIDATE_TIMEOUT = 120.0  # seconds a validate command may take
-_PLACEHOLDER = re.compile(r"%[%s]")
-
-
-def has_candidate(command: str) -> bool:
-    """Whether the command names the candidate (`%s`, not an escaped `%%s`)."""
-    return any(match.group() == "%s" for match in _PLACEHOLDER.finditer(command))
-
-
-def fill(command: str, path: str) -> str:
-    """The command with `%s` replaced by the quoted path and `%%` by `%`."""
-    return _PLACEHOLDER.sub(lambda m: "%" if m.group() == "%%" else shlex.quote(path), command)
 
 
 CHECK_DIR = re.compile(r"\.reconciler-check-[0-9a-f]{8}")  # real_name's private directories
