@@ -74,4 +74,8 @@ unset PYTHONDONTWRITEBYTECODE
 if ! compgen -G 'tests/__pycache__/*-pytest-*.pyc' >/dev/null; then
     .venv/bin/python -m pytest -q -n0 -p no:cacheprovider --collect-only >/dev/null || true
 fi
+# mypy (tests/test_code_quality.py) keeps what it learnt of each module in a cache that
+# it checks against the sources' content: one per user rather than per clone, so a
+# clean clone checks in under a second instead of 11 CPU-seconds of a cold start.
+export MYPY_CACHE_DIR="${MYPY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/reconciler/mypy}"
 exec .venv/bin/python -m pytest -q "$@"
