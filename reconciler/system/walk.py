@@ -16,8 +16,9 @@ import posixpath
 import re
 import secrets
 import stat
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 
 from reconciler.system.interface import NotDurable, UnsafePath
@@ -28,6 +29,8 @@ TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 CHUNK = 1024 * 1024
 WALK_CACHE = 128  # directory fds kept open while caching (least recently used go first)
 PENDING_SYNCS = 256  # directories whose sync may wait; beyond this they are synced at once
+FILE_SYNCS = 16  # files synced at once while caching, each in a thread of its own
+PENDING_FILES = 256  # files whose sync is under way; beyond this the oldest is waited for
 
 
 def path_parts(path: str) -> list[str]:
@@ -136,7 +139,9 @@ def sync_filesystem(fd: int) -> None:
     Since Linux 5.8 it reports a writeback error met on that filesystem since `fd`
     was opened, as fsync does for one file. It also waits for what other processes
     left unsynced there (the kernel writes that out within about 30 s anyway): on this
-    project's machine one syncfs after 1,000 files cost 0.08 s, 1,000 fsyncs 0.31 s."""
+    project's machine one syncfs after 1,000 files cost 0.08 s, 1,000 fsyncs one after
+    the other 0.31 s (16 at once: 0.1 s), but beside a job writing 1.5 GB the syncfs
+    took 1.9 s."""
     syncfs = _libc_syncfs()
     if syncfs is None:
         os.sync()
@@ -149,8 +154,8 @@ def sync_filesystem(fd: int) -> None:
 
 class _Walks:
     """Directory fds of one run, keyed by node path components, and what waits for the
-    run's one durable sync: the directories whose entries changed, and one fd on each
-    filesystem holding a file written without its own fsync.
+    run's durable sync: the directories whose entries changed, and the files written
+    without their own fsync, each being synced in the background meanwhile.
 
     Every fd was opened one component at a time with O_NOFOLLOW from a cached parent,
     so it refers to the real directory that was there, never to a symlink's target.
@@ -159,7 +164,9 @@ class _Walks:
     def __init__(self) -> None:
         self.dirs: OrderedDict[tuple[str, ...], int] = OrderedDict()
         self.unsynced: dict[str, int] = {}  # node path -> its own fd
-        self.filesystems: dict[int, tuple[str, int]] = {}  # st_dev -> (a node path, fd)
+        self.files: deque[tuple[str, Future[None]]] = deque()  # node path, its fsync
+        self.failed: NotDurable | None = None
+        self._syncing: ThreadPoolExecutor | None = None
 
     def get(self, key: tuple[str, ...]) -> int | None:
         fd = self.dirs.get(key)
@@ -184,27 +191,33 @@ class _Walks:
             self.unsynced[node] = os.dup(dir_fd)
 
     def defer_file(self, node: str, fd: int) -> None:
-        """A file written without fsync: its filesystem is synced with the batch."""
-        device = os.fstat(fd).st_dev
-        if device not in self.filesystems:
-            self.filesystems[device] = (node, os.dup(fd))
+        """A file written without fsync: its fsync starts now, in the background (fsync
+        lets go of the interpreter), and the batch waits for it. Each file's own fsync
+        waits for that file alone; a sync of the whole filesystem would also wait for
+        whatever other processes left unwritten there (1.9 s instead of 0.07 s for 1,000
+        small files beside a job writing 1.5 GB, here)."""
+        if self._syncing is None:
+            self._syncing = ThreadPoolExecutor(FILE_SYNCS, thread_name_prefix="fsync")
+        if len(self.files) >= PENDING_FILES:
+            self._waited(*self.files.popleft())
+        copy = os.dup(fd)
+        self.files.append((node, self._syncing.submit(_synced_and_closed, copy)))
+
+    def _waited(self, node: str, syncing: Future[None]) -> None:
+        try:
+            syncing.result()
+        except OSError as error:
+            self.failed = self.failed or NotDurable(
+                error.errno, f"cannot sync the file written ({error.strerror})", node)
 
     def sync(self) -> None:
-        """Make the batch durable: one syncfs per filesystem written to (the files'
-        data and inodes, and every entry renamed, all at once), then an fsync of every
-        directory changed (by then nearly free; it reports an error of that directory).
-        NotDurable names the first path that failed (all are tried and closed)."""
-        failed: NotDurable | None = None
-        filesystems, self.filesystems = self.filesystems, {}
+        """Make the batch durable: wait for every file's fsync, then fsync every directory
+        changed (the renames into them). NotDurable names the first path that failed
+        (all are tried and closed)."""
+        while self.files:
+            self._waited(*self.files.popleft())
+        failed, self.failed = self.failed, None
         pending, self.unsynced = self.unsynced, {}
-        for node, fd in filesystems.values():
-            try:
-                sync_filesystem(fd)
-            except OSError as error:
-                failed = failed or NotDurable(error.errno, f"cannot sync the files written "
-                                                           f"({error.strerror})", node)
-            finally:
-                os.close(fd)
         for node, fd in pending.items():
             try:
                 os.fsync(fd)
@@ -223,6 +236,15 @@ class _Walks:
             for fd in self.dirs.values():
                 os.close(fd)
             self.dirs.clear()
+            if self._syncing is not None:
+                self._syncing.shutdown()
+
+
+def _synced_and_closed(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class Walker:
@@ -235,9 +257,10 @@ class Walker:
     @contextmanager
     def caching(self) -> Iterator[None]:
         """For the span of one run: keep walked directories open, and make what the run
-        writes durable once, on the way out (or every PENDING_SYNCS directories), instead
-        of an fsync per file and per directory. Durable when this returns (NotDurable if
-        not); the caller writes the last-applied record only after that.
+        writes durable without waiting at each file: each file's fsync runs in the
+        background from when it is written, and each directory changed is synced once, on
+        the way out (or every PENDING_SYNCS directories). Durable when this returns
+        (NotDurable if not); the caller writes the last-applied record only after that.
 
         Why a file renamed before it is synced is still old or new, never partial:
         - A process crash (SIGKILL, OOM, a panic of reconciler itself): write() has put
