@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -111,19 +112,19 @@ def test_a_file_changed_after_its_backup_ahead_is_backed_up_again_when_replaced(
     assert (backups / digest).read_bytes() == b"edited meanwhile\n"
 
 
-def test_backing_up_ahead_what_is_kept_already_syncs_the_index_not_the_filesystem(
+def test_backing_up_ahead_what_is_kept_already_syncs_the_index_not_the_copy_again(
     root: Path, backups: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    synced: list[int] = []
+    synced: list[str] = []
 
-    def sync_filesystem(fd: int) -> None:  # counts, and syncs
-        synced.append(fd)
-        walk.sync_filesystem(fd)
+    def fsync_all(dir_fd: int, names: Sequence[str]) -> None:  # counts, and syncs
+        synced.extend(names)
+        walk.fsync_all(dir_fd, names)
 
-    monkeypatch.setattr("reconciler.system.backups.sync_filesystem", sync_filesystem)
+    monkeypatch.setattr("reconciler.system.backups.fsync_all", fsync_all)
     (root / "etc" / "app.conf").write_bytes(b"edited by hand\n")
     LocalSystem(str(root), backup_dir=str(backups)).back_up_ahead(["/etc/app.conf"])
-    assert len(synced) == 1  # a new copy: the filesystem is synced
+    assert synced == [hashlib.sha256(b"edited by hand\n").hexdigest()]  # a new copy
 
     LocalSystem(str(root), backup_dir=str(backups)).back_up_ahead(["/etc/app.conf"])
 

@@ -27,9 +27,9 @@ from reconciler.system.walk import (
     DIR_FLAGS,
     READ_FLAGS,
     TEMP_FLAGS,
+    fsync_all,
     located,
     lstat_at,
-    sync_filesystem,
     unlink_quietly,
     write_all,
 )
@@ -70,17 +70,17 @@ class BackupStore:
         self._durable: dict[str, tuple[Identity, str]] = {}
         self._pending: dict[str, tuple[Identity, str]] | None = None  # inside `ahead`
         self._doubtful: set[str] = set()  # copies whose `ahead` sync failed
-        self._copied = False  # inside `ahead`: a copy was written (not found already kept)
+        self._copied: set[str] = set()  # inside `ahead`: copies written (not kept already)
 
     @contextmanager
     def ahead(self) -> Iterator[None]:
-        """Copies saved inside this are made durable together on the way out (one sync of
-        the store's filesystem instead of three fsyncs each), before any of the files they
-        copy is replaced: a run saves the files it is about to replace first. When every
-        copy was kept already (the same edit undone again), only the index is synced, not
-        the whole filesystem. A copy the sync fails to make durable is made again, with its
-        own fsyncs, when its file is replaced (and that says what is wrong)."""
-        self._pending, self._copied = {}, False
+        """Copies saved inside this are made durable together on the way out (their
+        fsyncs at once, then the index's and the store's, instead of three fsyncs each one
+        after the other), before any of the files they copy is replaced: a run saves the
+        files it is about to replace first. A copy kept already (the same edit undone
+        again) is not synced again. A copy the sync fails to make durable is made again,
+        with its own fsyncs, when its file is replaced (and that says what is wrong)."""
+        self._pending, self._copied = {}, set()
         try:
             yield
         finally:
@@ -94,8 +94,7 @@ class BackupStore:
     def _sync_pending(self, pending: dict[str, tuple[Identity, str]]) -> None:
         dir_fd = os.open(self.directory, DIR_FLAGS)
         try:
-            if self._copied:
-                sync_filesystem(dir_fd)
+            fsync_all(dir_fd, sorted(self._copied))
             _fsync_at(dir_fd, INDEX)
             os.fsync(dir_fd)
             self._durable.update(pending)
@@ -173,7 +172,7 @@ class BackupStore:
                 sha = f"secret-{secrets.token_hex(16)}.age" if secret else digest.hexdigest()
                 if lstat_at(dir_fd, sha) is None:
                     os.rename(temp, sha, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-                    self._copied = True
+                    self._copied.add(sha)
                 else:
                     os.unlink(temp, dir_fd=dir_fd)
                     os.utime(sha, dir_fd=dir_fd, follow_symlinks=False)
@@ -182,7 +181,7 @@ class BackupStore:
                             _fsync_at(dir_fd, sha)
                             self._doubtful.discard(sha)
                         else:
-                            self._copied = True
+                            self._copied.add(sha)
                 self._index(dir_fd, Kept(path=node, time=datetime.now(UTC), run=self.run,
                                          name=sha, sha256=None if secret else sha,
                                          secret=secret), durable)
