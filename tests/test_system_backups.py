@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.system import walk
+from reconciler.system import durable
 from reconciler.system.backups import INDEX
 from reconciler.system.local import LocalSystem
 
@@ -117,11 +117,11 @@ def test_backing_up_ahead_what_is_kept_already_syncs_the_index_not_the_copy_agai
 ) -> None:
     synced: list[str] = []
 
-    def fsync_all(dir_fd: int, names: Sequence[str]) -> None:  # counts, and syncs
-        synced.extend(names)
-        walk.fsync_all(dir_fd, names)
+    def sync_files(files: Sequence[tuple[str, int]]) -> tuple[str, OSError] | None:
+        synced.extend(name for name, _ in files)  # counts, and syncs
+        return durable.sync_files(files)
 
-    monkeypatch.setattr("reconciler.system.backups.fsync_all", fsync_all)
+    monkeypatch.setattr("reconciler.system.backups.sync_files", sync_files)
     (root / "etc" / "app.conf").write_bytes(b"edited by hand\n")
     LocalSystem(str(root), backup_dir=str(backups)).back_up_ahead(["/etc/app.conf"])
     assert synced == [hashlib.sha256(b"edited by hand\n").hexdigest()]  # a new copy

@@ -21,13 +21,13 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from reconciler.system.durable import sync_files
 from reconciler.system.interface import UnsafePath
 from reconciler.system.walk import (
     CHUNK,
     DIR_FLAGS,
     READ_FLAGS,
     TEMP_FLAGS,
-    fsync_all,
     located,
     lstat_at,
     unlink_quietly,
@@ -74,9 +74,9 @@ class BackupStore:
 
     @contextmanager
     def ahead(self) -> Iterator[None]:
-        """Copies saved inside this are made durable together on the way out (their
-        fsyncs at once, then the index's and the store's, instead of three fsyncs each one
-        after the other), before any of the files they copy is replaced: a run saves the
+        """Copies saved inside this are made durable together on the way out (all at
+        once, then the index and the store, instead of three fsyncs each one after the
+        other), before any of the files they copy is replaced: a run saves the
         files it is about to replace first. A copy kept already (the same edit undone
         again) is not synced again. A copy the sync fails to make durable is made again,
         with its own fsyncs, when its file is replaced (and that says what is wrong)."""
@@ -94,7 +94,7 @@ class BackupStore:
     def _sync_pending(self, pending: dict[str, tuple[Identity, str]]) -> None:
         dir_fd = os.open(self.directory, DIR_FLAGS)
         try:
-            fsync_all(dir_fd, sorted(self._copied))
+            _sync_copies(dir_fd, sorted(self._copied))
             _fsync_at(dir_fd, INDEX)
             os.fsync(dir_fd)
             self._durable.update(pending)
@@ -252,6 +252,21 @@ def read_kept(directory: str, kept: Kept) -> bytes:
     """The stored bytes of `kept` (a secret file's are its ciphertext)."""
     with open(os.path.join(directory, kept.name), "rb") as copy:
         return copy.read()
+
+
+def _sync_copies(dir_fd: int, names: list[str]) -> None:
+    """Make the copies `names` of the store durable together (system/durable.py)."""
+    fds = []
+    try:
+        for name in names:
+            fds.append((name, os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                      dir_fd=dir_fd)))
+        failed = sync_files(fds)
+    finally:
+        for _, fd in fds:
+            os.close(fd)
+    if failed is not None:
+        raise failed[1]
 
 
 def _fsync_at(dir_fd: int, name: str) -> None:

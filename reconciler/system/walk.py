@@ -15,11 +15,11 @@ import posixpath
 import re
 import secrets
 import stat
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 
+from reconciler.system.durable import sync_files
 from reconciler.system.interface import NotDurable, UnsafePath
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -28,8 +28,7 @@ TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 CHUNK = 1024 * 1024
 WALK_CACHE = 128  # directory fds kept open while caching (least recently used go first)
 PENDING_SYNCS = 256  # directories whose sync may wait; beyond this they are synced at once
-FILE_SYNCS = 16  # files synced at once while caching, each in a thread of its own
-PENDING_FILES = 64  # files whose sync is under way; beyond this the oldest is waited for
+PENDING_FILES = 128  # files whose sync may wait; beyond this they are synced at once
 
 
 def path_parts(path: str) -> list[str]:
@@ -121,28 +120,10 @@ def _cut(name: str) -> str:
 _TEMP = re.compile(r"\.(?P<name>.+)\.reconciler-[0-9a-f]{8}", re.DOTALL)
 
 
-def fsync_all(dir_fd: int, names: Sequence[str]) -> None:
-    """fsync each file `names` in directory `dir_fd`, FILE_SYNCS at once: each waits for
-    its own file alone, where a sync of the whole filesystem would also wait for whatever
-    other processes left unwritten there (1.9 s instead of 0.07 s for 1,000 small files
-    beside a job writing 1.5 GB, here; one after the other they took 0.31 s). Raises the
-    first OSError (all are tried)."""
-    if not names:
-        return
-
-    def synced(name: str) -> None:
-        _synced_and_closed(os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                   dir_fd=dir_fd))
-
-    with ThreadPoolExecutor(min(FILE_SYNCS, len(names)), thread_name_prefix="fsync") as pool:
-        for done in [pool.submit(synced, name) for name in names]:
-            done.result()
-
-
 class _Walks:
     """Directory fds of one run, keyed by node path components, and what waits for the
     run's durable sync: the directories whose entries changed, and the files written
-    without their own fsync, each being synced in the background meanwhile.
+    without their own fsync.
 
     Every fd was opened one component at a time with O_NOFOLLOW from a cached parent,
     so it refers to the real directory that was there, never to a symlink's target.
@@ -151,9 +132,8 @@ class _Walks:
     def __init__(self) -> None:
         self.dirs: OrderedDict[tuple[str, ...], int] = OrderedDict()
         self.unsynced: dict[str, int] = {}  # node path -> its own fd
-        self.files: deque[tuple[str, Future[None]]] = deque()  # node path, its fsync
+        self.files: list[tuple[str, int]] = []  # node path, its own fd
         self.failed: NotDurable | None = None
-        self._syncing: ThreadPoolExecutor | None = None
 
     def get(self, key: tuple[str, ...]) -> int | None:
         fd = self.dirs.get(key)
@@ -178,29 +158,29 @@ class _Walks:
             self.unsynced[node] = os.dup(dir_fd)
 
     def defer_file(self, node: str, fd: int) -> None:
-        """A file written without fsync: its fsync starts now, in the background (fsync
-        lets go of the interpreter), and the batch waits for it (see `fsync_all` for why
-        each file's own)."""
-        if self._syncing is None:
-            self._syncing = ThreadPoolExecutor(FILE_SYNCS, thread_name_prefix="fsync")
+        """A file written without fsync: made durable with the batch."""
         if len(self.files) >= PENDING_FILES:
-            self._waited(*self.files.popleft())
-        copy = os.dup(fd)
-        self.files.append((node, self._syncing.submit(_synced_and_closed, copy)))
+            self._sync_files()
+        self.files.append((node, os.dup(fd)))
 
-    def _waited(self, node: str, syncing: Future[None]) -> None:
+    def _sync_files(self) -> None:
+        files, self.files = self.files, []
         try:
-            syncing.result()
-        except OSError as error:
-            self.failed = self.failed or NotDurable(
-                error.errno, f"cannot sync the file written ({error.strerror})", node)
+            failed = sync_files(files)
+        finally:
+            for _, fd in files:
+                os.close(fd)
+        if failed is not None and self.failed is None:
+            node, error = failed
+            self.failed = NotDurable(error.errno, f"cannot sync the files written "
+                                                  f"({error.strerror})", node)
 
     def sync(self) -> None:
-        """Make the batch durable: wait for every file's fsync, then fsync every directory
-        changed (the renames into them). NotDurable names the first path that failed
-        (all are tried and closed)."""
-        while self.files:
-            self._waited(*self.files.popleft())
+        """Make the batch durable: the files written (system/durable.py), then every
+        directory changed (the renames into them; by then nearly free, and it reports an
+        error of that directory). NotDurable names the first path that failed (all are
+        tried and closed)."""
+        self._sync_files()
         failed, self.failed = self.failed, None
         pending, self.unsynced = self.unsynced, {}
         for node, fd in pending.items():
@@ -221,15 +201,6 @@ class _Walks:
             for fd in self.dirs.values():
                 os.close(fd)
             self.dirs.clear()
-            if self._syncing is not None:
-                self._syncing.shutdown()
-
-
-def _synced_and_closed(fd: int) -> None:
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Walker:
@@ -242,10 +213,10 @@ class Walker:
     @contextmanager
     def caching(self) -> Iterator[None]:
         """For the span of one run: keep walked directories open, and make what the run
-        writes durable without waiting at each file: each file's fsync runs in the
-        background from when it is written, and each directory changed is synced once, on
-        the way out (or every PENDING_SYNCS directories). Durable when this returns
-        (NotDurable if not); the caller writes the last-applied record only after that.
+        writes durable once, on the way out (or every PENDING_FILES files and
+        PENDING_SYNCS directories), instead of an fsync per file and per directory, one
+        after the other. Durable when this returns (NotDurable if not); the caller writes
+        the last-applied record only after that.
 
         Why a file renamed before it is synced is still old or new, never partial:
         - A process crash (SIGKILL, OOM, a panic of reconciler itself): write() has put
