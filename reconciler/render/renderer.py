@@ -91,6 +91,8 @@ class Renderer:
         self._referenced: dict[str, tuple[frozenset[str], bool]] = {}
         self._templates: dict[str, jinja2.Template] = {}
         self._sources: dict[str, TemplateSource] = {}  # by name, kept with the templates
+        # (template, secret variables) found free of them: every node of a class asks.
+        self._free: set[tuple[str, frozenset[str]]] = set()
         self._present: set[str] = set()  # repo paths known to be files
         self._trees: dict[str, list[str] | None] = {}
         self._current: _NodeState | None = None
@@ -171,7 +173,7 @@ class Renderer:
         """Refuse a secret variable in a file that is not secret: it would reach diffs,
         reports and the node's history in plain text."""
         secrets = self._state(node).secrets
-        if not secrets or action.secret:
+        if not secrets or action.secret or (name, secrets) in self._free:
             return
         names, dynamic = self.referenced(name, node.name)
         leaked = sorted(names & secrets)
@@ -186,6 +188,7 @@ class Renderer:
                 f"{TEMPLATES_DIR}/{name} includes a template by a computed name, so it cannot "
                 f"be shown free of secret variables; name it literally or mark the action "
                 f'secret="true"', *where)])
+        self._free.add((name, secrets))
 
     def render(self, node: NodeConfig, name: str, extra: Mapping[str, Any] | None = None,
                unknown: set[str] | None = None) -> str:
