@@ -3,7 +3,8 @@ its own module of commands alone, naming the commands (to resolve one, or to pri
 help) loads none of the engine's heavy libraries, and an
 audit of drift alone, which plans from the desired state the settled run kept, loads
 neither the template engine nor the XML parser (test_quiet_cycle.py: the quiet process
-loads none of them)."""
+loads none of them). The reports server's hook, run for every push, loads the model of a
+published report alone: none of the run report's, the facts' or the compiler's."""
 
 from __future__ import annotations
 
@@ -80,6 +81,19 @@ def test_an_audit_of_drift_alone_loads_no_template_engine_or_parser(tmp_path: Pa
 
     assert "drift (exit 2): 3 in sync, 1 drift" in printed
     assert loaded == "['pydantic']"  # the run report's model; its text on a pipe needs no rich
+
+
+def test_the_reports_hook_loads_no_run_report_facts_or_compiler(tmp_path: Path) -> None:
+    probe = ("import sys; from reconciler.entry import main; "
+             "sys.argv[1:] = ['fleet', 'check-push']\ntry:\n    main()\nexcept SystemExit:\n"
+             "    print(*(m for m in sys.modules if m.startswith('reconciler.')))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True, input="", cwd=tmp_path)
+
+    loaded = set(done.stdout.split())
+    assert "reconciler.fleet.model" in loaded
+    assert not loaded & {"reconciler.record.report", "reconciler.facts.model",
+                         "reconciler.source.snapshot", "reconciler.compile.compiler"}
 
 
 def test_no_pydantic_plugin_an_installed_package_declares_is_loaded(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from reconciler.fleet.chain import REF_PREFIX, REPORT_FILE
-from reconciler.record.report import Counts, Result
+from reconciler.record.counts import Counts, Result
 
 __all__ = ["REF_PREFIX", "REPORT_FILE"]
 
