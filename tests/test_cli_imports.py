@@ -4,7 +4,8 @@ help) loads none of the engine's heavy libraries, and an
 audit of drift alone, which plans from the desired state the settled run kept, loads
 neither the template engine nor the XML parser (test_quiet_cycle.py: the quiet process
 loads none of them). The reports server's hook, run for every push, loads the model of a
-published report alone: none of the run report's, the facts' or the compiler's."""
+published report alone: none of the run report's, the facts' or the compiler's; and a
+run from agent.toml (the agent's, `reconciler run`'s) loads that model only to publish."""
 
 from __future__ import annotations
 
@@ -94,6 +95,18 @@ def test_the_reports_hook_loads_no_run_report_facts_or_compiler(tmp_path: Path) 
     assert "reconciler.fleet.model" in loaded
     assert not loaded & {"reconciler.record.report", "reconciler.facts.model",
                          "reconciler.source.snapshot", "reconciler.compile.compiler"}
+
+
+def test_a_run_from_agent_settings_loads_no_published_report_model() -> None:
+    probe = ("import sys, reconciler.cli.agent, reconciler.agent.daemon, reconciler.agent.runs; "
+             "print(*(m for m in sys.modules if m.startswith('reconciler.')))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)
+
+    loaded = set(done.stdout.split())
+    assert {"reconciler.fleet.publish", "reconciler.rollout.gate"} <= loaded
+    assert not loaded & {"reconciler.fleet.model", "reconciler.fleet.build",
+                         "reconciler.fleet.read", "reconciler.rollout.progress"}
 
 
 def test_no_pydantic_plugin_an_installed_package_declares_is_loaded(tmp_path: Path) -> None:
