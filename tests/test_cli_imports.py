@@ -5,16 +5,20 @@ audit of drift alone, which plans from the desired state the settled run kept, l
 neither the template engine nor the XML parser (test_quiet_cycle.py: the quiet process
 loads none of them). The reports server's hook, run for every push, loads the model of a
 published report alone: none of the run report's, the facts' or the compiler's; and a
-run from agent.toml (the agent's, `reconciler run`'s) loads that model only to publish."""
+run from agent.toml (the agent's, `reconciler run`'s) loads that model only to publish.
+The program ends with what it imported and built frozen, out of the reach of the
+interpreter's last collections; a program that goes on (a CliRunner) keeps its collector."""
 
 from __future__ import annotations
 
+import gc
 import importlib
 import subprocess
 import sys
 from pathlib import Path
 
 import click
+from click.testing import CliRunner
 from quiet_support import applied_node
 from test_quiet_cycle import args, make_repo
 
@@ -107,6 +111,24 @@ def test_a_run_from_agent_settings_loads_no_published_report_model() -> None:
     assert {"reconciler.fleet.publish", "reconciler.rollout.gate"} <= loaded
     assert not loaded & {"reconciler.fleet.model", "reconciler.fleet.build",
                          "reconciler.fleet.read", "reconciler.rollout.progress"}
+
+
+def test_the_program_ends_with_what_it_built_frozen() -> None:
+    probe = ("import atexit, gc; from reconciler.cli import main; "
+             "atexit.register(lambda: print('frozen:', gc.get_freeze_count() > 0)); "
+             "main(['--help'])")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=False)
+
+    assert done.returncode == 0
+    assert done.stdout.splitlines()[-1] == "frozen: True"
+
+
+def test_a_command_run_in_process_freezes_nothing() -> None:
+    before = gc.get_freeze_count()
+
+    assert CliRunner().invoke(cli.main, ["--help"]).exit_code == 0
+    assert gc.get_freeze_count() == before
 
 
 def test_no_pydantic_plugin_an_installed_package_declares_is_loaded(tmp_path: Path) -> None:
