@@ -3,9 +3,10 @@ its own module of commands alone, naming the commands (to resolve one, or to pri
 help) loads none of the engine's heavy libraries, and an
 audit of drift alone, which plans from the desired state the settled run kept, loads
 neither the template engine nor the XML parser (test_quiet_cycle.py: the quiet process
-loads none of them). The reports server's hook, run for every push, loads the model of a
-published report alone: none of the run report's, the facts' or the compiler's; and a
-run from agent.toml (the agent's, `reconciler run`'s) loads that model only to publish.
+loads none of them). The reports server's hook, run for every push, loads no pydantic to
+refuse a push, and the model of a published report alone to read one: none of the run
+report's, the facts' or the compiler's; and a run from agent.toml (the agent's,
+`reconciler run`'s) loads that model only to publish.
 The program ends with what it imported and built frozen, out of the reach of the
 interpreter's last collections; a program that goes on (a CliRunner) keeps its collector."""
 
@@ -88,17 +89,28 @@ def test_an_audit_of_drift_alone_loads_no_template_engine_or_parser(tmp_path: Pa
     assert loaded == "['pydantic']"  # the run report's model; its text on a pipe needs no rich
 
 
-def test_the_reports_hook_loads_no_run_report_facts_or_compiler(tmp_path: Path) -> None:
+def test_the_reports_hook_refuses_a_push_without_loading_pydantic(tmp_path: Path) -> None:
     probe = ("import sys; from reconciler.entry import main; "
              "sys.argv[1:] = ['fleet', 'check-push']\ntry:\n    main()\nexcept SystemExit:\n"
-             "    print(*(m for m in sys.modules if m.startswith('reconciler.')))")
+             "    print(*(m for m in sys.modules if m.startswith(('reconciler.', 'pydantic'))))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          check=True, input="", cwd=tmp_path)
+                          check=True, input=f"{'0' * 40} {'1' * 40} refs/heads/main\n",
+                          cwd=tmp_path)
 
-    loaded = set(done.stdout.split())
-    assert "reconciler.fleet.model" in loaded
-    assert not loaded & {"reconciler.record.report", "reconciler.facts.model",
-                         "reconciler.source.snapshot", "reconciler.compile.compiler"}
+    assert "only refs/reports/<node> may be pushed" in done.stderr
+    assert "reconciler.fleet.receive" in done.stdout.split()
+    assert "pydantic" not in done.stdout.split()
+
+
+def test_a_published_report_builds_no_run_report_facts_or_compiler() -> None:
+    probe = ("import sys, reconciler.fleet.receive, reconciler.fleet.model; "
+             "print(*(m for m in sys.modules if m.startswith('reconciler.')))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)
+
+    assert not set(done.stdout.split()) & {
+        "reconciler.record.report", "reconciler.facts.model", "reconciler.source.snapshot",
+        "reconciler.compile.compiler"}
 
 
 def test_a_run_from_agent_settings_loads_no_published_report_model() -> None:
