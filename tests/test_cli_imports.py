@@ -6,7 +6,8 @@ neither the template engine nor the XML parser (test_quiet_cycle.py: the quiet p
 loads none of them). The reports server's hook, run for every push, loads no pydantic to
 refuse a push, and the model of a published report alone to read one: none of the run
 report's, the facts' or the compiler's; and a run from agent.toml (the agent's,
-`reconciler run`'s) loads that model only to publish.
+`reconciler run`'s) loads that model only to publish. Reading agent.toml (status, check,
+the Nagios plugin run every minute) builds none of the node configuration's models.
 The program ends with what it imported and built frozen, out of the reach of the
 interpreter's last collections; a program that goes on (a CliRunner) keeps its collector."""
 
@@ -123,6 +124,19 @@ def test_a_run_from_agent_settings_loads_no_published_report_model() -> None:
     assert {"reconciler.fleet.publish", "reconciler.rollout.gate"} <= loaded
     assert not loaded & {"reconciler.fleet.model", "reconciler.fleet.build",
                          "reconciler.fleet.read", "reconciler.rollout.progress"}
+
+
+def test_the_nagios_check_builds_no_node_configuration_model(tmp_path: Path) -> None:
+    probe = ("import sys; from reconciler.entry import main; "
+             f"sys.argv[1:] = ['check', '--config', {str(tmp_path / 'agent.toml')!r}]"
+             "\ntry:\n    main()\nexcept SystemExit:\n"
+             "    print(*(m for m in sys.modules if m.startswith('reconciler.')))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)
+
+    assert "UNKNOWN" in done.stdout
+    assert "reconciler.agent.settings" in done.stdout.split()
+    assert "reconciler.compile.nodeconfig" not in done.stdout.split()
 
 
 def test_the_program_ends_with_what_it_built_frozen() -> None:
