@@ -3,16 +3,24 @@ its own module of commands alone, naming the commands (to resolve one, or to pri
 help) loads none of the engine's heavy libraries, and an
 audit of drift alone, which plans from the desired state the settled run kept, loads
 neither the template engine nor the XML parser (test_quiet_cycle.py: the quiet process
-loads none of them)."""
+loads none of them). The reports server's hook, run for every push, loads no pydantic to
+refuse a push, and the model of a published report alone to read one: none of the run
+report's, the facts' or the compiler's; and a run from agent.toml (the agent's,
+`reconciler run`'s) loads that model only to publish. Reading agent.toml (status, check,
+the Nagios plugin run every minute) builds none of the node configuration's models.
+The program ends with what it imported and built frozen, out of the reach of the
+interpreter's last collections; a program that goes on (a CliRunner) keeps its collector."""
 
 from __future__ import annotations
 
+import gc
 import importlib
 import subprocess
 import sys
 from pathlib import Path
 
 import click
+from click.testing import CliRunner
 from quiet_support import applied_node
 from test_quiet_cycle import args, make_repo
 
@@ -80,6 +88,73 @@ def test_an_audit_of_drift_alone_loads_no_template_engine_or_parser(tmp_path: Pa
 
     assert "drift (exit 2): 3 in sync, 1 drift" in printed
     assert loaded == "['pydantic']"  # the run report's model; its text on a pipe needs no rich
+
+
+def test_the_reports_hook_refuses_a_push_without_loading_pydantic(tmp_path: Path) -> None:
+    probe = ("import sys; from reconciler.entry import main; "
+             "sys.argv[1:] = ['fleet', 'check-push']\ntry:\n    main()\nexcept SystemExit:\n"
+             "    print(*(m for m in sys.modules if m.startswith(('reconciler.', 'pydantic'))))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True, input=f"{'0' * 40} {'1' * 40} refs/heads/main\n",
+                          cwd=tmp_path)
+
+    assert "only refs/reports/<node> may be pushed" in done.stderr
+    assert "reconciler.fleet.receive" in done.stdout.split()
+    assert "pydantic" not in done.stdout.split()
+
+
+def test_a_published_report_builds_no_run_report_facts_or_compiler() -> None:
+    probe = ("import sys, reconciler.fleet.receive, reconciler.fleet.model; "
+             "print(*(m for m in sys.modules if m.startswith('reconciler.')))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)
+
+    assert not set(done.stdout.split()) & {
+        "reconciler.record.report", "reconciler.facts.model", "reconciler.source.snapshot",
+        "reconciler.compile.compiler"}
+
+
+def test_a_run_from_agent_settings_loads_no_published_report_model() -> None:
+    probe = ("import sys, reconciler.cli.agent, reconciler.agent.daemon, reconciler.agent.runs; "
+             "print(*(m for m in sys.modules if m.startswith('reconciler.')))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)
+
+    loaded = set(done.stdout.split())
+    assert {"reconciler.fleet.publish", "reconciler.rollout.gate"} <= loaded
+    assert not loaded & {"reconciler.fleet.model", "reconciler.fleet.build",
+                         "reconciler.fleet.read", "reconciler.rollout.progress"}
+
+
+def test_the_nagios_check_builds_no_node_configuration_model(tmp_path: Path) -> None:
+    probe = ("import sys; from reconciler.entry import main; "
+             f"sys.argv[1:] = ['check', '--config', {str(tmp_path / 'agent.toml')!r}]"
+             "\ntry:\n    main()\nexcept SystemExit:\n"
+             "    print(*(m for m in sys.modules if m.startswith('reconciler.')))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)
+
+    assert "UNKNOWN" in done.stdout
+    assert "reconciler.agent.settings" in done.stdout.split()
+    assert "reconciler.compile.nodeconfig" not in done.stdout.split()
+
+
+def test_the_program_ends_with_what_it_built_frozen() -> None:
+    probe = ("import atexit, gc; from reconciler.cli import main; "
+             "atexit.register(lambda: print('frozen:', gc.get_freeze_count() > 0)); "
+             "main(['--help'])")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=False)
+
+    assert done.returncode == 0
+    assert done.stdout.splitlines()[-1] == "frozen: True"
+
+
+def test_a_command_run_in_process_freezes_nothing() -> None:
+    before = gc.get_freeze_count()
+
+    assert CliRunner().invoke(cli.main, ["--help"]).exit_code == 0
+    assert gc.get_freeze_count() == before
 
 
 def test_no_pydantic_plugin_an_installed_package_declares_is_loaded(tmp_path: Path) -> None:

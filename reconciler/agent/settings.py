@@ -26,9 +26,9 @@ from pydantic import (
 from reconciler import statedir
 from reconciler.agent.urls import check_tip_url, check_url
 from reconciler.compile import names
-from reconciler.compile.nodeconfig import Severity
 from reconciler.compile.suggest import did_you_mean
 from reconciler.errors import ConfigError, Problem, UsageError
+from reconciler.severity import Severity
 
 DEFAULT_PATH = statedir.AGENT_CONFIG
 

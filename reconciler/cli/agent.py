@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import shutil
 import sys
@@ -13,7 +14,7 @@ from typing import Any
 
 import click
 
-from reconciler.cli.common import agent_options, handles_errors, load_config
+from reconciler.cli.common import agent_options, collector_paused, handles_errors, load_config
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.statedir import AGENT_CONFIG, StateDir
 
@@ -48,8 +49,11 @@ def agent(config_path: str | None, log_format: str, metrics_file: str | None,
     SIGHUP          re-read agent.toml
     SIGUSR1         run a full cycle now
     """
-    from reconciler.agent.daemon import Agent, EventLog
-
+    with collector_paused():
+        from reconciler.agent.daemon import Agent, EventLog
+    # What the imports built lives as long as the agent: frozen, no collection of any
+    # cycle scans it again (nor did one during the imports, a fifth of their time).
+    gc.freeze()
     load = functools.partial(load_config, config_path, **flags)
     metrics_path = Path(os.path.abspath(metrics_file)) if metrics_file else None
     runner = Agent(load, EventLog("json" if log_format == "json" else "text"),

@@ -4,11 +4,13 @@ report, stopping on a signal, and the one place where error values become messag
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -26,6 +28,20 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 MAX_SHOWN = 200
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for one run: it would spend ~10% of the run
+    re-scanning the compiled config and templates, which are all alive anyway. It comes
+    back on after the run, for a program that goes on (a test running the CLI in-process)."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
 
 
 def fail(error: ReconcilerError) -> None:

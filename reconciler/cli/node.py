@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import socket
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Literal
 
 import click
 
 from reconciler.cli import exitcodes
-from reconciler.cli.common import StopFlag, emit, repo_options
+from reconciler.cli.common import StopFlag, collector_paused, emit, repo_options
 from reconciler.errors import ReconcilerError
 from reconciler.severity import Severity
 from reconciler.statedir import AGE_IDENTITY, StateDir
@@ -74,7 +71,7 @@ def node_run(
     state = StateDir.of(state_dir) if state_dir else StateDir.under(root)
     ceiling = Severity.parse(max_severity) if max_severity else None
     clock = RunClock()
-    with _collector_paused(), StopFlag() as stop, on_terminal("starting") as progress:
+    with collector_paused(), StopFlag() as stop, on_terminal("starting") as progress:
         run = Run(node=name, mode=mode, root=root, state=state,
                   source=WorkTreeSource(repo, rev), ceiling=ceiling,
                   host_commands=host_commands, wait=wait, should_stop=stop,
@@ -98,20 +95,6 @@ def _as_piped(report: RunReport) -> Printed:
     from reconciler.cli.show import as_piped
 
     return as_piped(report)
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector off for one run: it would spend ~10% of the run
-    re-scanning the compiled config and templates, which are all alive anyway. It comes
-    back on after the run, for a program that goes on (a test running the CLI in-process)."""
-    was_on = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_on:
-            gc.enable()
 
 
 @click.command(epilog=exitcodes.HELP)

@@ -14,6 +14,7 @@ from reconciler.cli import exitcodes
 from reconciler.cli.common import (
     StopFlag,
     agent_options,
+    collector_paused,
     emit,
     handles_errors,
     load_config,
@@ -52,26 +53,29 @@ def run(config_path: str | None, allow_rewind: bool, retry_refused: bool, wait: 
         host_commands: bool | None, fmt: str, verbose: bool, **flags: Any) -> None:
     """One full run from agent.toml: lock, fetch, verify, compile, render, plan, apply or
     audit, record."""
-    from reconciler import quietrun
-    from reconciler.agent.runs import RunOptions, from_settings
-    from reconciler.run import perform
+    with collector_paused():  # one run, then the process ends
+        from reconciler import quietrun
+        from reconciler.agent.runs import RunOptions, from_settings
+        from reconciler.run import perform
 
-    # Read before the settings, so a file edited meanwhile never passes for these bytes.
-    text = _settings_bytes(config_path)
-    cfg = load_config(config_path, **flags)
-    with StopFlag() as stop:
-        report = perform(from_settings(cfg, RunOptions(
-            wait=wait, allow_rewind=allow_rewind, retry_refused=retry_refused,
-            host_commands=host_commands, should_stop=stop, stopped_by=lambda: stop.signal,
-            mode_from=mode_origin(config_path, flags))))
-        emit(report, fmt, verbose)
-        if text is not None and not (allow_rewind or retry_refused or host_commands is not None
-                                     or any(value not in (None, ()) for value in flags.values())):
-            quietrun.remember(config_path or AGENT_CONFIG, text, "node" in cfg.model_fields_set,
-                              {**cfg.model_dump(mode="json"), "max_severity": str(
-                                  cfg.max_severity) if cfg.max_severity is not None else None},
-                              report.result, report.exit_code)
-        sys.exit(report.exit_code)
+        # Read before the settings, so a file edited meanwhile never passes for these bytes.
+        text = _settings_bytes(config_path)
+        cfg = load_config(config_path, **flags)
+        with StopFlag() as stop:
+            report = perform(from_settings(cfg, RunOptions(
+                wait=wait, allow_rewind=allow_rewind, retry_refused=retry_refused,
+                host_commands=host_commands, should_stop=stop, stopped_by=lambda: stop.signal,
+                mode_from=mode_origin(config_path, flags))))
+            emit(report, fmt, verbose)
+            if text is not None and not (
+                    allow_rewind or retry_refused or host_commands is not None
+                    or any(value not in (None, ()) for value in flags.values())):
+                quietrun.remember(
+                    config_path or AGENT_CONFIG, text, "node" in cfg.model_fields_set,
+                    {**cfg.model_dump(mode="json"), "max_severity": str(
+                        cfg.max_severity) if cfg.max_severity is not None else None},
+                    report.result, report.exit_code)
+            sys.exit(report.exit_code)
 
 
 def _settings_bytes(config_path: str | None) -> bytes | None:

@@ -28,6 +28,7 @@ MAX_REPORTS = 100
 KEEP = 50
 REPORT_FILE = "report.json"
 REF_PREFIX = "refs/reports/"
+MAX_REPORT_BYTES = 1024 * 1024  # the most a report may weigh (the server refuses more)
 
 
 def init_bare(path: Path) -> None:

@@ -21,9 +21,12 @@ import struct
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler.errors import Problem, UsageError
-from reconciler.source.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from reconciler.source.snapshot import Snapshot
 
 DEFAULT_KEY = "/etc/reconciler/signing-key"
 KEYS_DIR = "keys/nodes"

@@ -17,10 +17,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from reconciler.fleet.chain import REF_PREFIX, REPORT_FILE
-from reconciler.record.report import Counts, Result
+from reconciler.fleet.chain import MAX_REPORT_BYTES, REF_PREFIX, REPORT_FILE
+from reconciler.record.counts import Counts, Result
 
-__all__ = ["REF_PREFIX", "REPORT_FILE"]
+__all__ = ["MAX_REPORT_BYTES", "REF_PREFIX", "REPORT_FILE"]
 
 SCHEMA_VERSION = 1
 
@@ -30,7 +30,6 @@ MAX_DIFF_BYTES = 16 * 1024
 MAX_DIFFS_BYTES = 128 * 1024
 MAX_PROBLEMS = 20
 MAX_TEXT = 2000
-MAX_REPORT_BYTES = 1024 * 1024
 
 ItemStatus = Literal["applied", "pending", "held", "failed", "skipped"]
 

@@ -22,14 +22,17 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler.agent.settings import AgentConfig
-from reconciler.fleet import build
 from reconciler.fleet.push import OUTBOX, queued, read_json, read_pushed, write_json
 from reconciler.git import Git
 from reconciler.record.report import RunReport
 from reconciler.source.state import SourceState
 from reconciler.statedir import StateDir
+
+if TYPE_CHECKING:
+    from reconciler.fleet import build
 
 REPORTS = "reports"  # inside the state directory
 PUBLISHED = "published.json"
@@ -88,6 +91,9 @@ def _publish(cfg: AgentConfig, target: Target, report: RunReport, partial: bool,
              now: datetime) -> Publication:
     if not target.key.is_file():
         return Publication(skipped=f"no signing key at {target.key} (reconciler fleet keygen)")
+    # A node that does not publish (no key) never builds the published report's models.
+    from reconciler.fleet import build
+
     last = read_json(target.reports_dir / PUBLISHED)
     # Whether there is news does not depend on commit times: they are looked up (one git
     # process) only for a report that goes out.
@@ -113,6 +119,8 @@ def _publish(cfg: AgentConfig, target: Target, report: RunReport, partial: bool,
 
 def _refusal(cfg: AgentConfig) -> build.Context:
     """The configured remote, and the tip this node refused, if any."""
+    from reconciler.fleet import build
+
     try:
         memory = SourceState.load(StateDir(cfg.state_dir).source_state)
     except Exception:  # an unreadable state file only loses detail
@@ -127,6 +135,8 @@ def _refusal(cfg: AgentConfig) -> build.Context:
 
 def _context(cfg: AgentConfig, report: RunReport) -> build.Context:
     """`_refusal`, with the subjects and commit times of the commits the report names."""
+    from reconciler.fleet import build
+
     ctx = _refusal(cfg)
     cache = StateDir(cfg.state_dir).source_cache
     commits: dict[str, tuple[datetime | None, str | None]] = {}

@@ -26,13 +26,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from reconciler.compile import names
 from reconciler.errors import ReconcilerError
 from reconciler.fleet import keys, membership
-from reconciler.fleet.chain import MAX_REPORTS
-from reconciler.fleet.model import MAX_REPORT_BYTES, REF_PREFIX, REPORT_FILE, FleetReport
+from reconciler.fleet.chain import MAX_REPORT_BYTES, MAX_REPORTS, REF_PREFIX, REPORT_FILE
 from reconciler.git import Done, Git
 
 _HOOK_ENV = ("GIT_DIR", "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES",
@@ -175,6 +172,11 @@ def _contents(repo: _Repo, node: str, commits: list[str], cap: int) -> str | Non
         if int(parts[2]) > cap:
             return (f"commit {sha[:12]}: {REPORT_FILE} is {int(parts[2])} bytes, over the "
                     f"{cap}-byte cap")
+    # Only a push that gets this far loads pydantic (and builds the report's models).
+    from pydantic import ValidationError
+
+    from reconciler.fleet.model import FleetReport
+
     for sha in commits:
         blob = repo.git("cat-file", "blob", f"{sha}:{REPORT_FILE}")
         try:
@@ -191,6 +193,10 @@ def _replay(repo: _Repo, update: Update) -> str | None:
     """A non-fast-forward must bring a newer report than the one it replaces."""
     if repo.git("merge-base", "--is-ancestor", update.old, update.new).ok:
         return None
+    from pydantic import ValidationError
+
+    from reconciler.fleet.model import FleetReport
+
     old, new = (repo.git("cat-file", "blob", f"{sha}:{REPORT_FILE}")
                 for sha in (update.old, update.new))
     try:

@@ -18,6 +18,8 @@ from reconciler.exitbits import EXIT_IN_SYNC as EXIT_IN_SYNC
 from reconciler.exitbits import EXIT_REFUSED as EXIT_REFUSED
 from reconciler.exitbits import EXIT_SIGNAL as EXIT_SIGNAL
 from reconciler.facts.model import Facts
+from reconciler.record.counts import Counts as Counts
+from reconciler.record.counts import Result as Result
 
 if TYPE_CHECKING:
     from reconciler.apply.executor import ActionOutcome, ChangeOutcome, Outcome
@@ -25,8 +27,6 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 1
 
 
-Result = Literal["in-sync", "changed", "drift", "pending", "held", "failed", "refused",
-                 "interrupted", "reverted"]
 # The states a run can leave changes in, worst first: the worst one present is the run's
 # result. A hand edit still standing (drift) is worse than a config change audit did not
 # apply (pending), which is worse than one policy holds on purpose (held).
@@ -74,23 +74,6 @@ class ActionReport(Model):
     notes: list[str] = []
     changes: list[ChangeReport] = []
     checks: list[CheckReport] = []
-
-
-class Counts(Model):
-    """Paths and changes by state. `drift`, `pending`, `held` and `failed` are what the run
-    left standing, each change in exactly one of them: a hand edit still there is drift
-    (whether audit found it or policy held it), not pending or held. `edited_by_hand`
-    counts every hand edit found, the ones this run overwrote too."""
-
-    in_sync: int = 0
-    pending: int = 0
-    drift: int = 0
-    edited_by_hand: int = 0
-    applied: int = 0
-    held: int = 0
-    failed: int = 0
-    skipped: int = 0
-    orphans: int = 0
 
 
 class SourceReport(Model):

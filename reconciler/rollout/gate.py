@@ -17,10 +17,8 @@ from pathlib import Path
 
 from reconciler.agent.settings import AgentConfig
 from reconciler.compile.inventory import Fleet
-from reconciler.fleet import read
 from reconciler.fleet.publish import REPORTS, Target
 from reconciler.git import Git
-from reconciler.rollout.progress import progress, verdict
 from reconciler.source.choice import GitSource
 
 IMMEDIATE = "immediate"  # `Rollout: immediate`, the emergency trailer
@@ -58,6 +56,10 @@ def hold_back(settings: AgentConfig, source: GitSource, now: Callable[[], dateti
     position = rollout.wave_of(settings.node)
     if not position:
         return False  # the first wave, or a node the fleet does not have (compile says so)
+    # Only a node of a later wave reads the fleet's reports (and builds their models).
+    from reconciler.fleet import read
+    from reconciler.rollout.progress import progress, verdict
+
     git = source.cache.git
     note = ""
     if trailer(git, target) == IMMEDIATE:
