@@ -49,14 +49,7 @@ def main() -> None:
                 sys.exit(code)
             from reconciler.cli import main as cli
 
-            try:
-                cli()
-            finally:
-                if sys.argv[1:2] == ["plan"]:
-                    # The process ends: the final collections of the interpreter would
-                    # only go through what the plan built (two fleets, every node's
-                    # outcome), 60 ms at 800 nodes. Frozen, it is skipped.
-                    gc.freeze()
+            cli()  # which ends with what it built frozen, out of the last collections
         except KeyboardInterrupt:
             sys.stderr.write("interrupted\n")
             sys.exit(128 + signal.SIGINT)
