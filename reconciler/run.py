@@ -226,6 +226,9 @@ class RunState:
     report: report.RunReport | None = None
     notes: list[str] = field(default_factory=list)  # what the run did for itself, to report
     drifted: quiet.Drifted | None = None  # the paths planned alone, against the kept state
+    # The paths such a run left alone: found as the settled run left them, which is as the
+    # kept state renders them, so the history takes their content from it, unread.
+    as_rendered: frozenset[str] = frozenset()
 
 
 def take_lock(now: RunState) -> None:
@@ -275,7 +278,7 @@ def quiet_cycle(now: RunState) -> None:
                           now.facts) if source_id else None
     partial = desired_pack.partial(run.state, found) if found and found.paths else None
     if partial is not None:  # the desired state the settled run kept (record/desired.py)
-        now.drifted = found
+        now.drifted, now.as_rendered = found, frozenset(partial.unchanged)
         now.snapshot = run.source.open()
         now.config = partial.node
         now.desired = Desired(partial.node, partial.rendered, now.snapshot, now.facts)
@@ -294,6 +297,7 @@ def quiet_cycle(now: RunState) -> None:
 def read_source(now: RunState) -> None:
     now.snapshot = now.run.source.open()
     now.fleet = now.config = now.desired = now.drifted = None
+    now.as_rendered = frozenset()
 
 
 def compile_config(now: RunState) -> None:
@@ -452,7 +456,7 @@ def _record(now: RunState) -> None:
                 "problems": [*now.report.problems, f"source refused: {source.refused}"]})
     if run.recorder is not None:
         managed = now.desired.files() if now.desired is not None else None
-        now.report = run.recorder.record(now.report, managed)
+        now.report = run.recorder.record(now.report, managed, now.as_rendered)
         if run.shown is not None:
             _keep_repeat(now, run.shown)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from test_quiet_cycle import args, full, make_repo
 from reconciler import quiet
 from reconciler.entry import quiet_run
 from reconciler.record import desired
+from reconciler.system.local import LocalSystem
 
 STATE = "var/lib/reconciler"
 
@@ -203,3 +205,43 @@ def test_a_drifted_audit_reads_each_managed_path_once(
     assert sorted(read) == sorted(set(read)) and "/etc/app/a.conf" in read
     (root / "etc/app/a.conf").write_text("workers = 8\n")
     assert reconciler(args(repo, root, "audit")).returncode == 0, "read afresh, in sync"
+
+
+def history_files(root: Path) -> dict[str, str]:
+    """The blob of each managed file in the node's newest history record."""
+    listed = subprocess.run(["git", "--git-dir", str(root / STATE / "history"), "ls-tree", "-r",
+                             "HEAD"], capture_output=True, text=True, check=True).stdout
+    return {line.split("\t")[1]: line.split()[2] for line in listed.splitlines()
+            if not line.endswith("\trun.json")}
+
+
+def test_a_partial_repair_records_the_history_a_full_repair_records(
+    repo: Path, root: Path, tmp_path: Path
+) -> None:
+    edit_by_hand(root)
+    shutil.copytree(root, tmp_path / "copy", symlinks=True)
+    (tmp_path / "copy" / STATE / desired.PACK).unlink()  # no kept desired state: the full run
+
+    assert full(repo, root) == 2
+    assert full(repo, tmp_path / "copy") == 2
+
+    assert history_files(root) == history_files(tmp_path / "copy")
+    assert len(history_files(root)) == 2  # the two files; the link and directory have no blob
+
+
+def test_a_partial_repair_reads_only_the_drifted_file_for_the_history(
+    repo: Path, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    edit_by_hand(root)
+    read: list[str] = []
+    real = LocalSystem.read
+
+    def counting(self: LocalSystem, path: str, limit: int | None = None) -> bytes:
+        read.append(path)
+        return real(self, path, limit)
+
+    monkeypatch.setattr(LocalSystem, "read", counting)
+    assert full(repo, root) == 2
+
+    assert "/etc/app/b.conf" not in read, "found as the settled run left it: not read again"
+    assert "/etc/app/a.conf" in read

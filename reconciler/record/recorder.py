@@ -40,13 +40,16 @@ class Recorder:
         self.metrics_file = metrics_file or state.metrics
         self.partial = partial  # the run checked only the actions a drift-watch event touched
 
-    def record(self, report: RunReport, managed: Iterable[RenderedFile] | None) -> RunReport:
+    def record(self, report: RunReport, managed: Iterable[RenderedFile] | None,
+               as_rendered: frozenset[str] = frozenset()) -> RunReport:
         """Record `report`; `managed` are the files the run's desired state declares (None:
-        the run never got that far). Returns the report, failed if recording failed."""
+        the run never got that far), of which those `as_rendered` are known to hold just
+        their rendered content (not read again). Returns the report, failed if recording
+        failed."""
         try:
-            self._history(report, managed)
+            self._history(report, managed, as_rendered)
         except (ReconcilerError, OSError, ValueError) as exc:
-            report = self._history_afresh(report, managed, exc)
+            report = self._history_afresh(report, managed, as_rendered, exc)
         try:
             metrics.write(self.metrics_file, report, partial=self.partial)
         except OSError as exc:
@@ -59,7 +62,8 @@ class Recorder:
                                      f"{_reason(exc)}")
         return report
 
-    def _history(self, report: RunReport, managed: Iterable[RenderedFile] | None) -> None:
+    def _history(self, report: RunReport, managed: Iterable[RenderedFile] | None,
+                 as_rendered: frozenset[str]) -> None:
         """Add a history commit when the run has something new to say.
 
         New is: the first run, a tip refused by this very run, or a result other than
@@ -81,12 +85,13 @@ class Recorder:
         refused_tip = refusal if refused_now else None
         data = report.model_dump_json(indent=2).encode() + b"\n"
         # Without a desired state the run looked at no file: the last snapshot still holds.
-        history.record(self._snapshot(managed), data, entry.summary(report, refused_tip),
-                       entry.trailers(report, refused_tip),
+        history.record(self._snapshot(managed, as_rendered), data,
+                       entry.summary(report, refused_tip), entry.trailers(report, refused_tip),
                        deleted=None if managed is not None else [])
 
     def _history_afresh(
-        self, report: RunReport, managed: Iterable[RenderedFile] | None, error: Exception
+        self, report: RunReport, managed: Iterable[RenderedFile] | None,
+        as_rendered: frozenset[str], error: Exception
     ) -> RunReport:
         """After a failed record: a damaged history repository is set aside and a new one
         starts with this run (said in the notes); anything else fails the run."""
@@ -101,7 +106,7 @@ class Recorder:
         report = report.model_copy(update={"notes": [
             *report.notes, moved_note(path, "the history repository", moved)]})
         try:
-            self._history(report, managed)
+            self._history(report, managed, as_rendered)
         except (ReconcilerError, OSError, ValueError) as exc:
             return failed_with(report, f"{path}: could not record the run: {_reason(exc)}")
         return report
@@ -118,15 +123,20 @@ class Recorder:
         used = report.config_commit == refused.commit and report.result != "refused"
         return None if used else refused
 
-    def _snapshot(self, managed: Iterable[RenderedFile] | None) -> dict[str, bytes]:
-        """The managed files as they now are on the node; a secret file as its keyed hash only
-        (a plain sha256 would let a weak password be guessed from the history)."""
+    def _snapshot(self, managed: Iterable[RenderedFile] | None,
+                  as_rendered: frozenset[str]) -> dict[str, bytes]:
+        """The managed files as they now are on the node (those `as_rendered`: their
+        rendered content); a secret file as its keyed hash only (a plain sha256 would let
+        a weak password be guessed from the history)."""
         if managed is None:
             return {}
         digest = ContentDigest.of_state_dir(self.state)
         system = ReadOnlySystem(LocalSystem(self.root, host_commands=False))
         files: dict[str, bytes] = {}
         for item in managed:
+            if item.path in as_rendered and item.content is not None and not item.action.secret:
+                files[item.path] = item.content
+                continue
             try:
                 live = system.lstat(item.path)
                 if live is None or live.kind != "file":
