@@ -61,6 +61,14 @@ def _environment(env: Mapping[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
+def fresh_python(code: str, *, stdin: str | None = None, cwd: str | os.PathLike[str] | None = None,
+                 env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`code` run by a fresh interpreter (what it imports starts from nothing); it must
+    exit 0."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, input=stdin, cwd=cwd, env=env)
+
+
 def quiet_process(argv: list[str]) -> tuple[str, str]:
     """What `entry.quiet_run(argv)` prints in a fresh interpreter, and its answer with
     the engine's libraries it loaded (`0 []`: in sync, none loaded)."""
@@ -68,7 +76,6 @@ def quiet_process(argv: list[str]) -> tuple[str, str]:
              f"code = quiet_run({argv!r}); "
              "heavy = sorted({'pydantic', 'jinja2', 'lxml', 'rich', 'click'} & set(sys.modules)); "
              "print(code, heavy)")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          check=True)
+    done = fresh_python(probe)
     printed, _, answer = done.stdout.rstrip("\n").rpartition("\n")
     return printed + "\n" if printed else "", answer

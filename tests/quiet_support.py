@@ -32,3 +32,17 @@ def count_compiles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(compiler, "load_fleet", counting)
     return seen
 
+
+
+def paths_passed(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> list[str]:
+    """The path (second argument) of every call of `owner.name` from now on; each call
+    still made."""
+    seen: list[str] = []
+    real = getattr(owner, name)
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        seen.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counting)
+    return seen

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import gc
 import importlib
-import subprocess
-import sys
 from pathlib import Path
 
 import click
 from click.testing import CliRunner
+from clirun import fresh_python
 from quiet_support import applied_node
 from test_quiet_cycle import args, make_repo
 
@@ -34,8 +33,7 @@ def loaded_after(code: str) -> tuple[str, str]:
     """What `code` printed in a fresh interpreter, and the heavy libraries it then holds."""
     probe = (f"import sys\ntry:\n    {code}\nexcept SystemExit:\n    pass\n"
              f"print(sorted({HEAVY} & {{m.split('.')[0] for m in sys.modules}}))")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          check=True)
+    done = fresh_python(probe)
     printed, _, loaded = done.stdout.rstrip("\n").rpartition("\n")
     return printed, loaded
 
@@ -53,8 +51,7 @@ def test_a_command_loads_its_own_module_of_commands_alone() -> None:
              "main.get_command(click.Context(main), 'audit'); "
              "print(sorted(m for m in sys.modules if m.startswith('reconciler.cli.') "
              "and hasattr(sys.modules[m], 'register')))")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          check=True)
+    done = fresh_python(probe)
 
     assert done.stdout.strip() == "['reconciler.cli.node']"
 
@@ -94,9 +91,7 @@ def test_the_reports_hook_refuses_a_push_without_loading_pydantic(tmp_path: Path
     probe = ("import sys; from reconciler.entry import main; "
              "sys.argv[1:] = ['fleet', 'check-push']\ntry:\n    main()\nexcept SystemExit:\n"
              "    print(*(m for m in sys.modules if m.startswith(('reconciler.', 'pydantic'))))")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          check=True, input=f"{'0' * 40} {'1' * 40} refs/heads/main\n",
-                          cwd=tmp_path)
+    done = fresh_python(probe, stdin=f"{'0' * 40} {'1' * 40} refs/heads/main\n", cwd=tmp_path)
 
     assert "only refs/reports/<node> may be pushed" in done.stderr
     assert "reconciler.fleet.receive" in done.stdout.split()
@@ -106,8 +101,7 @@ def test_the_reports_hook_refuses_a_push_without_loading_pydantic(tmp_path: Path
 def test_a_published_report_builds_no_run_report_facts_or_compiler() -> None:
     probe = ("import sys, reconciler.fleet.receive, reconciler.fleet.model; "
              "print(*(m for m in sys.modules if m.startswith('reconciler.')))")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          check=True)
+    done = fresh_python(probe)
 
     assert not set(done.stdout.split()) & {
         "reconciler.record.report", "reconciler.facts.model", "reconciler.source.snapshot",
@@ -117,8 +111,7 @@ def test_a_published_report_builds_no_run_report_facts_or_compiler() -> None:
 def test_a_run_from_agent_settings_loads_no_published_report_model() -> None:
     probe = ("import sys, reconciler.cli.agent, reconciler.agent.daemon, reconciler.agent.runs; "
              "print(*(m for m in sys.modules if m.startswith('reconciler.')))")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          check=True)
+    done = fresh_python(probe)
 
     loaded = set(done.stdout.split())
     assert {"reconciler.fleet.publish", "reconciler.rollout.gate"} <= loaded
@@ -131,8 +124,7 @@ def test_the_nagios_check_builds_no_node_configuration_model(tmp_path: Path) -> 
              f"sys.argv[1:] = ['check', '--config', {str(tmp_path / 'agent.toml')!r}]"
              "\ntry:\n    main()\nexcept SystemExit:\n"
              "    print(*(m for m in sys.modules if m.startswith('reconciler.')))")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          check=True)
+    done = fresh_python(probe)
 
     assert "UNKNOWN" in done.stdout
     assert "reconciler.agent.settings" in done.stdout.split()
@@ -143,10 +135,8 @@ def test_the_program_ends_with_what_it_built_frozen() -> None:
     probe = ("import atexit, gc; from reconciler.cli import main; "
              "atexit.register(lambda: print('frozen:', gc.get_freeze_count() > 0)); "
              "main(['--help'])")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          check=False)
+    done = fresh_python(probe)
 
-    assert done.returncode == 0
     assert done.stdout.splitlines()[-1] == "frozen: True"
 
 

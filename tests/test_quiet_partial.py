@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from clirun import reconciler
-from quiet_support import applied_node, count_compiles
+from quiet_support import applied_node, count_compiles, paths_passed
 from test_quiet_cycle import args, full, make_repo
 
 from reconciler import quiet
@@ -45,6 +45,16 @@ def edit_by_hand(root: Path) -> Path:
     return path
 
 
+def edited_twice(root: Path, tmp_path: Path) -> Path:
+    """The node edited by hand, and a copy of it without the kept desired state (so a run
+    there is a full one)."""
+    edit_by_hand(root)
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy, symlinks=True)
+    (copy / STATE / desired.PACK).unlink()
+    return copy
+
+
 def last_run(root: Path) -> dict[str, Any]:
     run: dict[str, Any] = json.loads((root / STATE / "last-run.json").read_text())
     return run
@@ -69,14 +79,12 @@ def test_an_audit_of_a_hand_edit_plans_only_that_file(
 def test_the_partial_audit_reports_what_the_full_audit_reports(
     repo: Path, root: Path, tmp_path: Path
 ) -> None:
-    edit_by_hand(root)
-    shutil.copytree(root, tmp_path / "copy", symlinks=True)
-    (tmp_path / "copy" / STATE / desired.PACK).unlink()  # no kept desired state: the full run
+    copy = edited_twice(root, tmp_path)
 
     assert full(repo, root, "audit") == 2
-    assert full(repo, tmp_path / "copy", "audit") == 2
+    assert full(repo, copy, "audit") == 2
 
-    partial, whole = last_run(root), last_run(tmp_path / "copy")
+    partial, whole = last_run(root), last_run(copy)
     for name in ("result", "exit_code", "counts", "ceiling", "mode", "problems"):
         assert partial[name] == whole[name], name
     assert partial["actions"] == [a for a in whole["actions"] if a["status"] != "in-sync"]
@@ -191,14 +199,7 @@ def test_a_drifted_audit_reads_each_managed_path_once(
     repo: Path, root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     edit_by_hand(root)
-    read: list[str] = []
-    live_entry = quiet.live_entry
-
-    def counting(top: str, path: str) -> quiet.Entry:
-        read.append(path)
-        return live_entry(top, path)
-
-    monkeypatch.setattr(quiet, "live_entry", counting)
+    read = paths_passed(monkeypatch, quiet, "live_entry")
     # What the `reconciler` process does: the quiet answer, then the full run it hands to.
     assert quiet_run(args(repo, root, "audit")) is None
     assert reconciler(args(repo, root, "audit")).returncode == 2
@@ -218,14 +219,12 @@ def history_files(root: Path) -> dict[str, str]:
 def test_a_partial_repair_records_the_history_a_full_repair_records(
     repo: Path, root: Path, tmp_path: Path
 ) -> None:
-    edit_by_hand(root)
-    shutil.copytree(root, tmp_path / "copy", symlinks=True)
-    (tmp_path / "copy" / STATE / desired.PACK).unlink()  # no kept desired state: the full run
+    copy = edited_twice(root, tmp_path)
 
     assert full(repo, root) == 2
-    assert full(repo, tmp_path / "copy") == 2
+    assert full(repo, copy) == 2
 
-    assert history_files(root) == history_files(tmp_path / "copy")
+    assert history_files(root) == history_files(copy)
     assert len(history_files(root)) == 2  # the two files; the link and directory have no blob
 
 
@@ -233,14 +232,7 @@ def test_a_partial_repair_reads_only_the_drifted_file_for_the_history(
     repo: Path, root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     edit_by_hand(root)
-    read: list[str] = []
-    real = LocalSystem.read
-
-    def counting(self: LocalSystem, path: str, limit: int | None = None) -> bytes:
-        read.append(path)
-        return real(self, path, limit)
-
-    monkeypatch.setattr(LocalSystem, "read", counting)
+    read = paths_passed(monkeypatch, LocalSystem, "read")
     assert full(repo, root) == 2
 
     assert "/etc/app/b.conf" not in read, "found as the settled run left it: not read again"

@@ -8,12 +8,11 @@ from __future__ import annotations
 import io
 import random
 import re
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from clirun import fresh_python
 from rich.console import Console
 from rich.text import Text
 
@@ -104,8 +103,7 @@ def test_printing_a_report_to_a_pipe_loads_no_rich(tmp_path: Path) -> None:
              "from reconciler.cli.show import print_report; "
              f"print_report(RunReport.model_validate_json(open({str(saved)!r}).read())); "
              "print(sorted(m for m in sys.modules if m.split('.')[0] == 'rich'))")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          check=True, env={"PATH": "/usr/bin:/bin"})
+    done = fresh_python(probe, env={"PATH": "/usr/bin:/bin"})
     assert done.stdout.splitlines()[-1] == "[]"
 
 
