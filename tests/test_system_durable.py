@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.system import durable
+from reconciler.system.local import LocalSystem
+from reconciler.system.walk import PENDING_FILES
 
 
 @pytest.fixture
@@ -78,3 +80,37 @@ def test_a_file_that_cannot_be_made_durable_is_named(
 
     assert failed is not None and failed[0] == "/etc/pipe"
     assert isinstance(failed[1], OSError)
+
+
+def write_many(root: Path, count: int, syncs: dict[str, int]) -> int:
+    """Files written by one run under `root`; the filesystem syncs made before its end."""
+    system = LocalSystem(str(root))
+    with system.caching():
+        for index in range(count):
+            system.write_atomic(f"/etc/f{index}", b"x\n", 0o644, None, None)
+        before_the_end = syncs["filesystem"]
+    return before_the_end
+
+
+def test_a_run_of_many_files_syncs_their_filesystem_once_at_its_end(
+    tmp_path: Path, syncs: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(durable, "UNWRITTEN_LIMIT", 1 << 62)
+    (tmp_path / "etc").mkdir()
+
+    assert write_many(tmp_path, 3 * PENDING_FILES + 7, syncs) == 0
+
+    assert syncs["filesystem"] == 1
+    assert len(list((tmp_path / "etc").iterdir())) == 3 * PENDING_FILES + 7
+
+
+def test_a_run_of_many_files_with_much_unwritten_syncs_each_file(
+    tmp_path: Path, syncs: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(durable, "UNWRITTEN_LIMIT", 0)
+    (tmp_path / "etc").mkdir()
+
+    write_many(tmp_path, 3 * PENDING_FILES + 7, syncs)
+
+    assert syncs["filesystem"] == 0
+    assert syncs["file"] >= 3 * PENDING_FILES + 7  # each file, then the directory

@@ -155,8 +155,9 @@ def _with_notified(node: NodeConfig, only: frozenset[str]) -> set[str]:
     """`only` plus every action its members notify, transitively."""
     selected = set(only)
     pending = list(only)
+    by_id = {action.id: action for action in node.actions}  # `only` may name every one
     while pending:
-        action = node.action(pending.pop())
+        action = by_id.get(pending.pop())
         for notify in action.notify if action is not None else ():
             if notify.target not in selected:
                 selected.add(notify.target)

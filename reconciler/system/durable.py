@@ -20,18 +20,27 @@ File = tuple[str, int]  # a node path, and an fd open on it
 
 def sync_files(files: Sequence[File]) -> tuple[str, OSError] | None:
     """Make the open `files` durable (data and inode; their directories' entries are the
-    caller's). Returns the first that could not be made so, with why; every one is
-    tried. The fds stay open."""
+    caller's), the one way or the other as `little_unwritten` says. Returns the first
+    that could not be made so, with why; every one is tried. The fds stay open."""
+    return sync_filesystems(files) if little_unwritten() else sync_each(files)
+
+
+def sync_filesystems(files: Sequence[File]) -> tuple[str, OSError] | None:
+    """`sync_files` by one syncfs of each filesystem that holds one of `files`: it makes
+    every file written there durable, open or not."""
+    filesystems: dict[int, File] = {}
+    for node, fd in files:
+        filesystems.setdefault(os.fstat(fd).st_dev, (node, fd))
+    outcomes = [_outcome(sync_filesystem, file) for file in filesystems.values()]
+    return next((failed for failed in outcomes if failed is not None), None)
+
+
+def sync_each(files: Sequence[File]) -> tuple[str, OSError] | None:
+    """`sync_files` by each file's own fsync, FILE_SYNCS at once."""
     if not files:
         return None
-    if _little_unwritten():
-        filesystems: dict[int, File] = {}
-        for node, fd in files:
-            filesystems.setdefault(os.fstat(fd).st_dev, (node, fd))
-        outcomes = [_outcome(sync_filesystem, file) for file in filesystems.values()]
-    else:
-        with ThreadPoolExecutor(min(FILE_SYNCS, len(files)), thread_name_prefix="fsync") as pool:
-            outcomes = list(pool.map(functools.partial(_outcome, os.fsync), files))
+    with ThreadPoolExecutor(min(FILE_SYNCS, len(files)), thread_name_prefix="fsync") as pool:
+        outcomes = list(pool.map(functools.partial(_outcome, os.fsync), files))
     return next((failed for failed in outcomes if failed is not None), None)
 
 
@@ -43,7 +52,7 @@ def _outcome(sync: Callable[[int], None], file: File) -> tuple[str, OSError] | N
     return None
 
 
-def _little_unwritten() -> bool:
+def little_unwritten() -> bool:
     """Whether the kernel holds less than UNWRITTEN_LIMIT of file data not yet on disk
     (Dirty and Writeback in /proc/meminfo, for every filesystem); False when it cannot
     tell."""

@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 
-from reconciler.system.durable import sync_files
+from reconciler.system.durable import File, little_unwritten, sync_each, sync_filesystems
 from reconciler.system.interface import NotDurable, UnsafePath
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -28,7 +28,7 @@ TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 CHUNK = 1024 * 1024
 WALK_CACHE = 128  # directory fds kept open while caching (least recently used go first)
 PENDING_SYNCS = 256  # directories whose sync may wait; beyond this they are synced at once
-PENDING_FILES = 128  # files whose sync may wait; beyond this they are synced at once
+PENDING_FILES = 128  # files kept open for their own fsync (system/durable.py)
 
 
 def path_parts(path: str) -> list[str]:
@@ -132,7 +132,9 @@ class _Walks:
     def __init__(self) -> None:
         self.dirs: OrderedDict[tuple[str, ...], int] = OrderedDict()
         self.unsynced: dict[str, int] = {}  # node path -> its own fd
-        self.files: list[tuple[str, int]] = []  # node path, its own fd
+        self.files: list[File] = []  # the last files written, each open
+        self.filesystems: dict[int, File] = {}  # st_dev -> the first file written there
+        self.let_go = False  # files were closed unsynced: only a syncfs makes them durable
         self.failed: NotDurable | None = None
 
     def get(self, key: tuple[str, ...]) -> int | None:
@@ -158,18 +160,40 @@ class _Walks:
             self.unsynced[node] = os.dup(dir_fd)
 
     def defer_file(self, node: str, fd: int) -> None:
-        """A file written without fsync: made durable with the batch."""
+        """A file written without fsync: made durable with the batch, by a syncfs of its
+        filesystem, or by its own fsync when the kernel holds much unwritten data then
+        (system/durable.py). Beyond PENDING_FILES open, the files so far are let go for
+        the syncfs if little is unwritten now (a syncfs in the middle of a run would hold
+        up the creation of its next files), else synced each at once."""
+        device = os.fstat(fd).st_dev
+        if device not in self.filesystems:
+            self.filesystems[device] = (node, os.dup(fd))
         if len(self.files) >= PENDING_FILES:
-            self._sync_files()
+            if little_unwritten():
+                self.let_go = True
+                self._close_files()
+            else:
+                self._failed(sync_each(self.files))
+                self._close_files()
         self.files.append((node, os.dup(fd)))
 
     def _sync_files(self) -> None:
-        files, self.files = self.files, []
+        filesystems = list(self.filesystems.values())
         try:
-            failed = sync_files(files)
+            self._failed(sync_filesystems(filesystems) if self.let_go or little_unwritten()
+                         else sync_each(self.files))
         finally:
-            for _, fd in files:
+            self._close_files()
+            for _, fd in filesystems:
                 os.close(fd)
+            self.filesystems, self.let_go = {}, False
+
+    def _close_files(self) -> None:
+        files, self.files = self.files, []
+        for _, fd in files:
+            os.close(fd)
+
+    def _failed(self, failed: tuple[str, OSError] | None) -> None:
         if failed is not None and self.failed is None:
             node, error = failed
             self.failed = NotDurable(error.errno, f"cannot sync the files written "
