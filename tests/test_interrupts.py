@@ -107,6 +107,19 @@ def test_ctrl_c_during_start_up_exits_130_without_a_traceback(tmp_path: Path) ->
     assert err.strip() == "interrupted"
 
 
+_READ = {"x86_64": "0", "aarch64": "63"}  # read(2)'s number in /proc/PID/syscall
+
+
+def _waiting_in_read(pid: int, path: Path) -> bool:
+    """The process is blocked in read(2) on `path` (elsewhere: in any call on it)."""
+    try:
+        number, fd = Path(f"/proc/{pid}/syscall").read_text().split()[:2]
+        return number == _READ.get(os.uname().machine, number) and \
+            os.readlink(f"/proc/{pid}/fd/{int(fd, 16)}") == str(path)
+    except (OSError, ValueError):
+        return False
+
+
 def _writer_once_read(fifo: Path) -> int | None:
     """The write end of `fifo` once a process has opened it to read (None until then: a
     FIFO without a reader refuses a writer that will not wait). The reader then waits for
@@ -132,6 +145,10 @@ def test_ctrl_c_while_a_command_waits_exits_130_not_click_s_aborted(tmp_path: Pa
         return bool(writer) or process.poll() is not None
 
     wait_until(reading, 120, "the command reading its settings")
+    # A signal that lands between the open and the read is seen by Python only once the
+    # read returns, which it never does here: Ctrl-C is pressed while the command waits.
+    wait_until(lambda: _waiting_in_read(process.pid, settings) or process.poll() is not None,
+               120, "the command waiting for its settings")
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     os.close(writer[0])
