@@ -71,6 +71,7 @@ def node_run(
     state = StateDir.of(state_dir) if state_dir else StateDir.under(root)
     ceiling = Severity.parse(max_severity) if max_severity else None
     clock = RunClock()
+    plain = fmt == "text" and not verbose and not debug
     with collector_paused(), StopFlag() as stop, on_terminal("starting") as progress:
         run = Run(node=name, mode=mode, root=root, state=state,
                   source=WorkTreeSource(repo, rev), ceiling=ceiling,
@@ -78,10 +79,10 @@ def node_run(
                   stopped_by=lambda: stop.signal,
                   log_calls=(lambda line: click.echo(line, err=True)) if debug else None,
                   identity=identity, quiet_record=True, recorder=Recorder(state, name, root),
-                  # Drifted paths alone planned (run.quiet_cycle) when the report shows
-                  # only them: not with --verbose (every action), JSON or --debug.
-                  quiet_check=fmt == "text" and not verbose and not debug,
-                  shown=_as_piped if fmt == "text" and not verbose and not debug else None,
+                  # Drifted paths alone planned (run.quiet_cycle), and an audit's text
+                  # kept to say again (record/repeat.py), when the report shows only
+                  # them: not with --verbose (every action), JSON or --debug.
+                  quiet_check=plain, shown=_as_piped if plain else None,
                   progress=progress or Quiet())
         try:
             report = perform(run)

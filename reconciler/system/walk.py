@@ -237,10 +237,10 @@ class Walker:
     @contextmanager
     def caching(self) -> Iterator[None]:
         """For the span of one run: keep walked directories open, and make what the run
-        writes durable once, on the way out (or every PENDING_FILES files and
-        PENDING_SYNCS directories), instead of an fsync per file and per directory, one
-        after the other. Durable when this returns (NotDurable if not); the caller writes
-        the last-applied record only after that.
+        writes durable once, on the way out (or every PENDING_SYNCS directories; past
+        PENDING_FILES files, see `_Walks.defer_file`), instead of an fsync per file and
+        per directory, one after the other. Durable when this returns (NotDurable if
+        not); the caller writes the last-applied record only after that.
 
         Why a file renamed before it is synced is still old or new, never partial:
         - A process crash (SIGKILL, OOM, a panic of reconciler itself): write() has put
