@@ -14,7 +14,7 @@ from reconciler.errors import UsageError
 
 # Each command by the module of reconciler.cli that defines it (and registers it with its
 # neighbours): a command loads its own module alone, not the other eleven.
-# tests/test_cli_commands.py checks this table against the modules.
+# tests/test_cli_imports.py checks this table against the modules.
 COMMANDS = {
     "agent": "agent", "check": "agent", "install-units": "agent",
     "apply": "node", "audit": "node",
