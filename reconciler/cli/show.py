@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from reconciler.record.repeat import Printed
+from reconciler.record.repeat import Printed, timed
 from reconciler.record.report import ChangeReport, RunReport, diff_style, held_words
 from reconciler.terminal import could_be_terminal
 
@@ -135,7 +135,7 @@ def _layout(report: RunReport, verbose: bool) -> _Layout:
                       "so does --format json)", "dim"),))
     tail += [(("note: ", "bold"), (note, "")) for note in report.notes]
     words = "nothing was changed" if report.result == "refused" else \
-        f"{_counts(report)} in {report.duration_s:.2f}s"
+        timed(_counts(report), report.duration_s)
     tally = ((report.result, "bold"), (f" (exit {report.exit_code}): {words}", ""))
     return _Layout(head, rows, shown, tail, tally)
 

@@ -47,8 +47,13 @@ class Printed:
     tally: str
 
     def text(self, duration_s: float) -> str:
-        """The whole output of a run that took `duration_s` (cli/show.py's last line)."""
-        return f"{self.body}{self.tally} in {duration_s:.2f}s\n"
+        """The whole output of a run that took `duration_s`."""
+        return f"{self.body}{timed(self.tally, duration_s)}\n"
+
+
+def timed(words: str, duration_s: float) -> str:
+    """The last line of a run's text (cli/show.py): its tally, then how long it took."""
+    return f"{words} in {duration_s:.2f}s"
 
 
 def keep(state: StateDir, found: quiet.Drifted, printed: Printed) -> None:
