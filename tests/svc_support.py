@@ -110,6 +110,7 @@ class Daemon:
         script = self.directory / "daemon.py"
         script.write_text(DAEMON)
         pid = shlex.quote(str(self.pidfile))
+        count = f"cat {shlex.quote(str(self.reloads))} 2>/dev/null | wc -l"
         launch = shlex.join(
             [sys.executable, str(script), str(self.pidfile), str(self.reloads), str(self.started)]
         )
@@ -124,7 +125,11 @@ class Daemon:
             "stop": f'p=$(cat {pid}) && kill "$p" || exit 1; '
             + wait_for.format(cond=RUNNING)
             + f"; ! {RUNNING} && [ ! -e {pid} ]",
-            "reload": f'kill -HUP "$(cat {pid})"',
+            # Like `systemctl reload` of a Type=notify-reload unit: done once the daemon
+            # has reloaded (logged it), not when it was sent SIGHUP.
+            "reload": f"n=$({count}) && kill -HUP \"$(cat {pid})\" || exit 1; "
+            + wait_for.format(cond=f'[ "$({count})" -le "$n" ]')
+            + f'; [ "$({count})" -gt "$n" ]',
             "enable": f"touch {shlex.quote(str(self.flag))}",
             "disable": f"rm -f {shlex.quote(str(self.flag))}",
             "is_enabled": f"test -e {shlex.quote(str(self.flag))}",
