@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from clirun import RECONCILER as RECONCILER  # re-exported: tests that start the script by hand
 from clirun import reconciler
-from gitutil_repo import NO_MAINTENANCE, head_commit
+from gitutil_repo import NO_MAINTENANCE, NO_TEMPLATE, head_commit
 
 IDENTITY = {
     "GIT_AUTHOR_NAME": "Test Author",
@@ -115,7 +115,7 @@ class Workspace:
         """A config repo under tmp_path holding `files`, committed on main unless told not to."""
         repo = self.tmp / name
         repo.mkdir(parents=True)
-        self.git(repo, "init", "--quiet", "-b", "main")
+        self.git(repo, "init", "--quiet", NO_TEMPLATE, "-b", "main")
         self.write(repo, files)
         if commit:
             self.commit(repo, "initial")

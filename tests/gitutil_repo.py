@@ -22,6 +22,10 @@ IDENTITY = ("-c", "user.name=Test Author", "-c", "user.email=author@example.org"
 # A helper's commit starts no `git maintenance run --auto` (2 ms of CPU each time): a
 # test's own repositories never grow to need it.
 NO_MAINTENANCE = ("-c", "maintenance.auto=false")
+# A helper's repository gets no copy of git's template directory (sample hooks and the
+# like, half of `git init`'s CPU): nothing of it is used, and a test that installs a hook
+# makes the hooks directory itself.
+NO_TEMPLATE = "--template="
 
 
 def isolate_git(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
@@ -51,12 +55,17 @@ def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
 def head_commit(work: Path) -> str:
     """The commit HEAD names in the work tree `work`, read from git's files as
     `git rev-parse HEAD` would answer it, without starting git."""
-    git_dir = work / ".git"
-    head = (git_dir / "HEAD").read_text().strip()
-    sha = read_ref(git_dir, head.removeprefix("ref: ")) if head.startswith("ref: ") else head
+    sha = _head(work)
     if sha is None:
         raise AssertionError(f"{work}: HEAD names no commit yet")
     return sha
+
+
+def _head(work: Path) -> str | None:
+    """head_commit, or None on a branch with no commit yet."""
+    git_dir = work / ".git"
+    head = (git_dir / "HEAD").read_text().strip()
+    return read_ref(git_dir, head.removeprefix("ref: ")) if head.startswith("ref: ") else head
 
 
 class Origin:
@@ -72,9 +81,12 @@ class Origin:
         root.mkdir(parents=True, exist_ok=True)
         self.bare = root / f"{name}.git"
         self.work = root / f"{name}-work"
-        git(root, "init", "--quiet", "--bare", "--initial-branch=main", str(self.bare))
-        git(root, "init", "--quiet", "--initial-branch=main", str(self.work))
-        git(self.work, "remote", "add", "origin", str(self.bare))
+        git(root, "init", "--quiet", NO_TEMPLATE, "--bare", "--initial-branch=main",
+            str(self.bare))
+        git(root, "init", "--quiet", NO_TEMPLATE, "--initial-branch=main", str(self.work))
+        with (self.work / ".git" / "config").open("a") as config:  # `git remote add`'s lines
+            config.write(f'[remote "origin"]\n\turl = {self.bare}\n'
+                         "\tfetch = +refs/heads/*:refs/remotes/origin/*\n")
         (self.bare / "objects" / "info" / "alternates").write_text(
             f"{self.work / '.git' / 'objects'}\n")
 
@@ -99,11 +111,12 @@ class Origin:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content.encode() if isinstance(content, str) else content)
         git(self.work, "add", "--all")
+        parent = _head(self.work)
         sign = [*signing, "commit", "-S"] if signing else ["commit"]
         git(self.work, *sign, "--quiet", "--allow-empty", "-m", message, env=env)
-        sha, *parents = git(self.work, "log", "-1", "--format=%H %P").split()
+        sha = head_commit(self.work)
         if push:
-            self._push(sha, parents, force=False)
+            self._push(sha, [parent] if parent else [], force=False)
         return sha
 
     def push(self, force: bool = False) -> None:

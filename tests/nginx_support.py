@@ -61,6 +61,7 @@ def serving_tips(bare: Path, run: Path) -> Iterator[Nginx]:
     """nginx serving the directory of bare repository `bare`, which publishes its tip
     file with reconciler's post-receive hook (`reconciler-tip`, at the next push)."""
     hook = bare / "hooks" / "post-receive"
+    hook.parent.mkdir(exist_ok=True)
     hook.write_text(render_hook("post-receive", None))
     hook.chmod(0o755)
     with nginx_serving(bare.parent, run) as nginx:

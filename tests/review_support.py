@@ -15,6 +15,7 @@ from pathlib import Path
 
 from clirun import reconciler
 from configrepo import IDENTITY
+from gitutil_repo import NO_MAINTENANCE, NO_TEMPLATE, head_commit
 
 # Ten nodes: web-01..04 in clusters c1 and c2, db-01..02 in c1. web's nginx.conf
 # reloads nginx, its secret key restarts it; db lists the web nodes it lets in.
@@ -102,7 +103,7 @@ class FleetRepo:
         self.home.mkdir(parents=True, exist_ok=True)
         self.path = root / "config"
         self.path.mkdir()
-        self.git("init", "-q", "-b", "main")
+        self.git("init", "-q", NO_TEMPLATE, "-b", "main")
         self.write(files)
         self.commit("Initial fleet")
 
@@ -134,8 +135,8 @@ class FleetRepo:
 
     def commit(self, message: str) -> str:
         self.git("add", "-A")
-        self.git("commit", "-q", "--no-verify", "-m", message)
+        self.git(*NO_MAINTENANCE, "commit", "-q", "--no-verify", "-m", message)
         return self.head()
 
     def head(self) -> str:
-        return self.git("rev-parse", "HEAD").stdout.strip()
+        return head_commit(self.path)

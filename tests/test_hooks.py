@@ -165,6 +165,7 @@ def test_install_records_the_running_reconciler(tmp_path: Path) -> None:
 def test_install_refuses_to_replace_a_foreign_hook_without_force(tmp_path: Path) -> None:
     repo = FleetRepo(tmp_path)
     foreign = repo.path / ".git" / "hooks" / "pre-commit"
+    foreign.parent.mkdir()
     foreign.write_text("#!/bin/sh\nexit 0\n")
     done = repo.reconciler("hooks", "install")
     assert done.returncode == 1

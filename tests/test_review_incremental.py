@@ -23,6 +23,7 @@ import shutil
 from pathlib import Path
 
 from clirun import reconciler
+from gitutil_repo import NO_MAINTENANCE, NO_TEMPLATE
 from review_support import isolated_env, run
 
 from reconciler.compile.compiler import load_fleet
@@ -128,8 +129,7 @@ def _trimmed_example(tmp_path: Path, home: Path) -> Path:
     for keys in (example / "keys" / "nodes").iterdir():
         if keys.name not in nodes:
             shutil.rmtree(keys)
-    run(["git", "add", "-A"], example, home)
-    run(["git", "commit", "-q", "--no-verify", "-m", "Trimmed"], example, home)
+    commit(example, home, "Trimmed")
     return example
 
 
@@ -207,13 +207,19 @@ def _edit(repo: Path, rng: random.Random, step: int, kind: str, tree: str) -> st
 def _trimmed_fleet(tmp_path: Path, home: Path) -> Path:
     repo = tmp_path / "config"
     repo.mkdir()
-    run(["git", "init", "-q", "-b", "main"], repo, home)
+    run(["git", "init", "-q", NO_TEMPLATE, "-b", "main"], repo, home)
     for rel, text in FLEET.items():
         (repo / rel).parent.mkdir(parents=True, exist_ok=True)
         (repo / rel).write_text(text)
-    run(["git", "add", "-A"], repo, home)
-    run(["git", "commit", "-q", "--no-verify", "-m", "Initial fleet"], repo, home)
+    commit(repo, home, "Initial fleet")
     return repo
+
+
+def commit(repo: Path, home: Path, message: str) -> None:
+    """Commit the whole working tree (an edit may change nothing: a commit all the same)."""
+    run(["git", "add", "-A"], repo, home)
+    run(["git", *NO_MAINTENANCE, "commit", "-q", "--no-verify", "--allow-empty", "-m", message],
+        repo, home)
 
 
 def _comparable(report: PlanReport) -> dict[str, object]:
@@ -228,8 +234,7 @@ def _compare_over_edits(repo: Path, home: Path, edits: int, seed: int, tree: str
     incremental = 0
     for step, kind in enumerate(_kinds(rng, edits)):
         what = _edit(repo, rng, step, kind, tree)
-        run(["git", "add", "-A"], repo, home)
-        run(["git", "commit", "-q", "--no-verify", "--allow-empty", "-m", what], repo, home)
+        commit(repo, home, what)
         quick = plan_fleet(str(repo), "HEAD~1", "HEAD", jobs=1)
         full = plan_fleet(str(repo), "HEAD~1", "HEAD", jobs=1, full=True, keep_records=False)
         assert _comparable(quick) == _comparable(full), f"edit {step}: {what}"
@@ -258,7 +263,7 @@ def test_a_plan_keeps_compiled_templates_and_a_damaged_kept_file_is_compiled_aga
     home.mkdir()
     repo = _trimmed_fleet(tmp_path, home)
     _edit(repo, random.Random(SEED), 0, "template", "web/site")
-    run(["git", "commit", "-q", "--no-verify", "-am", "a template changed"], repo, home)
+    commit(repo, home, "a template changed")
     first = plan_fleet(str(repo), "HEAD~1", "HEAD", jobs=1, full=True)
     packs = [repo / ".git" / "reconciler" / "plan-templates" / side / "templates.pack"
              for side in ("base", "head")]

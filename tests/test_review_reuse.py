@@ -9,7 +9,7 @@ import random
 from pathlib import Path
 
 from review_support import run
-from test_review_incremental import _comparable, _edit, _kinds, _trimmed_fleet
+from test_review_incremental import _comparable, _edit, _kinds, _trimmed_fleet, commit
 
 from reconciler.review.fleetplan import plan_fleet
 
@@ -26,8 +26,7 @@ def test_full_plan_reusing_the_heads_files_equals_rendering_both_revisions(
     valid = 0
     for step, kind in enumerate(_kinds(rng, EDITS)):
         what = _edit(repo, rng, step, kind, "web/site")
-        run(["git", "add", "-A"], repo, home)
-        run(["git", "commit", "-q", "--no-verify", "--allow-empty", "-m", what], repo, home)
+        commit(repo, home, what)
         plans = [plan_fleet(str(repo), "HEAD~1", "HEAD", jobs=1, full=True,
                             keep_records=False, reuse=reuse) for reuse in (True, False)]
         assert _comparable(plans[0]) == _comparable(plans[1]), f"edit {step}: {what}"
