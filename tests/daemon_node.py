@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import functools
+import json
 import os
 import shutil
 import socket
@@ -26,11 +27,12 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TypeVar, cast
+from typing import IO, Any, TypeVar, cast
 
 import pytest
 from clirun import reconciler
 from configrepo import git_env
+from session_cache import built_once, example_fleet
 
 T = TypeVar("T")
 
@@ -52,6 +54,7 @@ TOOLS = {
 }
 
 DPKG = Path("/var/lib/dpkg")
+INFO = Path("var/lib/dpkg/info")  # in a node image
 
 # State directories the packages create at install time: in an image they exist, empty,
 # with the host's owner and mode. /var/log/mysql is not one of them (Debian 12's
@@ -108,11 +111,11 @@ def skip_unless_runnable() -> pytest.MarkDecorator:
                               reason=str(reason))
 
 
-def init_example(target: Path, home: Path) -> Path:
-    """A config repo holding the example fleet, made by `reconciler init`."""
+def init_example(factory: pytest.TempPathFactory, target: Path, home: Path) -> Path:
+    """A config repo holding the example fleet, as `reconciler init` makes it, and the
+    empty HOME of the commands run on it."""
     home.mkdir(parents=True, exist_ok=True)
-    _reconciler_checked(["init", str(target)], home)
-    return target
+    return example_fleet(factory, target)
 
 
 def run_checked(argv: Sequence[str], env: dict[str, str] | None = None
@@ -191,11 +194,37 @@ def apply(repo: Path, node: str, root: Path, home: Path) -> subprocess.Completed
     return done
 
 
-def build_node(repo: Path, node: str, root: Path, home: Path) -> Path:
-    """A node image of `node`: seeded, then applied. Returns its root."""
-    seed(root)
-    apply(repo, node, root, home)
-    return root
+def build_node(factory: pytest.TempPathFactory, node: str, root: Path) -> dict[str, Any]:
+    """`root` made a node image of the example's `node`: seeded, then applied (a copy of
+    this session's image, built the first time it is asked for). Returns the report of
+    the apply that built it."""
+    image = built_once(factory, f"image-{node}", functools.partial(_build_image, factory, node))
+    _copy_image(image / "root", root)
+    report: dict[str, Any] = json.loads((image / "report.json").read_text())
+    return report
+
+
+def _build_image(factory: pytest.TempPathFactory, node: str, where: Path) -> None:
+    repo = init_example(factory, where / "fleet", where / "home")
+    seed(where / "root")
+    done = apply(repo, node, where / "root", where / "home")
+    (where / "report.json").write_text(done.stdout)
+
+
+def _copy_image(image: Path, root: Path) -> None:
+    """`cp -a image root`, except that the dpkg info directory is hard-linked, as seed()
+    links it (dpkg replaces those files and never writes them in place)."""
+    for depth in range(len(INFO.parts) + 1):
+        inner = Path(*INFO.parts[:depth])
+        source, target = image / inner, root / inner
+        target.mkdir(parents=depth == 0)
+        info = source.stat()
+        os.chown(target, info.st_uid, info.st_gid)
+        target.chmod(info.st_mode & 0o7777)
+        inside = depth == len(INFO.parts)
+        entries = [str(p) for p in source.iterdir() if inside or p.name != INFO.parts[depth]]
+        if entries:
+            run_checked(["cp", "-al" if inside else "-a", "--", *entries, str(target)])
 
 
 def rendered_paths(repo: Path, node: str, out: Path, home: Path) -> list[str]:

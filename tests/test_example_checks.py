@@ -45,7 +45,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def example(tmp_path_factory: pytest.TempPathFactory, home: Path) -> Path:
     """The example fleet with a branch `broken`: one `;` missing in the site template."""
-    repo = init_example(tmp_path_factory.mktemp("example") / "fleet", home)
+    repo = init_example(tmp_path_factory, tmp_path_factory.mktemp("example") / "fleet", home)
     template = repo / TEMPLATE
     text = template.read_text()
     assert GOOD in text
@@ -59,8 +59,10 @@ def example(tmp_path_factory: pytest.TempPathFactory, home: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def proxy_root(example: Path, tmp_path_factory: pytest.TempPathFactory, home: Path) -> Path:
-    return build_node(example, PROXY, tmp_path_factory.mktemp("proxy") / "root", home)
+def proxy_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("proxy") / "root"
+    build_node(tmp_path_factory, PROXY, root)
+    return root
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,7 @@ DAY = 24 * 3600
 @pytest.fixture(scope="module")
 def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("example")
-    return init_example(base / "fleet", base / "home")
+    return init_example(tmp_path_factory, base / "fleet", base / "home")
 
 
 def install_mariadb_data(ns: NodeNamespace) -> None:
@@ -146,7 +146,9 @@ def test_the_nightly_backup_dumps_then_removes_only_old_dumps_of_its_product(
 
 def test_the_nightly_backup_with_the_database_down_fails_and_deletes_nothing(
         example: Path, tmp_path: Path) -> None:
-    root = build_node(example, DATABASE, tmp_path / "root", tmp_path / "home")
+    root = tmp_path / "root"
+    seed(root)
+    apply(example, DATABASE, root, tmp_path / "home")
     before = place_dumps(root)
     with NodeNamespace(root) as ns:
         assert run_backup_job(ns, root) != 0
@@ -155,8 +157,9 @@ def test_the_nightly_backup_with_the_database_down_fails_and_deletes_nothing(
 
 
 def test_memcached_listens_on_loopback_and_its_own_address_only(
-        example: Path, tmp_path: Path) -> None:
-    root = build_node(example, CACHE, tmp_path / "root", tmp_path / "home")
+        tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    build_node(tmp_path_factory, CACHE, root)
     port = 11211
     with NodeNamespace(root, [CACHE_ADDRESS, "10.30.22.2"]) as ns:
         log = tmp_path / "memcached.log"
@@ -170,8 +173,10 @@ def test_memcached_listens_on_loopback_and_its_own_address_only(
         assert probe.returncode == 0 and f" ok port={port} " in probe.stdout, probe
 
 
-def test_sa_app_answers_health_with_the_rendered_config(example: Path, tmp_path: Path) -> None:
-    root = build_node(example, APP, tmp_path / "root", tmp_path / "home")
+def test_sa_app_answers_health_with_the_rendered_config(
+        tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    build_node(tmp_path_factory, APP, root)
     assert (root / "opt/sa-app/bin/sa-app").is_file(), "installed by the deb= package action"
     with NodeNamespace(root, [APP_ADDRESS]) as ns:
         log = tmp_path / "sa-app.out"

@@ -9,7 +9,6 @@ few whose only check is the daemon running are proven by test_example_daemons.py
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +17,9 @@ from typing import Any, NamedTuple
 import pytest
 from daemon_node import (
     NodeNamespace,
-    apply,
+    build_node,
     init_example,
     rendered_paths,
-    seed,
     skip_unless_runnable,
 )
 
@@ -127,12 +125,11 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Image]:
     """Each node of NODES built."""
     base = tmp_path_factory.mktemp("example")
     home = base / "home"
-    repo = init_example(base / "fleet", home)
+    repo = init_example(tmp_path_factory, base / "fleet", home)
     built = {}
     for name in NODES:
         root = base / name / "root"
-        seed(root)
-        report = json.loads(apply(repo, name, root, home).stdout)
+        report = build_node(tmp_path_factory, name, root)
         built[name] = Image(root, rendered_paths(repo, name, base / name / "rendered", home),
                             report)
     return built

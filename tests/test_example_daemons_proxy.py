@@ -56,13 +56,14 @@ class App(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("example")
-    return init_example(base / "fleet", base / "home")
+    return init_example(tmp_path_factory, base / "fleet", base / "home")
 
 
 @pytest.fixture(scope="module")
-def proxy_root(example: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("proxy")
-    return build_node(example, PROXY, base / "root", base / "home")
+def proxy_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("proxy") / "root"
+    build_node(tmp_path_factory, PROXY, root)
+    return root
 
 
 def upstreams(root: Path) -> list[tuple[str, int]]:

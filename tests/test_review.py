@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from clirun import RECONCILER, reconciler
 from review_support import FleetRepo, isolated_env, run
+from session_cache import example_fleet
 
 from reconciler.review.fleetplan import plan_fleet
 from reconciler.review.markdown import format_markdown
@@ -197,9 +198,7 @@ def example_plan(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[st
     tmp = tmp_path_factory.mktemp("example")
     home = tmp / "home"
     home.mkdir()
-    example = tmp / "example"
-    done = reconciler(["init", example], env=isolated_env(home), cwd=tmp)
-    assert done.returncode == 0, done.stderr
+    example = example_fleet(tmp_path_factory, tmp / "example")
     proxy = example / "classes" / "proxy.xml"
     text = proxy.read_text()
     for old, new in [('<var name="nginx_keepalive_timeout" type="int">65</var>',

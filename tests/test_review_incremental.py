@@ -22,9 +22,10 @@ import re
 import shutil
 from pathlib import Path
 
-from clirun import reconciler
+import pytest
 from gitutil_repo import NO_MAINTENANCE, NO_TEMPLATE
-from review_support import isolated_env, run
+from review_support import run
+from session_cache import example_fleet
 
 from reconciler.compile.compiler import load_fleet
 from reconciler.review.fleetplan import plan_fleet
@@ -113,11 +114,9 @@ server_name {{ node.name }};
 }
 
 
-def _trimmed_example(tmp_path: Path, home: Path) -> Path:
+def _trimmed_example(factory: pytest.TempPathFactory, tmp_path: Path, home: Path) -> Path:
     """The example fleet with one node per range in clusters chi1 and chi2."""
-    example = tmp_path / "example"
-    done = reconciler(["init", example], env=isolated_env(home), cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
+    example = example_fleet(factory, tmp_path / "example")
     fleet = example / "fleet.xml"
     text = re.sub(r'count="\d+"', 'count="1"', fleet.read_text())
     text = re.sub(r'\n *<nodes [^>]*start="\d+"[^/]*?>.*?</nodes>', "", text, flags=re.S)
@@ -250,11 +249,12 @@ def test_incremental_plan_equals_full_plan_over_random_edits(tmp_path: Path) -> 
     _compare_over_edits(_trimmed_fleet(tmp_path, home), home, EDITS, SEED, "web/site")
 
 
-def test_incremental_plan_equals_full_plan_on_the_example_fleet(tmp_path: Path) -> None:
+def test_incremental_plan_equals_full_plan_on_the_example_fleet(
+        tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    _compare_over_edits(_trimmed_example(tmp_path, home), home, EXAMPLE_EDITS, SEED,
-                        "proxy/snippets")
+    _compare_over_edits(_trimmed_example(tmp_path_factory, tmp_path, home), home,
+                        EXAMPLE_EDITS, SEED, "proxy/snippets")
 
 
 def test_a_plan_keeps_compiled_templates_and_a_damaged_kept_file_is_compiled_again(
