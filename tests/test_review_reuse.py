@@ -1,7 +1,9 @@
 """A full plan renders at the base only the files whose inputs differ from the head's
 (review/reuse.py); over random edits of a small fleet with every kind of dependency, it
 equals the plan that renders every file at both revisions. The edits are the property
-test's (test_review_incremental.py), with their own seed."""
+test's (test_review_incremental.py), with their own seed: three rounds of every kind
+catch every planted mistake that four caught (a variable read or a dependency touched
+ignored, an include not followed, `nodes()` not seen); two miss the last two."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from test_review_incremental import _comparable, _edit, _kinds, _trimmed_fleet, 
 
 from reconciler.review.fleetplan import plan_fleet
 
-EDITS = 32
+EDITS = 24
 SEED = 29
 
 
