@@ -9,6 +9,7 @@ condition up to a generous bound), and proves that nothing else happened with a
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import queue
@@ -26,6 +27,7 @@ from gitutil_repo import Origin
 
 from reconciler.record.report import RunReport
 
+_BARRIERS = itertools.count()
 NODE = "web-01.tickets.chi1.sa"
 GREETING = f"hello from {NODE}\n"
 STATIC = "static\n"
@@ -157,8 +159,9 @@ def barrier(agent: AgentProcess, root: Path, node_path: str, after: int) -> dict
     """Edit the managed regular file `node_path` by hand and return the watch audit of it
     (in change mode it heals the file). The agent takes file events in order, so whatever
     the test did before would have been audited before this audit or in it: the events up
-    to this one are all there were."""
-    (root / node_path.lstrip("/")).write_text("barrier\n")
+    to this one are all there were. Each barrier writes its own content: the agent drops
+    a state it has already looked at as an echo."""
+    (root / node_path.lstrip("/")).write_text(f"barrier {next(_BARRIERS)}\n")
     return agent.wait_for("watch", after=after, where=lambda e: node_path in e["paths"])
 
 

@@ -10,6 +10,7 @@ import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from agent_support import (
@@ -27,7 +28,7 @@ from agent_support import (
 )
 from clirun import RECONCILER, reconciler
 from gate import Gate, gated_command
-from gitutil_repo import Origin, git
+from gitutil_repo import Origin, git, isolate_git
 
 from reconciler.agent.daemon import EventLog
 from reconciler.lock import NodeLock
@@ -82,6 +83,43 @@ def agent(
     running.stop()
 
 
+class Healer(NamedTuple):
+    """An agent in change mode, its root and its state directory."""
+
+    agent: AgentProcess
+    root: Path
+    state: Path
+
+
+@pytest.fixture(scope="module")
+def shared_healer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Healer]:
+    """One agent for the tests that each change the tree by hand and see the agent deal
+    with it, leaving the tree as the agent keeps it (an agent's start is half a
+    CPU-second of imports and a first cycle)."""
+    base = tmp_path_factory.mktemp("healer")
+    home = base / "home"
+    home.mkdir()
+    with pytest.MonkeyPatch.context() as patch:
+        isolate_git(patch, home)
+        origin = make_origin(base)
+    running = start(agent_toml(base / "agent.toml", origin, base / "node"), home)
+    yield Healer(running, base / "node" / "root", base / "node" / "state")
+    running.stop()
+
+
+@pytest.fixture
+def healer(shared_healer: Healer) -> Healer:
+    """The shared agent once it has handled everything earlier tests did: a barrier
+    (an edit it heals) first, so that a test's events are its own, and the tree as the
+    agent keeps it."""
+    agent, root, _ = shared_healer
+    assert agent.process.poll() is None, f"the shared agent has stopped: {agent.other}"
+    barrier(agent, root, "/etc/web/other.conf", agent.mark())
+    assert (read(root / "etc/web/app.conf"), read(root / "etc/web/other.conf")) == (
+        GREETING, STATIC)
+    return shared_healer
+
+
 def history_results(state: Path) -> list[str]:
     log = git(state / "history", "log", "--format=%(trailers:key=Result,valueonly)")
     return [line for line in log.splitlines() if line]
@@ -97,7 +135,8 @@ def test_first_cycle_applies_and_its_own_writes_trigger_no_audit(
     assert last["paths"] == ["/etc/web/other.conf"]
 
 
-def test_hand_edit_is_healed_by_the_watch_in_change_mode(agent: AgentProcess, root: Path) -> None:
+def test_hand_edit_is_healed_by_the_watch_in_change_mode(healer: Healer) -> None:
+    agent, root, _ = healer
     after = agent.mark()
     (root / "etc/web/app.conf").write_text("edited by hand\n")
     healed = agent.wait_for("watch", after=after)
@@ -129,7 +168,8 @@ def test_burst_of_writes_is_one_audit(agent: AgentProcess, root: Path) -> None:
     assert agent.named("watch", after) == [audit, last]
 
 
-def test_deleted_file_is_restored(agent: AgentProcess, root: Path) -> None:
+def test_deleted_file_is_restored(healer: Healer) -> None:
+    agent, root, _ = healer
     after = agent.mark()
     (root / "etc/web/other.conf").unlink()
     assert agent.wait_for("watch", after=after)["paths"] == ["/etc/web/other.conf"]
@@ -137,7 +177,8 @@ def test_deleted_file_is_restored(agent: AgentProcess, root: Path) -> None:
     assert (root / "etc/web/other.conf").stat().st_mode & 0o777 == 0o600
 
 
-def test_file_replaced_by_rename_is_healed(agent: AgentProcess, root: Path) -> None:
+def test_file_replaced_by_rename_is_healed(healer: Healer) -> None:
+    agent, root, _ = healer
     after = agent.mark()
     temp = root / "etc/web/.app.conf.new"
     temp.write_text("replaced wholesale\n")
@@ -146,9 +187,8 @@ def test_file_replaced_by_rename_is_healed(agent: AgentProcess, root: Path) -> N
     assert read(root / "etc/web/app.conf") == GREETING
 
 
-def test_replaced_symlink_and_chmod_of_a_directory_are_healed(
-    agent: AgentProcess, root: Path
-) -> None:
+def test_replaced_symlink_and_chmod_of_a_directory_are_healed(healer: Healer) -> None:
+    _, root, _ = healer
     link = root / "etc/web/current"
     link.unlink()
     link.symlink_to("/etc/web/other.conf")
@@ -157,9 +197,8 @@ def test_replaced_symlink_and_chmod_of_a_directory_are_healed(
     assert wait_until(lambda: (root / "etc/web").stat().st_mode & 0o777 == 0o755)
 
 
-def test_unmanaged_files_beside_managed_ones_are_ignored(
-    agent: AgentProcess, root: Path
-) -> None:
+def test_unmanaged_files_beside_managed_ones_are_ignored(healer: Healer) -> None:
+    agent, root, _ = healer
     after = agent.mark()
     (root / "etc/web/notes.txt").write_text("mine\n")
     os.rename(root / "etc/web/notes.txt", root / "etc/web/notes.old")
@@ -241,9 +280,8 @@ def test_bad_agent_toml_on_sighup_keeps_the_old_settings(
     assert wait_until(lambda: read(root / "etc/web/app.conf") == GREETING)
 
 
-def test_watch_audit_waits_while_another_run_holds_the_node_lock(
-    agent: AgentProcess, root: Path, state: Path
-) -> None:
+def test_watch_audit_waits_while_another_run_holds_the_node_lock(healer: Healer) -> None:
+    agent, root, state = healer
     after = agent.mark()
     with NodeLock(state / "lock"):
         (root / "etc/web/app.conf").write_text("edited by hand\n")
@@ -306,9 +344,8 @@ def test_idle_agent_stops_with_exit_0(agent: AgentProcess, signum: signal.Signal
     assert agent.named("stop")
 
 
-def test_manual_trigger_waits_while_another_run_holds_the_node_lock(
-    agent: AgentProcess, state: Path
-) -> None:
+def test_manual_trigger_waits_while_another_run_holds_the_node_lock(healer: Healer) -> None:
+    agent, _, state = healer
     after = agent.mark()
     with NodeLock(state / "lock"):
         agent.send(signal.SIGUSR1)
