@@ -12,7 +12,6 @@ addresses and ports, touch nothing of the host, and all die with the namespace.
 
 from __future__ import annotations
 
-import atexit
 import ctypes
 import functools
 import json
@@ -21,7 +20,6 @@ import shutil
 import socket
 import struct
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -138,7 +136,7 @@ def _reconciler_checked(args: Sequence[str], home: Path) -> None:
                              f"{done.stdout}{done.stderr}")
 
 
-def seed(root: Path) -> None:
+def seed(factory: pytest.TempPathFactory, root: Path) -> None:
     """Lay out `root` as a Debian node with this host's packages installed, not configured."""
     root.mkdir(parents=True)
     run_checked(["cp", "-a", "/etc", str(root / "etc")])
@@ -146,7 +144,7 @@ def seed(root: Path) -> None:
     dpkg.mkdir(parents=True)
     shutil.copystat(DPKG, dpkg)
     run_checked(["cp", "-a", *(str(p) for p in DPKG.iterdir() if p.name != "info"), str(dpkg)])
-    run_checked(["cp", "-al", str(_dpkg_info()), str(dpkg / "info")])
+    run_checked(["cp", "-al", str(_dpkg_info(factory)), str(dpkg / "info")])
     for path in ("/usr/local", "/opt", *PACKAGE_DIRS):
         _copy_directory(Path(path), root)
     (root / "var" / "run").symlink_to("/run")
@@ -155,15 +153,12 @@ def seed(root: Path) -> None:
     (root / "var" / "tmp").chmod(0o1777)
 
 
-@functools.cache
-def _dpkg_info() -> Path:
-    """This test process's copy of the host's dpkg info directory (30 MB, most of a
+def _dpkg_info(factory: pytest.TempPathFactory) -> Path:
+    """This test session's copy of the host's dpkg info directory (30 MB, most of a
     seed's cost), which every image hard-links: dpkg replaces those files by rename and
     never writes them in place, and no image links to the host's own files."""
-    where = Path(tempfile.mkdtemp(prefix="dpkg-info-"))
-    atexit.register(shutil.rmtree, where, ignore_errors=True)
-    run_checked(["cp", "-a", str(DPKG / "info"), str(where / "info")])
-    return where / "info"
+    return built_once(factory, "dpkg-info", lambda where: run_checked(
+        ["cp", "-a", str(DPKG / "info"), str(where / "info")])) / "info"
 
 
 def _copy_directory(path: Path, root: Path) -> None:
@@ -206,7 +201,7 @@ def build_node(factory: pytest.TempPathFactory, node: str, root: Path) -> dict[s
 
 def _build_image(factory: pytest.TempPathFactory, node: str, where: Path) -> None:
     repo = init_example(factory, where / "fleet", where / "home")
-    seed(where / "root")
+    seed(factory, where / "root")
     done = apply(repo, node, where / "root", where / "home")
     (where / "report.json").write_text(done.stdout)
 

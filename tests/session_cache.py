@@ -22,7 +22,7 @@ from configrepo import git_env
 
 
 def built_once(factory: pytest.TempPathFactory, name: str,
-               build: Callable[[Path], None]) -> Path:
+               build: Callable[[Path], object]) -> Path:
     """The directory `name` of this session, which build(directory) filled the first time
     it was asked for. Nothing may write to it afterwards: copy what a test changes."""
     base = factory.getbasetemp()

@@ -54,7 +54,7 @@ def database(example: Path, tmp_path_factory: pytest.TempPathFactory
     mariadb.service starts it (as mysql, no options but the scaled-down sizes)."""
     base = tmp_path_factory.mktemp("database")
     root = base / "root"
-    seed(root)
+    seed(tmp_path_factory, root)
     with NodeNamespace(root, [DATABASE_ADDRESS]) as ns:
         install_mariadb_data(ns)
         assert not (root / "var/log/mysql").exists(), "Debian 12 does not create it"
@@ -145,9 +145,9 @@ def test_the_nightly_backup_dumps_then_removes_only_old_dumps_of_its_product(
 
 
 def test_the_nightly_backup_with_the_database_down_fails_and_deletes_nothing(
-        example: Path, tmp_path: Path) -> None:
+        example: Path, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
     root = tmp_path / "root"
-    seed(root)
+    seed(tmp_path_factory, root)
     apply(example, DATABASE, root, tmp_path / "home")
     before = place_dumps(root)
     with NodeNamespace(root) as ns:
