@@ -1,10 +1,11 @@
 """Nodes of the example fleet built on this host's Debian packages, and private namespaces
-to run their real daemons in (for tests/test_example_daemons*.py).
+to run their real daemons in (for tests/test_example_daemons*.py, test_example_checks.py).
 
 A node image is a directory ROOT that starts as a freshly installed Debian node: a copy of
 the host's /etc and dpkg database (the packages' own files, as Debian installed them) and
 the packages' state directories, empty. `reconciler apply --root ROOT` then writes the
-node's configuration into it. A `NodeNamespace` shows the image at /etc, /var, /usr/local
+node's configuration into it; each node's image is built once per test session and a
+test gets a copy (session_cache.py). A `NodeNamespace` shows the image at /etc, /var, /usr/local
 and /opt inside private mount, network and PID namespaces, with an empty /run and the
 node's addresses on the loopback interface: daemons run there with their real paths,
 addresses and ports, touch nothing of the host, and all die with the namespace.
