@@ -350,6 +350,7 @@ def plan_and_apply(now: RunState, partial: desired_pack.Partial | None = None) -
     now.report.mode_from = mode_from
     if now.report.result == "interrupted":
         now.report = report.interrupted(now.report, run.stopped_by() or signal.SIGTERM)
+    now.as_rendered |= desired_pack.as_rendered(now.desired, now.report)
     try:
         if now.report.result == "reverted":
             run.source.reverted("; ".join(now.report.problems[:2]))

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ from test_quiet_cycle import args, full, make_repo
 from reconciler import quiet
 from reconciler.entry import quiet_run
 from reconciler.record import desired
+from reconciler.statedir import StateDir
 from reconciler.system.local import LocalSystem
 
 STATE = "var/lib/reconciler"
@@ -237,3 +239,25 @@ def test_a_partial_repair_reads_only_the_drifted_file_for_the_history(
 
     assert "/etc/app/b.conf" not in read, "found as the settled run left it: not read again"
     assert "/etc/app/a.conf" in read
+
+
+def test_a_first_apply_records_the_files_it_wrote_without_reading_them_back(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read = paths_passed(monkeypatch, LocalSystem, "read")
+    root = applied_node(tmp_path, repo)
+
+    assert not {"/etc/app/a.conf", "/etc/app/b.conf"} & set(read), \
+        "none existed to compare, and what was written is known"
+    history = root / STATE / "history"
+    for path in ("etc/app/a.conf", "etc/app/b.conf"):
+        on_disk = subprocess.run(["git", "hash-object", str(root / path)], capture_output=True,
+                                 text=True, check=True).stdout.strip()
+        recorded = subprocess.run(["git", "--git-dir", str(history), "rev-parse",
+                                   f"HEAD:{path}"], capture_output=True, text=True,
+                                  check=True).stdout.strip()
+        assert recorded == on_disk
+    entries = json.loads(Path(quiet.quiet_path(StateDir.under(str(root)))).read_text())["entries"]
+    assert {entry[0]: entry[5] for entry in entries if entry[1] == "file"} == {
+        f"/{path}": hashlib.sha256((root / path).read_bytes()).hexdigest()
+        for path in ("etc/app/a.conf", "etc/app/b.conf")}

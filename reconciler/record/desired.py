@@ -50,9 +50,7 @@ def remember(state: StateDir, source: str, root: str, identity: str, desired: De
 def _remember(state: StateDir, source: str, root: str, identity: str, desired: Desired,
               report: RunReport, unchanged: Mapping[str, quiet.Entry]) -> None:
     counts = report.counts
-    settled = report.result in ("in-sync", "changed") and not (
-        counts.pending or counts.held or counts.failed or counts.orphans or counts.skipped)
-    by_action = action_paths(desired.node, desired.rendered) if settled else None
+    by_action = action_paths(desired.node, desired.rendered) if settled(report) else None
     paths = [path for found in by_action.values() for path in found] \
         if by_action is not None else None
     target = quiet.quiet_path(state)
@@ -80,12 +78,30 @@ def _remember(state: StateDir, source: str, root: str, identity: str, desired: D
         "mode": "change", "result": "in-sync", "exit_code": 0, "actions": [], "orphans": [],
         "counts": type(counts)(in_sync=counts.in_sync + counts.applied), "problems": [],
         "notes": [], "source": None, "facts": None, "health": [], "revert": None})
+    written = {item.path: item.content for item in desired.files()}
     data = json.dumps({"key": key, "report": now_in_sync.model_dump(mode="json"),
-                       "entries": [unchanged.get(path) or quiet.live_entry(root, path)
-                                   for path in paths]}).encode()
+                       "entries": [unchanged.get(path) or quiet.live_entry(
+                           root, path, written.get(path)) for path in paths]}).encode()
     _keep(state, key, desired.node, desired.rendered)
     if existing != data:
         write_atomic(target, data)
+
+
+def settled(report: RunReport) -> bool:
+    """Whether a change-mode run left every action as configured: each in sync, or made so."""
+    counts = report.counts
+    return report.result in ("in-sync", "changed") and not (
+        counts.pending or counts.held or counts.failed or counts.orphans or counts.skipped)
+
+
+def as_rendered(desired: Desired, report: RunReport) -> frozenset[str]:
+    """The files a settled change-mode run left holding their rendered content, when no
+    action of the node but files, directories and symlinks could have changed one since:
+    the history takes their content from the desired state, unread (record/recorder.py)."""
+    if report.mode != "change" or not settled(report) \
+            or action_paths(desired.node, desired.rendered) is None:
+        return frozenset()
+    return frozenset(item.path for item in desired.files())
 
 
 def pack_path(state: StateDir) -> str:
