@@ -19,6 +19,7 @@ from test_quiet_cycle import args, full, make_repo
 from reconciler import quiet
 from reconciler.entry import quiet_run
 from reconciler.record import desired
+from reconciler.record.history import History
 from reconciler.statedir import StateDir
 from reconciler.system.local import LocalSystem
 
@@ -261,3 +262,19 @@ def test_a_first_apply_records_the_files_it_wrote_without_reading_them_back(
     assert {entry[0]: entry[5] for entry in entries if entry[1] == "file"} == {
         f"/{path}": hashlib.sha256((root / path).read_bytes()).hexdigest()
         for path in ("etc/app/a.conf", "etc/app/b.conf")}
+
+
+def test_a_repair_adds_its_history_record_without_reading_the_last_one(
+    repo: Path, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    edit_by_hand(root)
+    read = paths_passed(monkeypatch, History, "read")
+    before = history_files(root)
+
+    assert full(repo, root) == 2
+
+    assert read == [], "a run that applied something is new whatever the last record says"
+    assert history_files(root) == before
+    assert subprocess.run(["git", "--git-dir", str(root / STATE / "history"), "rev-list",
+                           "--count", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip() == "2"
