@@ -217,7 +217,7 @@ def test_a_node_rotating_its_bounded_history_is_accepted(
 def test_reports_pushed_to_the_config_repo_itself_are_checked_by_its_hook(
     tmp_path: Path,
 ) -> None:
-    node = FleetNode(tmp_path / "nodes", WEB1, "file:///later", None)
+    node = FleetNode(tmp_path / "nodes", WEB1, "file:///later", None, detached=True)
     origin = config_origin(tmp_path, FILES, registered=[node])
     assert cli("hooks", "install", "--server", str(origin.bare)).returncode == 0
     node.cfg = node.cfg.model_copy(update={"remote": origin.url})  # reports: the config remote

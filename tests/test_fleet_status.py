@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fleet_support import (
@@ -67,7 +68,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         url = f"git://127.0.0.1:{port}/reports.git"
         nodes = []
         for name in ALL:
-            settings: dict[str, object] = {}
+            settings: dict[str, Any] = {}
             if name in PENDING:
                 settings["mode"] = "audit"
             if name in REFUSED:
