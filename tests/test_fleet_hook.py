@@ -25,6 +25,7 @@ from fleet_support import (
     wait_published,
 )
 from gitutil_repo import git, ssh_key
+from session_build import built_once
 
 from reconciler.fleet.chain import Chain
 
@@ -58,37 +59,54 @@ def git_status(cwd: Path, *args: str) -> tuple[int, str]:
     return done.returncode, done.stderr
 
 
-@contextmanager
-def serving(base: Path) -> Iterator[Server]:
+def _build_server(base: Path) -> dict[str, str]:
+    """Under `base`: the nodes' keys, a config repo that registers them, a reports repo
+    with the hook, and web-01's first report pushed to it over git://; its commit."""
     served = base / "served"
     served.mkdir()
-    nodes = base / "nodes"
-    web1 = FleetNode(nodes, WEB1, "file:///later", None)
-    web2 = FleetNode(nodes, WEB2, "file:///later", None)
+    web1, web2 = _nodes(base)
     origin = config_origin(served, FILES, registered=[web1, web2])
     reports = bare(served / "reports.git")
     install_reports_hook(reports, origin.bare)
     with push_daemon(served) as port:
-        url = f"git://127.0.0.1:{port}/reports.git"
-        for node in (web1, web2):
-            node.cfg = node.cfg.model_copy(update={"remote": origin.url, "reports": url})
+        web1.cfg = web1.cfg.model_copy(update={"remote": origin.url,
+                                               "reports": f"git://127.0.0.1:{port}/reports.git"})
         web1.run()
         wait_published([web1])
-        yield Server(served, reports, url, web1, web2, refs(reports)[f"refs/reports/{WEB1}"])
+    return {"real": refs(reports)[f"refs/reports/{WEB1}"], "remote": origin.url}
+
+
+def _nodes(base: Path) -> tuple[FleetNode, FleetNode]:
+    """web-01 and web-02 (their keys made on the first call, read after)."""
+    return (FleetNode(base / "nodes", WEB1, "file:///later", None),
+            FleetNode(base / "nodes", WEB2, "file:///later", None))
+
+
+@contextmanager
+def serving(base: Path, built: dict[str, str]) -> Iterator[Server]:
+    """The server `_build_server` made under `base`, served by a `git daemon` of its own."""
+    served = base / "served"
+    with push_daemon(served) as port:
+        url = f"git://127.0.0.1:{port}/reports.git"
+        web1, web2 = _nodes(base)
+        for node in (web1, web2):
+            node.cfg = node.cfg.model_copy(update={"remote": built["remote"], "reports": url})
+        yield Server(served, served / "reports.git", url, web1, web2, built["real"])
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One server for the tests whose pushes are refused: each checks that its refusal
-    changed nothing, so they leave it as they found it."""
-    with serving(tmp_path_factory.mktemp("hook")) as made:
+    """One server for the tests whose pushes are refused (built once in the session):
+    each checks that its refusal changed nothing, so they leave it as they found it."""
+    base, built = built_once(tmp_path_factory, "fleet-hook", _build_server)
+    with serving(base, built) as made:
         yield made
 
 
 @pytest.fixture
 def own_server(tmp_path: Path) -> Iterator[Server]:
     """A server of the test's own, for a test whose pushes get in."""
-    with serving(tmp_path) as made:
+    with serving(tmp_path, _build_server(tmp_path)) as made:
         yield made
 
 
