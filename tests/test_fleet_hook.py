@@ -96,8 +96,9 @@ def serving(base: Path, built: dict[str, str]) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One server for the tests whose pushes are refused (built once in the session):
-    each checks that its refusal changed nothing, so they leave it as they found it."""
+    """One server for the tests that leave web-01's report as they found it (built once
+    in the session): each refused push checks that it changed nothing, and the one test
+    whose pushes get in moves web-02's ref alone."""
     base, built = built_once(tmp_path_factory, "fleet-hook", _build_server)
     with serving(base, built) as made:
         yield made
@@ -105,7 +106,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture
 def own_server(tmp_path: Path) -> Iterator[Server]:
-    """A server of the test's own, for a test whose pushes get in."""
+    """A server of the test's own, for a test that moves web-01's report."""
     with serving(tmp_path, _build_server(tmp_path)) as made:
         yield made
 
@@ -217,20 +218,20 @@ def test_an_old_report_cannot_be_replayed_over_a_newer_one(own_server: Server) -
 
 
 def test_a_node_rotating_its_bounded_history_is_accepted(
-    own_server: Server, tmp_path: Path,
+    server: Server, tmp_path: Path,
 ) -> None:
-    server = own_server
+    # web-02's ref: the only one of the shared server a test moves.
     # The third report rotates the chain: the ref moves to a new root, not a descendant.
-    chain = Chain(tmp_path / "rotating.git", WEB1, server.web1.key, max_reports=2, keep=2)
+    chain = Chain(tmp_path / "rotating.git", WEB2, server.web2.key, max_reports=2, keep=2)
     for hours in range(1, 4):
-        data = json.loads(newer(server))
+        data = json.loads(newer(server, node=WEB2))
         moment = datetime.fromisoformat(str(data["time"]))
         data["time"] = (moment + timedelta(hours=hours)).isoformat()
         chain.append(json.dumps(data).encode(), f"report {hours}\n")
         code, err = git_status(chain.path, "push", "--quiet", server.url,
                                f"+{chain.ref}:{chain.ref}")
         assert code == 0, err
-    assert refs(server.reports)[f"refs/reports/{WEB1}"] == chain.history()[0]
+    assert refs(server.reports)[f"refs/reports/{WEB2}"] == chain.history()[0]
 
 
 def test_reports_pushed_to_the_config_repo_itself_are_checked_by_its_hook(
