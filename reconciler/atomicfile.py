@@ -12,33 +12,63 @@ import contextlib
 import errno
 import os
 import tempfile
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -> None:
     """Replace `path` with `data`, creating its directory (mode 0700) if needed."""
-    target = os.fspath(path)
-    directory = os.path.dirname(target) or "."
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp",
-                                dir=directory)
+    write_all([(path, data, mode)])
+
+
+def write_all(files: Sequence[tuple[str | os.PathLike[str], bytes, int]]) -> None:
+    """`write_atomic` of several files (path, data, mode) together: all written and synced
+    at once, then each renamed in order, then each directory synced once. Every file is
+    still old or new; a crash may leave the first ones new and the last ones old. Two
+    journal commits for all of them, where one after the other takes two a file."""
+    written: list[tuple[str, str, int]] = []  # temp, target, open fd
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
-        os.rename(temp, target)
+        for path, data, mode in files:
+            target = os.fspath(path)
+            directory = os.path.dirname(target) or "."
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            fd, temp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.",
+                                        suffix=".tmp", dir=directory)
+            written.append((temp, target, fd))
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fchmod(fd, mode)
+        _fsync_all([fd for _, _, fd in written])
+        for temp, target, _ in written:
+            os.rename(temp, target)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
+        for temp, _, _ in written:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
         raise
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
     finally:
-        os.close(dir_fd)
+        for _, _, fd in written:
+            os.close(fd)
+    for directory in dict.fromkeys(os.path.dirname(target) or "." for _, target, _ in written):
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _fsync_all(fds: Sequence[int]) -> None:
+    """fsync each of `fds`; several at once, so that one journal commit serves them all."""
+    if len(fds) < 2:
+        for fd in fds:
+            os.fsync(fd)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(fds), thread_name_prefix="fsync") as pool:
+        list(pool.map(os.fsync, fds))
 
 
 def read_own(path: str | os.PathLike[str]) -> bytes:

@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import time
+import types
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,7 @@ def main() -> None:
     # would be imported and called whenever a model is built, in a process that runs as
     # root. Looking for plugins also reads every installed package's metadata (50 ms).
     os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
+    _no_plugin_search()
     if sys.argv[1:2] in (["apply"], ["audit"], ["plan"]):
         # One run, which goes without the cyclic collector (`cli/node.py`; a plan's
         # workers turn it back on, review/workers.py), then the process ends: before the
@@ -53,6 +55,16 @@ def main() -> None:
         except KeyboardInterrupt:
             sys.stderr.write("interrupted\n")
             sys.exit(128 + signal.SIGINT)
+
+
+def _no_plugin_search() -> None:
+    """pydantic's plugin loader, answering as it does with plugins disabled (none), but
+    without importing what it would search them with: importlib.metadata and the email
+    parser, 11 ms of every process that builds a model. pydantic imports the loader when
+    it builds its first model, and takes this one."""
+    loader = types.ModuleType("pydantic.plugin._loader")
+    loader.__dict__["get_plugins"] = tuple  # which answers ()
+    sys.modules.setdefault(loader.__name__, loader)
 
 
 class _NoLostInterrupt:

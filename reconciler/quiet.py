@@ -95,15 +95,20 @@ def key_of(source: str, node: str, root: str, state: StateDir, identity: str,
             "identity": stamp(identity), "accounts": accounts, "facts": facts}
 
 
-def live_entry(root: str, path: str) -> Entry:
-    """The state of node path `path` under `root` as a quiet record keeps it."""
+def live_entry(root: str, path: str, written: bytes | None = None) -> Entry:
+    """The state of node path `path` under `root` as a quiet record keeps it. A regular
+    file of the size of `written`, what the run just left there, is hashed from that
+    instead of read again: should the file have changed since, the next quiet cycle
+    finds it differs from the record and plans it, like any edit."""
     full = os.path.join(root, path.lstrip("/"))
     try:
         info = os.lstat(full)
     except FileNotFoundError:
         return [path, "absent", None, None, None, None]
     extra: str | None = None
-    if stat.S_ISREG(info.st_mode):
+    if stat.S_ISREG(info.st_mode) and written is not None and len(written) == info.st_size:
+        kind, extra = "file", hashlib.sha256(written).hexdigest()
+    elif stat.S_ISREG(info.st_mode):
         kind = "file"
         digest = hashlib.sha256()
         fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW)

@@ -350,6 +350,7 @@ def plan_and_apply(now: RunState, partial: desired_pack.Partial | None = None) -
     now.report.mode_from = mode_from
     if now.report.result == "interrupted":
         now.report = report.interrupted(now.report, run.stopped_by() or signal.SIGTERM)
+    now.as_rendered |= desired_pack.as_rendered(now.desired, now.report)
     try:
         if now.report.result == "reverted":
             run.source.reverted("; ".join(now.report.problems[:2]))
@@ -360,8 +361,7 @@ def plan_and_apply(now: RunState, partial: desired_pack.Partial | None = None) -
                                              f"{_error(exc, run)}")
     source_id = run.source.quiet_id() if run.quiet_record and mode == "change" else None
     problem = source_id and desired_pack.remember(
-        run.state, source_id, run.root, run.identity, now.desired, now.report,
-        partial.unchanged if partial else None)
+        run.state, source_id, run.root, run.identity, now.desired, now.report, partial)
     if problem:
         now.report = failed_with(now.report, problem)
 

@@ -1,10 +1,17 @@
 """Helpers for the fleet-report tests: a config repo for a small fleet, nodes that run
 the real run code in this process (each with its own state dir, root and signing key),
 a reports repository, a `git daemon` that accepts pushes, and the real CLI.
+
+A node publishes as a run does (the outbox, news and heartbeats: fleet/publish.py), and
+its pusher drains the outbox in this process before `run` returns, unless the node is
+made `detached`: then the real background pusher process does it, as on a real node
+(test_fleet_publish.py proves that pusher; elsewhere a pusher process per run would
+only cost an interpreter start and a wait).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -15,6 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from clirun import RECONCILER as RECONCILER  # re-exported: tests that start the script
 from clirun import reconciler
 from gitutil_repo import Origin, free_port, git, wait_for_port
@@ -23,7 +31,7 @@ from reconciler.agent.runs import RunOptions, from_settings
 from reconciler.agent.settings import AgentConfig
 from reconciler.fleet import keys, publish
 from reconciler.fleet.chain import Chain
-from reconciler.fleet.push import REPO, queued, read_pushed
+from reconciler.fleet.push import REPO, drain, queued, read_pushed
 from reconciler.record.report import RunReport
 from reconciler.run import perform
 
@@ -60,12 +68,27 @@ def node_names(web: int, cache: int) -> list[str]:
                   for n in range(1, count + 1))
 
 
+@contextmanager
+def pushing_in_process() -> Iterator[None]:
+    """Inside the block, publishing drains the outbox here and now, with the arguments
+    the background pusher would get (`python -m reconciler.fleet.pusher`)."""
+
+    def drain_now(target: publish.Target, node: str) -> None:
+        drain(target.reports_dir, node, target.key.absolute(), target.urls, target.timeout)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(publish, "start_pusher", drain_now)
+        yield
+
+
 class FleetNode:
-    """One simulated node: the run code in this process, its own state, root and key."""
+    """One simulated node: the run code in this process, its own state, root and key;
+    `detached`: its reports go out through the background pusher process."""
 
     def __init__(self, base: Path, name: str, remote: str, reports: str | None,
-                 with_key: bool = True, **settings: Any) -> None:
+                 with_key: bool = True, detached: bool = False, **settings: Any) -> None:
         self.name = name
+        self.detached = detached
         self.dir = base / name
         self.root = self.dir / "root"
         self.state = self.dir / "state"
@@ -85,7 +108,11 @@ class FleetNode:
         return keys.public_key(self.key)
 
     def run(self, **options: Any) -> RunReport:
-        return perform(from_settings(self.cfg, RunOptions(**options)))
+        with self._pushing():
+            return perform(from_settings(self.cfg, RunOptions(**options)))
+
+    def _pushing(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext() if self.detached else pushing_in_process()
 
     def reports_dir(self) -> Path:
         return self.state / publish.REPORTS
@@ -102,7 +129,9 @@ class FleetNode:
     def publish_dated(self, report: RunReport, back: timedelta) -> None:
         """Publish `report` as if its run had happened `back` ago (a node that went
         silent since)."""
-        publish.after_run(self.cfg, report.model_copy(update={"started": report.started - back}))
+        with self._pushing():
+            publish.after_run(self.cfg,
+                              report.model_copy(update={"started": report.started - back}))
 
 
 def wait_until(condition: Any, timeout: float, what: str) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from reconciler.atomicfile import write_atomic
+import pytest
+
+from reconciler.atomicfile import write_all, write_atomic
 
 
 def test_write_replaces_the_file_and_leaves_no_temp(tmp_path: Path) -> None:
@@ -28,3 +30,27 @@ def test_write_creates_a_private_directory(tmp_path: Path) -> None:
     write_atomic(target, b"{}")
     assert target.read_bytes() == b"{}"
     assert target.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_files_written_together_each_hold_their_content_and_mode(tmp_path: Path) -> None:
+    (tmp_path / "last-run.json").write_text("old")
+    other = tmp_path / "metrics" / "reconciler.prom"
+
+    write_all([(tmp_path / "last-run.json", b"new\n", 0o600), (other, b"metric 1\n", 0o644),
+               (tmp_path / "last-success.json", b"{}", 0o600)])
+
+    assert (tmp_path / "last-run.json").read_bytes() == b"new\n"
+    assert other.read_bytes() == b"metric 1\n" and other.stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "last-run.json", "last-success.json", "metrics"]
+
+
+def test_files_written_together_replace_none_when_one_cannot_be_written(tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("old")
+    (tmp_path / "blocked").write_text("a file, not a directory")
+
+    with pytest.raises(OSError):
+        write_all([(tmp_path / "a", b"new", 0o600), (tmp_path / "blocked" / "b", b"new", 0o600)])
+
+    assert (tmp_path / "a").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "blocked"], "no temp file left"

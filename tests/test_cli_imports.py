@@ -169,3 +169,18 @@ def test_no_pydantic_plugin_an_installed_package_declares_is_loaded(tmp_path: Pa
     printed, _ = loaded_after(path + "from importlib.metadata import entry_points; "
                               "print([e.name for e in entry_points(group='pydantic')])")
     assert printed == "['intruder']"  # what the run would have loaded
+
+
+def test_a_run_reads_no_package_metadata_in_search_of_pydantic_plugins(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    root = applied_node(tmp_path, repo)
+    with open(root / "etc/app/a.conf", "a") as handle:
+        handle.write("# hand edit\n")
+
+    done = fresh_python("import sys\nfrom reconciler.entry import main\n"
+                        f"sys.argv[1:] = {args(repo, root, 'apply')!r}\ntry:\n    main()\n"
+                        "except SystemExit:\n    pass\n"
+                        "print('pydantic' in sys.modules, 'importlib.metadata' in sys.modules)")
+
+    assert "changed (exit 2)" in done.stdout, done.stderr
+    assert done.stdout.splitlines()[-1] == "True False"

@@ -25,6 +25,7 @@ from fleet_support import (
     wait_published,
 )
 from gitutil_repo import git, ssh_key
+from session_build import built_once
 
 from reconciler.fleet.chain import Chain
 
@@ -58,37 +59,55 @@ def git_status(cwd: Path, *args: str) -> tuple[int, str]:
     return done.returncode, done.stderr
 
 
-@contextmanager
-def serving(base: Path) -> Iterator[Server]:
+def _build_server(base: Path) -> dict[str, str]:
+    """Under `base`: the nodes' keys, a config repo that registers them, a reports repo
+    with the hook, and web-01's first report pushed to it over git://; its commit."""
     served = base / "served"
     served.mkdir()
-    nodes = base / "nodes"
-    web1 = FleetNode(nodes, WEB1, "file:///later", None)
-    web2 = FleetNode(nodes, WEB2, "file:///later", None)
+    web1, web2 = _nodes(base)
     origin = config_origin(served, FILES, registered=[web1, web2])
     reports = bare(served / "reports.git")
     install_reports_hook(reports, origin.bare)
     with push_daemon(served) as port:
-        url = f"git://127.0.0.1:{port}/reports.git"
-        for node in (web1, web2):
-            node.cfg = node.cfg.model_copy(update={"remote": origin.url, "reports": url})
+        web1.cfg = web1.cfg.model_copy(update={"remote": origin.url,
+                                               "reports": f"git://127.0.0.1:{port}/reports.git"})
         web1.run()
         wait_published([web1])
-        yield Server(served, reports, url, web1, web2, refs(reports)[f"refs/reports/{WEB1}"])
+    return {"real": refs(reports)[f"refs/reports/{WEB1}"], "remote": origin.url}
+
+
+def _nodes(base: Path) -> tuple[FleetNode, FleetNode]:
+    """web-01 and web-02 (their keys made on the first call, read after)."""
+    return (FleetNode(base / "nodes", WEB1, "file:///later", None),
+            FleetNode(base / "nodes", WEB2, "file:///later", None))
+
+
+@contextmanager
+def serving(base: Path, built: dict[str, str]) -> Iterator[Server]:
+    """The server `_build_server` made under `base`, served by a `git daemon` of its own."""
+    served = base / "served"
+    with push_daemon(served) as port:
+        url = f"git://127.0.0.1:{port}/reports.git"
+        web1, web2 = _nodes(base)
+        for node in (web1, web2):
+            node.cfg = node.cfg.model_copy(update={"remote": built["remote"], "reports": url})
+        yield Server(served, served / "reports.git", url, web1, web2, built["real"])
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One server for the tests whose pushes are refused: each checks that its refusal
-    changed nothing, so they leave it as they found it."""
-    with serving(tmp_path_factory.mktemp("hook")) as made:
+    """One server for the tests that leave web-01's report as they found it (built once
+    in the session): each refused push checks that it changed nothing, and the one test
+    whose pushes get in moves web-02's ref alone."""
+    base, built = built_once(tmp_path_factory, "fleet-hook", _build_server)
+    with serving(base, built) as made:
         yield made
 
 
 @pytest.fixture
 def own_server(tmp_path: Path) -> Iterator[Server]:
-    """A server of the test's own, for a test whose pushes get in."""
-    with serving(tmp_path) as made:
+    """A server of the test's own, for a test that moves web-01's report."""
+    with serving(tmp_path, _build_server(tmp_path)) as made:
         yield made
 
 
@@ -199,25 +218,26 @@ def test_an_old_report_cannot_be_replayed_over_a_newer_one(own_server: Server) -
 
 
 def test_a_node_rotating_its_bounded_history_is_accepted(
-    own_server: Server, tmp_path: Path,
+    server: Server, tmp_path: Path,
 ) -> None:
-    server = own_server
-    chain = Chain(tmp_path / "rotating.git", WEB1, server.web1.key, max_reports=3, keep=2)
-    for hours in range(1, 6):
-        data = json.loads(newer(server))
+    # web-02's ref: the only one of the shared server a test moves.
+    # The third report rotates the chain: the ref moves to a new root, not a descendant.
+    chain = Chain(tmp_path / "rotating.git", WEB2, server.web2.key, max_reports=2, keep=2)
+    for hours in range(1, 4):
+        data = json.loads(newer(server, node=WEB2))
         moment = datetime.fromisoformat(str(data["time"]))
         data["time"] = (moment + timedelta(hours=hours)).isoformat()
         chain.append(json.dumps(data).encode(), f"report {hours}\n")
         code, err = git_status(chain.path, "push", "--quiet", server.url,
                                f"+{chain.ref}:{chain.ref}")
         assert code == 0, err
-    assert refs(server.reports)[f"refs/reports/{WEB1}"] == chain.history()[0]
+    assert refs(server.reports)[f"refs/reports/{WEB2}"] == chain.history()[0]
 
 
 def test_reports_pushed_to_the_config_repo_itself_are_checked_by_its_hook(
     tmp_path: Path,
 ) -> None:
-    node = FleetNode(tmp_path / "nodes", WEB1, "file:///later", None)
+    node = FleetNode(tmp_path / "nodes", WEB1, "file:///later", None, detached=True)
     origin = config_origin(tmp_path, FILES, registered=[node])
     assert cli("hooks", "install", "--server", str(origin.bare)).returncode == 0
     node.cfg = node.cfg.model_copy(update={"remote": origin.url})  # reports: the config remote

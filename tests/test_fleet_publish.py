@@ -48,8 +48,8 @@ def chain_length(repo: Path, node: str = NODE) -> int:
 def test_a_run_publishes_a_report_signed_by_its_node(tmp_path: Path) -> None:
     origin = config_origin(tmp_path, FILES)
     reports = bare(tmp_path / "reports.git")
-    node = FleetNode(tmp_path, NODE, origin.url, f"file://{reports}")
-    run = node.run()
+    node = FleetNode(tmp_path, NODE, origin.url, f"file://{reports}", detached=True)
+    run = node.run()  # the pusher process publishes after the run
     wait_published([node])
     report = report_at(reports, f"refs/reports/{NODE}")
     assert (report.node, report.result, report.exit_code) == (NODE, "changed", run.exit_code)

@@ -10,6 +10,8 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from fleet_support import (
@@ -24,6 +26,7 @@ from fleet_support import (
     push_daemon,
     wait_published,
 )
+from session_build import built_once
 
 from reconciler.fleet import keys
 
@@ -53,8 +56,16 @@ class Fleet:
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    """All 32 nodes ran once (the run code in this process) and published."""
-    base = tmp_path_factory.mktemp("fleet")
+    """All 32 nodes ran once and published (once in the session: the tests only read)."""
+    base, built = built_once(tmp_path_factory, "fleet-status", _run_and_publish)
+    with push_daemon(base / "served") as port:
+        yield Fleet(f"git://127.0.0.1:{port}/reports.git",
+                    {"XDG_CACHE_HOME": str(tmp_path_factory.mktemp("cache"))}, built["commit"])
+
+
+def _run_and_publish(base: Path) -> dict[str, str]:
+    """Every node runs once (the run code in this process) and publishes to
+    `base/served/reports.git` over `git daemon`; the config commit they ran."""
     policies = {name: 'max-severity="none"' for name in HELD}
     origin = config_origin(base, {"fleet.xml": fleet_xml(6, 2, policies), **CLASSES})
     commit = origin.commit({}, "nothing new yet")
@@ -67,7 +78,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         url = f"git://127.0.0.1:{port}/reports.git"
         nodes = []
         for name in ALL:
-            settings: dict[str, object] = {}
+            settings: dict[str, Any] = {}
             if name in PENDING:
                 settings["mode"] = "audit"
             if name in REFUSED:
@@ -84,7 +95,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
                 node.publish_dated(report, timedelta(hours=3))
             nodes.append(node)
         wait_published(nodes, timeout=300)
-        yield Fleet(url, {"XDG_CACHE_HOME": str(base / "cache")}, commit)
+    return {"commit": commit}
 
 
 def test_status_counts_every_node_by_what_it_did(published: Fleet) -> None:

@@ -29,6 +29,7 @@ from fleet_support import (
 from gitutil_repo import free_port, git, wait_for_port
 from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
+from session_build import built_once
 
 if TYPE_CHECKING:
     # selenium's driver takes 0.3 CPU-s to import: only the worker that runs these tests
@@ -50,7 +51,7 @@ class Page:
     url: str
     browser: WebDriver
     reports: Path
-    nodes: dict[str, FleetNode]
+    nodes: dict[str, FleetNode]  # the page's own nodes, for a test that runs them again
 
     def open(self, path: str) -> None:
         self.browser.get(self.url + path)
@@ -93,24 +94,36 @@ def browser() -> Iterator[WebDriver]:
         driver.quit()
 
 
-@contextmanager
-def served_fleet(base: Path, browser: WebDriver) -> Iterator[Page]:
-    """Five nodes that ran and published, one hostile report, and `fleet serve` on them."""
+SETTINGS: dict[str, dict[str, Any]] = {
+    "web-01.shop.c1.t": {}, "web-02.shop.c1.t": {}, "cache-01.shop.c1.t": {},
+    "web-01.shop.c2.t": {"mode": "audit"}, "cache-01.shop.c2.t": {}}
+FAILED = "web-02.shop.c1.t"
+
+
+def _run_and_publish(base: Path, names: tuple[str, ...] = tuple(SETTINGS)
+                     ) -> dict[str, FleetNode]:
+    """The nodes `names` under `base` ran (web-02.shop.c1.t fails) and published to
+    `base/reports.git`; with web-01.shop.c1.t, a hostile report there too."""
     origin = config_origin(base, FILES)
     reports = bare(base / "reports.git")
     url = f"file://{reports}"
-    settings_of: dict[str, dict[str, Any]] = {
-        "web-01.shop.c1.t": {}, "web-02.shop.c1.t": {}, "cache-01.shop.c1.t": {},
-        "web-01.shop.c2.t": {"mode": "audit"}, "cache-01.shop.c2.t": {}}
-    nodes = {name: FleetNode(base / "nodes", name, origin.url, url, **settings)
-             for name, settings in settings_of.items()}
-    nodes["web-02.shop.c1.t"].root.mkdir(parents=True)
-    nodes["web-02.shop.c1.t"].root.joinpath("etc").write_text("not a directory\n")
+    nodes = {name: FleetNode(base / "nodes", name, origin.url, url, **SETTINGS[name])
+             for name in names}
+    if FAILED in nodes:
+        nodes[FAILED].root.mkdir(parents=True)
+        nodes[FAILED].root.joinpath("etc").write_text("not a directory\n")
     for node in nodes.values():
         node.run()
     wait_published(nodes.values())
-    _hostile_report(reports, git(reports, "show",
-                                 "refs/reports/web-01.shop.c1.t:report.json").encode())
+    if "web-01.shop.c1.t" in nodes:
+        _hostile_report(reports, git(reports, "show",
+                                     "refs/reports/web-01.shop.c1.t:report.json").encode())
+    return nodes
+
+
+@contextmanager
+def served(reports: Path, browser: WebDriver, nodes: dict[str, FleetNode]) -> Iterator[Page]:
+    """`fleet serve` on `reports`."""
     port = free_port()
     server = subprocess.Popen([RECONCILER, "fleet", "serve", "--reports", str(reports),
                                "--listen", f"127.0.0.1:{port}", "--refresh", "0.2"],
@@ -125,16 +138,21 @@ def served_fleet(base: Path, browser: WebDriver) -> Iterator[Page]:
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory, browser: WebDriver) -> Iterator[Page]:
-    """The served fleet for the tests that only look at it (built once for them all)."""
-    with served_fleet(tmp_path_factory.mktemp("fleet"), browser) as served:
-        yield served
+    """The served fleet for the tests that only look at it (its reports built once in
+    the session; no node of it runs again)."""
+    base, _ = built_once(tmp_path_factory, "fleet-web",
+                         lambda base: {name: "" for name in _run_and_publish(base)})
+    with served(base / "reports.git", browser, {}) as shown:
+        yield shown
 
 
 @pytest.fixture
 def own_page(tmp_path: Path, browser: WebDriver) -> Iterator[Page]:
-    """A served fleet of the test's own, for a test that makes a node report again."""
-    with served_fleet(tmp_path, browser) as served:
-        yield served
+    """A served fleet of the test's own, for a test that makes a node report again: a
+    failed node and the one that is to fail."""
+    nodes = _run_and_publish(tmp_path, (FAILED, "cache-01.shop.c2.t"))
+    with served(tmp_path / "reports.git", browser, nodes) as shown:
+        yield shown
 
 
 def test_the_summary_shows_states_spread_and_the_grid(page: Page, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ metrics see it); any drift on the node or any change upstream takes a run that p
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -278,3 +279,14 @@ def test_log_after_a_quiet_run_lists_the_runs_a_full_one_would(repo: Path, settl
     assert done.returncode == 0, done.stderr
     assert done.stdout == logged
     assert [line.split()[5] for line in done.stdout.splitlines()] == ["changed"]
+
+
+def test_a_file_edited_between_its_write_and_the_record_is_found_drifted(root: Path) -> None:
+    (root / "conf").write_bytes(b"edited\n")
+    # The record of a file the run just wrote hashes what it wrote, not what is there now...
+    entry = quiet.live_entry(str(root), "/conf", b"wrote!\n")
+    assert entry[5] == hashlib.sha256(b"wrote!\n").hexdigest()
+    # ...so the next cycle, which reads the file, finds it differs and plans it.
+    assert quiet.live_entry(str(root), "/conf") != entry
+    assert quiet.live_entry(str(root), "/conf", b"longer than that\n")[5] == \
+        hashlib.sha256(b"edited\n").hexdigest(), "another size: read"

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -18,6 +19,8 @@ from test_quiet_cycle import args, full, make_repo
 from reconciler import quiet
 from reconciler.entry import quiet_run
 from reconciler.record import desired
+from reconciler.record.history import History
+from reconciler.statedir import StateDir
 from reconciler.system.local import LocalSystem
 
 STATE = "var/lib/reconciler"
@@ -237,3 +240,41 @@ def test_a_partial_repair_reads_only_the_drifted_file_for_the_history(
 
     assert "/etc/app/b.conf" not in read, "found as the settled run left it: not read again"
     assert "/etc/app/a.conf" in read
+
+
+def test_a_first_apply_records_the_files_it_wrote_without_reading_them_back(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read = paths_passed(monkeypatch, LocalSystem, "read")
+    root = applied_node(tmp_path, repo)
+
+    assert not {"/etc/app/a.conf", "/etc/app/b.conf"} & set(read), \
+        "none existed to compare, and what was written is known"
+    history = root / STATE / "history"
+    for path in ("etc/app/a.conf", "etc/app/b.conf"):
+        on_disk = subprocess.run(["git", "hash-object", str(root / path)], capture_output=True,
+                                 text=True, check=True).stdout.strip()
+        recorded = subprocess.run(["git", "--git-dir", str(history), "rev-parse",
+                                   f"HEAD:{path}"], capture_output=True, text=True,
+                                  check=True).stdout.strip()
+        assert recorded == on_disk
+    entries = json.loads(Path(quiet.quiet_path(StateDir.under(str(root)))).read_text())["entries"]
+    assert {entry[0]: entry[5] for entry in entries if entry[1] == "file"} == {
+        f"/{path}": hashlib.sha256((root / path).read_bytes()).hexdigest()
+        for path in ("etc/app/a.conf", "etc/app/b.conf")}
+
+
+def test_a_repair_adds_its_history_record_without_reading_the_last_one(
+    repo: Path, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    edit_by_hand(root)
+    read = paths_passed(monkeypatch, History, "read")
+    before = history_files(root)
+
+    assert full(repo, root) == 2
+
+    assert read == [], "a run that applied something is new whatever the last record says"
+    assert history_files(root) == before
+    assert subprocess.run(["git", "--git-dir", str(root / STATE / "history"), "rev-list",
+                           "--count", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip() == "2"

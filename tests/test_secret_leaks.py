@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from clirun import RECONCILER, reconciler
+from clirun import reconciler
 from cycle_support import Node, web_class
 from engine_support import (
     NODE,
@@ -24,7 +24,7 @@ from engine_support import (
     make_repo,
     state_dir,
 )
-from fleet_support import wait_until
+from fleet_support import pushing_in_process
 from gitutil_repo import git, ssh_key
 from node_root import with_users
 from review_support import SMALL_FLEET, FleetRepo
@@ -283,27 +283,25 @@ def test_fleet_reports_carry_no_secret(tmp_path: Path) -> None:
     reports = tmp_path / "reports.git"
     git(tmp_path, "init", "-q", "--bare", str(reports))
     node.write_config(**{"signing-key": str(key), "reports": f"file://{reports}"})
-    node.run()
-    (node.root / "etc/app/token").write_text(f"{LIVE_CANARY}\n")
-    node.push({"templates/web/token.j2": "token = {{ token }}-rotated\n"})
-    node.run()
-    node.write_config(**{"signing-key": str(key), "reports": f"file://{reports}",
-                         "mode": "audit"})
-    (node.root / "etc/app/token").write_text(f"{LIVE_CANARY}\n")
-    assert node.run().result == "drift"
+    with pushing_in_process():
+        node.run()
+        (node.root / "etc/app/token").write_text(f"{LIVE_CANARY}\n")
+        node.push({"templates/web/token.j2": "token = {{ token }}-rotated\n"})
+        node.run()
+        node.write_config(**{"signing-key": str(key), "reports": f"file://{reports}",
+                             "mode": "audit"})
+        (node.root / "etc/app/token").write_text(f"{LIVE_CANARY}\n")
+        assert node.run().result == "drift"
     chain = Chain(node.state / "reports" / "repo.git", "web-01.shop.lab.t", key)
-    wait_until(lambda: not queued(node.state / "reports") and chain.tip() is not None
-               and read_pushed(node.state / "reports").get("urls")
-               == {f"file://{reports}": chain.tip()}, 60, "reports pushed")
-    done = subprocess.run([RECONCILER, "fleet", "push", "--config", str(node.config)],
-                          capture_output=True, text=True, check=False)
+    assert not queued(node.state / "reports") and chain.tip() is not None
+    assert read_pushed(node.state / "reports").get("urls") == {f"file://{reports}": chain.tip()}
+    done = cli("fleet", "push", "--config", node.config)
     assert done.returncode == 0, done.stderr
     published = _all_objects(reports)
     assert b"edited-by-hand" in published and b"/etc/app/token" in published
     assert_no_secret(published, _all_objects(node.state / "reports" / "repo.git"),
                      everything_under(node.state / "reports"))
-    shown = subprocess.run([RECONCILER, "fleet", "show", "web-01.shop.lab.t", "--reports",
-                            str(reports)], capture_output=True, text=True, check=False)
+    shown = cli("fleet", "show", "web-01.shop.lab.t", "--reports", reports)
     assert shown.returncode == 0 and LIVE_CANARY not in shown.stdout
     assert_no_secret(shown.stdout)
 

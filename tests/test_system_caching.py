@@ -9,6 +9,7 @@ import pytest
 
 from reconciler.system.interface import UnsafePath
 from reconciler.system.local import LocalSystem
+from reconciler.system.release import HELD_LIMIT
 from reconciler.system.walk import PENDING_FILES, PENDING_SYNCS, WALK_CACHE
 from reconciler.system.wrappers import ReadOnlySystem
 
@@ -30,6 +31,28 @@ def test_writes_while_caching_land_in_place_and_every_fd_is_closed_after(root: P
     assert seen == [f"f{index}" for index in range(10)]
     assert (root / "etc/app/f9").read_bytes() == b"x\n"
     assert open_fds() == before
+
+
+def test_files_replaced_while_caching_are_let_go_of_by_the_end_and_never_too_many_at_once(
+    root: Path,
+) -> None:
+    system = LocalSystem(str(root))
+    system.mkdir("/etc/app", 0o755, None, None)
+    count = HELD_LIMIT + PENDING_FILES
+    for index in range(count):
+        system.write_atomic(f"/etc/app/f{index}", b"old\n", 0o644, None, None)
+    before, most = open_fds(), 0
+
+    with system.caching():
+        for index in range(count):
+            system.write_atomic(f"/etc/app/f{index}", b"new\n", 0o644, None, None)
+            most = max(most, open_fds())
+
+    assert (root / "etc/app/f0").read_bytes() == (root / f"etc/app/f{count - 1}").read_bytes() \
+        == b"new\n"
+    assert open_fds() == before, "every replaced file closed, none left unnamed and open"
+    # held: the replaced files, the files awaiting their sync, the walk's directories
+    assert most <= before + HELD_LIMIT + PENDING_FILES + WALK_CACHE + 2
 
 
 def test_a_parent_turned_symlink_before_the_next_run_is_refused(

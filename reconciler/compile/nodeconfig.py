@@ -4,7 +4,8 @@
 models are declarative: they say what should be, never how to get there.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would evaluate each field's annotation
+# from its string, compiling it first, in every process that builds these models.
 
 from typing import Annotated, Any, Literal
 

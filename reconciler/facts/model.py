@@ -6,7 +6,8 @@ they do not know (a newer node may add some); `version` changes only on a breaki
 change. Sizes are in MiB (`total_mb`) or bytes (`size_bytes`), as their names say.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would evaluate each field's annotation
+# from its string, compiling it first, in every process that builds these models.
 
 from typing import Literal
 

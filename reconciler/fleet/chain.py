@@ -89,7 +89,10 @@ class Chain:
             return done.out.strip() or None if done.ok else None
 
     def tip_report(self) -> bytes | None:
-        """The `report.json` of the newest report, or None when there is none."""
+        """The `report.json` of the newest report, or None when there is none (a chain
+        not begun yet is known from its ref's file: no git process for a first report)."""
+        if self.tip() is None:
+            return None
         done = self._git("cat-file", "blob", f"{self.ref}:{REPORT_FILE}")
         return done.stdout if done.ok else None
 

@@ -4,7 +4,8 @@ Comparing it with the live file tells a pending change (the config moved) from a
 drift (someone edited the box), and finds orphans (applied before, no longer declared).
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would evaluate each field's annotation
+# from its string, compiling it first, in every process that builds these models.
 
 import json
 from typing import Literal

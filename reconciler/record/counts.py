@@ -2,7 +2,8 @@
 fleet's digest of it (fleet/model.py), which the reports server's hook reads without
 building the run report's models."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would evaluate each field's annotation
+# from its string, compiling it first, in every process that builds these models.
 
 from typing import Literal
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from reconciler import __version__, quiet
-from reconciler.atomicfile import read_own, write_atomic
+from reconciler.atomicfile import read_own, write_all
 from reconciler.compile.nodeconfig import FileAction, NodeConfig
 from reconciler.render.rendered import RenderedFile
 from reconciler.source.snapshot import files_under
@@ -34,25 +34,25 @@ PACK = "desired.pack"
 
 
 def remember(state: StateDir, source: str, root: str, identity: str, desired: Desired,
-             report: RunReport, unchanged: Mapping[str, quiet.Entry] | None = None) -> str | None:
+             report: RunReport, partial: Partial | None = None) -> str | None:
     """After a change-mode run: record what the node now is when the run left it exactly
-    as configured; otherwise drop the record, so the next run is a full one. `unchanged`
-    are the entries of paths a partial run found as recorded and left alone (not read
-    again). Writes only when the record changes. Returns why it could not (the run
-    failed), else None."""
+    as configured; otherwise drop the record, so the next run is a full one. After a
+    `partial` run, the paths it found as recorded and left alone are not read again, nor
+    its node serialized again. Writes only what changes, made durable together. Returns
+    why it could not (the run failed), else None."""
     try:
-        _remember(state, source, root, identity, desired, report, unchanged or {})
+        _remember(state, source, root, identity, desired, report,
+                  partial.unchanged if partial else {}, partial.config if partial else None)
     except OSError as exc:
         return f"{quiet.quiet_path(state)}: could not record the quiet state: {exc.strerror or exc}"
     return None
 
 
 def _remember(state: StateDir, source: str, root: str, identity: str, desired: Desired,
-              report: RunReport, unchanged: Mapping[str, quiet.Entry]) -> None:
+              report: RunReport, unchanged: Mapping[str, quiet.Entry],
+              config: bytes | None) -> None:
     counts = report.counts
-    settled = report.result in ("in-sync", "changed") and not (
-        counts.pending or counts.held or counts.failed or counts.orphans or counts.skipped)
-    by_action = action_paths(desired.node, desired.rendered) if settled else None
+    by_action = action_paths(desired.node, desired.rendered) if settled(report) else None
     paths = [path for found in by_action.values() for path in found] \
         if by_action is not None else None
     target = quiet.quiet_path(state)
@@ -80,21 +80,43 @@ def _remember(state: StateDir, source: str, root: str, identity: str, desired: D
         "mode": "change", "result": "in-sync", "exit_code": 0, "actions": [], "orphans": [],
         "counts": type(counts)(in_sync=counts.in_sync + counts.applied), "problems": [],
         "notes": [], "source": None, "facts": None, "health": [], "revert": None})
+    written = {item.path: item.content for item in desired.files()}
     data = json.dumps({"key": key, "report": now_in_sync.model_dump(mode="json"),
-                       "entries": [unchanged.get(path) or quiet.live_entry(root, path)
-                                   for path in paths]}).encode()
-    _keep(state, key, desired.node, desired.rendered)
-    if existing != data:
-        write_atomic(target, data)
+                       "entries": [unchanged.get(path) or quiet.live_entry(
+                           root, path, written.get(path)) for path in paths]}).encode()
+    # The kept state first, then the record naming its key, made durable together.
+    changed = [kept for kept in (_kept(state, key, desired.node, desired.rendered, config),
+                                 (target, data, 0o600) if existing != data else None) if kept]
+    write_all(changed)
+
+
+def settled(report: RunReport) -> bool:
+    """Whether a change-mode run left every action as configured: each in sync, or made so."""
+    counts = report.counts
+    return report.result in ("in-sync", "changed") and not (
+        counts.pending or counts.held or counts.failed or counts.orphans or counts.skipped)
+
+
+def as_rendered(desired: Desired, report: RunReport) -> frozenset[str]:
+    """The files a settled change-mode run left holding their rendered content, when no
+    action of the node but files, directories and symlinks could have changed one since:
+    the history takes their content from the desired state, unread (record/recorder.py)."""
+    if report.mode != "change" or not settled(report) \
+            or action_paths(desired.node, desired.rendered) is None:
+        return frozenset()
+    return frozenset(item.path for item in desired.files())
 
 
 def pack_path(state: StateDir) -> str:
     return str(state.path / PACK)
 
 
-def _keep(state: StateDir, key: dict[str, Any], node: NodeConfig,
-          rendered: dict[str, list[RenderedFile]]) -> None:
-    """Keep `node` and its `rendered` files under `key`; writes only when they changed."""
+def _kept(state: StateDir, key: dict[str, Any], node: NodeConfig,
+          rendered: dict[str, list[RenderedFile]], config: bytes | None
+          ) -> tuple[str, bytes, int] | None:
+    """The pack keeping `node` and its `rendered` files under `key` (path, data, mode), or
+    None when it holds them already. `config` is `node` as the pack it came from holds it
+    (a partial run's), not serialized again."""
     files: list[list[Any]] = []
     blobs: list[bytes] = []
     offset = 0
@@ -107,15 +129,16 @@ def _keep(state: StateDir, key: dict[str, Any], node: NodeConfig,
                 blobs.append(content)
                 offset += size
     header = json.dumps({"key": key, "files": files}).encode()
-    config = node.model_copy(update={"variables": {}}).model_dump_json().encode()  # one line
+    if config is None:  # one line
+        config = node.model_copy(update={"variables": {}}).model_dump_json().encode()
     data = b"\n".join([header, config, b"".join(blobs)])
     target = pack_path(state)
     try:
         if read_own(target) == data:
-            return
+            return None
     except FileNotFoundError:
         pass
-    write_atomic(target, data)
+    return target, data, 0o600
 
 
 def _drop(state: StateDir) -> None:
@@ -146,10 +169,11 @@ def _reads_facts(desired: Desired) -> bool:
     return any(b"facts" in snapshot.read(rel) for rel in files_under(snapshot, "templates"))
 
 
-def load(state: StateDir, key: dict[str, Any],
-         hashes: dict[str, str | None]) -> tuple[NodeConfig, dict[str, list[RenderedFile]]] | None:
+def load(state: StateDir, key: dict[str, Any], hashes: dict[str, str | None]
+         ) -> tuple[NodeConfig, dict[str, list[RenderedFile]], bytes] | None:
     """The node and its rendered files kept under `key`, each file's content matching its
-    sha256 in `hashes` (the quiet record's, by path); None when there is no such pack."""
+    sha256 in `hashes` (the quiet record's, by path), and the node as the pack holds it;
+    None when there is no such pack."""
     try:
         raw = read_own(pack_path(state))
         header, config, blob = raw.split(b"\n", 2)
@@ -166,7 +190,7 @@ def load(state: StateDir, key: dict[str, Any],
             if path not in hashes or hashes[path] != digest or not isinstance(action, FileAction):
                 return None
             rendered.setdefault(action_id, []).append(RenderedFile(path, action, content, source))
-        return node, rendered
+        return node, rendered, config
     except (OSError, ValueError, LookupError, TypeError):
         return None
 
@@ -182,16 +206,18 @@ class Partial:
     touched: frozenset[str]
     in_sync: int
     unchanged: dict[str, quiet.Entry]  # the quiet record's entries of the paths left alone
+    config: bytes  # `node` as the pack holds it
 
 
 def partial(state: StateDir, found: quiet.Drifted) -> Partial | None:
     """The partial run of `found`'s drifted paths; None without a pack for its key."""
     kept = load(state, found.key, found.recorded)
-    paths = action_paths(*kept) if kept is not None else None
+    paths = action_paths(kept[0], kept[1]) if kept is not None else None
     if kept is None or paths is None:
         return None
     drifted = set(found.paths)
     touched = frozenset(action for action, held in paths.items() if drifted.intersection(held))
     left = [path for action, held in paths.items() if action not in touched for path in held]
     return Partial(kept[0], kept[1], touched, len(left),
-                   {path: found.entries[path] for path in left if path in found.entries})
+                   {path: found.entries[path] for path in left if path in found.entries},
+                   kept[2])

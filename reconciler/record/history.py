@@ -198,6 +198,10 @@ class History:
         self.init()
         self._clear_leftovers()
         parent = self.head()
+        if parent is not None and not parent.strip("0"):
+            # fast-import would take the null id for "no parent" and start afresh over it
+            raise GitFailed([Problem("the history's branch points at no commit",
+                                     str(self.path))])
         email = self.node.translate(_NOT_IN_EMAIL).encode()  # as git drops them
         stream = [b"commit %s\nmark :1\ncommitter reconciler <reconciler@%s> %d +0000\n"
                   b"data %d\n%s\n" % (BRANCH.encode(), email, int(time.time()),

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from reconciler.atomicfile import read_own, write_atomic
+from reconciler.atomicfile import read_own, write_all
 from reconciler.errors import Failed, Problem
 from reconciler.record.report import RunReport
 from reconciler.statedir import StateDir
@@ -33,10 +33,11 @@ class LastSuccess(BaseModel):
 
 def save(state: StateDir, report: RunReport) -> None:
     """Write last-run.json, and last-success.json when the run did not fail."""
-    write_atomic(state.last_run, report.model_dump_json(indent=2).encode() + b"\n", mode=0o600)
+    files = [(state.last_run, report.model_dump_json(indent=2).encode() + b"\n", 0o600)]
     if report.result not in UNSUCCESSFUL:
         success = LastSuccess(time=report.started, commit=report.config_commit)
-        write_atomic(state.last_success, success.model_dump_json().encode(), mode=0o600)
+        files.append((state.last_success, success.model_dump_json().encode(), 0o600))
+    write_all(files)
 
 
 def last_run(state: StateDir) -> RunReport | None:

@@ -78,9 +78,11 @@ class Recorder:
                 report.result == "refused" and refusal is not None
             ):
                 return
-            previous = RunReport.model_validate_json(history.read("HEAD", RUN_JSON))
-            if entry.outstanding_digest(previous) == entry.outstanding_digest(report) \
-                    and not report.counts.applied:
+            # A run that applied something is new whatever the last record says: that
+            # record (read by a git process) is looked at only when nothing was applied.
+            if not report.counts.applied and entry.outstanding_digest(
+                    RunReport.model_validate_json(history.read("HEAD", RUN_JSON))
+            ) == entry.outstanding_digest(report):
                 return
         refused_tip = refusal if refused_now else None
         data = report.model_dump_json(indent=2).encode() + b"\n"

@@ -7,7 +7,8 @@ kept only when the store can seal it (age, to the node's own key): its copy is t
 ciphertext under a random name, never its plain text nor a hash of it.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would evaluate each field's annotation
+# from its string, compiling it first, in every process that builds these models.
 
 import errno
 import hashlib

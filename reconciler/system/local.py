@@ -242,7 +242,13 @@ class LocalSystem:
                     os.close(fd)
                 note = None if validate is None else \
                     self._validate(validate, dir_fd, name, node, temp, secret)
-                os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                # The file replaced is freed beside the run, not inside the rename.
+                held = self._walker.hold(dir_fd, name, existing) \
+                    if replaces_file and existing is not None else None
+                try:
+                    os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                finally:
+                    self._walker.let_go(held)
                 self._walker.sync_dir(dir_fd, node)
                 return note
             except OSError as error:

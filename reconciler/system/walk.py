@@ -21,6 +21,7 @@ from contextlib import contextmanager, suppress
 
 from reconciler.system.durable import File, little_unwritten, sync_each, sync_filesystems
 from reconciler.system.interface import NotDurable, UnsafePath
+from reconciler.system.release import Releaser
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
@@ -136,6 +137,7 @@ class _Walks:
         self.filesystems: dict[int, File] = {}  # st_dev -> the first file written there
         self.let_go = False  # files were closed unsynced: only a syncfs makes them durable
         self.failed: NotDurable | None = None
+        self.replaced = Releaser()  # the files renamed over, closed beside the run
 
     def get(self, key: tuple[str, ...]) -> int | None:
         fd = self.dirs.get(key)
@@ -222,6 +224,7 @@ class _Walks:
         try:
             self.sync()
         finally:
+            self.replaced.finish()
             for fd in self.dirs.values():
                 os.close(fd)
             self.dirs.clear()
@@ -337,6 +340,31 @@ class Walker:
             os.fsync(fd)
         else:
             self._walks.defer_file(node, fd)
+
+    def hold(self, dir_fd: int, name: str, existing: os.stat_result) -> int | None:
+        """While caching, an fd on the file `existing` (`name` in `dir_fd`), about to be
+        renamed over: `let_go` then closes it beside the run (system/release.py). None
+        when not caching, or when that file is no longer there."""
+        if self._walks is None:
+            return None
+        try:
+            fd = os.open(name, READ_FLAGS, dir_fd=dir_fd)
+        except OSError:
+            return None
+        opened = os.fstat(fd)
+        if (opened.st_dev, opened.st_ino) != (existing.st_dev, existing.st_ino):
+            os.close(fd)
+            return None
+        return fd
+
+    def let_go(self, held: int | None) -> None:
+        """Close an fd from `hold`: beside the run while caching."""
+        if held is None:
+            return
+        if self._walks is None:
+            os.close(held)
+        else:
+            self._walks.replaced.release(held)
 
     def forget(self, node: str) -> None:
         """Stop reusing the walk of directory `node` (about to be removed or re-created)."""
