@@ -5,7 +5,7 @@ A node image is a directory ROOT that starts as a freshly installed Debian node:
 the host's /etc and dpkg database (the packages' own files, as Debian installed them) and
 the packages' state directories, empty. `reconciler apply --root ROOT` then writes the
 node's configuration into it; each node's image is built once per test session and a
-test gets a copy (session_cache.py). A `NodeNamespace` shows the image at /etc, /var, /usr/local
+test gets a copy (session_build.py). A `NodeNamespace` shows the image at /etc, /var, /usr/local
 and /opt inside private mount, network and PID namespaces, with an empty /run and the
 node's addresses on the loopback interface: daemons run there with their real paths,
 addresses and ports, touch nothing of the host, and all die with the namespace.
@@ -31,7 +31,8 @@ from typing import IO, Any, TypeVar, cast
 import pytest
 from clirun import reconciler
 from configrepo import git_env
-from session_cache import built_once, example_fleet
+from example_repo import example_fleet
+from session_build import built_once
 
 T = TypeVar("T")
 
@@ -158,8 +159,13 @@ def _dpkg_info(factory: pytest.TempPathFactory) -> Path:
     """This test session's copy of the host's dpkg info directory (30 MB, most of a
     seed's cost), which every image hard-links: dpkg replaces those files by rename and
     never writes them in place, and no image links to the host's own files."""
-    return built_once(factory, "dpkg-info", lambda where: run_checked(
-        ["cp", "-a", str(DPKG / "info"), str(where / "info")])) / "info"
+    shared, _ = built_once(factory, "dpkg-info", _copy_dpkg_info)
+    return shared / "info"
+
+
+def _copy_dpkg_info(where: Path) -> dict[str, str]:
+    run_checked(["cp", "-a", str(DPKG / "info"), str(where / "info")])
+    return {}
 
 
 def _copy_directory(path: Path, root: Path) -> None:
@@ -194,17 +200,17 @@ def build_node(factory: pytest.TempPathFactory, node: str, root: Path) -> dict[s
     """`root` made a node image of the example's `node`: seeded, then applied (a copy of
     this session's image, built the first time it is asked for). Returns the report of
     the apply that built it."""
-    image = built_once(factory, f"image-{node}", functools.partial(_build_image, factory, node))
+    image, built = built_once(factory, f"image-{node}",
+                              functools.partial(_build_image, factory, node))
     _copy_image(image / "root", root)
-    report: dict[str, Any] = json.loads((image / "report.json").read_text())
+    report: dict[str, Any] = json.loads(built["report"])
     return report
 
 
-def _build_image(factory: pytest.TempPathFactory, node: str, where: Path) -> None:
+def _build_image(factory: pytest.TempPathFactory, node: str, where: Path) -> dict[str, str]:
     repo = init_example(factory, where / "fleet", where / "home")
     seed(factory, where / "root")
-    done = apply(repo, node, where / "root", where / "home")
-    (where / "report.json").write_text(done.stdout)
+    return {"report": apply(repo, node, where / "root", where / "home").stdout}
 
 
 def _copy_image(image: Path, root: Path) -> None:

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 from clirun import RECONCILER, reconciler
+from example_repo import example_fleet
 from review_support import FleetRepo, isolated_env, run
-from session_cache import example_fleet
 
 from reconciler.review.fleetplan import plan_fleet
 from reconciler.review.markdown import format_markdown

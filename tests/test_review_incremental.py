@@ -26,9 +26,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from example_repo import example_fleet
 from gitutil_repo import NO_MAINTENANCE, NO_TEMPLATE
 from review_support import run
-from session_cache import example_fleet
 
 from reconciler.compile.compiler import load_fleet
 from reconciler.review.fleetplan import plan_fleet
