@@ -61,10 +61,30 @@ def _no_plugin_search() -> None:
     """pydantic's plugin loader, answering as it does with plugins disabled (none), but
     without importing what it would search them with: importlib.metadata and the email
     parser, 11 ms of every process that builds a model. pydantic imports the loader when
-    it builds its first model, and takes this one."""
+    it builds its first model, and takes this one; only while the one module that imports
+    it asks it for `get_plugins` alone (a private module: another pydantic may differ)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pydantic")
+    if spec is None or not spec.submodule_search_locations:
+        return
+    user = os.path.join(spec.submodule_search_locations[0], "plugin", "_schema_validator.py")
+    try:
+        with open(user, encoding="utf-8") as source:
+            if not loader_stub_fits(source.read()):
+                return
+    except OSError:
+        return
     loader = types.ModuleType("pydantic.plugin._loader")
     loader.__dict__["get_plugins"] = tuple  # which answers ()
     sys.modules.setdefault(loader.__name__, loader)
+
+
+def loader_stub_fits(source: str) -> bool:
+    """Whether the module `source` uses pydantic's plugin loader as the stub answers it:
+    by importing `get_plugins` from it, and nothing else."""
+    uses = [line.strip() for line in source.splitlines() if "_loader" in line]
+    return bool(uses) and all(line == "from ._loader import get_plugins" for line in uses)
 
 
 class _NoLostInterrupt:

@@ -25,6 +25,7 @@ from test_quiet_cycle import args, make_repo
 
 from reconciler import cli
 from reconciler.cli import COMMANDS
+from reconciler.entry import loader_stub_fits
 
 HEAVY = "{'pydantic', 'jinja2', 'lxml', 'rich'}"
 
@@ -184,3 +185,13 @@ def test_a_run_reads_no_package_metadata_in_search_of_pydantic_plugins(tmp_path:
 
     assert "changed (exit 2)" in done.stdout, done.stderr
     assert done.stdout.splitlines()[-1] == "True False"
+
+
+def test_the_plugin_loader_stub_is_used_only_where_pydantic_asks_it_for_get_plugins_alone(
+) -> None:
+    import pydantic.plugin._schema_validator as user
+
+    assert loader_stub_fits(Path(user.__file__).read_text()), "this pydantic: stubbed"
+    assert not loader_stub_fits("from ._loader import get_plugins, get_plugin_names\n")
+    assert not loader_stub_fits("from ._loader import get_plugins\nx = _loader.cache\n")
+    assert not loader_stub_fits("from . import plugins\n"), "no loader imported: no stub"
