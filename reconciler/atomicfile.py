@@ -16,13 +16,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from reconciler.system.durable import sync_each
+
 
 def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -> None:
     """Replace `path` with `data`, creating its directory (mode 0700) if needed."""
-    write_all([(path, data, mode)])
+    write_atomic_all([(path, data, mode)])
 
 
-def write_all(files: Sequence[tuple[str | os.PathLike[str], bytes, int]]) -> None:
+def write_atomic_all(files: Sequence[tuple[str | os.PathLike[str], bytes, int]]) -> None:
     """`write_atomic` of several files (path, data, mode) together: all written and synced
     at once, then each renamed in order, then each directory synced once. Every file is
     still old or new; a crash may leave the first ones new and the last ones old. Two
@@ -36,11 +38,11 @@ def write_all(files: Sequence[tuple[str | os.PathLike[str], bytes, int]]) -> Non
             fd, temp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.",
                                         suffix=".tmp", dir=directory)
             written.append((temp, target, fd))
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            write_all(fd, data)
             os.fchmod(fd, mode)
-        _fsync_all([fd for _, _, fd in written])
+        failed = sync_each([(temp, fd) for temp, _, fd in written])
+        if failed is not None:
+            raise failed[1]
         for temp, target, _ in written:
             os.rename(temp, target)
     except BaseException:
@@ -59,16 +61,11 @@ def write_all(files: Sequence[tuple[str | os.PathLike[str], bytes, int]]) -> Non
             os.close(dir_fd)
 
 
-def _fsync_all(fds: Sequence[int]) -> None:
-    """fsync each of `fds`; several at once, so that one journal commit serves them all."""
-    if len(fds) < 2:
-        for fd in fds:
-            os.fsync(fd)
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(len(fds), thread_name_prefix="fsync") as pool:
-        list(pool.map(os.fsync, fds))
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of `data` to `fd` (os.write may write less than it was given)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def read_own(path: str | os.PathLike[str]) -> bytes:

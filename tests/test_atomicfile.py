@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.atomicfile import write_all, write_atomic
+from reconciler.atomicfile import write_atomic, write_atomic_all
 
 
 def test_write_replaces_the_file_and_leaves_no_temp(tmp_path: Path) -> None:
@@ -36,7 +36,7 @@ def test_files_written_together_each_hold_their_content_and_mode(tmp_path: Path)
     (tmp_path / "last-run.json").write_text("old")
     other = tmp_path / "metrics" / "reconciler.prom"
 
-    write_all([(tmp_path / "last-run.json", b"new\n", 0o600), (other, b"metric 1\n", 0o644),
+    write_atomic_all([(tmp_path / "last-run.json", b"new\n", 0o600), (other, b"metric 1\n", 0o644),
                (tmp_path / "last-success.json", b"{}", 0o600)])
 
     assert (tmp_path / "last-run.json").read_bytes() == b"new\n"
@@ -50,7 +50,8 @@ def test_files_written_together_replace_none_when_one_cannot_be_written(tmp_path
     (tmp_path / "blocked").write_text("a file, not a directory")
 
     with pytest.raises(OSError):
-        write_all([(tmp_path / "a", b"new", 0o600), (tmp_path / "blocked" / "b", b"new", 0o600)])
+        write_atomic_all([(tmp_path / "a", b"new", 0o600),
+                          (tmp_path / "blocked" / "b", b"new", 0o600)])
 
     assert (tmp_path / "a").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "blocked"], "no temp file left"

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from reconciler import __version__, quiet
-from reconciler.atomicfile import read_own, write_all
+from reconciler.atomicfile import read_own, write_atomic_all
 from reconciler.compile.nodeconfig import FileAction, NodeConfig
 from reconciler.render.rendered import RenderedFile
 from reconciler.source.snapshot import files_under
@@ -87,7 +87,7 @@ def _remember(state: StateDir, source: str, root: str, identity: str, desired: D
     # The kept state first, then the record naming its key, made durable together.
     changed = [kept for kept in (_kept(state, key, desired.node, desired.rendered, config),
                                  (target, data, 0o600) if existing != data else None) if kept]
-    write_all(changed)
+    write_atomic_all(changed)
 
 
 def settled(report: RunReport) -> bool:

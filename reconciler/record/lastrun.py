@@ -10,7 +10,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from reconciler.atomicfile import read_own, write_all
+from reconciler.atomicfile import read_own, write_atomic_all
 from reconciler.errors import Failed, Problem
 from reconciler.record.report import RunReport
 from reconciler.statedir import StateDir
@@ -37,7 +37,7 @@ def save(state: StateDir, report: RunReport) -> None:
     if report.result not in UNSUCCESSFUL:
         success = LastSuccess(time=report.started, commit=report.config_commit)
         files.append((state.last_success, success.model_dump_json().encode(), 0o600))
-    write_all(files)
+    write_atomic_all(files)
 
 
 def last_run(state: StateDir) -> RunReport | None:

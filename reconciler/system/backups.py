@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from reconciler.atomicfile import write_all
 from reconciler.system.durable import sync_files
 from reconciler.system.interface import UnsafePath
 from reconciler.system.walk import (
@@ -32,7 +33,6 @@ from reconciler.system.walk import (
     located,
     lstat_at,
     unlink_quietly,
-    write_all,
 )
 
 _KEPT = re.compile(r"[0-9a-f]{64}|secret-[0-9a-f]{32}\.age")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 FILE_SYNCS = 16  # fsyncs at once (each lets go of the interpreter)
 UNWRITTEN_LIMIT = 32 << 20  # data the kernel may hold unwritten for one syncfs to be cheap
@@ -36,9 +35,12 @@ def sync_filesystems(files: Sequence[File]) -> tuple[str, OSError] | None:
 
 
 def sync_each(files: Sequence[File]) -> tuple[str, OSError] | None:
-    """`sync_files` by each file's own fsync, FILE_SYNCS at once."""
-    if not files:
-        return None
+    """`sync_files` by each file's own fsync, FILE_SYNCS at once (one alone in this
+    thread: a program that writes a file or two need not import the thread pool)."""
+    if len(files) < 2:
+        return _outcome(os.fsync, files[0]) if files else None
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(min(FILE_SYNCS, len(files)), thread_name_prefix="fsync") as pool:
         outcomes = list(pool.map(functools.partial(_outcome, os.fsync), files))
     return next((failed for failed in outcomes if failed is not None), None)

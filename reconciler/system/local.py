@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 
+from reconciler.atomicfile import write_all
 from reconciler.system import validation, xattrs
 from reconciler.system.backups import BackupStore
 from reconciler.system.candidate import has_candidate
@@ -43,7 +44,6 @@ from reconciler.system.walk import (
     read_all,
     temp_name,
     unlink_quietly,
-    write_all,
 )
 
 

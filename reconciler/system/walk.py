@@ -82,13 +82,6 @@ def unlink_quietly(dir_fd: int, name: str) -> None:
         os.unlink(name, dir_fd=dir_fd)
 
 
-def write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
 def read_all(fd: int, limit: int | None) -> bytes:
     chunks: list[bytes] = []
     remaining = limit
