@@ -33,7 +33,6 @@ def count_compiles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
-
 def paths_passed(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> list[str]:
     """The path (second argument) of every call of `owner.name` from now on; each call
     still made."""

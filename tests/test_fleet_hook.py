@@ -221,9 +221,10 @@ def test_a_node_rotating_its_bounded_history_is_accepted(
     server: Server, tmp_path: Path,
 ) -> None:
     # web-02's ref: the only one of the shared server a test moves.
-    # The third report rotates the chain: the ref moves to a new root, not a descendant.
+    # The third report rotates the chain: the ref moves to a new root, not a descendant;
+    # the fourth is an ordinary append to that new root.
     chain = Chain(tmp_path / "rotating.git", WEB2, server.web2.key, max_reports=2, keep=2)
-    for hours in range(1, 4):
+    for hours in range(1, 5):
         data = json.loads(newer(server, node=WEB2))
         moment = datetime.fromisoformat(str(data["time"]))
         data["time"] = (moment + timedelta(hours=hours)).isoformat()

@@ -111,9 +111,17 @@ _READ = {"x86_64": "0", "aarch64": "63"}  # read(2)'s number in /proc/PID/syscal
 
 
 def _waiting_in_read(pid: int, path: Path) -> bool:
-    """The process is blocked in read(2) on `path` (elsewhere: in any call on it)."""
+    """The process is blocked in read(2) on `path` (elsewhere: in any call on it; where
+    /proc/PID/syscall is not ours to read, as under Yama's ptrace_scope 2: once it has
+    the FIFO open, as before)."""
     try:
-        number, fd = Path(f"/proc/{pid}/syscall").read_text().split()[:2]
+        call = Path(f"/proc/{pid}/syscall").read_text().split()
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    try:
+        number, fd = call[:2]
         return number == _READ.get(os.uname().machine, number) and \
             os.readlink(f"/proc/{pid}/fd/{int(fd, 16)}") == str(path)
     except (OSError, ValueError):

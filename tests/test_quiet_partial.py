@@ -7,12 +7,12 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 from clirun import reconciler
+from gitutil_repo import git
 from quiet_support import applied_node, count_compiles, paths_passed
 from test_quiet_cycle import args, full, make_repo
 
@@ -213,8 +213,7 @@ def test_a_drifted_audit_reads_each_managed_path_once(
 
 def history_files(root: Path) -> dict[str, str]:
     """The blob of each managed file in the node's newest history record."""
-    listed = subprocess.run(["git", "--git-dir", str(root / STATE / "history"), "ls-tree", "-r",
-                             "HEAD"], capture_output=True, text=True, check=True).stdout
+    listed = git(root, "--git-dir", str(root / STATE / "history"), "ls-tree", "-r", "HEAD")
     return {line.split("\t")[1]: line.split()[2] for line in listed.splitlines()
             if not line.endswith("\trun.json")}
 
@@ -252,12 +251,8 @@ def test_a_first_apply_records_the_files_it_wrote_without_reading_them_back(
         "none existed to compare, and what was written is known"
     history = root / STATE / "history"
     for path in ("etc/app/a.conf", "etc/app/b.conf"):
-        on_disk = subprocess.run(["git", "hash-object", str(root / path)], capture_output=True,
-                                 text=True, check=True).stdout.strip()
-        recorded = subprocess.run(["git", "--git-dir", str(history), "rev-parse",
-                                   f"HEAD:{path}"], capture_output=True, text=True,
-                                  check=True).stdout.strip()
-        assert recorded == on_disk
+        on_disk = git(root, "hash-object", str(root / path))
+        assert git(root, "--git-dir", str(history), "rev-parse", f"HEAD:{path}") == on_disk
     entries = json.loads(Path(quiet.quiet_path(StateDir.under(str(root)))).read_text())["entries"]
     assert {entry[0]: entry[5] for entry in entries if entry[1] == "file"} == {
         f"/{path}": hashlib.sha256((root / path).read_bytes()).hexdigest()
@@ -275,6 +270,5 @@ def test_a_repair_adds_its_history_record_without_reading_the_last_one(
 
     assert read == [], "a run that applied something is new whatever the last record says"
     assert history_files(root) == before
-    assert subprocess.run(["git", "--git-dir", str(root / STATE / "history"), "rev-list",
-                           "--count", "HEAD"], capture_output=True, text=True,
-                          check=True).stdout.strip() == "2"
+    assert git(root, "--git-dir", str(root / STATE / "history"), "rev-list", "--count",
+               "HEAD") == "2"

@@ -9,16 +9,15 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 from clirun import RECONCILER, quiet_process, reconciler
+from gitutil_repo import git
 from quiet_support import applied_node
 from test_quiet_cycle import FLEET, args, make_repo
+from test_quiet_partial import STATE, last_run
 
 from reconciler.entry import quiet_run
-
-STATE = "var/lib/reconciler"
 
 
 @pytest.fixture(autouse=True)
@@ -45,11 +44,6 @@ def root(tmp_path: Path, repo: Path) -> Path:
 def edit(root: Path, line: str, name: str = "a.conf") -> None:
     with open(root / "etc/app" / name, "a") as handle:
         handle.write(line)
-
-
-def last_run(root: Path) -> dict[str, Any]:
-    found: dict[str, Any] = json.loads((root / STATE / "last-run.json").read_text())
-    return found
 
 
 def without_time(output: str) -> str:
@@ -162,12 +156,10 @@ def test_another_report_in_between_takes_the_full_audit(
 def test_a_history_record_made_since_takes_the_full_audit(
     repo: Path, root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    git = ["git", "--git-dir", str(root / STATE / "history")]
-    tree = subprocess.run([*git, "rev-parse", "HEAD^{tree}"], capture_output=True, text=True,
-                          check=True).stdout.strip()
-    commit = subprocess.run([*git, "commit-tree", tree, "-p", "HEAD", "-m", "elsewhere"],
-                            capture_output=True, text=True, check=True).stdout.strip()
-    subprocess.run([*git, "update-ref", "refs/heads/main", commit], check=True)
+    history = ("--git-dir", str(root / STATE / "history"))
+    tree = git(root, *history, "rev-parse", "HEAD^{tree}")
+    commit = git(root, *history, "commit-tree", tree, "-p", "HEAD", "-m", "elsewhere")
+    git(root, *history, "update-ref", "refs/heads/main", commit)
 
     assert repeated(repo, root, capsys) == (None, "")
 
@@ -194,9 +186,7 @@ def test_an_unreadable_repeat_record_takes_the_full_audit_which_keeps_a_sound_on
     assert repeated(repo, root, capsys)[0] == 2
 
 
-def test_an_apply_leaves_nothing_to_repeat(
-    repo: Path, root: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_an_apply_leaves_nothing_to_repeat(repo: Path, root: Path) -> None:
     assert reconciler([*args(repo, root), "--max-severity", "none"]).returncode == 2
 
     assert not (root / STATE / "repeat.json").exists()

@@ -97,6 +97,7 @@ def test_what_an_old_text_said_leaves_the_pack_with_its_compiled_code(ws: Worksp
     first = Renderer(load_fleet(open_snapshot(str(repo), "HEAD")), bytecode_dir=str(cache))
     first.referenced(MOTD)
     first.save_cache()
+    assert kept_analysis(repo, cache) is not None
     ws.write(repo, {f"templates/{MOTD}": "bye from {{ node.host }}\n"})
     ws.commit(repo, "new motd")
 
