@@ -102,12 +102,15 @@ def action(report: dict[str, Any], action_id: str) -> dict[str, Any]:
 
 def nginx_processes(ns: NodeNamespace) -> set[str]:
     """The pids of nginx's master and workers inside the node (a reload replaces the
-    workers; the cache manager and loader come and go on their own)."""
-    done = ns.run("ps", "-eo", "pid=,args=")
+    workers; the cache manager and loader come and go on their own). A child the master
+    has just forked still bears the master's title until it sets its own: the master is
+    the one whose parent is not a master."""
+    done = ns.run("ps", "-eo", "pid=,ppid=,args=")
     assert done.returncode == 0, done.stderr
-    found = {line.split(None, 1)[0] for line in done.stdout.splitlines()
-             if " nginx: master process" in f" {line}" or "nginx: worker process" in line}
-    return found
+    rows = [line.split(None, 2) for line in done.stdout.splitlines()]
+    masters = {pid: ppid for pid, ppid, args in rows if args.startswith("nginx: master process")}
+    return ({pid for pid, ppid in masters.items() if ppid not in masters}
+            | {pid for pid, _, args in rows if args.startswith("nginx: worker process")})
 
 
 def test_plan_check_fails_the_merge_request_naming_nodes_file_and_message(
