@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from configrepo import CliResult, Workspace
 from gate import Gate
+from lanes import ModuleLanes, SecondsRecorder
 from system_support import fake_root
+from xdist.remote import Producer
 
 from reconciler.system.local import LocalSystem
 
@@ -26,6 +28,22 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None
     return 2 * len(os.sched_getaffinity(0))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--record-module-seconds", action="store_true",
+                     help="write each test module's seconds into tests/module_seconds.json, "
+                          "which the workers' shares are balanced on (lanes.py)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--record-module-seconds") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(SecondsRecorder(), "module-seconds")
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> ModuleLanes | None:
+    """Whole modules per worker, heaviest first, for the default `--dist worksteal`."""
+    return ModuleLanes(config, log) if config.getvalue("dist") == "worksteal" else None
 
 
 def _process_state() -> dict[str, object]:
