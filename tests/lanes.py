@@ -87,9 +87,8 @@ class ModuleLanes(WorkStealingScheduling):
 
 
 class SecondsRecorder:
-    """Sums each module's setup, call and teardown time over a run and, if every test
-    passed, writes them into `module_seconds.json` (modules the run did not hold keep
-    their figure unless their file is gone)."""
+    """Sums each module's setup, call and teardown time over a run and writes them to
+    `module_seconds.json`, if the run was the whole suite and every test passed."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
@@ -98,9 +97,9 @@ class SecondsRecorder:
         self.seconds[module_of(report.nodeid)] += report.duration
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if exitstatus != 0 or session.config.option.keyword or session.config.option.markexpr:
-            return
-        merged = {**recorded_seconds(), **self.seconds}
-        root = session.config.rootpath
-        kept = {m: round(s, 1) for m, s in sorted(merged.items()) if (root / m).is_file()}
-        SECONDS.write_text(json.dumps(kept, indent=1) + "\n")
+        config = session.config
+        whole = (config.args_source is pytest.Config.ArgsSource.TESTPATHS
+                 and not config.option.keyword and not config.option.markexpr)
+        if exitstatus == 0 and whole:
+            SECONDS.write_text(json.dumps({m: round(s, 1) for m, s in sorted(
+                self.seconds.items())}, indent=1) + "\n")
