@@ -76,7 +76,7 @@ def checker(path: str, root: Path) -> Check | None:
         return Check(("mariadbd", "--help", "--verbose"), r"\[ERROR\]")
     if path.startswith("/etc/systemd/system/"):
         unit = path.removeprefix("/etc/systemd/system/").split("/")[0].removesuffix(".d")
-        return Check(("systemd-analyze", "verify", unit), r".")
+        return Check(("systemd-analyze", "verify", "--man=no", unit), r".")
     if path.startswith("/usr/local/sbin/"):
         interpreter = (root / path.lstrip("/")).read_text().splitlines()[0].removeprefix("#!")
         return Check((interpreter, "-n", path), r".")
