@@ -78,4 +78,26 @@ fi
 # it checks against the sources' content: one per user rather than per clone, so a
 # clean clone checks in under a second instead of 11 CPU-seconds of a cold start.
 export MYPY_CACHE_DIR="${MYPY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/reconciler/mypy}"
-exec .venv/bin/python -m pytest -q "$@"
+# The tests make about 200,000 files and directories in a run (repositories, node images,
+# copies of the example fleet, browser profiles, unpacked packages), some 800 MB. On this
+# project's 2-core machine a directory made on ext4 costs 80 times one made on tmpfs,
+# and the suite takes a sixth more CPU with its temporary files there. When /dev/shm is
+# a tmpfs with room to spare, the run's temporary files go there: pytest's (a short path
+# of this user and clone, as gpg-agent's socket must fit in 108 bytes under it) and
+# every program's (TMPDIR). They are emptied at the next run's start, and removed after
+# a run that passed.
+basetemp=()
+if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] && [ -w /dev/shm ] &&
+        [ "$(df --output=avail /dev/shm 2>/dev/null | tail -1)" -ge $((4 * 1024 * 1024)) ]; then
+    scratch="/dev/shm/rt-$(id -u)-$(pwd -P | sha1sum | cut -c1-8)"
+    rm -rf -- "$scratch"
+    mkdir -p -m 0700 "$scratch/tmp"
+    export TMPDIR="$scratch/tmp"
+    basetemp=(--basetemp "$scratch/p")
+fi
+status=0
+.venv/bin/python -m pytest -q "${basetemp[@]}" "$@" || status=$?
+if [ "$status" -eq 0 ] && [ ${#basetemp[@]} -gt 0 ]; then
+    rm -rf -- "$scratch"
+fi
+exit "$status"
