@@ -85,8 +85,10 @@ def _remember(state: StateDir, source: str, root: str, identity: str, desired: D
                        "entries": [unchanged.get(path) or quiet.live_entry(
                            root, path, written.get(path)) for path in paths]}).encode()
     # The kept state first, then the record naming its key, made durable together.
-    changed = [kept for kept in (_kept(state, key, desired.node, desired.rendered, config),
-                                 (target, data, 0o600) if existing != data else None) if kept]
+    pack = _kept(state, key, desired.node, desired.rendered, config)
+    changed = [pack] if pack is not None else []
+    if existing != data:
+        changed.append((target, data, 0o600))
     write_atomic_all(changed)
 
 
@@ -212,12 +214,15 @@ class Partial:
 def partial(state: StateDir, found: quiet.Drifted) -> Partial | None:
     """The partial run of `found`'s drifted paths; None without a pack for its key."""
     kept = load(state, found.key, found.recorded)
-    paths = action_paths(kept[0], kept[1]) if kept is not None else None
-    if kept is None or paths is None:
+    if kept is None:
+        return None
+    node, rendered, config = kept
+    paths = action_paths(node, rendered)
+    if paths is None:
         return None
     drifted = set(found.paths)
     touched = frozenset(action for action, held in paths.items() if drifted.intersection(held))
     left = [path for action, held in paths.items() if action not in touched for path in held]
-    return Partial(kept[0], kept[1], touched, len(left),
+    return Partial(node, rendered, touched, len(left),
                    {path: found.entries[path] for path in left if path in found.entries},
-                   kept[2])
+                   config)
