@@ -81,7 +81,7 @@ export MYPY_CACHE_DIR="${MYPY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/reconci
 # The tests make about 200,000 files and directories in a run (repositories, node images,
 # copies of the example fleet, browser profiles, unpacked packages), some 800 MB. On this
 # project's 2-core machine a directory made on ext4 costs 80 times one made on tmpfs,
-# and the suite takes a sixth more CPU with its temporary files there. When /dev/shm is
+# and the suite takes a fifth longer with its temporary files there. When /dev/shm is
 # a tmpfs with room to spare, the run's temporary files go there: pytest's (a short path
 # of this user and clone, as gpg-agent's socket must fit in 108 bytes under it) and
 # every program's (TMPDIR). They are emptied at the next run's start, and removed after

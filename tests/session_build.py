@@ -1,8 +1,9 @@
 """Build something once per test session, whichever pytest-xdist workers need it.
 
 A module-scoped fixture is built again in every worker that runs one of the module's
-tests, and the work-stealing scheduler often splits a module between workers. For a
-fixture whose tests only read what it built (a published fleet, a reports server that
+tests: each module starts whole on one worker (lanes.py), but an idle worker may steal
+its last tests, and several modules need the same things (the example fleet, node
+images). For what tests only read once built (a published fleet, a reports server that
 refuses every push), `built_once` lets the first worker build it under a lock in the
 session's shared temporary directory; the others wait for it and read the same files.
 """
